@@ -1,0 +1,63 @@
+// kernels.h — the kernel table: every compute op, one function pointer per op (and per weight dtype),
+// filled once at start-up from CPU probing. Kernels are pure: the caller passes inputs, output and any
+// scratch; no allocation, logging, throwing or global state.
+//
+// The scalar reference (csrc/kernels/ref/, suffix _ref) is the spec. Each ISA file
+// (csrc/kernels/x86/*_avx2.cpp, *_avx512.cpp, ...) implements the same signatures and registers
+// what it has with kernels_register_<isa>(); ops it lacks keep the previous level's entry, so a
+// missing ISA op falls back to the reference automatically.
+//
+// Levels (x86-64): ref < avx2 (AVX2+FMA+F16C) < avx512 (F+BW+VL+DQ) < avx512vnni (+VNNI).
+// EDGE_KERNELS=<level> caps the level used by kernels_default() (e.g. EDGE_KERNELS=ref in tests).
+#pragma once
+
+#include <cstdint>
+
+#include "../quant.h"
+
+namespace edge {
+
+// Y[c * ldy + r] = dot(W row r, X column c) for r in [0, rows), c in [0, ncols).
+//   W:   rows × n weights of the table's dtype, row r at (const char*)W + r * w_stride bytes.
+//   X:   for int_dot dtypes, ncols rows of n/32 block_q8x, column c at X + c * x_stride (in blocks);
+//        for float dtypes, ncols rows of n floats, column c at (const float*)X + c * x_stride.
+//   n:   a multiple of the dtype's block size (and of 32).
+// Accumulation: int32 within a 32-element block (exact), f32 across blocks. SIMD variants may
+// reorder the f32 sum; the declared bound vs the reference is |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
+// No alignment is required of W, X or Y.
+typedef void (*gemm_fn)(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                        int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+
+// y[0..n) = dequantized elements of a row of n elements (n a multiple of the block size). Exact.
+typedef void (*dequant_fn)(const void* src, float* y, int64_t n);
+
+// Quantizes n floats (n % 32 == 0) to n/32 block_q8x (see quant.h). Bit-exact across ISAs.
+typedef void (*quantize_q8x_fn)(const float* x, block_q8x* y, int64_t n);
+
+struct KernelTable {
+    const char* level;  // "ref", "avx2", ...
+    gemm_fn gemm[EDGE_DTYPE_COUNT];
+    dequant_fn dequant[EDGE_DTYPE_COUNT];
+    quantize_q8x_fn quantize_q8x;
+    // Which implementation fills each slot ("ref", "avx2", ...), for `edgerun --verbose` and tests.
+    const char* gemm_impl[EDGE_DTYPE_COUNT];
+    const char* dequant_impl[EDGE_DTYPE_COUNT];
+    const char* quantize_q8x_impl;
+};
+
+// Level names this host can run, lowest first (always starts with "ref").
+int kernels_levels(const char** names, int max_names);
+// The table for a level this host supports (nullptr for an unknown/unsupported name).
+const KernelTable* kernels_for(const char* level);
+// The best supported level, capped by $EDGE_KERNELS when set.
+const KernelTable* kernels_default();
+
+// Registration hooks: each sets the slots its ISA implements, leaving others untouched.
+void kernels_register_ref(KernelTable* t);
+#if defined(__x86_64__) || defined(_M_X64)
+void kernels_register_avx2(KernelTable* t);
+void kernels_register_avx512(KernelTable* t);
+void kernels_register_avx512vnni(KernelTable* t);
+#endif
+
+}  // namespace edge
