@@ -1,0 +1,67 @@
+// sampler.cpp — see sampler.h.
+#include "sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+namespace edge {
+
+Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
+
+int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& history) {
+    if (p_.repeat_penalty != 1.0f && p_.repeat_last_n != 0) {
+        size_t n = history.size();
+        size_t from = p_.repeat_last_n < 0 || (size_t)p_.repeat_last_n >= n ? 0 : n - (size_t)p_.repeat_last_n;
+        std::unordered_set<int32_t> seen(history.begin() + (long)from, history.end());
+        for (int32_t t : seen) {
+            if (t < 0 || t >= n_vocab) continue;
+            logits[t] = logits[t] > 0 ? logits[t] / p_.repeat_penalty : logits[t] * p_.repeat_penalty;
+        }
+    }
+    if (p_.temperature <= 0.f) return (int32_t)(std::max_element(logits, logits + n_vocab) - logits);
+
+    cand_.clear();
+    cand_.reserve((size_t)n_vocab);
+    for (int64_t i = 0; i < n_vocab; ++i) cand_.emplace_back(logits[i], (int32_t)i);
+    auto by_logit = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    };
+    size_t k = cand_.size();
+    if (p_.top_k > 0 && (size_t)p_.top_k < k) k = (size_t)p_.top_k;
+    std::partial_sort(cand_.begin(), cand_.begin() + (long)k, cand_.end(), by_logit);
+    cand_.resize(k);
+
+    float m = cand_[0].first, sum = 0.f;
+    for (auto& c : cand_) {
+        c.first = std::exp((c.first - m) / p_.temperature);
+        sum += c.first;
+    }
+    for (auto& c : cand_) c.first /= sum;
+    if (p_.top_p < 1.0f) {
+        float cum = 0.f;
+        size_t keep = cand_.size();
+        for (size_t i = 0; i < cand_.size(); ++i) {
+            cum += cand_[i].first;
+            if (cum >= p_.top_p) { keep = i + 1; break; }
+        }
+        cand_.resize(keep);
+    }
+    if (p_.min_p > 0.f) {
+        float floor_p = cand_[0].first * p_.min_p;
+        size_t keep = 1;
+        while (keep < cand_.size() && cand_[keep].first >= floor_p) ++keep;
+        cand_.resize(keep);
+    }
+    float total = 0.f;
+    for (auto& c : cand_) total += c.first;
+    std::uniform_real_distribution<float> u(0.f, total);
+    float r = u(rng_), acc = 0.f;
+    for (auto& c : cand_) {
+        acc += c.first;
+        if (r < acc) return c.second;
+    }
+    return cand_.back().second;
+}
+
+}  // namespace edge
