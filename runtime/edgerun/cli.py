@@ -1,0 +1,282 @@
+"""edgerun command line: chat, generate, bench, perplexity, verify, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _load(args, quiet: bool = False):
+    from . import Model
+    from .defaults import default_model, ensure_edge
+    path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
+    model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
+                  kernels=getattr(args, "kernels", None))
+    if getattr(args, "verbose", False):
+        _print_kernels(model)
+    return model
+
+
+def _print_kernels(model) -> None:
+    from . import _core
+    table = _core.kernel_table(model.kernel_level)
+    used = sorted({t["dtype"] for t in _core.file_info(model.path)["tensors"]})
+    print(f"edgerun: kernels {table['level']} (host supports {', '.join(_core.kernel_levels())}); "
+          f"quantize_q8x={table['quantize_q8x']}", file=sys.stderr)
+    for dt in used:
+        print(f"edgerun:   {dt:10s} gemm={table['gemm'][dt]} dequant={table['dequant'][dt]}", file=sys.stderr)
+
+
+def _sampling_args(p: argparse.ArgumentParser, temp: float) -> None:
+    p.add_argument("--temp", type=float, default=temp, help="temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--min-p", type=float, default=0.05)
+    p.add_argument("--repeat-penalty", type=float, default=1.1)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _sampling(args) -> dict:
+    return dict(temperature=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                repeat_penalty=args.repeat_penalty, seed=args.seed)
+
+
+def cmd_chat(args) -> int:
+    from .chat import template_for
+    model = _load(args)
+    template = template_for(model)
+    messages: list[dict] = []
+    if args.system:
+        messages.append({"role": "system", "content": args.system})
+    stop = {model.eos_id}
+    end_turn = model.tokenize("<|im_end|>", add_bos=False)  # ChatML's end of turn, when it is one token
+    if len(end_turn) == 1:
+        stop.add(end_turn[0])
+    stop.discard(-1)
+    print(f"edgerun chat — {os.path.basename(model.path)}, {model.threads} threads, ctx {model.ctx}. "
+          "/reset clears the conversation, /exit quits.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return 0
+        if text == "/reset":
+            messages = messages[:1] if args.system else []
+            model.reset()
+            print("(conversation cleared)", file=sys.stderr)
+            continue
+        messages.append({"role": "user", "content": text})
+        prompt = template.render(messages, add_generation_prompt=True)
+        ids = model.tokenize(prompt, add_bos=False)
+        if len(ids) + args.max_tokens > model.ctx:
+            print("(context full: conversation cleared)", file=sys.stderr)
+            messages = (messages[:1] if args.system else []) + [messages[-1]]
+            model.reset()
+            ids = model.tokenize(template.render(messages), add_bos=False)
+        reply, t0, n = [], time.perf_counter(), []
+        try:
+            for piece in model.generate(ids, args.max_tokens, stop_ids=stop, tokens_out=n, **_sampling(args)):
+                reply.append(piece)
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+        dt = time.perf_counter() - t0
+        print()
+        if args.stats:
+            print(f"[{len(n)} tokens, {len(n) / dt:.1f} tok/s, rss {_peak_rss_mb():.0f} MB]", file=sys.stderr)
+        messages.append({"role": "assistant", "content": "".join(reply)})
+
+
+def cmd_generate(args) -> int:
+    model = _load(args, quiet=args.json)
+    prompt = args.prompt
+    if args.chat:
+        from .chat import template_for
+        prompt = template_for(model).render([{"role": "user", "content": prompt}])
+        ids = model.tokenize(prompt, add_bos=False)
+    else:
+        ids = model.tokenize(prompt)
+    out_ids: list[int] = []
+    t0 = time.perf_counter()
+    pieces = []
+    for piece in model.generate(ids, args.n, tokens_out=out_ids, **_sampling(args)):
+        pieces.append(piece)
+        if not args.json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    dt = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"text": "".join(pieces), "tokens": out_ids, "prompt_tokens": len(ids),
+                          "seconds": dt}))
+    else:
+        print()
+    return 0
+
+
+def cmd_bench(args) -> int:
+    model = _load(args, quiet=args.json)
+    rng = np.random.default_rng(args.seed)
+    vocab = model.vocab_size
+    prompt = rng.integers(0, vocab, size=args.prompt_tokens).astype(np.int32)
+    prefill, decode = [], []
+    for _ in range(args.repeat):
+        model.reset()
+        t0 = time.perf_counter()
+        logits = model.eval(prompt)
+        prefill.append(args.prompt_tokens / (time.perf_counter() - t0))
+        tok = int(np.argmax(logits))
+        t0 = time.perf_counter()
+        for _ in range(args.gen_tokens):
+            tok = int(np.argmax(model.eval([tok])))
+        decode.append(args.gen_tokens / (time.perf_counter() - t0))
+    plan = model.memory_plan
+    res = {
+        "model": model.path,
+        "threads": model.threads,
+        "kernels": model.kernel_level,
+        "prompt_tokens": args.prompt_tokens,
+        "gen_tokens": args.gen_tokens,
+        "repeat": args.repeat,
+        "prefill_tok_s": statistics.median(prefill),
+        "decode_tok_s": statistics.median(decode),
+        "prefill_runs": prefill,
+        "decode_runs": decode,
+        "peak_rss_mb": _peak_rss_mb(),
+        "file_mb": os.path.getsize(model.path) / 1e6,
+        "memory_plan_mb": {k: v / 1e6 for k, v in plan.items()},
+        "mem_budget_mb": (args.mem and __import__("edgerun").parse_size(args.mem) / 1e6) or None,
+    }
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"prefill {res['prefill_tok_s']:.1f} tok/s, decode {res['decode_tok_s']:.1f} tok/s, "
+              f"peak RSS {res['peak_rss_mb']:.0f} MB ({model.threads} threads, kernels {model.kernel_level})")
+    return 0
+
+
+def cmd_perplexity(args) -> int:
+    from . import Model
+    from .defaults import ensure_edge
+    model = Model(ensure_edge(args.model, quiet=args.json), threads=args.threads, ctx=args.ctx,
+                  kernels=args.kernels)
+    with open(args.textfile, encoding="utf-8") as f:
+        text = f.read()
+    t0 = time.perf_counter()
+    res = model.perplexity(text, ctx=args.ctx, chunks=args.chunks)
+    res["seconds"] = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"perplexity {res['ppl']:.4f} over {res['tokens']} tokens ({res['chunks']} chunks of {args.ctx})")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from . import _core
+    try:
+        print(f"{args.file}: {_core.verify(args.file)}")
+    except (ValueError, OSError) as e:
+        print(f"edgerun verify: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_info(args) -> int:
+    model = _load(args)
+    _print_kernels(model)
+    info = {"config": model.config, "memory_plan": model.memory_plan, "threads": model.threads, "ctx": model.ctx}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgerun", description="Run .edge language models on small machines.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp, model_optional=False):
+        if model_optional:
+            sp.add_argument("model", nargs="?", help=".edge file (or GGUF / HF folder, converted once); default: SmolLM2-135M-Instruct")
+        else:
+            sp.add_argument("model", help=".edge file (or GGUF / HF folder, converted once)")
+        sp.add_argument("--threads", "-t", type=int, default=None, help="worker threads (default: all CPUs)")
+        sp.add_argument("--mem", default=None, help="hard memory budget, e.g. 1GB (weights + KV cache + scratch)")
+        sp.add_argument("--ctx", type=int, default=None, help="context length (KV cache)")
+        sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
+        sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
+
+    sp = sub.add_parser("chat", help="interactive chat")
+    common(sp, model_optional=True)
+    _sampling_args(sp, 0.7)
+    sp.add_argument("--system", default=None, help="system prompt")
+    sp.add_argument("--max-tokens", type=int, default=512)
+    sp.add_argument("--stats", action="store_true", help="print tokens/s after each reply")
+    sp.set_defaults(fn=cmd_chat)
+
+    sp = sub.add_parser("generate", help="complete a prompt")
+    common(sp)
+    _sampling_args(sp, 0.8)
+    sp.add_argument("--prompt", "-p", required=True)
+    sp.add_argument("-n", type=int, default=128, help="tokens to generate")
+    sp.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_generate)
+
+    sp = sub.add_parser("bench", help="prefill / decode speed and peak memory")
+    common(sp)
+    sp.add_argument("--prompt-tokens", type=int, default=256)
+    sp.add_argument("--gen-tokens", type=int, default=128)
+    sp.add_argument("--repeat", type=int, default=3, help="runs; medians are reported")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_bench)
+
+    sp = sub.add_parser("perplexity", help="perplexity of a text file (llama.cpp protocol)")
+    sp.add_argument("model")
+    sp.add_argument("textfile")
+    sp.add_argument("--ctx", type=int, default=512)
+    sp.add_argument("--chunks", type=int, default=None, help="score at most this many chunks")
+    sp.add_argument("--threads", "-t", type=int, default=None)
+    sp.add_argument("--kernels", default=None)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(fn=cmd_perplexity)
+
+    sp = sub.add_parser("verify", help="check every checksum of an .edge file")
+    sp.add_argument("file")
+    sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("info", help="model configuration, memory plan and kernels")
+    common(sp, model_optional=True)
+    sp.set_defaults(fn=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import EdgeError
+    try:
+        return args.fn(args) or 0
+    except (EdgeError, FileNotFoundError, ValueError) as e:
+        print(f"edgerun: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

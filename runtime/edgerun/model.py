@@ -1,0 +1,188 @@
+"""edgerun.Model — load an .edge file and run it: logits, streaming generation, perplexity."""
+
+from __future__ import annotations
+
+import codecs
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from . import _core
+from .sizes import parse_size
+
+
+@dataclass
+class SamplingParams:
+    """Sampler settings; temperature 0 is greedy."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    seed: int = 0
+
+    def make(self) -> "_core.Sampler":
+        return _core.Sampler(self.temperature, self.top_k, self.top_p, self.min_p, self.repeat_penalty,
+                             self.repeat_last_n, self.seed)
+
+
+class Model:
+    """A model loaded from an .edge file (read-only mmap; weights are not copied).
+
+    threads: worker threads (default: all CPUs); mem: hard budget ("1GB", bytes) checked before
+    loading — weights + KV cache + scratch must fit; ctx: KV-cache length (default min(trained, 4096)).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
+                 ctx: int | None = None, batch: int = 64, kernels: str | None = None):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"{self.path}: no such file")
+        self._m = _core.Model(self.path, threads=threads or 0, ctx=ctx or 0, batch=batch, mem=parse_size(mem),
+                              kernels=kernels or "")
+        self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
+        self.config = self._m.config
+        self.vocab_size = self.config["vocab_size"]
+
+    # ---- info -------------------------------------------------------------------------------
+    @property
+    def ctx(self) -> int:
+        return self._m.ctx
+
+    @property
+    def n_past(self) -> int:
+        return self._m.n_past
+
+    @property
+    def threads(self) -> int:
+        return self._m.threads
+
+    @property
+    def memory_plan(self) -> dict:
+        return self._m.memory_plan
+
+    @property
+    def kernel_level(self) -> str:
+        return self._m.kernel_level
+
+    def metadata(self, key: str):
+        return self._m.metadata(key)
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._m.metadata("tokenizer.chat_template")
+
+    @property
+    def eos_id(self) -> int:
+        return self._m.eos_id
+
+    @property
+    def bos_id(self) -> int:
+        return self._m.bos_id
+
+    # ---- text ---------------------------------------------------------------------------------
+    def tokenize(self, text: str, add_bos: bool | None = None, special: bool = True) -> list[int]:
+        return self._m.tokenize(text, add_bos, special)
+
+    def detokenize(self, ids: Sequence[int], special: bool = False) -> str:
+        return self._m.detokenize(list(ids), special).decode("utf-8", errors="replace")
+
+    # ---- compute ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the context (KV cache)."""
+        self._m.reset()
+        self._cached = []
+
+    def eval(self, tokens: Sequence[int], all_logits: bool = False) -> np.ndarray:
+        """Append tokens to the context; logits of the last token [vocab] (or of all tokens [n, vocab])."""
+        out = self._m.eval(np.asarray(tokens, dtype=np.int32), all_logits)
+        self._cached.extend(int(t) for t in tokens)
+        return out
+
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Logits [n, vocab] of a fresh forward pass over `tokens` (the context is reset first)."""
+        self.reset()
+        return self.eval(tokens, all_logits=True)
+
+    def _reuse_prefix(self, ids: list[int]) -> list[int]:
+        """Keep the cached prefix shared with `ids` (at least one token left to evaluate); return the rest."""
+        n = 0
+        limit = min(len(self._cached), len(ids) - 1)
+        while n < limit and self._cached[n] == ids[n]:
+            n += 1
+        self._m.truncate(n)
+        del self._cached[n:]
+        return ids[n:]
+
+    def generate(self, prompt: str | Sequence[int], max_tokens: int = 128, *, temperature: float = 0.8,
+                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.1,
+                 seed: int = 0, stop_ids: Sequence[int] | None = None,
+                 tokens_out: list | None = None) -> Iterator[str]:
+        """Stream text pieces as they are generated (UTF-8 safe).
+
+        prompt: text (tokenized with BOS per the model) or token ids. The KV cache is reused for the
+        longest prefix it shares with the prompt (a chat re-sends the whole conversation each turn).
+        Stops at EOS / stop_ids or after max_tokens; tokens_out, if given, receives every generated id.
+        """
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
+        if not ids:
+            raise ValueError("generate: empty prompt")
+        if len(ids) + 1 > self.ctx:
+            raise ValueError(f"prompt of {len(ids)} tokens does not fit the context of {self.ctx}")
+        feed = self._reuse_prefix(ids)
+        stops = set(stop_ids if stop_ids is not None else ([self.eos_id] if self.eos_id >= 0 else []))
+        sampler = SamplingParams(temperature, top_k, top_p, min_p, repeat_penalty, 64, seed).make()
+        history = list(ids)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for _ in range(max_tokens):
+            if self.n_past + len(feed) > self.ctx:
+                break
+            tok = self._m.eval_sample(np.asarray(feed, dtype=np.int32), sampler, history)
+            self._cached.extend(feed)
+            if tokens_out is not None:
+                tokens_out.append(tok)
+            history.append(tok)
+            feed = [tok]
+            if tok in stops:
+                break
+            piece = decoder.decode(self._m.token_bytes(tok, False))
+            if piece:
+                yield piece
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def perplexity(self, text_or_tokens: str | Sequence[int], ctx: int = 512, chunks: int | None = None) -> dict:
+        """Perplexity with llama.cpp's protocol: consecutive chunks of `ctx` tokens, BOS at each chunk's
+        start when the model adds one, only the second half of every chunk scored."""
+        if isinstance(text_or_tokens, str):
+            tokens = self.tokenize(text_or_tokens, add_bos=False, special=False)
+        else:
+            tokens = list(text_or_tokens)
+        if ctx > self.ctx:
+            raise ValueError(f"perplexity ctx {ctx} exceeds the model's context {self.ctx}; load with ctx={ctx}")
+        n_chunks = len(tokens) // ctx
+        if chunks is not None:
+            n_chunks = min(n_chunks, chunks)
+        if n_chunks < 1:
+            raise ValueError(f"need at least {ctx} tokens for one chunk, got {len(tokens)}")
+        add_bos = bool(self.metadata("tokenizer.add_bos")) and self.bos_id >= 0
+        first = ctx // 2
+        nll, count = 0.0, 0
+        for c in range(n_chunks):
+            chunk = tokens[c * ctx:(c + 1) * ctx]
+            if add_bos:
+                chunk = [self.bos_id] + chunk[1:]
+            logits = self.logits(chunk).astype(np.float64)
+            lg = logits[first:ctx - 1]
+            m = lg.max(axis=1, keepdims=True)
+            logz = np.log(np.exp(lg - m).sum(axis=1)) + m[:, 0]
+            targets = np.asarray(chunk[first + 1:ctx])
+            nll += float((logz - lg[np.arange(len(targets)), targets]).sum())
+            count += len(targets)
+        return {"ppl": math.exp(nll / count), "tokens": count, "chunks": n_chunks, "ctx": ctx}
