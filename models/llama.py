@@ -1,0 +1,271 @@
+"""Reference decoder for the Llama family (Llama, SmolLM2, TinyLlama), Qwen2 and Qwen3.
+
+This file is the numerical spec the C++ runtime is tested against: plain PyTorch, one function per
+step, no Hugging Face dependency. It reads the `llm.*` keys and tensor names of docs/FORMAT.md.
+
+Notation (llm.c style): T tokens, C = d_model, H = n_heads, KV = n_kv_heads, D = head_dim,
+F = d_ff, V = vocab_size. Weights are [out, in] (nn.Linear order); `x @ W.T`.
+
+    tok_embd            (V, C)          x = tok_embd[tokens]                        x is (T, C)
+    per block i:
+      attn_norm         (C,)            h = rmsnorm(x) * attn_norm
+      attn_q            (H*D, C)        q = h @ attn_q.T (+ attn_q_bias)            q is (T, H, D)
+      attn_k, attn_v    (KV*D, C)       k, v likewise (+ biases when llm.qkv_bias)  k, v are (T, KV, D)
+      attn_q_norm/k_norm (D,)           when llm.qk_norm: q = rmsnorm_D(q) * attn_q_norm, same for k
+                                        rope(q), rope(k) at absolute positions start_pos..start_pos+T-1
+                                        (k, v) appended to the cache: (KV, Tc, D) with Tc = start_pos+T
+                                        query head h reads kv head h // (H / KV)  (grouped-query)
+                                        a = softmax(q k^T / sqrt(D) + causal) v     a is (T, H*D)
+      attn_o            (C, H*D)        x = x + a @ attn_o.T
+      ffn_norm          (C,)            h = rmsnorm(x) * ffn_norm
+      ffn_gate, ffn_up  (F, C)          g = silu(h @ ffn_gate.T) * (h @ ffn_up.T)   g is (T, F)
+      ffn_down          (C, F)          x = x + g @ ffn_down.T
+    output_norm         (C,)            h = rmsnorm(x) * output_norm
+    output              (V, C)          logits = h @ output.T  (tok_embd when llm.tied_head) (T, V)
+
+rmsnorm(x) = x / sqrt(mean(x^2) + rms_eps) over the last dimension.
+RoPE is the rotate-half convention of Hugging Face: for i < D/2 the pair (i, i + D/2) is rotated by
+angle pos * rope_theta^(-2i/D):  out_i = x_i cos - x_{i+D/2} sin,  out_{i+D/2} = x_{i+D/2} cos + x_i sin.
+
+Everything is computed in `dtype` (float32 by default, float64 for a tighter oracle), including the
+softmax, the norms and the RoPE angles.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["Reference", "KVCache", "ModelShape"]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The `llm.*` hyper-parameters the forward pass needs (docs/FORMAT.md, "Keys for a decoder-only LLM")."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    d_ff: int
+    vocab_size: int
+    rope_theta: float
+    rms_eps: float
+    qkv_bias: bool = False
+    qk_norm: bool = False
+    tied_head: bool = False
+
+    @staticmethod
+    def from_config(config: Mapping[str, object]) -> "ModelShape":
+        """Reads `llm.<name>` keys; the three flags default to 0 when absent. Unrelated keys are ignored."""
+
+        def get(name: str, default=None):
+            key = "llm." + name
+            if key in config:
+                return config[key]
+            if default is None:
+                raise KeyError(f"model config lacks '{key}' (see docs/FORMAT.md for the llm.* keys)")
+            return default
+
+        shape = ModelShape(
+            n_layers=int(get("n_layers")), d_model=int(get("d_model")), n_heads=int(get("n_heads")),
+            n_kv_heads=int(get("n_kv_heads")), head_dim=int(get("head_dim")), d_ff=int(get("d_ff")),
+            vocab_size=int(get("vocab_size")), rope_theta=float(get("rope_theta")),
+            rms_eps=float(get("rms_eps")), qkv_bias=bool(int(get("qkv_bias", 0))),
+            qk_norm=bool(int(get("qk_norm", 0))), tied_head=bool(int(get("tied_head", 0))))
+        if shape.n_heads % shape.n_kv_heads != 0:
+            raise ValueError(f"n_heads={shape.n_heads} is not a multiple of n_kv_heads={shape.n_kv_heads}")
+        if shape.head_dim % 2 != 0:
+            raise ValueError(f"head_dim={shape.head_dim} must be even for RoPE")
+        return shape
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor name this model needs, with its shape ([out, in] for matrices)."""
+        C, H, KV, D, F, V = (self.d_model, self.n_heads, self.n_kv_heads, self.head_dim, self.d_ff,
+                             self.vocab_size)
+        shapes: dict[str, tuple[int, ...]] = {"tok_embd": (V, C), "output_norm": (C,)}
+        if not self.tied_head:
+            shapes["output"] = (V, C)
+        for i in range(self.n_layers):
+            p = f"blk.{i}."
+            shapes.update({p + "attn_norm": (C,), p + "attn_q": (H * D, C), p + "attn_k": (KV * D, C),
+                           p + "attn_v": (KV * D, C), p + "attn_o": (C, H * D), p + "ffn_norm": (C,),
+                           p + "ffn_gate": (F, C), p + "ffn_up": (F, C), p + "ffn_down": (C, F)})
+            if self.qkv_bias:
+                shapes.update({p + "attn_q_bias": (H * D,), p + "attn_k_bias": (KV * D,),
+                               p + "attn_v_bias": (KV * D,)})
+            if self.qk_norm:
+                shapes.update({p + "attn_q_norm": (D,), p + "attn_k_norm": (D,)})
+        return shapes
+
+
+@dataclass
+class KVCache:
+    """Post-RoPE keys and values per layer: k[i], v[i] are (KV, n, D); n = tokens seen so far."""
+
+    k: list[torch.Tensor] = field(default_factory=list)
+    v: list[torch.Tensor] = field(default_factory=list)
+    n: int = 0
+
+
+def rmsnorm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """x is (..., N), w is (N,): x / sqrt(mean(x^2) + eps) * w over the last dimension."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
+    """positions is (T,) int. Returns cos, sin, each (T, D) with columns i and i + D/2 equal."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=dtype) / head_dim))   # (D/2,)
+    angles = positions.to(dtype)[:, None] * inv_freq[None, :]                            # (T, D/2)
+    angles = torch.cat([angles, angles], dim=-1)                                         # (T, D)
+    return angles.cos(), angles.sin()
+
+
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x is (T, heads, D); cos, sin are (T, D). Rotate-half RoPE (pairs i, i + D/2)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos[:, None, :] + rotated * sin[:, None, :]
+
+
+class Reference:
+    """The reference decoder. `config` holds `llm.*` keys; `weights` maps our tensor names to arrays.
+
+    Weights may be numpy arrays or torch tensors of any float dtype; they are copied to `dtype`.
+    A missing tensor, a wrong shape or an unexpected extra tensor raises ValueError/KeyError.
+    """
+
+    def __init__(self, config: Mapping[str, object], weights: Mapping[str, object],
+                 dtype: torch.dtype = torch.float32):
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.shape = ModelShape.from_config(config)
+        self.dtype = dtype
+        expected = self.shape.tensor_shapes()
+        extra = sorted(set(weights) - set(expected))
+        if extra:
+            raise ValueError(f"weights hold tensors this config does not use: {extra[:8]} "
+                             f"(check llm.qkv_bias / llm.qk_norm / llm.tied_head)")
+        self.w: dict[str, torch.Tensor] = {}
+        for name, want in expected.items():
+            if name not in weights:
+                raise KeyError(f"weights lack tensor '{name}' of shape {want}")
+            t = weights[name]
+            t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else torch.as_tensor(t)
+            t = t.detach().to(dtype=dtype).contiguous()
+            if tuple(t.shape) != want:
+                raise ValueError(f"tensor '{name}' has shape {tuple(t.shape)}, expected {want}")
+            self.w[name] = t
+
+    def new_cache(self) -> KVCache:
+        return KVCache()
+
+    @torch.no_grad()
+    def logits(self, tokens, start_pos: int = 0, cache: KVCache | None = None,
+               trace: dict | None = None) -> torch.Tensor:
+        """tokens is (T,) int. Returns logits (T, V) for positions start_pos..start_pos+T-1.
+
+        Without a cache, start_pos must be 0 (a full causal forward). With a cache, start_pos must equal
+        cache.n; the T new keys/values are appended, so prefill-then-decode is
+        `c = m.new_cache(); m.logits(prompt, 0, c); m.logits([t], len(prompt), c)`.
+        When `trace` is a dict it receives intermediate activations, each (T, ...):
+        `blk.{i}.attn_out` (attention sublayer output after attn_o), `blk.{i}.ffn_out`,
+        `blk.{i}.out` (residual stream after block i) and `output_norm`.
+        """
+        s = self.shape
+        tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+        T = tokens.numel()
+        if T == 0:
+            raise ValueError("tokens is empty")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= s.vocab_size:
+            raise ValueError(f"token id out of range [0, {s.vocab_size})")
+        if cache is None and start_pos != 0:
+            raise ValueError("start_pos > 0 needs the cache holding positions 0..start_pos-1")
+        if cache is not None and cache.n != start_pos:
+            raise ValueError(f"start_pos={start_pos} but the cache holds {cache.n} positions")
+
+        positions = torch.arange(start_pos, start_pos + T)
+        cos, sin = rope_cos_sin(positions, s.head_dim, s.rope_theta, self.dtype)
+        x = self.w["tok_embd"][tokens]                                                  # (T, C)
+        for i in range(s.n_layers):
+            a = self._attention(i, rmsnorm(x, self.w[f"blk.{i}.attn_norm"], s.rms_eps), cos, sin,
+                                start_pos, cache)
+            x = x + a
+            f = self._ffn(i, rmsnorm(x, self.w[f"blk.{i}.ffn_norm"], s.rms_eps))
+            x = x + f
+            if trace is not None:
+                trace[f"blk.{i}.attn_out"], trace[f"blk.{i}.ffn_out"], trace[f"blk.{i}.out"] = a, f, x
+        if cache is not None:
+            cache.n += T
+        h = rmsnorm(x, self.w["output_norm"], s.rms_eps)
+        if trace is not None:
+            trace["output_norm"] = h
+        head = self.w["tok_embd"] if s.tied_head else self.w["output"]
+        return h @ head.T                                                               # (T, V)
+
+    def _attention(self, i: int, h: torch.Tensor, cos, sin, start_pos: int, cache: KVCache | None):
+        """h is (T, C). Returns the attention sublayer output (T, C); appends k, v to the cache."""
+        s, w, p = self.shape, self.w, f"blk.{i}."
+        T = h.shape[0]
+        q, k, v = h @ w[p + "attn_q"].T, h @ w[p + "attn_k"].T, h @ w[p + "attn_v"].T
+        if s.qkv_bias:
+            q, k, v = q + w[p + "attn_q_bias"], k + w[p + "attn_k_bias"], v + w[p + "attn_v_bias"]
+        q = q.view(T, s.n_heads, s.head_dim)
+        k = k.view(T, s.n_kv_heads, s.head_dim)
+        v = v.view(T, s.n_kv_heads, s.head_dim)
+        if s.qk_norm:
+            q = rmsnorm(q, w[p + "attn_q_norm"], s.rms_eps)
+            k = rmsnorm(k, w[p + "attn_k_norm"], s.rms_eps)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        k, v = k.transpose(0, 1), v.transpose(0, 1)                                     # (KV, T, D)
+        if cache is not None:
+            if len(cache.k) > i:
+                cache.k[i] = torch.cat([cache.k[i], k], dim=1)
+                cache.v[i] = torch.cat([cache.v[i], v], dim=1)
+            else:
+                cache.k.append(k)
+                cache.v.append(v)
+            k, v = cache.k[i], cache.v[i]                                               # (KV, Tc, D)
+        Tc = k.shape[1]
+        group = s.n_heads // s.n_kv_heads
+        k = k.repeat_interleave(group, dim=0)                                           # (H, Tc, D)
+        v = v.repeat_interleave(group, dim=0)
+        scores = q.transpose(0, 1) @ k.transpose(1, 2) / math.sqrt(s.head_dim)         # (H, T, Tc)
+        # query t sits at absolute position start_pos + t and sees keys 0..start_pos + t.
+        visible = torch.arange(Tc)[None, :] <= (start_pos + torch.arange(T))[:, None]  # (T, Tc)
+        scores = scores.masked_fill(~visible, float("-inf"))
+        a = torch.softmax(scores, dim=-1) @ v                                           # (H, T, D)
+        a = a.transpose(0, 1).reshape(T, s.n_heads * s.head_dim)
+        return a @ w[p + "attn_o"].T
+
+    def _ffn(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """h is (T, C). SwiGLU: (silu(h Wg^T) * h Wu^T) Wd^T, (T, C)."""
+        w, p = self.w, f"blk.{i}."
+        g = torch.nn.functional.silu(h @ w[p + "ffn_gate"].T) * (h @ w[p + "ffn_up"].T)
+        return g @ w[p + "ffn_down"].T
+
+    def step(self, token: int, pos: int, cache: KVCache) -> torch.Tensor:
+        """One decode step: logits (V,) for `token` at position `pos` (== cache.n)."""
+        return self.logits(torch.tensor([int(token)]), pos, cache)[0]
+
+    def greedy(self, tokens, n: int, eos_id: int | None = None) -> list[int]:
+        """Prefill `tokens`, then take the argmax n times (stopping after eos_id if given).
+
+        Returns only the generated ids. Ties go to the lowest id (torch.argmax)."""
+        tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+        cache = self.new_cache()
+        out: list[int] = []
+        if n <= 0:
+            return out
+        last = self.logits(tokens, 0, cache)[-1]
+        while True:
+            nxt = int(torch.argmax(last))
+            out.append(nxt)
+            if len(out) == n or nxt == eos_id:
+                return out
+            last = self.step(nxt, cache.n, cache)
