@@ -1,0 +1,108 @@
+// ref.h — the scalar reference kernels (the numerical spec) and the element decoders they share.
+//
+// Every function here implements a typedef of kernels.h (gemm_fn, dequant_fn, quantize_q8x_fn) with
+// exactly that contract; kernels_register_ref() puts them in the table. SIMD variants elsewhere must
+// match dequant_* and quantize_q8x_ref bit for bit and gemm_* within the bound stated in kernels.h.
+// The element decoders below (E4M3, E2M3, E2M1, unaligned loads) are the single definition of each
+// code's value; ISA files may use them for tails and tables.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "../kernels.h"
+
+namespace edge {
+
+// ---- unaligned little-endian loads/stores (no alignment is required of any kernel pointer) ----
+inline uint16_t load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+inline float load_f32(const uint8_t* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+inline void store_f32(float* p, float v) { std::memcpy(p, &v, 4); }
+
+// ---- element codes ----
+// E2M1 (MXFP4) doubled to integers: code c -> 2 * value, {0,1,2,3,4,6,8,12} and the negatives (8 = -0).
+inline constexpr int8_t kE2M1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// E2M3 (MXFP6, bias 1, no specials) times 8: an integer in [-60, 60]. Code bits: s ee mmm.
+inline int e2m3_x8(uint8_t c) {
+    int e = (c >> 3) & 3, m = c & 7;
+    int v = e == 0 ? m : (8 + m) << (e - 1);
+    return (c & 0x20) ? -v : v;
+}
+
+// E4M3 (MXFP8 element, bias 7, max 448). 0x7F/0xFF are NaN (never written; decoded as NaN).
+inline float e4m3_to_f32(uint8_t c) {
+    int e = (c >> 3) & 15, m = c & 7;
+    float v;
+    if (e == 15 && m == 7) {
+        uint32_t nan = 0x7fc00000u;
+        std::memcpy(&v, &nan, 4);
+    } else if (e == 0) {
+        v = (float)m * 0.001953125f;  // m * 2^-9 (subnormal)
+    } else {
+        uint32_t bits = (uint32_t)(e + 120) << 23 | (uint32_t)m << 20;  // 2^(e-7) * (1 + m/8)
+        std::memcpy(&v, &bits, 4);
+    }
+    return (c & 0x80) ? -v : v;
+}
+
+// ---- quantize_q8x (quantize_q8x_ref.cpp) ----
+void quantize_q8x_ref(const float* x, block_q8x* y, int64_t n);
+
+// ---- dequant (dequant_ref.cpp): one per dtype, dequant_fn contract ----
+void dequant_f32_ref(const void* src, float* y, int64_t n);
+void dequant_f16_ref(const void* src, float* y, int64_t n);
+void dequant_bf16_ref(const void* src, float* y, int64_t n);
+void dequant_q8_0_ref(const void* src, float* y, int64_t n);
+void dequant_int4_32_ref(const void* src, float* y, int64_t n);
+void dequant_int4_64_ref(const void* src, float* y, int64_t n);
+void dequant_int4_128_ref(const void* src, float* y, int64_t n);
+void dequant_int4a_32_ref(const void* src, float* y, int64_t n);
+void dequant_int4a_64_ref(const void* src, float* y, int64_t n);
+void dequant_int4a_128_ref(const void* src, float* y, int64_t n);
+void dequant_mxint8_ref(const void* src, float* y, int64_t n);
+void dequant_mxfp8_ref(const void* src, float* y, int64_t n);
+void dequant_mxfp6_ref(const void* src, float* y, int64_t n);
+void dequant_mxfp4_ref(const void* src, float* y, int64_t n);
+
+// ---- gemm, integer-dot weights x block_q8x activations (gemm_int_ref.cpp), gemm_fn contract ----
+void gemm_q8_0_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                   int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_int4_32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                      int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_int4_64_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                      int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_int4_128_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                       int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_int4a_32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                       int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_int4a_64_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                       int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_int4a_128_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                        int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_mxint8_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                     int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_mxfp6_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                    int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_mxfp4_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                    int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+
+// ---- gemm, float weights x f32 activations (gemm_float_ref.cpp), gemm_fn contract ----
+void gemm_f32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                  int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_f16_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                  int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_bf16_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                   int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_mxfp8_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                    int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+
+}  // namespace edge
