@@ -1,0 +1,161 @@
+"""edgeconv command line.
+
+  edgeconv export SRC -o OUT.edge --quant RECIPE [--tensor-type REGEX=dtype ...] [--name N] [--align 64|4096]
+  edgeconv inspect FILE [--json]     header, metadata (arrays summarised), tensor table, bits/weight
+  edgeconv verify FILE               CRC of every tensor; exit 1 if any mismatch
+  edgeconv recipes                   list the recipes
+
+Exit codes: 0 ok, 1 verification failed, 2 bad input (message on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
+
+
+def _summarise(v: Any, limit: int = 8) -> Any:
+    """JSON-able summary of a metadata value: arrays as {count, head}, long strings cut."""
+    if isinstance(v, np.ndarray):
+        return {"count": int(v.size), "head": v[:limit].tolist()}
+    if isinstance(v, list):
+        return {"count": len(v), "head": v[:limit]}
+    if isinstance(v, str) and len(v) > 200:
+        return v[:200] + f"... ({len(v)} chars)"
+    return v
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import export
+
+    res = export(a.src, a.output, recipe=a.quant, tensor_types=a.tensor_type or [], name=a.name,
+                 alignment=a.align, tokenizer_pre=a.tokenizer_pre, progress=not a.quiet,
+                 log=lambda m: print(m, file=sys.stderr))
+    summary = {"path": res.path, "recipe": res.recipe, "tensors": res.n_tensors, "weights": res.n_weights,
+               "file_size": res.file_size, "bits_per_weight": round(res.bits_per_weight, 4),
+               "seconds": round(res.seconds, 2), "dtypes": res.dtype_counts()}
+    if a.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        dts = ", ".join(f"{k}×{n}" for k, n in summary["dtypes"].items())
+        print(f"wrote {res.path}: {res.n_tensors} tensors ({dts}), {_human(res.file_size)}, "
+              f"{res.bits_per_weight:.3f} bits/weight over {res.n_weights:,} weights, {res.seconds:.1f} s")
+    return 0
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    from .format import EdgeFile
+
+    with EdgeFile(a.file) as f:
+        info = {
+            "header": f.header,
+            "metadata": {k: {"type": f.meta_types[k], "value": _summarise(v)} for k, v in f.metadata.items()},
+            "tensors": [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape), "offset": t.offset,
+                         "nbytes": t.nbytes, "crc32": f"{t.crc:08x}"} for t in f.tensors],
+            "n_weights": f.n_weights,
+            "bits_per_weight": f.bits_per_weight,
+            "dtypes": dict(Counter(t.dtype for t in f.tensors).most_common()),
+        }
+    if a.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    h = info["header"]
+    print(f"{a.file}: .edge v{h['version']}, {_human(h['file_size'])} ({h['file_size']} B), "
+          f"{h['n_tensors']} tensors, metadata {h['meta_size']} B @ {h['meta_offset']}, "
+          f"table {h['table_size']} B @ {h['table_offset']}")
+    print(f"bits/weight {info['bits_per_weight']:.4f} over {info['n_weights']:,} weights; dtypes "
+          + ", ".join(f"{k}×{n}" for k, n in info["dtypes"].items()))
+    print("\nmetadata:")
+    for k, e in info["metadata"].items():
+        v = e["value"]
+        if isinstance(v, dict):
+            v = f"[{v['count']}] {v['head']}{' ...' if v['count'] > len(v['head']) else ''}"
+        elif isinstance(v, str):
+            v = repr(v)
+        print(f"  {k:32s} {e['type']:8s} {v}")
+    print("\ntensors:")
+    w = max((len(t["name"]) for t in info["tensors"]), default=4)
+    for t in info["tensors"]:
+        shape = "×".join(map(str, t["shape"]))
+        print(f"  {t['name']:{w}s}  {t['dtype']:9s} {shape:>14s}  @{t['offset']:<11d} {t['nbytes']:>11d} B  "
+              f"crc {t['crc32']}")
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from .format import EdgeFile
+
+    with EdgeFile(a.file) as f:
+        bad = f.verify()
+        n = len(f.tensors)
+    if bad:
+        print(f"{a.file}: {len(bad)} of {n} tensors FAILED the CRC check: {', '.join(bad[:10])}"
+              + (" ..." if len(bad) > 10 else ""))
+        return 1
+    print(f"{a.file}: OK ({n} tensors, header/metadata/table/tensor CRCs match)")
+    return 0
+
+
+def cmd_recipes(a: argparse.Namespace) -> int:
+    from .recipes import RECIPES
+
+    for r in RECIPES.values():
+        print(f"  {r.name:8s} {r.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgeconv", description="Convert GGUF / Hugging Face / PyTorch "
+                                "checkpoints into .edge files, and inspect them.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="convert a checkpoint to .edge")
+    e.add_argument("src", help="GGUF file, HF model folder (config.json + safetensors), or .pt/.pth")
+    e.add_argument("-o", "--output", required=True, help="output .edge path (written atomically)")
+    e.add_argument("--quant", default="int4", help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a "
+                   "(default int4)")
+    e.add_argument("--tensor-type", action="append", metavar="REGEX=DTYPE",
+                   help="override the dtype of tensors whose .edge name matches REGEX (repeatable)")
+    e.add_argument("--name", help="general.name (default: from the source)")
+    e.add_argument("--align", type=int, default=64, help="tensor alignment in bytes (64, or 4096 for pages)")
+    e.add_argument("--tokenizer-pre", help="override tokenizer.pre for HF tokenizers (gpt2, smollm, qwen2, ...)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.set_defaults(fn=cmd_export)
+    i = sub.add_parser("inspect", help="print header, metadata and tensor table")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_inspect)
+    v = sub.add_parser("verify", help="check the CRC of every tensor")
+    v.add_argument("file")
+    v.set_defaults(fn=cmd_verify)
+    r = sub.add_parser("recipes", help="list quantization recipes")
+    r.set_defaults(fn=cmd_recipes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, OSError, RuntimeError, KeyError) as e:
+        print(f"edgeconv: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgeconv: interrupted; nothing written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Checkpoint -> .edge: open the source, plan the tensors, choose dtypes, stream-quantize, write atomically.
+
+export(src, out, recipe, ...) -> ExportResult. One tensor is in memory at a time (as float32; large
+tensors are quantized in row chunks); the writer (format.EdgeWriter) puts everything in a temporary
+file that replaces `out` only when complete.
+
+Transforms applied per tensor, as declared by the architecture's tensor table (archs/):
+  transpose           the source stores [in, out]
+  unpermute_heads     GGUF (llama family): undo llama.cpp's RoPE row permutation, see unpermute_rope_rows
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import __version__
+from .archs import plan_tensors
+from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, EdgeWriter, TensorInfo, \
+    encode_metadata, encode_table
+from .quant import quantize
+from .recipes import assign_dtypes, get_recipe, parse_overrides
+from .sources import open_source
+
+CHUNK_ELEMENTS = 1 << 22  # quantize at most this many weights at once (bounds peak memory)
+
+TOKENIZER_TYPES = {
+    "tokenizer.model": STR, "tokenizer.pre": STR, "tokenizer.tokens": ARR_STR, "tokenizer.scores": ARR_F32,
+    "tokenizer.token_type": ARR_I64, "tokenizer.merges": ARR_STR, "tokenizer.bos_id": I64,
+    "tokenizer.eos_id": I64, "tokenizer.unk_id": I64, "tokenizer.pad_id": I64, "tokenizer.add_bos": I64,
+    "tokenizer.chat_template": STR,
+}
+
+
+def permute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp convert_hf_to_gguf permute: HF rotate-half rows -> GGUF interleaved rows (per head)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of permute_rope_rows: GGUF interleaved rows -> HF rotate-half rows."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+@dataclass
+class ExportResult:
+    path: str
+    recipe: str
+    n_tensors: int
+    n_weights: int
+    file_size: int
+    bits_per_weight: float
+    seconds: float
+    dtypes: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    def dtype_counts(self) -> dict[str, int]:
+        return dict(Counter(self.dtypes.values()).most_common())
+
+
+def _metadata(src, hp: Mapping, recipe: str, name: str | None) -> list[tuple[str, int, Any]]:
+    meta: list[tuple[str, int, Any]] = [
+        ("general.architecture", STR, src.arch.name),
+        ("general.name", STR, name or src.general.get("general.name") or src.arch.name),
+        ("general.source", STR, src.general.get("general.source", src.kind)),
+        ("general.converter", STR, f"edgeconv {__version__}"),
+        ("quant.recipe", STR, recipe),
+        ("quant.rounding", STR, "rne"),
+    ]
+    for k, v in hp.items():
+        meta.append((k, F64 if isinstance(v, float) else I64, v))
+    tok = dict(src.tokenizer)
+    if tok:
+        n = len(tok.get("tokenizer.tokens", []))
+        if n != hp["llm.vocab_size"]:
+            raise ValueError(f"tokenizer has {n} tokens but the model's vocabulary is {hp['llm.vocab_size']}")
+    for k, v in tok.items():
+        if k not in TOKENIZER_TYPES:
+            raise ValueError(f"internal: unknown tokenizer key {k}")
+        meta.append((k, TOKENIZER_TYPES[k], v))
+    return meta
+
+
+def _load(src, p) -> np.ndarray:
+    w = src.load(p.src)
+    if p.transpose:
+        w = w.T
+    if p.unpermute_heads:
+        w = unpermute_rope_rows(w, p.unpermute_heads)
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    if w.shape != p.shape:
+        raise ValueError(f"tensor {p.name} (source {p.src!r}): expected shape {p.shape}, got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"tensor {p.name} (source {p.src!r}) contains NaN or infinity")
+    return w
+
+
+def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: list[str] | tuple = (),
+           name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
+           importance: Mapping[str, np.ndarray] | None = None, progress: bool = False,
+           log: Callable[[str], None] | None = None) -> ExportResult:
+    """Convert `src_path` (GGUF file, HF folder, .pt/.pth) to the .edge file `out_path`.
+
+    tensor_types: ["REGEX=dtype", ...] overrides (llama-quantize --tensor-type style).
+    importance: {our tensor name: float32[cols]} per-column weights (mean squared activations) passed
+    to the quantizer; tensors not in it are quantized unweighted.
+    """
+    t0 = time.time()
+    rec = get_recipe(recipe)
+    overrides = parse_overrides(list(tensor_types))
+    notes: list[str] = []
+    with open_source(src_path, tokenizer_pre) as src:
+        hp = dict(src.hparams)
+        plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
+        hp["llm.tied_head"] = int(tied)
+        meta = _metadata(src, hp, rec.name, name)
+        if not src.tokenizer:
+            notes.append("the source has no tokenizer; the file carries none")
+        if src.quantized:
+            notes.append(f"source weights are already quantized ({', '.join(getattr(src, 'quant_types', []))}); "
+                         "they were dequantized and re-quantized")
+        fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
+                 + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
+        dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment)
+
+        with EdgeWriter(out_path, alignment=alignment) as w:
+            for k, mt, v in meta:
+                w.add_metadata(k, v, mt)
+            for p in plan:
+                w.declare(p.name, dtypes[p.name], p.shape)
+            w.begin()
+            bar = None
+            items = plan
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(plan, unit="tensor", desc=os.path.basename(out_path), leave=False)
+                items = bar
+            for p in items:
+                if bar is not None:
+                    bar.set_postfix_str(f"{p.name} -> {dtypes[p.name]}", refresh=False)
+                arr = _load(src, p)
+                cols = p.shape[-1]
+                rows2d = arr.reshape(-1, cols)
+                imp = None if importance is None else importance.get(p.name)
+                step = max(1, CHUNK_ELEMENTS // cols)
+                for r0 in range(0, rows2d.shape[0], step):
+                    chunk = rows2d[r0:r0 + step]
+                    q = quantize(chunk, dtypes[p.name]) if imp is None else \
+                        quantize(chunk, dtypes[p.name], importance=imp)
+                    w.write_chunk(p.name, q)
+                w.end_tensor(p.name)
+                del arr, rows2d
+            if bar is not None:
+                bar.close()
+            file_size, bpw = w.file_size, w.bits_per_weight
+    n_weights = sum(p.n_elements for p in plan)
+    res = ExportResult(os.fspath(out_path), rec.name, len(plan), n_weights, file_size, bpw, time.time() - t0,
+                       dtypes, notes)
+    if log:
+        for n in notes:
+            log(f"note: {n}")
+    assert math.isclose(bpw, 8 * file_size / n_weights)
+    return res

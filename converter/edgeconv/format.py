@@ -1,0 +1,661 @@
+"""The .edge file format (docs/FORMAT.md): a streaming, atomic writer and a validating mmap reader.
+
+Layout: header (128 B) | metadata | tensor table | tensor data (each tensor at a multiple of 64, or of
+the writer's `alignment`). Every integer is little-endian.
+
+Writer contract (EdgeWriter):
+  * every tensor is declared (name, dtype, shape) before any data is written, so the whole layout —
+    offsets, file_size and therefore quant.bits_per_weight — is known up front; the data is then
+    streamed one tensor at a time (the model is never held in RAM) and the table is rewritten at the
+    end with the CRC-32 of each tensor;
+  * the file is written to a temporary file in the destination directory, fsync'ed and renamed over
+    the destination with os.replace: a reader never sees a half-written file and an old file at the
+    destination survives any failure;
+  * on any error (including KeyboardInterrupt and a full disk) the temporary file is removed; a full
+    disk is reported as OSError(ENOSPC, "disk full while writing X; nothing written").
+
+Reader contract (EdgeFile): checks magic, version, flags, header CRC, file_size against the real size,
+section bounds and overlaps, metadata and table CRCs, every count against the bytes that hold it,
+tensor dtype/ndim/offset alignment/bounds/overlap and nbytes == rows * row_bytes. Any violation is a
+ValueError naming the file. Per-tensor CRCs are checked only by verify().
+"""
+from __future__ import annotations
+
+import errno
+import io
+import math
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterable
+
+import numpy as np
+
+from .quant import DTYPES, row_bytes
+
+MAGIC = b"EDGEFILE"
+VERSION = 1
+HEADER_SIZE = 128
+HEADER_CRC_SPAN = 68  # header_crc32 covers bytes 0..68
+MIN_ALIGNMENT = 64
+PAGE_ALIGNMENT = 4096
+MAX_NAME_LEN = 255
+MAX_NDIM = 4
+
+# Metadata value types (FORMAT.md "Metadata").
+I64, F64, STR, ARR_I64, ARR_F32, ARR_STR = range(6)
+META_TYPE_NAMES = {I64: "I64", F64: "F64", STR: "STR", ARR_I64: "ARR_I64", ARR_F32: "ARR_F32",
+                   ARR_STR: "ARR_STR"}
+
+_HEADER = struct.Struct("<8sIIQQQQQIIII")  # through header_crc32: 72 bytes
+assert _HEADER.size == 72
+
+DTYPE_BY_ID = {d.id: d for d in DTYPES.values()}
+
+
+def crc32(data: bytes | memoryview | np.ndarray, value: int = 0) -> int:
+    """CRC-32/IEEE as zlib computes it."""
+    return zlib.crc32(data, value) & 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------------------------
+# metadata encoding
+
+
+def infer_meta_type(key: str, value: Any) -> int:
+    """The metadata type a Python/numpy value is stored as (bool/int → I64, float → F64, ...)."""
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        return I64
+    if isinstance(value, (float, np.floating)):
+        return F64
+    if isinstance(value, str):
+        return STR
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "iub":
+            return ARR_I64
+        if value.dtype.kind == "f":
+            return ARR_F32
+        if value.dtype.kind in "UO":
+            return ARR_STR
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise TypeError(f"metadata {key!r}: empty list needs an explicit type")
+        if all(isinstance(v, str) for v in value):
+            return ARR_STR
+        if all(isinstance(v, (bool, int, np.integer)) for v in value):
+            return ARR_I64
+        if all(isinstance(v, (bool, int, float, np.integer, np.floating)) for v in value):
+            return ARR_F32
+    raise TypeError(f"metadata {key!r}: cannot store a value of type {type(value).__name__}")
+
+
+def encode_meta_value(key: str, value: Any, mtype: int) -> bytes:
+    if mtype == I64:
+        return struct.pack("<q", int(value))
+    if mtype == F64:
+        return struct.pack("<d", float(value))
+    if mtype == STR:
+        b = str(value).encode("utf-8")
+        return struct.pack("<Q", len(b)) + b
+    if mtype == ARR_I64:
+        a = np.asarray(value, dtype="<i8").reshape(-1)
+        return struct.pack("<Q", a.size) + a.tobytes()
+    if mtype == ARR_F32:
+        a = np.asarray(value, dtype="<f4").reshape(-1)
+        return struct.pack("<Q", a.size) + a.tobytes()
+    if mtype == ARR_STR:
+        out = io.BytesIO()
+        out.write(struct.pack("<Q", len(value)))
+        for s in value:
+            b = str(s).encode("utf-8")
+            out.write(struct.pack("<I", len(b)))
+            out.write(b)
+        return out.getvalue()
+    raise ValueError(f"metadata {key!r}: unknown type id {mtype}")
+
+
+def encode_metadata(entries: list[tuple[str, int, Any]]) -> bytes:
+    out = io.BytesIO()
+    out.write(struct.pack("<I", len(entries)))
+    for key, mtype, value in entries:
+        kb = key.encode("utf-8")
+        out.write(struct.pack("<I", len(kb)))
+        out.write(kb)
+        out.write(struct.pack("<I", mtype))
+        out.write(encode_meta_value(key, value, mtype))
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------
+# tensor table
+
+
+@dataclass
+class TensorInfo:
+    """One row of the tensor table. shape is outermost first; the last dim is the blocked one."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int = 0
+    nbytes: int = 0
+    crc: int = 0
+
+    @property
+    def dtype_id(self) -> int:
+        return DTYPES[self.dtype].id
+
+    @property
+    def n_elements(self) -> int:
+        return math.prod(self.shape)
+
+
+def tensor_nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+    """rows × row_bytes(dtype, last dim); ValueError if the last dim is not a multiple of the block."""
+    cols = shape[-1]
+    rb = row_bytes(dtype, cols)
+    if rb <= 0:
+        raise ValueError(f"{cols} columns is not a multiple of the {dtype} block ({DTYPES[dtype].block})")
+    return math.prod(shape[:-1]) * rb
+
+
+def encode_table(tensors: list[TensorInfo]) -> bytes:
+    out = io.BytesIO()
+    for t in tensors:
+        nb = t.name.encode("utf-8")
+        out.write(struct.pack("<H", len(nb)))
+        out.write(nb)
+        out.write(struct.pack("<II", t.dtype_id, len(t.shape)))
+        out.write(struct.pack(f"<{len(t.shape)}Q", *t.shape))
+        out.write(struct.pack("<QQI", t.offset, t.nbytes, t.crc))
+    return out.getvalue()
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
+
+
+def encode_header(file_size: int, meta_offset: int, meta: bytes, table_offset: int, table: bytes,
+                  n_tensors: int) -> bytes:
+    head = struct.pack("<8sIIQQQQQIII", MAGIC, VERSION, 0, file_size, meta_offset, len(meta),
+                       table_offset, len(table), n_tensors, crc32(meta), crc32(table))
+    assert len(head) == HEADER_CRC_SPAN
+    head += struct.pack("<I", crc32(head))
+    return head + bytes(HEADER_SIZE - len(head))
+
+
+# ----------------------------------------------------------------------------------------------
+# writer
+
+
+class EdgeWriter:
+    """Streams a .edge file to `path` atomically. Use as a context manager:
+
+        with EdgeWriter(path) as w:
+            w.add_metadata("llm.n_layers", 30)
+            w.declare("tok_embd", "q8_0", (49152, 576))
+            w.begin()                           # layout fixed; header/meta/table placeholders written
+            w.write_tensor("tok_embd", data)    # in declaration order; bytes/uint8 array of nbytes
+        # clean exit: CRCs filled in, fsync, os.replace(tmp, path); exception: tmp removed
+
+    alignment: tensor data alignment, a multiple of 64 (4096 = page-aligned tensors).
+    bits_per_weight_key: if set, that F64 key receives 8 × file_size / total elements at begin().
+    """
+
+    def __init__(self, path: str | os.PathLike, alignment: int = MIN_ALIGNMENT,
+                 bits_per_weight_key: str | None = "quant.bits_per_weight"):
+        if alignment <= 0 or alignment % MIN_ALIGNMENT:
+            raise ValueError(f"alignment must be a positive multiple of {MIN_ALIGNMENT}, got {alignment}")
+        self.path = os.fspath(path)
+        self.alignment = alignment
+        self.bpw_key = bits_per_weight_key
+        self._meta: dict[str, tuple[int, Any]] = {}
+        self._tensors: list[TensorInfo] = []
+        self._by_name: dict[str, TensorInfo] = {}
+        self._f: BinaryIO | None = None
+        self._tmp: str | None = None
+        self._next = 0  # index of the next tensor to write
+        self._pos = 0
+        self._crc = 0
+        self._written = 0  # bytes of the current tensor written so far
+        self.file_size = 0
+        self.bits_per_weight = 0.0
+        self._done = False
+
+    # -- declaration -----------------------------------------------------------------------
+    def add_metadata(self, key: str, value: Any, mtype: int | None = None) -> None:
+        if self._f is not None:
+            raise RuntimeError("metadata must be added before begin()")
+        if not key or len(key.encode("utf-8")) > 0xFFFF:
+            raise ValueError(f"bad metadata key {key!r}")
+        if key in self._meta:
+            raise ValueError(f"duplicate metadata key {key!r}")
+        if mtype is None:
+            mtype = infer_meta_type(key, value)
+        if mtype not in META_TYPE_NAMES:
+            raise ValueError(f"metadata {key!r}: unknown type id {mtype}")
+        encode_meta_value(key, value, mtype)  # fail now, not at begin()
+        self._meta[key] = (mtype, value)
+
+    def declare(self, name: str, dtype: str, shape: Iterable[int]) -> TensorInfo:
+        if self._f is not None:
+            raise RuntimeError("tensors must be declared before begin()")
+        shape = tuple(int(s) for s in shape)
+        nb = name.encode("utf-8")
+        if not 1 <= len(nb) <= MAX_NAME_LEN:
+            raise ValueError(f"tensor name {name!r} must be 1..{MAX_NAME_LEN} bytes")
+        if name in self._by_name:
+            raise ValueError(f"duplicate tensor {name!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"tensor {name!r}: unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+        if not 1 <= len(shape) <= MAX_NDIM or any(s < 1 for s in shape):
+            raise ValueError(f"tensor {name!r}: bad shape {shape} (1..{MAX_NDIM} positive dims)")
+        try:
+            nbytes = tensor_nbytes(dtype, shape)
+        except ValueError as e:
+            raise ValueError(f"tensor {name!r} {shape}: {e}") from None
+        t = TensorInfo(name, dtype, shape, 0, nbytes, 0)
+        self._tensors.append(t)
+        self._by_name[name] = t
+        return t
+
+    # -- streaming -------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Fix the layout and write the header, metadata and table (CRCs of tensors pending)."""
+        if self._f is not None:
+            raise RuntimeError("begin() called twice")
+        n_weights = sum(t.n_elements for t in self._tensors)
+        if self.bpw_key is not None and self.bpw_key not in self._meta:
+            self._meta[self.bpw_key] = (F64, 0.0)  # fixed-size placeholder; value set below
+        entries = [(k, mt, v) for k, (mt, v) in self._meta.items()]
+        meta = encode_metadata(entries)
+        table_len = len(encode_table(self._tensors))
+        meta_offset = HEADER_SIZE
+        table_offset = meta_offset + len(meta)
+        pos = table_offset + table_len
+        for t in self._tensors:
+            pos = _align(pos, self.alignment)
+            t.offset = pos
+            pos += t.nbytes
+        self.file_size = pos
+        if self.bpw_key is not None:
+            self.bits_per_weight = 8.0 * self.file_size / max(n_weights, 1)
+            self._meta[self.bpw_key] = (F64, self.bits_per_weight)
+            entries = [(k, mt, v) for k, (mt, v) in self._meta.items()]
+            meta = encode_metadata(entries)
+            assert table_offset == meta_offset + len(meta)  # F64 is fixed-size: layout unchanged
+        self._meta_bytes = meta
+        self._meta_offset = meta_offset
+        self._table_offset = table_offset
+
+        d = os.path.dirname(os.path.abspath(self.path))
+        fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".", suffix=".tmp",
+                                         dir=d)
+        self._f = os.fdopen(fd, "wb")
+        self._guard(self._f.write, self._head_and_table())
+        self._pos = table_offset + table_len
+        self._start_tensor()
+
+    def _head_and_table(self) -> bytes:
+        table = encode_table(self._tensors)
+        head = encode_header(self.file_size, self._meta_offset, self._meta_bytes, self._table_offset, table,
+                             len(self._tensors))
+        return head + self._meta_bytes + table
+
+    def _start_tensor(self) -> None:
+        self._crc = 0
+        self._written = 0
+        if self._next < len(self._tensors):
+            t = self._tensors[self._next]
+            pad = t.offset - self._pos
+            if pad:
+                self._guard(self._f.write, bytes(pad))
+                self._pos += pad
+
+    def write_tensor(self, name: str, data: bytes | np.ndarray) -> None:
+        """Write the whole data of the next declared tensor (must be `name`)."""
+        self.write_chunk(name, data)
+        t = self._tensors[self._next]
+        if self._written != t.nbytes:
+            raise ValueError(f"tensor {name!r}: got {self._written} bytes, expected {t.nbytes}")
+        self.end_tensor(name)
+
+    def write_chunk(self, name: str, data: bytes | np.ndarray) -> None:
+        """Append a piece of the current tensor's data (for tensors produced a few rows at a time)."""
+        if self._f is None:
+            raise RuntimeError("write before begin()")
+        if self._next >= len(self._tensors):
+            raise ValueError(f"tensor {name!r} was not declared (all declared tensors are written)")
+        t = self._tensors[self._next]
+        if t.name != name:
+            raise ValueError(f"tensors must be written in declaration order: expected {t.name!r}, got {name!r}")
+        if isinstance(data, np.ndarray):
+            data = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        mv = memoryview(data).cast("B")
+        if self._written + len(mv) > t.nbytes:
+            raise ValueError(f"tensor {name!r}: more than the {t.nbytes} bytes its dtype and shape give")
+        self._crc = crc32(mv, self._crc)
+        self._guard(self._f.write, mv)
+        self._written += len(mv)
+        self._pos += len(mv)
+
+    def end_tensor(self, name: str) -> None:
+        t = self._tensors[self._next]
+        if t.name != name or self._written != t.nbytes:
+            raise ValueError(f"tensor {t.name!r}: {self._written} of {t.nbytes} bytes written")
+        t.crc = self._crc
+        self._next += 1
+        self._start_tensor()
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, f"disk full while writing {self.path}; nothing written") from e
+            raise
+
+    def finish(self) -> None:
+        if self._f is None:
+            self.begin()
+        if self._next != len(self._tensors):
+            missing = [t.name for t in self._tensors[self._next:]]
+            raise ValueError(f"{len(missing)} declared tensors were not written: {missing[:5]}")
+        assert self._pos == self.file_size, (self._pos, self.file_size)
+        self._f.seek(0)
+        self._guard(self._f.write, self._head_and_table())
+        self._guard(self._f.flush)
+        self._guard(os.fsync, self._f.fileno())
+        self._f.close()
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        self._done = True
+        try:  # make the rename itself durable
+            dfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+
+    def abort(self) -> None:
+        """Drop everything written so far; the destination path is untouched."""
+        if self._f is not None and not self._f.closed:
+            try:
+                self._f.close()
+            except OSError:
+                pass
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+    @property
+    def tensors(self) -> list[TensorInfo]:
+        return list(self._tensors)
+
+    def __enter__(self) -> "EdgeWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self.finish()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# reader
+
+
+class _Cursor:
+    """Bounds-checked little-endian reads over one section of the file."""
+
+    def __init__(self, buf: memoryview, start: int, end: int, what: str, path: str):
+        self.buf, self.pos, self.end, self.what, self.path = buf, start, end, what, path
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > self.end:
+            raise ValueError(f"{self.path}: {self.what} is truncated (needs {n} bytes at offset {self.pos}, "
+                             f"section ends at {self.end})")
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str):
+        s = struct.calcsize(fmt)
+        return struct.unpack("<" + fmt, self.take(s))
+
+    def left(self) -> int:
+        return self.end - self.pos
+
+
+class EdgeFile:
+    """A validated, memory-mapped .edge file.
+
+    .header: dict of header fields; .metadata: key → value (I64 → int, F64 → float, STR → str,
+    ARR_I64 → int64 array, ARR_F32 → float32 array, ARR_STR → list[str]); .meta_types: key → type name;
+    .tensors: list[TensorInfo] in table order; raw(name) → uint8 view of the data (no copy);
+    array(name) → dequantized float32 array; verify() → names whose CRC does not match.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        real_size = os.path.getsize(self.path)
+        if real_size < HEADER_SIZE:
+            raise ValueError(f"{self.path}: {real_size} bytes is too small for a .edge file "
+                             f"(header alone is {HEADER_SIZE} bytes)")
+        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
+        buf = memoryview(self._mm)
+        try:
+            self._parse(buf, real_size)
+        finally:
+            buf.release()
+
+    def _err(self, msg: str) -> ValueError:
+        return ValueError(f"{self.path}: {msg}")
+
+    def _parse(self, buf: memoryview, real_size: int) -> None:
+        (magic, version, flags, file_size, meta_off, meta_size, table_off, table_size, n_tensors,
+         meta_crc, table_crc, header_crc) = _HEADER.unpack(buf[:_HEADER.size])
+        if magic != MAGIC:
+            raise self._err(f"not a .edge file (magic {bytes(magic)!r}, expected {MAGIC!r})")
+        if version != VERSION:
+            raise self._err(f"unsupported .edge version {version} (this reader knows {VERSION}); "
+                            "re-export it with this edgeconv")
+        if crc32(buf[:HEADER_CRC_SPAN]) != header_crc:
+            raise self._err("header CRC mismatch: the header is corrupt")
+        if flags != 0:
+            raise self._err(f"unknown flags 0x{flags:x} (must be 0)")
+        if any(buf[_HEADER.size:HEADER_SIZE]):
+            raise self._err("reserved header bytes are not zero")
+        if file_size != real_size:
+            raise self._err(f"file is {real_size} bytes but its header says {file_size}: "
+                            f"{'truncated' if real_size < file_size else 'trailing data'}; re-export or re-copy it")
+        for name, off, size in (("metadata", meta_off, meta_size), ("tensor table", table_off, table_size)):
+            if off < HEADER_SIZE or off + size > file_size:
+                raise self._err(f"{name} section [{off}, {off + size}) lies outside [{HEADER_SIZE}, {file_size})")
+        if meta_off < table_off + table_size and table_off < meta_off + meta_size:
+            raise self._err("metadata and tensor table sections overlap")
+        if crc32(buf[meta_off:meta_off + meta_size]) != meta_crc:
+            raise self._err("metadata CRC mismatch: the metadata is corrupt")
+        if crc32(buf[table_off:table_off + table_size]) != table_crc:
+            raise self._err("tensor table CRC mismatch: the tensor table is corrupt")
+        self.header = dict(magic=MAGIC.decode(), version=version, flags=flags, file_size=file_size,
+                           meta_offset=meta_off, meta_size=meta_size, table_offset=table_off,
+                           table_size=table_size, n_tensors=n_tensors, meta_crc32=meta_crc,
+                           table_crc32=table_crc, header_crc32=header_crc)
+        self._parse_meta(_Cursor(buf, meta_off, meta_off + meta_size, "metadata", self.path))
+        self._parse_table(_Cursor(buf, table_off, table_off + table_size, "tensor table", self.path), n_tensors,
+                          [(0, HEADER_SIZE), (meta_off, meta_off + meta_size), (table_off, table_off + table_size)])
+
+    def _parse_meta(self, c: _Cursor) -> None:
+        (n,) = c.unpack("I")
+        if n * 17 > c.left():  # smallest entry: key_len 4 + key 1 + type 4 + value 8
+            raise self._err(f"metadata claims {n} entries, which cannot fit in {c.left()} bytes")
+        self.metadata: dict[str, Any] = {}
+        self.meta_types: dict[str, str] = {}
+        for _ in range(n):
+            (klen,) = c.unpack("I")
+            try:
+                key = bytes(c.take(klen)).decode("utf-8")
+            except UnicodeDecodeError:
+                raise self._err("metadata key is not UTF-8") from None
+            if not key:
+                raise self._err("empty metadata key")
+            if key in self.metadata:
+                raise self._err(f"duplicate metadata key {key!r}")
+            (mtype,) = c.unpack("I")
+            if mtype == I64:
+                (v,) = c.unpack("q")
+            elif mtype == F64:
+                (v,) = c.unpack("d")
+            elif mtype == STR:
+                (ln,) = c.unpack("Q")
+                v = self._utf8(c.take(ln), key)
+            elif mtype in (ARR_I64, ARR_F32):
+                (cnt,) = c.unpack("Q")
+                if cnt > c.left() // (8 if mtype == ARR_I64 else 4):
+                    raise self._err(f"metadata {key!r}: {cnt} elements cannot fit in the metadata section")
+                dt = "<i8" if mtype == ARR_I64 else "<f4"
+                v = np.frombuffer(c.take(cnt * np.dtype(dt).itemsize), dtype=dt).copy()
+            elif mtype == ARR_STR:
+                (cnt,) = c.unpack("Q")
+                if cnt > c.left() // 4:
+                    raise self._err(f"metadata {key!r}: {cnt} strings cannot fit in the metadata section")
+                v = []
+                for _ in range(cnt):
+                    (ln,) = c.unpack("I")
+                    v.append(self._utf8(c.take(ln), key))
+            else:
+                raise self._err(f"metadata {key!r}: unknown value type {mtype}")
+            self.metadata[key] = v
+            self.meta_types[key] = META_TYPE_NAMES[mtype]
+        if c.left() != 0:
+            raise self._err(f"{c.left()} unexplained bytes at the end of the metadata section")
+
+    def _utf8(self, b: memoryview, key: str) -> str:
+        try:
+            return bytes(b).decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._err(f"metadata {key!r}: string is not UTF-8") from None
+
+    def _parse_table(self, c: _Cursor, n: int, sections: list[tuple[int, int]]) -> None:
+        min_entry = 2 + 1 + 4 + 4 + 8 + 8 + 8 + 4
+        if n * min_entry > c.left():
+            raise self._err(f"header claims {n} tensors, which cannot fit in a {c.left()}-byte table")
+        self.tensors: list[TensorInfo] = []
+        self._by_name: dict[str, TensorInfo] = {}
+        file_size = self.header["file_size"]
+        for i in range(n):
+            (nlen,) = c.unpack("H")
+            if not 1 <= nlen <= MAX_NAME_LEN:
+                raise self._err(f"tensor #{i}: name length {nlen} not in 1..{MAX_NAME_LEN}")
+            try:
+                name = bytes(c.take(nlen)).decode("utf-8")
+            except UnicodeDecodeError:
+                raise self._err(f"tensor #{i}: name is not UTF-8") from None
+            dtype_id, ndim = c.unpack("II")
+            if dtype_id not in DTYPE_BY_ID:
+                raise self._err(f"tensor {name!r}: unknown dtype id {dtype_id}")
+            if not 1 <= ndim <= MAX_NDIM:
+                raise self._err(f"tensor {name!r}: ndim {ndim} not in 1..{MAX_NDIM}")
+            shape = c.unpack(f"{ndim}Q")
+            offset, nbytes, crc = c.unpack("QQI")
+            dt = DTYPE_BY_ID[dtype_id]
+            if any(s < 1 for s in shape):
+                raise self._err(f"tensor {name!r}: shape {shape} has a zero dimension")
+            if name in self._by_name:
+                raise self._err(f"duplicate tensor name {name!r}")
+            rb = row_bytes(dt.name, shape[-1])
+            if rb <= 0:
+                raise self._err(f"tensor {name!r}: last dim {shape[-1]} is not a multiple of the {dt.name} block")
+            rows = math.prod(shape[:-1])
+            if rows * rb != nbytes:
+                raise self._err(f"tensor {name!r}: nbytes {nbytes} != rows × row_bytes = {rows} × {rb}")
+            if offset % MIN_ALIGNMENT:
+                raise self._err(f"tensor {name!r}: offset {offset} is not a multiple of {MIN_ALIGNMENT}")
+            if offset + nbytes > file_size:
+                raise self._err(f"tensor {name!r}: data [{offset}, {offset + nbytes}) runs past the end "
+                                f"of the file ({file_size} bytes)")
+            t = TensorInfo(name, dt.name, tuple(int(s) for s in shape), offset, nbytes, crc)
+            self.tensors.append(t)
+            self._by_name[name] = t
+        if c.left() != 0:
+            raise self._err(f"{c.left()} unexplained bytes at the end of the tensor table")
+        spans = sorted(sections + [(t.offset, t.offset + t.nbytes) for t in self.tensors])
+        for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+            if b0 < a1:
+                raise self._err(f"overlapping sections/tensors: [{a0}, {a1}) and [{b0}, {b1})")
+
+    # -- access ----------------------------------------------------------------------------
+    def tensor(self, name: str) -> TensorInfo:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.path}: no tensor {name!r}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def raw(self, name: str) -> np.ndarray:
+        """The stored bytes of a tensor, uint8[nbytes], a view of the mapping."""
+        t = self.tensor(name)
+        return self._mm[t.offset:t.offset + t.nbytes]
+
+    def array(self, name: str) -> np.ndarray:
+        """The tensor as float32 of its shape (dequantized for block types)."""
+        from .quant import dequantize
+
+        t = self.tensor(name)
+        raw = self.raw(name)
+        if t.dtype == "i32":
+            return raw.view("<i4").reshape(t.shape).astype(np.float32)
+        rows = math.prod(t.shape[:-1])
+        return dequantize(raw.reshape(rows, -1), t.dtype, (rows, t.shape[-1])).reshape(t.shape)
+
+    def verify(self) -> list[str]:
+        """Names of tensors whose data CRC does not match the table (empty list: all good)."""
+        bad = []
+        for t in self.tensors:
+            crc = 0
+            raw = self.raw(t.name)
+            step = 1 << 24
+            for i in range(0, t.nbytes, step):
+                crc = crc32(raw[i:i + step], crc)
+            if crc != t.crc:
+                bad.append(t.name)
+        return bad
+
+    @property
+    def n_weights(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.header["file_size"] / max(self.n_weights, 1)
+
+    def close(self) -> None:
+        mm = getattr(self, "_mm", None)
+        if mm is not None and getattr(mm, "_mmap", None) is not None:
+            try:
+                mm._mmap.close()
+            except (BufferError, ValueError):
+                pass  # views still alive; the mapping goes when they do
+        self._mm = None
+
+    def __enter__(self) -> "EdgeFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

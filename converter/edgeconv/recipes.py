@@ -1,0 +1,166 @@
+"""Quantization recipes: which dtype each tensor of the plan gets.
+
+A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_role` exceptions). Then:
+  1. 1-D tensors and tensors with min_dtype "f32" (norms, biases) are always f32;
+  2. user overrides `REGEX=dtype` (like llama-quantize --tensor-type) win; the first regex that
+     re.search-es the tensor's .edge name applies;
+  3. a dtype whose block does not divide the row length falls back along FALLBACK
+     (int4_128 -> int4_64 -> int4_32 -> q8_0 -> f16, mx* -> f16, ...);
+  4. `upgrades` are then tried in order, one tensor at a time: a tensor moves to the upgrade's dtype only
+     if the whole file (header, metadata, table, padding, all tensors) stays within `budget_bpw`
+     bits per weight. Overridden tensors are never upgraded.
+
+The quality 4-bit recipe ("int4"), and why: the tied embedding of small models is a large part of the
+weights (SmolLM2-135M: 28M of 135M) and is also the output head, the most error-sensitive matmul, so it
+gets the finer int4_32 blocks (4.5 bpw); everything else int4_64 (4.25 bpw). The remaining budget up to
+4.5 bpw for the whole file then buys q8_0 (8.5 bpw), in this order, for: an untied output head;
+attn_v and ffn_down of the first and last layer; the same tensors in llama.cpp's "use_more_bits" layers
+(first 1/8, last 1/8, every third in between) — the tensors llama.cpp's Q4_K_M also upgrades.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .format import HEADER_SIZE, MIN_ALIGNMENT, tensor_nbytes
+from .quant import DTYPES, row_bytes
+
+FALLBACK = {
+    "int4_128": "int4_64", "int4_64": "int4_32", "int4_32": "q8_0",
+    "int4a_128": "int4a_64", "int4a_64": "int4a_32", "int4a_32": "q8_0",
+    "q8_0": "f16", "mxint8": "f16", "mxfp8": "f16", "mxfp6": "f16", "mxfp4": "f16",
+}
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    roles: tuple[str, ...]
+    layers: str          # "all", "edge" (first and last block) or "more_bits" (llama.cpp's use_more_bits)
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    default: str
+    by_role: dict[str, str] = field(default_factory=dict)
+    upgrades: tuple[Upgrade, ...] = ()
+    budget_bpw: float | None = None
+    description: str = ""
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("f32", "f32", description="everything f32"),
+    Recipe("f16", "f16", description="weights f16"),
+    Recipe("bf16", "bf16", description="weights bf16"),
+    Recipe("q8", "q8_0", description="weights q8_0 (8.5 bpw)"),
+    Recipe("mxint8", "mxint8", description="weights MXINT8 (8.25 bpw)"),
+    Recipe("mxfp8", "mxfp8", description="weights MXFP8 E4M3 (8.25 bpw)"),
+    Recipe("mxfp6", "mxfp6", description="weights MXFP6 E2M3 (6.25 bpw)"),
+    Recipe("mxfp4", "mxfp4", description="weights MXFP4 E2M1 (4.25 bpw)"),
+    Recipe("int4", "int4_64", {"embedding": "int4_32", "head": "int4_32"},
+           upgrades=(Upgrade(("head",), "all", "q8_0"),
+                     Upgrade(("attn_v", "ffn_down"), "edge", "q8_0"),
+                     Upgrade(("attn_v",), "more_bits", "q8_0"),
+                     Upgrade(("ffn_down",), "more_bits", "q8_0")),
+           budget_bpw=4.5,
+           description="quality 4-bit mix: int4_64, int4_32 embedding/head, q8_0 for sensitive tensors "
+                       "while the file stays <= 4.5 bpw"),
+    Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
+           description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
+)}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None
+
+
+def parse_overrides(specs: list[str] | tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
+    """["REGEX=dtype", ...] -> compiled (regex, dtype) pairs; ValueError on a bad spec."""
+    out = []
+    for s in specs or ():
+        rx, sep, dt = s.rpartition("=")
+        if not sep or not rx:
+            raise ValueError(f"--tensor-type {s!r}: expected REGEX=dtype")
+        if dt not in DTYPES:
+            raise ValueError(f"--tensor-type {s!r}: unknown dtype {dt!r}; known: {', '.join(DTYPES)}")
+        try:
+            out.append((re.compile(rx), dt))
+        except re.error as e:
+            raise ValueError(f"--tensor-type {s!r}: bad regex: {e}") from None
+    return out
+
+
+def fit_dtype(dtype: str, cols: int) -> str:
+    """dtype, or the first type along FALLBACK whose block divides cols."""
+    d = dtype
+    while row_bytes(d, cols) <= 0:
+        if d not in FALLBACK:
+            raise ValueError(f"no dtype in the fallback chain of {dtype} fits {cols} columns")
+        d = FALLBACK[d]
+    return d
+
+
+def more_bits_layers(n_layers: int) -> set[int]:
+    """llama.cpp's use_more_bits: first 1/8, last 1/8, and every third block in between."""
+    e = n_layers // 8
+    return {i for i in range(n_layers) if i < e or i >= 7 * n_layers // 8 or (i - e) % 3 == 2}
+
+
+def _layer_set(sel: str, n_layers: int) -> set[int] | None:
+    if sel == "all":
+        return None
+    if sel == "edge":
+        return {0, n_layers - 1}
+    if sel == "more_bits":
+        return more_bits_layers(n_layers)
+    raise ValueError(f"unknown layer selector {sel!r}")
+
+
+def file_size(plan, dtypes: dict[str, str], fixed_bytes: int, alignment: int = MIN_ALIGNMENT) -> int:
+    """Exact size of a file with this plan/dtypes, given header+metadata+table bytes."""
+    pos = fixed_bytes
+    for p in plan:
+        pos = (pos + alignment - 1) // alignment * alignment + tensor_nbytes(dtypes[p.name], p.shape)
+    return pos
+
+
+def assign_dtypes(plan, recipe: Recipe, overrides=(), n_layers: int = 0, fixed_bytes: int = HEADER_SIZE,
+                  alignment: int = MIN_ALIGNMENT) -> dict[str, str]:
+    """{tensor name: dtype} for a plan (archs.PlannedTensor list)."""
+    out: dict[str, str] = {}
+    locked = set()
+    for p in plan:
+        if len(p.shape) == 1 or p.min_dtype == "f32":
+            out[p.name] = "f32"
+            locked.add(p.name)
+            continue
+        dt = recipe.by_role.get(p.role, recipe.default)
+        for rx, odt in overrides:
+            if rx.search(p.name):
+                dt = odt
+                locked.add(p.name)
+                break
+        out[p.name] = fit_dtype(dt, p.shape[-1])
+    if recipe.budget_bpw is None or not recipe.upgrades:
+        return out
+    n_weights = sum(p.n_elements for p in plan)
+    budget_bytes = recipe.budget_bpw * n_weights / 8
+    size = file_size(plan, out, fixed_bytes, alignment)
+    for up in recipe.upgrades:
+        layers = _layer_set(up.layers, n_layers)
+        for p in plan:
+            if p.name in locked or p.role not in up.roles or (layers is not None and p.layer not in layers):
+                continue
+            new = fit_dtype(up.dtype, p.shape[-1])
+            if tensor_nbytes(new, p.shape) <= tensor_nbytes(out[p.name], p.shape):
+                continue
+            trial = dict(out)
+            trial[p.name] = new
+            trial_size = file_size(plan, trial, fixed_bytes, alignment)
+            if trial_size <= budget_bytes:
+                out, size = trial, trial_size
+    return out

@@ -1,0 +1,44 @@
+"""What every checkpoint reader gives the exporter.
+
+A Source is opened on a path and exposes, without loading any weight:
+  arch        the architecture declaration (archs.Arch subclass)
+  naming      which name column of the arch's tensor table the source uses: "hf", "gguf" or "edge"
+  hparams     llm.* keys (without llm.tied_head, which the plan decides)
+  tie_config  the config's tie_word_embeddings (None when the source does not say)
+  tokenizer   tokenizer.* keys ({} when the source has no tokenizer)
+  general     general.name / general.source
+  quantized   True when the stored weights are already quantized (GGUF Q*): re-quantizing them loses more
+  shapes      {source tensor name: shape, numpy order}
+and loads one tensor at a time with load(name) -> float32 array in source layout.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Source:
+    kind = ""
+    naming = "hf"
+
+    def __init__(self) -> None:
+        self.arch = None
+        self.hparams: dict[str, Any] = {}
+        self.tie_config: bool | None = None
+        self.tokenizer: dict[str, Any] = {}
+        self.general: dict[str, str] = {}
+        self.quantized = False
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def load(self, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,154 @@
+"""A GGUF file (llama.cpp), read with gguf.GGUFReader (memory-mapped).
+
+* Any GGUF tensor type is dequantized to float32 with gguf.quants.dequantize (the stored values, not
+  the original ones: re-quantizing a Q4 GGUF compounds the error; `quantized` is set so the exporter
+  can say so).
+* Hyper-parameters `<arch>.*` -> llm.* (block_count, embedding_length, attention.head_count[_kv],
+  attention.key_length, feed_forward_length, vocab_size, context_length, rope.freq_base,
+  attention.layer_norm_rms_epsilon). RoPE scaling and partial rotary dims are rejected.
+* tokenizer.ggml.* -> tokenizer.* (model, pre, tokens, scores, token_type, merges, bos/eos/unk/pad ids,
+  add_bos) and tokenizer.chat_template.
+* The un-permutation of llama-family attn_q/attn_k rows is declared by the architecture
+  (Arch.gguf_qk_permuted) and applied by the exporter (export.unpermute_rope_rows).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..archs import arch_for_gguf
+from .base import Source
+
+_PLAIN = ("F32", "F16", "BF16", "F64")
+
+
+def _field(reader, key: str) -> Any:
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    v = f.contents()
+    return v
+
+
+class GGUFSource(Source):
+    kind = "gguf"
+    naming = "gguf"
+
+    def __init__(self, path: str):
+        super().__init__()
+        try:
+            import gguf
+        except ImportError:
+            raise RuntimeError("reading GGUF needs the gguf package: pip install gguf") from None
+        self.path = path
+        try:
+            self.reader = gguf.GGUFReader(path, "r")
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{path}: not a readable GGUF file: {e}") from None
+        self._gguf = gguf
+        arch_name = _field(self.reader, "general.architecture")
+        if not isinstance(arch_name, str):
+            raise ValueError(f"{path}: GGUF has no general.architecture")
+        self.arch = arch_for_gguf(arch_name)
+        self._tensors = {t.name: t for t in self.reader.tensors}
+        # GGUF lists ne[0] (contiguous) first; numpy / our order is the reverse.
+        self.shapes = {n: tuple(int(s) for s in reversed(t.shape.tolist())) for n, t in self._tensors.items()}
+        self.quantized = any(t.tensor_type.name not in _PLAIN for t in self._tensors.values())
+        self.quant_types = sorted({t.tensor_type.name for t in self._tensors.values()})
+        self.hparams = self._hparams(arch_name)
+        self.tie_config = None
+        self.tokenizer = self._tokenizer()
+        self.general = {"general.name": _field(self.reader, "general.name") or os.path.basename(path),
+                        "general.source": f"gguf:{os.path.basename(path)}"}
+
+    def _get(self, key: str, default: Any = None, required: bool = False) -> Any:
+        v = _field(self.reader, key)
+        if v is None:
+            if required:
+                raise ValueError(f"{self.path}: GGUF metadata {key!r} is missing")
+            return default
+        if isinstance(v, list):
+            raise ValueError(f"{self.path}: GGUF metadata {key!r} is per-layer ({v[:4]}...); only uniform "
+                             "layers are supported")
+        return v
+
+    def _hparams(self, a: str) -> dict:
+        g = self._get
+        where = f"{self.path} ({a})"
+        st = g(f"{a}.rope.scaling.type")
+        if st not in (None, "none"):
+            raise ValueError(f"{where}: RoPE scaling {st!r} is not supported (only plain RoPE)")
+        if "rope_freqs.weight" in self._tensors:
+            raise ValueError(f"{where}: rope_freqs.weight (Llama-3.1-style RoPE scaling) is not supported")
+        d_model = int(g(f"{a}.embedding_length", required=True))
+        n_heads = int(g(f"{a}.attention.head_count", required=True))
+        n_kv = int(g(f"{a}.attention.head_count_kv", n_heads))
+        head_dim = int(g(f"{a}.attention.key_length", 0) or self.arch.default_head_dim or d_model // n_heads)
+        vlen = g(f"{a}.attention.value_length")
+        if vlen is not None and int(vlen) != head_dim:
+            raise ValueError(f"{where}: value_length {vlen} != key_length {head_dim} is not supported")
+        rot = g(f"{a}.rope.dimension_count")
+        if rot is not None and int(rot) != head_dim:
+            raise ValueError(f"{where}: partial rotary (rope.dimension_count {rot} of head_dim {head_dim}) "
+                             "is not supported")
+        vocab = g(f"{a}.vocab_size")
+        if vocab is None:
+            emb = self.shapes.get("token_embd.weight")
+            if emb is None:
+                raise ValueError(f"{where}: no {a}.vocab_size and no token_embd.weight")
+            vocab = emb[0]
+        return {
+            "llm.n_layers": int(g(f"{a}.block_count", required=True)),
+            "llm.d_model": d_model,
+            "llm.n_heads": n_heads,
+            "llm.n_kv_heads": n_kv,
+            "llm.head_dim": head_dim,
+            "llm.d_ff": int(g(f"{a}.feed_forward_length", required=True)),
+            "llm.vocab_size": int(vocab),
+            "llm.max_ctx": int(g(f"{a}.context_length", 2048)),
+            "llm.rope_theta": float(g(f"{a}.rope.freq_base", 10000.0)),
+            "llm.rms_eps": float(g(f"{a}.attention.layer_norm_rms_epsilon", required=True)),
+            "llm.qkv_bias": int(self.arch.qkv_bias),
+            "llm.qk_norm": int(self.arch.qk_norm),
+        }
+
+    def _tokenizer(self) -> dict:
+        g = lambda k: _field(self.reader, k)  # noqa: E731
+        model = g("tokenizer.ggml.model")
+        if model is None:
+            return {}
+        if model not in ("gpt2", "llama"):
+            raise ValueError(f"{self.path}: tokenizer model {model!r} is not supported (gpt2 or llama)")
+        out: dict[str, Any] = {"tokenizer.model": model,
+                               "tokenizer.pre": g("tokenizer.ggml.pre") or "default",
+                               "tokenizer.tokens": list(g("tokenizer.ggml.tokens") or [])}
+        types = g("tokenizer.ggml.token_type")
+        out["tokenizer.token_type"] = [int(t) for t in types] if types is not None else \
+            [1] * len(out["tokenizer.tokens"])
+        scores = g("tokenizer.ggml.scores")
+        if scores is not None:
+            out["tokenizer.scores"] = np.asarray(scores, dtype=np.float32)
+        merges = g("tokenizer.ggml.merges")
+        if merges is not None:
+            out["tokenizer.merges"] = list(merges)
+        for ours, theirs in (("bos_id", "bos_token_id"), ("eos_id", "eos_token_id"),
+                             ("unk_id", "unknown_token_id"), ("pad_id", "padding_token_id")):
+            v = g(f"tokenizer.ggml.{theirs}")
+            out[f"tokenizer.{ours}"] = -1 if v is None else int(v)
+        add_bos = g("tokenizer.ggml.add_bos_token")
+        out["tokenizer.add_bos"] = int(bool(model == "llama" if add_bos is None else add_bos))
+        ct = g("tokenizer.chat_template")
+        if ct:
+            out["tokenizer.chat_template"] = ct
+        return out
+
+    def load(self, name: str) -> np.ndarray:
+        t = self._tensors[name]
+        data = self._gguf.quants.dequantize(t.data, t.tensor_type)
+        return np.asarray(data, dtype=np.float32).reshape(self.shapes[name])
+
+    def close(self) -> None:
+        self._tensors = {}
+        self.reader = None
