@@ -43,6 +43,7 @@ MIN_ALIGNMENT = 64
 PAGE_ALIGNMENT = 4096
 MAX_NAME_LEN = 255
 MAX_NDIM = 4
+MAX_KEY_LEN = 4096  # the C++ reader's limit on metadata key bytes
 
 # Metadata value types (FORMAT.md "Metadata").
 I64, F64, STR, ARR_I64, ARR_F32, ARR_STR = range(6)
@@ -228,7 +229,7 @@ class EdgeWriter:
     def add_metadata(self, key: str, value: Any, mtype: int | None = None) -> None:
         if self._f is not None:
             raise RuntimeError("metadata must be added before begin()")
-        if not key or len(key.encode("utf-8")) > 0xFFFF:
+        if not key or len(key.encode("utf-8")) > MAX_KEY_LEN:
             raise ValueError(f"bad metadata key {key!r}")
         if key in self._meta:
             raise ValueError(f"duplicate metadata key {key!r}")
@@ -477,8 +478,6 @@ class EdgeFile:
             raise self._err("header CRC mismatch: the header is corrupt")
         if flags != 0:
             raise self._err(f"unknown flags 0x{flags:x} (must be 0)")
-        if any(buf[_HEADER.size:HEADER_SIZE]):
-            raise self._err("reserved header bytes are not zero")
         if file_size != real_size:
             raise self._err(f"file is {real_size} bytes but its header says {file_size}: "
                             f"{'truncated' if real_size < file_size else 'trailing data'}; re-export or re-copy it")
@@ -507,6 +506,8 @@ class EdgeFile:
         self.meta_types: dict[str, str] = {}
         for _ in range(n):
             (klen,) = c.unpack("I")
+            if not 1 <= klen <= MAX_KEY_LEN:
+                raise self._err(f"metadata key length {klen} not in 1..{MAX_KEY_LEN}")
             try:
                 key = bytes(c.take(klen)).decode("utf-8")
             except UnicodeDecodeError:
