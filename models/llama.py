@@ -136,7 +136,8 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
 class Reference:
     """The reference decoder. `config` holds `llm.*` keys; `weights` maps our tensor names to arrays.
 
-    Weights may be numpy arrays or torch tensors of any float dtype; they are copied to `dtype`.
+    Weights may be numpy arrays or torch tensors of any float dtype; they are copied (never aliased)
+    to `dtype`.
     A missing tensor, a wrong shape or an unexpected extra tensor raises ValueError/KeyError.
     """
 
@@ -156,8 +157,11 @@ class Reference:
             if name not in weights:
                 raise KeyError(f"weights lack tensor '{name}' of shape {want}")
             t = weights[name]
-            t = torch.from_numpy(np.ascontiguousarray(t)) if isinstance(t, np.ndarray) else torch.as_tensor(t)
-            t = t.detach().to(dtype=dtype).contiguous()
+            # Always a private copy: the source may be a view of a memory map that is closed later.
+            if isinstance(t, torch.Tensor):
+                t = t.detach().to(dtype=dtype, copy=True).contiguous()
+            else:
+                t = torch.from_numpy(np.array(t, dtype=np.float64 if dtype == torch.float64 else np.float32))
             if tuple(t.shape) != want:
                 raise ValueError(f"tensor '{name}' has shape {tuple(t.shape)}, expected {want}")
             self.w[name] = t
