@@ -21,7 +21,7 @@ namespace edge {
 //   W:   rows × n weights of the table's dtype, row r at (const char*)W + r * w_stride bytes.
 //   X:   for int_dot dtypes, ncols rows of n/32 block_q8x, column c at X + c * x_stride (in blocks);
 //        for float dtypes, ncols rows of n floats, column c at (const float*)X + c * x_stride.
-//   n:   a multiple of the dtype's block size (and of 32).
+//   n:   a multiple of the dtype's block size and, for int_dot dtypes, of 32; f32/f16/bf16 take any n >= 1.
 // Accumulation: int32 within a 32-element block (exact), f32 across blocks. SIMD variants may
 // reorder the f32 sum; the declared bound vs the reference is |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
 // No alignment is required of W, X or Y.
