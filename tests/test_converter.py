@@ -456,3 +456,105 @@ def test_cli_export_inspect_verify(tiny, tmp_path, capsys):
     bad.write_bytes(bytes(b[:-10]))
     assert cli.main(["verify", str(bad)]) == 2
     assert "truncated" in capsys.readouterr().err
+
+
+# ---- tokenizers and weight files ----------------------------------------------------------------
+
+def _sentencepiece_model(tmp_path, vocab_size=400) -> str:
+    import sentencepiece as spm
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(open(os.path.join(os.path.dirname(__file__), "..", "models", "tiny.py")).read())
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=vocab_size,
+                                   model_type="bpe", byte_fallback=True, character_coverage=1.0, minloglevel=2)
+    return str(tmp_path / "sp.model")
+
+
+def _spm_to_tokenizer_json(sp, path) -> None:
+    """What transformers' SentencePiece converter writes (BPE + byte_fallback, Metaspace), built with
+    `tokenizers` directly: merges (a, b) ordered by the score of a+b, then by the ids of a and b."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {sp.IdToPiece(i): i for i in range(sp.GetPieceSize())}
+    merges = []
+    for piece, pid in vocab.items():
+        for k in range(1, len(piece)):
+            a, b = piece[:k], piece[k:]
+            if a in vocab and b in vocab:
+                merges.append((pid, vocab[a], vocab[b], a, b))
+    merges = [(a, b) for *_, a, b in sorted(merges)]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    tok.add_special_tokens(["<unk>", "<s>", "</s>"])
+    tok.save(str(path))
+
+
+def test_sentencepiece_tokenizers(tmp_path):
+    """tokenizer.model (sentencepiece) and its tokenizer.json conversion (BPE + byte_fallback) both give a
+    "llama" tokenizer with the same tokens and types, and scores that order merges the same way."""
+    import sentencepiece as spm
+
+    from edgeconv.sources.hf_tokenizer import read_hf_tokenizer
+
+    sp_path = _sentencepiece_model(tmp_path)
+    sp = spm.SentencePieceProcessor(model_file=sp_path)
+    a = tmp_path / "a"
+    a.mkdir()
+    shutil.copy(sp_path, a / "tokenizer.model")
+    ta = read_hf_tokenizer(str(a), {"bos_token_id": 1, "eos_token_id": 2}, 404)
+    b = tmp_path / "b"
+    b.mkdir()
+    _spm_to_tokenizer_json(sp, b / "tokenizer.json")
+    tb = read_hf_tokenizer(str(b), {"bos_token_id": 1, "eos_token_id": 2}, 404)
+    for t in (ta, tb):
+        assert (t["tokenizer.model"], t["tokenizer.pre"]) == ("llama", "default")
+        assert t["tokenizer.tokens"][:4] == ["<unk>", "<s>", "</s>", "<0x00>"]
+        assert t["tokenizer.tokens"][400:] == ["[PAD400]", "[PAD401]", "[PAD402]", "[PAD403]"]
+        assert list(t["tokenizer.token_type"][:4]) == [2, 3, 3, 6] and t["tokenizer.token_type"][400] == 5
+        assert (t["tokenizer.bos_id"], t["tokenizer.eos_id"], t["tokenizer.unk_id"]) == (1, 2, 0)
+        assert t["tokenizer.add_bos"] == 1
+        assert "tokenizer.merges" not in t
+    assert ta["tokenizer.tokens"] == tb["tokenizer.tokens"]
+    assert list(ta["tokenizer.token_type"]) == list(tb["tokenizer.token_type"])
+    assert ta["tokenizer.scores"][:400] == [sp.GetScore(i) for i in range(400)]
+    merged = [i for i in range(259, 400) if len(tb["tokenizer.tokens"][i]) > 1]
+    assert len(merged) > 50
+    by_sp = sorted(merged, key=lambda i: -ta["tokenizer.scores"][i])
+    by_json = sorted(merged, key=lambda i: -tb["tokenizer.scores"][i])
+    assert by_sp == by_json
+
+
+def test_pre_tokenizer_guess():
+    from edgeconv.sources.hf_tokenizer import guess_pre
+
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}
+    qwen = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+            r"|\s+(?!\S)|\s+")
+    llama3 = qwen.replace(r"\p{N}|", r"\p{N}{1,3}|")
+    split = lambda rx: {"type": "Sequence", "pretokenizers": [  # noqa: E731
+        {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated"}, bl]}
+    assert guess_pre({"pre_tokenizer": split(qwen)}) == "qwen2"
+    assert guess_pre({"pre_tokenizer": split(llama3)}) == "llama3"
+    assert guess_pre({"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True}, dict(bl, use_regex=True)]}}) == "smollm"
+    assert guess_pre({"pre_tokenizer": dict(bl, use_regex=True)}) == "gpt2"
+    with pytest.raises(ValueError, match="--tokenizer-pre"):
+        guess_pre({"pre_tokenizer": {"type": "Whitespace"}})
+
+
+def test_sharded_bf16_safetensors(tmp_path):
+    """A sharded bf16 checkpoint (model.safetensors.index.json) converts to exactly its bf16 values."""
+    import torch
+
+    from models.tiny import make_tiny
+
+    model, config, weights = make_tiny("llama", seed=3)
+    d = tmp_path / "sharded"
+    model.to(torch.bfloat16).save_pretrained(d, max_shard_size="40KB")
+    assert (d / "model.safetensors.index.json").exists() and len(list(d.glob("*.safetensors"))) > 2
+    export(str(d), tmp_path / "s.edge", recipe="f32")
+    meta, arrays, _ = read_all(tmp_path / "s.edge")
+    for name, w in weights.items():
+        np.testing.assert_array_equal(arrays[name], torch.from_numpy(w).bfloat16().float().numpy(), err_msg=name)
+    assert "tokenizer.tokens" not in meta  # no tokenizer files in this folder

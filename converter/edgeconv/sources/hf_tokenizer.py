@@ -7,8 +7,8 @@ has no tokenizer. Sources, in order of preference:
     added special tokens type 3 (control), other added tokens type 4 (user-defined);
   * tokenizer.model (SentencePiece) -> model "llama": pieces, scores and types from sentencepiece;
   * tokenizer.json of model type BPE with byte_fallback (SentencePiece converted to BPE) -> model "llama":
-    scores derived from merge ranks (token made by merge r scores -(r+1); characters and bytes 0);
-    "<0xXX>" tokens are type 6 (byte).
+    scores derived from merge ranks (token made by merge r scores -(r+1); characters and bytes 0), no
+    merges (an SPM tokenizer merges by score); "<0xXX>" tokens are type 6 (byte).
 tokenizer.pre is guessed from the pre-tokenizer ("smollm": Digits + ByteLevel; "llama3"/"qwen2": the
 Split regexes; "gpt2": plain ByteLevel; "default" for SentencePiece) unless `pre` overrides it; an
 unknown pre-tokenizer is an error that names the override. Special ids come from tokenizer_config.json
@@ -141,14 +141,14 @@ def _from_tokenizer_json(tj: Mapping, vocab_size: int) -> tuple[dict, dict[str, 
     unk = model.get("unk_token")
     types = []
     for i, t in enumerate(tokens):
-        if i in special:
+        if unk is not None and t == unk:
+            types.append(UNKNOWN)
+        elif i in special:
             types.append(CONTROL)
         elif i in user:
             types.append(USER_DEFINED)
         elif not byte_level and _BYTE_TOKEN.match(t):
             types.append(BYTE)
-        elif unk is not None and t == unk:
-            types.append(UNKNOWN)
         else:
             types.append(NORMAL)
     out: dict[str, Any] = {}
@@ -169,7 +169,6 @@ def _from_tokenizer_json(tj: Mapping, vocab_size: int) -> tuple[dict, dict[str, 
                 scores.append(0.0)
             else:  # a multi-character piece no merge produces: never a merge target
                 scores.append(-1e9)
-        out["tokenizer.merges"] = merges
     else:
         raise ValueError("tokenizer.json is BPE but neither byte-level nor byte_fallback (SentencePiece-style); "
                          "not supported")
