@@ -558,3 +558,56 @@ def test_sharded_bf16_safetensors(tmp_path):
     for name, w in weights.items():
         np.testing.assert_array_equal(arrays[name], torch.from_numpy(w).bfloat16().float().numpy(), err_msg=name)
     assert "tokenizer.tokens" not in meta  # no tokenizer files in this folder
+
+
+# ---- calibration --------------------------------------------------------------------------------
+
+def test_calibration_importance_matches_hf_activations(tiny, tmp_path):
+    """collect_importance (reference forward, tapped) == mean squared inputs of every nn.Linear of the
+    transformers model on the same tokens; export --calib passes them to the quantizer."""
+    import torch
+
+    from edgeconv.calib import collect_importance
+
+    pytest.importorskip("edgerun._core")
+    folder, model, config, weights = tiny["qwen2"]
+    tokens = np.random.default_rng(5).integers(3, config["llm.vocab_size"], size=40).tolist()
+    imp = collect_importance(weights, config, tokens, ctx=16)
+
+    hf_names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_o",
+                "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+    acc: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def f(mod, args):
+            x = args[0].reshape(-1, args[0].shape[-1]).double()
+            acc[name] = acc.get(name, 0) + (x ** 2).sum(0)
+        return f
+
+    handles = []
+    for n, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear):
+            if n == "lm_head":
+                ours = "tok_embd"  # tied: the head's input weighs the shared matrix
+            else:
+                i, leaf = n.split(".")[2], n.split(".")[-1]
+                ours = f"blk.{i}.{hf_names[leaf]}"
+            handles.append(mod.register_forward_pre_hook(hook(ours)))
+    with torch.no_grad():
+        for s in range(0, 40, 16):  # same chunking: each chunk is an independent sequence
+            model(torch.tensor([tokens[s:s + 16]]))
+    for h in handles:
+        h.remove()
+    assert set(acc) == set(imp)
+    for name, v in acc.items():
+        np.testing.assert_allclose(imp[name], (v / 40).float().numpy(), rtol=2e-4, atol=1e-7, err_msg=name)
+
+    text = tmp_path / "calib.txt"
+    text.write_text("Hello world! How are you today? The quick brown fox jumps over the lazy dog. " * 8)
+    res = export(folder, tmp_path / "c.edge", recipe="int4", calib=str(text))
+    assert any("calibrated on" in n for n in res.notes)
+    res0 = export(folder, tmp_path / "n.edge", recipe="int4")
+    _, a_cal, _ = read_all(tmp_path / "c.edge")
+    _, a_unw, _ = read_all(tmp_path / "n.edge")
+    assert res.dtypes == res0.dtypes
+    assert any(not np.array_equal(a_cal[n], a_unw[n]) for n in a_cal)  # the weighting changed the choice

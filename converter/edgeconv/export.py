@@ -102,13 +102,16 @@ def _load(src, p) -> np.ndarray:
 
 def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: list[str] | tuple = (),
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
-           importance: Mapping[str, np.ndarray] | None = None, progress: bool = False,
+           importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
+           calib_tokens: int = 8192, calib_ctx: int = 512, progress: bool = False,
            log: Callable[[str], None] | None = None) -> ExportResult:
     """Convert `src_path` (GGUF file, HF folder, .pt/.pth) to the .edge file `out_path`.
 
     tensor_types: ["REGEX=dtype", ...] overrides (llama-quantize --tensor-type style).
     importance: {our tensor name: float32[cols]} per-column weights (mean squared activations) passed
     to the quantizer; tensors not in it are quantized unweighted.
+    calib: a UTF-8 text file; importance is collected from the model's own activations on it (see
+    calib.py; up to calib_tokens tokens in chunks of calib_ctx). Explicit `importance` entries win.
     """
     t0 = time.time()
     rec = get_recipe(recipe)
@@ -127,6 +130,16 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
         dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment)
+        if calib is not None:
+            from .calib import collect_importance, tokenize
+
+            with open(calib, encoding="utf-8") as fh:
+                tokens = tokenize(fh.read(), src.tokenizer)
+            weights = {p.name: _load(src, p) for p in plan}
+            imp = collect_importance(weights, hp, tokens, ctx=calib_ctx, max_tokens=calib_tokens)
+            del weights
+            importance = {**imp, **(importance or {})}
+            notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {os.path.basename(calib)}")
 
         with EdgeWriter(out_path, alignment=alignment) as w:
             for k, mt, v in meta:

@@ -1,0 +1,96 @@
+"""Calibration: per-column importance of every matmul weight from activations on sample text.
+
+importance[name][j] = mean over calibration tokens of x_j², where x is the input row the matmul `name`
+multiplies (x @ W.T, W [out, in], so j indexes W's columns). The quantizer weighs each column's squared
+error by it (llama.cpp's imatrix idea): columns that see large activations are kept more precisely.
+
+Inputs per tensor:   attn_q/k/v  attn-normed residual     attn_o    attention output before attn_o
+                     ffn_gate/up ffn-normed residual       ffn_down  silu(gate) * up
+                     output      output-normed residual (tok_embd gets it when the head is tied)
+The forward pass is the PyTorch reference (models/llama.py, the numerical spec), run over the text in
+chunks of `ctx` tokens, tokenized with the runtime's own tokenizer (edgerun._core.Tokenizer). The
+reference is subclassed to tap the two sub-layers; attn_o's input is taken by running the reference
+attention with an identity output projection, so no attention code is duplicated here.
+Needs torch, the models/ package (a source checkout) and the built edgerun extension.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+
+def _imports():
+    try:
+        import torch
+        from models.llama import Reference
+    except ImportError as e:
+        raise RuntimeError(f"--calib needs torch and the models/ reference of a source checkout ({e})") from None
+    return torch, Reference
+
+
+def tokenize(text: str, tokenizer_meta: Mapping[str, Any]) -> list[int]:
+    """Token ids of `text` with the runtime tokenizer described by tokenizer.* metadata."""
+    if not tokenizer_meta:
+        raise ValueError("--calib needs a tokenizer, and this source has none")
+    try:
+        from edgerun import _core
+    except ImportError as e:
+        raise RuntimeError(f"--calib tokenizes with the edgerun runtime, which is not importable ({e})") from None
+    m = tokenizer_meta
+    n = len(m["tokenizer.tokens"])
+    tok = _core.Tokenizer(m["tokenizer.model"], m["tokenizer.pre"], list(m["tokenizer.tokens"]),
+                          [float(s) for s in m.get("tokenizer.scores", [])],
+                          [int(t) for t in m.get("tokenizer.token_type", [1] * n)],
+                          list(m.get("tokenizer.merges", [])), int(m.get("tokenizer.bos_id", -1)),
+                          int(m.get("tokenizer.eos_id", -1)), int(m.get("tokenizer.unk_id", -1)),
+                          int(m.get("tokenizer.pad_id", -1)), bool(m.get("tokenizer.add_bos", 0)))
+    return list(tok.encode(text, False, False))
+
+
+def collect_importance(weights: Mapping[str, np.ndarray], config: Mapping[str, Any], tokens: list[int],
+                       ctx: int = 512, max_tokens: int = 8192) -> dict[str, np.ndarray]:
+    """{tensor name: float32[cols]} mean squared inputs over up to max_tokens tokens, in chunks of ctx."""
+    torch, Reference = _imports()
+    tokens = list(tokens)[:max_tokens]
+    if len(tokens) < 2:
+        raise ValueError(f"calibration text gives {len(tokens)} tokens; need at least 2")
+    sums: dict[str, Any] = {}
+    count = [0]
+
+    def add(names, x):
+        sq = (x.double() ** 2).sum(dim=0)
+        for n in names:
+            sums[n] = sums[n] + sq if n in sums else sq.clone()
+
+    class Tapped(Reference):
+        def _attention(self, i, h, cos, sin, start_pos, cache):
+            p = f"blk.{i}."
+            add([p + "attn_q", p + "attn_k", p + "attn_v"], h)
+            w_o = self.w[p + "attn_o"]
+            self.w[p + "attn_o"] = torch.eye(w_o.shape[1], dtype=w_o.dtype)
+            try:
+                a = super()._attention(i, h, cos, sin, start_pos, cache)  # (T, H·D), before attn_o
+            finally:
+                self.w[p + "attn_o"] = w_o
+            add([p + "attn_o"], a)
+            return a @ w_o.T
+
+        def _ffn(self, i, h):
+            p = f"blk.{i}."
+            add([p + "ffn_gate", p + "ffn_up"], h)
+            g = torch.nn.functional.silu(h @ self.w[p + "ffn_gate"].T) * (h @ self.w[p + "ffn_up"].T)
+            add([p + "ffn_down"], g)
+            return g @ self.w[p + "ffn_down"].T
+
+    ref = Tapped(config, weights)
+    head = "tok_embd" if int(config.get("llm.tied_head", 0)) else "output"
+    for s in range(0, len(tokens), ctx):
+        chunk = tokens[s:s + ctx]
+        if len(chunk) < 2 and s > 0:
+            break
+        trace: dict = {}
+        ref.logits(chunk, trace=trace)
+        add([head], trace["output_norm"])
+        count[0] += len(chunk)
+    return {n: (v / count[0]).float().numpy() for n, v in sums.items()}
