@@ -412,8 +412,8 @@ PYBIND11_MODULE(_core, m) {
                     spec.types = std::move(types);
                     spec.merges = std::move(merges);
                     const int64_t ids[4] = {bos_id, eos_id, unk_id, pad_id};
-                    for (int64_t id : ids)
-                        if (id < -1 || id > INT32_MAX)
+                    for (int64_t id : ids)  // the core checks the range against the vocabulary
+                        if (id < INT32_MIN || id > INT32_MAX)
                             raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("tokenizer: special id %lld out of range", (long long)id)));
                     spec.bos_id = (int32_t)bos_id, spec.eos_id = (int32_t)eos_id, spec.unk_id = (int32_t)unk_id, spec.pad_id = (int32_t)pad_id;
                     spec.add_bos = add_bos;
