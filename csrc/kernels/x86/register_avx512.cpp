@@ -1,10 +1,12 @@
-// register_avx512.cpp — fills the KernelTable slots implemented for the avx512 level.
-#include "../kernels.h"
+// register_avx512.cpp — fills the KernelTable slots implemented for the avx512 level (F+BW+VL+DQ).
+// Slots not set here keep the avx2 entries (dispatch.cpp copies the table of the level below).
+#include "x86.h"
 
 namespace edge {
 
 void kernels_register_avx512(KernelTable* t) {
-    (void)t;  // kernels for this level are registered here as they are added
+    t->quantize_q8x = quantize_q8x_avx512;
+    t->quantize_q8x_impl = "avx512";
 }
 
 }  // namespace edge

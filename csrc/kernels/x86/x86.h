@@ -1,0 +1,40 @@
+// x86.h — declarations of the x86-64 SIMD kernels (definitions in the *_avx2.cpp, *_avx512.cpp and
+// *_avx512vnni.cpp files beside it; each file's suffix selects its compiler flags, see CMakeLists.txt).
+//
+// Every function implements a typedef of kernels.h with exactly that contract (gemm_fn, dequant_fn,
+// quantize_q8x_fn) and matches the scalar reference of the same name without the suffix
+// (csrc/kernels/ref/): quantize_q8x and dequant bit for bit, gemm within the bound of kernels.h.
+// Only the register_<level>.cpp files take their addresses; nothing calls them directly, so this
+// header is safe to include from any file (it declares, it uses no intrinsics).
+#pragma once
+
+#include <cstdint>
+
+#include "../kernels.h"
+
+namespace edge {
+
+#define EDGE_X86_GEMM(name)                                                                        \
+    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, \
+              int64_t ncols, float* Y, int64_t ldy)
+#define EDGE_X86_DEQUANT(name) void name(const void* src, float* y, int64_t n)
+
+// ---- avx2 (AVX2 + FMA + F16C) ----
+void quantize_q8x_avx2(const float* x, block_q8x* y, int64_t n);
+
+// ---- avx512 (F + BW + VL + DQ) ----
+void quantize_q8x_avx512(const float* x, block_q8x* y, int64_t n);
+
+// ---- avx512vnni (avx512 + VNNI) ----
+EDGE_X86_GEMM(gemm_int4_32_avx512vnni);
+EDGE_X86_GEMM(gemm_int4_64_avx512vnni);
+EDGE_X86_GEMM(gemm_int4_128_avx512vnni);
+EDGE_X86_GEMM(gemm_int4a_32_avx512vnni);
+EDGE_X86_GEMM(gemm_int4a_64_avx512vnni);
+EDGE_X86_GEMM(gemm_int4a_128_avx512vnni);
+EDGE_X86_GEMM(gemm_q8_0_avx512vnni);
+EDGE_X86_GEMM(gemm_mxint8_avx512vnni);
+EDGE_X86_GEMM(gemm_mxfp4_avx512vnni);
+EDGE_X86_GEMM(gemm_mxfp6_avx512vnni);
+
+}  // namespace edge
