@@ -21,6 +21,16 @@ namespace edge {
 
 // ---- avx2 (AVX2 + FMA + F16C) ----
 void quantize_q8x_avx2(const float* x, block_q8x* y, int64_t n);
+EDGE_X86_GEMM(gemm_q8_0_avx2);
+EDGE_X86_GEMM(gemm_int4_32_avx2);
+EDGE_X86_GEMM(gemm_int4_64_avx2);
+EDGE_X86_GEMM(gemm_int4_128_avx2);
+EDGE_X86_GEMM(gemm_int4a_32_avx2);
+EDGE_X86_GEMM(gemm_int4a_64_avx2);
+EDGE_X86_GEMM(gemm_int4a_128_avx2);
+EDGE_X86_GEMM(gemm_mxint8_avx2);
+EDGE_X86_GEMM(gemm_mxfp4_avx2);
+EDGE_X86_GEMM(gemm_mxfp6_avx2);
 
 // ---- avx512 (F + BW + VL + DQ) ----
 void quantize_q8x_avx512(const float* x, block_q8x* y, int64_t n);

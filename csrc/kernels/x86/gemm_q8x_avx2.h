@@ -1,0 +1,205 @@
+// gemm_q8x_avx2.h — the tiled AVX2 driver shared by every integer-dot gemm_fn (weights in a block
+// format × block_q8x activations). Include only from *_avx2.cpp files (AVX2 + FMA + F16C).
+//
+// Computes what gemm_fn (kernels.h) and csrc/kernels/ref/gemm_int_ref.cpp state, for rows × ncols,
+// any n that is a multiple of the dtype's block (and of 32), any alignment of W, X, Y:
+//   Y[c*ldy + r] = Σ_k (sw(r,k) · x_k.d) · isum(r,c,k)  [+ m(r,k) · x_k.s for int4a]
+//   isum(r,c,k) = Σ_i wc(r, 32k+i) · x_k.q[i]           exact int32, k = activation block
+//
+// The same scheme as gemm_q8x_avx512vnni.h with 256-bit vectors: a "step" is one activation block
+// (32 codes, one ymm), a "pair" two. Per row and step, vpmaddubsw (u8 × s8 -> pairs summed in s16)
+// and vpmaddwd with ones give 8 int32 lane sums; 4 rows × 2 steps of them go through the transpose-add
+// tree to one ymm of 8 EXACT block sums (lane 4g + r: block g of the pair, row r). Then
+// acc += (float)isum · (sw·x.d) per block term, as the reference (only the f32 order differs), so the
+// bound is kernels.h's |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
+// vpmaddubsw saturates a pair sum at ±32767; every format keeps |u|·127·2 below that:
+//   4-bit codes u ≤ 15 (K = 8 or 0); E2M1 u = v + 12 ≤ 24; E2M3 u = v + 64 ≤ 124; int8 weights use the
+//   sign trick (|w| ≤ 128 against sign(q, w), K = 0) instead of an offset.
+// Rows past the end of a 4-row group reuse the group's last row (valid memory, results dropped).
+// Gather offsets are int32: r·w_stride for r ≤ 3 must fit (w_stride < 512 MiB).
+//
+// A format policy F provides (all static):
+//   kBlock, kBlockBytes, kAsym, kKey   as in gemm_q8x_avx512vnni.h
+//   kSign                              weights are signed int8 codes: dot by the sign trick
+//   load_pair(row, j, elems, w)        steps 2j, 2j+1 of a row -> w[0], w[1] (u bytes, or the signed
+//                                      codes when kSign); elems = 64, or 32 at the end of a row
+//   scale(dw), offset(dw)              8 block scales (int4a: offsets) from the first 4 bytes of 8 blocks
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "../kernels.h"
+
+namespace edge {
+namespace x86 {
+
+constexpr int kChunkPairs2 = 32;  // pairs per k-chunk: 2048 elements
+constexpr int kTileCols2 = 4;
+
+inline float load_f32u2(const void* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// 8 IEEE halves (the low 16 bits of each 32-bit lane) -> f32, exactly.
+inline __m256 f16x8(__m256i dwords) {
+    const __m256i lo = _mm256_shuffle_epi8(dwords, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                     0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(lo, 0x08)));
+}
+
+// E8M0 bytes (the low byte of each 32-bit lane) -> 2^(e-127); e = 0 gives the denormal 2^-127.
+inline __m256 e8m0x8(__m256i dwords) {
+    const __m256i e = _mm256_and_si256(dwords, _mm256_set1_epi32(0xFF));
+    const __m256i zero = _mm256_cmpeq_epi32(e, _mm256_setzero_si256());
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(_mm256_slli_epi32(e, 23), _mm256_set1_epi32(0x00400000), zero));
+}
+
+// One column's activations for one k-chunk; per-pair vectors have lane 4g + r (block g, row r).
+struct alignas(32) ActChunk2 {
+    __m256i qa[2 * kChunkPairs2];  // per step: the 32 codes (zero past the end of the row)
+    __m256i negk[kChunkPairs2];    // per pair: -K·Σq of block g
+    __m256 d[kChunkPairs2];        // per pair: x.d of block g (0 past the end)
+    __m256 s[kChunkPairs2];        // per pair: x.s of block g (kAsym only)
+};
+
+template <class F>
+inline void act_prep2(const block_q8x* x, int64_t p0, int nact, ActChunk2* out) {
+    const block_q8x* a = x + 2 * p0;
+    const int npairs = (nact + 1) / 2;
+    for (int k = 0; k < 2 * npairs; ++k)
+        out->qa[k] = k < nact ? _mm256_loadu_si256((const __m256i*)a[k].q) : _mm256_setzero_si256();
+    for (int p = 0; p < npairs; ++p) {
+        alignas(32) float d[8], s[8];
+        alignas(32) int32_t nk[8];
+        for (int g = 0; g < 2; ++g) {
+            const int k = 2 * p + g;
+            float dk = 0.0f, sk = 0.0f;
+            int32_t sum = 0;
+            if (k < nact) {
+                dk = load_f32u2(&a[k].d);
+                sk = load_f32u2(&a[k].s);
+                for (int i = 0; i < 32; ++i) sum += a[k].q[i];
+            }
+            for (int r = 0; r < 4; ++r) d[4 * g + r] = dk, s[4 * g + r] = sk, nk[4 * g + r] = -F::kKey * sum;
+        }
+        out->d[p] = _mm256_load_ps(d);
+        if (F::kAsym) out->s[p] = _mm256_load_ps(s);
+        out->negk[p] = _mm256_load_si256((const __m256i*)nk);
+    }
+}
+
+// Weight scales (int4a: offsets) of 4 rows × activation blocks [2·p0, 2·p0 + nact); lane 4g + r of
+// pair p = the scale of the weight block under activation block 2p + g of row r (0 past R / nact).
+template <class F>
+inline void row_scales2(const uint8_t* w, int64_t w_stride, int R, int nact, __m256* sw, __m256* m) {
+    constexpr int shift = F::kBlock == 32 ? 0 : F::kBlock == 64 ? 1 : 2;  // activation -> weight block
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i r = _mm256_and_si256(lane, _mm256_set1_epi32(3));
+    const __m256i g = _mm256_srli_epi32(lane, 2);
+    const __m256i rofs = _mm256_mullo_epi32(r, _mm256_set1_epi32((int)w_stride));
+    const __m256i rows_ok = _mm256_cmpgt_epi32(_mm256_set1_epi32(R), r);
+    for (int p = 0; p * 2 < nact; ++p) {
+        const __m256i k = _mm256_add_epi32(g, _mm256_set1_epi32(2 * p));
+        const __m256i idx = _mm256_add_epi32(rofs, _mm256_mullo_epi32(_mm256_srli_epi32(k, shift), _mm256_set1_epi32(F::kBlockBytes)));
+        const __m256i ok = _mm256_and_si256(rows_ok, _mm256_cmpgt_epi32(_mm256_set1_epi32(nact), k));
+        const __m256i dw = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)w, idx, ok, 1);
+        sw[p] = _mm256_and_ps(F::scale(dw), _mm256_castsi256_ps(ok));
+        if (F::kAsym) m[p] = _mm256_and_ps(F::offset(dw), _mm256_castsi256_ps(ok));
+    }
+}
+
+// 8 int32 lane sums of one step: u·q (or |w|·sign(q, w)).
+template <class F>
+inline __m256i step_dot(__m256i w, __m256i q) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (F::kSign) return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w)), ones);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), ones);
+}
+
+// v[r][g] (8 lanes, all of block g) -> lane 4g + r = Σ of v[r][g]'s lanes.
+inline __m256i block_sums2(const __m256i (&v)[4][2]) {
+    __m256i u[2];
+    for (int g = 0; g < 2; ++g) {
+        const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[0][g], v[1][g]), _mm256_unpackhi_epi32(v[0][g], v[1][g]));
+        const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2][g], v[3][g]), _mm256_unpackhi_epi32(v[2][g], v[3][g]));
+        u[g] = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+    }
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
+}
+
+template <class F, int C>
+void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2* act, const __m256* sw,
+           const __m256* m, float* Y, int64_t ldy, bool accumulate) {
+    const uint8_t* row[4];
+    for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
+    __m256 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+    const int npairs = (nact + 1) / 2;
+    for (int p = 0; p < npairs; ++p) {
+        const int elems = nact - 2 * p >= 2 ? 64 : 32;
+        __m256i wv[4][2];
+        if (elems == 64) {
+            for (int r = 0; r < 4; ++r) F::load_pair(row[r], p, 64, wv[r]);
+        } else {
+            for (int r = 0; r < 4; ++r) F::load_pair(row[r], p, 32, wv[r]);
+        }
+        for (int c = 0; c < C; ++c) {
+            __m256i v[4][2];
+            for (int r = 0; r < 4; ++r)
+                for (int g = 0; g < 2; ++g) v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g]);
+            __m256i z = block_sums2(v);
+            if (F::kKey) z = _mm256_add_epi32(z, act[c].negk[p]);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(z), _mm256_mul_ps(sw[p], act[c].d[p]), acc[c]);
+            if (F::kAsym) acc[c] = _mm256_fmadd_ps(m[p], act[c].s[p], acc[c]);
+        }
+    }
+    for (int c = 0; c < C; ++c) {
+        const __m128 y = _mm_add_ps(_mm256_castps256_ps128(acc[c]), _mm256_extractf128_ps(acc[c], 1));
+        alignas(16) float out[4];
+        _mm_store_ps(out, y);
+        for (int r = 0; r < R; ++r) {
+            float* dst = Y + c * ldy + r;
+            float v = out[r];
+            if (accumulate) v += load_f32u2(dst);
+            std::memcpy(dst, &v, 4);
+        }
+    }
+}
+
+template <class F>
+void gemm_q8x_avx2(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
+                   int64_t ncols, float* Y, int64_t ldy) {
+    ActChunk2 act[kTileCols2];
+    __m256 sw[kChunkPairs2], m[F::kAsym ? kChunkPairs2 : 1];
+    const uint8_t* wb = (const uint8_t*)W;
+    const block_q8x* xb = (const block_q8x*)X;
+    const int64_t nact_total = n / 32;
+    constexpr int64_t kChunkAct = 2 * kChunkPairs2;
+    for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols2) {
+        const int C = (int)(ncols - c0 < kTileCols2 ? ncols - c0 : kTileCols2);
+        for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
+            const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
+            for (int c = 0; c < C; ++c) act_prep2<F>(xb + (c0 + c) * x_stride, k0 / 2, nact, &act[c]);
+            const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
+            for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+                const int R = (int)(rows - r0 < 4 ? rows - r0 : 4);
+                const uint8_t* w = wb + r0 * w_stride + wofs;
+                row_scales2<F>(w, w_stride, R, nact, sw, m);
+                float* y = Y + c0 * ldy + r0;
+                switch (C) {
+                    case 1: tile2<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                    case 2: tile2<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                    case 3: tile2<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                    default: tile2<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace x86
+}  // namespace edge
