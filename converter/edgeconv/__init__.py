@@ -1,3 +1,14 @@
-"""edgeconv — converts PyTorch / Hugging Face / GGUF checkpoints into .edge files."""
+"""edgeconv — converts PyTorch / Hugging Face / GGUF checkpoints into .edge files.
+
+    format.py    .edge spec constants and the streaming, atomic writer (EdgeWriter)
+    reader.py    the validating mmap reader (EdgeFile; also `edgeconv.format.EdgeFile`)
+    sources/     checkpoint readers: GGUF, HF folder (safetensors + tokenizer), PyTorch .pt/.pth
+    archs/       one declarative module per model family, registered by HF architecture name
+    recipes.py   quantization recipes (role -> dtype, fallbacks, budgeted upgrades, --tensor-type)
+    calib.py     imatrix-style column importance from the reference forward (--calib)
+    export.py    source -> plan -> dtypes -> quantize -> write
+    cli.py       `edgeconv export | inspect | verify | recipes`
+    quant/       the numpy quantizer (bit-exact with the C++ kernels)
+"""
 
 __version__ = "0.1.0"

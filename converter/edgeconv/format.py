@@ -289,6 +289,8 @@ class EdgeWriter:
         self._table_offset = table_offset
 
         d = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(d):
+            raise FileNotFoundError(errno.ENOENT, f"output folder {d} does not exist", self.path)
         fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".", suffix=".tmp",
                                          dir=d)
         self._f = os.fdopen(fd, "wb")
