@@ -21,6 +21,12 @@ import numpy as np
 
 
 def _imports():
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(root, "models", "llama.py")) and root not in sys.path:
+        sys.path.append(root)  # source checkout: models/ sits beside converter/
     try:
         import torch
         from models.llama import Reference
