@@ -264,14 +264,35 @@ def test_gemm(level, dtype):
         check_gemm(level, dtype, rows, n, ncols, mis, rng)
 
 
+def dequant_rows(rng, dtype):
+    """Rows for the dequant test: random blocks at several lengths, plus every code / bit pattern."""
+    rows = [(n, rand_weights(rng, dtype, 1, n)) for n in N_SIZES + [BLOCK[dtype] * 3] if n % BLOCK[dtype] == 0]
+    if dtype in ("f16", "bf16"):  # all 65536 halves: subnormals, inf, quiet and signaling NaNs
+        rows.append((65536, np.arange(65536, dtype=np.uint16).tobytes()))
+    elif dtype in ("mxint8", "mxfp8", "mxfp6", "mxfp4"):  # every E8M0 scale 0..254 with random codes
+        bb = _core.DTYPES[dtype][2]
+        blk = rng.integers(0, 256, (255, bb), dtype=np.uint8)
+        blk[:, 0] = np.arange(255)
+        if dtype == "mxfp8":  # every E4M3 code, NaN codes included, under a few scales
+            blk[:8, 1:] = np.arange(256, dtype=np.uint8).reshape(8, 32)
+        rows.append((255 * 32, blk.tobytes()))
+    elif dtype != "f32":  # every f16 scale pattern of the block formats' d (and m)
+        bb = _core.DTYPES[dtype][2]
+        nb = 65536
+        blk = rng.integers(0, 256, (nb, bb), dtype=np.uint8)
+        blk[:, 0:2] = np.arange(nb, dtype=np.uint16).view(np.uint8).reshape(nb, 2)
+        rows.append((nb * BLOCK[dtype], blk.tobytes()))
+    return rows
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", GEMM_DTYPES)
 def test_dequant_bit_exact(level, dtype):
     if dtype not in filled(level, "dequant"):
         pytest.skip(f"{level} does not fill dequant[{dtype}]")
     rng = np.random.default_rng(7)
-    for n in [n for n in N_SIZES if n % BLOCK[dtype] == 0] + [BLOCK[dtype] * 3]:
-        wb = rand_weights(rng, dtype, 1, n)
+    for n, wb in dequant_rows(rng, dtype):
         got = _core.dequantize(DT[dtype], wb, n, level)
         ref = _core.dequantize(DT[dtype], wb, n, "ref")
-        assert got.tobytes() == ref.tobytes(), f"{level} {dtype} n={n}"
+        bad = np.nonzero(got.view(np.uint32) != ref.view(np.uint32))[0]
+        assert bad.size == 0, f"{level} {dtype} n={n}: element {bad[0]} {got[bad[0]]!r} != {ref[bad[0]]!r}"

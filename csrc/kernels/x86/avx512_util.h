@@ -2,10 +2,11 @@
 // files compiled with the AVX-512 flags may include it).
 #pragma once
 
-// GCC 12 warns "__Y may be used uninitialized" inside its own AVX-512 headers whenever an intrinsic
-// built on _mm512_undefined_*() is inlined (GCC PR 105593, fixed in 12.3); the warning is spurious.
+// GCC 12 warns "__Y is (may be) used uninitialized" inside its own AVX-512 headers whenever an
+// intrinsic built on _mm512_undefined_*() is inlined (GCC PR 105593, fixed in 12.3); it is spurious.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 

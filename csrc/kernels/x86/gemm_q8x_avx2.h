@@ -26,10 +26,9 @@
 //   scale(dw), offset(dw)              8 block scales (int4a: offsets) from the first 4 bytes of 8 blocks
 #pragma once
 
-#include <immintrin.h>
-
 #include <cstring>
 
+#include "avx2_util.h"
 #include "../kernels.h"
 
 namespace edge {
@@ -37,26 +36,6 @@ namespace x86 {
 
 constexpr int kChunkPairs2 = 32;  // pairs per k-chunk: 2048 elements
 constexpr int kTileCols2 = 4;
-
-inline float load_f32u2(const void* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-
-// 8 IEEE halves (the low 16 bits of each 32-bit lane) -> f32, exactly.
-inline __m256 f16x8(__m256i dwords) {
-    const __m256i lo = _mm256_shuffle_epi8(dwords, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
-                                                                     0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
-    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(lo, 0x08)));
-}
-
-// E8M0 bytes (the low byte of each 32-bit lane) -> 2^(e-127); e = 0 gives the denormal 2^-127.
-inline __m256 e8m0x8(__m256i dwords) {
-    const __m256i e = _mm256_and_si256(dwords, _mm256_set1_epi32(0xFF));
-    const __m256i zero = _mm256_cmpeq_epi32(e, _mm256_setzero_si256());
-    return _mm256_castsi256_ps(_mm256_blendv_epi8(_mm256_slli_epi32(e, 23), _mm256_set1_epi32(0x00400000), zero));
-}
 
 // One column's activations for one k-chunk; per-pair vectors have lane 4g + r (block g, row r).
 struct alignas(32) ActChunk2 {
@@ -80,8 +59,8 @@ inline void act_prep2(const block_q8x* x, int64_t p0, int nact, ActChunk2* out) 
             float dk = 0.0f, sk = 0.0f;
             int32_t sum = 0;
             if (k < nact) {
-                dk = load_f32u2(&a[k].d);
-                sk = load_f32u2(&a[k].s);
+                dk = load_f32u(&a[k].d);
+                sk = load_f32u(&a[k].s);
                 for (int i = 0; i < 32; ++i) sum += a[k].q[i];
             }
             for (int r = 0; r < 4; ++r) d[4 * g + r] = dk, s[4 * g + r] = sk, nk[4 * g + r] = -F::kKey * sum;
@@ -164,7 +143,7 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
         for (int r = 0; r < R; ++r) {
             float* dst = Y + c * ldy + r;
             float v = out[r];
-            if (accumulate) v += load_f32u2(dst);
+            if (accumulate) v += load_f32u(dst);
             std::memcpy(dst, &v, 4);
         }
     }

@@ -31,9 +31,29 @@ EDGE_X86_GEMM(gemm_int4a_128_avx2);
 EDGE_X86_GEMM(gemm_mxint8_avx2);
 EDGE_X86_GEMM(gemm_mxfp4_avx2);
 EDGE_X86_GEMM(gemm_mxfp6_avx2);
+EDGE_X86_GEMM(gemm_f32_avx2);
+EDGE_X86_GEMM(gemm_f16_avx2);
+EDGE_X86_GEMM(gemm_bf16_avx2);
+EDGE_X86_GEMM(gemm_mxfp8_avx2);
+EDGE_X86_DEQUANT(dequant_f16_avx2);
+EDGE_X86_DEQUANT(dequant_bf16_avx2);
+EDGE_X86_DEQUANT(dequant_q8_0_avx2);
+EDGE_X86_DEQUANT(dequant_int4_32_avx2);
+EDGE_X86_DEQUANT(dequant_int4_64_avx2);
+EDGE_X86_DEQUANT(dequant_int4_128_avx2);
+EDGE_X86_DEQUANT(dequant_int4a_32_avx2);
+EDGE_X86_DEQUANT(dequant_int4a_64_avx2);
+EDGE_X86_DEQUANT(dequant_int4a_128_avx2);
+EDGE_X86_DEQUANT(dequant_mxint8_avx2);
+EDGE_X86_DEQUANT(dequant_mxfp8_avx2);
+EDGE_X86_DEQUANT(dequant_mxfp4_avx2);
 
 // ---- avx512 (F + BW + VL + DQ) ----
 void quantize_q8x_avx512(const float* x, block_q8x* y, int64_t n);
+EDGE_X86_GEMM(gemm_f32_avx512);
+EDGE_X86_GEMM(gemm_f16_avx512);
+EDGE_X86_GEMM(gemm_bf16_avx512);
+EDGE_X86_GEMM(gemm_mxfp8_avx512);
 
 // ---- avx512vnni (avx512 + VNNI) ----
 EDGE_X86_GEMM(gemm_int4_32_avx512vnni);

@@ -1,0 +1,103 @@
+// gemm_float_avx2.cpp — gemm_fn for the float-activation dtypes f32, f16, bf16 and mxfp8 with
+// AVX2 + FMA + F16C. The reference is gemm_{f32,f16,bf16,mxfp8}_ref.
+//
+// Y[c*ldy + r] = Σ_i w(r,i) · x(c,i); X column c at (const float*)X + c*x_stride; n % 32 == 0; any
+// alignment. Weights are widened to f32 exactly, 8 at a time (f16: vcvtph2ps; bf16: a shift; mxfp8:
+// E4M3 -> f16 bits -> f32 times 2^8 and the block's 2^(e-127), as in gemm_float_avx512.cpp; the NaN
+// codes 0x7F/0xFF, which no writer emits, read as ±480 here, not NaN), then
+// f32 FMAs into 8-lane accumulators of tiles of 8 rows × 1 column or 4 rows × 2 columns.
+// Accuracy: the lanes reorder the f32 sum; vs the reference the difference is
+// ≤ (n + 32)·2^-24·Σ|w_i x_i| (tests/test_kernels_simd.py).
+// Rows past the end of a tile reuse its last row (valid memory, results dropped).
+#include <cstring>
+
+#include "avx2_util.h"
+#include "x86.h"
+
+namespace edge {
+namespace {
+
+using namespace x86;
+
+// Elements i..i+7 (i % 8 == 0) of a row as f32.
+struct F32 {
+    static __m256 load(const uint8_t* row, int64_t i) { return _mm256_loadu_ps((const float*)row + i); }
+};
+struct F16 {
+    static __m256 load(const uint8_t* row, int64_t i) {
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(row + 2 * i)));
+    }
+};
+struct BF16 {
+    static __m256 load(const uint8_t* row, int64_t i) {
+        const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(row + 2 * i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    }
+};
+struct MxFp8 {
+    static __m256 load(const uint8_t* row, int64_t i) {
+        const uint8_t* blk = row + (i >> 5) * 33;
+        const __m256 v = _mm256_mul_ps(e4m3x8_div256(_mm_loadl_epi64((const __m128i*)(blk + 1 + (i & 31)))), _mm256_set1_ps(256.0f));
+        return _mm256_mul_ps(v, _mm256_set1_ps(e8m0_f32(blk[0])));
+    }
+};
+
+template <class Wt, int R, int C>
+void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const float* x, int64_t x_stride,
+          float* Y, int64_t ldy) {
+    const uint8_t* row[R];
+    for (int r = 0; r < R; ++r) row[r] = w + (r < valid_rows ? r : valid_rows - 1) * w_stride;
+    __m256 acc[R][C];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 xv[C];
+        for (int c = 0; c < C; ++c) xv[c] = _mm256_loadu_ps(x + c * x_stride + i);
+        for (int r = 0; r < R; ++r) {
+            const __m256 wv = Wt::load(row[r], i);
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int c = 0; c < C; ++c)
+        for (int r = 0; r < valid_rows; ++r) {
+            const float y = hsum8(acc[r][c]);
+            std::memcpy(Y + c * ldy + r, &y, 4);
+        }
+}
+
+template <class Wt>
+void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
+                int64_t ncols, float* Y, int64_t ldy) {
+    const uint8_t* wb = (const uint8_t*)W;
+    const float* xb = (const float*)X;
+    int64_t c0 = 0;
+    for (; c0 + 2 <= ncols; c0 += 2)
+        for (int64_t r0 = 0; r0 < rows; r0 += 4)
+            tile<Wt, 4, 2>(wb + r0 * w_stride, w_stride, (int)(rows - r0 < 4 ? rows - r0 : 4), n, xb + c0 * x_stride,
+                           x_stride, Y + c0 * ldy + r0, ldy);
+    if (c0 < ncols)
+        for (int64_t r0 = 0; r0 < rows; r0 += 8)
+            tile<Wt, 8, 1>(wb + r0 * w_stride, w_stride, (int)(rows - r0 < 8 ? rows - r0 : 8), n, xb + c0 * x_stride,
+                           x_stride, Y + c0 * ldy + r0, ldy);
+}
+
+}  // namespace
+
+void gemm_f32_avx2(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
+                   float* Y, int64_t ldy) {
+    gemm_float<F32>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+}
+void gemm_f16_avx2(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
+                   float* Y, int64_t ldy) {
+    gemm_float<F16>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+}
+void gemm_bf16_avx2(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
+                    float* Y, int64_t ldy) {
+    gemm_float<BF16>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+}
+void gemm_mxfp8_avx2(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
+                     float* Y, int64_t ldy) {
+    gemm_float<MxFp8>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+}
+
+}  // namespace edge
