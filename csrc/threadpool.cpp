@@ -1,5 +1,7 @@
-// threadpool.cpp — spin-then-sleep worker pool (see threadpool.h).
+// threadpool.cpp — dynamic-chunk, spin-then-sleep worker pool (see threadpool.h).
 #include "threadpool.h"
+
+#include <sched.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -13,8 +15,9 @@
 namespace edge {
 
 namespace {
-constexpr int kSpinIters = 1 << 16;  // ~ tens of microseconds before a worker sleeps
-}
+constexpr int kSpinIters = 1 << 14;   // pause-spins before yielding the CPU
+constexpr int kYieldIters = 1 << 10;  // sched_yield()s before sleeping on the condvar
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
     for (int i = 1; i < n_threads_; ++i) threads_.emplace_back(&ThreadPool::worker, this, i);
@@ -24,66 +27,80 @@ ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_.store(true);
-        generation_.fetch_add(1);
+        job_.fetch_add(1);
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::chunk(int id, int64_t* b, int64_t* e) const {
-    int64_t units = (n_ + grain_ - 1) / grain_;
-    int64_t per = units / n_threads_, extra = units % n_threads_;
-    int64_t ub = id * per + (id < extra ? id : extra);
-    int64_t ue = ub + per + (id < extra ? 1 : 0);
-    *b = ub * grain_ < n_ ? ub * grain_ : n_;
-    *e = ue * grain_ < n_ ? ue * grain_ : n_;
+void ThreadPool::work_on(uint32_t job, int thread_id) {
+    const Fn& fn = *fn_;
+    const int64_t n = n_, chunk = chunk_;
+    const uint32_t n_chunks = n_chunks_;
+    uint64_t w = work_.load(std::memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(w >> 32) != job || (uint32_t)w >= n_chunks) return;
+        if (!work_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
+        int64_t b = (int64_t)(uint32_t)w * chunk;
+        int64_t e = b + chunk < n ? b + chunk : n;
+        fn(b, e, thread_id);
+        done_.fetch_add(1, std::memory_order_acq_rel);
+        w = work_.load(std::memory_order_acquire);
+    }
 }
 
 void ThreadPool::run(int64_t n, const Fn& fn, int64_t grain) {
     if (n <= 0) return;
-    if (n_threads_ == 1 || n <= grain) {
+    if (grain < 1) grain = 1;
+    int64_t units = (n + grain - 1) / grain;
+    if (n_threads_ == 1 || units == 1) {
         fn(0, n, 0);
         return;
     }
+    int64_t target = (int64_t)n_threads_ * 4;
+    int64_t per = (units + target - 1) / target;  // units per chunk
     fn_ = &fn;
     n_ = n;
-    grain_ = grain < 1 ? 1 : grain;
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    chunk_ = per * grain;
+    n_chunks_ = (uint32_t)((n + chunk_ - 1) / chunk_);
+    done_.store(0, std::memory_order_relaxed);
+    uint32_t job = job_.load(std::memory_order_relaxed) + 1;
+    work_.store((uint64_t)job << 32, std::memory_order_release);
     {
         // The lock orders the publication against a worker that is about to sleep.
         std::lock_guard<std::mutex> lk(mu_);
-        generation_.fetch_add(1, std::memory_order_release);
+        job_.store(job, std::memory_order_release);
     }
     if (sleepers_.load(std::memory_order_acquire) > 0) cv_.notify_all();
-    int64_t b, e;
-    chunk(0, &b, &e);
-    if (b < e) fn(b, e, 0);
-    while (pending_.load(std::memory_order_acquire) > 0) EDGE_CPU_RELAX();
-    fn_ = nullptr;
+    work_on(job, 0);
+    for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks_;) {
+        if (++spins < kSpinIters) EDGE_CPU_RELAX();
+        else sched_yield();  // a worker holding a chunk may be descheduled: let it run
+    }
 }
 
 void ThreadPool::worker(int id) {
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        uint64_t g;
+        uint32_t j;
         int spins = 0;
-        while ((g = generation_.load(std::memory_order_acquire)) == seen) {
-            if (++spins < kSpinIters) {
+        while ((j = job_.load(std::memory_order_acquire)) == seen) {
+            ++spins;
+            if (spins < kSpinIters) {
                 EDGE_CPU_RELAX();
-                continue;
+            } else if (spins < kSpinIters + kYieldIters) {
+                sched_yield();
+            } else {
+                std::unique_lock<std::mutex> lk(mu_);
+                sleepers_.fetch_add(1);
+                cv_.wait(lk, [&] { return job_.load(std::memory_order_acquire) != seen; });
+                sleepers_.fetch_sub(1);
+                spins = 0;
             }
-            std::unique_lock<std::mutex> lk(mu_);
-            sleepers_.fetch_add(1);
-            cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-            sleepers_.fetch_sub(1);
-            spins = 0;
         }
-        seen = g;
+        seen = j;
         if (stop_.load()) return;
-        int64_t b, e;
-        chunk(id, &b, &e);
-        if (b < e) (*fn_)(b, e, id);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        work_on(j, id);
     }
 }
 

@@ -1,10 +1,11 @@
 // threadpool.h — a fixed pool of worker threads for data-parallel loops over index ranges.
 //
-// run(n, fn) splits [0, n) into size() contiguous chunks (rounded to `grain`), runs
-// fn(begin, end, thread_id) on every non-empty chunk — chunk 0 on the calling thread — and returns
-// when all are done. Workers spin briefly between jobs (decode issues ~150 jobs per token, so
-// waking sleeping threads each time would cost more than the work) and then sleep on a condvar.
-// Not reentrant: call run() from one thread at a time.
+// run(n, fn, grain) splits [0, n) into chunks (multiples of `grain`, about 4 per thread) that the
+// caller and the workers claim dynamically, calls fn(begin, end, thread_id) for each, and returns
+// when all are done. The caller works too, so a worker that the OS has descheduled (an
+// oversubscribed machine) delays nothing beyond the chunk it already holds. Workers spin briefly
+// between jobs (decode issues ~150 jobs per token, and waking sleeping threads every time would cost
+// more than the work), then sleep on a condvar. Not reentrant: call run() from one thread at a time.
 #pragma once
 
 #include <atomic>
@@ -31,14 +32,20 @@ public:
 
 private:
     void worker(int id);
-    void chunk(int id, int64_t* b, int64_t* e) const;
+    // Claims and runs chunks of job `job` until none is left.
+    void work_on(uint32_t job, int thread_id);
 
     int n_threads_;
     std::vector<std::thread> threads_;
+    // The current job; written by run() before the job id is published in work_.
     const Fn* fn_ = nullptr;
-    int64_t n_ = 0, grain_ = 1;
-    std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
+    int64_t n_ = 0, chunk_ = 1;
+    uint32_t n_chunks_ = 0;
+    // High 32 bits: job id; low 32 bits: next unclaimed chunk. A claim is a CAS that also checks
+    // the job id, so a late worker can never run a chunk of a job it did not read.
+    std::atomic<uint64_t> work_{0};
+    std::atomic<uint32_t> done_{0};   // chunks finished in the current job
+    std::atomic<uint32_t> job_{0};    // id of the latest published job
     std::atomic<bool> stop_{false};
     std::mutex mu_;
     std::condition_variable cv_;
