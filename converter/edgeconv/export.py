@@ -147,30 +147,21 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             for p in plan:
                 w.declare(p.name, dtypes[p.name], p.shape)
             w.begin()
-            bar = None
-            items = plan
-            if progress:
-                from tqdm import tqdm
+            from tqdm import tqdm
 
-                bar = tqdm(plan, unit="tensor", desc=os.path.basename(out_path), leave=False)
-                items = bar
-            for p in items:
-                if bar is not None:
-                    bar.set_postfix_str(f"{p.name} -> {dtypes[p.name]}", refresh=False)
+            bar = tqdm(plan, unit="tensor", desc=os.path.basename(out_path), leave=False, disable=not progress)
+            for p in bar:
+                bar.set_postfix_str(f"{p.name} -> {dtypes[p.name]}", refresh=False)
                 arr = _load(src, p)
                 cols = p.shape[-1]
                 rows2d = arr.reshape(-1, cols)
                 imp = None if importance is None else importance.get(p.name)
                 step = max(1, CHUNK_ELEMENTS // cols)
                 for r0 in range(0, rows2d.shape[0], step):
-                    chunk = rows2d[r0:r0 + step]
-                    q = quantize(chunk, dtypes[p.name]) if imp is None else \
-                        quantize(chunk, dtypes[p.name], importance=imp)
-                    w.write_chunk(p.name, q)
+                    w.write_chunk(p.name, quantize(rows2d[r0:r0 + step], dtypes[p.name], importance=imp))
                 w.end_tensor(p.name)
                 del arr, rows2d
-            if bar is not None:
-                bar.close()
+            bar.close()
             file_size, bpw = w.file_size, w.bits_per_weight
     n_weights = sum(p.n_elements for p in plan)
     res = ExportResult(os.fspath(out_path), rec.name, len(plan), n_weights, file_size, bpw, time.time() - t0,
