@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -272,6 +273,16 @@ Status edge_file_open(const std::string& path, std::unique_ptr<EdgeFile>* out) {
         if (!f->index_.emplace(t.name, f->tensors_.size()).second) return bad(path, "tensor '" + t.name + "' appears twice");
         f->tensors_.push_back(std::move(t));
     }
+    // No two tensors share a byte, and none overlaps the metadata or the table.
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // [begin, end)
+    spans.reserve(f->tensors_.size() + 2);
+    for (const TensorInfo& t : f->tensors_) spans.emplace_back(t.offset, t.offset + t.nbytes);
+    spans.emplace_back(meta_off, meta_off + meta_size);
+    spans.emplace_back(table_off, table_off + table_size);
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; i < spans.size(); ++i)
+        if (spans[i].first < spans[i - 1].second && spans[i].first != spans[i].second && spans[i - 1].first != spans[i - 1].second)
+            return bad(path, "overlapping sections: a tensor shares bytes with another tensor, the metadata or the table");
     *out = std::move(f);
     return Status::ok();
 }

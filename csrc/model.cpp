@@ -63,8 +63,13 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     EDGE_TRY(edge_file_open(path, &file_));
     const EdgeFile& f = *file_;
 
+    // Dense decoder families this executor implements; each differs only in the llm.* flags below.
+    static const char* const kDense[] = {"llama", "qwen2", "qwen3"};
     std::string arch;
     EDGE_TRY(f.get_str("general.architecture", &arch));
+    if (std::find(std::begin(kDense), std::end(kDense), arch) == std::end(kDense))
+        return status_error(Code::UNSUPPORTED, path + ": architecture '" + arch +
+                                                   "' is not supported by this runtime (supported: llama, qwen2, qwen3)");
     int64_t b;
     EDGE_TRY(f.get_i64("llm.n_layers", &cfg_.n_layers));
     EDGE_TRY(f.get_i64("llm.d_model", &cfg_.d_model));

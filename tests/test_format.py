@@ -275,8 +275,6 @@ def test_inconsistent_tensor_entries(good, tmp_path):
     _expect(tmp_path, _reseal(c), "cannot fit")
 
 
-@pytest.mark.xfail(strict=True, reason="csrc/format.cpp does not yet reject overlapping tensors (FORMAT.md says "
-                   "a reader must); remove this xfail when it does")
 def test_cpp_rejects_overlapping_tensors(good, tmp_path):
     core = _cpp_core()
     if core is None:
