@@ -4,8 +4,9 @@
 //
 // Both element formats are small integers once scaled: 2·E2M1 ∈ {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12} and
 // 8·E2M3 ∈ [-60, 60]; the factor goes into the block scale (E8M0/2, E8M0/8, as the reference). The
-// codes are looked up with vpshufb in 16-byte tables that already hold value + K (K = 128 for E2M1,
-// 64 for E2M3), i.e. the unsigned operand vpdpbusd needs; the driver removes K·Σq.
+// codes are looked up with vpshufb in 16-byte tables that already hold value + K (K = 12 for E2M1,
+// 64 for E2M3), i.e. the unsigned operand vpdpbusd needs; the driver removes K·Σq. With u ≤ 24, the
+// E2M1 lane sums of 8 codes fit in int16 (first tree level narrow).
 //   mxfp4: 16 nibble bytes per block, split-half (byte j: element j low, j + 16 high); a step of two
 //          blocks is [b0 | b0 | b1 | b1] in 128-bit lanes, low nibbles in lanes 0 and 2.
 //   mxfp6: 24 bytes per block, element 4g+i = bits 6i..6i+5 of the little-endian 24-bit group g.
@@ -24,7 +25,11 @@ struct MxFp4 {
     static constexpr int kBlock = 32;
     static constexpr int kBlockBytes = 17;
     static constexpr bool kAsym = false;
-    static constexpr int kKey = 128;
+    static constexpr int kKey = 12;
+    static constexpr int kNarrow = 1;  // 8·24·127 < 2^15
+    static constexpr int kScaleBytes = 1;
+    static __m512i key(int) { return _mm512_set1_epi8(12); }
+    static float act_mult(int) { return 1.0f; }
 
     static __m512i step(const uint8_t* p, int nb) {
         const __m128i b0 = _mm_loadu_si128((const __m128i*)(p + 1));
@@ -32,10 +37,8 @@ struct MxFp4 {
         const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(b0)),
                                              _mm256_broadcastsi128_si256(b1), 1);
         const __m512i idx = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
-        // 128 + 2·E2M1(code): {0,1,2,3,4,6,8,12} and their negatives
-        const __m512i lut = _mm512_broadcast_i32x4(
-            _mm_setr_epi8((char)128, (char)129, (char)130, (char)131, (char)132, (char)134, (char)136, (char)140,
-                          (char)128, (char)127, (char)126, (char)125, (char)124, (char)122, (char)120, (char)116));
+        // 12 + 2·E2M1(code): {0,1,2,3,4,6,8,12} and their negatives
+        const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
         return _mm512_shuffle_epi8(lut, idx);
     }
     static void load_pair(const uint8_t* p, int elems, __m512i* w) {
@@ -51,6 +54,10 @@ struct MxFp6 {
     static constexpr int kBlockBytes = 25;
     static constexpr bool kAsym = false;
     static constexpr int kKey = 64;
+    static constexpr int kNarrow = 0;  // 4·124·127 does not fit in int16
+    static constexpr int kScaleBytes = 1;
+    static __m512i key(int) { return _mm512_set1_epi8(64); }
+    static float act_mult(int) { return 1.0f; }
 
     static __m512i step(const uint8_t* p, int nb) {
         // Masked loads: 24 bytes per block, never past the block.

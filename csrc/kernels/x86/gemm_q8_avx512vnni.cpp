@@ -19,6 +19,10 @@ struct Int8 {
     static constexpr int kBlockBytes = kData + 32;
     static constexpr bool kAsym = false;
     static constexpr int kKey = 128;
+    static constexpr int kNarrow = 0;  // 4·255·127 does not fit in int16
+    static constexpr int kScaleBytes = kMx ? 1 : 2;
+    static __m512i key(int) { return _mm512_set1_epi8((char)0x80); }
+    static float act_mult(int) { return 1.0f; }
 
     static __m512i step(const uint8_t* p, int nb) {
         const __m256i b0 = _mm256_loadu_si256((const __m256i*)(p + kData));

@@ -8,28 +8,37 @@
 //
 // How. A "step" is 64 elements (two activation blocks, one zmm of int8 codes); a "pair" is two steps
 // (four activation blocks). Tiles are 4 rows × up to 4 columns.
-//   * The format turns its weight bytes into unsigned bytes u = wc + K per step, in the activation's
-//     element order (K = 8 for int4, 128 for q8_0/mxint8/mxfp4 via a LUT, 64 for mxfp6, 0 for int4a).
-//   * vpdpbusd gives 16 int32 lane sums of u·q per (row, step). For 4 rows × 2 steps (8 vectors) a
-//     transpose-add tree (unpack 32/64-bit, shuffle 128-bit) adds the 8 lanes of every block, giving
-//     one vector z of the 16 EXACT block sums (4 activation blocks × 4 rows); z - K·Σq is isum.
-//   * Then, once per 16 block terms: acc += (float)isum · (sw·x.d) — the same two roundings per block
-//     term as the reference ((sw·x.d) rounded once, then the product, here fused with the add).
-//     int4a adds m·x.s per block the same way. Only the order of the f32 additions differs from the
-//     reference (per 4-block group, then per 2048-element chunk, then across chunks), which is what
-//     kernels.h allows: |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
-//   * Per column and 2048-element k-chunk the activation codes, K·Σq and x.d (x.s) are laid out once
-//     for all rows; per 4-row group the weight scales of 4 rows × 4 blocks come from one gather.
+//   * The format turns its weight bytes into unsigned bytes u = f·wc + K per step, in the activation's
+//     element order (K = 8 for int4, 128 for q8_0/mxint8, 12 for mxfp4 and 64 for mxfp6 via a LUT,
+//     0 for int4a; f = 16 for the high nibbles that int4_64/128 use in place in GEMV, else 1).
+//   * vpdpbusd gives 16 int32 lane sums of u·q per (row, step), starting from -Σ K·q of the lane
+//     (precomputed per activation step). For 4 rows × 2 steps (8 vectors) a transpose-add tree adds
+//     the 8 lanes of every block, giving one vector of the 16 EXACT block sums f·isum (4 activation
+//     blocks × 4 rows). When the format bounds the partial sums to int16 (4-bit codes, E2M1 + 12),
+//     the first tree levels use vpackssdw + vpmaddwd, which take half the shuffle-port slots.
+//   * Then, once per 16 block terms: acc += (float)(f·isum) · (sw·x.d/f) — the same two roundings
+//     per block term as the reference ((sw·x.d) rounded once, then the product, fused with the add
+//     here; the power of two f changes nothing unless sw·x.d is below 2^-122). int4a adds m·x.s per
+//     block the same way. Only the order of the f32 additions differs from the reference (per
+//     4-block group, then per 2048-element chunk, then across chunks), which kernels.h allows:
+//     |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
+//   * Per column and 2048-element k-chunk the activation codes, -K·q lane sums and x.d/f (x.s) are
+//     laid out once for all rows. Per 4-row group the weight scales of 4 rows × 4 blocks come from
+//     vpermw over each row's pair bytes (32-element blocks) or one gather (64/128-element blocks,
+//     spread over 2 or 4 pairs).
 // Rows past the end of a 4-row group reuse the group's last row (valid memory, results dropped).
 // Gather offsets are int32: r·w_stride for r ≤ 3 must fit (w_stride < 512 MiB).
 //
 // A format policy F provides (all static):
 //   kBlock, kBlockBytes, kAsym   the dtype's block (elements, bytes); int4a's m·x.s term
-//   kKey                          K, the byte offset added to every signed code
-//   load_pair(p, elems, w)        the pair whose first block is at p -> w[0], w[1] (u bytes); elems is
-//                                 128, or 32/64/96 at the end of a row (never read past those blocks;
-//                                 lanes past them may hold anything, their activation codes are 0)
-//   scale(dw), offset(dw)         16 block scales (int4a: offsets) from the first 4 bytes of 16 blocks
+//   kKey, key(st)                K != 0, and the K bytes of step st (0 or 1) of a pair
+//   act_mult(g)                  1/f of activation block g (0..3) of a pair
+//   kNarrow                      tree levels (0..2) whose sums fit in int16
+//   kScaleBytes                  2 (f16 scale, int4a: then the f16 offset) or 1 (E8M0) at block start
+//   load_pair(p, elems, w)       the pair whose first block is at p -> w[0], w[1] (u bytes); elems is
+//                                128, or 32/64/96 at the end of a row (never read past those blocks;
+//                                lanes past them may hold anything, their activation codes are 0)
+//   scale(dw), offset(dw)        16 block scales (int4a: offsets) from the first 4 bytes of 16 blocks
 #pragma once
 
 #include <cstring>
@@ -52,10 +61,10 @@ inline float load_f32u(const void* p) {
 // One column's activations for one k-chunk, in the layouts the tile consumes. The 16 lanes of the
 // per-pair vectors are (block g = 0..3 of the pair) × (row 0..3): lane 4g + r.
 struct alignas(64) ActChunk {
-    __m512i qa[2 * kChunkPairs];  // per step: the 64 codes (zero past the end of the row)
-    __m512i negk[kChunkPairs];    // per pair: -K·Σq of block g, in lanes 4g..4g+3
-    __m512 d[kChunkPairs];        // per pair: x.d of block g (0 past the end)
-    __m512 s[kChunkPairs];        // per pair: x.s of block g (kAsym only)
+    __m512i qa[2 * kChunkPairs];   // per step: the 64 codes (zero past the end of the row)
+    __m512i neg[2 * kChunkPairs];  // per step: -Σ K·q of each int32 lane's 4 codes (vpdpbusd's start)
+    __m512 d[kChunkPairs];         // per pair: x.d / f of block g (0 past the end)
+    __m512 s[kChunkPairs];         // per pair: x.s of block g (kAsym only)
 };
 
 // Columns' activation blocks [4·p0, 4·p0 + nact) -> out (nact ≤ 4·kChunkPairs).
@@ -68,62 +77,146 @@ inline void act_prep(const block_q8x* x, int64_t p0, int nact, ActChunk* out) {
         const int k = 2 * st;
         const __m256i q0 = k < nact ? _mm256_loadu_si256((const __m256i*)a[k].q) : _mm256_setzero_si256();
         const __m256i q1 = k + 1 < nact ? _mm256_loadu_si256((const __m256i*)a[k + 1].q) : _mm256_setzero_si256();
-        out->qa[st] = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        const __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        out->qa[st] = qa;
+        out->neg[st] = F::kKey ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, F::key(st & 1), qa)) : zero;
     }
     for (int p = 0; p < npairs; ++p) {
         alignas(64) float d[16], s[16];
-        alignas(64) int32_t nk[16];
         for (int g = 0; g < 4; ++g) {
             const int k = 4 * p + g;
-            float dk = 0.0f, sk = 0.0f;
-            int32_t sum = 0;
-            if (k < nact) {
-                dk = load_f32u(&a[k].d);
-                sk = load_f32u(&a[k].s);
-                for (int i = 0; i < 32; ++i) sum += a[k].q[i];
-            }
-            for (int r = 0; r < 4; ++r) d[4 * g + r] = dk, s[4 * g + r] = sk, nk[4 * g + r] = -F::kKey * sum;
+            const float dk = k < nact ? load_f32u(&a[k].d) * F::act_mult(g) : 0.0f;
+            const float sk = k < nact ? load_f32u(&a[k].s) : 0.0f;
+            for (int r = 0; r < 4; ++r) d[4 * g + r] = dk, s[4 * g + r] = sk;
         }
         out->d[p] = _mm512_load_ps(d);
         if (F::kAsym) out->s[p] = _mm512_load_ps(s);
-        out->negk[p] = F::kKey ? _mm512_load_si512(nk) : zero;
     }
 }
 
-// Weight scales (and int4a offsets) of 4 rows × activation blocks [4·p0, 4·p0 + nact), lane 4g + r
-// of pair p holding the scale of the weight block under activation block 4p + g of row r (0 for
-// rows ≥ R and blocks past nact). w: row 0 at the chunk's first weight block.
+// Word index (and right shift of the 16-bit word: 8 for a byte at an odd offset) of the scale of
+// block g in a 4-block pair, for result word L = 4g + r, and of the int4a offset for L = 16 + 4g + r.
+template <int bb>
+struct ScaleWords {
+    struct Table {
+        alignas(64) int16_t idx[32];
+        alignas(64) int16_t shift[32];
+    };
+    static constexpr Table make() {
+        Table t{};
+        for (int L = 0; L < 32; ++L) {
+            const int o = ((L & 15) >> 2) * bb + (L >= 16 ? 2 : 0);
+            t.idx[L] = (int16_t)(o >> 1);
+            t.shift[L] = (int16_t)(8 * (o & 1));
+        }
+        return t;
+    }
+    static constexpr Table kTable = make();
+};
+
+// Scales (int4a: also offsets) of 32-element blocks, 4 rows × 4 blocks per pair, without a gather:
+// each row's pair bytes are loaded (one or two zmm; the scale bytes lie in the first 3·bb + 4) and
+// vpermw/vpermt2w pick the scale words into lane 4g + r (offsets into lanes 16 + 4g + r).
+template <class F>
+inline void row_scales32(const uint8_t* w, int64_t w_stride, int R, int nact, __m512* sw, __m512* m) {
+    constexpr int bb = F::kBlockBytes;
+    constexpr int kNeed = 3 * bb + (F::kAsym ? 4 : F::kScaleBytes);  // bytes of a pair holding scales
+    constexpr bool kTwo = kNeed > 64;
+    const __m512i idx = _mm512_load_si512(ScaleWords<bb>::kTable.idx);
+    const __m512i shift = _mm512_load_si512(ScaleWords<bb>::kTable.shift);
+    const uint8_t* row[4];
+    for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
+    for (int p = 0; 4 * p < nact; ++p) {
+        const int nb = nact - 4 * p < 4 ? nact - 4 * p : 4;
+        const int have = nb * bb;  // bytes of the pair that exist
+        const __mmask64 k0 = have >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << have) - 1);
+        const int rest = (have < kNeed ? have : kNeed) - 64;
+        const __mmask64 k1 = rest <= 0 ? 0 : (((__mmask64)1 << rest) - 1);
+        __m512i words = _mm512_setzero_si512();
+        for (int r = 0; r < 4; ++r) {
+            const uint8_t* q = row[r] + (int64_t)p * 4 * bb;
+            const __m512i lo = have >= 64 ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi8(k0, q);
+            __m512i t;
+            if (kTwo) t = _mm512_permutex2var_epi16(lo, idx, _mm512_maskz_loadu_epi8(k1, q + 64));
+            else t = _mm512_permutexvar_epi16(idx, lo);
+            words = _mm512_mask_blend_epi16((__mmask32)(0x11111111u << r), words, t);
+        }
+        const __mmask16 ok = (__mmask16)((1u << (4 * nb)) - 1);  // blocks past nact: 0
+        if (F::kScaleBytes == 2) {
+            sw[p] = _mm512_maskz_mov_ps(ok, _mm512_cvtph_ps(_mm512_castsi512_si256(words)));
+            if (F::kAsym) m[p] = _mm512_maskz_mov_ps(ok, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(words, 1)));
+        } else {
+            const __m512i e = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_srlv_epi16(words, shift)));
+            sw[p] = _mm512_maskz_mov_ps(ok, F::scale(e));
+        }
+    }
+}
+
+// Weight scales (and int4a offsets) of 4 rows for activation blocks [0, nact) of a chunk: lane 4g + r
+// of pair p = the scale of the weight block under activation block 4p + g of row r (0 for rows ≥ R
+// and past nact). One gather fetches 4 rows × 4 weight blocks (1, 2 or 4 pairs' worth) and vpermps
+// spreads it over the pairs. w: row 0 at the chunk's first weight block.
 template <class F>
 inline void row_scales(const uint8_t* w, int64_t w_stride, int R, int nact, __m512* sw, __m512* m) {
-    constexpr int per = F::kBlock / 32;  // activation blocks per weight block
+    constexpr int kPer = F::kBlock / 32;  // activation blocks per weight block = pairs per gather
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i r = _mm512_and_si512(lane, _mm512_set1_epi32(3));
-    const __m512i g = _mm512_srli_epi32(lane, 2);
-    const __m512i rmask_idx = r;
-    const __mmask16 rows_ok = _mm512_cmplt_epi32_mask(rmask_idx, _mm512_set1_epi32(R));
-    for (int p = 0; p * 4 < nact; ++p) {
-        // Offsets (int32) of the scale word of block (4p + g) / per of row r, from w.
-        const __m512i blk = _mm512_srli_epi32(_mm512_add_epi32(g, _mm512_set1_epi32(4 * p)), per == 1 ? 0 : per == 2 ? 1 : 2);
-        const __m512i idx = _mm512_add_epi32(_mm512_mullo_epi32(r, _mm512_set1_epi32((int)w_stride)),
-                                             _mm512_mullo_epi32(blk, _mm512_set1_epi32(F::kBlockBytes)));
-        const __mmask16 ok = rows_ok & _mm512_cmplt_epi32_mask(_mm512_add_epi32(g, _mm512_set1_epi32(4 * p)), _mm512_set1_epi32(nact));
-        const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ok, idx, w, 1);
-        sw[p] = _mm512_maskz_mov_ps(ok, F::scale(dw));
-        if (F::kAsym) m[p] = _mm512_maskz_mov_ps(ok, F::offset(dw));
+    const __m512i j = _mm512_srli_epi32(lane, 2);  // weight block within the gather
+    const __m512i idx0 = _mm512_add_epi32(_mm512_mullo_epi32(r, _mm512_set1_epi32((int)w_stride)),
+                                          _mm512_mullo_epi32(j, _mm512_set1_epi32(F::kBlockBytes)));
+    const __mmask16 rows_ok = _mm512_cmplt_epi32_mask(r, _mm512_set1_epi32(R));
+    const int nwb = nact / kPer;  // weight blocks in the chunk (n is a multiple of the block)
+    const __m512i g = j;          // in a pair's layout, lane 4g + r
+    for (int j0 = 0; j0 < nwb; j0 += 4) {
+        const __mmask16 ok = rows_ok & _mm512_cmplt_epi32_mask(_mm512_add_epi32(j, _mm512_set1_epi32(j0)), _mm512_set1_epi32(nwb));
+        const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), ok, idx0, w + (int64_t)j0 * F::kBlockBytes, 1);
+        const __m512 s = _mm512_maskz_mov_ps(ok, F::scale(dw));
+        const __m512 o = F::kAsym ? _mm512_maskz_mov_ps(ok, F::offset(dw)) : _mm512_setzero_ps();
+        for (int q = 0; q < kPer && (j0 * kPer / 4 + q) * 4 < nact; ++q) {
+            const int p = j0 * kPer / 4 + q;
+            if (kPer == 1) {
+                sw[p] = s;
+                if (F::kAsym) m[p] = o;
+            } else {
+                // activation block 4p + g lies in weight block (4q + g) / kPer of this gather
+                const __m512i src = _mm512_add_epi32(
+                    _mm512_slli_epi32(_mm512_srli_epi32(_mm512_add_epi32(g, _mm512_set1_epi32(4 * q)), kPer == 2 ? 1 : 2), 2), r);
+                sw[p] = _mm512_permutexvar_ps(src, s);
+                if (F::kAsym) m[p] = _mm512_permutexvar_ps(src, o);
+            }
+        }
     }
 }
 
 // The 16 block sums of 4 rows × 2 steps of lane sums: v[r][st] (16 lanes; lanes 8h..8h+7 belong to
-// block 2·st + h) -> lane 4g + r = Σ of the 8 lanes of block g of row r.
+// block 2·st + h) -> lane 4g + r = Σ of the 8 lanes of block g of row r. A transpose-add tree: level 1
+// adds lane pairs of two rows, level 2 lane quads of four rows ([row0..row3] per 128-bit lane), level 3
+// the two 128-bit lanes of each block. kNarrow levels use vpackssdw + vpmaddwd (2 instructions, one of
+// them off port 5) instead of unpack lo/hi + add; the format guarantees the partial sums of those
+// levels fit in int16 (so the saturating pack is exact).
+template <int kNarrow>
 inline __m512i block_sums(const __m512i (&v)[4][2]) {
+    const __m512i ones = _mm512_set1_epi16(1);
     __m512i u[2];
     for (int st = 0; st < 2; ++st) {
-        const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0][st], v[1][st]), _mm512_unpackhi_epi32(v[0][st], v[1][st]));
-        const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2][st], v[3][st]), _mm512_unpackhi_epi32(v[2][st], v[3][st]));
-        // per 128-bit lane L: [row0, row1, row2, row3] sums of that lane's 4 int32
-        u[st] = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+        __m512i t01, t23;
+        if (kNarrow >= 1) {  // [v0(0+1), v0(2+3), v1(0+1), v1(2+3)] per 128-bit lane
+            t01 = _mm512_madd_epi16(_mm512_packs_epi32(v[0][st], v[1][st]), ones);
+            t23 = _mm512_madd_epi16(_mm512_packs_epi32(v[2][st], v[3][st]), ones);
+        } else {  // [v0(0+2), v1(0+2), v0(1+3), v1(1+3)]
+            t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[0][st], v[1][st]), _mm512_unpackhi_epi32(v[0][st], v[1][st]));
+            t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2][st], v[3][st]), _mm512_unpackhi_epi32(v[2][st], v[3][st]));
+        }
+        if (kNarrow >= 2) {
+            u[st] = _mm512_madd_epi16(_mm512_packs_epi32(t01, t23), ones);
+        } else if (kNarrow == 1) {  // even + odd 32-bit lanes
+            const __m512 a = _mm512_castsi512_ps(t01), b = _mm512_castsi512_ps(t23);
+            u[st] = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, 0x88)), _mm512_castps_si512(_mm512_shuffle_ps(a, b, 0xDD)));
+        } else {
+            u[st] = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+        }
     }
-    // 128-bit lanes 0+1 are block 2st, 2+3 block 2st+1: [u0.L0+u0.L1, u0.L2+u0.L3, u1.L0+u1.L1, u1.L2+u1.L3]
+    // 128-bit lanes 0+1 are block 2st, 2+3 block 2st+1
     return _mm512_add_epi32(_mm512_shuffle_i64x2(u[0], u[1], 0x88), _mm512_shuffle_i64x2(u[0], u[1], 0xDD));
 }
 
@@ -150,9 +243,8 @@ void tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* a
             __m512i v[4][2];
             for (int r = 0; r < 4; ++r)
                 for (int st = 0; st < 2; ++st)
-                    v[r][st] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r][st], act[c].qa[2 * p + st]);
-            __m512i z = block_sums(v);
-            if (F::kKey) z = _mm512_add_epi32(z, act[c].negk[p]);
+                    v[r][st] = _mm512_dpbusd_epi32(act[c].neg[2 * p + st], wv[r][st], act[c].qa[2 * p + st]);
+            const __m512i z = block_sums<F::kNarrow>(v);
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_mul_ps(sw[p], act[c].d[p]), acc[c]);
             if (F::kAsym) acc[c] = _mm512_fmadd_ps(m[p], act[c].s[p], acc[c]);
         }
@@ -187,7 +279,8 @@ void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const vo
             for (int64_t r0 = 0; r0 < rows; r0 += 4) {
                 const int R = (int)(rows - r0 < 4 ? rows - r0 : 4);
                 const uint8_t* w = wb + r0 * w_stride + wofs;
-                row_scales<F>(w, w_stride, R, nact, sw, m);
+                if (F::kBlock == 32) row_scales32<F>(w, w_stride, R, nact, sw, m);
+                else row_scales<F>(w, w_stride, R, nact, sw, m);
                 float* y = Y + c0 * ldy + r0;
                 switch (C) {
                     case 1: tile<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
