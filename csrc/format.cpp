@@ -222,6 +222,8 @@ Status edge_file_open(const std::string& path, std::unique_ptr<EdgeFile>* out) {
     uint32_t n_tensors = h.get<uint32_t>();
     uint32_t meta_crc = h.get<uint32_t>(), table_crc = h.get<uint32_t>(), header_crc = h.get<uint32_t>();
     if (crc32_update(0, base, 68) != header_crc) return bad(path, "header checksum mismatch");
+    for (size_t i = 72; i < kEdgeHeaderSize; ++i)
+        if (base[i]) return bad(path, "reserved header bytes are not zero");
     if (version != kEdgeVersion)
         return status_error(Code::UNSUPPORTED, path + strfmt(": format version %u, this edgerun reads version %u; upgrade edgerun or re-export", version, kEdgeVersion));
     if (flags != 0) return status_error(Code::UNSUPPORTED, path + strfmt(": unknown header flags 0x%x", flags));
