@@ -20,6 +20,7 @@ struct MxFp4 {
     static constexpr int kBlockBytes = 17;
     static constexpr bool kAsym = false;
     static constexpr bool kSign = false;
+    static constexpr int kNarrow = 1;  // u ≤ 24: 8 codes' products fit in int16
     static constexpr int kKey = 12;
 
     static __m256i block(const uint8_t* p) {
@@ -44,6 +45,7 @@ struct MxFp6 {
     static constexpr int kBlockBytes = 25;
     static constexpr bool kAsym = false;
     static constexpr bool kSign = false;
+    static constexpr int kNarrow = 0;  // u ≤ 124: 4 codes' products do not fit in int16
     static constexpr int kKey = 64;
 
     static __m256i block(const uint8_t* p) {

@@ -15,6 +15,7 @@ struct Int8 {
     static constexpr int kBlock = 32;
     static constexpr int kBlockBytes = kData + 32;
     static constexpr bool kAsym = false;
+    static constexpr int kNarrow = 0;  // |w|·|q| ≤ 128·127: 4 of them overflow int16
     static constexpr bool kSign = true;
     static constexpr int kKey = 0;
 

@@ -21,6 +21,7 @@
 // A format policy F provides (all static):
 //   kBlock, kBlockBytes, kAsym, kKey   as in gemm_q8x_avx512vnni.h
 //   kSign                              weights are signed int8 codes: dot by the sign trick
+//   kNarrow                            tree levels (0..2) whose partial sums fit in int16
 //   load_pair(row, j, elems, w)        steps 2j, 2j+1 of a row -> w[0], w[1] (u bytes, or the signed
 //                                      codes when kSign); elems = 64, or 32 at the end of a row
 //   scale(dw), offset(dw)              8 block scales (int4a: offsets) from the first 4 bytes of 8 blocks
@@ -99,13 +100,30 @@ inline __m256i step_dot(__m256i w, __m256i q) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), ones);
 }
 
-// v[r][g] (8 lanes, all of block g) -> lane 4g + r = Σ of v[r][g]'s lanes.
+// v[r][g] (8 lanes, all of block g) -> lane 4g + r = Σ of v[r][g]'s lanes. Transpose-add tree as in
+// gemm_q8x_avx512vnni.h: kNarrow levels use vpackssdw + vpmaddwd instead of unpack lo/hi + add; the
+// format guarantees those levels' partial sums fit in int16.
+template <int kNarrow>
 inline __m256i block_sums2(const __m256i (&v)[4][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256i u[2];
     for (int g = 0; g < 2; ++g) {
-        const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[0][g], v[1][g]), _mm256_unpackhi_epi32(v[0][g], v[1][g]));
-        const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2][g], v[3][g]), _mm256_unpackhi_epi32(v[2][g], v[3][g]));
-        u[g] = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+        __m256i t01, t23;
+        if (kNarrow >= 1) {  // [v0(0+1), v0(2+3), v1(0+1), v1(2+3)] per 128-bit lane
+            t01 = _mm256_madd_epi16(_mm256_packs_epi32(v[0][g], v[1][g]), ones);
+            t23 = _mm256_madd_epi16(_mm256_packs_epi32(v[2][g], v[3][g]), ones);
+        } else {  // [v0(0+2), v1(0+2), v0(1+3), v1(1+3)]
+            t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[0][g], v[1][g]), _mm256_unpackhi_epi32(v[0][g], v[1][g]));
+            t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2][g], v[3][g]), _mm256_unpackhi_epi32(v[2][g], v[3][g]));
+        }
+        if (kNarrow >= 2) {
+            u[g] = _mm256_madd_epi16(_mm256_packs_epi32(t01, t23), ones);
+        } else if (kNarrow == 1) {  // even + odd 32-bit lanes
+            const __m256 a = _mm256_castsi256_ps(t01), b = _mm256_castsi256_ps(t23);
+            u[g] = _mm256_add_epi32(_mm256_castps_si256(_mm256_shuffle_ps(a, b, 0x88)), _mm256_castps_si256(_mm256_shuffle_ps(a, b, 0xDD)));
+        } else {
+            u[g] = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+        }
     }
     return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
 }
@@ -130,7 +148,7 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
             __m256i v[4][2];
             for (int r = 0; r < 4; ++r)
                 for (int g = 0; g < 2; ++g) v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g]);
-            __m256i z = block_sums2(v);
+            __m256i z = block_sums2<F::kNarrow>(v);
             if (F::kKey) z = _mm256_add_epi32(z, act[c].negk[p]);
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(z), _mm256_mul_ps(sw[p], act[c].d[p]), acc[c]);
             if (F::kAsym) acc[c] = _mm256_fmadd_ps(m[p], act[c].s[p], acc[c]);
