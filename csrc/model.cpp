@@ -290,7 +290,7 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
             float* scratch = scores_.data() + (size_t)tid * ctx_;
             for (int64_t i = b; i < e; ++i) {
                 int64_t t = i / H, h = i % H, kvh = h / group;
-                attention_head(q_.data() + t * Dq + h * Dh, L.k_cache.data() + kvh * Dh, L.v_cache.data() + kvh * Dh, Dkv,
+                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.data() + kvh * Dh, L.v_cache.data() + kvh * Dh, Dkv,
                                pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
             }
         });

@@ -1,4 +1,5 @@
-// ops.h — the small float ops of a decoder layer (reference implementations; f32 throughout).
+// ops.h — the small per-token float ops of a decoder layer (f32 throughout). Attention, the one
+// whose cost grows with the context, is a kernel-table op (kernels/kernels.h).
 // Shapes use: T tokens, D model width, H heads, Hkv kv heads, Dh head dim, P cached positions.
 #pragma once
 
@@ -15,13 +16,5 @@ void rope_rotate_half(float* v, int64_t head_dim, int64_t pos, const float* inv_
 
 // y[i] = silu(g[i]) * u[i], i < n; y may alias g or u.
 void silu_mul(const float* g, const float* u, int64_t n, float* y);
-
-// In-place softmax of x[n] (max-subtracted, f32).
-void softmax(float* x, int64_t n);
-
-// One query head against cached keys/values: out[Dh] = softmax(q·K[p]/sqrt(Dh), p < n_pos) · V.
-//   k, v: position p's head vector at k + p * stride (floats). scratch: n_pos floats.
-void attention_head(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos,
-                    int64_t head_dim, float* scratch, float* out);
 
 }  // namespace edge

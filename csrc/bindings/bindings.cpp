@@ -280,6 +280,19 @@ py::array_t<float> py_gemm(int dtype, py::bytes wdata, int64_t rows, int64_t n, 
     return out;
 }
 
+// out[head_dim] = attention of q[head_dim] over k, v [n_pos, stride] (first head_dim columns of each row).
+py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std::string& level) {
+    const KernelTable* t = table_or_raise(level);
+    if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != v.shape(1) ||
+        q.shape(0) > k.shape(1) || k.shape(0) < 1 || q.shape(0) < 1)
+        raise_status(status_error(Code::INVALID_ARGUMENT, "attention: q [Dh], k and v [n_pos, stride >= Dh]"));
+    int64_t dh = q.shape(0), n_pos = k.shape(0), stride = k.shape(1);
+    std::vector<float> scratch((size_t)n_pos);
+    py::array_t<float> out(dh);
+    t->attention(q.data(), k.data(), v.data(), stride, n_pos, dh, scratch.data(), out.mutable_data());
+    return out;
+}
+
 py::dict py_kernel_table(const std::string& level) {
     const KernelTable* t = table_or_raise(level);
     py::dict d, gemm, deq;
@@ -291,6 +304,7 @@ py::dict py_kernel_table(const std::string& level) {
     d["gemm"] = gemm;
     d["dequant"] = deq;
     d["quantize_q8x"] = t->quantize_q8x_impl;
+    d["attention"] = t->attention_impl;
     return d;
 }
 
@@ -326,6 +340,7 @@ PYBIND11_MODULE(_core, m) {
           "The level used by default ($EDGE_KERNELS caps it).");
     m.def("kernel_table", &py_kernel_table, py::arg("level") = "", "Which implementation fills each slot.");
     m.def("dequantize", &py_dequantize, py::arg("dtype"), py::arg("data"), py::arg("n"), py::arg("level") = "ref");
+    m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref");
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),
           py::arg("level") = "ref", py::arg("misalign") = 0);

@@ -35,6 +35,8 @@ void kernels_register_ref(KernelTable* t) {
     }
     t->quantize_q8x = quantize_q8x_ref;
     t->quantize_q8x_impl = "ref";
+    t->attention = attention_ref;
+    t->attention_impl = "ref";
 }
 
 }  // namespace edge

@@ -36,6 +36,8 @@ void kernels_register_avx2(KernelTable* t) {
     }
     t->quantize_q8x = quantize_q8x_avx2;
     t->quantize_q8x_impl = "avx2";
+    t->attention = attention_avx2;
+    t->attention_impl = "avx2";
 }
 
 }  // namespace edge

@@ -22,6 +22,8 @@ void kernels_register_avx512(KernelTable* t) {
     }
     t->quantize_q8x = quantize_q8x_avx512;
     t->quantize_q8x_impl = "avx512";
+    t->attention = attention_avx512;
+    t->attention_impl = "avx512";
 }
 
 }  // namespace edge

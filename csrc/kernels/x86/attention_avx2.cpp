@@ -1,0 +1,94 @@
+// attention_avx2.cpp — attention_fn (kernels.h) with AVX2+FMA: 8-wide dot products and V sums, a
+// vectorised polynomial exp (Cephes expf, rel. err < 2e-7). Any head_dim (masked tails).
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "x86.h"
+
+namespace edge {
+
+namespace {
+
+inline __m256 exp256(__m256 x) {
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365478515625f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// Lane mask for the first min(left, 8) lanes (maskload/maskstore read the sign bit).
+inline __m256i tail_mask(int64_t left) {
+    const int64_t n = left >= 8 ? 8 : left;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+}  // namespace
+
+void attention_avx2(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos, int64_t head_dim,
+                    float* scratch, float* out) {
+    const float scale = 1.0f / std::sqrt((float)head_dim);
+    float m = -INFINITY;
+    int64_t p = 0;
+    for (; p + 2 <= n_pos; p += 2) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        const float *k0 = k + p * stride, *k1 = k0 + stride;
+        for (int64_t i = 0; i < head_dim; i += 8) {
+            __m256i mk = tail_mask(head_dim - i);
+            __m256 qv = _mm256_maskload_ps(q + i, mk);
+            a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k0 + i, mk), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k1 + i, mk), a1);
+        }
+        scratch[p] = hsum(a0) * scale;
+        scratch[p + 1] = hsum(a1) * scale;
+    }
+    for (; p < n_pos; ++p) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t i = 0; i < head_dim; i += 8) {
+            __m256i mk = tail_mask(head_dim - i);
+            a0 = _mm256_fmadd_ps(_mm256_maskload_ps(q + i, mk), _mm256_maskload_ps(k + p * stride + i, mk), a0);
+        }
+        scratch[p] = hsum(a0) * scale;
+    }
+    for (p = 0; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
+    const __m256 mx = _mm256_set1_ps(m);
+    __m256 vsum = _mm256_setzero_ps();
+    for (p = 0; p < n_pos; p += 8) {
+        __m256i mk = tail_mask(n_pos - p);
+        __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(scratch + p, mk), mx)), _mm256_castsi256_ps(mk));
+        _mm256_maskstore_ps(scratch + p, mk, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
+    for (int64_t i = 0; i < head_dim; i += 8) {
+        __m256i mk = tail_mask(head_dim - i);
+        __m256 o0 = _mm256_setzero_ps(), o1 = o0;
+        const float* vp = v + i;
+        int64_t j = 0;
+        for (; j + 2 <= n_pos; j += 2, vp += 2 * stride) {
+            o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), _mm256_maskload_ps(vp, mk), o0);
+            o1 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 1]), _mm256_maskload_ps(vp + stride, mk), o1);
+        }
+        if (j < n_pos) o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), _mm256_maskload_ps(vp, mk), o0);
+        _mm256_maskstore_ps(out + i, mk, _mm256_mul_ps(_mm256_add_ps(o0, o1), inv));
+    }
+}
+
+}  // namespace edge

@@ -1,0 +1,90 @@
+// attention_avx512.cpp — attention_fn (kernels.h) with AVX-512: 16-wide dot products and V sums,
+// a vectorised polynomial exp (Cephes expf, rel. err < 2e-7). Any head_dim (masked tails).
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "x86.h"
+
+namespace edge {
+
+namespace {
+
+inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-87.3365478515625f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+inline float dot512(const float* a, const float* b, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+}  // namespace
+
+void attention_avx512(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos, int64_t head_dim,
+                      float* scratch, float* out) {
+    const float scale = 1.0f / std::sqrt((float)head_dim);
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int64_t p = 0;
+    for (; p + 4 <= n_pos; p += 4) {  // four independent dot chains
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        for (int64_t i = 0; i < head_dim; i += 16) {
+            __mmask16 m = tail_mask(head_dim - i);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+            a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + i), a0);
+            a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k1 + i), a1);
+            a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k2 + i), a2);
+            a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k3 + i), a3);
+        }
+        scratch[p] = _mm512_reduce_add_ps(a0) * scale;
+        scratch[p + 1] = _mm512_reduce_add_ps(a1) * scale;
+        scratch[p + 2] = _mm512_reduce_add_ps(a2) * scale;
+        scratch[p + 3] = _mm512_reduce_add_ps(a3) * scale;
+    }
+    for (; p < n_pos; ++p) scratch[p] = dot512(q, k + p * stride, head_dim) * scale;
+    for (p = 0; p < n_pos; p += 16) vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax, _mm512_maskz_loadu_ps(tail_mask(n_pos - p), scratch + p));
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 vsum = _mm512_setzero_ps();
+    for (p = 0; p < n_pos; p += 16) {
+        __mmask16 m = tail_mask(n_pos - p);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scratch + p), mx));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(scratch + p, m, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (int64_t i = 0; i < head_dim; i += 16) {
+        __mmask16 m = tail_mask(head_dim - i);
+        __m512 o0 = _mm512_setzero_ps(), o1 = o0;
+        const float* vp = v + i;
+        int64_t j = 0;
+        for (; j + 2 <= n_pos; j += 2, vp += 2 * stride) {
+            o0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j]), _mm512_maskz_loadu_ps(m, vp), o0);
+            o1 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j + 1]), _mm512_maskz_loadu_ps(m, vp + stride), o1);
+        }
+        if (j < n_pos) o0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j]), _mm512_maskz_loadu_ps(m, vp), o0);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_add_ps(o0, o1), inv));
+    }
+}
+
+}  // namespace edge

@@ -1,0 +1,44 @@
+"""attention_fn: every level the CPU supports against the reference and a float64 softmax-attention,
+at head sizes and context lengths that break vector tails, with strided K/V rows."""
+
+import numpy as np
+import pytest
+
+from edgerun import _core
+
+LEVELS = _core.kernel_levels()
+
+
+def attention64(q, k, v):
+    s = (k.astype(np.float64) @ q.astype(np.float64)) / np.sqrt(len(q))
+    p = np.exp(s - s.max())
+    return (p / p.sum()) @ v.astype(np.float64)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("head_dim", [1, 2, 7, 8, 15, 16, 17, 24, 33, 64, 80, 128])
+@pytest.mark.parametrize("n_pos", [1, 2, 3, 5, 16, 17, 63, 300])
+def test_attention_matches_reference(level, head_dim, n_pos):
+    rng = np.random.default_rng(head_dim * 1000 + n_pos)
+    stride = head_dim + 5  # rows of K/V are wider than one head, as in the KV cache
+    q = rng.standard_normal(head_dim).astype(np.float32) * 2
+    k = rng.standard_normal((n_pos, stride)).astype(np.float32)
+    v = rng.standard_normal((n_pos, stride)).astype(np.float32)
+    exact = attention64(q, k[:, :head_dim], v[:, :head_dim])
+    ref = _core.attention(q, k, v, "ref")
+    got = _core.attention(q, k, v, level)
+    vmax = np.abs(v[:, :head_dim]).max()
+    assert np.abs(ref - exact).max() <= 1e-5 * vmax
+    assert np.abs(got - ref).max() <= 1e-5 * vmax  # the bound declared in kernels.h
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_attention_extreme_scores(level):
+    """Huge score gaps (one position dominates, others underflow) and equal scores."""
+    q = np.full(16, 30.0, dtype=np.float32)
+    k = np.zeros((4, 16), dtype=np.float32)
+    k[2] = 1.0
+    v = np.arange(64, dtype=np.float32).reshape(4, 16)
+    np.testing.assert_allclose(_core.attention(q, k, v, level), v[2], rtol=1e-6)
+    q0 = np.zeros(16, dtype=np.float32)
+    np.testing.assert_allclose(_core.attention(q0, k, v, level), v.mean(axis=0), rtol=1e-6)
