@@ -285,6 +285,20 @@ def dequant_rows(rng, dtype):
     return rows
 
 
+ROW_BLOCK_BYTES = 512 << 10  # the multi-column drivers' L2 row block (gemm_q8x_*.h, gemm_float_*.cpp)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", GEMM_DTYPES)
+def test_gemm_row_blocks(level, dtype):
+    """Several columns groups over more rows than one L2 row block (and a partial last block)."""
+    if dtype not in filled(level, "gemm"):
+        pytest.skip(f"{level} does not fill gemm[{dtype}]")
+    n = 1152 if BLOCK[dtype] == 128 else 1088
+    rows = ROW_BLOCK_BYTES // (n // BLOCK[dtype] * _core.DTYPES[dtype][2]) + 13
+    check_gemm(level, dtype, rows, n, 6, 2, np.random.default_rng(3))
+
+
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", GEMM_DTYPES)
 def test_dequant_bit_exact(level, dtype):

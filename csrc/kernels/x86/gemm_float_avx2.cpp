@@ -17,6 +17,8 @@
 namespace edge {
 namespace {
 
+constexpr int64_t kRowBlockBytes = 512 << 10;  // weights per row block (L2-resident)
+
 using namespace x86;
 
 // Elements i..i+7 (i % 8 == 0) of a row as f32.
@@ -70,15 +72,21 @@ void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const 
                 int64_t ncols, float* Y, int64_t ldy) {
     const uint8_t* wb = (const uint8_t*)W;
     const float* xb = (const float*)X;
-    int64_t c0 = 0;
-    for (; c0 + 2 <= ncols; c0 += 2)
-        for (int64_t r0 = 0; r0 < rows; r0 += 4)
-            tile<Wt, 4, 2>(wb + r0 * w_stride, w_stride, (int)(rows - r0 < 4 ? rows - r0 : 4), n, xb + c0 * x_stride,
-                           x_stride, Y + c0 * ldy + r0, ldy);
-    if (c0 < ncols)
-        for (int64_t r0 = 0; r0 < rows; r0 += 8)
-            tile<Wt, 8, 1>(wb + r0 * w_stride, w_stride, (int)(rows - r0 < 8 ? rows - r0 : 8), n, xb + c0 * x_stride,
-                           x_stride, Y + c0 * ldy + r0, ldy);
+    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over them.
+    int64_t rblk = ncols <= 2 ? rows : (kRowBlockBytes / (w_stride > 0 ? w_stride : 1)) & ~(int64_t)7;
+    if (rblk < 8) rblk = 8;
+    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
+        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
+        int64_t c0 = 0;
+        for (; c0 + 2 <= ncols; c0 += 2)
+            for (int64_t r0 = rb0; r0 < rb1; r0 += 4)
+                tile<Wt, 4, 2>(wb + r0 * w_stride, w_stride, (int)(rb1 - r0 < 4 ? rb1 - r0 : 4), n, xb + c0 * x_stride,
+                               x_stride, Y + c0 * ldy + r0, ldy);
+        if (c0 < ncols)
+            for (int64_t r0 = rb0; r0 < rb1; r0 += 8)
+                tile<Wt, 8, 1>(wb + r0 * w_stride, w_stride, (int)(rb1 - r0 < 8 ? rb1 - r0 : 8), n, xb + c0 * x_stride,
+                               x_stride, Y + c0 * ldy + r0, ldy);
+    }
 }
 
 }  // namespace

@@ -37,6 +37,7 @@ namespace x86 {
 
 constexpr int kChunkPairs2 = 32;  // pairs per k-chunk: 2048 elements
 constexpr int kTileCols2 = 4;
+constexpr int64_t kRowBlockBytes2 = 512 << 10;  // weights per row block (L2-resident)
 
 // One column's activations for one k-chunk; per-pair vectors have lane 4g + r (block g, row r).
 struct alignas(32) ActChunk2 {
@@ -176,22 +177,30 @@ void gemm_q8x_avx2(const void* W, int64_t w_stride, int64_t rows, int64_t n, con
     const block_q8x* xb = (const block_q8x*)X;
     const int64_t nact_total = n / 32;
     constexpr int64_t kChunkAct = 2 * kChunkPairs2;
-    for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols2) {
-        const int C = (int)(ncols - c0 < kTileCols2 ? ncols - c0 : kTileCols2);
-        for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
-            const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
-            for (int c = 0; c < C; ++c) act_prep2<F>(xb + (c0 + c) * x_stride, k0 / 2, nact, &act[c]);
-            const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-            for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-                const int R = (int)(rows - r0 < 4 ? rows - r0 : 4);
-                const uint8_t* w = wb + r0 * w_stride + wofs;
-                row_scales2<F>(w, w_stride, R, nact, sw, m);
-                float* y = Y + c0 * ldy + r0;
-                switch (C) {
-                    case 1: tile2<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    case 2: tile2<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    case 3: tile2<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    default: tile2<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+    // Row blocks of at most kRowBlockBytes2 of weights stay in L2 while every column group passes over
+    // them (one block when there is a single column group).
+    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
+    int64_t rblk = ncols <= kTileCols2 ? rows : (kRowBlockBytes2 / row_bytes) & ~(int64_t)3;
+    if (rblk < 4) rblk = 4;
+    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
+        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
+        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols2) {
+            const int C = (int)(ncols - c0 < kTileCols2 ? ncols - c0 : kTileCols2);
+            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
+                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
+                for (int c = 0; c < C; ++c) act_prep2<F>(xb + (c0 + c) * x_stride, k0 / 2, nact, &act[c]);
+                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
+                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
+                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
+                    const uint8_t* w = wb + r0 * w_stride + wofs;
+                    row_scales2<F>(w, w_stride, R, nact, sw, m);
+                    float* y = Y + c0 * ldy + r0;
+                    switch (C) {
+                        case 1: tile2<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                        case 2: tile2<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                        case 3: tile2<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                        default: tile2<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                    }
                 }
             }
         }

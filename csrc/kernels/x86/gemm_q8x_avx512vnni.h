@@ -51,6 +51,7 @@ namespace x86 {
 
 constexpr int kChunkPairs = 16;  // pairs per k-chunk: 2048 elements, bounds the stack buffers
 constexpr int kTileCols = 4;
+constexpr int64_t kRowBlockBytes = 512 << 10;  // weights per row block (L2-resident)
 
 inline float load_f32u(const void* p) {
     float v;
@@ -270,23 +271,31 @@ void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const vo
     const block_q8x* xb = (const block_q8x*)X;
     const int64_t nact_total = n / 32;
     constexpr int64_t kChunkAct = 4 * kChunkPairs;
-    for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols) {
-        const int C = (int)(ncols - c0 < kTileCols ? ncols - c0 : kTileCols);
-        for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
-            const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
-            for (int c = 0; c < C; ++c) act_prep<F>(xb + (c0 + c) * x_stride, k0 / 4, nact, &act[c]);
-            const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-            for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-                const int R = (int)(rows - r0 < 4 ? rows - r0 : 4);
-                const uint8_t* w = wb + r0 * w_stride + wofs;
-                if (F::kBlock == 32) row_scales32<F>(w, w_stride, R, nact, sw, m);
-                else row_scales<F>(w, w_stride, R, nact, sw, m);
-                float* y = Y + c0 * ldy + r0;
-                switch (C) {
-                    case 1: tile<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    case 2: tile<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    case 3: tile<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    default: tile<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over
+    // them (one block when there is a single column group).
+    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
+    int64_t rblk = ncols <= kTileCols ? rows : (kRowBlockBytes / row_bytes) & ~(int64_t)3;
+    if (rblk < 4) rblk = 4;
+    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
+        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
+        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols) {
+            const int C = (int)(ncols - c0 < kTileCols ? ncols - c0 : kTileCols);
+            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
+                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
+                for (int c = 0; c < C; ++c) act_prep<F>(xb + (c0 + c) * x_stride, k0 / 4, nact, &act[c]);
+                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
+                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
+                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
+                    const uint8_t* w = wb + r0 * w_stride + wofs;
+                    if (F::kBlock == 32) row_scales32<F>(w, w_stride, R, nact, sw, m);
+                    else row_scales<F>(w, w_stride, R, nact, sw, m);
+                    float* y = Y + c0 * ldy + r0;
+                    switch (C) {
+                        case 1: tile<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                        case 2: tile<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                        case 3: tile<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                        default: tile<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
+                    }
                 }
             }
         }
