@@ -171,8 +171,8 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
 
     pool_.reset(new ThreadPool(threads));
     for (Layer& L : layers_) {
-        L.k_cache.assign((size_t)(ctx_ * Dkv), 0.f);
-        L.v_cache.assign((size_t)(ctx_ * Dkv), 0.f);
+        L.k_cache.reset(new float[(size_t)(ctx_ * Dkv)]);
+        L.v_cache.reset(new float[(size_t)(ctx_ * Dkv)]);
     }
     x_.resize((size_t)(T * D));
     xn_.resize((size_t)(T * D));
@@ -282,15 +282,15 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
                 if (L.k_norm) rmsnorm(k + h * Dh, L.k_norm, eps, Dh, k + h * Dh);
                 rope_rotate_half(k + h * Dh, Dh, pos0 + t, inv_freq_.data());
             }
-            std::copy(k, k + Dkv, L.k_cache.data() + (pos0 + t) * Dkv);
-            std::copy(v, v + Dkv, L.v_cache.data() + (pos0 + t) * Dkv);
+            std::copy(k, k + Dkv, L.k_cache.get() + (pos0 + t) * Dkv);
+            std::copy(v, v + Dkv, L.v_cache.get() + (pos0 + t) * Dkv);
         }
         // attention: one task per (token, head)
         pool_->run(T * H, [&](int64_t b, int64_t e, int tid) {
             float* scratch = scores_.data() + (size_t)tid * ctx_;
             for (int64_t i = b; i < e; ++i) {
                 int64_t t = i / H, h = i % H, kvh = h / group;
-                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.data() + kvh * Dh, L.v_cache.data() + kvh * Dh, Dkv,
+                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * Dh, L.v_cache.get() + kvh * Dh, Dkv,
                                pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
             }
         });

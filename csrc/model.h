@@ -89,7 +89,8 @@ private:
         const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
         const float *q_norm = nullptr, *k_norm = nullptr;
         Matrix q, k, v, o, gate, up, down;
-        std::vector<float> k_cache, v_cache;  // [ctx][Hkv·Dh]
+        // [ctx][Hkv·Dh], left uninitialised: pages become resident only as positions are written.
+        std::unique_ptr<float[]> k_cache, v_cache;
     };
 
     std::unique_ptr<EdgeFile> file_;
