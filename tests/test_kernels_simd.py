@@ -297,6 +297,8 @@ def test_gemm_row_blocks(level, dtype):
     n = 1152 if BLOCK[dtype] == 128 else 1088
     rows = ROW_BLOCK_BYTES // (n // BLOCK[dtype] * _core.DTYPES[dtype][2]) + 13
     check_gemm(level, dtype, rows, n, 6, 2, np.random.default_rng(3))
+    # Two k-chunks (2048 elements) with two full column groups and a partial one.
+    check_gemm(level, dtype, 7, 2176 if BLOCK[dtype] < 128 else 2304, 9, 1, np.random.default_rng(4))
 
 
 @pytest.mark.parametrize("level", LEVELS)

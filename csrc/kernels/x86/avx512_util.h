@@ -11,9 +11,16 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace edge {
 namespace x86 {
+
+inline float load_f32u(const void* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
 
 // Sum of the 16 lanes (any order; the callers' bounds allow it).
 inline float hsum(__m512 v) {

@@ -53,12 +53,6 @@ constexpr int kChunkPairs = 16;  // pairs per k-chunk: 2048 elements, bounds the
 constexpr int kTileCols = 4;
 constexpr int64_t kRowBlockBytes = 512 << 10;  // weights per row block (L2-resident)
 
-inline float load_f32u(const void* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-
 // One column's activations for one k-chunk, in the layouts the tile consumes. The 16 lanes of the
 // per-pair vectors are (block g = 0..3 of the pair) × (row 0..3): lane 4g + r.
 struct alignas(64) ActChunk {
