@@ -24,8 +24,8 @@
 //     |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
 //   * Per column and 2048-element k-chunk the activation codes, -K·q lane sums and x.d/f (x.s) are
 //     laid out once for all rows. Per 4-row group the weight scales of 4 rows × 4 blocks come from
-//     vpermw over each row's pair bytes (32-element blocks) or one gather (64/128-element blocks,
-//     spread over 2 or 4 pairs).
+//     vpermw over each row's first 64 pair bytes (int4_32, int4a_32, mxfp4) or one gather (other
+//     formats; for 64/128-element blocks one gather serves 2 or 4 pairs).
 // Rows past the end of a 4-row group reuse the group's last row (valid memory, results dropped).
 // Gather offsets are int32: r·w_stride for r ≤ 3 must fit (w_stride < 512 MiB).
 //
@@ -109,14 +109,21 @@ struct ScaleWords {
     static constexpr Table kTable = make();
 };
 
+// Whether the scales of a pair (4 blocks of 32) lie in its first 64 bytes: int4_32, int4a_32, mxfp4.
+// Those use row_scales32; wider blocks (q8_0, mxint8, mxfp6) are faster with a gather than with the
+// two-source vpermt2w.
+template <class F>
+constexpr bool scales_in_64_bytes() {
+    return F::kBlock == 32 && 3 * F::kBlockBytes + (F::kAsym ? 4 : F::kScaleBytes) <= 64;
+}
+
 // Scales (int4a: also offsets) of 32-element blocks, 4 rows × 4 blocks per pair, without a gather:
-// each row's pair bytes are loaded (one or two zmm; the scale bytes lie in the first 3·bb + 4) and
-// vpermw/vpermt2w pick the scale words into lane 4g + r (offsets into lanes 16 + 4g + r).
+// each row's first 64 pair bytes are loaded and vpermw picks the scale words into lane 4g + r (int4a
+// offsets into lanes 16 + 4g + r).
 template <class F>
 inline void row_scales32(const uint8_t* w, int64_t w_stride, int R, int nact, __m512* sw, __m512* m) {
     constexpr int bb = F::kBlockBytes;
-    constexpr int kNeed = 3 * bb + (F::kAsym ? 4 : F::kScaleBytes);  // bytes of a pair holding scales
-    constexpr bool kTwo = kNeed > 64;
+    static_assert(scales_in_64_bytes<F>(), "row_scales32 reads the first 64 bytes of a pair");
     const __m512i idx = _mm512_load_si512(ScaleWords<bb>::kTable.idx);
     const __m512i shift = _mm512_load_si512(ScaleWords<bb>::kTable.shift);
     const uint8_t* row[4];
@@ -125,16 +132,11 @@ inline void row_scales32(const uint8_t* w, int64_t w_stride, int R, int nact, __
         const int nb = nact - 4 * p < 4 ? nact - 4 * p : 4;
         const int have = nb * bb;  // bytes of the pair that exist
         const __mmask64 k0 = have >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << have) - 1);
-        const int rest = (have < kNeed ? have : kNeed) - 64;
-        const __mmask64 k1 = rest <= 0 ? 0 : (((__mmask64)1 << rest) - 1);
         __m512i words = _mm512_setzero_si512();
         for (int r = 0; r < 4; ++r) {
             const uint8_t* q = row[r] + (int64_t)p * 4 * bb;
-            const __m512i lo = have >= 64 ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi8(k0, q);
-            __m512i t;
-            if (kTwo) t = _mm512_permutex2var_epi16(lo, idx, _mm512_maskz_loadu_epi8(k1, q + 64));
-            else t = _mm512_permutexvar_epi16(idx, lo);
-            words = _mm512_mask_blend_epi16((__mmask32)(0x11111111u << r), words, t);
+            const __m512i bytes = have >= 64 ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi8(k0, q);
+            words = _mm512_mask_permutexvar_epi16(words, (__mmask32)(0x11111111u << r), idx, bytes);
         }
         const __mmask16 ok = (__mmask16)((1u << (4 * nb)) - 1);  // blocks past nact: 0
         if (F::kScaleBytes == 2) {
@@ -281,7 +283,7 @@ void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const vo
                 for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
                     const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
                     const uint8_t* w = wb + r0 * w_stride + wofs;
-                    if (F::kBlock == 32) row_scales32<F>(w, w_stride, R, nact, sw, m);
+                    if constexpr (scales_in_64_bytes<F>()) row_scales32<F>(w, w_stride, R, nact, sw, m);
                     else row_scales<F>(w, w_stride, R, nact, sw, m);
                     float* y = Y + c0 * ldy + r0;
                     switch (C) {
