@@ -171,6 +171,11 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
 template <class F>
 void gemm_q8x_avx2(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
                    int64_t ncols, float* Y, int64_t ldy) {
+    if (n <= 0) {  // an empty dot product is 0, as in the reference
+        for (int64_t c = 0; c < ncols; ++c)
+            for (int64_t r = 0; r < rows; ++r) std::memset(Y + c * ldy + r, 0, 4);
+        return;
+    }
     ActChunk2 act[kTileCols2];
     __m256 sw[kChunkPairs2], m[F::kAsym ? kChunkPairs2 : 1];
     const uint8_t* wb = (const uint8_t*)W;
