@@ -26,6 +26,7 @@ struct MxFp4 {
     static constexpr int kBlockBytes = 17;
     static constexpr bool kAsym = false;
     static constexpr int kKey = 12;
+    static constexpr bool kLoTimes16 = false;
     static constexpr int kNarrow = 1;  // 8·24·127 < 2^15
     static constexpr int kScaleBytes = 1;
     static __m512i key(int) { return _mm512_set1_epi8(12); }
@@ -54,6 +55,7 @@ struct MxFp6 {
     static constexpr int kBlockBytes = 25;
     static constexpr bool kAsym = false;
     static constexpr int kKey = 64;
+    static constexpr bool kLoTimes16 = false;
     static constexpr int kNarrow = 0;  // 4·124·127 does not fit in int16
     static constexpr int kScaleBytes = 1;
     static __m512i key(int) { return _mm512_set1_epi8(64); }

@@ -19,6 +19,7 @@ struct Int8 {
     static constexpr int kBlockBytes = kData + 32;
     static constexpr bool kAsym = false;
     static constexpr int kKey = 128;
+    static constexpr bool kLoTimes16 = false;
     static constexpr int kNarrow = 0;  // 4·255·127 does not fit in int16
     static constexpr int kScaleBytes = kMx ? 1 : 2;
     static __m512i key(int) { return _mm512_set1_epi8((char)0x80); }

@@ -34,6 +34,8 @@
 //   kKey, key(st)                K != 0, and the K bytes of step st (0 or 1) of a pair
 //   act_mult(g)                  1/f of activation block g (0..3) of a pair
 //   kNarrow                      tree levels (0..2) whose sums fit in int16
+//   kLoTimes16                   32-element blocks whose high halves are 16·code in place: the tree
+//                                multiplies the low halves' sums by 16 before adding the halves
 //   kScaleBytes                  2 (f16 scale, int4a: then the f16 offset) or 1 (E8M0) at block start
 //   load_pair(p, elems, w)       the pair whose first block is at p -> w[0], w[1] (u bytes); elems is
 //                                128, or 32/64/96 at the end of a row (never read past those blocks;
@@ -191,7 +193,7 @@ inline void row_scales(const uint8_t* w, int64_t w_stride, int R, int nact, __m5
 // the two 128-bit lanes of each block. kNarrow levels use vpackssdw + vpmaddwd (2 instructions, one of
 // them off port 5) instead of unpack lo/hi + add; the format guarantees the partial sums of those
 // levels fit in int16 (so the saturating pack is exact).
-template <int kNarrow>
+template <int kNarrow, bool kLoTimes16>
 inline __m512i block_sums(const __m512i (&v)[4][2]) {
     const __m512i ones = _mm512_set1_epi16(1);
     __m512i u[2];
@@ -212,6 +214,9 @@ inline __m512i block_sums(const __m512i (&v)[4][2]) {
         } else {
             u[st] = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
         }
+        // 32-element blocks with in-place high nibbles: 128-bit lanes 0, 2 hold 1·(low half) and
+        // lanes 1, 3 16·(high half) of blocks 2st, 2st+1; scale the low halves to 16· as well.
+        if (kLoTimes16) u[st] = _mm512_mask_slli_epi32(u[st], 0x0F0F, u[st], 4);
     }
     // 128-bit lanes 0+1 are block 2st, 2+3 block 2st+1
     return _mm512_add_epi32(_mm512_shuffle_i64x2(u[0], u[1], 0x88), _mm512_shuffle_i64x2(u[0], u[1], 0xDD));
@@ -241,7 +246,7 @@ void tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* a
             for (int r = 0; r < 4; ++r)
                 for (int st = 0; st < 2; ++st)
                     v[r][st] = _mm512_dpbusd_epi32(act[c].neg[2 * p + st], wv[r][st], act[c].qa[2 * p + st]);
-            const __m512i z = block_sums<F::kNarrow>(v);
+            const __m512i z = block_sums<F::kNarrow, F::kLoTimes16>(v);
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_mul_ps(sw[p], act[c].d[p]), acc[c]);
             if (F::kAsym) acc[c] = _mm512_fmadd_ps(m[p], act[c].s[p], acc[c]);
         }
