@@ -325,7 +325,7 @@ def test_smollm2_gguf_to_f16(tmp_path):
 @needs_smollm2
 def test_int4_recipe_budget_for_smollm2():
     """The int4 mix of SmolLM2-135M (tied 28M-weight embedding) stays <= 4.5 bits/weight for the whole
-    file, metadata included, and still buys q8_0 for the first/last layers' attn_v and ffn_down."""
+    file, metadata included, and spends the rest of the budget on q8_0 attn_v, edge layers first."""
     from edgeconv.export import _metadata
     from edgeconv.format import F64, HEADER_SIZE, TensorInfo, encode_metadata, encode_table
 
@@ -341,9 +341,10 @@ def test_int4_recipe_budget_for_smollm2():
     bpw = 8 * file_size(plan, dt, fixed) / n
     assert 4.49 < bpw <= 4.5
     assert dt["tok_embd"] == "int4_32"
-    for i in (0, 29):
-        assert dt[f"blk.{i}.attn_v"] == dt[f"blk.{i}.ffn_down"] == "q8_0"
-    assert dt["blk.15.attn_q"] == "int4_64" and dt["blk.4.ffn_down"] == "int4_64"
+    upgraded = sorted(k for k, v in dt.items() if v == "q8_0")
+    assert all(k.endswith(".attn_v") for k in upgraded) and 25 <= len(upgraded) < 30
+    assert {"blk.0.attn_v", "blk.29.attn_v"} | {f"blk.{i}.attn_v" for i in more_bits_layers(30)} <= set(upgraded)
+    assert dt["blk.15.attn_q"] == "int4_64" and dt["blk.0.ffn_down"] == "int4_64"
     # without the upgrades the file would leave ~0.1 bpw unused; with them it is within 0.01 bpw of it
     base = {k: ("int4_64" if v == "q8_0" else v) for k, v in dt.items()}
     assert 8 * file_size(plan, base, fixed) / n < 4.41
@@ -611,3 +612,40 @@ def test_calibration_importance_matches_hf_activations(tiny, tmp_path):
     _, a_unw, _ = read_all(tmp_path / "n.edge")
     assert res.dtypes == res0.dtypes
     assert any(not np.array_equal(a_cal[n], a_unw[n]) for n in a_cal)  # the weighting changed the choice
+
+
+def test_budgeted_upgrades_order_and_limit():
+    """Upgrades go in recipe order (untied head first), each only while the file stays in budget."""
+    from edgeconv.archs import PlannedTensor
+
+    def t(name, role, shape, layer=None):
+        return PlannedTensor(name, name, role, shape, layer, "f32" if len(shape) == 1 else None, False, None)
+
+    L, C, F, V = 8, 256, 512, 1024
+    plan = [t("tok_embd", "embedding", (V, C))]
+    for i in range(L):
+        plan += [t(f"blk.{i}.attn_norm", "norm", (C,), i), t(f"blk.{i}.attn_v", "attn_v", (C, C), i),
+                 t(f"blk.{i}.ffn_down", "ffn_down", (C, F), i)]
+    plan += [t("output", "head", (V, C))]
+    n = sum(p.n_elements for p in plan)
+    rec = RECIPES["int4"]
+    for budget_extra_bytes in (0, 80_000, 10 ** 6, 10 ** 8):
+        fixed = 128
+        base = assign_dtypes(plan, rec, (), L, fixed)
+        base_size = file_size(plan, {k: ("int4_64" if v == "q8_0" and k != "tok_embd" else v)
+                                     for k, v in base.items()}, fixed)
+        r = type(rec)(**{**rec.__dict__, "budget_bpw": 8 * (base_size + budget_extra_bytes) / n})
+        dt = assign_dtypes(plan, r, (), L, fixed)
+        assert 8 * file_size(plan, dt, fixed) / n <= r.budget_bpw + 1e-12
+        up = [p.name for p in plan if dt[p.name] == "q8_0"]
+        if budget_extra_bytes == 0:
+            assert up == []
+        elif budget_extra_bytes == 80_000:  # head (+131 KB) does not fit; 2 attn_v (+35 KB each): edge layers
+            assert up == ["blk.0.attn_v", "blk.7.attn_v"]
+        elif budget_extra_bytes == 10 ** 6:  # head, every attn_v, then ffn_down edge layers first
+            assert dt["output"] == "q8_0" and all(dt[f"blk.{i}.attn_v"] == "q8_0" for i in range(L))
+            assert dt["blk.0.ffn_down"] == dt["blk.7.ffn_down"] == "q8_0"
+        else:
+            assert set(up) == {p.name for p in plan if p.role in ("head", "attn_v")} | \
+                {f"blk.{i}.ffn_down" for i in more_bits_layers(L) | {0, L - 1}}
+        assert dt["tok_embd"] == "int4_32" and all(dt[f"blk.{i}.attn_norm"] == "f32" for i in range(L))
