@@ -282,7 +282,8 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
                 if (L.k_norm) rmsnorm(k + h * Dh, L.k_norm, eps, Dh, k + h * Dh);
                 rope_rotate_half(k + h * Dh, Dh, pos0 + t, inv_freq_.data());
             }
-            std::copy(k, k + Dkv, L.k_cache.get() + (pos0 + t) * Dkv);
+            float* kt = L.k_cache.get() + pos0 + t;  // K is cached transposed: [Hkv·Dh][ctx]
+            for (int64_t i = 0; i < Dkv; ++i) kt[i * ctx_] = k[i];
             std::copy(v, v + Dkv, L.v_cache.get() + (pos0 + t) * Dkv);
         }
         // attention: one task per (token, head)
@@ -290,8 +291,8 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
             float* scratch = scores_.data() + (size_t)tid * ctx_;
             for (int64_t i = b; i < e; ++i) {
                 int64_t t = i / H, h = i % H, kvh = h / group;
-                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * Dh, L.v_cache.get() + kvh * Dh, Dkv,
-                               pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
+                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * Dh * ctx_, ctx_,
+                               L.v_cache.get() + kvh * Dh, Dkv, pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
             }
         });
         {

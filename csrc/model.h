@@ -4,8 +4,8 @@
 //   per layer: x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))));  x += down(silu(gate(n2 x)) * up(n2 x))
 //   logits = head(norm(x))                                 [T, V]
 // The architecture is described by the file's llm.* keys (docs/FORMAT.md); nothing here knows model
-// names. Weights stay in the read-only mapping; the model owns only the KV cache (f32,
-// [layer][pos][Hkv·Dh] for K and V) and scratch sized for `batch` tokens at a time.
+// names. Weights stay in the read-only mapping; the model owns only the KV cache (f32 per layer,
+// K transposed) and scratch sized for `batch` tokens at a time.
 #pragma once
 
 #include <cstdint>
@@ -89,7 +89,8 @@ private:
         const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
         const float *q_norm = nullptr, *k_norm = nullptr;
         Matrix q, k, v, o, gate, up, down;
-        // [ctx][Hkv·Dh], left uninitialised: pages become resident only as positions are written.
+        // K: [Hkv·Dh][ctx] (transposed, see attention_fn); V: [ctx][Hkv·Dh]. Left uninitialised, so
+        // pages become resident only as positions are written.
         std::unique_ptr<float[]> k_cache, v_cache;
     };
 

@@ -1,19 +1,18 @@
-// attention_ref.cpp — one attention head over cached f32 K/V: the reference of attention_fn
-// (kernels.h). Scores, softmax and the weighted sum of V are f32, in position order, with expf.
+// attention_ref.cpp — one attention head over cached f32 K (transposed) and V: the reference of
+// attention_fn (kernels.h). Scores, softmax and the weighted sum of V are f32, in position order, with expf.
 #include <cmath>
 
 #include "ref.h"
 
 namespace edge {
 
-void attention_ref(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos, int64_t head_dim,
-                   float* scratch, float* out) {
+void attention_ref(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride, int64_t n_pos,
+                   int64_t head_dim, float* scratch, float* out) {
     const float scale = 1.0f / std::sqrt((float)head_dim);
     float m = -INFINITY;
     for (int64_t p = 0; p < n_pos; ++p) {
-        const float* kp = k + p * stride;
         float s = 0.f;
-        for (int64_t i = 0; i < head_dim; ++i) s += q[i] * kp[i];
+        for (int64_t i = 0; i < head_dim; ++i) s += q[i] * kt[i * kt_stride + p];
         scratch[p] = s * scale;
         m = scratch[p] > m ? scratch[p] : m;
     }
@@ -25,7 +24,7 @@ void attention_ref(const float* q, const float* k, const float* v, int64_t strid
     const float inv = 1.0f / sum;
     for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.f;
     for (int64_t p = 0; p < n_pos; ++p) {
-        const float* vp = v + p * stride;
+        const float* vp = v + p * v_stride;
         const float a = scratch[p] * inv;
         for (int64_t i = 0; i < head_dim; ++i) out[i] += a * vp[i];
     }

@@ -1,4 +1,5 @@
-// attention_avx2.cpp — attention_fn (kernels.h) with AVX2+FMA: 8-wide dot products and V sums, a
+// attention_avx2.cpp — attention_fn (kernels.h) with AVX2+FMA: scores for 8-16 positions per step from the
+// transposed K, 8-wide V sums, a
 // vectorised polynomial exp (Cephes expf, rel. err < 2e-7). Any head_dim (masked tails).
 #include <immintrin.h>
 
@@ -42,30 +43,30 @@ inline float hsum(__m256 v) {
 
 }  // namespace
 
-void attention_avx2(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos, int64_t head_dim,
-                    float* scratch, float* out) {
+void attention_avx2(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
+                    int64_t n_pos, int64_t head_dim, float* scratch, float* out) {
     const float scale = 1.0f / std::sqrt((float)head_dim);
     float m = -INFINITY;
     int64_t p = 0;
-    for (; p + 2 <= n_pos; p += 2) {
+    // scores: 16 (then 8) positions per step, one broadcast-FMA per head dimension; no horizontal sums
+    for (; p + 16 <= n_pos; p += 16) {
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        const float *k0 = k + p * stride, *k1 = k0 + stride;
-        for (int64_t i = 0; i < head_dim; i += 8) {
-            __m256i mk = tail_mask(head_dim - i);
-            __m256 qv = _mm256_maskload_ps(q + i, mk);
-            a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k0 + i, mk), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k1 + i, mk), a1);
+        const float* kp = kt + p;
+        for (int64_t i = 0; i < head_dim; ++i, kp += kt_stride) {
+            __m256 qi = _mm256_set1_ps(q[i]);
+            a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kp), a0);
+            a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kp + 8), a1);
         }
-        scratch[p] = hsum(a0) * scale;
-        scratch[p + 1] = hsum(a1) * scale;
+        _mm256_storeu_ps(scratch + p, _mm256_mul_ps(a0, _mm256_set1_ps(scale)));
+        _mm256_storeu_ps(scratch + p + 8, _mm256_mul_ps(a1, _mm256_set1_ps(scale)));
     }
-    for (; p < n_pos; ++p) {
+    for (; p < n_pos; p += 8) {
+        __m256i mk = tail_mask(n_pos - p);
         __m256 a0 = _mm256_setzero_ps();
-        for (int64_t i = 0; i < head_dim; i += 8) {
-            __m256i mk = tail_mask(head_dim - i);
-            a0 = _mm256_fmadd_ps(_mm256_maskload_ps(q + i, mk), _mm256_maskload_ps(k + p * stride + i, mk), a0);
-        }
-        scratch[p] = hsum(a0) * scale;
+        const float* kp = kt + p;
+        for (int64_t i = 0; i < head_dim; ++i, kp += kt_stride)
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[i]), _mm256_maskload_ps(kp, mk), a0);
+        _mm256_maskstore_ps(scratch + p, mk, _mm256_mul_ps(a0, _mm256_set1_ps(scale)));
     }
     for (p = 0; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const __m256 mx = _mm256_set1_ps(m);
@@ -82,9 +83,9 @@ void attention_avx2(const float* q, const float* k, const float* v, int64_t stri
         __m256 o0 = _mm256_setzero_ps(), o1 = o0;
         const float* vp = v + i;
         int64_t j = 0;
-        for (; j + 2 <= n_pos; j += 2, vp += 2 * stride) {
+        for (; j + 2 <= n_pos; j += 2, vp += 2 * v_stride) {
             o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), _mm256_maskload_ps(vp, mk), o0);
-            o1 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 1]), _mm256_maskload_ps(vp + stride, mk), o1);
+            o1 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 1]), _mm256_maskload_ps(vp + v_stride, mk), o1);
         }
         if (j < n_pos) o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), _mm256_maskload_ps(vp, mk), o0);
         _mm256_maskstore_ps(out + i, mk, _mm256_mul_ps(_mm256_add_ps(o0, o1), inv));

@@ -1,4 +1,5 @@
-// attention_avx512.cpp — attention_fn (kernels.h) with AVX-512: 16-wide dot products and V sums,
+// attention_avx512.cpp — attention_fn (kernels.h) with AVX-512: scores for 16-32 positions per step from
+// the transposed K, 16-wide V sums,
 // a vectorised polynomial exp (Cephes expf, rel. err < 2e-7). Any head_dim (masked tails).
 #include <immintrin.h>
 
@@ -29,39 +30,41 @@ inline __m512 exp512(__m512 x) {
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-inline float dot512(const float* a, const float* b, int64_t n) {
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = tail_mask(n - i);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
 }  // namespace
 
-void attention_avx512(const float* q, const float* k, const float* v, int64_t stride, int64_t n_pos, int64_t head_dim,
-                      float* scratch, float* out) {
+void attention_avx512(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
+                      int64_t n_pos, int64_t head_dim, float* scratch, float* out) {
     const float scale = 1.0f / std::sqrt((float)head_dim);
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     int64_t p = 0;
-    for (; p + 4 <= n_pos; p += 4) {  // four independent dot chains
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        const float *k0 = k + p * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-        for (int64_t i = 0; i < head_dim; i += 16) {
-            __mmask16 m = tail_mask(head_dim - i);
-            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
-            a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + i), a0);
-            a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k1 + i), a1);
-            a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k2 + i), a2);
-            a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k3 + i), a3);
+    // scores: 32 (then 16) positions per step, one broadcast-FMA per head dimension; no horizontal sums
+    for (; p + 32 <= n_pos; p += 32) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        const float* kp = kt + p;
+        int64_t i = 0;
+        for (; i + 2 <= head_dim; i += 2, kp += 2 * kt_stride) {
+            __m512 q0 = _mm512_set1_ps(q[i]), q1 = _mm512_set1_ps(q[i + 1]);
+            a0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp), a0);
+            a1 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp + 16), a1);
+            b0 = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kp + kt_stride), b0);
+            b1 = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kp + kt_stride + 16), b1);
         }
-        scratch[p] = _mm512_reduce_add_ps(a0) * scale;
-        scratch[p + 1] = _mm512_reduce_add_ps(a1) * scale;
-        scratch[p + 2] = _mm512_reduce_add_ps(a2) * scale;
-        scratch[p + 3] = _mm512_reduce_add_ps(a3) * scale;
+        if (i < head_dim) {
+            __m512 q0 = _mm512_set1_ps(q[i]);
+            a0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp), a0);
+            a1 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp + 16), a1);
+        }
+        _mm512_storeu_ps(scratch + p, _mm512_mul_ps(_mm512_add_ps(a0, b0), _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(scratch + p + 16, _mm512_mul_ps(_mm512_add_ps(a1, b1), _mm512_set1_ps(scale)));
     }
-    for (; p < n_pos; ++p) scratch[p] = dot512(q, k + p * stride, head_dim) * scale;
+    for (; p < n_pos; p += 16) {
+        __mmask16 m = tail_mask(n_pos - p);
+        __m512 a0 = _mm512_setzero_ps();
+        const float* kp = kt + p;
+        for (int64_t i = 0; i < head_dim; ++i, kp += kt_stride)
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(m, kp), a0);
+        _mm512_mask_storeu_ps(scratch + p, m, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+    }
     for (p = 0; p < n_pos; p += 16) vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax, _mm512_maskz_loadu_ps(tail_mask(n_pos - p), scratch + p));
     const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     __m512 vsum = _mm512_setzero_ps();
@@ -78,9 +81,9 @@ void attention_avx512(const float* q, const float* k, const float* v, int64_t st
         __m512 o0 = _mm512_setzero_ps(), o1 = o0;
         const float* vp = v + i;
         int64_t j = 0;
-        for (; j + 2 <= n_pos; j += 2, vp += 2 * stride) {
+        for (; j + 2 <= n_pos; j += 2, vp += 2 * v_stride) {
             o0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j]), _mm512_maskz_loadu_ps(m, vp), o0);
-            o1 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j + 1]), _mm512_maskz_loadu_ps(m, vp + stride), o1);
+            o1 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j + 1]), _mm512_maskz_loadu_ps(m, vp + v_stride), o1);
         }
         if (j < n_pos) o0 = _mm512_fmadd_ps(_mm512_set1_ps(scratch[j]), _mm512_maskz_loadu_ps(m, vp), o0);
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_add_ps(o0, o1), inv));
