@@ -156,7 +156,7 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
 
     // Memory plan: checked before anything large is allocated.
     const int64_t T = batch_, maxw = std::max(std::max(D, c.d_ff), Dq);
-    int64_t scratch_floats = T * (2 * D + Dq + 2 * Dkv + Dq + 2 * c.d_ff) + (int64_t)threads * ctx_ + T * c.vocab;
+    int64_t scratch_floats = T * (2 * D + Dq + 2 * Dkv + Dq + 2 * c.d_ff) + (int64_t)threads * ctx_ + c.vocab;
     plan_.weights = 0;
     for (const TensorInfo& t : f.tensors()) plan_.weights += (int64_t)t.nbytes;
     plan_.kv_cache = c.n_layers * 2 * ctx_ * Dkv * (int64_t)sizeof(float);
@@ -185,6 +185,8 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     scores_.resize((size_t)(threads * ctx_));
     xq_.resize((size_t)(T * (maxw / 32)));
     inv_freq_.resize((size_t)(c.head_dim / 2));
+    rope_cos_.resize((size_t)(T * c.head_dim / 2));
+    rope_sin_.resize((size_t)(T * c.head_dim / 2));
     for (int64_t i = 0; i < c.head_dim / 2; ++i)
         inv_freq_[(size_t)i] = (float)(1.0 / std::pow(c.rope_theta, (double)(2 * i) / (double)c.head_dim));
     return Status::ok();
@@ -257,6 +259,9 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
 
     for (int64_t t = 0; t < T; ++t)
         kt_->dequant[tok_embd_.dtype](tok_embd_.data + (size_t)tokens[t] * tok_embd_.row_bytes, x_.data() + t * D, D);
+    const int64_t half = Dh / 2;
+    for (int64_t t = 0; t < T; ++t)
+        rope_angles(pos0 + t, inv_freq_.data(), half, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
 
     for (Layer& L : layers_) {
         for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, L.attn_norm, eps, D, xn_.data() + t * D);
@@ -276,11 +281,11 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
             }
             for (int64_t h = 0; h < H; ++h) {
                 if (L.q_norm) rmsnorm(q + h * Dh, L.q_norm, eps, Dh, q + h * Dh);
-                rope_rotate_half(q + h * Dh, Dh, pos0 + t, inv_freq_.data());
+                rope_rotate_half(q + h * Dh, Dh, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
             }
             for (int64_t h = 0; h < Hkv; ++h) {
                 if (L.k_norm) rmsnorm(k + h * Dh, L.k_norm, eps, Dh, k + h * Dh);
-                rope_rotate_half(k + h * Dh, Dh, pos0 + t, inv_freq_.data());
+                rope_rotate_half(k + h * Dh, Dh, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
             }
             float* kt = L.k_cache.get() + pos0 + t;  // K is cached transposed: [Hkv·Dh][ctx]
             for (int64_t i = 0; i < Dkv; ++i) kt[i * ctx_] = k[i];

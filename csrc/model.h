@@ -31,7 +31,7 @@ struct LlmConfig {
 struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
     int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096)
-    int64_t batch = 64;     // tokens per prefill step (scratch size)
+    int64_t batch = 128;    // tokens per prefill step (scratch size)
     int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see memory_plan).
     std::string kernels;    // kernel level ("" = best available / $EDGE_KERNELS)
 };
@@ -107,7 +107,7 @@ private:
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
 
     // scratch, sized for batch_ tokens
-    std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_;
+    std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_, rope_cos_, rope_sin_;
     std::vector<block_q8x> xq_;
 };
 

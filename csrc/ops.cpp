@@ -12,14 +12,20 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
-void rope_rotate_half(float* v, int64_t head_dim, int64_t pos, const float* inv_freq) {
-    int64_t half = head_dim / 2;
+void rope_angles(int64_t pos, const float* inv_freq, int64_t half, float* cos_out, float* sin_out) {
     for (int64_t i = 0; i < half; ++i) {
         float angle = (float)pos * inv_freq[i];
-        float c = std::cos(angle), s = std::sin(angle);
+        cos_out[i] = std::cos(angle);
+        sin_out[i] = std::sin(angle);
+    }
+}
+
+void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float* sin) {
+    int64_t half = head_dim / 2;
+    for (int64_t i = 0; i < half; ++i) {
         float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = b * c + a * s;
+        v[i] = a * cos[i] - b * sin[i];
+        v[i + half] = b * cos[i] + a * sin[i];
     }
 }
 

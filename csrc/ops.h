@@ -10,9 +10,11 @@ namespace edge {
 // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i < n. y may alias x. Accumulates in f32.
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y);
 
-// Rotate-half RoPE (Hugging Face convention) of one head vector v[Dh] at position pos, in place:
-// pairs (i, i + Dh/2) rotate by pos * theta^(-2i/Dh). `inv_freq` holds theta^(-2i/Dh), i < Dh/2.
-void rope_rotate_half(float* v, int64_t head_dim, int64_t pos, const float* inv_freq);
+// cos/sin[i] = cos/sin(pos * inv_freq[i]), i < Dh/2: the rotation of one position, shared by all heads.
+void rope_angles(int64_t pos, const float* inv_freq, int64_t half, float* cos_out, float* sin_out);
+// Rotate-half RoPE (Hugging Face convention) of one head vector v[Dh], in place: pairs (i, i + Dh/2)
+// rotate by the angles of rope_angles.
+void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float* sin);
 
 // y[i] = silu(g[i]) * u[i], i < n; y may alias g or u.
 void silu_mul(const float* g, const float* u, int64_t n, float* y);

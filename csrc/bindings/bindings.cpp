@@ -372,7 +372,7 @@ PYBIND11_MODULE(_core, m) {
 
     // models
     py::class_<PyModel>(m, "Model")
-        .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 64,
+        .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 128,
              py::arg("mem") = 0, py::arg("kernels") = "")
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")

@@ -39,7 +39,7 @@ class Model:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
-                 ctx: int | None = None, batch: int = 64, kernels: str | None = None):
+                 ctx: int | None = None, batch: int = 128, kernels: str | None = None):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
