@@ -169,9 +169,10 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
                                    (long long)ctx_, plan_.scratch / 1048576.0, opt.mem_budget / 1048576.0));
     }
 
+    ktile_head_ = (ctx_ + kKTile - 1) / kKTile * kKTile * c.head_dim;  // K floats per kv head
     pool_.reset(new ThreadPool(threads));
     for (Layer& L : layers_) {
-        L.k_cache.reset(new float[(size_t)(ctx_ * Dkv)]);
+        L.k_cache.reset(new float[(size_t)(ktile_head_ * c.n_kv_heads)]);
         L.v_cache.reset(new float[(size_t)(ctx_ * Dkv)]);
     }
     x_.resize((size_t)(T * D));
@@ -287,8 +288,12 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
                 if (L.k_norm) rmsnorm(k + h * Dh, L.k_norm, eps, Dh, k + h * Dh);
                 rope_rotate_half(k + h * Dh, Dh, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
             }
-            float* kt = L.k_cache.get() + pos0 + t;  // K is cached transposed: [Hkv·Dh][ctx]
-            for (int64_t i = 0; i < Dkv; ++i) kt[i * ctx_] = k[i];
+            // K is cached in transposed tiles of kKTile positions per kv head (see attention_fn)
+            const int64_t pos = pos0 + t;
+            for (int64_t h = 0; h < Hkv; ++h) {
+                float* tile = L.k_cache.get() + h * ktile_head_ + (pos / kKTile) * kKTile * Dh + pos % kKTile;
+                for (int64_t i = 0; i < Dh; ++i) tile[i * kKTile] = k[h * Dh + i];
+            }
             std::copy(v, v + Dkv, L.v_cache.get() + (pos0 + t) * Dkv);
         }
         // attention: one task per (token, head)
@@ -296,8 +301,8 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
             float* scratch = scores_.data() + (size_t)tid * ctx_;
             for (int64_t i = b; i < e; ++i) {
                 int64_t t = i / H, h = i % H, kvh = h / group;
-                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * Dh * ctx_, ctx_,
-                               L.v_cache.get() + kvh * Dh, Dkv, pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
+                kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * ktile_head_, L.v_cache.get() + kvh * Dh,
+                               Dkv, pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
             }
         });
         {

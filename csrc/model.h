@@ -89,7 +89,8 @@ private:
         const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
         const float *q_norm = nullptr, *k_norm = nullptr;
         Matrix q, k, v, o, gate, up, down;
-        // K: [Hkv·Dh][ctx] (transposed, see attention_fn); V: [ctx][Hkv·Dh]. Left uninitialised, so
+        // K: per kv head, transposed tiles of kKTile positions (see attention_fn); V: [ctx][Hkv·Dh].
+        // Left uninitialised, so
         // pages become resident only as positions are written.
         std::unique_ptr<float[]> k_cache, v_cache;
     };
@@ -105,6 +106,7 @@ private:
     std::vector<Layer> layers_;
     std::vector<float> inv_freq_;
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
+    int64_t ktile_head_ = 0;  // floats of cached K per kv head (ctx rounded up to whole tiles)
 
     // scratch, sized for batch_ tokens
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_, rope_cos_, rope_sin_;

@@ -288,12 +288,13 @@ py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std
         q.shape(0) > k.shape(1) || k.shape(0) < 1 || q.shape(0) < 1)
         raise_status(status_error(Code::INVALID_ARGUMENT, "attention: q [Dh], k and v [n_pos, stride >= Dh]"));
     int64_t dh = q.shape(0), n_pos = k.shape(0), stride = k.shape(1);
-    const int64_t kt_stride = n_pos + 3;  // a row pitch wider than n_pos, as in the KV cache
-    std::vector<float> kt((size_t)(dh * kt_stride), NAN), scratch((size_t)n_pos);
+    // K in the cache's tiled, transposed layout; unused lanes of the last tile hold NaN
+    const int64_t tiles = (n_pos + kKTile - 1) / kKTile;
+    std::vector<float> kt((size_t)(tiles * kKTile * dh), NAN), scratch((size_t)n_pos);
     for (int64_t p = 0; p < n_pos; ++p)
-        for (int64_t i = 0; i < dh; ++i) kt[(size_t)(i * kt_stride + p)] = k.data()[p * stride + i];
+        for (int64_t i = 0; i < dh; ++i) kt[(size_t)((p / kKTile) * kKTile * dh + i * kKTile + p % kKTile)] = k.data()[p * stride + i];
     py::array_t<float> out(dh);
-    t->attention(q.data(), kt.data(), kt_stride, v.data(), stride, n_pos, dh, scratch.data(), out.mutable_data());
+    t->attention(q.data(), kt.data(), v.data(), stride, n_pos, dh, scratch.data(), out.mutable_data());
     return out;
 }
 

@@ -36,13 +36,17 @@ typedef void (*quantize_q8x_fn)(const float* x, block_q8x* y, int64_t n);
 
 // One attention head over cached positions (f32 K/V):
 //   out[0..Dh) = Σ_p softmax_p(q·K_p / sqrt(Dh)) · V_p,  p < n_pos.
-//   K is stored transposed, kt[i * kt_stride + p] = K_p[i] (so a vector load spans 16 positions and
-//   scores need no horizontal sums); V_p at v + p * v_stride (floats). scratch holds n_pos floats.
-// Any head_dim >= 1 and n_pos >= 1; no alignment required. The reference accumulates in f32 in
-// position order with expf; SIMD variants reorder sums and use a polynomial exp (rel. err < 2e-7), so
-// the declared bound vs the reference is |Δout| ≤ 1e-5 · max_p ||V_p||_inf.
-typedef void (*attention_fn)(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
-                             int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+//   K is stored in tiles of kKTile positions, transposed within a tile:
+//     K_p[i] = kt[(p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile]
+//   so one vector load covers 16 positions (no horizontal sums) and appending a position writes one
+//   contiguous Dh·64-byte region. V_p at v + p * v_stride (floats). scratch holds n_pos floats.
+// Any head_dim >= 1 and n_pos >= 1; lanes of the last tile past n_pos are never read into results.
+// No alignment required. The reference accumulates in f32 in position order with expf; SIMD variants
+// reorder sums and use a polynomial exp (rel. err < 2e-7), so the declared bound vs the reference is
+// |Δout| ≤ 1e-5 · max_p ||V_p||_inf.
+constexpr int64_t kKTile = 16;
+typedef void (*attention_fn)(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos,
+                             int64_t head_dim, float* scratch, float* out);
 
 struct KernelTable {
     const char* level;  // "ref", "avx2", ...

@@ -1,4 +1,4 @@
-// attention_ref.cpp — one attention head over cached f32 K (transposed) and V: the reference of
+// attention_ref.cpp — one attention head over cached f32 K (tiled, transposed) and V: the reference of
 // attention_fn (kernels.h). Scores, softmax and the weighted sum of V are f32, in position order, with expf.
 #include <cmath>
 
@@ -6,13 +6,14 @@
 
 namespace edge {
 
-void attention_ref(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride, int64_t n_pos,
-                   int64_t head_dim, float* scratch, float* out) {
+void attention_ref(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+                   float* scratch, float* out) {
     const float scale = 1.0f / std::sqrt((float)head_dim);
     float m = -INFINITY;
     for (int64_t p = 0; p < n_pos; ++p) {
         float s = 0.f;
-        for (int64_t i = 0; i < head_dim; ++i) s += q[i] * kt[i * kt_stride + p];
+        const float* tile = kt + (p / kKTile) * kKTile * head_dim + p % kKTile;
+        for (int64_t i = 0; i < head_dim; ++i) s += q[i] * tile[i * kKTile];
         scratch[p] = s * scale;
         m = scratch[p] > m ? scratch[p] : m;
     }

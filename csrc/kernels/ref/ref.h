@@ -58,8 +58,8 @@ inline float e4m3_to_f32(uint8_t c) {
 void quantize_q8x_ref(const float* x, block_q8x* y, int64_t n);
 
 // ---- attention (attention_ref.cpp) ----
-void attention_ref(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride, int64_t n_pos,
-                   int64_t head_dim, float* scratch, float* out);
+void attention_ref(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+                   float* scratch, float* out);
 
 // ---- dequant (dequant_ref.cpp): one per dtype, dequant_fn contract ----
 void dequant_f32_ref(const void* src, float* y, int64_t n);

@@ -1,5 +1,5 @@
-// attention_avx2.cpp — attention_fn (kernels.h) with AVX2+FMA: scores for 8-16 positions per step from the
-// transposed K, 8-wide V sums, a
+// attention_avx2.cpp — attention_fn (kernels.h) with AVX2+FMA: scores for a 16-position K tile per step,
+// 8-wide V sums, a
 // vectorised polynomial exp (Cephes expf, rel. err < 2e-7). Any head_dim (masked tails).
 #include <immintrin.h>
 
@@ -43,30 +43,24 @@ inline float hsum(__m256 v) {
 
 }  // namespace
 
-void attention_avx2(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
-                    int64_t n_pos, int64_t head_dim, float* scratch, float* out) {
+void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+                    float* scratch, float* out) {
+    static_assert(kKTile == 16, "two ymm per tile row");
     const float scale = 1.0f / std::sqrt((float)head_dim);
     float m = -INFINITY;
     int64_t p = 0;
-    // scores: 16 (then 8) positions per step, one broadcast-FMA per head dimension; no horizontal sums
-    for (; p + 16 <= n_pos; p += 16) {
+    // scores: one K tile (16 positions) per step, a broadcast-FMA per head dimension, no horizontal sums
+    for (; p < n_pos; p += 16) {
+        const float* tile = kt + p * head_dim;  // p is a multiple of 16
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        const float* kp = kt + p;
-        for (int64_t i = 0; i < head_dim; ++i, kp += kt_stride) {
+        for (int64_t i = 0; i < head_dim; ++i) {
             __m256 qi = _mm256_set1_ps(q[i]);
-            a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kp), a0);
-            a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(kp + 8), a1);
+            a0 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(tile + i * 16), a0);
+            a1 = _mm256_fmadd_ps(qi, _mm256_loadu_ps(tile + i * 16 + 8), a1);
         }
-        _mm256_storeu_ps(scratch + p, _mm256_mul_ps(a0, _mm256_set1_ps(scale)));
-        _mm256_storeu_ps(scratch + p + 8, _mm256_mul_ps(a1, _mm256_set1_ps(scale)));
-    }
-    for (; p < n_pos; p += 8) {
-        __m256i mk = tail_mask(n_pos - p);
-        __m256 a0 = _mm256_setzero_ps();
-        const float* kp = kt + p;
-        for (int64_t i = 0; i < head_dim; ++i, kp += kt_stride)
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[i]), _mm256_maskload_ps(kp, mk), a0);
-        _mm256_maskstore_ps(scratch + p, mk, _mm256_mul_ps(a0, _mm256_set1_ps(scale)));
+        _mm256_maskstore_ps(scratch + p, tail_mask(n_pos - p), _mm256_mul_ps(a0, _mm256_set1_ps(scale)));
+        if (n_pos - p > 8)
+            _mm256_maskstore_ps(scratch + p + 8, tail_mask(n_pos - p - 8), _mm256_mul_ps(a1, _mm256_set1_ps(scale)));
     }
     for (p = 0; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const __m256 mx = _mm256_set1_ps(m);

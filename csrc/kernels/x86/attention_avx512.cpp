@@ -1,5 +1,5 @@
-// attention_avx512.cpp — attention_fn (kernels.h) with AVX-512: scores for 16-32 positions per step from
-// the transposed K, 16-wide V sums,
+// attention_avx512.cpp — attention_fn (kernels.h) with AVX-512: scores for a 16-position K tile per
+// step, 16-wide V sums,
 // a vectorised polynomial exp (Cephes expf, rel. err < 2e-7). Any head_dim (masked tails).
 #include <immintrin.h>
 
@@ -32,38 +32,23 @@ inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF
 
 }  // namespace
 
-void attention_avx512(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
-                      int64_t n_pos, int64_t head_dim, float* scratch, float* out) {
+void attention_avx512(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+                      float* scratch, float* out) {
+    static_assert(kKTile == 16, "one zmm per tile row");
     const float scale = 1.0f / std::sqrt((float)head_dim);
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     int64_t p = 0;
-    // scores: 32 (then 16) positions per step, one broadcast-FMA per head dimension; no horizontal sums
-    for (; p + 32 <= n_pos; p += 32) {
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        const float* kp = kt + p;
-        int64_t i = 0;
-        for (; i + 2 <= head_dim; i += 2, kp += 2 * kt_stride) {
-            __m512 q0 = _mm512_set1_ps(q[i]), q1 = _mm512_set1_ps(q[i + 1]);
-            a0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp), a0);
-            a1 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp + 16), a1);
-            b0 = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kp + kt_stride), b0);
-            b1 = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kp + kt_stride + 16), b1);
-        }
-        if (i < head_dim) {
-            __m512 q0 = _mm512_set1_ps(q[i]);
-            a0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp), a0);
-            a1 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kp + 16), a1);
-        }
-        _mm512_storeu_ps(scratch + p, _mm512_mul_ps(_mm512_add_ps(a0, b0), _mm512_set1_ps(scale)));
-        _mm512_storeu_ps(scratch + p + 16, _mm512_mul_ps(_mm512_add_ps(a1, b1), _mm512_set1_ps(scale)));
-    }
+    // scores: one K tile (16 positions) per step, a broadcast-FMA per head dimension, no horizontal sums
     for (; p < n_pos; p += 16) {
-        __mmask16 m = tail_mask(n_pos - p);
-        __m512 a0 = _mm512_setzero_ps();
-        const float* kp = kt + p;
-        for (int64_t i = 0; i < head_dim; ++i, kp += kt_stride)
-            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(m, kp), a0);
-        _mm512_mask_storeu_ps(scratch + p, m, _mm512_mul_ps(a0, _mm512_set1_ps(scale)));
+        const float* tile = kt + p * head_dim;  // p is a multiple of 16
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        int64_t i = 0;
+        for (; i + 2 <= head_dim; i += 2) {
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(tile + i * 16), a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[i + 1]), _mm512_loadu_ps(tile + i * 16 + 16), a1);
+        }
+        if (i < head_dim) a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(tile + i * 16), a0);
+        _mm512_mask_storeu_ps(scratch + p, tail_mask(n_pos - p), _mm512_mul_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(scale)));
     }
     for (p = 0; p < n_pos; p += 16) vmax = _mm512_mask_max_ps(vmax, tail_mask(n_pos - p), vmax, _mm512_maskz_loadu_ps(tail_mask(n_pos - p), scratch + p));
     const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));

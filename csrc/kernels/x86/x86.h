@@ -48,8 +48,8 @@ EDGE_X86_DEQUANT(dequant_mxint8_avx2);
 EDGE_X86_DEQUANT(dequant_mxfp8_avx2);
 EDGE_X86_DEQUANT(dequant_mxfp4_avx2);
 
-void attention_avx2(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
-                    int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+                    float* scratch, float* out);
 
 // ---- avx512 (F + BW + VL + DQ) ----
 void quantize_q8x_avx512(const float* x, block_q8x* y, int64_t n);
@@ -58,8 +58,8 @@ EDGE_X86_GEMM(gemm_f16_avx512);
 EDGE_X86_GEMM(gemm_bf16_avx512);
 EDGE_X86_GEMM(gemm_mxfp8_avx512);
 
-void attention_avx512(const float* q, const float* kt, int64_t kt_stride, const float* v, int64_t v_stride,
-                      int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+void attention_avx512(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+                      float* scratch, float* out);
 
 // ---- avx512vnni (avx512 + VNNI) ----
 EDGE_X86_GEMM(gemm_int4_32_avx512vnni);
