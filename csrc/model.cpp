@@ -317,7 +317,7 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
             float* ys[2] = {gate_.data(), up_.data()};
             matmul(ws, ys, 2, xn_.data(), T);
         }
-        silu_mul(gate_.data(), up_.data(), T * c.d_ff, gate_.data());
+        kt_->silu_mul(gate_.data(), up_.data(), T * c.d_ff, gate_.data());
         {
             const Matrix* w = &L.down;
             float* y = xn_.data();

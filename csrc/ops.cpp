@@ -29,8 +29,4 @@ void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float*
     }
 }
 
-void silu_mul(const float* g, const float* u, int64_t n, float* y) {
-    for (int64_t i = 0; i < n; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-}
-
 }  // namespace edge

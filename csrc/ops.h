@@ -16,7 +16,5 @@ void rope_angles(int64_t pos, const float* inv_freq, int64_t half, float* cos_ou
 // rotate by the angles of rope_angles.
 void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float* sin);
 
-// y[i] = silu(g[i]) * u[i], i < n; y may alias g or u.
-void silu_mul(const float* g, const float* u, int64_t n, float* y);
 
 }  // namespace edge

@@ -1,4 +1,4 @@
-"""attention_fn: every level the CPU supports against the reference and a float64 softmax-attention,
+"""attention_fn and silu_mul_fn: every level the CPU supports against the reference and a float64 softmax-attention,
 at head sizes and context lengths that break vector tails, with strided K/V rows."""
 
 import numpy as np
@@ -42,3 +42,17 @@ def test_attention_extreme_scores(level):
     np.testing.assert_allclose(_core.attention(q, k, v, level), v[2], rtol=1e-6)
     q0 = np.zeros(16, dtype=np.float32)
     np.testing.assert_allclose(_core.attention(q0, k, v, level), v.mean(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("n", [1, 3, 7, 8, 15, 16, 17, 33, 1536, 1543])
+def test_silu_mul_matches_reference(level, n):
+    rng = np.random.default_rng(n)
+    g = (rng.standard_normal(n) * 6).astype(np.float32)
+    g[:: 7] = rng.choice([0.0, -100.0, 100.0, -87.5, 88.0], size=len(g[::7]))  # saturating exps
+    u = rng.standard_normal(n).astype(np.float32)
+    ref = _core.silu_mul(g, u, "ref")
+    exact = (g.astype(np.float64) / (1 + np.exp(-g.astype(np.float64)))) * u
+    np.testing.assert_allclose(ref, exact, rtol=1e-6, atol=1e-30)
+    got = _core.silu_mul(g, u, level)
+    assert np.all(np.abs(got - ref) <= 1e-6 * np.abs(g * u) + 1e-30)  # the bound declared in kernels.h

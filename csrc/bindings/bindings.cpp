@@ -298,6 +298,15 @@ py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std
     return out;
 }
 
+py::array_t<float> py_silu_mul(f32_array g, f32_array u, const std::string& level) {
+    const KernelTable* t = table_or_raise(level);
+    if (g.ndim() != 1 || u.ndim() != 1 || g.shape(0) != u.shape(0))
+        raise_status(status_error(Code::INVALID_ARGUMENT, "silu_mul: g and u must be 1-D of one length"));
+    py::array_t<float> out(g.shape(0));
+    t->silu_mul(g.data(), u.data(), g.shape(0), out.mutable_data());
+    return out;
+}
+
 py::dict py_kernel_table(const std::string& level) {
     const KernelTable* t = table_or_raise(level);
     py::dict d, gemm, deq;
@@ -310,6 +319,7 @@ py::dict py_kernel_table(const std::string& level) {
     d["dequant"] = deq;
     d["quantize_q8x"] = t->quantize_q8x_impl;
     d["attention"] = t->attention_impl;
+    d["silu_mul"] = t->silu_mul_impl;
     return d;
 }
 
@@ -345,6 +355,7 @@ PYBIND11_MODULE(_core, m) {
           "The level used by default ($EDGE_KERNELS caps it).");
     m.def("kernel_table", &py_kernel_table, py::arg("level") = "", "Which implementation fills each slot.");
     m.def("dequantize", &py_dequantize, py::arg("dtype"), py::arg("data"), py::arg("n"), py::arg("level") = "ref");
+    m.def("silu_mul", &py_silu_mul, py::arg("g"), py::arg("u"), py::arg("level") = "ref");
     m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref");
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),

@@ -45,6 +45,10 @@ typedef void (*quantize_q8x_fn)(const float* x, block_q8x* y, int64_t n);
 // reorder sums and use a polynomial exp (rel. err < 2e-7), so the declared bound vs the reference is
 // |Δout| ≤ 1e-5 · max_p ||V_p||_inf.
 constexpr int64_t kKTile = 16;
+
+// y[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i], i < n (the SwiGLU gate); y may alias g or u.
+// Reference: expf in f32. SIMD variants use the polynomial exp: |Δy| ≤ 1e-6 · |g·u| + 1e-30.
+typedef void (*silu_mul_fn)(const float* g, const float* u, int64_t n, float* y);
 typedef void (*attention_fn)(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos,
                              int64_t head_dim, float* scratch, float* out);
 
@@ -54,11 +58,13 @@ struct KernelTable {
     dequant_fn dequant[EDGE_DTYPE_COUNT];
     quantize_q8x_fn quantize_q8x;
     attention_fn attention;
+    silu_mul_fn silu_mul;
     // Which implementation fills each slot ("ref", "avx2", ...), for `edgerun --verbose` and tests.
     const char* gemm_impl[EDGE_DTYPE_COUNT];
     const char* dequant_impl[EDGE_DTYPE_COUNT];
     const char* quantize_q8x_impl;
     const char* attention_impl;
+    const char* silu_mul_impl;
 };
 
 // Level names this host can run, lowest first (always starts with "ref").

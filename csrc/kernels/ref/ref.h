@@ -57,6 +57,9 @@ inline float e4m3_to_f32(uint8_t c) {
 // ---- quantize_q8x (quantize_q8x_ref.cpp) ----
 void quantize_q8x_ref(const float* x, block_q8x* y, int64_t n);
 
+// ---- silu_mul (silu_mul_ref.cpp) ----
+void silu_mul_ref(const float* g, const float* u, int64_t n, float* y);
+
 // ---- attention (attention_ref.cpp) ----
 void attention_ref(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
                    float* scratch, float* out);

@@ -37,6 +37,8 @@ void kernels_register_ref(KernelTable* t) {
     t->quantize_q8x_impl = "ref";
     t->attention = attention_ref;
     t->attention_impl = "ref";
+    t->silu_mul = silu_mul_ref;
+    t->silu_mul_impl = "ref";
 }
 
 }  // namespace edge

@@ -5,28 +5,12 @@
 
 #include <cmath>
 
+#include "avx2_util.h"
 #include "x86.h"
 
 namespace edge {
 
 namespace {
-
-inline __m256 exp256(__m256 x) {
-    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f)), _mm256_set1_ps(-87.3365478515625f));
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
 
 // Lane mask for the first min(left, 8) lanes (maskload/maskstore read the sign bit).
 inline __m256i tail_mask(int64_t left) {
@@ -67,7 +51,7 @@ void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_s
     __m256 vsum = _mm256_setzero_ps();
     for (p = 0; p < n_pos; p += 8) {
         __m256i mk = tail_mask(n_pos - p);
-        __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(scratch + p, mk), mx)), _mm256_castsi256_ps(mk));
+        __m256 e = _mm256_and_ps(x86::exp8(_mm256_sub_ps(_mm256_maskload_ps(scratch + p, mk), mx)), _mm256_castsi256_ps(mk));
         _mm256_maskstore_ps(scratch + p, mk, e);
         vsum = _mm256_add_ps(vsum, e);
     }

@@ -5,28 +5,12 @@
 
 #include <cmath>
 
+#include "avx512_util.h"
 #include "x86.h"
 
 namespace edge {
 
 namespace {
-
-inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-87.3365478515625f));
-    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-}
 
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
@@ -55,7 +39,7 @@ void attention_avx512(const float* q, const float* kt, const float* v, int64_t v
     __m512 vsum = _mm512_setzero_ps();
     for (p = 0; p < n_pos; p += 16) {
         __mmask16 m = tail_mask(n_pos - p);
-        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scratch + p), mx));
+        __m512 e = x86::exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scratch + p), mx));
         e = _mm512_maskz_mov_ps(m, e);
         _mm512_mask_storeu_ps(scratch + p, m, e);
         vsum = _mm512_add_ps(vsum, e);

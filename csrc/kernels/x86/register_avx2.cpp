@@ -38,6 +38,8 @@ void kernels_register_avx2(KernelTable* t) {
     t->quantize_q8x_impl = "avx2";
     t->attention = attention_avx2;
     t->attention_impl = "avx2";
+    t->silu_mul = silu_mul_avx2;
+    t->silu_mul_impl = "avx2";
 }
 
 }  // namespace edge

@@ -24,6 +24,8 @@ void kernels_register_avx512(KernelTable* t) {
     t->quantize_q8x_impl = "avx512";
     t->attention = attention_avx512;
     t->attention_impl = "avx512";
+    t->silu_mul = silu_mul_avx512;
+    t->silu_mul_impl = "avx512";
 }
 
 }  // namespace edge

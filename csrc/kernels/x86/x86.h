@@ -51,6 +51,8 @@ EDGE_X86_DEQUANT(dequant_mxfp4_avx2);
 void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
                     float* scratch, float* out);
 
+void silu_mul_avx2(const float* g, const float* u, int64_t n, float* y);
+
 // ---- avx512 (F + BW + VL + DQ) ----
 void quantize_q8x_avx512(const float* x, block_q8x* y, int64_t n);
 EDGE_X86_GEMM(gemm_f32_avx512);
@@ -60,6 +62,8 @@ EDGE_X86_GEMM(gemm_mxfp8_avx512);
 
 void attention_avx512(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
                       float* scratch, float* out);
+
+void silu_mul_avx512(const float* g, const float* u, int64_t n, float* y);
 
 // ---- avx512vnni (avx512 + VNNI) ----
 EDGE_X86_GEMM(gemm_int4_32_avx512vnni);
