@@ -293,6 +293,9 @@ class EdgeWriter:
             raise FileNotFoundError(errno.ENOENT, f"output folder {d} does not exist", self.path)
         fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".", suffix=".tmp",
                                          dir=d)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result gets ordinary file permissions
         self._f = os.fdopen(fd, "wb")
         self._guard(self._f.write, self._head_and_table())
         self._pos = table_offset + table_len
