@@ -31,17 +31,21 @@ _ASYM_DELTA = tuple(float(v) for v in np.round(np.arange(-1.0, 1.001, 0.2), 3))
 
 # ---- symmetric ----
 
-def _sym_codes(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+def int4_codes(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Nearest codes clamp(rint(x · (1/d)), -8, 7) as float32; x [..., B], d [...] (d = 0 gives 0)."""
     c = x * safe_div(np.float32(1), d)[..., None]
     np.rint(c, out=c)
     return np.clip(c, -8, 7, out=c)
 
 
-def quantize_int4(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """x: float32 [..., B] -> packed [..., 2 + B/2]."""
+_sym_codes = int4_codes  # the older private name (tests/test_quant.py uses it)
+
+
+def int4_scale(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """x: float32 [..., B] -> the f16-grid scale d [...] of least stored weighted error (search above)."""
     vmax = pick(x, np.abs(x).argmax(axis=-1))  # signed max-magnitude element
     d = f16_round(vmax / np.float32(-8))  # Q4_0
-    best = Best(block_err(x, d[..., None] * _sym_codes(x, d), w), d=d)
+    best = Best(block_err(x, d[..., None] * int4_codes(x, d), w), d=d)
 
     wx = x if w is None else x * w
     top_score = np.full(vmax.shape, -1.0, dtype=np.float32)
@@ -58,13 +62,22 @@ def quantize_int4(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         top_d = np.where(better, safe_div(sxc, scc), top_d)
     d = f16_round(top_d)
     for it in range(2):
-        c = _sym_codes(x, d)
+        c = int4_codes(x, d)
         best.offer(block_err(x, d[..., None] * c, w), d=d)
         if it == 0:
             d = f16_round(safe_div(dot(wx, c), wdot(c, c, w)))
-    d = best.p["d"]
-    codes = (_sym_codes(x, d) + 8).astype(np.uint8)
-    return np.concatenate([f16_bytes(d), pack_nibbles(codes)], axis=-1)
+    return best.p["d"]
+
+
+def pack_int4(d: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """d [...] on the f16 grid, codes [..., B] in -8..7 -> packed [..., 2 + B/2]."""
+    return np.concatenate([f16_bytes(d), pack_nibbles((codes + 8).astype(np.uint8))], axis=-1)
+
+
+def quantize_int4(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """x: float32 [..., B] -> packed [..., 2 + B/2]."""
+    d = int4_scale(x, w)
+    return pack_int4(d, int4_codes(x, d))
 
 
 def dequantize_int4(b: np.ndarray) -> np.ndarray:
@@ -76,11 +89,15 @@ def dequantize_int4(b: np.ndarray) -> np.ndarray:
 
 # ---- asymmetric ----
 
-def _asym_codes(x: np.ndarray, d: np.ndarray, m: np.ndarray) -> np.ndarray:
+def int4a_codes(x: np.ndarray, d: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Nearest codes clamp(rint((x - m) · (1/d)), 0, 15) as float32; x [..., B], d, m [...]."""
     l = x - m[..., None]
     l *= safe_div(np.float32(1), d)[..., None]
     np.rint(l, out=l)
     return np.clip(l, 0, 15, out=l)
+
+
+_asym_codes = int4a_codes  # the older private name (tests/test_quant.py uses it)
 
 
 def _asym_xhat(d: np.ndarray, m: np.ndarray, l: np.ndarray) -> np.ndarray:
@@ -101,12 +118,12 @@ def _asym_ls(l, x, wx, w, sw, sx):
     return d, m, sl, sll, slx, ok
 
 
-def quantize_int4a(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """x: float32 [..., B] -> packed [..., 4 + B/2]."""
+def int4a_params(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """x: float32 [..., B] -> f16-grid (d, m), each [...], of least stored weighted error (search above)."""
     mn = block_min(x)
     rng = block_max(x) - mn
     d, m = f16_round(rng / np.float32(15)), f16_round(mn)  # Q4_1
-    best = Best(block_err(x, _asym_xhat(d, m, _asym_codes(x, d, m)), w), d=d, m=m)
+    best = Best(block_err(x, _asym_xhat(d, m, int4a_codes(x, d, m)), w), d=d, m=m)
 
     wx = x if w is None else x * w
     sw = np.full(mn.shape, float(x.shape[-1])) if w is None else np.broadcast_to(w, x.shape).sum(-1, dtype=np.float64)
@@ -129,15 +146,24 @@ def quantize_int4a(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         top_m = np.where(better, m, top_m)
     d, m = f16_round(top_d.astype(np.float32)), f16_round(top_m.astype(np.float32))
     for it in range(2):
-        l = _asym_codes(x, d, m)
+        l = int4a_codes(x, d, m)
         best.offer(block_err(x, _asym_xhat(d, m, l), w), d=d, m=m)
         if it == 0:
             d_ls, _, sl, _, _, ok = _asym_ls(l, x, wx, w, sw, sx)
             d = f16_round(np.where(ok, d_ls, d).astype(np.float32))
             m = f16_round(((sx - d * sl) / sw).astype(np.float32))
-    d, m = best.p["d"], best.p["m"]
-    codes = _asym_codes(x, d, m).astype(np.uint8)
-    return np.concatenate([f16_bytes(d), f16_bytes(m), pack_nibbles(codes)], axis=-1)
+    return best.p["d"], best.p["m"]
+
+
+def pack_int4a(d: np.ndarray, m: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """d, m [...] on the f16 grid, codes [..., B] in 0..15 -> packed [..., 4 + B/2]."""
+    return np.concatenate([f16_bytes(d), f16_bytes(m), pack_nibbles(codes.astype(np.uint8))], axis=-1)
+
+
+def quantize_int4a(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """x: float32 [..., B] -> packed [..., 4 + B/2]."""
+    d, m = int4a_params(x, w)
+    return pack_int4a(d, m, int4a_codes(x, d, m))
 
 
 def dequantize_int4a(b: np.ndarray) -> np.ndarray:
