@@ -11,6 +11,11 @@ The forward pass is the PyTorch reference (models/llama.py, the numerical spec),
 chunks of `ctx` tokens, tokenized with the runtime's own tokenizer (edgerun._core.Tokenizer). The
 reference is subclassed to tap the two sub-layers; attn_o's input is taken by running the reference
 attention with an identity output projection, so no attention code is duplicated here.
+With hessians=True, collect_stats also returns each input's second-moment matrix H = XᵀX / N
+[cols, cols] (float64; the GPTQ objective, quant/gptq.py): one array per distinct input, shared by the
+tensors that read it (attn_q/k/v are the same object, as are ffn_gate/up). diag(H) == importance up to
+rounding (importance sums squares in float64; H sums float32 per-chunk products in float64).
+Memory: SmolLM2-135M holds 30 × (3·576² + 1536²) float64 ≈ 0.8 GB of H.
 Needs torch, the models/ package (a source checkout) and the built edgerun extension.
 """
 from __future__ import annotations
@@ -35,6 +40,20 @@ def _imports():
     return torch, Reference
 
 
+def load_text(calib: str) -> tuple[str, str]:
+    """--calib value -> (text, label for notes): the word "stdlib" is the built-in text (calib_text.py),
+    anything else a UTF-8 file path (a file literally named stdlib: pass ./stdlib)."""
+    if calib == "stdlib":
+        from .calib_text import describe, stdlib_text
+
+        d = describe()
+        return stdlib_text(), f"the built-in stdlib docstrings (Python {d['python']}, sha256 {d['sha256'][:12]})"
+    import os
+
+    with open(calib, encoding="utf-8") as fh:
+        return fh.read(), os.path.basename(calib)
+
+
 def tokenize(text: str, tokenizer_meta: Mapping[str, Any]) -> list[int]:
     """Token ids of `text` with the runtime tokenizer described by tokenizer.* metadata."""
     if not tokenizer_meta:
@@ -57,17 +76,34 @@ def tokenize(text: str, tokenizer_meta: Mapping[str, Any]) -> list[int]:
 def collect_importance(weights: Mapping[str, np.ndarray], config: Mapping[str, Any], tokens: list[int],
                        ctx: int = 512, max_tokens: int = 8192) -> dict[str, np.ndarray]:
     """{tensor name: float32[cols]} mean squared inputs over up to max_tokens tokens, in chunks of ctx."""
+    return collect_stats(weights, config, tokens, ctx, max_tokens)[0]
+
+
+def collect_stats(weights: Mapping[str, np.ndarray], config: Mapping[str, Any], tokens: list[int],
+                  ctx: int = 512, max_tokens: int = 8192, hessians: bool = False
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """(importance, H): importance as collect_importance; H {tensor name: float64 [cols, cols]} mean
+    XᵀX of the tensor's input when `hessians` (tensors sharing an input share the array), else None."""
     torch, Reference = _imports()
     tokens = list(tokens)[:max_tokens]
     if len(tokens) < 2:
         raise ValueError(f"calibration text gives {len(tokens)} tokens; need at least 2")
     sums: dict[str, Any] = {}
+    hs: dict[tuple[str, ...], Any] = {}
     count = [0]
 
     def add(names, x):
         sq = (x.double() ** 2).sum(dim=0)
         for n in names:
             sums[n] = sums[n] + sq if n in sums else sq.clone()
+        if hessians:
+            xf = x.float()
+            xtx = (xf.T @ xf).double()
+            key = tuple(names)
+            if key in hs:
+                hs[key].add_(xtx)
+            else:
+                hs[key] = xtx
 
     class Tapped(Reference):
         def _attention(self, i, h, cos, sin, start_pos, cache):
@@ -99,4 +135,12 @@ def collect_importance(weights: Mapping[str, np.ndarray], config: Mapping[str, A
         ref.logits(chunk, trace=trace)
         add([head], trace["output_norm"])
         count[0] += len(chunk)
-    return {n: (v / count[0]).float().numpy() for n, v in sums.items()}
+    imp = {n: (v / count[0]).float().numpy() for n, v in sums.items()}
+    if not hessians:
+        return imp, None
+    hmap: dict[str, np.ndarray] = {}
+    for names, v in hs.items():
+        h = (v / count[0]).numpy()
+        for n in names:
+            hmap[n] = h
+    return imp, hmap

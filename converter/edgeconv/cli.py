@@ -1,7 +1,7 @@
 """edgeconv command line.
 
-  edgeconv export SRC -o OUT.edge --quant RECIPE [--tensor-type REGEX=dtype ...] [--calib TEXTFILE]
-                   [--name N] [--align 64|4096] [--tokenizer-pre NAME]
+  edgeconv export SRC -o OUT.edge --quant RECIPE [--tensor-type REGEX=dtype ...] [--calib TEXTFILE|stdlib]
+                   [--gptq [--gptq-damp F]] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
   edgeconv inspect FILE [--json]     header, metadata (arrays summarised), tensor table, bits/weight
   edgeconv verify FILE               CRC of every tensor; exit 1 if any mismatch
   edgeconv recipes                   list the recipes
@@ -43,7 +43,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
     res = export(a.src, a.output, recipe=a.quant, tensor_types=a.tensor_type or [], name=a.name,
                  alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=a.calib, calib_tokens=a.calib_tokens,
-                 progress=not a.quiet,
+                 gptq=a.gptq, gptq_damp=a.gptq_damp, progress=not a.quiet,
                  log=lambda m: print(m, file=sys.stderr))
     summary = {"path": res.path, "recipe": res.recipe, "tensors": res.n_tensors, "weights": res.n_weights,
                "file_size": res.file_size, "bits_per_weight": round(res.bits_per_weight, 4),
@@ -129,8 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default int4)")
     e.add_argument("--tensor-type", action="append", metavar="REGEX=DTYPE",
                    help="override the dtype of tensors whose .edge name matches REGEX (repeatable)")
-    e.add_argument("--calib", metavar="TEXTFILE", help="weigh quantization errors by the model's mean squared "
-                   "activations on this text (imatrix-style; needs torch, models/ and the built runtime)")
+    e.add_argument("--calib", metavar="TEXTFILE|stdlib", help="weigh quantization errors by the model's mean "
+                   "squared activations on this text, or on the built-in Python stdlib docstrings with the word "
+                   "stdlib (imatrix-style; needs torch, models/ and the built runtime)")
+    e.add_argument("--gptq", action="store_true", help="GPTQ for the int4 tensors: feed each column's rounding "
+                   "error forward through the inputs' covariance on the calibration text (needs --calib)")
+    e.add_argument("--gptq-damp", type=float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
+                   "diagonal (default 0.1; more calibration tokens allow less)")
     e.add_argument("--calib-tokens", type=int, default=8192, help="at most this many calibration tokens")
     e.add_argument("--name", help="general.name (default: from the source)")
     e.add_argument("--align", type=int, default=64, help="tensor alignment in bytes (64, or 4096 for pages)")

@@ -103,16 +103,29 @@ def _load(src, p) -> np.ndarray:
 def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: list[str] | tuple = (),
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
-           calib_tokens: int = 8192, calib_ctx: int = 512, progress: bool = False,
+           calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
+           progress: bool = False,
            log: Callable[[str], None] | None = None) -> ExportResult:
     """Convert `src_path` (GGUF file, HF folder, .pt/.pth) to the .edge file `out_path`.
 
     tensor_types: ["REGEX=dtype", ...] overrides (llama-quantize --tensor-type style).
     importance: {our tensor name: float32[cols]} per-column weights (mean squared activations) passed
     to the quantizer; tensors not in it are quantized unweighted.
-    calib: a UTF-8 text file; importance is collected from the model's own activations on it (see
-    calib.py; up to calib_tokens tokens in chunks of calib_ctx). Explicit `importance` entries win.
+    calib: a UTF-8 text file, or "stdlib" for the built-in text (calib_text.py); importance is collected
+    from the model's own activations on it (see calib.py; up to calib_tokens tokens in chunks of
+    calib_ctx). Explicit `importance` entries win.
+    gptq: int4-family tensors are quantized with GPTQ (quant/gptq.py) against the input second moments
+    H collected on the calibration text (needs `calib`); other dtypes are quantized as without it.
+    gptq_damp: GPTQ's dampening λ / mean(diag H) (default quant.gptq.DAMP).
     """
+    if gptq and calib is None:
+        raise ValueError("--gptq needs calibration data: add --calib stdlib (built-in text) or --calib TEXTFILE")
+    if gptq:
+        from .quant.gptq import DAMP
+
+        damp = DAMP if gptq_damp is None else float(gptq_damp)
+        if not (math.isfinite(damp) and damp >= 0):
+            raise ValueError(f"--gptq-damp must be a finite number >= 0, got {gptq_damp}")
     t0 = time.time()
     rec = get_recipe(recipe)
     overrides = parse_overrides(list(tensor_types))
@@ -130,16 +143,24 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
         dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment)
+        hessians = None
         if calib is not None:
-            from .calib import collect_importance, tokenize
+            from .calib import collect_stats, load_text, tokenize
 
-            with open(calib, encoding="utf-8") as fh:
-                tokens = tokenize(fh.read(), src.tokenizer)
+            text, label = load_text(calib)
+            tokens = tokenize(text, src.tokenizer)
             weights = {p.name: _load(src, p) for p in plan}
-            imp = collect_importance(weights, hp, tokens, ctx=calib_ctx, max_tokens=calib_tokens)
+            imp, hessians = collect_stats(weights, hp, tokens, ctx=calib_ctx, max_tokens=calib_tokens, hessians=gptq)
             del weights
             importance = {**imp, **(importance or {})}
-            notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {os.path.basename(calib)}")
+            notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label}")
+        if gptq:
+            from .quant.gptq import gptq_quantize, inverse_factor
+
+            factors: dict[int, np.ndarray] = {}  # id(H) -> its inverse factor (q/k/v and gate/up share one)
+            n_gptq = sum(1 for p in plan if dtypes[p.name].startswith("int4") and p.name in hessians)
+            notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
+                         "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
 
         with EdgeWriter(out_path, alignment=alignment) as w:
             for k, mt, v in meta:
@@ -157,8 +178,15 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 rows2d = arr.reshape(-1, cols)
                 imp = None if importance is None else importance.get(p.name)
                 step = max(1, CHUNK_ELEMENTS // cols)
-                for r0 in range(0, rows2d.shape[0], step):
-                    w.write_chunk(p.name, quantize(rows2d[r0:r0 + step], dtypes[p.name], importance=imp))
+                if gptq and dtypes[p.name].startswith("int4") and p.name in hessians:
+                    h = hessians[p.name]
+                    if id(h) not in factors:
+                        factors.clear()  # inputs are shared only by neighbouring tensors of one block
+                        factors[id(h)] = inverse_factor(h, damp)
+                    w.write_chunk(p.name, gptq_quantize(rows2d, dtypes[p.name], h, factor=factors[id(h)]))
+                else:
+                    for r0 in range(0, rows2d.shape[0], step):
+                        w.write_chunk(p.name, quantize(rows2d[r0:r0 + step], dtypes[p.name], importance=imp))
                 w.end_tensor(p.name)
                 del arr, rows2d
             bar.close()
