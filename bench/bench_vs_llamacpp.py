@@ -209,9 +209,12 @@ def prepare_edgerun(a, log, llama_tokens: dict | None) -> tuple[list[dict], list
     models, warnings = [], []
     for recipe in a.edge_recipes:
         dst = os.path.join(OUT_DIR, f"edgerun-{recipe}.edge")
+        base, *extras = recipe.split("+")  # "int4+gptq": recipe int4, calibrated on edgeconv's built-in text
+        flags = {"calib": ["--calib", "stdlib"], "gptq": ["--calib", "stdlib", "--gptq"]}
+        extra_args = [f for e in extras for f in flags[e]]
         if not (a.reuse and os.path.exists(dst)):
             t0 = time.perf_counter()
-            edge_call("edgeconv", ["export", a.float_model, "-o", dst, "--quant", recipe, "-q"])
+            edge_call("edgeconv", ["export", a.float_model, "-o", dst, "--quant", base, "-q"] + extra_args)
             log(f"edgeconv export {recipe}: {time.perf_counter() - t0:.1f} s")
         models.append({"engine": "edgerun", "quant": recipe, "path": dst, "table": edge_tensor_table(dst)})
     if models and llama_tokens:
@@ -339,8 +342,10 @@ def main(argv=None) -> int:
     ap.add_argument("--llama-quants", default="F16,Q4_0,Q4_0_PURE,IQ4_NL,Q8_0",
                     help="F16 is the float model as it is (the Δppl reference); Q4_0_PURE is Q4_0 without "
                          "llama.cpp's default mix (the tied embedding Q4_0 too)")
-    ap.add_argument("--edge-recipes", default="f16,int4,q8",
-                    help="edgeconv recipes, paired in this order with --llama-quants in each speed round")
+    ap.add_argument("--edge-recipes", default="f16,int4+gptq,q8",
+                    help="edgeconv recipes, paired in this order with --llama-quants in each speed round; "
+                         "+calib / +gptq add --calib stdlib / --calib stdlib --gptq (calibration text: "
+                         "stdlib docstrings, disjoint from the perplexity text)")
     ap.add_argument("--llamacpp-only", action="store_true", help="skip the edgerun half (exit 0)")
     ap.add_argument("--llama-amx", action="store_true",
                     help="let llama.cpp use its AMX backend (off by default: it segfaults here, see deny_amx)")
