@@ -17,16 +17,6 @@ namespace edge {
 
 namespace {
 
-template <float (*dot)(const uint8_t*, const uint8_t*, int64_t)>
-void gemm_drive(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
-                int64_t ncols, float* Y, int64_t ldy) {
-    const uint8_t* w = (const uint8_t*)W;
-    const uint8_t* x = (const uint8_t*)X;
-    for (int64_t c = 0; c < ncols; ++c)
-        for (int64_t r = 0; r < rows; ++r)
-            store_f32(Y + c * ldy + r, dot(w + r * w_stride, x + c * x_stride * (int64_t)sizeof(float), n));
-}
-
 float dot_f32(const uint8_t* w, const uint8_t* x, int64_t n) {
     float sumf = 0.0f;
     for (int64_t i = 0; i < n; ++i) sumf += load_f32(w + 4 * i) * load_f32(x + 4 * i);
@@ -60,7 +50,7 @@ float dot_mxfp8(const uint8_t* w, const uint8_t* x, int64_t n) {
 #define EDGE_GEMM_REF(name, dot)                                                                       \
     void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, \
               int64_t ncols, float* Y, int64_t ldy) {                                                  \
-        gemm_drive<dot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);                             \
+        gemm_ref_drive<sizeof(float), dot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);                             \
     }
 
 EDGE_GEMM_REF(gemm_f32_ref, dot_f32)

@@ -37,17 +37,6 @@ inline Q8x q8x_at(const uint8_t* xb) {
     return {load_f32(xb), load_f32(xb + 4), (const int8_t*)(xb + 8)};
 }
 
-// Drives rows × columns; `dot` is row_dot(w_row, x_col, n) -> float.
-template <float (*dot)(const uint8_t*, const uint8_t*, int64_t)>
-void gemm_drive(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
-                int64_t ncols, float* Y, int64_t ldy) {
-    const uint8_t* w = (const uint8_t*)W;
-    const uint8_t* x = (const uint8_t*)X;
-    for (int64_t c = 0; c < ncols; ++c)
-        for (int64_t r = 0; r < rows; ++r)
-            store_f32(Y + c * ldy + r, dot(w + r * w_stride, x + c * x_stride * (int64_t)sizeof(block_q8x), n));
-}
-
 float dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n) {
     float sumf = 0.0f;
     for (int64_t k = 0; k < n / 32; ++k, w += sizeof(block_q8_0), x += sizeof(block_q8x)) {
@@ -143,7 +132,7 @@ float dot_mxfp4(const uint8_t* w, const uint8_t* x, int64_t n) {
 #define EDGE_GEMM_REF(name, dot)                                                                       \
     void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, \
               int64_t ncols, float* Y, int64_t ldy) {                                                  \
-        gemm_drive<dot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);                             \
+        gemm_ref_drive<sizeof(block_q8x), dot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);                             \
     }
 
 EDGE_GEMM_REF(gemm_q8_0_ref, dot_q8_0)

@@ -54,6 +54,18 @@ inline float e4m3_to_f32(uint8_t c) {
     return (c & 0x80) ? -v : v;
 }
 
+// The gemm_fn loop of every reference gemm: Y[c*ldy + r] = dot(W row r, X column c, n), where a column
+// of X advances x_stride units of XUnit bytes (block_q8x for int-dot dtypes, float otherwise).
+template <size_t XUnit, float (*dot)(const uint8_t*, const uint8_t*, int64_t)>
+inline void gemm_ref_drive(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
+                           int64_t ncols, float* Y, int64_t ldy) {
+    const uint8_t* w = (const uint8_t*)W;
+    const uint8_t* x = (const uint8_t*)X;
+    for (int64_t c = 0; c < ncols; ++c)
+        for (int64_t r = 0; r < rows; ++r)
+            store_f32(Y + c * ldy + r, dot(w + r * w_stride, x + c * x_stride * (int64_t)XUnit, n));
+}
+
 // ---- quantize_q8x (quantize_q8x_ref.cpp) ----
 void quantize_q8x_ref(const float* x, block_q8x* y, int64_t n);
 
