@@ -16,7 +16,8 @@ With hessians=True, collect_stats also returns each input's second-moment matrix
 tensors that read it (attn_q/k/v are the same object, as are ffn_gate/up). diag(H) == importance up to
 rounding (importance sums squares in float64; H sums float32 per-chunk products in float64).
 Memory: SmolLM2-135M holds 30 × (3·576² + 1536²) float64 ≈ 0.8 GB of H.
-Needs torch, the models/ package (a source checkout) and the built edgerun extension.
+Needs torch, the models/ reference (a source checkout, or `edgerun_models` as the wheel installs it) and
+the built edgerun extension.
 """
 from __future__ import annotations
 
@@ -34,9 +35,15 @@ def _imports():
         sys.path.append(root)  # source checkout: models/ sits beside converter/
     try:
         import torch
-        from models.llama import Reference
     except ImportError as e:
-        raise RuntimeError(f"--calib needs torch and the models/ reference of a source checkout ({e})") from None
+        raise RuntimeError(f"--calib needs torch: pip install 'edgerun[torch]' ({e})") from None
+    try:
+        from models.llama import Reference  # source checkout
+    except ImportError:
+        try:
+            from edgerun_models.llama import Reference  # the same package as installed by the wheel
+        except ImportError as e:
+            raise RuntimeError(f"--calib needs the PyTorch reference (models/) ({e})") from None
     return torch, Reference
 
 
