@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from .sizes import parse_size
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
@@ -162,7 +164,7 @@ def cmd_bench(args) -> int:
         "peak_rss_mb": _peak_rss_mb(),
         "file_mb": os.path.getsize(model.path) / 1e6,
         "memory_plan_mb": {k: v / 1e6 for k, v in plan.items()},
-        "mem_budget_mb": (args.mem and __import__("edgerun").parse_size(args.mem) / 1e6) or None,
+        "mem_budget_mb": parse_size(args.mem) / 1e6 if args.mem else None,
     }
     if args.json:
         print(json.dumps(res))
