@@ -300,19 +300,26 @@ def make_row(m: dict, n_params: int, kv_bytes: float) -> dict:
             "ppl": m["ppl_detail"]["ppl"], "speed_runs": runs, "ppl_detail": m["ppl_detail"]}
 
 
+CONTENDED_CORES = 0.2  # other processes' median CPU during a row's speed runs above this: marked "*"
+
+
 def table(rows: list[dict], bw_gb_s: float) -> tuple[list[str], list[list[str]]]:
+    """Rows formatted for print; speeds of contended rows, and ratios involving them, end in "*"."""
     base = next((r for r in rows if r["engine"] == "llama.cpp" and r["quant"] == "Q4_0"), None)
     ref = next((r for r in rows if r["engine"] == "llama.cpp" and r["quant"] == "F16"), None)
     hdr = ["engine", "quant", "size MB", "bits/w", "prefill tok/s", "decode tok/s", "roofline tok/s",
            "pp × Q4_0", "tg × Q4_0", "ppl", "Δppl vs F16", "peak RSS MiB", "other load"]
     out = []
+    busy = lambda r: r.get("foreign_cores", 0.0) > CONTENDED_CORES  # noqa: E731
     for r in rows:
         roof = bw_gb_s * 1e9 / r["bytes_per_token"]
         f = lambda k, fmt: (fmt % r[k]) if r.get(k) is not None else "—"  # noqa: E731
+        star = "*" if busy(r) else ""
+        rstar = "*" if busy(r) or (base and busy(base)) else ""
         out.append([r["engine"], r["quant"], f("size_mb", "%.1f"), f("bits_per_weight", "%.2f"),
-                    f("prefill_tok_s", "%.1f"), f("decode_tok_s", "%.1f"), "%.0f" % roof,
-                    "%.2f" % (r["prefill_tok_s"] / base["prefill_tok_s"]) if base else "—",
-                    "%.2f" % (r["decode_tok_s"] / base["decode_tok_s"]) if base else "—",
+                    f("prefill_tok_s", "%.1f") + star, f("decode_tok_s", "%.1f") + star, "%.0f" % roof,
+                    "%.2f" % (r["prefill_tok_s"] / base["prefill_tok_s"]) + rstar if base else "—",
+                    "%.2f" % (r["decode_tok_s"] / base["decode_tok_s"]) + rstar if base else "—",
                     f("ppl", "%.4f"),
                     "%+.2f%%" % (100 * (r["ppl"] / ref["ppl"] - 1)) if ref else "—",
                     f("peak_rss_mib", "%.0f"), f("foreign_cores", "%.2f")])
@@ -342,7 +349,7 @@ def main(argv=None) -> int:
     ap.add_argument("--llama-quants", default="F16,Q4_0,Q4_0_PURE,IQ4_NL,Q8_0",
                     help="F16 is the float model as it is (the Δppl reference); Q4_0_PURE is Q4_0 without "
                          "llama.cpp's default mix (the tied embedding Q4_0 too)")
-    ap.add_argument("--edge-recipes", default="f16,int4+gptq,q8",
+    ap.add_argument("--edge-recipes", default="f16,int4+gptq,int4,q8",
                     help="edgeconv recipes, paired in this order with --llama-quants in each speed round; "
                          "+calib / +gptq add --calib stdlib / --calib stdlib --gptq (calibration text: "
                          "stdlib docstrings, disjoint from the perplexity text)")
@@ -381,6 +388,7 @@ def main(argv=None) -> int:
         log("WARNING: the machine is busy (load average above half the cores): timings will be noisy")
     facts = gguf_facts(a.float_model)
     kv_bytes = facts["n_layers"] * 2 * facts["kv_dim"] * 2 * (a.prompt_tokens + a.gen_tokens / 2)
+    wait_for_quiet(a.quiet_wait)
     bw_dram = measure_bandwidth(1 << 30, a.threads)
     bw_model = measure_bandwidth(96 << 20, a.threads)
     log(f"bandwidth, {a.threads} threads: 1 GiB buffer read {bw_dram['read_gb_s']:.1f} GB/s "
@@ -412,11 +420,15 @@ def main(argv=None) -> int:
     text, md = render(hdr, body)
     caption = (f"{mach.get('Model name')} ({mach['cpu_count']} CPUs), {a.threads} threads; SmolLM2-135M-Instruct "
                f"float (bench/make_float_model.py); prompt {a.prompt_tokens}, decode {a.gen_tokens} greedy "
-               f"tokens, median of {a.runs} rounds (engines interleaved; each a fresh process after a warm-up run); ppl: {corpus.describe()['name']} (Python {platform.python_version()}), "
-               f"{a.chunks} chunks × {a.ctx}, 2nd half scored; roofline = {bw_dram['read_gb_s']:.1f} GB/s read "
-               f"÷ (weights + f16 KV at mean position); llama.cpp {rows[0]['speed_runs'][0]['detail']['llama_cpp_version']} "
-               f"default quant mix (no imatrix); other load = CPU cores used by other processes during the speed "
-               f"runs (above ~0.2 the timings are contended)" + (", AMX backend off (llama.cpp #20824)." if LLAMA_NO_AMX else "."))
+               f"tokens, median of {a.runs} rounds (engines interleaved; each a fresh process after a warm-up "
+               f"run); ppl: {corpus.describe()['name']} (Python {platform.python_version()}), {a.chunks} chunks × "
+               f"{a.ctx}, 2nd half scored; roofline = {bw_dram['read_gb_s']:.1f} GB/s read ÷ (weights + f16 KV "
+               f"at mean position); llama.cpp {rows[0]['speed_runs'][0]['detail']['llama_cpp_version']} default "
+               f"quant mix (no imatrix); edgerun '+gptq'/'+calib' rows are calibrated on edgeconv's built-in "
+               f"stdlib text (disjoint from the ppl text), plain recipes are not; other load = CPU cores used by "
+               f"other processes during the speed runs (median); * = above {CONTENDED_CORES} cores: contended, "
+               f"re-run on an idle machine"
+               + (", AMX backend off (llama.cpp #20824)." if LLAMA_NO_AMX else "."))
     print()
     print(text)
     print()
