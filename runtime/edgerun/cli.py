@@ -16,6 +16,14 @@ from .sizes import parse_size
 
 
 def _peak_rss_mb() -> float:
+    """Peak RSS of this process image: VmHWM (ru_maxrss would include a large parent's, kept across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 

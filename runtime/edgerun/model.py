@@ -160,8 +160,9 @@ class Model:
     def perplexity(self, text_or_tokens: str | Sequence[int], ctx: int = 512, chunks: int | None = None) -> dict:
         """Perplexity with llama.cpp's protocol: consecutive chunks of `ctx` tokens, BOS at each chunk's
         start when the model adds one, only the second half of every chunk scored."""
-        if isinstance(text_or_tokens, str):
-            tokens = self.tokenize(text_or_tokens, add_bos=False, special=False)
+        add_bos = bool(self.metadata("tokenizer.add_bos")) and self.bos_id >= 0
+        if isinstance(text_or_tokens, str):  # as llama-perplexity: the whole text, BOS first if the model adds one
+            tokens = self.tokenize(text_or_tokens, add_bos=add_bos, special=False)
         else:
             tokens = list(text_or_tokens)
         if ctx > self.ctx:
@@ -171,7 +172,6 @@ class Model:
             n_chunks = min(n_chunks, chunks)
         if n_chunks < 1:
             raise ValueError(f"need at least {ctx} tokens for one chunk, got {len(tokens)}")
-        add_bos = bool(self.metadata("tokenizer.add_bos")) and self.bos_id >= 0
         first = ctx // 2
         nll, count = 0.0, 0
         for c in range(n_chunks):
