@@ -96,3 +96,23 @@ class Best:
         self.err = np.where(better, err, self.err)
         for k, v in params.items():
             self.p[k] = np.where(better, v, self.p[k])
+
+
+def sym_scale_grid(x: np.ndarray, w: np.ndarray | None, ref: np.ndarray, grid, lo: int, hi: int) -> np.ndarray:
+    """Least-squares scale of the best code set on a grid: for each t in `grid`, codes q = clip(rint(x·t/ref),
+    lo, hi) and the scale d = <wx, q> / <q, q>_w; per block, the d whose codes explain x best (largest
+    <wx,q>²/<q,q>_w). x: [..., B]; ref: [...] (the block's max magnitude, signed or not). Unrounded d."""
+    wx = x if w is None else x * w
+    top_score = np.full(ref.shape, -1.0, dtype=np.float32)
+    top_d = np.zeros_like(ref)
+    for t in grid:
+        q = x * safe_div(np.float32(t), ref)[..., None]
+        np.rint(q, out=q)
+        np.clip(q, lo, hi, out=q)
+        sxq = dot(wx, q)
+        sqq = wdot(q, q, w)
+        score = safe_div(sxq * sxq, sqq)
+        better = score > top_score
+        top_score = np.where(better, score, top_score)
+        top_d = np.where(better, safe_div(sxq, sqq), top_d)
+    return top_d

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import (Best, block_err, block_max, block_min, dot, f16_bytes, f16_from_bytes, f16_round, pack_nibbles,
+from ._blocks import (Best, sym_scale_grid, block_err, block_max, block_min, dot, f16_bytes, f16_from_bytes, f16_round, pack_nibbles,
                       pick, safe_div, unpack_nibbles, wdot, wsum)
 
 _SYM_T = (-8.5, -8.25, -8.0, -7.75, -7.5, -7.25, -7.0, -6.5, 6.5, 7.0, 7.5)
@@ -48,19 +48,7 @@ def int4_scale(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     best = Best(block_err(x, d[..., None] * int4_codes(x, d), w), d=d)
 
     wx = x if w is None else x * w
-    top_score = np.full(vmax.shape, -1.0, dtype=np.float32)
-    top_d = np.zeros_like(vmax)
-    for t in _SYM_T:
-        c = x * safe_div(np.float32(t), vmax)[..., None]
-        np.rint(c, out=c)
-        np.clip(c, -8, 7, out=c)
-        sxc = dot(wx, c)
-        scc = wdot(c, c, w)
-        score = safe_div(sxc * sxc, scc)
-        better = score > top_score
-        top_score = np.where(better, score, top_score)
-        top_d = np.where(better, safe_div(sxc, scc), top_d)
-    d = f16_round(top_d)
+    d = f16_round(sym_scale_grid(x, w, vmax, _SYM_T, -8, 7))
     for it in range(2):
         c = int4_codes(x, d)
         best.offer(block_err(x, d[..., None] * c, w), d=d)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import Best, block_err, dot, f16_bytes, f16_from_bytes, f16_round, pick, safe_div, wdot
+from ._blocks import Best, block_err, f16_bytes, f16_from_bytes, f16_round, pick, safe_div, sym_scale_grid
 
 BLOCK = 32
 _T_GRID = (127.0, 126.5, 126.0, 125.0)
@@ -32,20 +32,7 @@ def quantize_q8_0(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     amax = pick(ax, ax.argmax(axis=-1))
     d = f16_round(amax / np.float32(127))  # the amax rule
     best = Best(block_err(x, d[..., None] * _codes(x, d), w), d=d)
-    wx = x if w is None else x * w
-    top_score = np.full(amax.shape, -1.0, dtype=np.float32)
-    top_d = np.zeros_like(amax)
-    for t in _T_GRID:
-        q = x * safe_div(np.float32(t), amax)[..., None]
-        np.rint(q, out=q)
-        np.clip(q, -127, 127, out=q)
-        sxq = dot(wx, q)
-        sqq = wdot(q, q, w)
-        score = safe_div(sxq * sxq, sqq)
-        better = score > top_score
-        top_score = np.where(better, score, top_score)
-        top_d = np.where(better, safe_div(sxq, sqq), top_d)
-    d = f16_round(top_d)
+    d = f16_round(sym_scale_grid(x, w, amax, _T_GRID, -127, 127))
     best.offer(block_err(x, d[..., None] * _codes(x, d), w), d=d)
     d = best.p["d"]
     return np.concatenate([f16_bytes(d), _codes(x, d).astype(np.int8).view(np.uint8)], axis=-1)
