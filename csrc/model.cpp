@@ -302,7 +302,7 @@ void Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logit
             for (int64_t i = b; i < e; ++i) {
                 int64_t t = i / H, h = i % H, kvh = h / group;
                 kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * ktile_head_, L.v_cache.get() + kvh * Dh,
-                               Dkv, pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
+                               Dkv, 0, pos0 + t + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
             }
         });
         {

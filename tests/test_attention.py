@@ -33,6 +33,23 @@ def test_attention_matches_reference(level, head_dim, n_pos):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("p_begin,n_pos", [(1, 2), (5, 16), (15, 17), (16, 40), (17, 40), (30, 31), (3, 300), (250, 300)])
+def test_attention_window_matches_reference(level, p_begin, n_pos):
+    """A sliding window: positions [p_begin, n_pos) only, starting inside or at the edge of a K tile."""
+    rng = np.random.default_rng(p_begin * 7 + n_pos)
+    head_dim, stride = 24, 29
+    q = rng.standard_normal(head_dim).astype(np.float32) * 2
+    k = rng.standard_normal((n_pos, stride)).astype(np.float32)
+    v = rng.standard_normal((n_pos, stride)).astype(np.float32)
+    exact = attention64(q, k[p_begin:, :head_dim], v[p_begin:, :head_dim])
+    vmax = np.abs(v[:, :head_dim]).max()
+    assert np.abs(_core.attention(q, k, v, "ref", p_begin) - exact).max() <= 1e-5 * vmax
+    assert np.abs(_core.attention(q, k, v, level, p_begin) - exact).max() <= 1e-5 * vmax
+    with pytest.raises(ValueError):
+        _core.attention(q, k, v, level, n_pos)
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_attention_extreme_scores(level):
     """Huge score gaps (one position dominates, others underflow) and equal scores."""
     q = np.full(16, 30.0, dtype=np.float32)

@@ -282,19 +282,20 @@ py::array_t<float> py_gemm(int dtype, py::bytes wdata, int64_t rows, int64_t n, 
 }
 
 // out[head_dim] = attention of q[head_dim] over k, v [n_pos, stride] (first head_dim columns of each row).
-py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std::string& level) {
+py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std::string& level, int64_t p_begin) {
     const KernelTable* t = table_or_raise(level);
     if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != v.shape(1) ||
         q.shape(0) > k.shape(1) || k.shape(0) < 1 || q.shape(0) < 1)
         raise_status(status_error(Code::INVALID_ARGUMENT, "attention: q [Dh], k and v [n_pos, stride >= Dh]"));
     int64_t dh = q.shape(0), n_pos = k.shape(0), stride = k.shape(1);
+    if (p_begin < 0 || p_begin >= n_pos) raise_status(status_error(Code::INVALID_ARGUMENT, "attention: need 0 <= p_begin < n_pos"));
     // K in the cache's tiled, transposed layout; unused lanes of the last tile hold NaN
     const int64_t tiles = (n_pos + kKTile - 1) / kKTile;
     std::vector<float> kt((size_t)(tiles * kKTile * dh), NAN), scratch((size_t)n_pos);
     for (int64_t p = 0; p < n_pos; ++p)
         for (int64_t i = 0; i < dh; ++i) kt[(size_t)((p / kKTile) * kKTile * dh + i * kKTile + p % kKTile)] = k.data()[p * stride + i];
     py::array_t<float> out(dh);
-    t->attention(q.data(), kt.data(), v.data(), stride, n_pos, dh, scratch.data(), out.mutable_data());
+    t->attention(q.data(), kt.data(), v.data(), stride, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
     return out;
 }
 
@@ -356,7 +357,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("kernel_table", &py_kernel_table, py::arg("level") = "", "Which implementation fills each slot.");
     m.def("dequantize", &py_dequantize, py::arg("dtype"), py::arg("data"), py::arg("n"), py::arg("level") = "ref");
     m.def("silu_mul", &py_silu_mul, py::arg("g"), py::arg("u"), py::arg("level") = "ref");
-    m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref");
+    m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref", py::arg("p_begin") = 0);
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),
           py::arg("level") = "ref", py::arg("misalign") = 0);

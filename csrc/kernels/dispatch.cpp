@@ -5,6 +5,10 @@
 
 #include "kernels.h"
 
+#if defined(__aarch64__) || (defined(__riscv) && __riscv_xlen == 64)
+#include <sys/auxv.h>
+#endif
+
 namespace edge {
 
 namespace {
@@ -29,6 +33,18 @@ bool has_avx512() {
 }
 bool has_avx512vnni() { return has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 #endif
+#if defined(__aarch64__)
+// Linux arm64 hwcap bits (asm/hwcap.h), spelled out so old sysroots build too.
+constexpr unsigned long kHwcapAsimd = 1ul << 1, kHwcapAsimdHp = 1ul << 10, kHwcapAsimdDp = 1ul << 20;
+constexpr unsigned long kHwcap2I8mm = 1ul << 13;
+bool has_neon() { return getauxval(AT_HWCAP) & kHwcapAsimd; }
+bool has_dotprod() { return has_neon() && (getauxval(AT_HWCAP) & kHwcapAsimdDp) && (getauxval(AT_HWCAP) & kHwcapAsimdHp); }
+bool has_i8mm() { return has_dotprod() && (getauxval(AT_HWCAP2) & kHwcap2I8mm); }
+#endif
+#if defined(__riscv) && __riscv_xlen == 64
+// AT_HWCAP carries one bit per single-letter extension: bit ('V' - 'A').
+bool has_rvv() { return getauxval(AT_HWCAP) & (1ul << ('V' - 'A')); }
+#endif
 
 // Ordered lowest first; each level starts from a copy of the one before it.
 const Level kLevels[] = {
@@ -37,6 +53,14 @@ const Level kLevels[] = {
     {"avx2", has_avx2, kernels_register_avx2},
     {"avx512", has_avx512, kernels_register_avx512},
     {"avx512vnni", has_avx512vnni, kernels_register_avx512vnni},
+#endif
+#if defined(__aarch64__)
+    {"neon", has_neon, kernels_register_neon},
+    {"dotprod", has_dotprod, kernels_register_dotprod},
+    {"i8mm", has_i8mm, kernels_register_i8mm},
+#endif
+#if defined(__riscv) && __riscv_xlen == 64
+    {"rvv", has_rvv, kernels_register_rvv},
 #endif
 };
 constexpr int kNumLevels = (int)(sizeof(kLevels) / sizeof(kLevels[0]));

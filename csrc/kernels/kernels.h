@@ -8,6 +8,8 @@
 // missing ISA op falls back to the reference automatically.
 //
 // Levels (x86-64): ref < avx2 (AVX2+FMA+F16C) < avx512 (F+BW+VL+DQ) < avx512vnni (+VNNI).
+// Levels (aarch64): ref < neon (armv8.0 ASIMD) < dotprod (+SDOT, +fp16) < i8mm (+SMMLA), from AT_HWCAP/AT_HWCAP2.
+// Levels (riscv64): ref < rvv (RVV 1.0, any VLEN >= 128), from the AT_HWCAP 'V' bit.
 // EDGE_KERNELS=<level> caps the level used by kernels_default() (e.g. EDGE_KERNELS=ref in tests).
 #pragma once
 
@@ -35,7 +37,8 @@ typedef void (*dequant_fn)(const void* src, float* y, int64_t n);
 typedef void (*quantize_q8x_fn)(const float* x, block_q8x* y, int64_t n);
 
 // One attention head over cached positions (f32 K/V):
-//   out[0..Dh) = Σ_p softmax_p(q·K_p / sqrt(Dh)) · V_p,  p < n_pos.
+//   out[0..Dh) = Σ_p softmax_p(q·K_p / sqrt(Dh)) · V_p,  p_begin <= p < n_pos
+//   (p_begin > 0 for a sliding window; 0 <= p_begin < n_pos; scratch[p] is used for p < n_pos).
 //   K is stored in tiles of kKTile positions, transposed within a tile:
 //     K_p[i] = kt[(p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile]
 //   so one vector load covers 16 positions (no horizontal sums) and appending a position writes one
@@ -49,8 +52,8 @@ constexpr int64_t kKTile = 16;
 // y[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i], i < n (the SwiGLU gate); y may alias g or u.
 // Reference: expf in f32. SIMD variants use the polynomial exp: |Δy| ≤ 1e-6 · |g·u| + 1e-30.
 typedef void (*silu_mul_fn)(const float* g, const float* u, int64_t n, float* y);
-typedef void (*attention_fn)(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos,
-                             int64_t head_dim, float* scratch, float* out);
+typedef void (*attention_fn)(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin,
+                             int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 
 struct KernelTable {
     const char* level;  // "ref", "avx2", ...
@@ -80,6 +83,14 @@ void kernels_register_ref(KernelTable* t);
 void kernels_register_avx2(KernelTable* t);
 void kernels_register_avx512(KernelTable* t);
 void kernels_register_avx512vnni(KernelTable* t);
+#endif
+#if defined(__aarch64__)
+void kernels_register_neon(KernelTable* t);
+void kernels_register_dotprod(KernelTable* t);
+void kernels_register_i8mm(KernelTable* t);
+#endif
+#if defined(__riscv) && __riscv_xlen == 64
+void kernels_register_rvv(KernelTable* t);
 #endif
 
 }  // namespace edge

@@ -73,7 +73,7 @@ void quantize_q8x_ref(const float* x, block_q8x* y, int64_t n);
 void silu_mul_ref(const float* g, const float* u, int64_t n, float* y);
 
 // ---- attention (attention_ref.cpp) ----
-void attention_ref(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+void attention_ref(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                    float* scratch, float* out);
 
 // ---- dequant (dequant_ref.cpp): one per dtype, dequant_fn contract ----

@@ -27,12 +27,12 @@ inline float hsum(__m256 v) {
 
 }  // namespace
 
-void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                     float* scratch, float* out) {
     static_assert(kKTile == 16, "two ymm per tile row");
     const float scale = 1.0f / std::sqrt((float)head_dim);
     float m = -INFINITY;
-    int64_t p = 0;
+    int64_t p = p_begin & ~(int64_t)15;  // whole tiles; lanes before p_begin are computed and never read
     // scores: one K tile (16 positions) per step, a broadcast-FMA per head dimension, no horizontal sums
     for (; p < n_pos; p += 16) {
         const float* tile = kt + p * head_dim;  // p is a multiple of 16
@@ -46,10 +46,10 @@ void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_s
         if (n_pos - p > 8)
             _mm256_maskstore_ps(scratch + p + 8, tail_mask(n_pos - p - 8), _mm256_mul_ps(a1, _mm256_set1_ps(scale)));
     }
-    for (p = 0; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
+    for (p = p_begin; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const __m256 mx = _mm256_set1_ps(m);
     __m256 vsum = _mm256_setzero_ps();
-    for (p = 0; p < n_pos; p += 8) {
+    for (p = p_begin; p < n_pos; p += 8) {
         __m256i mk = tail_mask(n_pos - p);
         __m256 e = _mm256_and_ps(x86::exp8(_mm256_sub_ps(_mm256_maskload_ps(scratch + p, mk), mx)), _mm256_castsi256_ps(mk));
         _mm256_maskstore_ps(scratch + p, mk, e);
@@ -59,8 +59,8 @@ void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_s
     for (int64_t i = 0; i < head_dim; i += 8) {
         __m256i mk = tail_mask(head_dim - i);
         __m256 o0 = _mm256_setzero_ps(), o1 = o0;
-        const float* vp = v + i;
-        int64_t j = 0;
+        const float* vp = v + p_begin * v_stride + i;
+        int64_t j = p_begin;
         for (; j + 2 <= n_pos; j += 2, vp += 2 * v_stride) {
             o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), _mm256_maskload_ps(vp, mk), o0);
             o1 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 1]), _mm256_maskload_ps(vp + v_stride, mk), o1);

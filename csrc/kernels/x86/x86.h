@@ -48,7 +48,7 @@ EDGE_X86_DEQUANT(dequant_mxint8_avx2);
 EDGE_X86_DEQUANT(dequant_mxfp8_avx2);
 EDGE_X86_DEQUANT(dequant_mxfp4_avx2);
 
-void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                     float* scratch, float* out);
 
 void silu_mul_avx2(const float* g, const float* u, int64_t n, float* y);
@@ -60,7 +60,7 @@ EDGE_X86_GEMM(gemm_f16_avx512);
 EDGE_X86_GEMM(gemm_bf16_avx512);
 EDGE_X86_GEMM(gemm_mxfp8_avx512);
 
-void attention_avx512(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t n_pos, int64_t head_dim,
+void attention_avx512(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                       float* scratch, float* out);
 
 void silu_mul_avx512(const float* g, const float* u, int64_t n, float* y);
