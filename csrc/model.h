@@ -16,6 +16,7 @@
 #include "common.h"
 #include "format.h"
 #include "kernels/kernels.h"
+#include "matrix.h"
 #include "threadpool.h"
 #include "tokenizer/tokenizer.h"
 
@@ -42,13 +43,6 @@ struct MemoryPlan {
     int64_t kv_cache = 0;
     int64_t scratch = 0;
     int64_t total() const { return weights + kv_cache + scratch; }
-};
-
-struct Matrix {  // one weight matrix in the mapping
-    const uint8_t* data = nullptr;
-    uint32_t dtype = 0;
-    int64_t rows = 0, cols = 0;
-    size_t row_bytes = 0;
 };
 
 class Model {

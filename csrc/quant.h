@@ -42,6 +42,7 @@ enum DType : uint32_t {
     EDGE_DTYPE_MXFP6 = 12,
     EDGE_DTYPE_MXFP4 = 13,
     EDGE_DTYPE_I32 = 14,  // plain int32 (metadata-like tensors); never a matmul weight
+    EDGE_DTYPE_BLOB = 15, // opaque bytes (MoE expert blobs, docs/MOE.md); never a matmul weight
     EDGE_DTYPE_COUNT
 };
 

@@ -35,6 +35,7 @@ DTYPES: dict[str, DType] = {
         DType("mxfp6", 12, 32, 25, True),
         DType("mxfp4", 13, 32, 17, True),
         DType("i32", 14, 1, 4, False),
+        DType("blob", 15, 1, 1, False),  # opaque bytes: MoE expert blobs (docs/MOE.md)
     )
 }
 

@@ -1,0 +1,95 @@
+// expert_store.h — MoE experts streamed from disk into a fixed cache of slots (docs/MOE.md §4).
+//
+// Unit: one (layer, expert, variant). Its bytes are the blob tensor `blk.L.exp.E.<blob>` (or, for the
+// planes4_msb view, a 4096-aligned prefix of it), read by background I/O threads with pread on an
+// O_DIRECT descriptor into 4096-aligned staging buffers, validated (finite scales), and decoded into a
+// cache slot: `concat:<dtype>` is copied as is; `planes4` / `planes4_msb` are repacked into int4_32
+// rows. A slot then holds three matrices (gate [F, D], up [F, D], down [D, F]) the kernels use in place.
+//
+// Threading: prefetch/acquire/release/begin_layer are called by the one thread that runs the forward
+// pass; the I/O threads are internal. A slot is never evicted while pinned (acquired, not released)
+// or while its read is in flight.
+//
+// Eviction ("lfru", the default): among unpinned ready slots, evict the one with the lowest
+//   score = decayed use count (halved every `decay_tokens` tokens) + recency bonus,
+// breaking ties by layer distance: the slot whose layer runs furthest in the future (cyclic order from
+// the executing layer) goes first. "lru" is plain least-recently-used (for comparison benches).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "format.h"
+#include "matrix.h"
+
+namespace edge {
+
+struct ExpertMatrices {
+    Matrix gate, up, down;
+    int variant = 0;  // the variant actually served (may be lower than asked; see Options::lowbit)
+};
+
+struct ExpertStats {
+    int64_t hits = 0;             // acquire found the unit ready (incl. prefetched)
+    int64_t misses = 0;           // acquire had to start or wait for a read
+    int64_t prefetch_issued = 0;  // reads started by prefetch()
+    int64_t prefetch_used = 0;    // prefetched units later acquired before eviction
+    int64_t evictions = 0;
+    int64_t reads = 0, bytes_read = 0;
+    int64_t lowbit_serves = 0;    // misses served from a lower variant
+    int64_t retries = 0;          // reads retried after a short read / I/O error / bad bytes
+    double io_stall_s = 0;        // time the forward thread waited in acquire()
+    double io_busy_s = 0;         // summed time the I/O threads spent in pread
+    // Predictor quality, fed by the model through note_prediction(): recall = predicted_true / true_total.
+    int64_t true_total = 0, predicted_true = 0;
+};
+
+class ExpertStore {
+public:
+    struct Options {
+        int64_t cache_bytes = 0;         // bytes for slots (whole slots; at least n_experts_used slots)
+        int io_threads = 2;
+        bool direct_io = true;           // O_DIRECT; falls back to fadvise(DONTNEED) if refused
+        std::string policy = "lfru";     // "lfru" | "lru"
+        bool lowbit = false;             // serve a cold miss with weight < lowbit_threshold from variant+1
+        float lowbit_threshold = 0.2f;
+        int64_t decay_tokens = 64;
+    };
+
+    // Reads moe.* metadata and the blob tensor table of `f` (validated: every blob present, sizes exact
+    // for its layout, inside the file). `path` is reopened for the I/O descriptor.
+    static Status open(const EdgeFile& f, const Options& opt, std::unique_ptr<ExpertStore>* out);
+    ~ExpertStore();
+
+    int64_t slot_bytes() const;   // bytes of one slot (largest decoded variant)
+    int64_t n_slots() const;
+    int64_t io_buffer_bytes() const;  // staging buffers owned by the I/O threads
+    int n_variants() const;
+    int default_variant(int layer, int expert) const;  // moe.plan
+
+    // Tells the policy which layer executes now and that a new token began when layer == first MoE layer.
+    void begin_layer(int layer);
+    // Non-blocking hint: queue reads for these units if absent (best effort: skipped when every slot is
+    // pinned or in flight). Promotes present ones.
+    void prefetch(int layer, const int32_t* experts, int n);
+    // Blocks until one of experts[0..n) of `layer` is ready, pins it and returns it (ready ones first, in
+    // the order given). weights[i] (may be nullptr) is the routing weight, used by the low-bit policy.
+    // On an I/O or validation failure (after one retry) returns an error naming layer, expert, offset.
+    Status acquire_any(int layer, const int32_t* experts, const float* weights, int n, int* which,
+                       ExpertMatrices* out);
+    void release(int layer, int expert);
+
+    void note_prediction(int64_t true_total, int64_t predicted_true);
+    ExpertStats stats() const;
+    void reset_stats();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    ExpertStore() = default;
+};
+
+}  // namespace edge
