@@ -1,7 +1,8 @@
 """edgeconv command line.
 
-  edgeconv export SRC -o OUT.edge --quant RECIPE [--tensor-type REGEX=dtype ...] [--calib TEXTFILE|stdlib]
+  edgeconv export SRC -o OUT.edge [--quant RECIPE] [--tensor-type REGEX=dtype ...] [--calib TEXTFILE|stdlib]
                    [--gptq [--gptq-damp F]] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
+                   [--device BOARD [--mem SIZE] [--ctx N]]   (recipe chosen for a board: edgeconv/device.py)
   edgeconv inspect FILE [--json]     header, metadata (arrays summarised), tensor table, bits/weight
   edgeconv verify FILE               CRC of every tensor; exit 1 if any mismatch
   edgeconv recipes                   list the recipes
@@ -41,7 +42,11 @@ def _summarise(v: Any, limit: int = 8) -> Any:
 def cmd_export(a: argparse.Namespace) -> int:
     from .export import export
 
-    res = export(a.src, a.output, recipe=a.quant, tensor_types=a.tensor_type or [], name=a.name,
+    if a.device or a.mem or a.ctx:  # board profile -> recipe (device.py)
+        from .device import cli_choose
+        a.quant = cli_choose(a.src, a.device, a.mem, a.ctx, a.quant, a.tensor_type or [], a.tokenizer_pre, a.align,
+                             log=lambda m: print(f"edgeconv: {m}", file=sys.stderr))
+    res = export(a.src, a.output, recipe=a.quant or "int4", tensor_types=a.tensor_type or [], name=a.name,
                  alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=a.calib, calib_tokens=a.calib_tokens,
                  gptq=a.gptq, gptq_damp=a.gptq_damp, progress=not a.quiet,
                  log=lambda m: print(m, file=sys.stderr))
@@ -125,8 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="convert a checkpoint to .edge")
     e.add_argument("src", help="GGUF file, HF model folder (config.json + safetensors), or .pt/.pth")
     e.add_argument("-o", "--output", required=True, help="output .edge path (written atomically)")
-    e.add_argument("--quant", default="int4", help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a "
-                   "(default int4)")
+    e.add_argument("--quant", default=None, help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a "
+                   "(default int4, or the --device choice)")
+    e.add_argument("--device", help="board profile (devices/profiles/*.toml: rpi4 rpi5 spacemit-k1 k230 visionfive2 "
+                   "jetson-orin-nano x86-64): choose the recipe that fits it and say why")
+    e.add_argument("--mem", help="with --device: memory budget as for `edgerun --mem` (default: the board's RAM)")
+    e.add_argument("--ctx", type=int, help="with --device: context length to budget the KV cache for")
     e.add_argument("--tensor-type", action="append", metavar="REGEX=DTYPE",
                    help="override the dtype of tensors whose .edge name matches REGEX (repeatable)")
     e.add_argument("--calib", metavar="TEXTFILE|stdlib", help="weigh quantization errors by the model's mean "

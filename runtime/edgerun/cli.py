@@ -34,18 +34,17 @@ def _load(args, quiet: bool = False):
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
                   kernels=getattr(args, "kernels", None))
     if getattr(args, "verbose", False):
-        _print_kernels(model)
+        _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
 
 
-def _print_kernels(model) -> None:
+def _print_kernels(model, requested: str | None = None) -> None:
     from . import _core
-    table = _core.kernel_table(model.kernel_level)
-    used = sorted({t["dtype"] for t in _core.file_info(model.path)["tensors"]})
-    print(f"edgerun: kernels {table['level']} (host supports {', '.join(_core.kernel_levels())}); "
-          f"quantize_q8x={table['quantize_q8x']}", file=sys.stderr)
-    for dt in used:
-        print(f"edgerun:   {dt:10s} gemm={table['gemm'][dt]} dequant={table['dequant'][dt]}", file=sys.stderr)
+    from .device import kernel_report
+    used = {t["dtype"] for t in _core.file_info(model.path)["tensors"]}
+    requested = requested or (f"EDGE_KERNELS={os.environ['EDGE_KERNELS']}" if os.environ.get("EDGE_KERNELS") else None)
+    for line in kernel_report(_core.kernel_table(model.kernel_level), _core.kernel_levels(), used, requested):
+        print(f"edgerun: {line}", file=sys.stderr)
 
 
 def _sampling_args(p: argparse.ArgumentParser, temp: float) -> None:
@@ -187,6 +186,8 @@ def cmd_perplexity(args) -> int:
     from .defaults import ensure_edge
     model = Model(ensure_edge(args.model, quiet=args.json), threads=args.threads, ctx=args.ctx,
                   kernels=args.kernels)
+    if args.verbose:
+        _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
     with open(args.textfile, encoding="utf-8") as f:
         text = f.read()
     t0 = time.perf_counter()
@@ -214,6 +215,9 @@ def cmd_info(args) -> int:
     _print_kernels(model)
     info = {"config": model.config, "memory_plan": model.memory_plan, "threads": model.threads, "ctx": model.ctx}
     print(json.dumps(info, indent=2))
+    if args.device:  # fit and decode roofline on a board profile (device.py)
+        from .device import model_device_report
+        print("\n".join(model_device_report(model, args.device, args.ram)))
     return 0
 
 
@@ -265,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--chunks", type=int, default=None, help="score at most this many chunks")
     sp.add_argument("--threads", "-t", type=int, default=None)
     sp.add_argument("--kernels", default=None)
+    sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_perplexity)
 
@@ -274,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("info", help="model configuration, memory plan and kernels")
     common(sp, model_optional=True)
+    sp.add_argument("--device", help="also report fit and decode roofline on a board profile (rpi5, spacemit-k1, ...)")
+    sp.add_argument("--ram", type=float, help="with --device: the board's RAM in GB (default: its smallest option)")
     sp.set_defaults(fn=cmd_info)
     return p
 
