@@ -72,6 +72,45 @@ def plan_source(src_path: str, tokenizer_pre: str | None = None) -> SourcePlan:
     return SourcePlan(plan, hp, meta, hp["llm.n_layers"])
 
 
+def plan_config(config: Mapping) -> SourcePlan:
+    """SourcePlan of a Hugging Face config.json dict alone (shapes as the architecture declares them; no
+    tokenizer, so the metadata is smaller than a real file's): for sizing models we do not have."""
+    from .archs import arch_for_hf, hf_hparams, plan_tensors
+    from .archs.plan import dims
+
+    arch = arch_for_hf(dict(config))
+    hp = hf_hparams(arch, config)
+    d = dims(hp)
+    shapes = {}
+    for spec in arch.tensors:
+        if spec.tied_head and config.get("tie_word_embeddings"):
+            continue
+        shape = tuple(d[x] for x in spec.shape)
+        shape = tuple(reversed(shape)) if spec.transpose else shape
+        for i in (range(hp["llm.n_layers"]) if spec.per_layer else [None]):
+            shapes[spec.ours.replace("{i}", str(i)) if i is not None else spec.ours] = shape
+    plan, tied = plan_tensors(arch, hp, shapes, "edge", config.get("tie_word_embeddings"))
+    hp["llm.tied_head"] = int(tied)
+    meta = [("general.architecture", 2, arch.name), ("quant.recipe", 2, "recipe")]
+    return SourcePlan(plan, hp, meta, hp["llm.n_layers"])
+
+
+def recipe_tensors(sp: SourcePlan, recipe: str, tensor_types: Sequence[str] = (),
+                   alignment: int = MIN_ALIGNMENT) -> list[dict]:
+    """[{name, dtype, shape, nbytes}] of the file `recipe` would write for `sp` (as edgerun._core.file_info)."""
+    dtypes = _dtypes(sp, recipe, parse_overrides(list(tensor_types)), alignment)[0]
+    return [{"name": p.name, "dtype": dtypes[p.name], "shape": list(p.shape),
+             "nbytes": tensor_nbytes(dtypes[p.name], p.shape)} for p in sp.plan]
+
+
+def _dtypes(sp: SourcePlan, recipe: str, overrides, alignment: int) -> tuple[dict[str, str], int]:
+    """(dtype per tensor, fixed header+metadata+table bytes) for a recipe."""
+    meta = [(k, t, recipe if k == "quant.recipe" else v) for k, t, v in sp.meta]
+    fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
+             + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in sp.plan])))
+    return assign_dtypes(sp.plan, get_recipe(recipe), overrides, sp.n_layers, fixed, alignment), fixed
+
+
 @dataclass
 class Candidate:
     recipe: str
@@ -115,11 +154,7 @@ class Choice:
 
 def _candidate(sp: SourcePlan, recipe: str, overrides, ctx: int, threads: int, budget: int, profile: Profile,
                alignment: int) -> Candidate:
-    rec = get_recipe(recipe)
-    meta = [(k, t, recipe if k == "quant.recipe" else v) for k, t, v in sp.meta]
-    fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
-             + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in sp.plan])))
-    dtypes = assign_dtypes(sp.plan, rec, overrides, sp.n_layers, fixed, alignment)
+    dtypes, fixed = _dtypes(sp, recipe, overrides, alignment)
     weights = sum(tensor_nbytes(dtypes[p.name], p.shape) for p in sp.plan)
     mem = runtime_memory(sp.hp, weights, ctx, threads)
     counts = Counter(dtypes[p.name] for p in sp.plan if len(p.shape) > 1)
