@@ -453,8 +453,11 @@ void test_attention(Rng& g) {
                     double d = 0;
                     for (int64_t i = 0; i < Dh; ++i) d += (double)qp[i] * ktp[(p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile];
                     s[p] = d / std::sqrt((double)Dh);
-                    m = std::fmax(m, s[p]);
-                    for (int64_t i = 0; i < Dh; ++i) vmax = std::fmax(vmax, std::fabs((double)vp[p * v_stride + i]));
+                    if (s[p] > m) m = s[p];
+                    for (int64_t i = 0; i < Dh; ++i) {
+                        const double a = std::fabs((double)vp[p * v_stride + i]);
+                        if (a > vmax) vmax = a;
+                    }
                 }
                 for (int64_t p = p_begin; p < n_pos; ++p) sum += (s[p] = std::exp(s[p] - m));
                 for (int64_t p = p_begin; p < n_pos; ++p)

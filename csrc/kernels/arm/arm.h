@@ -1,0 +1,68 @@
+// arm.h — declarations of the aarch64 SIMD kernels (definitions in the *_neon.cpp, *_dotprod.cpp and
+// *_i8mm.cpp files beside it; each file's suffix selects its compiler flags, see CMakeLists.txt:
+// neon = armv8-a baseline, dotprod = armv8.2-a+dotprod+fp16, i8mm = +i8mm).
+//
+// Every function implements a typedef of kernels.h with exactly that contract (gemm_fn, dequant_fn,
+// quantize_q8x_fn, attention_fn, silu_mul_fn) and matches the scalar reference of the same name without
+// the suffix (csrc/kernels/ref/): quantize_q8x and dequant bit for bit, gemm/attention/silu_mul within
+// the bounds of kernels.h. Only the register_<level>.cpp files take their addresses; this header declares
+// only (no intrinsics, no inline code), so any file may include it.
+#pragma once
+
+#include <cstdint>
+
+#include "../kernels.h"
+
+namespace edge {
+
+#define EDGE_ARM_GEMM(name)                                                                               \
+    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, \
+              int64_t ncols, float* Y, int64_t ldy)
+#define EDGE_ARM_DEQUANT(name) void name(const void* src, float* y, int64_t n)
+
+// The integer-dot gemms exist once per level (neon: SMULL/SADALP; dotprod: SDOT; i8mm: SMMLA).
+#define EDGE_ARM_INT_GEMMS(level)         \
+    EDGE_ARM_GEMM(gemm_q8_0_##level);      \
+    EDGE_ARM_GEMM(gemm_int4_32_##level);   \
+    EDGE_ARM_GEMM(gemm_int4_64_##level);   \
+    EDGE_ARM_GEMM(gemm_int4_128_##level);  \
+    EDGE_ARM_GEMM(gemm_int4a_32_##level);  \
+    EDGE_ARM_GEMM(gemm_int4a_64_##level);  \
+    EDGE_ARM_GEMM(gemm_int4a_128_##level); \
+    EDGE_ARM_GEMM(gemm_mxint8_##level);    \
+    EDGE_ARM_GEMM(gemm_mxfp6_##level);     \
+    EDGE_ARM_GEMM(gemm_mxfp4_##level)
+
+// ---- neon (armv8.0 ASIMD: Raspberry Pi 4 and every aarch64 CPU) ----
+EDGE_ARM_INT_GEMMS(neon);
+EDGE_ARM_GEMM(gemm_f32_neon);
+EDGE_ARM_GEMM(gemm_f16_neon);
+EDGE_ARM_GEMM(gemm_bf16_neon);
+EDGE_ARM_GEMM(gemm_mxfp8_neon);
+EDGE_ARM_DEQUANT(dequant_f16_neon);
+EDGE_ARM_DEQUANT(dequant_bf16_neon);
+EDGE_ARM_DEQUANT(dequant_q8_0_neon);
+EDGE_ARM_DEQUANT(dequant_int4_32_neon);
+EDGE_ARM_DEQUANT(dequant_int4_64_neon);
+EDGE_ARM_DEQUANT(dequant_int4_128_neon);
+EDGE_ARM_DEQUANT(dequant_int4a_32_neon);
+EDGE_ARM_DEQUANT(dequant_int4a_64_neon);
+EDGE_ARM_DEQUANT(dequant_int4a_128_neon);
+EDGE_ARM_DEQUANT(dequant_mxint8_neon);
+EDGE_ARM_DEQUANT(dequant_mxfp8_neon);
+EDGE_ARM_DEQUANT(dequant_mxfp6_neon);
+EDGE_ARM_DEQUANT(dequant_mxfp4_neon);
+void quantize_q8x_neon(const float* x, block_q8x* y, int64_t n);
+void attention_neon(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos,
+                    int64_t head_dim, float* scratch, float* out);
+void silu_mul_neon(const float* g, const float* u, int64_t n, float* y);
+
+// ---- dotprod (armv8.2-a + SDOT + fp16: Raspberry Pi 5, Cortex-A55/A76/A78, Neoverse N1) ----
+EDGE_ARM_INT_GEMMS(dotprod);
+
+// ---- i8mm (+SMMLA: Cortex-A510/A710/X2 and later, Neoverse V1/N2) ----
+// (none yet: the i8mm level keeps the dotprod gemms)
+
+#undef EDGE_ARM_INT_GEMMS
+
+}  // namespace edge

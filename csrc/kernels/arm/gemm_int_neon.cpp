@@ -1,0 +1,32 @@
+// gemm_int_neon.cpp — gemm_fn for every integer-dot dtype (q8_0, int4_32/64/128, int4a_32/64/128,
+// mxint8, mxfp6, mxfp4) × block_q8x activations with armv8.0 NEON (no SDOT: Raspberry Pi 4).
+// The reference is gemm_<dtype>_ref; the tiling, decoders and accuracy are in gemm_q8x_arm.h and
+// q8x_formats_arm.h. The block dot: SMULL + SMLAL2 put two products per int16 lane (|w|·|q| ≤ 128·127,
+// two of them < 2^15, so never saturating or wrapping), SADDLP/SADALP widen to int32 exactly.
+#include "arm.h"
+#include "q8x_formats_arm.h"
+
+namespace edge {
+namespace arm {
+namespace {
+
+struct DotNeon {
+    static int32x4_t dot4(const int8x16_t* w0, const int8x16_t* w1, int8x16_t a0, int8x16_t a1) {
+        int32x4_t s[4];
+        for (int r = 0; r < 4; ++r) {
+            int16x8_t p = vmull_s8(vget_low_s8(w0[r]), vget_low_s8(a0));
+            p = vmlal_high_s8(p, w0[r], a0);
+            int16x8_t q = vmull_s8(vget_low_s8(w1[r]), vget_low_s8(a1));
+            q = vmlal_high_s8(q, w1[r], a1);
+            s[r] = vpadalq_s16(vpaddlq_s16(p), q);
+        }
+        return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
+    }
+};
+
+}  // namespace
+}  // namespace arm
+
+EDGE_ARM_DEFINE_INT_GEMMS(neon, arm::DotNeon)
+
+}  // namespace edge
