@@ -1,0 +1,131 @@
+// rvv_codes.h — the weight formats of the integer-dot gemms as "32 int8 codes per activation block"
+// (include only from files built with V; see rvv_util.h for why everything is internal).
+//
+// A format policy F (all static) describes one weight block of F::kBlock elements, F::kBlockBytes bytes
+// at b (any alignment), as in csrc/kernels/ref/gemm_int_ref.cpp:
+//   scale(b)      sw, the f32 weight scale                (f16 d, or 2^(e-127) / 64, / 8, / 2 for MX)
+//   offset(b)     m, the int4a offset (f16), kAsym only
+//   codes(b, k)   the integer weight codes wc of elements [32k, 32k + 32) of the block, k < kBlock/32,
+//                 as one vint8m2_t at vl = 32 (an e8m2 group holds >= 32 lanes since VLEN >= 128):
+//     q8_0, mxint8  q                                     a 32-byte load
+//     int4_B        q - 8     int4a_B  q                   split-half nibbles: block k's codes are the
+//                                                          low (k < B/64) or high nibbles of 32 bytes
+//                                                          (B = 64, 128); for B = 32 the 16 low nibbles
+//                                                          then the 16 high ones (one vslideup)
+//     mxfp4         2 · e2m1(q)                            the nibbles through vrgather.vv on the
+//                                                          16-entry table ref.h kE2M1x2
+//     mxfp6         8 · e2m3(q)                            two vrgather.vv pick each code's low and high
+//                                                          byte of the 24-bit groups, per-lane shifts
+//                                                          cut the 6 bits, a 32-entry magnitude table
+//                                                          (vrgather.vv) and a masked negate finish
+// value(element) = sw · wc (+ m): dequant_rvv.cpp uses the same decoders, so gemm and dequant read the
+// formats one way. Every wc fits int8 (|wc| <= 128), so wc · x.q fits the int16 of vwmul.
+#pragma once
+
+#include "../ref/ref.h"  // kE2M1x2 (data only: no inline function of ref.h is called here)
+#include "rvv_util.h"
+
+namespace edge {
+namespace rvv {
+namespace {
+
+constexpr size_t kVl32 = 32;
+
+// Codes [32k, 32k + 32) of a split-half nibble block of B elements whose B/2 bytes start at qs.
+template <int B>
+inline vuint8m2_t nibbles(const uint8_t* qs, int k) {
+    if (B == 32) {
+        const vuint8m2_t v = __riscv_vle8_v_u8m2(qs, 16);
+        return __riscv_vslideup_vx_u8m2(__riscv_vand_vx_u8m2(v, 15, 16), __riscv_vsrl_vx_u8m2(v, 4, 16), 16, kVl32);
+    }
+    const vuint8m2_t v = __riscv_vle8_v_u8m2(qs + 32 * (k % (B / 64)), kVl32);
+    return k < B / 64 ? __riscv_vand_vx_u8m2(v, 15, kVl32) : __riscv_vsrl_vx_u8m2(v, 4, kVl32);
+}
+
+inline float f16_at(const uint8_t* p) { return f16_f32s(ld_u16s(p)); }
+
+struct Q8_0 {
+    static constexpr int kBlock = 32, kBlockBytes = 34;
+    static constexpr bool kAsym = false;
+    static float scale(const uint8_t* b) { return f16_at(b); }
+    static float offset(const uint8_t*) { return 0.0f; }
+    static vint8m2_t codes(const uint8_t* b, int) { return __riscv_vle8_v_i8m2((const int8_t*)(b + 2), kVl32); }
+};
+
+struct MxInt8 {
+    static constexpr int kBlock = 32, kBlockBytes = 33;
+    static constexpr bool kAsym = false;
+    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * 0.015625f; }
+    static float offset(const uint8_t*) { return 0.0f; }
+    static vint8m2_t codes(const uint8_t* b, int) { return __riscv_vle8_v_i8m2((const int8_t*)(b + 1), kVl32); }
+};
+
+template <int B>
+struct Int4 {
+    static constexpr int kBlock = B, kBlockBytes = 2 + B / 2;
+    static constexpr bool kAsym = false;
+    static float scale(const uint8_t* b) { return f16_at(b); }
+    static float offset(const uint8_t*) { return 0.0f; }
+    static vint8m2_t codes(const uint8_t* b, int k) {
+        return __riscv_vsub_vx_i8m2(__riscv_vreinterpret_v_u8m2_i8m2(nibbles<B>(b + 2, k)), 8, kVl32);
+    }
+};
+
+template <int B>
+struct Int4a {
+    static constexpr int kBlock = B, kBlockBytes = 4 + B / 2;
+    static constexpr bool kAsym = true;
+    static float scale(const uint8_t* b) { return f16_at(b); }
+    static float offset(const uint8_t* b) { return f16_at(b + 2); }
+    static vint8m2_t codes(const uint8_t* b, int k) { return __riscv_vreinterpret_v_u8m2_i8m2(nibbles<B>(b + 4, k)); }
+};
+
+struct MxFp4 {
+    static constexpr int kBlock = 32, kBlockBytes = 17;
+    static constexpr bool kAsym = false;
+    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * 0.5f; }
+    static float offset(const uint8_t*) { return 0.0f; }
+    static vint8m2_t codes(const uint8_t* b, int) {
+        const vint8m2_t table = __riscv_vle8_v_i8m2(kE2M1x2, 16);  // lanes >= 16 are never indexed
+        return __riscv_vrgather_vv_i8m2(table, nibbles<32>(b + 1, 0), kVl32);
+    }
+};
+
+// Element j = 4g + i of a MXFP6 block is bits [6i, 6i + 6) of bytes 3g..3g+2 (little-endian): its low
+// part is byte kLo[j] >> kShLo[j], its high part byte kHi[j] << kShHi[j] (kept by the & 63; i = 0 and
+// i = 3 lie in one byte and shift their "high" byte out by 6).
+alignas(32) constexpr uint8_t kFp6Lo[32] = {0,  0,  1,  2,  3,  3,  4,  5,  6,  6,  7,  8,  9,  9,  10, 11,
+                                            12, 12, 13, 14, 15, 15, 16, 17, 18, 18, 19, 20, 21, 21, 22, 23};
+alignas(32) constexpr uint8_t kFp6Hi[32] = {0,  1,  2,  2,  3,  4,  5,  5,  6,  7,  8,  8,  9,  10, 11, 11,
+                                            12, 13, 14, 14, 15, 16, 17, 17, 18, 19, 20, 20, 21, 22, 23, 23};
+alignas(32) constexpr uint8_t kFp6ShLo[32] = {0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2,
+                                              0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2};
+alignas(32) constexpr uint8_t kFp6ShHi[32] = {6, 2, 4, 6, 6, 2, 4, 6, 6, 2, 4, 6, 6, 2, 4, 6,
+                                              6, 2, 4, 6, 6, 2, 4, 6, 6, 2, 4, 6, 6, 2, 4, 6};
+// 8 · E2M3 magnitude of the low 5 code bits (ee mmm): e = 0: m; else (8 + m) << (e - 1) (ref.h e2m3_x8).
+alignas(32) constexpr int8_t kFp6Mag[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                            16, 18, 20, 22, 24, 26, 28, 30, 32, 36, 40, 44, 48, 52, 56, 60};
+
+struct MxFp6 {
+    static constexpr int kBlock = 32, kBlockBytes = 25;
+    static constexpr bool kAsym = false;
+    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * 0.125f; }
+    static float offset(const uint8_t*) { return 0.0f; }
+    static vint8m2_t codes(const uint8_t* b, int) {
+        const vuint8m2_t bytes = __riscv_vle8_v_u8m2(b + 1, 24);  // lanes >= 24 are never indexed
+        const vuint8m2_t lo = __riscv_vrgather_vv_u8m2(bytes, __riscv_vle8_v_u8m2(kFp6Lo, kVl32), kVl32);
+        const vuint8m2_t hi = __riscv_vrgather_vv_u8m2(bytes, __riscv_vle8_v_u8m2(kFp6Hi, kVl32), kVl32);
+        const vuint8m2_t code = __riscv_vand_vx_u8m2(
+            __riscv_vor_vv_u8m2(__riscv_vsrl_vv_u8m2(lo, __riscv_vle8_v_u8m2(kFp6ShLo, kVl32), kVl32),
+                                __riscv_vsll_vv_u8m2(hi, __riscv_vle8_v_u8m2(kFp6ShHi, kVl32), kVl32), kVl32),
+            63, kVl32);
+        const vint8m2_t mag = __riscv_vrgather_vv_i8m2(__riscv_vle8_v_i8m2(kFp6Mag, kVl32),
+                                                       __riscv_vand_vx_u8m2(code, 31, kVl32), kVl32);
+        const vbool4_t neg = __riscv_vmsgeu_vx_u8m2_b4(code, 32, kVl32);
+        return __riscv_vrsub_vx_i8m2_mu(neg, mag, mag, 0, kVl32);
+    }
+};
+
+}  // namespace
+}  // namespace rvv
+}  // namespace edge
