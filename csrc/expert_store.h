@@ -10,10 +10,28 @@
 // pass; the I/O threads are internal. A slot is never evicted while pinned (acquired, not released)
 // or while its read is in flight.
 //
-// Eviction ("lfru", the default): among unpinned ready slots, evict the one with the lowest
-//   score = decayed use count (halved every `decay_tokens` tokens) + recency bonus,
-// breaking ties by layer distance: the slot whose layer runs furthest in the future (cyclic order from
-// the executing layer) goes first. "lru" is plain least-recently-used (for comparison benches).
+// Eviction ("lfru", the default; full definition in expert_cache_policy.h): among unpinned ready slots,
+// evict the unit whose next use is expected furthest away,
+//   next_use = d + L·(1/p − 1)   d: cyclic layer distance from the executing layer (L if already used
+//                                   in this visit); p: per-token use probability from the decayed use
+//                                   count (halved every `decay_tokens` tokens, recency-weighted) with a
+//                                   uniform k/E prior,
+// ties broken by larger distance, then least recently used. "lru" is plain least-recently-used (for
+// comparison benches). Prefetch never evicts pinned or in-flight slots nor units named by a pending
+// prefetch, and (lfru) only evicts a unit worth less than the one it brings.
+//
+// Misses: acquire_any serves ready units first; absent ones are read with priority over prefetches;
+// a unit whose read is in flight is waited for, never read twice. The forward thread sleeps on a
+// condition variable while it waits (io_stall_s); no lock is held during I/O.
+//
+// Low-bit serving (Options::lowbit, default off): when on, a requested unit that is not ready and whose
+// routing weight is below lowbit_threshold is served from variant default+1 (for planes4 → planes4_msb
+// a shorter read); one already ready in that lower variant is served at once. With lowbit off every
+// expert is served in its moe.plan variant, bit for bit the bytes a fully resident run uses.
+//
+// Faults: a short read, an I/O error or invalid bytes (a non-finite scale) is retried once by the I/O
+// thread; if it fails again the acquire naming that unit returns the error (BAD_FILE / IO_ERROR, with the
+// tensor name, layer, expert, variant and file offset) and the slot is freed. Other units are unaffected.
 #pragma once
 
 #include <cstdint>
@@ -68,19 +86,20 @@ public:
     int64_t n_slots() const;
     int64_t io_buffer_bytes() const;  // staging buffers owned by the I/O threads
     int n_variants() const;
+    bool direct_io() const;           // reads bypass the page cache with O_DIRECT (false: fadvise fallback)
     int default_variant(int layer, int expert) const;  // moe.plan
 
     // Tells the policy which layer executes now and that a new token began when layer == first MoE layer.
     void begin_layer(int layer);
-    // Non-blocking hint: queue reads for these units if absent (best effort: skipped when every slot is
-    // pinned or in flight). Promotes present ones.
+    // Non-blocking hint: queue reads for these units if absent (best effort: skipped when no slot may be
+    // evicted for them, see above). Promotes present ones. Invalid ids are ignored.
     void prefetch(int layer, const int32_t* experts, int n);
     // Blocks until one of experts[0..n) of `layer` is ready, pins it and returns it (ready ones first, in
     // the order given). weights[i] (may be nullptr) is the routing weight, used by the low-bit policy.
     // On an I/O or validation failure (after one retry) returns an error naming layer, expert, offset.
     Status acquire_any(int layer, const int32_t* experts, const float* weights, int n, int* which,
                        ExpertMatrices* out);
-    void release(int layer, int expert);
+    void release(int layer, int expert);  // unpins one acquisition; a unit not pinned is ignored
 
     void note_prediction(int64_t true_total, int64_t predicted_true);
     ExpertStats stats() const;

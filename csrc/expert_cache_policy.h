@@ -1,0 +1,116 @@
+// expert_cache_policy.h — the directory of expert cache slots (which unit each holds, its state, pins)
+// and the eviction policy. Pure bookkeeping: no threads, no I/O; ExpertStore calls it under its mutex
+// and cache_simulate() replays routing traces through the very same code (bench/bench_cache_policy.py).
+//
+// A unit is one (layer, expert, variant): unit = (layer·E + expert)·V + variant. Time is counted in
+// layer steps (one begin_layer() each) and tokens (begin_layer(first MoE layer) starts one).
+//
+// "lfru" (default) — LRFU-style decayed frequency, made layer-aware. Each (layer, expert) keeps
+//   crf = Σ over past uses 2^(−(now − t_use)/H)       (H = decay_tokens; recency-weighted frequency:
+//                                                       H → 0 is LRU, H → ∞ is LFU)
+//   p   = (crf + α·k/E) / (n_eff + α)                  per-token use probability, n_eff = Σ 2^(−age/H)
+//                                                       over past tokens, α = 2 (prior: uniform k/E)
+//   d   = (layer − executing layer) mod L, or L when the unit was already used in this visit
+//   next_use = d + L·(1/p − 1)                          expected layer steps until the unit is needed
+// and evicts the unit with the largest next_use (ties: larger d, then least recently used). In the
+// cyclic layer order of decode this keeps hot experts and, among equals, drops the ones just used (their
+// layer runs again furthest in the future) — where LRU drops exactly the ones needed next.
+// "lru" — the least recently acquired (or prefetch-promoted) unit goes (PowerInfer's policy; benches).
+//
+// Slots that are pinned (acquired, not released), queued or being read are never evicted.
+// Prefetch (claim(..., prefetch=true)) is stricter, so a large predicted set cannot thrash the cache:
+//   - it never evicts a unit named by a prefetch whose layer has not finished its next visit yet;
+//   - lfru: it evicts only when the victim's next_use exceeds the candidate's, computed with
+//     p = max(p_unit, prefetch precision), precision = (used + 1)/(issued + 2) over recent prefetches
+//     (decayed like crf). A free slot is always taken.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace edge {
+
+enum class CachePolicy : uint8_t { LFRU = 0, LRU = 1 };
+Status cache_policy_parse(const std::string& name, CachePolicy* out);  // "lfru" | "lru"
+
+enum SlotState : uint8_t { SLOT_FREE = 0, SLOT_QUEUED, SLOT_READING, SLOT_READY, SLOT_FAILED };
+
+struct CacheSlot {
+    int32_t unit = -1;
+    SlotState state = SLOT_FREE;
+    int32_t pins = 0;
+    bool pf_pending = false;  // its read was started by prefetch and it was not acquired yet
+    int64_t pf_step = -1;     // step of the latest prefetch naming it (-1: none)
+    int64_t last_use = -1;    // LRU order: tick of the latest acquisition or prefetch promotion
+    int64_t use_step = -1;    // step of the latest acquisition
+};
+
+class ExpertCache {
+public:
+    struct Config {
+        int n_layers = 0;        // L: the cycle (every layer index, dense ones included)
+        int n_experts = 0;       // E
+        int n_variants = 1;      // V
+        int n_used = 1;          // k
+        int first_layer = 0;     // begin_layer(first_layer) starts a token
+        int64_t n_slots = 0;
+        CachePolicy policy = CachePolicy::LFRU;
+        int64_t decay_tokens = 64;
+    };
+
+    void init(const Config& c);
+
+    int32_t unit(int layer, int expert, int variant) const { return (layer * E_ + expert) * V_ + variant; }
+    int layer_of(int32_t u) const { return u / V_ / E_; }
+    int expert_of(int32_t u) const { return (u / V_) % E_; }
+    int variant_of(int32_t u) const { return u % V_; }
+
+    int32_t slot_of(int32_t u) const { return slot_of_[(size_t)u]; }  // -1: not cached
+    CacheSlot& slot(int32_t s) { return slots_[(size_t)s]; }
+    const CacheSlot& slot(int32_t s) const { return slots_[(size_t)s]; }
+    int64_t n_slots() const { return (int64_t)slots_.size(); }
+    int64_t step() const { return step_; }
+
+    void begin_layer(int layer);
+    // Binds a slot to `u` (state QUEUED, no pins): a free slot, else the policy's victim. Returns -1 when
+    // nothing may be evicted (or, for a prefetch, nothing is worth less than `u`). *evicted is the unit
+    // that was dropped from a READY slot, else -1.
+    int32_t claim(int32_t u, bool prefetch, int32_t* evicted);
+    void unbind(int32_t s);                   // back to FREE (a failed read, dropped)
+    void note_use(int32_t s);                 // an acquisition
+    void note_prefetch(int32_t s, bool issued);  // prefetch named it; issued: its read starts now
+
+private:
+    double p_use(int32_t u) const;
+    int64_t distance(const CacheSlot& s) const;
+    double next_use(const CacheSlot& s) const;
+    bool prefetch_protected(const CacheSlot& s) const;
+
+    Config cfg_;
+    int E_ = 1, V_ = 1;
+    std::vector<CacheSlot> slots_;
+    std::vector<int32_t> slot_of_;   // per unit
+    std::vector<int32_t> free_;      // stack of FREE slots
+    std::vector<double> crf_;        // per (layer, expert): Σ 2^((t_use − epoch)/H)
+    std::vector<int64_t> visit_step_;  // per layer: step of its latest begin_layer (-1: never)
+    int64_t step_ = 0, tick_ = 0, token_ = 0, epoch_ = 0;
+    int cur_layer_ = 0;
+    double decay_ = 1, scale_ = 1;   // 2^(−1/H) per token; 2^(−(token − epoch)/H)
+    double n_eff_ = 0, pf_issued_ = 0, pf_used_ = 0;
+};
+
+// Replays a routing trace through ExpertCache with instantaneous reads (no I/O) — the policy bench.
+// trace: [n_tokens, n_layers, k] expert ids (every layer MoE, visited 0..L−1 per token, variant 0);
+// pred: nullptr or [n_tokens, n_layers, n_pred] experts prefetched at each layer before its acquires.
+// Per layer the k true experts are acquired (pinned until the layer ends), so n_slots >= k.
+struct CacheSimResult {
+    int64_t hits = 0, misses = 0, evictions = 0, prefetch_issued = 0, prefetch_used = 0;
+    int64_t reads() const { return misses + prefetch_issued; }
+};
+Status cache_simulate(const ExpertCache::Config& cfg, int64_t n_tokens, const int32_t* trace, const int32_t* pred,
+                      int n_pred, CacheSimResult* out);
+
+}  // namespace edge
