@@ -60,8 +60,8 @@ void silu_mul_neon(const float* g, const float* u, int64_t n, float* y);
 // ---- dotprod (armv8.2-a + SDOT + fp16: Raspberry Pi 5, Cortex-A55/A76/A78, Neoverse N1) ----
 EDGE_ARM_INT_GEMMS(dotprod);
 
-// ---- i8mm (+SMMLA: Cortex-A510/A710/X2 and later, Neoverse V1/N2) ----
-// (none yet: the i8mm level keeps the dotprod gemms)
+// ---- i8mm (+SMMLA: Cortex-A510/A710/X2 and later, Neoverse V1/N2; ncols == 1 runs SDOT) ----
+EDGE_ARM_INT_GEMMS(i8mm);
 
 #undef EDGE_ARM_INT_GEMMS
 

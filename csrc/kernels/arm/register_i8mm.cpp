@@ -1,9 +1,26 @@
-// register_i8mm.cpp — the i8mm level (armv8.6-a SMMLA). No kernel of its own yet: every slot keeps the
-// dotprod level's entry (dispatch.cpp copies it), so an i8mm CPU runs the SDOT kernels.
+// register_i8mm.cpp — fills the KernelTable slots implemented for the i8mm level: the integer-dot gemms
+// with SMMLA (armv8.6-a i8mm) for two or more columns (SDOT for one). Every other slot keeps the level below
+// (dispatch.cpp copies it). Takes addresses only, so its -march flags generate no kernel code.
 #include "arm.h"
 
 namespace edge {
 
-void kernels_register_i8mm(KernelTable*) {}
+void kernels_register_i8mm(KernelTable* t) {
+    struct Entry {
+        DType dtype;
+        gemm_fn gemm;
+    };
+    static const Entry kGemm[] = {
+        {EDGE_DTYPE_Q8_0, gemm_q8_0_i8mm},         {EDGE_DTYPE_MXINT8, gemm_mxint8_i8mm},
+        {EDGE_DTYPE_INT4_32, gemm_int4_32_i8mm},   {EDGE_DTYPE_INT4_64, gemm_int4_64_i8mm},
+        {EDGE_DTYPE_INT4_128, gemm_int4_128_i8mm}, {EDGE_DTYPE_INT4A_32, gemm_int4a_32_i8mm},
+        {EDGE_DTYPE_INT4A_64, gemm_int4a_64_i8mm}, {EDGE_DTYPE_INT4A_128, gemm_int4a_128_i8mm},
+        {EDGE_DTYPE_MXFP6, gemm_mxfp6_i8mm},       {EDGE_DTYPE_MXFP4, gemm_mxfp4_i8mm},
+    };
+    for (const Entry& e : kGemm) {
+        t->gemm[e.dtype] = e.gemm;
+        t->gemm_impl[e.dtype] = "i8mm";
+    }
+}
 
 }  // namespace edge

@@ -1,0 +1,185 @@
+// gemm_int_i8mm.cpp — gemm_fn for every integer-dot dtype (q8_0, int4_32/64/128, int4a_32/64/128,
+// mxint8, mxfp6, mxfp4) × block_q8x activations with SMMLA (armv8.6-a i8mm: Cortex-A510/A710/X2+,
+// Neoverse V1/N2; not the Pi 5). Built with -march=armv8.2-a+dotprod+fp16+i8mm and used only when
+// AT_HWCAP2 has I8MM (dispatch.cpp). The reference is gemm_<dtype>_ref.
+//
+// SMMLA multiplies a 2×8 int8 matrix by the transpose of another and adds the 2×2 int32 result: with
+// [row r0 | row r1] × [column c0 | column c1] (8 elements each) one instruction gives the four dot
+// products (r0,c0) (r0,c1) (r1,c0) (r1,c1), exactly (int32; |Σ| ≤ 32·128·127 per block). A tile is
+// 4 weight rows (2 row pairs) × up to 4 columns (2 column pairs): per 32-element activation block,
+// 4 SMMLAs per (row pair, column pair) give the exact block sums in lanes [r0c0, r0c1, r1c0, r1c1] with
+// no reduction tree, half the instructions of SDOT. Weights are decoded by the same format policies as
+// the neon/dotprod levels (q8x_formats_arm.h) and paired with ZIP1/ZIP2 on 64-bit lanes; activations are
+// paired once per k-chunk. Then acc += (float)isum · (sw·x.d) (+ m·x.s), lanes as above: the reference's
+// block terms, only the f32 order differs, so the bound is kernels.h's |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
+// A single column (decode) has nothing to pair and runs the SDOT driver of gemm_q8x_arm.h; an odd last
+// column is paired with itself (the duplicate's results are dropped). Rows past the end of a 4-row group
+// reuse the group's last row (valid memory, results dropped).
+#include "arm.h"
+#include "q8x_formats_arm.h"
+
+namespace edge {
+namespace arm {
+namespace {
+
+struct DotSdot {  // the single-column path (as gemm_int_dotprod.cpp)
+    static int32x4_t dot4(const int8x16_t* w0, const int8x16_t* w1, int8x16_t a0, int8x16_t a1) {
+        int32x4_t s[4];
+        for (int r = 0; r < 4; ++r) s[r] = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0[r], a0), w1[r], a1);
+        return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
+    }
+};
+
+inline int8x16_t zip_lo64(int8x16_t a, int8x16_t b) {
+    return vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
+}
+inline int8x16_t zip_hi64(int8x16_t a, int8x16_t b) {
+    return vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
+}
+
+// Two columns' activations for one k-chunk, paired for SMMLA; lanes [c0, c1, c0, c1].
+struct PairChunk {
+    int8x16_t q[kChunkAct][4];  // per block: elements 8t..8t+7 of c0 then of c1, t = 0..3
+    float32x4_t d[kChunkAct];
+    float32x4_t s[kChunkAct];   // kAsym only
+    int32x4_t negk[kChunkAct];  // kKey only: -K·Σq
+};
+
+template <class F>
+void pair_prep(const uint8_t* x0, const uint8_t* x1, int nact, PairChunk* p) {
+    for (int k = 0; k < nact; ++k) {
+        const uint8_t* b0 = x0 + (int64_t)k * sizeof(block_q8x);
+        const uint8_t* b1 = x1 + (int64_t)k * sizeof(block_q8x);
+        const int8x16_t a0 = vld1q_s8((const int8_t*)b0 + 8), a1 = vld1q_s8((const int8_t*)b0 + 24);
+        const int8x16_t c0 = vld1q_s8((const int8_t*)b1 + 8), c1 = vld1q_s8((const int8_t*)b1 + 24);
+        p->q[k][0] = zip_lo64(a0, c0);
+        p->q[k][1] = zip_hi64(a0, c0);
+        p->q[k][2] = zip_lo64(a1, c1);
+        p->q[k][3] = zip_hi64(a1, c1);
+        const float32x2_t d = {load_f32u(b0), load_f32u(b1)};
+        p->d[k] = vcombine_f32(d, d);
+        if (F::kAsym) {
+            const float32x2_t s = {load_f32u(b0 + 4), load_f32u(b1 + 4)};
+            p->s[k] = vcombine_f32(s, s);
+        }
+        if (F::kKey) {
+            const int32_t n0 = -F::kKey * vaddlvq_s16(vpadalq_s8(vpaddlq_s8(a0), a1));
+            const int32_t n1 = -F::kKey * vaddlvq_s16(vpadalq_s8(vpaddlq_s8(c0), c1));
+            const int32x2_t nk = {n0, n1};
+            p->negk[k] = vcombine_s32(nk, nk);
+        }
+    }
+}
+
+template <class F, int CP>
+void mmla_tile(const uint8_t* w, int64_t w_stride, int R, int C, int nact, const PairChunk* pc, float* Y, int64_t ldy,
+               bool accumulate) {
+    constexpr int S = F::kBlock / 32;
+    const uint8_t* row[4];
+    for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
+    float32x4_t acc[2][CP];
+    for (int rp = 0; rp < 2; ++rp)
+        for (int cp = 0; cp < CP; ++cp) acc[rp][cp] = vdupq_n_f32(0.0f);
+    for (int j = 0; j < nact / S; ++j) {
+        const uint8_t* blk[4];
+        for (int r = 0; r < 4; ++r) blk[r] = row[r] + (int64_t)j * F::kBlockBytes;
+        float32x4_t sw, m = vdupq_n_f32(0.0f);
+        F::scales(blk, &sw, &m);
+        const float32x4_t swp[2] = {vzip1q_f32(sw, sw), vzip2q_f32(sw, sw)};  // [s0 s0 s1 s1], [s2 s2 s3 s3]
+        const float32x4_t mp[2] = {vzip1q_f32(m, m), vzip2q_f32(m, m)};
+        unroll<S>([&](auto s) {
+            const int k = j * S + s;
+            int8x16_t w0[4], w1[4], A[2][4];
+            for (int r = 0; r < 4; ++r) F::template load<s>(blk[r], w0[r], w1[r]);
+            for (int rp = 0; rp < 2; ++rp) {
+                A[rp][0] = zip_lo64(w0[2 * rp], w0[2 * rp + 1]);
+                A[rp][1] = zip_hi64(w0[2 * rp], w0[2 * rp + 1]);
+                A[rp][2] = zip_lo64(w1[2 * rp], w1[2 * rp + 1]);
+                A[rp][3] = zip_hi64(w1[2 * rp], w1[2 * rp + 1]);
+            }
+            for (int cp = 0; cp < CP; ++cp) {
+                const int8x16_t* b = pc[cp].q[k];
+                for (int rp = 0; rp < 2; ++rp) {
+                    int32x4_t z = vmmlaq_s32(vdupq_n_s32(0), A[rp][0], b[0]);
+                    z = vmmlaq_s32(z, A[rp][1], b[1]);
+                    z = vmmlaq_s32(z, A[rp][2], b[2]);
+                    z = vmmlaq_s32(z, A[rp][3], b[3]);
+                    if (F::kKey) z = vaddq_s32(z, pc[cp].negk[k]);
+                    acc[rp][cp] = vfmaq_f32(acc[rp][cp], vcvtq_f32_s32(z), vmulq_f32(swp[rp], pc[cp].d[k]));
+                    if (F::kAsym) acc[rp][cp] = vfmaq_f32(acc[rp][cp], mp[rp], pc[cp].s[k]);
+                }
+            }
+        });
+    }
+    for (int rp = 0; rp < 2; ++rp)
+        for (int cp = 0; cp < CP; ++cp) {
+            float v[4];
+            vst1q_f32(v, acc[rp][cp]);
+            for (int l = 0; l < 4; ++l) {
+                const int r = 2 * rp + (l >> 1), c = 2 * cp + (l & 1);
+                if (r >= R || c >= C) continue;
+                float* y = Y + c * ldy + r;
+                float t = v[l];
+                if (accumulate) t += load_f32u(y);
+                std::memcpy(y, &t, 4);
+            }
+        }
+}
+
+template <class F>
+void gemm_mmla(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, int64_t ncols,
+               float* Y, int64_t ldy) {
+    if (ncols == 1 || n <= 0) return gemm_q8x<F, DotSdot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
+    PairChunk pc[2];
+    const uint8_t* wb = (const uint8_t*)W;
+    const uint8_t* xb = (const uint8_t*)X;
+    const int64_t nact_total = n / 32;
+    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
+    int64_t rblk = ncols <= kTileCols ? rows : (kRowBlockBytes / row_bytes) & ~(int64_t)3;
+    if (rblk < 4) rblk = 4;
+    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
+        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
+        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols) {
+            const int C = (int)(ncols - c0 < kTileCols ? ncols - c0 : kTileCols);
+            const int CP = (C + 1) / 2;
+            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
+                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
+                for (int cp = 0; cp < CP; ++cp) {
+                    const int64_t ca = c0 + 2 * cp, cb = ca + 1 < c0 + C ? ca + 1 : ca;  // an odd last column pairs with itself
+                    pair_prep<F>(xb + (ca * x_stride + k0) * (int64_t)sizeof(block_q8x),
+                                 xb + (cb * x_stride + k0) * (int64_t)sizeof(block_q8x), nact, &pc[cp]);
+                }
+                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
+                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
+                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
+                    const uint8_t* w = wb + r0 * w_stride + wofs;
+                    float* y = Y + c0 * ldy + r0;
+                    if (CP == 1) mmla_tile<F, 1>(w, w_stride, R, C, nact, pc, y, ldy, k0 > 0);
+                    else mmla_tile<F, 2>(w, w_stride, R, C, nact, pc, y, ldy, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace arm
+
+#define EDGE_ARM_MMLA_DEF(fn, Fmt)                                                                        \
+    void fn(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols, \
+            float* Y, int64_t ldy) {                                                                      \
+        arm::gemm_mmla<Fmt>(W, ws, rows, n, X, xs, ncols, Y, ldy);                                        \
+    }
+EDGE_ARM_MMLA_DEF(gemm_q8_0_i8mm, arm::Int8<2 EDGE_ARM_COMMA false>)
+EDGE_ARM_MMLA_DEF(gemm_mxint8_i8mm, arm::Int8<1 EDGE_ARM_COMMA true>)
+EDGE_ARM_MMLA_DEF(gemm_int4_32_i8mm, arm::Int4<32 EDGE_ARM_COMMA false>)
+EDGE_ARM_MMLA_DEF(gemm_int4_64_i8mm, arm::Int4<64 EDGE_ARM_COMMA false>)
+EDGE_ARM_MMLA_DEF(gemm_int4_128_i8mm, arm::Int4<128 EDGE_ARM_COMMA false>)
+EDGE_ARM_MMLA_DEF(gemm_int4a_32_i8mm, arm::Int4<32 EDGE_ARM_COMMA true>)
+EDGE_ARM_MMLA_DEF(gemm_int4a_64_i8mm, arm::Int4<64 EDGE_ARM_COMMA true>)
+EDGE_ARM_MMLA_DEF(gemm_int4a_128_i8mm, arm::Int4<128 EDGE_ARM_COMMA true>)
+EDGE_ARM_MMLA_DEF(gemm_mxfp6_i8mm, arm::MxFp6)
+EDGE_ARM_MMLA_DEF(gemm_mxfp4_i8mm, arm::MxFp4)
+#undef EDGE_ARM_MMLA_DEF
+
+}  // namespace edge
