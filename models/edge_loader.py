@@ -1,12 +1,19 @@
 """Load an .edge file into the reference decoder, dequantizing every tensor to float32.
 
-    model = load_edge_reference("tiny.q8.edge")          # Reference over the dequantized weights
+    model = load_edge_reference("tiny.q8.edge")          # Reference (dense) or MoeReference (MoE)
     model.logits(tokens)                                  # what the C++ runtime should compute, up to
                                                           # its activation quantization and summation order
 
 The file is read with the converter's validating reader (edgeconv.format.EdgeFile); each tensor is
 turned into float32 of its shape by edgeconv.quant.dequantize (via EdgeFile.array), so the reference
-sees exactly the weights the runtime sees. The config is the file's metadata (`llm.*` keys).
+sees exactly the weights the runtime sees. The config is the file's metadata (`llm.*`, `moe.*` keys).
+
+MoE files (docs/MOE.md): each expert is decoded from its blob by the converter's decoder
+(EdgeFile.expert_weights -> edgeconv.moe.blobs) in one variant: `variant=None` reads each expert in its
+moe.plan variant (what the runtime serves by default), an index or a name ("int4", "int2", "q8_0")
+reads every expert in that variant. The reference gets them as float blk.i.exp.e.gate/up/down.
+lazy=True keeps the file open and decodes each tensor when the reference uses it (a large model in the
+memory of one layer; every use decodes again); lazy=False copies everything now.
 Needs the edgeconv package: from an install, or from converter/ in this source tree.
 """
 
@@ -14,12 +21,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 from .llama import Reference
 
-__all__ = ["load_edge_reference", "edge_weights"]
+__all__ = ["load_edge_reference", "edge_weights", "EdgeWeights"]
+
+DENSE_ARCHS = ("llama", "qwen2", "qwen3")
+MOE_ARCHS = ("smallthinker", "qwen3moe", "mixtral", "olmoe")
 
 
 def _edgeconv_format():
@@ -33,24 +45,89 @@ def _edgeconv_format():
     return edge_format
 
 
-def edge_weights(path: str | os.PathLike):
+class EdgeWeights(Mapping):
+    """{our tensor name: float32 numpy array} of an open .edge file, decoded on access (fresh arrays).
+    Blob tensors are replaced by the float expert matrices blk.i.exp.e.gate/up/down of `variant`."""
+
+    def __init__(self, f, variant: int | str | None = None):
+        self._f = f
+        self._variant = variant
+        self._plain = [t.name for t in f.tensors if t.dtype != "blob"]
+        self._experts: dict[str, tuple[int, int, int]] = {}
+        m = f.metadata
+        if any(t.dtype == "blob" for t in f.tensors):
+            f.expert_variants()  # validates the variant keys
+            layers = m.get("moe.layers")
+            layers = [1] * int(m["llm.n_layers"]) if layers is None else [int(x) for x in layers]
+            for i, is_moe in enumerate(layers):
+                if is_moe:
+                    for e in range(int(m["moe.n_experts"])):
+                        for j, part in enumerate(("gate", "up", "down")):
+                            self._experts[f"blk.{i}.exp.{e}.{part}"] = (i, e, j)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._experts:
+            i, e, j = self._experts[name]
+            return self._f.expert_weights(i, e, self._variant)[j]
+        if name in self._plain:
+            return self._f.array(name).copy()
+        raise KeyError(name)
+
+    def __iter__(self):
+        yield from self._plain
+        yield from self._experts
+
+    def __len__(self) -> int:
+        return len(self._plain) + len(self._experts)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._experts or name in self._plain
+
+
+def edge_weights(path: str | os.PathLike, variant: int | str | None = None):
     """(metadata dict, {tensor name: float32 numpy array}) of an .edge file, every tensor dequantized
-    (a private copy: nothing refers to the file's mapping afterwards)."""
+    (a private copy: nothing refers to the file's mapping afterwards); MoE experts decoded as above."""
     edge_format = _edgeconv_format()
     with edge_format.EdgeFile(path) as f:
         meta = dict(f.metadata)
-        weights = {t.name: f.array(t.name).copy() for t in f.tensors}
+        src = EdgeWeights(f, variant)
+        weights = {}
+        for name in src:  # expert by expert: a blob is decoded once for its three matrices
+            if name.endswith(".gate") and name in src._experts:
+                i, e, _ = src._experts[name]
+                g, u, d = f.expert_weights(i, e, variant)
+                weights.update({name: g, name[:-5] + ".up": u, name[:-5] + ".down": d})
+            elif name not in weights:
+                weights[name] = src[name]
     return meta, weights
 
 
-def load_edge_reference(path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Reference:
-    """A Reference built from an .edge file's `llm.*` metadata and dequantized tensors.
+def load_edge_reference(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
+                        variant: int | str | None = None, lazy: bool = False):
+    """A Reference (dense families) or models.moe.MoeReference (MoE families) built from an .edge file's
+    metadata and dequantized tensors.
 
     Raises ValueError for an invalid file (from the reader) or a tensor set that does not match the
     metadata (missing/extra tensor, wrong shape), naming the tensor."""
-    meta, weights = edge_weights(path)
-    arch = meta.get("general.architecture")
-    if arch not in ("llama", "qwen2", "qwen3"):
-        raise ValueError(f"{os.fspath(path)}: general.architecture {arch!r} is not a dense decoder this "
-                         f"reference implements (llama, qwen2, qwen3)")
-    return Reference(meta, weights, dtype=dtype)
+    edge_format = _edgeconv_format()
+    with edge_format.EdgeFile(path) as f:
+        arch = f.metadata.get("general.architecture")
+        missing = [k for k in ("moe.n_experts", "moe.n_experts_used", "moe.d_expert") if k not in f.metadata]
+    if arch in MOE_ARCHS and missing:
+        raise ValueError(f"{os.fspath(path)}: general.architecture {arch!r} is a mixture-of-experts family but "
+                         f"the file lacks {', '.join(missing)} (docs/MOE.md §2); re-export it with edgeconv")
+    if arch in DENSE_ARCHS:
+        if variant is not None or lazy:
+            raise ValueError(f"{os.fspath(path)}: variant / lazy apply to MoE files; this one is {arch}")
+        meta, weights = edge_weights(path)
+        return Reference(meta, weights, dtype=dtype)
+    if arch not in MOE_ARCHS:
+        raise ValueError(f"{os.fspath(path)}: general.architecture {arch!r} is not a decoder this reference "
+                         f"implements ({', '.join(DENSE_ARCHS + MOE_ARCHS)})")
+    from .moe import MoeReference
+
+    if lazy:
+        f = edge_format.EdgeFile(path)  # stays open while the reference lives (EdgeWeights holds it)
+        return MoeReference(dict(f.metadata), EdgeWeights(f, variant), dtype=dtype, lazy=True)
+    meta, weights = edge_weights(path, variant)
+    return MoeReference(meta, weights, dtype=dtype)

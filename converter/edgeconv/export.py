@@ -7,6 +7,12 @@ file that replaces `out` only when complete.
 Transforms applied per tensor, as declared by the architecture's tensor table (archs/):
   transpose           the source stores [in, out]
   unpermute_heads     GGUF (llama family): undo llama.cpp's RoPE row permutation, see unpermute_rope_rows
+
+Mixture-of-experts models (docs/MOE.md; moe/export.py): the non-expert tensors follow the recipe as for
+dense models (routers and predictors stay f32); each expert is written as blob tensors after them
+(expert_variants, default by recipe: int4 recipes "int4,int2" = one planes4 blob, q8 "q8_0"), the
+pre-attention predictor is derived (predictor: fold, or lsq with calibration), and with calibration
+and expert_bits each expert's default variant (moe.plan) is chosen from its measured sensitivity.
 """
 from __future__ import annotations
 
@@ -20,9 +26,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import __version__
-from .archs import plan_tensors
+from .archs import plan_experts, plan_tensors
 from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, EdgeWriter, TensorInfo, \
-    encode_metadata, encode_table
+    encode_metadata, encode_table, infer_meta_type
 from .quant import quantize
 from .recipes import assign_dtypes, get_recipe, parse_overrides
 from .sources import open_source
@@ -58,6 +64,7 @@ class ExportResult:
     seconds: float
     dtypes: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    moe: dict | None = None  # MoE models: variants, blob sizes, predictor recall, plan summary
 
     def dtype_counts(self) -> dict[str, int]:
         return dict(Counter(self.dtypes.values()).most_common())
@@ -73,7 +80,10 @@ def _metadata(src, hp: Mapping, recipe: str, name: str | None) -> list[tuple[str
         ("quant.rounding", STR, "rne"),
     ]
     for k, v in hp.items():
-        meta.append((k, F64 if isinstance(v, float) else I64, v))
+        if isinstance(v, (list, tuple, str, np.ndarray)):  # MoE / layout keys (docs/MOE.md §2)
+            meta.append((k, infer_meta_type(k, v), v))
+        else:
+            meta.append((k, F64 if isinstance(v, float) else I64, v))
     tok = dict(src.tokenizer)
     if tok:
         n = len(tok.get("tokenizer.tokens", []))
@@ -104,7 +114,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
            calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
-           progress: bool = False,
+           progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
+           expert_bits: float | None = None,
            log: Callable[[str], None] | None = None) -> ExportResult:
     """Convert `src_path` (GGUF file, HF folder, .pt/.pth) to the .edge file `out_path`.
 
@@ -117,6 +128,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     gptq: int4-family tensors are quantized with GPTQ (quant/gptq.py) against the input second moments
     H collected on the calibration text (needs `calib`); other dtypes are quantized as without it.
     gptq_damp: GPTQ's dampening λ / mean(diag H) (default quant.gptq.DAMP).
+    MoE models only: expert_variants "int4,int2" / "q8_0,mxfp4" / ... (moe/variants.py; default from the
+    recipe); predictor "fold" | "lsq" (default lsq with calib, else fold); expert_bits: average stored
+    bits per expert weight for the per-expert plan (needs calib and two variants).
     """
     if gptq and calib is None:
         raise ValueError("--gptq needs calibration data: add --calib stdlib (built-in text) or --calib TEXTFILE")
@@ -134,13 +148,23 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         hp = dict(src.hparams)
         plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
         hp["llm.tied_head"] = int(tied)
+        moe = None
+        if src.arch.moe is not None:
+            from .moe.export import MoeExport
+
+            moe = MoeExport(src, hp, plan, plan_experts(src.arch, hp, src.shapes, src.naming), rec.default,
+                            expert_variants, predictor, expert_bits, calib is not None, log=log)
+        elif expert_variants or predictor or expert_bits is not None:
+            raise ValueError(f"--expert-variants / --predictor / --expert-bits apply to mixture-of-experts models; "
+                             f"{src.arch.name} is dense")
         meta = _metadata(src, hp, rec.name, name)
         if not src.tokenizer:
             notes.append("the source has no tokenizer; the file carries none")
         if src.quantized:
             notes.append(f"source weights are already quantized ({', '.join(getattr(src, 'quant_types', []))}); "
                          "they were dequantized and re-quantized")
-        fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
+        moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
+        fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
         dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment)
         hessians = None
@@ -149,9 +173,16 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
 
             text, label = load_text(calib)
             tokens = tokenize(text, src.tokenizer)
-            weights = {p.name: _load(src, p) for p in plan}
-            imp, hessians = collect_stats(weights, hp, tokens, ctx=calib_ctx, max_tokens=calib_tokens, hessians=gptq)
-            del weights
+            if moe is not None:
+                from .moe.source import SourceWeights
+
+                mc = moe.calibrate(SourceWeights(src, plan, moe.experts, _load), tokens, calib_ctx, calib_tokens, gptq)
+                imp, hessians = mc.importance, mc.hessians
+            else:
+                weights = {p.name: _load(src, p) for p in plan}
+                imp, hessians = collect_stats(weights, hp, tokens, ctx=calib_ctx, max_tokens=calib_tokens,
+                                              hessians=gptq)
+                del weights
             importance = {**imp, **(importance or {})}
             notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label}")
         if gptq:
@@ -161,19 +192,25 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             n_gptq = sum(1 for p in plan if dtypes[p.name].startswith("int4") and p.name in hessians)
             notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
                          "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
+        derived: dict[str, np.ndarray] = {}
+        if moe is not None:
+            derived = moe.fit_predictor(lambda n: _load(src, next(p for p in plan if p.name == n)))
+            moe_meta = [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
 
         with EdgeWriter(out_path, alignment=alignment) as w:
-            for k, mt, v in meta:
+            for k, mt, v in meta + moe_meta:
                 w.add_metadata(k, v, mt)
             for p in plan:
                 w.declare(p.name, dtypes[p.name], p.shape)
+            if moe is not None:
+                moe.declare(w)
             w.begin()
             from tqdm import tqdm
 
             bar = tqdm(plan, unit="tensor", desc=os.path.basename(out_path), leave=False, disable=not progress)
             for p in bar:
                 bar.set_postfix_str(f"{p.name} -> {dtypes[p.name]}", refresh=False)
-                arr = _load(src, p)
+                arr = derived[p.name] if p.derived else _load(src, p)
                 cols = p.shape[-1]
                 rows2d = arr.reshape(-1, cols)
                 imp = None if importance is None else importance.get(p.name)
@@ -190,10 +227,21 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 w.end_tensor(p.name)
                 del arr, rows2d
             bar.close()
+            if moe is not None:
+                def quantize_rows(wm, dt, imp_e, h_e):
+                    if gptq and h_e is not None and dt.startswith("int4"):
+                        return gptq_quantize(wm, dt, h_e, factor=inverse_factor(h_e, damp))
+                    return quantize(wm, dt, importance=imp_e)
+
+                moe.write_experts(w, quantize_rows, progress)
+                moe.finish(w)
             file_size, bpw = w.file_size, w.bits_per_weight
-    n_weights = sum(p.n_elements for p in plan)
-    res = ExportResult(os.fspath(out_path), rec.name, len(plan), n_weights, file_size, bpw, time.time() - t0,
-                       dtypes, notes)
+    n_weights = sum(p.n_elements for p in plan) + (0 if moe is None else sum(e.n_elements for e in moe.experts))
+    n_tensors = len(plan) + (0 if moe is None else len(moe.experts) * len(moe.blobs))
+    if moe is not None:
+        dtypes = {**dtypes, **{n: "blob" for n, _ in moe.blob_infos()}}
+    res = ExportResult(os.fspath(out_path), rec.name, n_tensors, n_weights, file_size, bpw, time.time() - t0,
+                       dtypes, notes, None if moe is None else moe.summary())
     if log:
         for n in notes:
             log(f"note: {n}")

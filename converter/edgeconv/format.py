@@ -1,7 +1,8 @@
 """The .edge file format (docs/FORMAT.md): a streaming, atomic writer and a validating mmap reader.
 
 Layout: header (128 B) | metadata | tensor table | tensor data (each tensor at a multiple of 64, or of
-the writer's `alignment`). Every integer is little-endian.
+the writer's `alignment`; `blob` tensors — MoE expert blobs, docs/MOE.md §3 — always at a multiple of
+4096, and their nbytes must be a multiple of 4096). Every integer is little-endian.
 
 Writer contract (EdgeWriter):
   * every tensor is declared (name, dtype, shape) before any data is written, so the whole layout —
@@ -12,7 +13,11 @@ Writer contract (EdgeWriter):
     the destination with os.replace: a reader never sees a half-written file and an old file at the
     destination survives any failure;
   * on any error (including KeyboardInterrupt and a full disk) the temporary file is removed; a full
-    disk is reported as OSError(ENOSPC, "disk full while writing X; nothing written").
+    disk is reported as OSError(ENOSPC, "disk full while writing X; nothing written");
+  * metadata measured while streaming (e.g. moe.plan) is declared before begin() with a placeholder and
+    replaced with set_metadata() before the end, provided its encoded size is unchanged;
+  * quant.bits_per_weight counts each tensor's elements, except where declare() is given n_weights
+    (a blob's bytes are not weights: an expert's first blob carries its 3·D·F weights, the others 0).
 
 The reader is EdgeFile in reader.py (also importable from here: `from edgeconv.format import EdgeFile`).
 """
@@ -212,6 +217,7 @@ class EdgeWriter:
         self._meta: dict[str, tuple[int, Any]] = {}
         self._tensors: list[TensorInfo] = []
         self._by_name: dict[str, TensorInfo] = {}
+        self._weights: dict[str, int] = {}
         self._f: BinaryIO | None = None
         self._tmp: str | None = None
         self._next = 0  # index of the next tensor to write
@@ -237,7 +243,9 @@ class EdgeWriter:
         encode_meta_value(key, value, mtype)  # fail now, not at begin()
         self._meta[key] = (mtype, value)
 
-    def declare(self, name: str, dtype: str, shape: Iterable[int]) -> TensorInfo:
+    def declare(self, name: str, dtype: str, shape: Iterable[int], n_weights: int | None = None) -> TensorInfo:
+        """Declare the next tensor. n_weights: the model weights it holds for bits_per_weight (default:
+        its element count). A blob's nbytes must be a multiple of 4096 (its offset will be)."""
         if self._f is not None:
             raise RuntimeError("tensors must be declared before begin()")
         shape = tuple(int(s) for s in shape)
@@ -254,17 +262,37 @@ class EdgeWriter:
             nbytes = tensor_nbytes(dtype, shape)
         except ValueError as e:
             raise ValueError(f"tensor {name!r} {shape}: {e}") from None
+        if dtype == "blob" and (len(shape) != 1 or nbytes % PAGE_ALIGNMENT):
+            raise ValueError(f"blob tensor {name!r}: must be 1-D with a size that is a multiple of {PAGE_ALIGNMENT}, "
+                             f"got {shape}")
+        if n_weights is not None and n_weights < 0:
+            raise ValueError(f"tensor {name!r}: n_weights must be >= 0")
         t = TensorInfo(name, dtype, shape, 0, nbytes, 0)
         self._tensors.append(t)
         self._by_name[name] = t
+        self._weights[name] = t.n_elements if n_weights is None else int(n_weights)
         return t
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Replace a declared metadata value after begin() (before the end) with one of the same encoded size:
+        for values measured while the tensors stream (the header, metadata and table are rewritten at the end)."""
+        if key not in self._meta:
+            raise KeyError(f"metadata {key!r} was not declared before begin()")
+        mtype, old = self._meta[key]
+        if len(encode_meta_value(key, value, mtype)) != len(encode_meta_value(key, old, mtype)):
+            raise ValueError(f"metadata {key!r}: the new value's size differs from the placeholder's")
+        self._meta[key] = (mtype, value)
+        if self._f is not None:
+            meta = encode_metadata([(k, mt, v) for k, (mt, v) in self._meta.items()])
+            assert len(meta) == len(self._meta_bytes)
+            self._meta_bytes = meta
 
     # -- streaming -------------------------------------------------------------------------
     def begin(self) -> None:
         """Fix the layout and write the header, metadata and table (CRCs of tensors pending)."""
         if self._f is not None:
             raise RuntimeError("begin() called twice")
-        n_weights = sum(t.n_elements for t in self._tensors)
+        n_weights = sum(self._weights.values())
         if self.bpw_key is not None and self.bpw_key not in self._meta:
             self._meta[self.bpw_key] = (F64, 0.0)  # fixed-size placeholder; value set below
         entries = [(k, mt, v) for k, (mt, v) in self._meta.items()]
@@ -274,7 +302,7 @@ class EdgeWriter:
         table_offset = meta_offset + len(meta)
         pos = table_offset + table_len
         for t in self._tensors:
-            pos = _align(pos, self.alignment)
+            pos = _align(pos, math.lcm(self.alignment, PAGE_ALIGNMENT) if t.dtype == "blob" else self.alignment)
             t.offset = pos
             pos += t.nbytes
         self.file_size = pos

@@ -4,7 +4,9 @@ count and CRC was checked before use.
 Checks at open: magic, version, flags, header CRC, file_size against the real size, section bounds and
 overlaps, metadata and table CRCs, every count against the bytes that hold it, metadata key lengths and
 uniqueness, tensor names/dtype/ndim, offset alignment, bounds, overlaps, and nbytes == rows × row_bytes.
-Any violation is a ValueError naming the file and the problem. Per-tensor CRCs are checked by verify().
+Blob tensors (MoE expert blobs, docs/MOE.md §3) must be 1-D, at a multiple of 4096 and a multiple of
+4096 long. Any violation is a ValueError naming the file and the problem. Per-tensor CRCs are checked by
+verify(). MoE files: expert_weights(layer, expert, variant) decodes one expert through edgeconv.moe.blobs.
 The C++ reader (csrc/format.cpp) enforces the same rules; tests/test_format.py cross-checks them.
 """
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from .format import (ARR_F32, ARR_I64, ARR_STR, DTYPE_BY_ID, F64, HEADER_CRC_SPAN, HEADER_SIZE, I64, MAGIC,
-                     MAX_KEY_LEN, MAX_NAME_LEN, MAX_NDIM, META_TYPE_NAMES, MIN_ALIGNMENT, STR, VERSION, _HEADER,
-                     TensorInfo, crc32)
+                     MAX_KEY_LEN, MAX_NAME_LEN, MAX_NDIM, META_TYPE_NAMES, MIN_ALIGNMENT, PAGE_ALIGNMENT, STR, VERSION,
+                     _HEADER, TensorInfo, crc32)
 from .quant import row_bytes
 
 class _Cursor:
@@ -188,6 +190,9 @@ class EdgeFile:
                 raise self._err(f"tensor {name!r}: nbytes {nbytes} != rows × row_bytes = {rows} × {rb}")
             if offset % MIN_ALIGNMENT:
                 raise self._err(f"tensor {name!r}: offset {offset} is not a multiple of {MIN_ALIGNMENT}")
+            if dt.name == "blob" and (ndim != 1 or offset % PAGE_ALIGNMENT or nbytes % PAGE_ALIGNMENT):
+                raise self._err(f"blob tensor {name!r}: offset {offset} and size {nbytes} must be multiples of "
+                                f"{PAGE_ALIGNMENT} (1-D)")
             if offset + nbytes > file_size:
                 raise self._err(f"tensor {name!r}: data [{offset}, {offset + nbytes}) runs past the end "
                                 f"of the file ({file_size} bytes)")
@@ -217,10 +222,13 @@ class EdgeFile:
         return self._mm[t.offset:t.offset + t.nbytes]
 
     def array(self, name: str) -> np.ndarray:
-        """The tensor as float32 of its shape (dequantized for block types)."""
+        """The tensor as float32 of its shape (dequantized for block types). Not for blobs: see expert_weights."""
         from .quant import dequantize
 
         t = self.tensor(name)
+        if t.dtype == "blob":
+            raise ValueError(f"{self.path}: tensor {name!r} is an expert blob, not an array; decode it with "
+                             f"expert_weights(layer, expert, variant)")
         raw = self.raw(name)
         if t.dtype == "i32":
             return raw.view("<i4").reshape(t.shape).astype(np.float32)
@@ -240,9 +248,46 @@ class EdgeFile:
                 bad.append(t.name)
         return bad
 
+    def expert_variants(self) -> list[tuple[str, str, str]]:
+        """[(variant name, blob, layout)] of an MoE file, best first (moe.variants / variant_blob / variant_layout)."""
+        m = self.metadata
+        names, blobs, lays = (m.get(k) for k in ("moe.variants", "moe.variant_blob", "moe.variant_layout"))
+        if names is None or blobs is None or lays is None or not len(names) == len(blobs) == len(lays) > 0:
+            raise ValueError(f"{self.path}: not an MoE file with expert variants (moe.variants / variant_blob / "
+                             f"variant_layout missing or of different lengths)")
+        return list(zip(names, blobs, lays))
+
+    def expert_weights(self, layer: int, expert: int, variant: int | str | None = None) -> list[np.ndarray]:
+        """float32 [gate [F, D], up [F, D], down [D, F]] of one expert in one variant (index or name; None:
+        the file's moe.plan entry), decoded exactly as the runtime computes with them."""
+        from .moe.blobs import expert_weights
+
+        vs = self.expert_variants()
+        m = self.metadata
+        if variant is None:
+            plan = m.get("moe.plan")
+            variant = int(plan[layer * int(m["moe.n_experts"]) + expert]) if plan is not None else 0
+        if isinstance(variant, str):
+            names = [v[0] for v in vs]
+            if variant not in names:
+                raise ValueError(f"{self.path}: no expert variant {variant!r} (variants: {names})")
+            variant = names.index(variant)
+        if not 0 <= variant < len(vs):
+            raise ValueError(f"{self.path}: expert variant {variant} out of range (0..{len(vs) - 1})")
+        _, blob, layout = vs[variant]
+        return expert_weights(self.raw(f"blk.{layer}.exp.{expert}.{blob}"), layout, int(m["llm.d_model"]),
+                              int(m["moe.d_expert"]))
+
     @property
     def n_weights(self) -> int:
-        return sum(t.n_elements for t in self.tensors)
+        """Model weights: every tensor's elements, blobs excepted, plus 3·D·F per expert of each MoE layer."""
+        n = sum(t.n_elements for t in self.tensors if t.dtype != "blob")
+        m = self.metadata
+        if "moe.n_experts" in m and any(t.dtype == "blob" for t in self.tensors):
+            layers = m.get("moe.layers")
+            n_moe = int(np.sum(layers)) if layers is not None else int(m["llm.n_layers"])
+            n += n_moe * int(m["moe.n_experts"]) * 3 * int(m["llm.d_model"]) * int(m["moe.d_expert"])
+        return n
 
     @property
     def bits_per_weight(self) -> float:

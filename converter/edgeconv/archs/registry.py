@@ -11,6 +11,12 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
   default_head_dim    head_dim when the config omits it (None: d_model / n_heads)
   reject_if_true      HF config flags this converter does not implement (error when true)
   tensors             the tensor table (TensorSpec rows; `{i}` = block index)
+  qk_norm_scope       "head" (one [head_dim] weight, Qwen3) or "full" (one [q_dim]/[kv_dim] weight, OLMoE)
+  rope_layout_key     config key of a per-layer 0/1 RoPE array (SmallThinker rope_layout) -> llm.rope_layers
+  swa_layout_key      config key of a per-layer 0/1 sliding-window array -> llm.swa_layers, window from
+                      swa_window_key; or swa_all_key: a config window that applies to every layer (Mixtral)
+  moe                 MoeSpec of a mixture-of-experts family (docs/MOE.md), None for dense families
+  experts             ExpertSpec rows: where each expert matrix is in an HF source (per expert or fused)
 
 A TensorSpec row names a tensor in every source naming scheme (HF/torch, GGUF, ours) with its shape
 in symbolic dims (d_model, vocab, d_ff, head_dim, q_dim = n_heads·head_dim, kv_dim = n_kv_heads·head_dim),
@@ -20,11 +26,12 @@ head that a tied model does not store.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 ROLES = ("embedding", "head", "attn_q", "attn_k", "attn_v", "attn_o", "ffn_gate", "ffn_up", "ffn_down",
-         "norm", "bias")
+         "norm", "bias", "router", "router_pred")
+LAYER_KINDS = (None, "dense", "moe")  # TensorSpec.layers: every block, dense-FFN blocks only, MoE blocks only
 
 
 @dataclass(frozen=True)
@@ -38,13 +45,66 @@ class TensorSpec:
     transpose: bool = False          # the source stores it [in, out]: transpose on import
     gguf_unpermute: str | None = None  # "n_heads"/"n_kv_heads": head count of GGUF's RoPE permutation
     tied_head: bool = False          # the output head: absent (and ignored in the source) when tied
+    layers: str | None = None        # "dense"/"moe": only in blocks whose moe.layers entry is 0/1
+    hf_alt: tuple[str, ...] = ()     # other HF names of the same tensor (first present one is read)
+    derived: bool = False            # computed by the converter (no source tensor), e.g. the MoE predictor
 
     def __post_init__(self) -> None:
         assert self.role in ROLES, self.role
+        assert self.layers in LAYER_KINDS, self.layers
 
     @property
     def per_layer(self) -> bool:
         return "{i}" in self.ours
+
+
+@dataclass(frozen=True)
+class MoeSpec:
+    """The routing of one MoE family (docs/MOE.md §1) and where its config keeps each number.
+
+    n_experts/n_used/d_expert: config keys of E, k and F (the first key present is read: transformers
+    writes Qwen3-MoE's num_experts as num_local_experts, for instance). dense_ff: config key of the dense FFN width
+    (llm.d_ff) when some blocks are dense (None: every block is MoE, llm.d_ff = 0).
+    gating: "softmax" or "sigmoid", or softmax_flag: a config key that selects softmax when true, sigmoid
+    otherwise. norm_topk: a constant, or norm_topk_key (+ its HF default when the config omits it).
+    sparse_layers: "all" (every block MoE) or "qwen" (mlp_only_layers / decoder_sparse_step as Qwen-MoE).
+    predictor: "router" (the router already reads the pre-attention residual) or "linear".
+    """
+
+    n_experts: tuple[str, ...]
+    n_used: tuple[str, ...]
+    d_expert: tuple[str, ...]
+    act: str                          # "silu" (SwiGLU) or "relu" (ReGLU)
+    router_input: str                 # "residual" or "ffn_norm"
+    predictor: str                    # "router" or "linear"
+    gating: str = "softmax"
+    softmax_flag: str | None = None
+    norm_topk: bool = True
+    norm_topk_key: str | None = None
+    norm_topk_default: bool = False
+    dense_ff: str | None = None
+    sparse_layers: str = "all"
+
+    def __post_init__(self) -> None:
+        assert self.act in ("silu", "relu") and self.router_input in ("residual", "ffn_norm")
+        assert self.predictor in ("router", "linear") and self.gating in ("softmax", "sigmoid")
+        assert self.sparse_layers in ("all", "qwen")
+
+
+@dataclass(frozen=True)
+class ExpertSpec:
+    """One expert matrix (gate [F, D], up [F, D] or down [D, F]) in an HF source: per-expert name `hf`
+    ({i} block, {e} expert), or a fused 3-D tensor `fused` ({i}) as transformers 5 keeps them in memory:
+    gate_up_proj [E, 2F, D] (gate rows first: fused_half 0 = gate, 1 = up) or down_proj [E, D, F]
+    (fused_half None: the whole [D, F] slice of expert e)."""
+
+    matrix: str
+    hf: str
+    fused: str | None = None
+    fused_half: int | None = None
+
+    def __post_init__(self) -> None:
+        assert self.matrix in ("gate", "up", "down"), self.matrix
 
 
 class Arch:
@@ -62,9 +122,24 @@ class Arch:
     reject_if_true: ClassVar[tuple[str, ...]] = ()
     tensors: ClassVar[tuple[TensorSpec, ...]] = ()
     ignored_sources: ClassVar[tuple[str, ...]] = ()  # regexes of source tensors that carry nothing
+    qk_norm_scope: ClassVar[str] = "head"
+    rope_layout_key: ClassVar[str | None] = None
+    swa_layout_key: ClassVar[str | None] = None
+    swa_window_key: ClassVar[str | None] = None
+    swa_all_key: ClassVar[str | None] = None
+    moe: ClassVar[MoeSpec | None] = None
+    experts: ClassVar[tuple[ExpertSpec, ...]] = ()
 
 
 ARCHS: dict[str, type[Arch]] = {}  # HF architecture name -> Arch
+
+# HF architectures that are known and deliberately not converted, with the reason given to the user.
+UNSUPPORTED: dict[str, str] = {
+    "Qwen2MoeForCausalLM": "Qwen2-MoE has shared experts (mlp.shared_expert + shared_expert_gate), which the "
+                           "edgerun MoE layout (docs/MOE.md) does not implement",
+    "DeepseekV2ForCausalLM": "DeepSeek-V2 has shared experts and MLA attention, which edgerun does not implement",
+    "DeepseekV3ForCausalLM": "DeepSeek-V3 has shared experts and MLA attention, which edgerun does not implement",
+}
 
 
 def register(*hf_names: str):
@@ -82,7 +157,10 @@ def register(*hf_names: str):
 
 
 def supported() -> str:
-    return ", ".join(sorted(ARCHS))
+    """The HF architecture names: dense families, then "; MoE: " and the mixture-of-experts ones."""
+    dense = sorted(n for n, a in ARCHS.items() if a.moe is None)
+    moe = sorted(n for n, a in ARCHS.items() if a.moe is not None)
+    return ", ".join(dense) + ("; MoE: " + ", ".join(moe) if moe else "")
 
 
 def arch_for_hf(config: dict) -> type[Arch]:
@@ -96,6 +174,9 @@ def arch_for_hf(config: dict) -> type[Arch]:
         for a in ARCHS.values():
             if mt in a.model_types:
                 return a
+    for n in names:
+        if n in UNSUPPORTED:
+            raise ValueError(f"unsupported architecture {n}: {UNSUPPORTED[n]}; supported: {supported()}")
     got = ", ".join(names) if names else f"model_type={mt!r}"
     raise ValueError(f"unsupported architecture {got}; supported: {supported()}")
 
@@ -135,6 +216,34 @@ def decoder_tensors() -> tuple[TensorSpec, ...]:
         T("blk.{i}.ffn_down", L + "mlp.down_proj.weight", "blk.{i}.ffn_down.weight", ("d_model", "d_ff"),
           "ffn_down"),
     )
+
+
+def moe_decoder_tensors(router: str, router_alt: tuple[str, ...] = (), predictor: bool = True
+                        ) -> tuple[TensorSpec, ...]:
+    """The decoder table of an MoE family: the dense FFN rows only in dense blocks, the router
+    `blk.{i}.ffn_router` [E, d_model] (f32: docs/MOE.md §3) in MoE blocks, and with `predictor` the
+    converter-made pre-attention predictor blk.{i}.ffn_router_pred [E, d_model] + _b [E] (f32)."""
+    L = "model.layers.{i}."
+    out = []
+    for s in decoder_tensors():
+        out.append(replace(s, layers="dense") if s.role in ("ffn_gate", "ffn_up", "ffn_down") else s)
+    out.append(TensorSpec("blk.{i}.ffn_router", L + router, "blk.{i}.ffn_gate_inp.weight", ("n_experts", "d_model"),
+                          "router", "f32", layers="moe", hf_alt=tuple(L + a for a in router_alt)))
+    if predictor:
+        out.append(TensorSpec("blk.{i}.ffn_router_pred", "", "", ("n_experts", "d_model"), "router_pred", "f32",
+                              layers="moe", derived=True))
+        out.append(TensorSpec("blk.{i}.ffn_router_pred_b", "", "", ("n_experts",), "router_pred", "f32",
+                              layers="moe", derived=True))
+    return tuple(out)
+
+
+def swiglu_experts(gate: str, up: str, down: str, fused_prefix: str = "mlp.experts.") -> tuple[ExpertSpec, ...]:
+    """Expert rows for the transformers layout: per-expert `model.layers.{i}.<gate|up|down with {e}>` or the
+    fused `model.layers.{i}.<fused_prefix>gate_up_proj` [E, 2F, D] / `down_proj` [E, D, F]."""
+    L = "model.layers.{i}."
+    return (ExpertSpec("gate", L + gate, L + fused_prefix + "gate_up_proj", 0),
+            ExpertSpec("up", L + up, L + fused_prefix + "gate_up_proj", 1),
+            ExpertSpec("down", L + down, L + fused_prefix + "down_proj", None))
 
 
 HF_IGNORED = (r"(^|\.)rotary_emb\.inv_freq$",)
