@@ -73,6 +73,7 @@ Status IoFile::open(const std::string& path, bool direct, std::unique_ptr<IoFile
         f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (f->fd_ < 0) return status_error(Code::IO_ERROR, path + ": cannot open for reading: " + std::strerror(errno));
         f->direct_ = false;
+        posix_fadvise(f->fd_, 0, 0, POSIX_FADV_RANDOM);  // no read-ahead past the ranges we drop
     }
     *out = std::move(f);
     return Status::ok();
@@ -84,6 +85,7 @@ Status IoFile::fall_back_to_buffered() const {
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return status_error(Code::IO_ERROR, path_ + ": cannot reopen without O_DIRECT: " + std::strerror(errno));
     log_fallback_once(path_, "read: EINVAL");
+    posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);  // no read-ahead past the ranges we drop
     fd_direct_ = fd_;  // a concurrent reader may still use it: close at destruction
     fd_ = fd;
     direct_ = false;

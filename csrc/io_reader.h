@@ -6,8 +6,9 @@
 // a range aligned out to 4096 may end past EOF). Short reads, EINTR and partial transfers are looped;
 // fewer than `need` bytes (a file truncated under us) is a BAD_FILE Status, an OS error an IO_ERROR
 // Status. Where the filesystem refuses O_DIRECT (open or the first read fails with EINVAL, e.g. tmpfs),
-// the file is read with plain pread followed by posix_fadvise(DONTNEED) on the range, so the page
-// cache still does not keep the bytes; this is logged once per process on stderr.
+// the file is read with plain pread followed by posix_fadvise(DONTNEED) on the range (and
+// FADV_RANDOM on the descriptor, so read-ahead brings in nothing beyond it), so the page cache still
+// does not keep the bytes; this is logged once per process on stderr.
 // Thread-safe: any number of threads may call read() at once.
 //
 // IoReader: n threads that pop job ids from two FIFO queues (urgent first) and hand each to
