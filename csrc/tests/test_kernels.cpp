@@ -8,8 +8,9 @@
 // What is checked (each distinct function pointer once: a slot a level inherits from the level below
 // is the same code and was already checked there; "ref" is checked against float64 where it can be):
 //   gemm      every dtype with a gemm; rows odd, ncols 1..9 and 19, n = one weight block and many
-//             (incl. > 2048, past the x86 k-chunk), f32/f16/bf16 also odd n; W, X and Y misaligned by
-//             1..3 bytes, W/X strides larger than a row, ldy > rows (the gap must stay untouched).
+//             (incl. > 2048, past the x86 k-chunk), f32/f16/bf16 also odd n; one 133-row × 6-column case
+//             per dtype spans several L2 row blocks; W, X and Y misaligned by 1..3 bytes, W/X strides
+//             larger than a row, ldy > rows (the gap between columns must stay untouched).
 //             Bound (kernels.h): |y - y_ref| <= 1e-5 * T + 1e-30, T = Σ|block terms| in float64 from
 //             the reference dequant: per activation block |Σ_i (w_i - m)·x.d·q_i| + |m·x.s| (int-dot;
 //             m = int4a offset, else 0) or Σ_i |w_i·x_i| (float dtypes). "ref" is checked the same
@@ -324,6 +325,8 @@ void test_gemms(Rng& g) {
                     if (n > 1024 && rows == 13 && ncols == 19) continue;
                     test_gemm(g, GemmCase{dt, rows, n, ncols});
                 }
+        // many rows and more than one column group: several L2 row blocks (256-512 KiB of weights each)
+        test_gemm(g, GemmCase{dt, 133, tr.block == 1 ? 2051 : (2176 / tr.block) * tr.block, 6});
     }
 }
 
