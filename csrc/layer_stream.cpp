@@ -55,13 +55,15 @@ struct LayerStream::Impl final : IoSink {
     std::condition_variable cv;
     std::vector<Buf> bufs;
     std::vector<int> buf_of;  // per layer, -1: not in a buffer
-    int cur = 0;              // the layer most recently acquired: the window is cur … cur+W−1
+    int cur = 0;              // the layer most recently acquired
+    int win = 0;              // the window: layers win … win+W−1 keep their buffers (win = cur, or cur+1
+                              // once cur is released)
     LayerStreamStats st;
 
     ~Impl() override { reader.reset(); }
 
     uint8_t* buf_ptr(int b) const { return arena.data() + (size_t)b * (size_t)buf_bytes; }
-    int dist(int layer) const { return (layer - cur + L) % L; }  // cyclic distance ahead of cur
+    int dist(int layer) const { return (layer - win + L) % L; }  // cyclic distance ahead of the window start
 
     void submit(int b, bool urgent) {
         Buf& x = bufs[(size_t)b];
@@ -95,9 +97,10 @@ struct LayerStream::Impl final : IoSink {
         return best;
     }
 
-    void read_ahead(int i) {
-        for (int j = 1; j < W; ++j) {
-            const int layer = (i + j) % L;
+    // Queues reads of the window's layers after `from` (the window start, or its successor).
+    void read_ahead(int from) {
+        for (int j = from; j < W; ++j) {
+            const int layer = (win + j) % L;
             if (buf_of[(size_t)layer] >= 0) continue;
             const int b = claim(layer);
             if (b < 0) return;
@@ -179,7 +182,7 @@ Status LayerStream::open(const EdgeFile& f, const Options& opt, std::unique_ptr<
             return status_error(Code::BAD_FILE, f.path() + strfmt(": layer %d has no tensors (blk.%d.*)", i, i));
         m.begin[(size_t)i] = io_align_down(lo[(size_t)i]);
         m.end[(size_t)i] = io_align_up(hi[(size_t)i]);
-        m.need[(size_t)i] = std::min<uint64_t>(m.end[(size_t)i], f.size()) - m.begin[(size_t)i];
+        m.need[(size_t)i] = hi[(size_t)i] - m.begin[(size_t)i];  // the aligned tail past the last tensor may be EOF
         m.buf_bytes = std::max<int64_t>(m.buf_bytes, (int64_t)(m.end[(size_t)i] - m.begin[(size_t)i]));
     }
     EDGE_TRY(m.arena.alloc((size_t)(m.buf_bytes * m.W), "the layer window buffers"));
@@ -204,7 +207,7 @@ Status LayerStream::acquire_layer(int i, const uint8_t** base) {
     Impl& m = *impl_;
     if (i < 0 || i >= m.L || !base) return status_error(Code::INVALID_ARGUMENT, strfmt("acquire_layer: layer %d out of range", i));
     std::unique_lock<std::mutex> lk(m.mu);
-    m.cur = i;
+    m.cur = m.win = i;
     double stalled = 0;
     for (;;) {
         int b = m.buf_of[(size_t)i];
@@ -215,7 +218,7 @@ Status LayerStream::acquire_layer(int i, const uint8_t** base) {
             x.demanded = false;
             ++x.pins;
             m.st.io_stall_s += stalled;
-            m.read_ahead(i);
+            m.read_ahead(1);
             *base = m.buf_ptr(b);
             return Status::ok();
         }
@@ -239,7 +242,7 @@ Status LayerStream::acquire_layer(int i, const uint8_t** base) {
                 return status_error(Code::INVALID_ARGUMENT, strfmt("acquire_layer(%d): all %d layer buffers are pinned; release a layer first", i, m.W));
             }
         }
-        m.read_ahead(i);
+        m.read_ahead(1);
         const double t0 = now_s();
         m.cv.wait(lk);
         stalled += now_s() - t0;
@@ -251,8 +254,11 @@ void LayerStream::release_layer(int i) {
     if (i < 0 || i >= m.L) return;
     std::lock_guard<std::mutex> lk(m.mu);
     int b = m.buf_of[(size_t)i];
-    if (b >= 0 && m.bufs[(size_t)b].pins > 0) --m.bufs[(size_t)b].pins;
-    if (b >= 0 && m.bufs[(size_t)b].pins == 0) m.read_ahead(m.cur);  // the freed buffer may take the next window layer
+    if (b < 0 || m.bufs[(size_t)b].pins == 0) return;
+    if (--m.bufs[(size_t)b].pins == 0 && i == m.cur && m.win == i) {
+        m.win = (i + 1) % m.L;  // done with it: the window moves on and its buffer may take layer i+W
+        m.read_ahead(0);
+    }
 }
 
 LayerStreamStats LayerStream::stats() const {

@@ -9,10 +9,14 @@
 // file offset o is at base + (o − range_begin(i)) in the buffer acquire_layer returns. Tensors outside
 // every layer (embeddings, output head, norms) are not streamed: the caller keeps them resident.
 //
+// Window: acquire_layer(i) makes i … i+W−1 the window and queues the reads of those not in a buffer;
+// release_layer(i) of the layer last acquired moves it to i+1 … i+W (so with W = 1 the next layer is
+// read as soon as the current one is released). A buffer is reused only when it is not pinned
+// (acquired and not released), not being read, and holds no layer of the window.
+//
 // Threading: acquire_layer/release_layer/stats are called by the one forward thread; reads run on
-// io_threads internal threads. A buffer is reused only when it is not pinned (acquired and not
-// released), not being read, and holds no layer of the current window. The forward thread sleeps on a
-// condition variable while it waits (io_stall_s).
+// io_threads internal threads. The forward thread sleeps on a condition variable while it waits
+// (io_stall_s).
 //
 // Faults: a short read (file truncated) or an I/O error is retried once, then acquire_layer returns the
 // error naming the layer and its byte range; the buffer is freed and a later acquire tries again.
@@ -55,7 +59,7 @@ public:
     bool direct_io() const;
 
     // Blocks until layer i is in a buffer, pins it and sets *base (see the mapping above); queues the
-    // reads of the next W−1 layers. Errors: INVALID_ARGUMENT (bad i, or every buffer pinned),
+    // reads of the next W−1 layers (see Window). Errors: INVALID_ARGUMENT (bad i, or every buffer pinned),
     // BAD_FILE / IO_ERROR after a failed retry.
     Status acquire_layer(int i, const uint8_t** base);
     void release_layer(int i);  // unpins one acquisition of layer i; ignored if it is not pinned
