@@ -576,8 +576,11 @@ int main(int argc, char** argv) {
         const KernelTable* t = L.t;
         if (L.failures)
             std::printf("level %s: %" PRId64 " of %" PRId64 " checks FAILED\n", L.name.c_str(), L.failures, L.checks);
+        else if (i == 0)
+            std::printf("level %s: %" PRId64 " checks ok (%d slots, the spec)\n", L.name.c_str(), L.checks, own_slots(i));
         else
-            std::printf("level %s: %" PRId64 " checks ok (%d slots differ from the level below)\n", L.name.c_str(), L.checks, own_slots(i));
+            std::printf("level %s: %" PRId64 " checks ok (%d slots differ from %s)\n", L.name.c_str(), L.checks, own_slots(i),
+                        g_levels[i - 1].name.c_str());
         if (g_verbose) {
             std::printf("  quantize_q8x=%s attention=%s silu_mul=%s\n", t->quantize_q8x_impl, t->attention_impl, t->silu_mul_impl);
             for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d)

@@ -27,7 +27,7 @@ constexpr int64_t kRowBlockBytes = 256 << 10;  // weights per row block (L2-resi
 struct F32 {
     static constexpr int kElemBytes = 4;
     static void load(const uint8_t* row, int64_t i, float32x4_t& lo, float32x4_t& hi) {
-        lo = vld1q_f32((const float*)(row + 4 * i));  // LD1 needs no alignment beyond the element's
+        lo = vld1q_f32((const float*)(row + 4 * i));  // LD1: no alignment needed (Linux runs with SCTLR.A = 0)
         hi = vld1q_f32((const float*)(row + 4 * i + 16));
     }
 };
