@@ -8,9 +8,13 @@
 // Per weight row and activation block the format's 32 codes are decoded once (rvv_codes.h) and used for
 // up to kCols activation columns: vwmul.vv (int8 × int8 -> int16, exact: |wc| <= 128, |q| <= 127) and
 // vwredsum.vs (int16 -> int32, exact) give isum; the f32 block term is then added in scalar registers
-// in the reference's order and with its expression, so the result is the reference's up to FMA
-// contraction (well inside kernels.h's |Δ| ≤ 1e-5·Σ|block terms| + 1e-30).
-// vl is 32 at e8m2 / e16m4 for every VLEN >= 128 (V's minimum), so one block is one vector step.
+// in the reference's order and with its expression (the running sum continues through Y across k-chunks),
+// so the result is the reference's up to FMA contraction (well inside kernels.h's
+// |Δ| ≤ 1e-5·Σ|block terms| + 1e-30). vl is 32 at e8m2 / e16m4 for every VLEN >= 128 (V's minimum),
+// so one block is one vector step.
+// The scalar side is kept small: per k-chunk of 64 activation blocks, x.d / x.s of each column are
+// unpacked once for all rows, and each row's block scales (and int4a offsets) are decoded 8..64 at a
+// time by strided vector loads (block_scales), not one f16/E8M0 conversion per block.
 // Prefill (ncols > kCols): rows are taken in blocks of about kRowBlockBytes of weights that stay in the
 // L2 cache while every group of kCols columns passes over them.
 #pragma once
@@ -21,27 +25,38 @@ namespace edge {
 namespace rvv {
 namespace {
 
-constexpr int kCols = 4;                         // activation columns per weight decode
-constexpr int64_t kRowBlockBytes = 256 << 10;    // weights per row block (L2-resident)
-constexpr int64_t kQ8xBytes = 40;                // sizeof(block_q8x)
+constexpr int kCols = 4;                       // activation columns per weight decode
+constexpr int kChunk = 64;                     // activation blocks per k-chunk (2048 elements)
+constexpr int64_t kRowBlockBytes = 256 << 10;  // weights per row block (L2-resident)
+constexpr int64_t kQ8xBytes = 40;              // sizeof(block_q8x)
 
-// One weight row r against C columns: y[c * ldy] = dot(row, column c), X column c at x + c·xs bytes.
+// x.d and x.s of one k-chunk of an activation column, unpacked once and reused by every row.
+struct ColChunk {
+    float d[kChunk], s[kChunk];
+};
+
+// One weight row against C columns over one k-chunk of nact activation blocks (a multiple of
+// F::kBlock / 32): y[c * ldy] = (accumulate ? y[c * ldy] : 0) + the chunk's block terms, in order —
+// continuing the reference's running sum across chunks. X column c's blocks at x + c·xs bytes.
 template <class F, int C>
-inline void row_dot(const uint8_t* w, int64_t nwb, const uint8_t* x, int64_t xs, float* y, int64_t ldy) {
+inline void row_dot(const uint8_t* w, int nact, const uint8_t* x, int64_t xs, const ColChunk* cc, float* y,
+                    int64_t ldy, bool accumulate) {
+    constexpr int kSub = F::kBlock / 32;
+    const int nwb = nact / kSub;
+    float sw[kChunk], m[F::kAsym ? kChunk : 1];
+    block_scales<F>(w, nwb, sw, m);
     float acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = 0.0f;
+    for (int c = 0; c < C; ++c) acc[c] = accumulate ? ld_f32s(y + c * ldy) : 0.0f;
     const vint32m1_t zero = __riscv_vmv_v_x_i32m1(0, 1);
-    for (int64_t b = 0; b < nwb; ++b, w += F::kBlockBytes) {
-        const float sw = F::scale(w);
-        const float m = F::offset(w);
-        for (int k = 0; k < F::kBlock / 32; ++k, x += kQ8xBytes) {
+    for (int b = 0, ka = 0; b < nwb; ++b, w += F::kBlockBytes) {
+        for (int k = 0; k < kSub; ++k, ++ka, x += kQ8xBytes) {
             const vint8m2_t wc = F::codes(w, k);
             for (int c = 0; c < C; ++c) {
-                const uint8_t* a = x + c * xs;
-                const vint16m4_t p = __riscv_vwmul_vv_i16m4(wc, __riscv_vle8_v_i8m2((const int8_t*)(a + 8), kVl32), kVl32);
+                const int8_t* q = (const int8_t*)(x + c * xs + 8);
+                const vint16m4_t p = __riscv_vwmul_vv_i16m4(wc, __riscv_vle8_v_i8m2(q, kVl32), kVl32);
                 const int32_t isum = __riscv_vmv_x_s_i32m1_i32(__riscv_vwredsum_vs_i16m4_i32m1(p, zero, kVl32));
-                if (F::kAsym) acc[c] += (sw * ld_f32s(a)) * (float)isum + m * ld_f32s(a + 4);
-                else acc[c] += (sw * ld_f32s(a)) * (float)isum;
+                if (F::kAsym) acc[c] += (sw[b] * cc[c].d[ka]) * (float)isum + m[b] * cc[c].s[ka];
+                else acc[c] += (sw[b] * cc[c].d[ka]) * (float)isum;
             }
         }
     }
@@ -53,22 +68,38 @@ void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const vo
               float* Y, int64_t ldy) {
     const uint8_t* wb = (const uint8_t*)W;
     const uint8_t* xb = (const uint8_t*)X;
-    const int64_t nwb = n / F::kBlock, xs = x_stride * kQ8xBytes;
-    const int64_t row_bytes = nwb * F::kBlockBytes;
-    int64_t rblk = ncols <= kCols || row_bytes == 0 ? rows : kRowBlockBytes / row_bytes;
+    const int64_t nact_total = n / 32, xs = x_stride * kQ8xBytes;
+    if (nact_total == 0) {  // an empty dot product is 0, as in the reference
+        for (int64_t c = 0; c < ncols; ++c)
+            for (int64_t r = 0; r < rows; ++r) st_f32s(Y + c * ldy + r, 0.0f);
+        return;
+    }
+    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
+    int64_t rblk = ncols <= kCols ? rows : kRowBlockBytes / row_bytes;
     if (rblk < 1) rblk = 1;
+    ColChunk cc[kCols];
     for (int64_t r0 = 0; r0 < rows; r0 += rblk) {
         const int64_t r1 = rows - r0 < rblk ? rows : r0 + rblk;
         for (int64_t c0 = 0; c0 < ncols; c0 += kCols) {
-            const uint8_t* x = xb + c0 * xs;
-            for (int64_t r = r0; r < r1; ++r) {
-                const uint8_t* w = wb + r * w_stride;
-                float* y = Y + c0 * ldy + r;
-                switch (ncols - c0 < kCols ? ncols - c0 : kCols) {
-                    case 1: row_dot<F, 1>(w, nwb, x, xs, y, ldy); break;
-                    case 2: row_dot<F, 2>(w, nwb, x, xs, y, ldy); break;
-                    case 3: row_dot<F, 3>(w, nwb, x, xs, y, ldy); break;
-                    default: row_dot<F, 4>(w, nwb, x, xs, y, ldy); break;
+            const int C = (int)(ncols - c0 < kCols ? ncols - c0 : kCols);
+            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunk) {
+                const int nact = (int)(nact_total - k0 < kChunk ? nact_total - k0 : kChunk);
+                const uint8_t* x = xb + c0 * xs + k0 * kQ8xBytes;
+                for (int c = 0; c < C; ++c)
+                    for (int k = 0; k < nact; ++k) {
+                        cc[c].d[k] = ld_f32s(x + c * xs + k * kQ8xBytes);
+                        cc[c].s[k] = ld_f32s(x + c * xs + k * kQ8xBytes + 4);
+                    }
+                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
+                for (int64_t r = r0; r < r1; ++r) {
+                    const uint8_t* w = wb + r * w_stride + wofs;
+                    float* y = Y + c0 * ldy + r;
+                    switch (C) {
+                        case 1: row_dot<F, 1>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
+                        case 2: row_dot<F, 2>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
+                        case 3: row_dot<F, 3>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
+                        default: row_dot<F, 4>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
+                    }
                 }
             }
         }

@@ -5,6 +5,8 @@
 // at b (any alignment), as in csrc/kernels/ref/gemm_int_ref.cpp:
 //   scale(b)      sw, the f32 weight scale                (f16 d, or 2^(e-127) / 64, / 8, / 2 for MX)
 //   offset(b)     m, the int4a offset (f16), kAsym only
+//   kMx           0 for a f16 scale at b[0..2) (and int4a's f16 offset at b[2..4)); else the MX factor
+//                 (1/64, 1/8, 1/2) of the E8M0 scale byte b[0]: block_scales() decodes many at once
 //   codes(b, k)   the integer weight codes wc of elements [32k, 32k + 32) of the block, k < kBlock/32,
 //                 as one vint8m2_t at vl = 32 (an e8m2 group holds >= 32 lanes since VLEN >= 128):
 //     q8_0, mxint8  q                                     a 32-byte load
@@ -47,6 +49,7 @@ inline float f16_at(const uint8_t* p) { return f16_f32s(ld_u16s(p)); }
 struct Q8_0 {
     static constexpr int kBlock = 32, kBlockBytes = 34;
     static constexpr bool kAsym = false;
+    static constexpr float kMx = 0.0f;
     static float scale(const uint8_t* b) { return f16_at(b); }
     static float offset(const uint8_t*) { return 0.0f; }
     static vint8m2_t codes(const uint8_t* b, int) { return __riscv_vle8_v_i8m2((const int8_t*)(b + 2), kVl32); }
@@ -55,7 +58,8 @@ struct Q8_0 {
 struct MxInt8 {
     static constexpr int kBlock = 32, kBlockBytes = 33;
     static constexpr bool kAsym = false;
-    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * 0.015625f; }
+    static constexpr float kMx = 0.015625f;
+    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * kMx; }
     static float offset(const uint8_t*) { return 0.0f; }
     static vint8m2_t codes(const uint8_t* b, int) { return __riscv_vle8_v_i8m2((const int8_t*)(b + 1), kVl32); }
 };
@@ -64,6 +68,7 @@ template <int B>
 struct Int4 {
     static constexpr int kBlock = B, kBlockBytes = 2 + B / 2;
     static constexpr bool kAsym = false;
+    static constexpr float kMx = 0.0f;
     static float scale(const uint8_t* b) { return f16_at(b); }
     static float offset(const uint8_t*) { return 0.0f; }
     static vint8m2_t codes(const uint8_t* b, int k) {
@@ -75,6 +80,7 @@ template <int B>
 struct Int4a {
     static constexpr int kBlock = B, kBlockBytes = 4 + B / 2;
     static constexpr bool kAsym = true;
+    static constexpr float kMx = 0.0f;
     static float scale(const uint8_t* b) { return f16_at(b); }
     static float offset(const uint8_t* b) { return f16_at(b + 2); }
     static vint8m2_t codes(const uint8_t* b, int k) { return __riscv_vreinterpret_v_u8m2_i8m2(nibbles<B>(b + 4, k)); }
@@ -83,7 +89,8 @@ struct Int4a {
 struct MxFp4 {
     static constexpr int kBlock = 32, kBlockBytes = 17;
     static constexpr bool kAsym = false;
-    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * 0.5f; }
+    static constexpr float kMx = 0.5f;
+    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * kMx; }
     static float offset(const uint8_t*) { return 0.0f; }
     static vint8m2_t codes(const uint8_t* b, int) {
         const vint8m2_t table = __riscv_vle8_v_i8m2(kE2M1x2, 16);  // lanes >= 16 are never indexed
@@ -109,7 +116,8 @@ alignas(32) constexpr int8_t kFp6Mag[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  
 struct MxFp6 {
     static constexpr int kBlock = 32, kBlockBytes = 25;
     static constexpr bool kAsym = false;
-    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * 0.125f; }
+    static constexpr float kMx = 0.125f;
+    static float scale(const uint8_t* b) { return e8m0_f32s(b[0]) * kMx; }
     static float offset(const uint8_t*) { return 0.0f; }
     static vint8m2_t codes(const uint8_t* b, int) {
         const vuint8m2_t bytes = __riscv_vle8_v_u8m2(b + 1, 24);  // lanes >= 24 are never indexed
@@ -125,6 +133,31 @@ struct MxFp6 {
         return __riscv_vrsub_vx_i8m2_mu(neg, mag, mag, 0, kVl32);
     }
 };
+
+// sw (and, kAsym, m) of nwb consecutive weight blocks at w -> f32 arrays, nwb at a time by strided byte
+// loads (any alignment); the same values as F::scale / F::offset (exact conversions, and the MX factor
+// times a power of two is one exact multiply as in the reference).
+template <class F>
+inline void block_scales(const uint8_t* w, int64_t nwb, float* sw, float* m) {
+    for (int64_t b = 0; b < nwb;) {
+        const size_t vl = __riscv_vsetvl_e32m2((size_t)(nwb - b));
+        const uint8_t* p = w + b * F::kBlockBytes;
+        if (F::kMx != 0.0f) {
+            const vuint32m2_t e = __riscv_vzext_vf4_u32m2(__riscv_vlse8_v_u8mf2(p, F::kBlockBytes, vl), vl);
+            const vuint32m2_t bits = __riscv_vmerge_vxm_u32m2(__riscv_vsll_vx_u32m2(e, 23, vl), 0x00400000u,
+                                                              __riscv_vmseq_vx_u32m2_b16(e, 0, vl), vl);
+            __riscv_vse32_v_f32m2(sw + b, __riscv_vfmul_vf_f32m2(__riscv_vreinterpret_v_u32m2_f32m2(bits), F::kMx, vl), vl);
+        } else {
+            for (int j = 0; j < (F::kAsym ? 2 : 1); ++j) {
+                const vuint32m2_t lo = __riscv_vzext_vf4_u32m2(__riscv_vlse8_v_u8mf2(p + 2 * j, F::kBlockBytes, vl), vl);
+                const vuint32m2_t hi = __riscv_vzext_vf4_u32m2(__riscv_vlse8_v_u8mf2(p + 2 * j + 1, F::kBlockBytes, vl), vl);
+                const vuint32m2_t h = __riscv_vor_vv_u32m2(lo, __riscv_vsll_vx_u32m2(hi, 8, vl), vl);
+                __riscv_vse32_v_f32m2((j ? m : sw) + b, f16_f32m2(h, vl), vl);
+            }
+        }
+        b += (int64_t)vl;
+    }
+}
 
 }  // namespace
 }  // namespace rvv
