@@ -3,7 +3,8 @@
 One command: python bench/bench_moe_budget.py            (4B shape; see bench/README.md for the time)
              python bench/bench_moe_budget.py --preset tiny --budgets 40MB,60MB,none   (minutes; a smoke run)
 
-Models (built once into --work, reused on later runs; a model is rebuilt only if missing):
+Models (built once into --work and reused; rebuilt when missing, when the random_moe arguments change, or
+when older than the folder they come from; delete a file to force its rebuild):
   <work>/<preset>-<routing>/hf      models.random_moe --preset P [--skew S]: a random SmallThinker folder
                                     (bf16). "uniform" = plain random weights: the router's logits of random
                                     weights are nearly exchangeable, every expert is about equally likely,
@@ -123,6 +124,10 @@ def status_of(r: dict) -> str:
     if r.get("rc") not in (0, None):
         return f"rc {r['rc']}"
     return "ok"
+
+
+def verdict(x: float | None, target: float) -> str:
+    return "not measured" if x is None else ("met" if x >= target else "NOT met")
 
 
 def fmt(v, spec: str, star: bool = False) -> str:
@@ -248,18 +253,19 @@ class Bench:
         p = self.paths(routing)
         os.makedirs(p["dir"], exist_ok=True)
         done = os.path.join(p["hf"], ".complete")
-        if not os.path.exists(done):
-            cmd = [sys.executable, "-m", "models.random_moe", "--preset", self.a.preset, "--out", p["hf"],
-                   "--seed", str(self.a.model_seed)]
-            if routing == "skew":
-                cmd += ["--skew", str(self.a.skew)]
-            self._build(cmd, f"random {self.a.preset} SmallThinker ({routing})")
-            with open(done, "w", encoding="utf-8") as f:
-                f.write(" ".join(cmd) + "\n")
-        if not os.path.exists(p["edge"]):
+        args = ["--preset", self.a.preset, "--seed", str(self.a.model_seed)]
+        if routing == "skew":
+            args += ["--skew", str(self.a.skew)]
+        stale = lambda f: not os.path.exists(f) or os.path.getmtime(f) < os.path.getmtime(done)  # noqa: E731
+        if not os.path.exists(done) or open(done, encoding="utf-8").read().split() != args:
+            self._build([sys.executable, "-m", "models.random_moe", "--out", p["hf"]] + args,
+                        f"random {self.a.preset} SmallThinker ({routing})")
+            with open(done, "w", encoding="utf-8") as f:  # what was built; other arguments rebuild it
+                f.write(" ".join(args) + "\n")
+        if stale(p["edge"]):
             self._build(edge_cmd("edgeconv") + ["export", p["hf"], "-o", p["edge"], "--quant", self.a.edge_recipe,
                                                 "-q"] + self.a.edge_export_args, f"edgeconv export ({routing})")
-        if not os.path.exists(p["gguf"]):
+        if stale(p["gguf"]):
             t0 = time.perf_counter()
             import gguf_smallthinker
             res = gguf_smallthinker.write_gguf(p["hf"], p["gguf"])
@@ -375,6 +381,8 @@ def plot(rows: list[dict], budgets: list[str], path: str, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     styles = {"edgerun": ("tab:blue", "o"), "llama.cpp/default": ("tab:red", "s"), "llama.cpp/mmap": ("tab:orange", "^")}
     for ax, metric, name in ((axes[0], "decode_tok_s", "decode"), (axes[1], "prefill_tok_s", "prefill")):
+        vals = [r[metric] for r in rows if r.get(metric)]
+        floor = min(vals) / 3 if vals else 0.1  # failed runs are drawn here, on a log axis
         for (routing, engine) in sorted({(r["routing"], r["engine"]) for r in rows}):
             color, marker = styles.get(engine, ("gray", "x"))
             ls = "-" if routing == "uniform" else "--"
@@ -382,16 +390,18 @@ def plot(rows: list[dict], budgets: list[str], path: str, title: str) -> None:
             ys = [pts[lb].get(metric) if lb in pts else None for lb in labels]
             ax.plot([x for x, y in zip(xs, ys) if y], [y for y in ys if y], ls, color=color, marker=marker,
                     label=f"{engine} ({routing})")
-            for x, lb in zip(xs, labels):  # failed runs (OOM, timeout) as crosses on the axis
+            for x, lb in zip(xs, labels):  # failed runs (OOM, timeout, refused) as crosses at the floor
                 if lb in pts and not pts[lb].get(metric):
-                    ax.plot([x], [0], "x", color=color, markersize=10, mew=2)
+                    ax.plot([x], [floor], "x", color=color, markersize=10, mew=2)
+                    ax.annotate(status_of(pts[lb]), (x, floor), textcoords="offset points", xytext=(6, -3),
+                                fontsize=7, color=color)
         ax.set_xticks(xs, labels)
         ax.set_xlabel("memory budget (cgroup limit incl. page cache)")
         ax.set_ylabel(f"{name} tok/s")
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.grid(True, alpha=0.3)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title + "   (x on the axis = OOM-killed / failed)", fontsize=9)
+    fig.suptitle(title + "   (solid: uniform routing, dashed: skewed; x at the bottom = failed run)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -464,9 +474,9 @@ def main(argv=None) -> int:
         x, y = rr["edgerun_1gb_over_llamacpp_1gb"], rr["edgerun_1gb_over_unlimited"]
         ratio_lines.append(
             f"- {routing}: edgerun@1GB / llama.cpp@1GB ({rr['llamacpp_1gb_variant'] or '—'}) decode = "
-            f"{fmt(x, '%.2f')}x (target >= 3: {'met' if x and x >= 3 else 'NOT met'}); edgerun@1GB / edgerun "
-            f"unlimited = {fmt(y, '%.2f')} (target >= 0.5: {'met' if y and y >= 0.5 else 'NOT met'}); greedy tokens "
-            f"streaming == resident: {greedy.get(routing, {}).get('equal')}")
+            f"{fmt(x, '%.2f')}x (target >= 3: {verdict(x, 3)}); edgerun@1GB / edgerun unlimited = {fmt(y, '%.2f')} "
+            f"(target >= 0.5: {verdict(y, 0.5)}); greedy tokens streaming == resident: "
+            f"{greedy.get(routing, {}).get('equal', 'not checked')}")
     caption = (f"{mach.get('Model name')} ({mach['cpu_count']} CPUs), {a.threads} threads, preset {a.preset}, ctx "
                f"{a.ctx}, prompt {a.prompt_tokens} ids, {a.gen_tokens} greedy tokens, median of {a.runs} rounds after a "
                f"warm-up round, fresh process and cgroup per cell, model file dropped from the page cache first. "
