@@ -9,6 +9,7 @@
 
 namespace edge {
 namespace x86 {
+namespace {  // internal linkage: copies built with other ISA flags must never be merged by the linker
 
 inline float load_f32u(const void* p) {
     float v;
@@ -72,5 +73,6 @@ inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+}  // namespace
 }  // namespace x86
 }  // namespace edge

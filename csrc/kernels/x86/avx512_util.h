@@ -15,6 +15,7 @@
 
 namespace edge {
 namespace x86 {
+namespace {  // internal linkage: copies built with other ISA flags must never be merged by the linker
 
 inline float load_f32u(const void* p) {
     float v;
@@ -62,5 +63,6 @@ inline __m512 exp16(__m512 x) {
     return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
 }
 
+}  // namespace
 }  // namespace x86
 }  // namespace edge

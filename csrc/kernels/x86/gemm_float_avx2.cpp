@@ -1,8 +1,8 @@
 // gemm_float_avx2.cpp — gemm_fn for the float-activation dtypes f32, f16, bf16 and mxfp8 with
 // AVX2 + FMA + F16C. The reference is gemm_{f32,f16,bf16,mxfp8}_ref.
 //
-// Y[c*ldy + r] = Σ_i w(r,i) · x(c,i); X column c at (const float*)X + c*x_stride; n % 32 == 0; any
-// alignment. Weights are widened to f32 exactly, 8 at a time (f16: vcvtph2ps; bf16: a shift; mxfp8:
+// Y[c*ldy + r] = Σ_i w(r,i) · x(c,i); X column c at (const float*)X + c*x_stride; f32/f16/bf16: any
+// n >= 1 (the last n % 8 elements are summed in scalar), mxfp8: n % 32 == 0; any alignment. Weights are widened to f32 exactly, 8 at a time (f16: vcvtph2ps; bf16: a shift; mxfp8:
 // E4M3 -> f16 bits -> f32 times 2^8 and the block's 2^(e-127), as in gemm_float_avx512.cpp; the NaN
 // codes 0x7F/0xFF, which no writer emits, read as ±480 here, not NaN), then
 // f32 FMAs into 8-lane accumulators of tiles of 8 rows × 1 column or 4 rows × 2 columns.
@@ -23,20 +23,38 @@ using namespace x86;
 
 // Elements i..i+7 (i % 8 == 0) of a row as f32.
 struct F32 {
+    static constexpr bool kTail = true;  // has a scalar element accessor for the tail
+    static float at(const uint8_t* row, int64_t i) { return load_f32u(row + 4 * i); }
     static __m256 load(const uint8_t* row, int64_t i) { return _mm256_loadu_ps((const float*)row + i); }
 };
 struct F16 {
+    static constexpr bool kTail = true;
+    static float at(const uint8_t* row, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        return _cvtsh_ss(h);
+    }
     static __m256 load(const uint8_t* row, int64_t i) {
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(row + 2 * i)));
     }
 };
 struct BF16 {
+    static constexpr bool kTail = true;
+    static float at(const uint8_t* row, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        const uint32_t bits = (uint32_t)h << 16;
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    }
     static __m256 load(const uint8_t* row, int64_t i) {
         const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(row + 2 * i)));
         return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
     }
 };
 struct MxFp8 {
+    static constexpr bool kTail = false;  // blocks of 32: n % 32 == 0
     static __m256 load(const uint8_t* row, int64_t i) {
         const uint8_t* blk = row + (i >> 5) * 33;
         const __m256 v = _mm256_mul_ps(e4m3x8_div256(_mm_loadl_epi64((const __m128i*)(blk + 1 + (i & 31)))), _mm256_set1_ps(256.0f));
@@ -52,7 +70,8 @@ void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const f
     __m256 acc[R][C];
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += 8) {
+    const int64_t nv = Wt::kTail ? n & ~(int64_t)7 : n;  // whole vectors; the rest in scalar below
+    for (int64_t i = 0; i < nv; i += 8) {
         __m256 xv[C];
         for (int c = 0; c < C; ++c) xv[c] = _mm256_loadu_ps(x + c * x_stride + i);
         for (int r = 0; r < R; ++r) {
@@ -62,7 +81,9 @@ void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const f
     }
     for (int c = 0; c < C; ++c)
         for (int r = 0; r < valid_rows; ++r) {
-            const float y = hsum8(acc[r][c]);
+            float y = hsum8(acc[r][c]);
+            if constexpr (Wt::kTail)
+                for (int64_t i = nv; i < n; ++i) y += Wt::at(row[r], i) * x[c * x_stride + i];
             std::memcpy(Y + c * ldy + r, &y, 4);
         }
 }

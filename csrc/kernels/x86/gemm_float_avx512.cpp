@@ -1,8 +1,8 @@
 // gemm_float_avx512.cpp — gemm_fn for the float-activation dtypes f32, f16, bf16 and mxfp8 with
 // AVX-512 (F+BW+VL+DQ; F16C for f16). The reference is gemm_{f32,f16,bf16,mxfp8}_ref.
 //
-// Y[c*ldy + r] = Σ_i w(r,i) · x(c,i); X column c at (const float*)X + c*x_stride; n % 32 == 0; any
-// alignment. Weights are widened to f32 exactly, 16 at a time: f16 by vcvtph2ps, bf16 by a shift,
+// Y[c*ldy + r] = Σ_i w(r,i) · x(c,i); X column c at (const float*)X + c*x_stride; f32/f16/bf16: any
+// n >= 1 (the last n % 16 elements are summed in scalar), mxfp8: n % 32 == 0; any alignment. Weights are widened to f32 exactly, 16 at a time: f16 by vcvtph2ps, bf16 by a shift,
 // mxfp8 as E4M3 -> f16 bits ((c & 0x7F) << 7, sign to bit 15) -> f32, times 2^8 and the block's
 // 2^(e-127) (both exact: every E4M3 value times a power of two is representable unless it overflows,
 // where the reference's bsum·scale overflows too; the NaN codes 0x7F/0xFF, which no writer emits,
@@ -25,20 +25,38 @@ using namespace x86;
 
 // Elements i..i+15 (i % 16 == 0) of a row as f32.
 struct F32 {
+    static constexpr bool kTail = true;  // has a scalar element accessor for the tail
+    static float at(const uint8_t* row, int64_t i) { return load_f32u(row + 4 * i); }
     static __m512 load(const uint8_t* row, int64_t i) { return _mm512_loadu_ps((const float*)row + i); }
 };
 struct F16 {
+    static constexpr bool kTail = true;
+    static float at(const uint8_t* row, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        return _cvtsh_ss(h);
+    }
     static __m512 load(const uint8_t* row, int64_t i) {
         return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(row + 2 * i)));
     }
 };
 struct BF16 {
+    static constexpr bool kTail = true;
+    static float at(const uint8_t* row, int64_t i) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * i, 2);
+        const uint32_t bits = (uint32_t)h << 16;
+        float f;
+        std::memcpy(&f, &bits, 4);
+        return f;
+    }
     static __m512 load(const uint8_t* row, int64_t i) {
         const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(row + 2 * i)));
         return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
     }
 };
 struct MxFp8 {
+    static constexpr bool kTail = false;  // blocks of 32: n % 32 == 0
     static __m512 load(const uint8_t* row, int64_t i) {
         const uint8_t* blk = row + (i >> 5) * 33;
         // E4M3 s.eeee.mmm -> f16 s.0eeee.mmm0000000 (bias 15 instead of 7: the value / 2^8, exactly,
@@ -64,7 +82,8 @@ void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const f
     __m512 acc[R][C];
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
+    const int64_t nv = Wt::kTail ? n & ~(int64_t)15 : n;  // whole vectors; the rest in scalar below
+    for (int64_t i = 0; i < nv; i += 16) {
         __m512 xv[C];
         for (int c = 0; c < C; ++c) xv[c] = _mm512_loadu_ps(x + c * x_stride + i);
         for (int r = 0; r < R; ++r) {
@@ -74,7 +93,9 @@ void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const f
     }
     for (int c = 0; c < C; ++c)
         for (int r = 0; r < valid_rows; ++r) {
-            const float y = hsum(acc[r][c]);
+            float y = hsum(acc[r][c]);
+            if constexpr (Wt::kTail)
+                for (int64_t i = nv; i < n; ++i) y += Wt::at(row[r], i) * x[c * x_stride + i];
             std::memcpy(Y + c * ldy + r, &y, 4);
         }
 }
