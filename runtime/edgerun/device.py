@@ -273,3 +273,33 @@ def model_device_report(model, device: str, ram_gb: float | None = None) -> list
     info = _core.file_info(model.path)
     on_board = Model(model.path, threads=profile.cores, ctx=model.ctx)
     return device_report(profile, info["tensors"], model.config, on_board.memory_plan, model.ctx, ram_gb)
+
+
+# ---- running cross-built binaries under qemu-user ------------------------------------------------------
+
+def elf_is_dynamic(path: str) -> bool:
+    """True when the ELF file at `path` asks for a program interpreter (PT_INTERP), i.e. needs qemu -L."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            raise ValueError(f"{path}: not a 64-bit ELF file")
+        end = "<" if head[5] == 1 else ">"
+        phoff, = struct.unpack_from(end + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(end + "HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return any(struct.unpack_from(end + "I", table, i * phentsize)[0] == 3 for i in range(phnum))  # PT_INTERP
+
+
+def qemu_argv(profile: Profile, exe: str, plugin: str | None = None, cpu: str | None = None) -> list[str]:
+    """argv prefix that runs the cross-built `exe` as on `profile` (qemu-user; -L only for dynamic binaries)."""
+    if profile.qemu is None:
+        raise ValueError(f"{profile.name} runs natively (no [qemu] table)")
+    argv = [profile.qemu.binary, "-cpu", cpu or profile.qemu.cpu]
+    if elf_is_dynamic(exe):
+        argv += ["-L", profile.qemu.sysroot]
+    if plugin:
+        argv += ["-plugin", plugin]
+    return argv + [exe]
