@@ -26,6 +26,13 @@ void ExpertCache::init(const Config& c) {
     free_.clear();
     for (int64_t s = c.n_slots - 1; s >= 0; --s) free_.push_back((int32_t)s);
     crf_.assign((size_t)c.n_layers * (size_t)E_, 0.0);
+    last_tok_.assign((size_t)c.n_layers * (size_t)E_, -1);
+    const int G = c.lift_ages > 0 ? c.lift_ages : 0;
+    recent_.assign((size_t)G + 1, std::vector<int32_t>());
+    for (auto& r : recent_) r.reserve((size_t)c.n_layers * (size_t)c.n_used * 2);
+    reuse_.assign((size_t)G + 1, 0.0);
+    expo_.assign((size_t)G + 1, 0.0);
+    fsum_.assign((size_t)G + 1, 0.0);
     visit_step_.assign((size_t)c.n_layers, -1);
     step_ = tick_ = token_ = epoch_ = 0;
     cur_layer_ = c.first_layer;
@@ -49,12 +56,48 @@ void ExpertCache::begin_layer(int layer) {
         scale_ = 1;
         epoch_ = token_;
     }
+    // Recency lift: every unit last used a tokens ago is now at risk of a reuse at age a.
+    const int64_t G = (int64_t)reuse_.size() - 1, R = G + 1;
+    for (int64_t a = 1; a <= G; ++a) {
+        reuse_[(size_t)a] *= decay_;
+        expo_[(size_t)a] *= decay_;
+        fsum_[(size_t)a] *= decay_;
+        const int64_t tok = token_ - a;
+        if (tok < 0) continue;
+        for (int32_t lu : recent_[(size_t)(tok % R)]) {
+            if (last_tok_[(size_t)lu] != tok) continue;  // used again since
+            expo_[(size_t)a] += 1;
+            fsum_[(size_t)a] += p_of(lu);
+        }
+    }
+    if (G > 0) recent_[(size_t)(token_ % R)].clear();
 }
 
-double ExpertCache::p_use(int32_t u) const {
+double ExpertCache::p_of(int32_t lu) const {
     const double p0 = (double)cfg_.n_used / (double)E_;
-    double p = (crf_[(size_t)(u / V_)] * scale_ + kPriorWeight * p0) / (n_eff_ + kPriorWeight);
+    double p = (crf_[(size_t)lu] * scale_ + kPriorWeight * p0) / (n_eff_ + kPriorWeight);
     return p < 1e-6 ? 1e-6 : p > 1 ? 1 : p;
+}
+
+double ExpertCache::lift(int64_t age) const {
+    if (age < 1) age = 1;
+    if (age >= (int64_t)reuse_.size()) return 0;
+    return (reuse_[(size_t)age] - fsum_[(size_t)age]) / (expo_[(size_t)age] + 1);
+}
+
+ExpertCache::Outlook ExpertCache::outlook(int32_t u, int64_t d) const {
+    const int32_t lu = u / V_;
+    const int l = layer_of(u);
+    Outlook o{d, p_of(lu), 0};
+    o.p1 = o.p;
+    const int64_t last = last_tok_[(size_t)lu];
+    if (last >= 0 && reuse_.size() > 1) {
+        // Tokens run first_layer … L−1: the next opportunity is in this token iff the layer is still ahead.
+        const bool this_token = l > cur_layer_ || (l == cur_layer_ && d == 0);
+        const double p1 = o.p + lift(token_ + (this_token ? 0 : 1) - last);
+        o.p1 = p1 < 1e-6 ? 1e-6 : p1 > 1 ? 1 : p1;
+    }
+    return o;
 }
 
 int64_t ExpertCache::distance(const CacheSlot& s) const {
@@ -62,10 +105,6 @@ int64_t ExpertCache::distance(const CacheSlot& s) const {
     int64_t d = ((int64_t)layer_of(s.unit) - cur_layer_ + L) % L;
     if (d == 0 && s.use_step == step_) d = L;  // already used in this visit: next needed a full cycle away
     return d;
-}
-
-double ExpertCache::next_use(const CacheSlot& s) const {
-    return (double)distance(s) + (double)cfg_.n_layers * (1.0 / p_use(s.unit) - 1.0);
 }
 
 bool ExpertCache::prefetch_protected(const CacheSlot& s) const {
@@ -82,7 +121,7 @@ int32_t ExpertCache::claim(int32_t u, bool prefetch, int32_t* evicted) {
         best = free_.back();
         free_.pop_back();
     } else {
-        double best_v = 0;
+        double best_v = 0, best_p1 = 0;
         bool best_failed = false;
         for (int32_t i = 0; i < (int32_t)slots_.size(); ++i) {
             const CacheSlot& s = slots_[(size_t)i];
@@ -92,30 +131,31 @@ int32_t ExpertCache::claim(int32_t u, bool prefetch, int32_t* evicted) {
                 continue;
             }
             if (best_failed || (prefetch && prefetch_protected(s))) continue;
-            double v;
+            double v, p1 = 0;
             if (cfg_.policy == CachePolicy::LRU) {
                 v = -(double)s.last_use;
             } else {
-                // next_use, then distance, then age: folded into one key (next_use is in whole layer steps
-                // plus a fraction; ties are rare and broken by the order below).
-                v = next_use(s);
+                const Outlook o = outlook(s.unit, distance(s));
+                v = -density(o);
+                p1 = o.p1;
             }
+            // Ties (rare for lfru): the larger distance, then the least recently used.
             if (best < 0 || v > best_v ||
                 (v == best_v && (distance(s) > distance(slots_[(size_t)best]) ||
                                  (distance(s) == distance(slots_[(size_t)best]) && s.last_use < slots_[(size_t)best].last_use)))) {
                 best = i;
                 best_v = v;
+                best_p1 = p1;
             }
         }
         if (best < 0) return -1;
         CacheSlot& victim = slots_[(size_t)best];
         if (prefetch && !best_failed && cfg_.policy == CachePolicy::LFRU) {
-            const double prec = (pf_used_ + 1) / (pf_issued_ + 2);
-            double p = p_use(u);
-            if (prec > p) p = prec;
             const int64_t L = cfg_.n_layers;
-            const double cand = (double)(((int64_t)layer_of(u) - cur_layer_ + L) % L) + (double)L * (1.0 / p - 1.0);
-            if (!(best_v > cand)) return -1;
+            const double prec = (pf_used_ + 1) / (pf_issued_ + 2);
+            double q = outlook(u, ((int64_t)layer_of(u) - cur_layer_ + L) % L).p1;
+            if (prec > q) q = prec;
+            if (!(q > best_p1)) return -1;
         }
         if (victim.state == SLOT_READY) *evicted = victim.unit;
         slot_of_[(size_t)victim.unit] = -1;
@@ -139,7 +179,15 @@ void ExpertCache::unbind(int32_t s) {
 
 void ExpertCache::note_use(int32_t s) {
     CacheSlot& c = slots_[(size_t)s];
-    crf_[(size_t)(c.unit / V_)] += 1.0 / scale_;
+    const int32_t lu = c.unit / V_;
+    crf_[(size_t)lu] += 1.0 / scale_;
+    const int64_t last = last_tok_[(size_t)lu];
+    if (last != token_) {  // first use in this token
+        const int64_t G = (int64_t)reuse_.size() - 1;
+        if (last >= 0 && token_ - last <= G) reuse_[(size_t)(token_ - last)] += 1;
+        last_tok_[(size_t)lu] = token_;
+        if (G > 0) recent_[(size_t)(token_ % (G + 1))].push_back(lu);
+    }
     c.last_use = ++tick_;
     c.use_step = step_;
     if (c.pf_pending) {

@@ -11,14 +11,13 @@
 // or while its read is in flight.
 //
 // Eviction ("lfru", the default; full definition in expert_cache_policy.h): among unpinned ready slots,
-// evict the unit whose next use is expected furthest away,
-//   next_use = d + L·(1/p − 1)   d: cyclic layer distance from the executing layer (L if already used
-//                                   in this visit); p: per-token use probability from the decayed use
-//                                   count (halved every `decay_tokens` tokens, recency-weighted) with a
-//                                   uniform k/E prior,
-// ties broken by larger distance, then least recently used. "lru" is plain least-recently-used (for
-// comparison benches). Prefetch never evicts pinned or in-flight slots nor units named by a pending
-// prefetch, and (lfru) only evicts a unit worth less than the one it brings.
+// evict the unit with the lowest hit density = expected uses per layer step it would occupy the slot,
+// from d, the cyclic layer distance to its next opportunity (L if already used in this visit), p, its
+// decayed use frequency (halved every `decay_tokens` tokens) and a recency lift learned online (how much
+// likelier experts used 1..8 tokens ago are to be used again); ties by larger distance, then least
+// recently used. "lru" is plain least-recently-used (for comparison benches). Prefetch never evicts
+// pinned or in-flight slots nor units named by a pending prefetch, and (lfru) only evicts a unit less
+// likely to be used than the one it brings.
 //
 // Misses: acquire_any serves ready units first; absent ones are read with priority over prefetches;
 // a unit whose read is in flight is waited for, never read twice. The forward thread sleeps on a
