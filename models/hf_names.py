@@ -14,6 +14,34 @@ a rename only: no transpose, no permutation.
     model.layers.{i}.self_attn.{q,k}_norm.weight       blk.{i}.attn_{q,k}_norm     (Qwen3)
     model.layers.{i}.post_attention_layernorm.weight   blk.{i}.ffn_norm
     model.layers.{i}.mlp.{gate,up,down}_proj.weight    blk.{i}.ffn_{gate,up,down}
+
+Mixture-of-experts models (docs/MOE.md): Qwen3MoeForCausalLM, MixtralForCausalLM, OlmoeForCausalLM,
+SmallThinkerForCausalLM. Attention, norms, embeddings and dense FFN layers use the names above. The
+router and the experts, after "model.layers.{i}." -> after "blk.{i}." (E experts, width F, C = d_model):
+
+    arch          HF (per-expert: what save_pretrained writes and checkpoints hold)    ours
+    qwen3moe      mlp.gate.weight [E, C]                                                 ffn_router
+    olmoe         mlp.experts.{e}.gate_proj.weight [F, C]                                exp.{e}.gate
+                  mlp.experts.{e}.up_proj.weight   [F, C]                                exp.{e}.up
+                  mlp.experts.{e}.down_proj.weight [C, F]                                exp.{e}.down
+    mixtral       block_sparse_moe.gate.weight                                           ffn_router
+                  block_sparse_moe.experts.{e}.w1.weight / w3.weight / w2.weight         exp.{e}.gate / up / down
+    smallthinker  block_sparse_moe.primary_router.weight                                 ffn_router
+                  block_sparse_moe.experts.{e}.gate.weight / up.weight / down.weight     exp.{e}.gate / up / down
+
+transformers 5.x holds the experts of qwen3moe, olmoe and mixtral *in memory* (model.state_dict()) as
+fused 3-D parameters, and renames Mixtral's block_sparse_moe to mlp there:
+
+    mlp.gate.weight [E, C]                         ffn_router               (mixtral too)
+    mlp.experts.gate_up_proj [E, 2F, C]            exp.{e}.gate = [e, :F],  exp.{e}.up = [e, F:]
+    mlp.experts.down_proj [E, C, F]                exp.{e}.down = [e]
+
+Its save_pretrained converts back to the per-expert names of the table (checked with transformers
+5.24: a saved Qwen3-MoE/OLMoE/Mixtral folder holds only per-expert 2-D tensors), so converters see the
+per-expert names in files; both forms are accepted here (moe_hf_to_ours). No transpose anywhere: every
+matrix is [out, in] on both sides. SmallThinker has no transformers class; its names are those of its
+remote code (PowerInfer/SmallThinker-4BA0.6B-Instruct). The MoE config keys are listed in
+hf_config_to_moe.
 """
 
 from __future__ import annotations
@@ -22,7 +50,8 @@ import re
 from typing import Mapping
 
 __all__ = ["GLOBAL_NAMES", "LAYER_NAMES", "hf_to_ours", "ours_to_hf", "convert_state_dict",
-           "hf_config_to_llm", "ARCHITECTURES"]
+           "hf_config_to_llm", "ARCHITECTURES", "MOE_ARCHITECTURES", "hf_config_to_moe", "hf_config_to_ours",
+           "moe_hf_to_ours", "moe_ours_to_hf", "convert_moe_state_dict"]
 
 GLOBAL_NAMES: dict[str, str] = {
     "model.embed_tokens.weight": "tok_embd",
@@ -158,3 +187,241 @@ def hf_config_to_llm(cfg: Mapping[str, object]) -> dict[str, object]:
         "llm.qk_norm": int(model_type == "qwen3"),
         "llm.tied_head": int(bool(cfg.get("tie_word_embeddings", False))),
     }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Mixture-of-experts models (docs/MOE.md). Separate functions: the dense ones above keep rejecting MoE
+# names and model types, so nothing converts a MoE checkpoint as a dense one by accident.
+
+# HF model_type -> (architectures[0], our general.architecture)
+MOE_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "qwen3_moe": ("Qwen3MoeForCausalLM", "qwen3moe"),
+    "mixtral": ("MixtralForCausalLM", "mixtral"),
+    "olmoe": ("OlmoeForCausalLM", "olmoe"),
+    "smallthinker": ("SmallThinkerForCausalLM", "smallthinker"),
+}
+
+# our arch -> (per-expert HF prefix after "model.layers.{i}.", {our leaf: HF leaf}); the names files hold
+_MOE_EXPERT_NAMES: dict[str, tuple[str, dict[str, str]]] = {
+    "qwen3moe": ("mlp.experts.{e}.", {"gate": "gate_proj.weight", "up": "up_proj.weight", "down": "down_proj.weight"}),
+    "olmoe": ("mlp.experts.{e}.", {"gate": "gate_proj.weight", "up": "up_proj.weight", "down": "down_proj.weight"}),
+    "mixtral": ("block_sparse_moe.experts.{e}.", {"gate": "w1.weight", "up": "w3.weight", "down": "w2.weight"}),
+    "smallthinker": ("block_sparse_moe.experts.{e}.",
+                     {"gate": "gate.weight", "up": "up.weight", "down": "down.weight"}),
+}
+# our arch -> router names; the first is the one files hold, the others transformers' in-memory name
+_MOE_ROUTER_NAMES: dict[str, tuple[str, ...]] = {
+    "qwen3moe": ("mlp.gate.weight",),
+    "olmoe": ("mlp.gate.weight",),
+    "mixtral": ("block_sparse_moe.gate.weight", "mlp.gate.weight"),
+    "smallthinker": ("block_sparse_moe.primary_router.weight",),
+}
+# transformers 5.x fused experts (in memory); accepted in files too
+_MOE_FUSED = {"qwen3moe", "olmoe", "mixtral"}
+_FUSED_GATE_UP = "mlp.experts.gate_up_proj"       # [E, 2F, C]: rows :F gate, F: up
+_FUSED_DOWN = "mlp.experts.down_proj"             # [E, C, F]
+
+_EXPERT_RE = {a: re.compile("^" + re.escape(pre).replace(r"\{e\}", r"(\d+)") + r"(.+)$")
+              for a, (pre, _) in _MOE_EXPERT_NAMES.items()}
+_OUR_EXPERT = re.compile(r"^blk\.(\d+)\.exp\.(\d+)\.(gate|up|down)$")
+
+
+def _moe_arch(arch: str) -> str:
+    if arch not in _MOE_EXPERT_NAMES:
+        raise ValueError(f"arch must be one of {sorted(_MOE_EXPERT_NAMES)}, got {arch!r}")
+    return arch
+
+
+def moe_hf_to_ours(name: str, shape, arch: str) -> list[tuple[str, tuple]] | None:
+    """An HF tensor of a MoE model -> the list of (our name, index into the HF tensor) it yields; the
+    index is () for a whole tensor, (e, slice) / (e,) for a slice of a fused 3-D expert tensor. `shape` is
+    the HF tensor's shape (only fused tensors need it). `arch` is our general.architecture. None for a
+    name we do not know (including rotary buffers: callers skip those as for dense models)."""
+    arch = _moe_arch(arch)
+    if name in GLOBAL_NAMES:
+        return [(GLOBAL_NAMES[name], ())]
+    m = _HF_LAYER.match(name)
+    if not m:
+        return None
+    i, rest = m.group(1), m.group(2)
+    if rest in _MOE_ROUTER_NAMES[arch]:
+        return [(f"blk.{i}.ffn_router", ())]
+    me = _EXPERT_RE[arch].match(rest)
+    if me:
+        leaf = {v: k for k, v in _MOE_EXPERT_NAMES[arch][1].items()}.get(me.group(2))
+        return [(f"blk.{i}.exp.{me.group(1)}.{leaf}", ())] if leaf else None
+    if arch in _MOE_FUSED and rest in (_FUSED_GATE_UP, _FUSED_DOWN):
+        if len(shape) != 3:
+            raise ValueError(f"{name}: a fused expert tensor must be 3-D [E, ., .], got shape {tuple(shape)}")
+        E = int(shape[0])
+        if rest == _FUSED_DOWN:
+            return [(f"blk.{i}.exp.{e}.down", (e,)) for e in range(E)]
+        if shape[1] % 2:
+            raise ValueError(f"{name}: gate_up_proj rows {shape[1]} are not 2·F")
+        F = int(shape[1]) // 2
+        return [item for e in range(E) for item in ((f"blk.{i}.exp.{e}.gate", (e, slice(0, F))),
+                                                    (f"blk.{i}.exp.{e}.up", (e, slice(F, 2 * F))))]
+    if rest in LAYER_NAMES:
+        return [(f"blk.{i}.{LAYER_NAMES[rest]}", ())]
+    return None
+
+
+def moe_ours_to_hf(name: str, arch: str) -> str | None:
+    """Our tensor name -> the HF name a checkpoint file holds (per-expert form); None if unknown."""
+    arch = _moe_arch(arch)
+    m = _OUR_EXPERT.match(name)
+    if m:
+        pre, leaves = _MOE_EXPERT_NAMES[arch]
+        return f"model.layers.{m.group(1)}." + pre.format(e=m.group(2)) + leaves[m.group(3)]
+    m = _OUR_LAYER.match(name)
+    if m and m.group(2) == "ffn_router":
+        return f"model.layers.{m.group(1)}.{_MOE_ROUTER_NAMES[arch][0]}"
+    return ours_to_hf(name)
+
+
+def convert_moe_state_dict(state_dict: Mapping[str, object], config: Mapping[str, object]) -> dict[str, object]:
+    """Renames (and splits fused experts of) an HF MoE state dict to our names. `config` is our dict
+    (hf_config_to_moe): its general.architecture picks the names, llm.tied_head drops lm_head.weight.
+    Values are indexed, not copied (numpy/torch views). Unknown names raise ValueError."""
+    arch = str(config["general.architecture"])
+    tied = bool(int(config["llm.tied_head"]))
+    out: dict[str, object] = {}
+    unknown = []
+    for name, value in state_dict.items():
+        if _IGNORED.search(name):
+            continue
+        items = moe_hf_to_ours(name, getattr(value, "shape", ()), arch)
+        if items is None:
+            unknown.append(name)
+            continue
+        for ours, index in items:
+            if ours == "output" and tied:
+                continue
+            out[ours] = value[index] if index else value
+    if unknown:
+        raise ValueError(f"unknown Hugging Face tensors for {arch}: {unknown[:8]}")
+    if not tied and "output" not in out:
+        raise ValueError("untied model (tie_word_embeddings=false) without lm_head.weight")
+    return out
+
+
+def _layer_flags(cfg: Mapping[str, object], key: str, n: int, default: int) -> list[int]:
+    vals = cfg.get(key)
+    if vals is None:
+        return [default] * n
+    vals = [int(v) for v in vals]  # type: ignore[union-attr]
+    if len(vals) != n or any(v not in (0, 1) for v in vals):
+        raise ValueError(f"config '{key}' must hold {n} entries of 0/1, got {vals}")
+    return vals
+
+
+def hf_config_to_moe(cfg: Mapping[str, object]) -> dict[str, object]:
+    """An HF config.json dict of a MoE model -> general.architecture + llm.* + moe.* (docs/MOE.md §2).
+
+    HF keys read, besides the dense ones of hf_config_to_llm (hidden_size, num_hidden_layers,
+    num_attention_heads, num_key_value_heads, head_dim, vocab_size, max_position_embeddings, rope
+    (rope_parameters / rope_theta), rms_norm_eps, tie_word_embeddings):
+      qwen3_moe     num_experts (transformers 5 writes num_local_experts), num_experts_per_tok,
+                    moe_intermediate_size, norm_topk_prob, decoder_sparse_step, mlp_only_layers,
+                    intermediate_size (the dense layers' width)
+      mixtral       num_local_experts, num_experts_per_tok, intermediate_size (expert width),
+                    sliding_window (every layer when set)
+      olmoe         num_experts, num_experts_per_tok, intermediate_size (expert width), norm_topk_prob,
+                    clip_qkv (must be null)
+      smallthinker  moe_num_primary_experts, moe_num_active_primary_experts, moe_ffn_hidden_size,
+                    moe_primary_router_apply_softmax (absent = false: sigmoid), rope_layout,
+                    sliding_window_layout, sliding_window_size; tie_word_embeddings defaults to true
+    Always written: llm.rope_layers, llm.swa_layers (per layer), moe.layers; llm.swa_window when a
+    layer slides; llm.qk_norm_scope when llm.qk_norm. moe.predictor is the converter's choice, not here.
+    Raises NotImplementedError for what the format cannot express.
+    """
+    model_type = cfg.get("model_type")
+    if model_type not in MOE_ARCHITECTURES:
+        raise NotImplementedError(f"model_type '{model_type}' is not one of {sorted(MOE_ARCHITECTURES)}")
+    arch = MOE_ARCHITECTURES[model_type][1]
+    L = int(cfg["num_hidden_layers"])
+    d_model = int(cfg["hidden_size"])
+    n_heads = int(cfg["num_attention_heads"])
+    n_kv_heads = int(cfg.get("num_key_value_heads") or n_heads)
+    head_dim = int(cfg.get("head_dim") or d_model // n_heads)
+    if arch != "smallthinker" and cfg.get("hidden_act", "silu") != "silu":
+        raise NotImplementedError(f"hidden_act '{cfg.get('hidden_act')}' (only silu)")
+    if cfg.get("attention_bias", False):
+        raise NotImplementedError("attention_bias=true is not supported")
+    if cfg.get("mlp_bias", False):
+        raise NotImplementedError("mlp_bias=true is not supported")
+    rope_layers, swa_layers, window = [1] * L, [0] * L, 0
+    layers, d_ff, qk_norm, scope = [1] * L, 0, 0, None
+    tied = bool(cfg.get("tie_word_embeddings", arch == "smallthinker"))
+    if arch == "qwen3moe":
+        if cfg.get("use_sliding_window", False):
+            raise NotImplementedError("use_sliding_window=true is not supported for qwen3_moe")
+        E = int(cfg["num_experts"] if "num_experts" in cfg else cfg["num_local_experts"])
+        k, F = int(cfg["num_experts_per_tok"]), int(cfg["moe_intermediate_size"])
+        step = int(cfg.get("decoder_sparse_step", 1))
+        mlp_only = set(cfg.get("mlp_only_layers") or [])
+        layers = [int(i not in mlp_only and E > 0 and (i + 1) % step == 0) for i in range(L)]
+        if not all(layers):
+            d_ff = int(cfg["intermediate_size"])
+        gating, norm_topk, act, router_input = "softmax", bool(cfg.get("norm_topk_prob", False)), "silu", "ffn_norm"
+        qk_norm, scope = 1, "head"
+    elif arch == "mixtral":
+        E, k, F = int(cfg["num_local_experts"]), int(cfg["num_experts_per_tok"]), int(cfg["intermediate_size"])
+        gating, norm_topk, act, router_input = "softmax", True, "silu", "ffn_norm"
+        if cfg.get("sliding_window"):
+            swa_layers, window = [1] * L, int(cfg["sliding_window"])
+    elif arch == "olmoe":
+        if cfg.get("clip_qkv") is not None:
+            raise NotImplementedError("clip_qkv is not supported")
+        if n_heads * head_dim != d_model:
+            raise NotImplementedError("OLMoE q_norm spans hidden_size: n_heads * head_dim must equal it")
+        E, k, F = int(cfg["num_experts"]), int(cfg["num_experts_per_tok"]), int(cfg["intermediate_size"])
+        gating, norm_topk, act, router_input = "softmax", bool(cfg.get("norm_topk_prob", False)), "silu", "ffn_norm"
+        qk_norm, scope = 1, "full"
+    else:  # smallthinker
+        for flag in ("use_qk_norm", "moe_enable_secondary_experts"):
+            if cfg.get(flag, False):
+                raise NotImplementedError(f"SmallThinker {flag}=true is not supported")
+        if int(cfg.get("moe_shared_primary_experts", 0) or 0):
+            raise NotImplementedError("SmallThinker shared experts are not supported")
+        if not all(_layer_flags(cfg, "moe_layer_layout", L, 1)):
+            raise NotImplementedError("SmallThinker moe_layer_layout with dense layers is not supported")
+        E, k = int(cfg["moe_num_primary_experts"]), int(cfg["moe_num_active_primary_experts"])
+        F = int(cfg["moe_ffn_hidden_size"])
+        gating = "softmax" if cfg.get("moe_primary_router_apply_softmax", False) else "sigmoid"
+        norm_topk, act, router_input = True, "relu", "residual"
+        rope_layers = _layer_flags(cfg, "rope_layout", L, 1)
+        swa_layers = _layer_flags(cfg, "sliding_window_layout", L, 0)
+        if any(swa_layers):
+            window = int(cfg["sliding_window_size"])
+    out: dict[str, object] = {
+        "general.architecture": arch,
+        "llm.n_layers": L,
+        "llm.d_model": d_model,
+        "llm.n_heads": n_heads,
+        "llm.n_kv_heads": n_kv_heads,
+        "llm.head_dim": head_dim,
+        "llm.d_ff": d_ff,
+        "llm.vocab_size": int(cfg["vocab_size"]),
+        "llm.max_ctx": int(cfg.get("max_position_embeddings", 2048)),
+        "llm.rope_theta": _rope_theta(cfg),
+        "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
+        "llm.qkv_bias": 0,
+        "llm.qk_norm": qk_norm,
+        "llm.tied_head": int(tied),
+    }
+    if qk_norm:
+        out["llm.qk_norm_scope"] = scope
+    out["llm.rope_layers"] = rope_layers
+    out["llm.swa_layers"] = swa_layers
+    if any(swa_layers):
+        out["llm.swa_window"] = window
+    out.update({"moe.n_experts": E, "moe.n_experts_used": k, "moe.d_expert": F, "moe.gating": gating,
+                "moe.norm_topk": int(norm_topk), "moe.act": act, "moe.router_input": router_input,
+                "moe.layers": layers})
+    return out
+
+
+def hf_config_to_ours(cfg: Mapping[str, object]) -> dict[str, object]:
+    """hf_config_to_llm for a dense model_type, hf_config_to_moe for a MoE one."""
+    return hf_config_to_moe(cfg) if cfg.get("model_type") in MOE_ARCHITECTURES else hf_config_to_llm(cfg)

@@ -1,4 +1,5 @@
-"""Tiny random-weight Hugging Face models (Llama, Qwen2, Qwen3) for tests.
+"""Tiny random-weight Hugging Face models (Llama, Qwen2, Qwen3; MoE: Qwen3-MoE, Mixtral, OLMoE,
+SmallThinker) for tests.
 
     hf_model, config, weights = make_tiny("qwen3", seed=0, dir=tmp_path / "m", tie_word_embeddings=True)
 
@@ -15,6 +16,9 @@ biases N(0, 0.2²). A random *tied* model tends to repeat its input token under 
 head reads back the token's own embedding); untied ones produce varied text.
 Everything is drawn from a private torch.Generator(seed), so the global RNG is untouched and the same
 seed always gives the same model.
+
+make_tiny("qwen3moe" | "mixtral" | "olmoe" | "smallthinker", ...) builds a mixture-of-experts model
+instead: see models/moe/tiny.py (its `config` holds moe.* keys too; SmallThinker returns hf_model None).
 """
 
 from __future__ import annotations
@@ -135,11 +139,15 @@ def _reinit(model: torch.nn.Module, gen: torch.Generator) -> None:
 
 def make_tiny(arch: str, seed: int = 0, dir: str | os.PathLike | None = None, **overrides):
     """Builds a tiny random model. `overrides` are HF config fields (e.g. tie_word_embeddings=True,
-    num_key_value_heads=4, vocab_size=300). Returns (hf_model, our_config, our_weights)."""
+    num_key_value_heads=4, vocab_size=300). Returns (hf_model, our_config, our_weights).
+    MoE archs (qwen3moe, mixtral, olmoe, smallthinker) go to models.moe.tiny.make_tiny_moe."""
+    from .moe.tiny import MOE_TINY_ARCHS, make_tiny_moe
+    if arch in MOE_TINY_ARCHS:
+        return make_tiny_moe(arch, seed, dir, **overrides)
     import transformers
 
     if arch not in _CLASSES:
-        raise ValueError(f"arch must be one of {sorted(_CLASSES)}, got '{arch}'")
+        raise ValueError(f"arch must be one of {sorted(_CLASSES) + sorted(MOE_TINY_ARCHS)}, got '{arch}'")
     kw = dict(TINY_DEFAULTS[arch])
     kw.update(overrides)
     rope_theta = kw.pop("rope_theta")
