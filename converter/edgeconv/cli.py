@@ -3,7 +3,10 @@
   edgeconv export SRC -o OUT.edge [--quant RECIPE] [--tensor-type REGEX=dtype ...] [--calib TEXTFILE|stdlib]
                    [--gptq [--gptq-damp F]] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
                    [--device BOARD [--mem SIZE] [--ctx N]]   (recipe chosen for a board: edgeconv/device.py)
-  edgeconv inspect FILE [--json]     header, metadata (arrays summarised), tensor table, bits/weight
+                   MoE models: [--expert-variants int4,int2|q8_0,mxfp4|...] [--predictor fold|lsq]
+                   [--expert-bits AVG]   (docs/MOE.md; edgeconv/moe/)
+  edgeconv inspect FILE [--json]     header, metadata (arrays summarised), tensor table, bits/weight;
+                                     MoE: experts, variants, blob sizes, plan summary, predictor recall
   edgeconv verify FILE               CRC of every tensor; exit 1 if any mismatch
   edgeconv recipes                   list the recipes
 
@@ -48,17 +51,26 @@ def cmd_export(a: argparse.Namespace) -> int:
                              log=lambda m: print(f"edgeconv: {m}", file=sys.stderr))
     res = export(a.src, a.output, recipe=a.quant or "int4", tensor_types=a.tensor_type or [], name=a.name,
                  alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=a.calib, calib_tokens=a.calib_tokens,
-                 gptq=a.gptq, gptq_damp=a.gptq_damp, progress=not a.quiet,
+                 gptq=a.gptq, gptq_damp=a.gptq_damp, progress=not a.quiet, expert_variants=a.expert_variants,
+                 predictor=a.predictor, expert_bits=a.expert_bits,
                  log=lambda m: print(m, file=sys.stderr))
     summary = {"path": res.path, "recipe": res.recipe, "tensors": res.n_tensors, "weights": res.n_weights,
                "file_size": res.file_size, "bits_per_weight": round(res.bits_per_weight, 4),
                "seconds": round(res.seconds, 2), "dtypes": res.dtype_counts()}
+    if res.moe is not None:
+        summary["moe"] = res.moe
     if a.json:
         print(json.dumps(summary, indent=2))
     else:
         dts = ", ".join(f"{k}×{n}" for k, n in summary["dtypes"].items())
         print(f"wrote {res.path}: {res.n_tensors} tensors ({dts}), {_human(res.file_size)}, "
               f"{res.bits_per_weight:.3f} bits/weight over {res.n_weights:,} weights, {res.seconds:.1f} s")
+        if res.moe is not None:
+            mo = res.moe
+            print(f"  experts: {mo['experts']} ({mo['moe_layers']} MoE layers × {mo['n_experts']}), variants "
+                  + ", ".join(f"{v['name']} ({v['layout']}, {v['bits_per_weight']:.2f} b/w)" for v in mo["variants"])
+                  + f"; predictor {mo['predictor']}"
+                  + (f", held-out recall {mo['recall']['stored']:.3f}" if mo["recall"] else ""))
     return 0
 
 
@@ -75,6 +87,11 @@ def cmd_inspect(a: argparse.Namespace) -> int:
             "bits_per_weight": f.bits_per_weight,
             "dtypes": dict(Counter(t.dtype for t in f.tensors).most_common()),
         }
+        from .moe.info import moe_info
+
+        moe = moe_info(f)
+        if moe is not None:
+            info["moe"] = moe
     if a.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -84,6 +101,10 @@ def cmd_inspect(a: argparse.Namespace) -> int:
           f"table {h['table_size']} B @ {h['table_offset']}")
     print(f"bits/weight {info['bits_per_weight']:.4f} over {info['n_weights']:,} weights; dtypes "
           + ", ".join(f"{k}×{n}" for k, n in info["dtypes"].items()))
+    if "moe" in info:
+        from .moe.info import info_lines
+
+        print("\n".join(info_lines(info["moe"])))
     print("\nmetadata:")
     for k, e in info["metadata"].items():
         v = e["value"]
@@ -146,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--gptq-damp", type=float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
                    "diagonal (default 0.1; more calibration tokens allow less)")
     e.add_argument("--calib-tokens", type=int, default=8192, help="at most this many calibration tokens")
+    e.add_argument("--expert-variants", metavar="V1,V2,...", help="MoE: precisions each expert can be read in, "
+                   "best first: int4 (nested int4_32 bit-planes) and int2 (their 2-bit prefix, same blob), or dtypes "
+                   "stored as separate blobs (q8_0, mxfp4, ...). Default: int4,int2 for int4 recipes, else the "
+                   "recipe's dtype")
+    e.add_argument("--predictor", choices=("fold", "lsq"), help="MoE: pre-attention expert predictor: fold (router "
+                   "× ffn_norm) or lsq (least squares on calibration text; default with --calib)")
+    e.add_argument("--expert-bits", type=float, metavar="AVG", help="MoE: choose each expert's default variant from "
+                   "its measured sensitivity on --calib text so that the average stored bits per expert weight is "
+                   "<= AVG (int4 = 4.5, int2 = 2.5, q8_0 = 8.5)")
     e.add_argument("--name", help="general.name (default: from the source)")
     e.add_argument("--align", type=int, default=64, help="tensor alignment in bytes (64, or 4096 for pages)")
     e.add_argument("--tokenizer-pre", help="override tokenizer.pre for HF tokenizers (gpt2, smollm, qwen2, ...)")

@@ -220,6 +220,8 @@ def plan_tensors(arch: type[Arch], hp: Mapping, source_shapes: Mapping[str, tupl
     if arch.moe and naming != "hf":
         raise ValueError(f"{arch.name}: MoE checkpoints are read from Hugging Face names only (an HF folder, or a "
                          f".pt state dict with HF names); {naming} naming is not supported for experts")
+    if tie_config is None:
+        tie_config = arch.tie_default
     head_spec = next(s for s in arch.tensors if s.tied_head)
     head_present = _src_name(head_spec, naming) in source_shapes
     tied = bool(tie_config) or not head_present

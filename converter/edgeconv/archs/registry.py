@@ -17,6 +17,7 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
                       swa_window_key; or swa_all_key: a config window that applies to every layer (Mixtral)
   moe                 MoeSpec of a mixture-of-experts family (docs/MOE.md), None for dense families
   experts             ExpertSpec rows: where each expert matrix is in an HF source (per expert or fused)
+  tie_default         tie_word_embeddings of a config that omits it (SmallThinker's class default: true)
 
 A TensorSpec row names a tensor in every source naming scheme (HF/torch, GGUF, ours) with its shape
 in symbolic dims (d_model, vocab, d_ff, head_dim, q_dim = n_heads·head_dim, kv_dim = n_kv_heads·head_dim),
@@ -128,6 +129,7 @@ class Arch:
     swa_window_key: ClassVar[str | None] = None
     swa_all_key: ClassVar[str | None] = None
     moe: ClassVar[MoeSpec | None] = None
+    tie_default: ClassVar[bool | None] = None  # tie_word_embeddings when the config omits it (HF class default)
     experts: ClassVar[tuple[ExpertSpec, ...]] = ()
 
 

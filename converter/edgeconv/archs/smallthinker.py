@@ -20,6 +20,7 @@ class SmallThinker(Arch):
     hidden_act = "relu"
     default_head_dim = None
     reject_if_true = ("attention_bias", "mlp_bias")
+    tie_default = True
     rope_layout_key = "rope_layout"
     swa_layout_key = "sliding_window_layout"
     swa_window_key = "sliding_window_size"
