@@ -97,7 +97,10 @@ def _metadata(src, hp: Mapping, recipe: str, name: str | None) -> list[tuple[str
 
 
 def _load(src, p) -> np.ndarray:
+    from .moe.source import release_pages
+
     w = src.load(p.src)
+    release_pages(src, p.src)  # loads are copies; the mapped pages need not stay resident
     if p.transpose:
         w = w.T
     if p.unpermute_heads:

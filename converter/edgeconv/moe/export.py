@@ -19,6 +19,7 @@ tensors where the source fuses them).
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -73,7 +74,6 @@ class MoeExport:
         self.recall: dict | None = None
         self.plan_result: np.ndarray | None = None
         self.sens = np.zeros((len(self.moe_layers), self.E, len(self.variants)))
-        self._views: dict[int, list[np.ndarray]] = {}  # variant -> weights of the expert being written
 
     # -- metadata ------------------------------------------------------------------------------------------
     def metadata(self) -> list[tuple[str, object]]:
@@ -163,48 +163,75 @@ class MoeExport:
         return [(e.blob_name(b), B.blob_nbytes(blob_layout(self.variants, b), self.D, self.F))
                 for e in self.experts for b in self.blobs]
 
-    def write_experts(self, writer, quantize_rows: Callable, progress: bool = False) -> None:
+    def write_experts(self, writer, quantize_rows: Callable, progress: bool = False,
+                      workers: int | None = None) -> None:
         """quantize_rows(w [rows, cols], dtype, importance | None, H | None) -> stored rows (the exporter's
-        quantizer: plain, importance-weighted or GPTQ, as for dense tensors)."""
+        quantizer: plain, importance-weighted or GPTQ, as for dense tensors).
+
+        Experts are read in file order by this thread and quantized/encoded by `workers` threads (default
+        min(4, CPUs); numpy releases the GIL in its loops); at most workers + 1 experts are in flight,
+        and blobs are written in order, so memory stays a few experts and the bytes do not depend on it."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
 
+        workers = workers or max(1, min(4, os.cpu_count() or 1))
         reader = ExpertReader(self.src)
-        act = self.hp["moe.act"]
         layer_pos = {l: j for j, l in enumerate(self.moe_layers)}
-        bar = tqdm(self.experts, unit="expert", desc="experts", leave=False, disable=not progress)
-        last_layer = None
-        for pe in bar:
-            if pe.layer != last_layer:
-                reader.release()
-                last_layer = pe.layer
-            ws = reader.load(pe)
-            imps, hs, routed = [None] * 3, [None] * 3, None
-            if self.calib is not None:
-                st = self.calib.layers[pe.layer]
-                h, g, wts = expert_inputs(st, pe.expert, ws[0], ws[1], act)
-                routed = (h, wts)
-                if len(h):
-                    x64 = [h.astype(np.float64), g.astype(np.float64)]
-                    imps = [(x64[0] ** 2).mean(0), (x64[0] ** 2).mean(0), (x64[1] ** 2).mean(0)]
-                    if self.calib.hessians is not None:
-                        hh = x64[0].T @ x64[0] / len(h)
-                        hs = [hh, hh, x64[1].T @ x64[1] / len(h)]
-            for blob in self.blobs:
-                layout = blob_layout(self.variants, blob)
-                dt = B.concat_dtype(layout) or "int4_32"
-                rows = [quantize_rows(w, dt, imp, hm) for w, imp, hm in zip(ws, imps, hs)]
-                data = B.encode_blob(layout, rows, self.D, self.F)
-                writer.write_tensor(pe.blob_name(blob), data)
-                if self.expert_bits is not None:
-                    for v, var in enumerate(self.variants):
-                        if var.blob == blob:
-                            self._views.setdefault(v, B.expert_weights(data, var.layout, self.D, self.F))
-            if self.expert_bits is not None:
-                views = [self._views[v] for v in range(len(self.variants))]
-                self.sens[layer_pos[pe.layer], pe.expert] = sensitivity(routed[0], routed[1], views, act)
-                self._views = {}
+        bar = tqdm(total=len(self.experts), unit="expert", desc="experts", leave=False, disable=not progress)
+        pending: deque = deque()
+
+        def drain(n: int) -> None:
+            while len(pending) > n:
+                pe, out, sens = pending.popleft().result()
+                for name, data in out:
+                    writer.write_tensor(name, data)
+                if sens is not None:
+                    self.sens[layer_pos[pe.layer], pe.expert] = sens
+                bar.update(1)
+
+        with ThreadPoolExecutor(workers) as pool:
+            last_layer = None
+            for pe in self.experts:
+                if pe.layer != last_layer:  # fused source tensors of the previous layer are done
+                    reader.release()
+                    last_layer = pe.layer
+                pending.append(pool.submit(self._encode_expert, pe, reader.load(pe), quantize_rows))
+                drain(workers)
+            drain(0)
         bar.close()
         reader.release()
+
+    def _encode_expert(self, pe, ws: list[np.ndarray], quantize_rows: Callable):
+        """(expert, [(blob tensor name, bytes)], sensitivities or None) of one expert; a pure function of
+        its weights and the calibration data (runs in a worker thread)."""
+        act = self.hp["moe.act"]
+        imps, hs, routed = [None] * 3, [None] * 3, None
+        if self.calib is not None:
+            h, g, wts = expert_inputs(self.calib.layers[pe.layer], pe.expert, ws[0], ws[1], act)
+            routed = (h, wts)
+            if len(h):
+                x64 = [h.astype(np.float64), g.astype(np.float64)]
+                imps = [(x64[0] ** 2).mean(0), (x64[0] ** 2).mean(0), (x64[1] ** 2).mean(0)]
+                if self.calib.hessians is not None:
+                    hh = x64[0].T @ x64[0] / len(h)
+                    hs = [hh, hh, x64[1].T @ x64[1] / len(h)]
+        out, views = [], {}
+        for blob in self.blobs:
+            layout = blob_layout(self.variants, blob)
+            dt = B.concat_dtype(layout) or "int4_32"
+            rows = [quantize_rows(w, dt, imp, hm) for w, imp, hm in zip(ws, imps, hs)]
+            data = B.encode_blob(layout, rows, self.D, self.F)
+            out.append((pe.blob_name(blob), data))
+            if self.expert_bits is not None:
+                for v, var in enumerate(self.variants):
+                    if var.blob == blob:
+                        views[v] = B.expert_weights(data, var.layout, self.D, self.F)
+        sens = None
+        if self.expert_bits is not None:
+            sens = sensitivity(routed[0], routed[1], [views[v] for v in range(len(self.variants))], act)
+        return pe, out, sens
 
     def finish(self, writer) -> None:
         if self.expert_bits is None:
