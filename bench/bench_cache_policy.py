@@ -21,7 +21,7 @@ ones; the table then also shows reads per token (misses + prefetches), since pre
 
 --io: writes a file of expert blobs (concat:int4_32, d_model 1536 × d_expert 768 = 1.90 MiB each by
 default, SmallThinker-4B's expert), drops it from the page cache, and has a real ExpertStore read every
-blob once (all prefetched at once, O_DIRECT unless --buffered), with 1 and 2 I/O threads; prints MB/s
+blob once (all prefetched at once, O_DIRECT unless --buffered), with 1 and 2 I/O threads (--threads); prints MB/s
 (bytes / wall time of the whole batch) and the mean time per read. The file goes to --dir (default
 bench/out/) and is deleted afterwards.
 """
@@ -57,7 +57,8 @@ def zipf_probs(L, E, s, rng):
 
 def sample_k(p, k, rng):
     """k distinct experts drawn by weight p (Gumbel top-k)."""
-    g = np.log(p) - np.log(-np.log(rng.random(p.shape)))
+    with np.errstate(divide="ignore"):  # p = 0 (excluded experts) gives -inf: never drawn
+        g = np.log(p) - np.log(-np.log(rng.random(p.shape)))
     return np.argsort(-g)[:k]
 
 
@@ -227,7 +228,7 @@ def run_io(args):
     rows = []
     try:
         blob_bytes = write_blob_file(path, args.blobs, args.d_model, args.d_expert)
-        for threads in (1, 2):
+        for threads in args.threads:
             for rep in range(args.repeat):
                 store = _core.ExpertStore(path, (args.blobs + 1) * blob_bytes, io_threads=threads,
                                           direct_io=not args.buffered)
@@ -254,7 +255,7 @@ def print_io(rows, args):
     print(f"{'threads':>8}{'rep':>5}{'MB/s':>10}{'ms/read':>10}{'wall s':>9}")
     for r in rows:
         print(f"{r['threads']:>8}{r['rep']:>5}{r['MB_s']:>10.0f}{r['ms_per_read']:>10.2f}{r['wall_s']:>9.3f}")
-    for t in (1, 2):
+    for t in args.threads:
         best = max(r["MB_s"] for r in rows if r["threads"] == t)
         print(f"best, {t} thread{'s' if t > 1 else ''}: {best:.0f} MB/s")
 
@@ -281,6 +282,7 @@ def main():
     ap.add_argument("--d-model", type=int, default=1536)
     ap.add_argument("--d-expert", type=int, default=768)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="--io: I/O thread counts")
     ap.add_argument("--buffered", action="store_true", help="--io without O_DIRECT (pread + DONTNEED)")
     ap.add_argument("--dir", help="--io: where to write the temporary file (default bench/out/)")
     ap.add_argument("--json", action="store_true")
