@@ -1,11 +1,17 @@
-// model.h — a decoder-only transformer (Llama / Qwen2 / Qwen3 family) executed from an .edge file.
+// model.h — a decoder-only transformer executed from an .edge file: dense (llama, qwen2, qwen3) and
+// mixture-of-experts (smallthinker, qwen3moe, mixtral, olmoe; docs/MOE.md) families.
 //
 //   x = tok_embd[tokens]                                   [T, D]
-//   per layer: x += o(attn(rope(q(n1(x))), rope(k(n1(x))), v(n1(x))));  x += down(silu(gate(n2 x)) * up(n2 x))
+//   per layer:
+//     MoE layer: predict the experts of each token (router on x, or W_pred·rms(x) + b) and prefetch them
+//     x += o(attn(rope?(q(n1 x)), rope?(k(n1 x)), v(n1 x)))       per-layer RoPE/NoPE and sliding window
+//     dense FFN: x += down(silu(gate(n2 x)) * up(n2 x))
+//     MoE FFN:   route (router on x_in or n2 x), x += Σ_j w_j expert_j(n2 x)   (moe.h; experts from ExpertStore)
 //   logits = head(norm(x))                                 [T, V]
-// The architecture is described by the file's llm.* keys (docs/FORMAT.md); nothing here knows model
-// names. Weights stay in the read-only mapping; the model owns only the KV cache (f32 per layer,
-// K transposed) and scratch sized for `batch` tokens at a time.
+// The architecture is described by the file's llm.* / moe.* keys (docs/FORMAT.md, docs/MOE.md); nothing
+// here knows model names. Non-expert weights stay in the read-only mapping; experts are read into the
+// ExpertStore's cache slots. The model owns the KV cache (f32 per layer, K transposed) and scratch sized
+// for `batch` tokens at a time. Everything fits one budget (MemoryPlan).
 #pragma once
 
 #include <cstdint>
@@ -14,9 +20,12 @@
 #include <vector>
 
 #include "common.h"
+#include "expert_store.h"
 #include "format.h"
 #include "kernels/kernels.h"
+#include "matmul.h"
 #include "matrix.h"
+#include "moe.h"
 #include "threadpool.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,22 +36,33 @@ struct LlmConfig {
     int64_t max_ctx = 0;
     double rope_theta = 10000.0, rms_eps = 1e-6;
     bool qkv_bias = false, qk_norm = false, tied_head = false;
+    bool qk_norm_full = false;  // llm.qk_norm_scope = full: one norm over the whole q / k projection (OLMoE)
+    int64_t swa_window = 0;     // llm.swa_window (used by layers with llm.swa_layers = 1)
+    std::string arch;           // general.architecture
 };
 
 struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
     int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096)
     int64_t batch = 128;    // tokens per prefill step (scratch size)
-    int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see memory_plan).
+    int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see MemoryPlan).
     std::string kernels;    // kernel level ("" = best available / $EDGE_KERNELS)
+    // MoE expert streaming (docs/MOE.md §4; ignored by dense models)
+    std::string cache_policy = "lfru";  // "lfru" | "lru"
+    int io_threads = 2;
+    bool moe_lowbit = false;            // serve cold misses with a low weight from the next lower variant
+    float moe_lowbit_threshold = 0.2f;
 };
 
-// Where the bytes of a dense model go; `total` must fit the budget.
+// Where the bytes go; total() must fit the budget (docs/MOE.md §4).
 struct MemoryPlan {
-    int64_t weights = 0;  // mapped tensor bytes (all touched once per token)
+    int64_t resident = 0;      // mapped non-expert tensor bytes (all tensors of a dense model)
     int64_t kv_cache = 0;
-    int64_t scratch = 0;
-    int64_t total() const { return weights + kv_cache + scratch; }
+    int64_t scratch = 0;       // activations for one prefill step, per-thread and MoE buffers
+    int64_t io_buffers = 0;    // the expert store's staging buffers
+    int64_t expert_cache = 0;  // expert cache slots (n_slots × slot_bytes)
+    int64_t expert_slots = 0, slot_bytes = 0;  // informative: how expert_cache is divided
+    int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache; }
 };
 
 class Model {
@@ -51,6 +71,8 @@ public:
     ~Model();
 
     const LlmConfig& config() const { return cfg_; }
+    const MoeConfig& moe_config() const { return moe_; }  // n_experts == 0 for a dense model
+    bool is_moe() const { return store_ != nullptr; }
     const EdgeFile& file() const { return *file_; }
     const Tokenizer* tokenizer() const { return tok_.get(); }  // nullptr if the file has none
     const KernelTable& kernels() const { return *kt_; }
@@ -58,6 +80,9 @@ public:
     int threads() const { return pool_->size(); }
     int64_t ctx() const { return ctx_; }
     int64_t n_past() const { return n_past_; }
+    // Expert cache statistics since load / the last reset (all zero for a dense model).
+    ExpertStats moe_stats() const;
+    void moe_reset_stats();
 
     // Forgets the KV cache (positions restart at 0).
     void reset() { n_past_ = 0; }
@@ -67,33 +92,44 @@ public:
     // Appends n tokens at positions n_past.. and runs them through the model in steps of `batch`.
     // logits: if all_logits, n × vocab floats (row t = prediction after token t); else vocab floats
     // for the last token only. May be nullptr to skip the head (prompt caching).
+    // An expert read that fails (I/O error, corrupt blob) returns its Status; the tokens of the failing
+    // step are not appended (n_past stays at the last completed step).
     Status eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
 private:
     Model() = default;
     Status init(const std::string& path, const ModelOptions& opt);
-    void step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
-    // Y[T][W.rows] = X[T][W.cols] · W^T for several matrices sharing X, in one parallel dispatch.
-    void matmul(const Matrix* const* ws, float* const* ys, int nw, const float* x, int64_t T);
+    Status load_layers();
+    Status plan_memory(const ModelOptions& opt);
+    Status open_store(const ModelOptions& opt, int64_t fixed);
+    Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
+    void attention(int64_t il, int64_t T);
     void head(const float* x, int64_t T, float* logits);
+    MatmulCtx mm() { return MatmulCtx{pool_.get(), kt_, xq_.data()}; }
+    Status moe_predict(int64_t il, int64_t T);
+    Status moe_forward(int64_t il, int64_t T);
 
     struct Layer {
         const float* attn_norm = nullptr;
         const float* ffn_norm = nullptr;
         const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
-        const float *q_norm = nullptr, *k_norm = nullptr;
-        Matrix q, k, v, o, gate, up, down;
+        const float *q_norm = nullptr, *k_norm = nullptr;  // [head_dim], or [Dq] / [Dkv] when qk_norm_full
+        Matrix q, k, v, o, gate, up, down;                 // gate/up/down: dense FFN layers only
+        bool moe = false, rope = true, swa = false;
+        Matrix router, pred;                               // MoE: [E, D] f32 (pred: moe.predictor = linear)
+        const float* pred_b = nullptr;                     // [E]
         // K: per kv head, transposed tiles of kKTile positions (see attention_fn); V: [ctx][Hkv·Dh].
-        // Left uninitialised, so
-        // pages become resident only as positions are written.
+        // Left uninitialised, so pages become resident only as positions are written.
         std::unique_ptr<float[]> k_cache, v_cache;
     };
 
     std::unique_ptr<EdgeFile> file_;
     std::unique_ptr<Tokenizer> tok_;
     std::unique_ptr<ThreadPool> pool_;
+    std::unique_ptr<ExpertStore> store_;
     const KernelTable* kt_ = nullptr;
     LlmConfig cfg_;
+    MoeConfig moe_;
     MemoryPlan plan_;
     Matrix tok_embd_, output_;
     const float* output_norm_ = nullptr;
@@ -105,6 +141,11 @@ private:
     // scratch, sized for batch_ tokens
     std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_, rope_cos_, rope_sin_;
     std::vector<block_q8x> xq_;
+    // MoE scratch: router / predictor logits [T, E], routes [T, k]
+    std::vector<float> logits_, pred_logits_, route_w_;
+    std::vector<int32_t> route_idx_, pred_idx_, union_;
+    std::vector<uint8_t> seen_;
+    MoeBuffers moe_buf_;
 };
 
 // Builds the tokenizer described by the file's tokenizer.* keys; *out stays null if there is none.

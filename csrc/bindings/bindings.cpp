@@ -115,13 +115,18 @@ struct PyModel {
 };
 
 std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int64_t ctx, int64_t batch, int64_t mem,
-                                      const std::string& kernels) {
+                                      const std::string& kernels, const std::string& cache_policy, int io_threads,
+                                      bool moe_lowbit, float moe_lowbit_threshold) {
     ModelOptions opt;
     opt.threads = threads;
     opt.ctx = ctx;
     opt.batch = batch;
     opt.mem_budget = mem;
     opt.kernels = kernels;
+    opt.cache_policy = cache_policy;
+    opt.io_threads = io_threads;
+    opt.moe_lowbit = moe_lowbit;
+    opt.moe_lowbit_threshold = moe_lowbit_threshold;
     auto pm = std::make_unique<PyModel>();
     Status st;
     {
@@ -187,13 +192,39 @@ py::dict py_model_config(const PyModel& pm) {
     d["head_dim"] = c.head_dim; d["d_ff"] = c.d_ff; d["vocab_size"] = c.vocab; d["max_ctx"] = c.max_ctx;
     d["rope_theta"] = c.rope_theta; d["rms_eps"] = c.rms_eps; d["qkv_bias"] = c.qkv_bias; d["qk_norm"] = c.qk_norm;
     d["tied_head"] = c.tied_head;
+    d["architecture"] = c.arch;
+    const MoeConfig& mc = pm.m->moe_config();
+    if (mc.n_experts > 0) {
+        d["n_experts"] = mc.n_experts; d["n_experts_used"] = mc.n_used; d["d_expert"] = mc.d_expert;
+        int64_t n = 0;
+        for (uint8_t v : mc.is_moe) n += v;
+        d["moe_layers"] = n;
+    }
+    return d;
+}
+
+// ExpertStats fields plus hit_rate = hits / (hits + misses) and recall = predicted_true / true_total
+// (None until something was counted).
+py::dict py_model_moe_stats(const PyModel& pm) {
+    ExpertStats s = pm.m->moe_stats();
+    py::dict d;
+    d["hits"] = s.hits; d["misses"] = s.misses; d["prefetch_issued"] = s.prefetch_issued;
+    d["prefetch_used"] = s.prefetch_used; d["evictions"] = s.evictions; d["reads"] = s.reads;
+    d["bytes_read"] = s.bytes_read; d["lowbit_serves"] = s.lowbit_serves; d["retries"] = s.retries;
+    d["io_stall_s"] = s.io_stall_s; d["io_busy_s"] = s.io_busy_s;
+    d["true_total"] = s.true_total; d["predicted_true"] = s.predicted_true;
+    int64_t acq = s.hits + s.misses;
+    d["hit_rate"] = acq ? py::object(py::float_((double)s.hits / (double)acq)) : py::none();
+    d["recall"] = s.true_total ? py::object(py::float_((double)s.predicted_true / (double)s.true_total)) : py::none();
     return d;
 }
 
 py::dict py_model_memory(const PyModel& pm) {
     const MemoryPlan& p = pm.m->memory_plan();
     py::dict d;
-    d["weights"] = p.weights; d["kv_cache"] = p.kv_cache; d["scratch"] = p.scratch; d["total"] = p.total();
+    d["resident"] = p.resident; d["kv_cache"] = p.kv_cache; d["scratch"] = p.scratch; d["io_buffers"] = p.io_buffers;
+    d["expert_cache"] = p.expert_cache; d["expert_slots"] = p.expert_slots; d["slot_bytes"] = p.slot_bytes;
+    d["total"] = p.total();
     return d;
 }
 
@@ -590,7 +621,8 @@ PYBIND11_MODULE(_core, m) {
     // models
     py::class_<PyModel>(m, "Model")
         .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 128,
-             py::arg("mem") = 0, py::arg("kernels") = "")
+             py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
+             py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
@@ -601,6 +633,9 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("threads", [](const PyModel& pm) { return pm.m->threads(); })
         .def_property_readonly("config", &py_model_config)
         .def_property_readonly("memory_plan", &py_model_memory)
+        .def_property_readonly("is_moe", [](const PyModel& pm) { return pm.m->is_moe(); })
+        .def_property_readonly("moe_stats", &py_model_moe_stats)
+        .def("moe_reset_stats", [](PyModel& pm) { pm.m->moe_reset_stats(); })
         .def_property_readonly("kernel_level", [](const PyModel& pm) { return std::string(pm.m->kernels().level); })
         .def_property_readonly("path", [](const PyModel& pm) { return pm.m->file().path(); })
         .def("metadata", [](const PyModel& pm, const std::string& key) -> py::object {

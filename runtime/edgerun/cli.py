@@ -32,10 +32,36 @@ def _load(args, quiet: bool = False):
     from .defaults import default_model, ensure_edge
     path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
-                  kernels=getattr(args, "kernels", None))
+                  kernels=getattr(args, "kernels", None), **_moe_options(args))
     if getattr(args, "verbose", False):
         _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
+
+
+def _moe_options(args) -> dict:
+    """Model keyword arguments of the MoE streaming flags (ignored by dense models)."""
+    return dict(cache_policy=getattr(args, "cache_policy", "lfru"), io_threads=getattr(args, "io_threads", 2),
+                moe_lowbit=getattr(args, "moe_lowbit", "off"),
+                moe_lowbit_threshold=getattr(args, "moe_lowbit_threshold", 0.2))
+
+
+def _expert_text(model) -> str:
+    """The expert cache since the last reset, for humans ("" for a dense model)."""
+    if not model.is_moe:
+        return ""
+    s = model.moe_stats
+    hit = "-" if s["hit_rate"] is None else f"{100 * s['hit_rate']:.0f}%"
+    rec = "-" if s["recall"] is None else f"{100 * s['recall']:.0f}%"
+    text = (f"hit rate {hit}, recall {rec}, {s['bytes_read'] / 1e6:.1f} MB read, "
+            f"I/O stall {s['io_stall_s']:.2f} s")
+    return text + (f", {s['lowbit_serves']} low-bit" if s["lowbit_serves"] else "")
+
+
+def _stats_line(model, seconds: float, tokens: int) -> str:
+    """One chat --stats line: speed, the expert cache of this reply (MoE), peak RSS."""
+    parts = [f"{tokens} tokens, {tokens / max(seconds, 1e-9):.1f} tok/s", _expert_text(model),
+             f"rss {_peak_rss_mb():.0f} MB"]
+    return ", ".join(p for p in parts if p)
 
 
 def _print_kernels(model, requested: str | None = None) -> None:
@@ -99,6 +125,7 @@ def cmd_chat(args) -> int:
             messages = (messages[:1] if args.system else []) + [messages[-1]]
             model.reset()
             ids = model.tokenize(template.render(messages), add_bos=False)
+        model.moe_reset_stats()
         reply, t0, n = [], time.perf_counter(), []
         try:
             for piece in model.generate(ids, args.max_tokens, stop_ids=stop, tokens_out=n, **_sampling(args)):
@@ -110,7 +137,7 @@ def cmd_chat(args) -> int:
         dt = time.perf_counter() - t0
         print()
         if args.stats:
-            print(f"[{len(n)} tokens, {len(n) / dt:.1f} tok/s, rss {_peak_rss_mb():.0f} MB]", file=sys.stderr)
+            print(f"[{_stats_line(model, dt, len(n))}]", file=sys.stderr)
         messages.append({"role": "assistant", "content": "".join(reply)})
 
 
@@ -172,12 +199,22 @@ def cmd_bench(args) -> int:
         "file_mb": os.path.getsize(model.path) / 1e6,
         "memory_plan_mb": {k: v / 1e6 for k, v in plan.items()},
         "mem_budget_mb": parse_size(args.mem) / 1e6 if args.mem else None,
+        # docs/MOE.md §4: each term of the budget in bytes, and what the process really peaked at
+        "memory": dict(plan, budget=parse_size(args.mem) if args.mem else None,
+                       peak_rss=int(_peak_rss_mb() * 1048576)),
     }
+    if model.is_moe:
+        res["moe"] = dict(model.moe_stats, cache_policy=args.cache_policy, io_threads=args.io_threads,
+                          lowbit=args.moe_lowbit, lowbit_threshold=args.moe_lowbit_threshold,
+                          n_experts=model.config["n_experts"], n_experts_used=model.config["n_experts_used"],
+                          predictor=model.metadata("moe.predictor"))
     if args.json:
         print(json.dumps(res))
     else:
         print(f"prefill {res['prefill_tok_s']:.1f} tok/s, decode {res['decode_tok_s']:.1f} tok/s, "
               f"peak RSS {res['peak_rss_mb']:.0f} MB ({model.threads} threads, kernels {model.kernel_level})")
+        if model.is_moe:
+            print(f"experts: {_expert_text(model)}")
     return 0
 
 
@@ -231,10 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("model", help=".edge file (or GGUF / HF folder, converted once)")
         sp.add_argument("--threads", "-t", type=int, default=None, help="worker threads (default: all CPUs)")
-        sp.add_argument("--mem", default=None, help="hard memory budget, e.g. 1GB (weights + KV cache + scratch)")
+        sp.add_argument("--mem", default=None, help="hard memory budget, e.g. 1GB (weights + KV cache + scratch; "
+                        "MoE: experts beyond it are streamed from disk through a cache)")
         sp.add_argument("--ctx", type=int, default=None, help="context length (KV cache)")
         sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
+        moe = sp.add_argument_group("MoE expert streaming (docs/MOE.md)")
+        moe.add_argument("--cache-policy", choices=("lfru", "lru"), default="lfru", help="expert cache eviction")
+        moe.add_argument("--io-threads", type=int, default=2, help="background expert readers (default 2)")
+        moe.add_argument("--moe-lowbit", choices=("off", "miss"), default="off",
+                         help="miss: read a cold expert of low routing weight in the next lower precision "
+                              "(default off: results identical to a fully resident run)")
+        moe.add_argument("--moe-lowbit-threshold", type=float, default=0.2,
+                         help="routing weight below which --moe-lowbit miss applies (default 0.2)")
 
     sp = sub.add_parser("chat", help="interactive chat")
     common(sp, model_optional=True)

@@ -35,16 +35,28 @@ class Model:
     """A model loaded from an .edge file (read-only mmap; weights are not copied).
 
     threads: worker threads (default: all CPUs); mem: hard budget ("1GB", bytes) checked before
-    loading — weights + KV cache + scratch must fit; ctx: KV-cache length (default min(trained, 4096)).
+    loading — resident weights + KV cache + scratch (+ for MoE models the expert store's I/O buffers
+    and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096)).
+
+    MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from
+    disk through a cache of whole expert slots; without it every expert is kept resident.
+    cache_policy: "lfru" (default) or "lru"; io_threads: background readers; moe_lowbit: "off"
+    (default, results identical to a resident run) or "miss" (a cold expert whose routing weight is
+    below moe_lowbit_threshold is read in the next lower precision).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
-                 ctx: int | None = None, batch: int = 128, kernels: str | None = None):
+                 ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
+                 cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
+                 moe_lowbit_threshold: float = 0.2):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
+        if moe_lowbit not in ("off", "miss"):
+            raise ValueError(f"moe_lowbit must be 'off' or 'miss', got {moe_lowbit!r}")
         self._m = _core.Model(self.path, threads=threads or 0, ctx=ctx or 0, batch=batch, mem=parse_size(mem),
-                              kernels=kernels or "")
+                              kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
+                              moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
@@ -65,6 +77,20 @@ class Model:
     @property
     def memory_plan(self) -> dict:
         return self._m.memory_plan
+
+    @property
+    def is_moe(self) -> bool:
+        return self._m.is_moe
+
+    @property
+    def moe_stats(self) -> dict:
+        """Expert cache statistics since load / moe_reset_stats(): hits, misses, hit_rate, prefetch_issued,
+        prefetch_used, evictions, reads, bytes_read, lowbit_serves, retries, io_stall_s, io_busy_s,
+        true_total, predicted_true, recall (None until counted). All zero for a dense model."""
+        return self._m.moe_stats
+
+    def moe_reset_stats(self) -> None:
+        self._m.moe_reset_stats()
 
     @property
     def kernel_level(self) -> str:

@@ -1,0 +1,67 @@
+// moe.h — mixture-of-experts FFN layers (docs/MOE.md): the moe.* configuration, routing, and the expert
+// FFN that computes each routed expert as soon as the ExpertStore has its bytes.
+//
+// Shapes: T tokens, D model width, E experts per MoE layer, k experts used per token, F = d_expert.
+//
+// Routing of one token (docs/MOE.md §1), in f32 from the f32 router logits l[E]:
+//   idx = the k largest logits, in descending order; ties go to the lower expert index
+//   softmax: w_j = exp(l_j - max l) / Σ_{all e} exp(l_e - max l);  sigmoid: w_j = 1 / (1 + exp(-l_j))
+//   norm_topk: w_j /= Σ_{j in idx} w_j (summed in idx order)
+// Expert FFN: y = down(act(gate·x) * (up·x)), act = silu (SwiGLU) or relu (ReGLU).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "expert_store.h"
+#include "format.h"
+#include "matmul.h"
+
+namespace edge {
+
+struct MoeConfig {
+    int64_t n_experts = 0;            // E; 0 = not an MoE model
+    int64_t n_used = 0;               // k
+    int64_t d_expert = 0;             // F
+    bool gating_softmax = true;       // moe.gating: softmax (true) or sigmoid
+    bool norm_topk = false;           // moe.norm_topk
+    bool act_relu = false;            // moe.act: relu (ReGLU) or silu (SwiGLU)
+    bool router_on_residual = false;  // moe.router_input: residual (the layer input) or ffn_norm
+    bool predictor_linear = false;    // moe.predictor: linear (W_pred·u + b) or router (the true router)
+    std::vector<uint8_t> is_moe;      // moe.layers: per layer, 1 = MoE FFN, 0 = dense FFN
+};
+
+// Reads and checks the moe.* keys of an MoE file (n_layers from llm.n_layers). Every problem is a
+// BAD_FILE/UNSUPPORTED Status naming the key.
+Status moe_config_read(const EdgeFile& f, int64_t n_layers, MoeConfig* out);
+
+// idx[k]: indices of the k largest of logits[E], descending, ties to the lower index. 1 <= k <= E.
+void moe_topk(const float* logits, int64_t E, int64_t k, int32_t* idx);
+// moe_topk plus the routing weights w[k] of the configured gating (above).
+void moe_route(const MoeConfig& c, const float* logits, int32_t* idx, float* w);
+// Σ_t |true_t ∩ pred_t| over T tokens of k indices each (the predictor's hits, for recall).
+int64_t moe_overlap(const int32_t* true_idx, const int32_t* pred_idx, int64_t T, int64_t k);
+
+// Scratch of moe_ffn, sized once for T tokens (bytes() reports what it holds).
+struct MoeBuffers {
+    std::vector<float> xe, gate, up, ye;  // one expert's tokens: [T, D], [T, F], [T, F], [T, D]
+    std::vector<float> yk;                // per (token, rank) expert outputs [T, k, D]
+    std::vector<int32_t> experts, order, count, start, token_of;  // grouping of the T·k routes
+    std::vector<float> wmax, wpos;        // largest routing weight per expert / per pending position (low-bit policy)
+
+    void resize(int64_t T, int64_t D, int64_t E, int64_t k, int64_t F);
+    static int64_t bytes(int64_t T, int64_t D, int64_t E, int64_t k, int64_t F);
+};
+
+// x[t] += Σ_j w[t][j] · expert_{idx[t][j]}(xn[t]) for t < T, for MoE layer `layer`.
+// Tokens are grouped by expert; the experts are handed to store->acquire_any hottest first (most tokens,
+// then lower index) and each is computed over its tokens (gate/up in one threaded dispatch, act, down)
+// as soon as it is ready, then released. Each token's k outputs are summed in rank order j afterwards,
+// so the result is the same bits whatever order the experts arrive in (streamed == resident).
+// On a store error every pinned expert is released, x is left unchanged and the error is returned.
+Status moe_ffn(const MoeConfig& c, ExpertStore* store, const MatmulCtx& mm, int layer, const float* xn,
+               const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x);
+
+}  // namespace edge
