@@ -28,7 +28,8 @@ class Sampler:
 
 class Model:
     def __init__(self, path: str, threads: int = 0, ctx: int = 0, batch: int = 128, mem: int = 0,
-                 kernels: str = "") -> None: ...
+                 kernels: str = "", cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: bool = False,
+                 moe_lowbit_threshold: float = 0.2) -> None: ...
     def eval(self, tokens: np.ndarray | Sequence[int], all_logits: bool = False) -> np.ndarray: ...
     def eval_sample(self, tokens: np.ndarray | Sequence[int], sampler: Sampler, history: Sequence[int]) -> int: ...
     def reset(self) -> None: ...
@@ -37,7 +38,13 @@ class Model:
     ctx: int
     threads: int
     config: dict[str, Any]
+    # resident, kv_cache, scratch, io_buffers, expert_cache, expert_slots, slot_bytes, total (bytes)
     memory_plan: dict[str, int]
+    is_moe: bool
+    # hits, misses, prefetch_issued, prefetch_used, evictions, reads, bytes_read, lowbit_serves, retries,
+    # io_stall_s, io_busy_s, true_total, predicted_true; hit_rate and recall (None until counted)
+    moe_stats: dict[str, Any]
+    def moe_reset_stats(self) -> None: ...
     kernel_level: str
     path: str
     has_tokenizer: bool
