@@ -221,9 +221,11 @@ def markdown(res: dict) -> str:
 
 def compare(res: dict, base: dict, tolerance: float) -> tuple[list[str], bool]:
     lines, bad = [], False
-    if base.get("model_sha256") != res.get("model_sha256"):
-        lines.append("note: the model files differ from the baseline's (counts are not comparable): "
-                     f"{base.get('model_sha256')} vs {res.get('model_sha256')}")
+    ours, theirs = res.get("model_sha256", {}), base.get("model_sha256", {})
+    differ = sorted(r for r in ours if r in theirs and ours[r] != theirs[r])
+    if differ:
+        lines.append(f"note: the model files differ from the baseline's for {', '.join(differ)} (counts are not "
+                     f"comparable): {ours} vs {theirs}")
     for key, v in res["variants"].items():
         for r, c in v["recipes"].items():
             b = base.get("variants", {}).get(key, {}).get("recipes", {}).get(r)

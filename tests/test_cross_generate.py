@@ -148,3 +148,17 @@ def test_qemu_instruction_counts_repeat_exactly(models):
     assert 0 < a["by_category"]["gemm"] < a["insn_per_token"]
     ref = icount.per_token(icount.VARIANTS[0], exe, plugin, models["q8"], work, PROMPT, 2, 4)
     assert ref["by_category"]["gemm"] > a["by_category"]["gemm"]  # the scalar reference does more work
+
+
+@pytest.mark.slow
+def test_no_instruction_count_regression_against_the_baseline(capsys):
+    """bench/qemu_icount.py --compare on the SIMD levels of both architectures (q8): more than 1% above
+    bench/qemu_icount_baseline.json fails; after an intended change, refresh it with --save."""
+    for arch in ("aarch64", "riscv64"):
+        cross_edgert(arch)  # skip if a toolchain is missing
+    rc = icount.main(["--variants", "aarch64/dotprod,riscv64/rvv-vlen256", "--recipes", "q8", "--compare"])
+    out = capsys.readouterr().out
+    if "model files differ" in out:
+        pytest.skip("the generated icount model differs from the baseline's (another torch/numpy?): " + out)
+    assert rc == 0, out
+    assert "aarch64/dotprod q8" in out and "riscv64/rvv-vlen256 q8" in out

@@ -277,3 +277,22 @@ def test_edgerun_info_device(tiny):
     assert f"{b / 1e6:.1f} MB/token -> {11.5e9 / b:.1f} tok/s" in r.stdout
     r = run("edgerun.cli", "info", q8, "--device", "nope", check=False)
     assert r.returncode == 2 and "unknown device" in r.stderr
+
+
+def test_icount_compare_flags_regressions():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("qemu_icount_t", os.path.join(ROOT, "bench", "qemu_icount.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["qemu_icount_t"] = mod
+    spec.loader.exec_module(mod)
+    base = {"model_sha256": {"q8": "a"}, "variants": {"x/y": {"recipes": {"q8": {"insn_per_token": 1000}}}}}
+
+    def res(n, sha="a"):
+        return {"model_sha256": {"q8": sha}, "variants": {"x/y": {"recipes": {"q8": {"insn_per_token": n}}}}}
+    assert mod.compare(res(1005), base, 0.01) == (["x/y q8: 1,005 vs 1,000 (1.005x) same"], False)
+    lines, bad = mod.compare(res(1020), base, 0.01)
+    assert bad and "REGRESSION" in lines[0]
+    lines, bad = mod.compare(res(900), base, 0.01)
+    assert not bad and "improved" in lines[0]
+    lines, _ = mod.compare(res(1000, sha="b"), base, 0.01)
+    assert "model files differ" in lines[0]
