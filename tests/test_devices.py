@@ -12,7 +12,7 @@ import pytest
 
 import edgerun
 from edgerun import _core
-from edgerun.device import (Profile, decode_bytes, get_profile, kernel_report, load_profiles, parse_profile,
+from edgerun.device import (decode_bytes, get_profile, kernel_report, load_profiles, parse_profile,
                             profiles_dir)
 from edgeconv.cli import main as edgeconv_main
 from edgeconv.device import choose_recipe, plan_source, runtime_memory
@@ -131,7 +131,8 @@ def test_converter_predicts_the_runtime_memory_plan(tiny, threads, ctx):
     with EdgeFile(q8) as f:
         weights = sum(t.nbytes for t in f.tensors)
     plan = edgerun.Model(q8, threads=threads, ctx=ctx).memory_plan
-    assert runtime_memory(sp.hp, weights, ctx, threads) == {k: plan[k] for k in ("weights", "kv_cache", "scratch")}
+    assert runtime_memory(sp.hp, weights, ctx, threads) == {k: plan[k] for k in ("resident", "kv_cache", "scratch")}
+    assert plan["total"] == plan["resident"] + plan["kv_cache"] + plan["scratch"]  # dense: nothing else
 
 
 def test_predicted_file_sizes_are_exact(tiny):

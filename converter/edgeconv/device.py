@@ -34,20 +34,23 @@ from .recipes import assign_dtypes, file_size, get_recipe, parse_overrides
 BATCH = 128            # the runtime's default prefill batch (Model(batch=128))
 DEFAULT_CTX_CAP = 4096  # the runtime's default context: min(trained, 4096)
 Q8X_BYTES = 40         # sizeof(block_q8x), csrc/quant.h
+KTILE = 16             # kKTile, csrc/kernels/kernels.h: K cache positions per transposed tile
 
 
 def runtime_memory(hp: Mapping, weight_bytes: int, ctx: int, threads: int, batch: int = BATCH) -> dict[str, int]:
-    """The runtime's memory plan (csrc/model.cpp, Model::load) for a dense decoder: bytes of
-    weights (sum of tensor nbytes), kv_cache (f32 K and V for ctx positions) and scratch."""
-    d, dff, vocab = hp["llm.d_model"], hp["llm.d_ff"], hp["llm.vocab_size"]
-    dq = hp["llm.n_heads"] * hp["llm.head_dim"]
-    dkv = hp["llm.n_kv_heads"] * hp["llm.head_dim"]
+    """The runtime's memory plan (csrc/model_load.cpp, Model::plan_memory) for a dense decoder: bytes of
+    resident weights (sum of tensor nbytes), kv_cache (f32 K in 16-position tiles + f32 V for ctx positions)
+    and scratch. tests/test_devices.py checks it against the C++ plan."""
+    d, dff, vocab, hd = hp["llm.d_model"], hp["llm.d_ff"], hp["llm.vocab_size"], hp["llm.head_dim"]
+    dq = hp["llm.n_heads"] * hd
+    dkv = hp["llm.n_kv_heads"] * hd
     t = max(1, min(batch, ctx))
     maxw = max(d, dff, dq)
-    scratch_floats = t * (2 * d + dq + 2 * dkv + dq + 2 * dff) + threads * ctx + vocab
-    return {"weights": int(weight_bytes),
-            "kv_cache": hp["llm.n_layers"] * 2 * ctx * dkv * 4,
-            "scratch": scratch_floats * 4 + t * (maxw // 32) * Q8X_BYTES}
+    ktile_head = (ctx + KTILE - 1) // KTILE * KTILE * hd
+    scratch_floats = t * (2 * d + dq + 2 * dkv + dq + 2 * dff + hd) + threads * ctx + vocab
+    return {"resident": int(weight_bytes),
+            "kv_cache": hp["llm.n_layers"] * (ktile_head * hp["llm.n_kv_heads"] + ctx * dkv) * 4,
+            "scratch": scratch_floats * 4 + t * ((maxw + 31) // 32) * Q8X_BYTES}
 
 
 @dataclass
@@ -145,7 +148,7 @@ class Choice:
             m = c.memory
             kinds = ("scalar reference kernels only" if not p.fast_dtypes else "no SIMD kernel for " + ", ".join(c.slow)
                      if c.slow else f"{p.kernel_level} kernels for all types")
-            out.append(f"  {c.recipe:6s} weights {m['weights'] / 1e6:8.1f} + KV {m['kv_cache'] / 1e6:7.1f} + scratch "
+            out.append(f"  {c.recipe:6s} weights {m['resident'] / 1e6:8.1f} + KV {m['kv_cache'] / 1e6:7.1f} + scratch "
                        f"{m['scratch'] / 1e6:5.1f} = {c.need / 1e6:8.1f} MB  {'fits' if c.fits else 'too big':7s} {kinds}")
         out.append(f"chose {self.recipe}: {self.reason}")
         out += [f"warning: {w}" for w in self.warnings]
@@ -168,7 +171,7 @@ def _max_ctx(sp: SourcePlan, c: Candidate, threads: int, budget: int, hi: int) -
     lo, best = 1, 0
     while lo <= hi:
         mid = (lo + hi) // 2
-        if sum(runtime_memory(sp.hp, c.memory["weights"], mid, threads).values()) <= budget:
+        if sum(runtime_memory(sp.hp, c.memory["resident"], mid, threads).values()) <= budget:
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
@@ -203,7 +206,7 @@ def choose_recipe(src: str | SourcePlan, profile: Profile, mem: str | int | None
                       for r in profile.recipes if r != quant]
             fit = [f"{o.recipe} ({o.need / 1e6:.0f} MB)" for o in others if o.fits]
             raise ValueError(f"--quant {quant} needs {c.need / 1e6:.0f} MB on {profile.name} (weights "
-                             f"{c.memory['weights'] / 1e6:.0f} + KV {c.memory['kv_cache'] / 1e6:.0f} for ctx {ctx} + "
+                             f"{c.memory['resident'] / 1e6:.0f} + KV {c.memory['kv_cache'] / 1e6:.0f} for ctx {ctx} + "
                              f"scratch {c.memory['scratch'] / 1e6:.0f}) but the budget is {budget / 1e6:.0f} MB ({what}). "
                              + (f"Recipes that fit: {', '.join(fit)}; drop --quant to let --device choose. "
                                 if fit else "No recipe of this profile fits. ")
@@ -235,7 +238,7 @@ def choose_recipe(src: str | SourcePlan, profile: Profile, mem: str | int | None
         choice.reason = f"no recipe with {level} kernels for every type fits; {c.recipe} is the first that fits"
         choice.warnings.append(f"{c.recipe}: no SIMD kernel at {level} for {', '.join(c.slow)} (scalar reference)")
         return choice
-    small = min(cands, key=lambda c: c.memory["weights"])
+    small = min(cands, key=lambda c: c.memory["resident"])
     n = _max_ctx(sp, small, threads, budget, ctx)
     raise ValueError(f"no recipe fits {profile.name} within {budget / 1e6:.0f} MB ({what}): the smallest, "
                      f"{small.recipe}, needs {small.need / 1e6:.0f} MB at ctx {ctx}"

@@ -246,14 +246,14 @@ def device_report(profile: Profile, tensors: list[Mapping], config: Mapping, pla
                   ctx: int, ram_gb: float | None = None) -> list[str]:
     """Lines for `edgerun info --device NAME`: fit of the memory plan, kernel level, decode roofline."""
     budget = profile.budget_bytes(ram_gb)
-    need = plan["weights"] + plan["kv_cache"] + plan["scratch"]
+    need = plan["total"] if "total" in plan else sum(plan.values())
     ram = min(profile.ram_gb) if ram_gb is None else ram_gb
     fit = "fits" if need <= budget else "does NOT fit"
     dtypes = sorted({t["dtype"] for t in tensors if len(t["shape"]) > 1})
     slow = [d for d in dtypes if d not in profile.fast_dtypes]
     b = decode_bytes(tensors, config, ctx // 2)
     lines = [f"{profile.name}: {profile.board}, {profile.cpu}; kernels {profile.kernel_level}",
-             f"  memory: model needs {need / 1e6:.1f} MB (weights {plan.get('weights', 0) / 1e6:.1f} + KV "
+             f"  memory: model needs {need / 1e6:.1f} MB (weights {plan.get('resident', 0) / 1e6:.1f} + KV "
              f"{plan.get('kv_cache', 0) / 1e6:.1f} + scratch {plan.get('scratch', 0) / 1e6:.1f}, ctx {ctx}); "
              f"{ram:g} GB board less {profile.os_reserve_mb:.0f} MB for the OS = {budget / 1e6:.0f} MB: {fit}",
              f"  weight types {', '.join(dtypes)}: " + (f"no SIMD kernel at {profile.kernel_level} for {', '.join(slow)} "
