@@ -45,17 +45,31 @@ void Model::head(const float* x, int64_t T, float* logits) {
     matmul(mm(), &w, &y, 1, x, T);
 }
 
-// x += o(attention(q, k, v)) for layer il over the T tokens at positions n_past_.. (xn_ is scratch).
-void Model::attention(int64_t il, int64_t T) {
+Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const uint8_t* base) const {
+    auto f = [&](const float* p) { return p ? reinterpret_cast<const float*>(base + (reinterpret_cast<const uint8_t*>(p) - origin)) : nullptr; };
+    auto m = [&](Matrix x) {
+        if (x.data) x.data = base + (x.data - origin);
+        return x;
+    };
+    LayerWeights r = *this;
+    r.attn_norm = f(attn_norm), r.ffn_norm = f(ffn_norm);
+    r.q_bias = f(q_bias), r.k_bias = f(k_bias), r.v_bias = f(v_bias), r.q_norm = f(q_norm), r.k_norm = f(k_norm);
+    r.pred_b = f(pred_b);
+    r.q = m(q), r.k = m(k), r.v = m(v), r.o = m(o), r.gate = m(gate), r.up = m(up), r.down = m(down);
+    r.router = m(router), r.pred = m(pred);
+    return r;
+}
+
+// x += o(attention(q, k, v)) for layer L over the T tokens at positions n_past_.. (xn_ is scratch).
+void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
     const LlmConfig& c = cfg_;
-    Layer& L = layers_[(size_t)il];
     const int64_t D = c.d_model, Dh = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
     const int64_t Dq = H * Dh, Dkv = Hkv * Dh, group = H / Hkv, half = Dh / 2;
     const float eps = (float)c.rms_eps;
     const int64_t pos0 = n_past_;
-    for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, L.attn_norm, eps, D, xn_.data() + t * D);
+    for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, w.attn_norm, eps, D, xn_.data() + t * D);
     {
-        const Matrix* ws[3] = {&L.q, &L.k, &L.v};
+        const Matrix* ws[3] = {&w.q, &w.k, &w.v};
         float* ys[3] = {q_.data(), k_.data(), v_.data()};
         matmul(mm(), ws, ys, 3, xn_.data(), T);
     }
@@ -63,23 +77,23 @@ void Model::attention(int64_t il, int64_t T) {
         float* q = q_.data() + t * Dq;
         float* k = k_.data() + t * Dkv;
         float* v = v_.data() + t * Dkv;
-        if (L.q_bias) {
-            for (int64_t i = 0; i < Dq; ++i) q[i] += L.q_bias[i];
-            for (int64_t i = 0; i < Dkv; ++i) k[i] += L.k_bias[i];
-            for (int64_t i = 0; i < Dkv; ++i) v[i] += L.v_bias[i];
+        if (w.q_bias) {
+            for (int64_t i = 0; i < Dq; ++i) q[i] += w.q_bias[i];
+            for (int64_t i = 0; i < Dkv; ++i) k[i] += w.k_bias[i];
+            for (int64_t i = 0; i < Dkv; ++i) v[i] += w.v_bias[i];
         }
-        if (L.q_norm && c.qk_norm_full) {  // one norm over the whole projection (OLMoE)
-            rmsnorm(q, L.q_norm, eps, Dq, q);
-            rmsnorm(k, L.k_norm, eps, Dkv, k);
+        if (w.q_norm && c.qk_norm_full) {  // one norm over the whole projection (OLMoE)
+            rmsnorm(q, w.q_norm, eps, Dq, q);
+            rmsnorm(k, w.k_norm, eps, Dkv, k);
         }
         const float* cs = rope_cos_.data() + t * half;
         const float* sn = rope_sin_.data() + t * half;
         for (int64_t h = 0; h < H; ++h) {
-            if (L.q_norm && !c.qk_norm_full) rmsnorm(q + h * Dh, L.q_norm, eps, Dh, q + h * Dh);
+            if (w.q_norm && !c.qk_norm_full) rmsnorm(q + h * Dh, w.q_norm, eps, Dh, q + h * Dh);
             if (L.rope) rope_rotate_half(q + h * Dh, Dh, cs, sn);
         }
         for (int64_t h = 0; h < Hkv; ++h) {
-            if (L.k_norm && !c.qk_norm_full) rmsnorm(k + h * Dh, L.k_norm, eps, Dh, k + h * Dh);
+            if (w.k_norm && !c.qk_norm_full) rmsnorm(k + h * Dh, w.k_norm, eps, Dh, k + h * Dh);
             if (L.rope) rope_rotate_half(k + h * Dh, Dh, cs, sn);
         }
         // K is cached in transposed tiles of kKTile positions per kv head (see attention_fn)
@@ -101,16 +115,30 @@ void Model::attention(int64_t il, int64_t T) {
                            Dkv, p_begin, pos + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
         }
     });
-    const Matrix* w = &L.o;
+    const Matrix* wo = &w.o;
     float* y = xn_.data();
-    matmul(mm(), &w, &y, 1, att_.data(), T);
+    matmul(mm(), &wo, &y, 1, att_.data(), T);
+    for (int64_t i = 0; i < T * D; ++i) x_[(size_t)i] += xn_[(size_t)i];
+}
+
+// x += down(silu(gate(xn)) * up(xn)), xn = n2 x already in xn_.
+void Model::dense_ffn(const LayerWeights& w, int64_t T) {
+    const int64_t D = cfg_.d_model;
+    {
+        const Matrix* ws[2] = {&w.gate, &w.up};
+        float* ys[2] = {gate_.data(), up_.data()};
+        matmul(mm(), ws, ys, 2, xn_.data(), T);
+    }
+    kt_->silu_mul(gate_.data(), up_.data(), T * cfg_.d_ff, gate_.data());
+    const Matrix* wd = &w.down;
+    float* y = xn_.data();
+    matmul(mm(), &wd, &y, 1, gate_.data(), T);
     for (int64_t i = 0; i < T * D; ++i) x_[(size_t)i] += xn_[(size_t)i];
 }
 
 // Before attention: the experts each token will probably use, whose reads start now. With
 // router_input = residual the true router logits are computed here too (they read the layer input).
-Status Model::moe_predict(int64_t il, int64_t T) {
-    const Layer& L = layers_[(size_t)il];
+Status Model::moe_predict(int64_t il, const LayerWeights& L, int64_t T) {
     const int64_t D = cfg_.d_model, E = moe_.n_experts, k = moe_.n_used;
     if (moe_.router_on_residual) {
         const Matrix* w = &L.router;
@@ -155,8 +183,7 @@ Status Model::moe_predict(int64_t il, int64_t T) {
 }
 
 // After attention and ffn_norm (xn_ = n2 x): the true routing, then x += Σ_j w_j expert_j(xn_).
-Status Model::moe_forward(int64_t il, int64_t T) {
-    const Layer& L = layers_[(size_t)il];
+Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
     const int64_t E = moe_.n_experts, k = moe_.n_used;
     if (!moe_.router_on_residual) {
         const Matrix* w = &L.router;
@@ -181,25 +208,27 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
 
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];
-        if (L.moe) EDGE_TRY(moe_predict(il, T));
-        attention(il, T);
-        for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, L.ffn_norm, eps, D, xn_.data() + t * D);
-        if (L.moe) {
-            EDGE_TRY(moe_forward(il, T));
-            continue;
+        const LayerWeights* w = &L.w;
+        LayerWeights streamed;
+        if (stream_) {  // the layer's bytes come from a window buffer instead of the mapping
+            const uint8_t* base = nullptr;
+            EDGE_TRY(stream_->acquire_layer((int)il, &base));
+            streamed = L.w.rebased(map_base_ + stream_->range_begin((int)il), base);
+            w = &streamed;
         }
-        {
-            const Matrix* ws[2] = {&L.gate, &L.up};
-            float* ys[2] = {gate_.data(), up_.data()};
-            matmul(mm(), ws, ys, 2, xn_.data(), T);
+        Status st;
+        if (L.moe) st = moe_predict(il, *w, T);
+        if (st.is_ok()) {
+            attention(L, *w, T);
+            for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, w->ffn_norm, eps, D, xn_.data() + t * D);
+            if (L.moe) {
+                st = moe_forward(il, *w, T);
+            } else {
+                dense_ffn(*w, T);
+            }
         }
-        kt_->silu_mul(gate_.data(), up_.data(), T * c.d_ff, gate_.data());
-        {
-            const Matrix* w = &L.down;
-            float* y = xn_.data();
-            matmul(mm(), &w, &y, 1, gate_.data(), T);
-            for (int64_t i = 0; i < T * D; ++i) x_[(size_t)i] += xn_[(size_t)i];
-        }
+        if (stream_) stream_->release_layer((int)il);
+        EDGE_TRY(st);
     }
     n_past_ += T;
     if (!logits) return Status::ok();

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "expert_store.h"
+#include "layer_stream.h"
 #include "format.h"
 #include "kernels/kernels.h"
 #include "matmul.h"
@@ -54,7 +55,9 @@ struct ModelOptions {
     float moe_lowbit_threshold = 0.2f;
 };
 
-// Where the bytes go; total() must fit the budget (docs/MOE.md §4).
+// Where the bytes go; total() must fit the budget (docs/MOE.md §4). A dense model whose weights do not
+// fit streams its layers through a window of layer buffers (layer_stream.h): resident then counts only
+// the tensors outside the layers (embeddings, head, final norm) and io_buffers the window.
 struct MemoryPlan {
     int64_t resident = 0;      // mapped non-expert tensor bytes (all tensors of a dense model)
     int64_t kv_cache = 0;
@@ -62,6 +65,7 @@ struct MemoryPlan {
     int64_t io_buffers = 0;    // the expert store's staging buffers
     int64_t expert_cache = 0;  // expert cache slots (n_slots × slot_bytes)
     int64_t expert_slots = 0, slot_bytes = 0;  // informative: how expert_cache is divided
+    int64_t layer_window = 0;  // dense model over the budget: layer buffers streamed (in io_buffers); 0 = none
     int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache; }
 };
 
@@ -83,6 +87,8 @@ public:
     // Expert cache statistics since load / the last reset (all zero for a dense model).
     ExpertStats moe_stats() const;
     void moe_reset_stats();
+    bool layers_streamed() const { return stream_ != nullptr; }
+    LayerStreamStats layer_stream_stats() const { return stream_ ? stream_->stats() : LayerStreamStats(); }
 
     // Forgets the KV cache (positions restart at 0).
     void reset() { n_past_ = 0; }
@@ -97,36 +103,46 @@ public:
     Status eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
 private:
-    Model() = default;
-    Status init(const std::string& path, const ModelOptions& opt);
-    Status load_layers();
-    Status plan_memory(const ModelOptions& opt);
-    Status open_store(const ModelOptions& opt, int64_t fixed);
-    Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
-    void attention(int64_t il, int64_t T);
-    void head(const float* x, int64_t T, float* logits);
-    MatmulCtx mm() { return MatmulCtx{pool_.get(), kt_, xq_.data()}; }
-    Status moe_predict(int64_t il, int64_t T);
-    Status moe_forward(int64_t il, int64_t T);
-
-    struct Layer {
+    // A layer's weights: pointers into the mapping, or into a LayerStream buffer (rebased()).
+    struct LayerWeights {
         const float* attn_norm = nullptr;
         const float* ffn_norm = nullptr;
         const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
         const float *q_norm = nullptr, *k_norm = nullptr;  // [head_dim], or [Dq] / [Dkv] when qk_norm_full
         Matrix q, k, v, o, gate, up, down;                 // gate/up/down: dense FFN layers only
-        bool moe = false, rope = true, swa = false;
         Matrix router, pred;                               // MoE: [E, D] f32 (pred: moe.predictor = linear)
         const float* pred_b = nullptr;                     // [E]
+        // The same weights read from a copy of the file bytes [origin, ...) that starts at `base`.
+        LayerWeights rebased(const uint8_t* origin, const uint8_t* base) const;
+    };
+    struct Layer {
+        LayerWeights w;
+        bool moe = false, rope = true, swa = false;
         // K: per kv head, transposed tiles of kKTile positions (see attention_fn); V: [ctx][Hkv·Dh].
         // Left uninitialised, so pages become resident only as positions are written.
         std::unique_ptr<float[]> k_cache, v_cache;
     };
 
+    Model() = default;
+    Status init(const std::string& path, const ModelOptions& opt);
+    Status load_layers();
+    Status plan_memory(const ModelOptions& opt);
+    Status open_store(const ModelOptions& opt, int64_t fixed);
+    Status open_layer_stream(const ModelOptions& opt);
+    Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
+    void attention(Layer& L, const LayerWeights& w, int64_t T);
+    void dense_ffn(const LayerWeights& w, int64_t T);
+    void head(const float* x, int64_t T, float* logits);
+    MatmulCtx mm() { return MatmulCtx{pool_.get(), kt_, xq_.data()}; }
+    Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
+    Status moe_forward(int64_t il, const LayerWeights& w, int64_t T);
+
     std::unique_ptr<EdgeFile> file_;
     std::unique_ptr<Tokenizer> tok_;
     std::unique_ptr<ThreadPool> pool_;
     std::unique_ptr<ExpertStore> store_;
+    std::unique_ptr<LayerStream> stream_;  // dense layers streamed when the model exceeds the budget
+    const uint8_t* map_base_ = nullptr;    // file offset 0 in the mapping
     const KernelTable* kt_ = nullptr;
     LlmConfig cfg_;
     MoeConfig moe_;

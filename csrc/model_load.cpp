@@ -228,31 +228,31 @@ Status Model::load_layers() {
         L.rope = rope[(size_t)i] != 0;
         L.swa = swa[(size_t)i] != 0;
         L.moe = E > 0 && moe_.is_moe[(size_t)i];
-        EDGE_TRY(vec(p + "attn_norm", D, &L.attn_norm));
-        EDGE_TRY(vec(p + "ffn_norm", D, &L.ffn_norm));
-        EDGE_TRY(matrix(p + "attn_q", Dq, D, &L.q));
-        EDGE_TRY(matrix(p + "attn_k", Dkv, D, &L.k));
-        EDGE_TRY(matrix(p + "attn_v", Dkv, D, &L.v));
-        EDGE_TRY(matrix(p + "attn_o", D, Dq, &L.o));
+        EDGE_TRY(vec(p + "attn_norm", D, &L.w.attn_norm));
+        EDGE_TRY(vec(p + "ffn_norm", D, &L.w.ffn_norm));
+        EDGE_TRY(matrix(p + "attn_q", Dq, D, &L.w.q));
+        EDGE_TRY(matrix(p + "attn_k", Dkv, D, &L.w.k));
+        EDGE_TRY(matrix(p + "attn_v", Dkv, D, &L.w.v));
+        EDGE_TRY(matrix(p + "attn_o", D, Dq, &L.w.o));
         if (L.moe) {
-            EDGE_TRY(f32_matrix(p + "ffn_router", E, D, &L.router));
+            EDGE_TRY(f32_matrix(p + "ffn_router", E, D, &L.w.router));
             if (moe_.predictor_linear) {
-                EDGE_TRY(f32_matrix(p + "ffn_router_pred", E, D, &L.pred));
-                EDGE_TRY(vec(p + "ffn_router_pred_b", E, &L.pred_b));
+                EDGE_TRY(f32_matrix(p + "ffn_router_pred", E, D, &L.w.pred));
+                EDGE_TRY(vec(p + "ffn_router_pred_b", E, &L.w.pred_b));
             }
         } else {
-            EDGE_TRY(matrix(p + "ffn_gate", c.d_ff, D, &L.gate));
-            EDGE_TRY(matrix(p + "ffn_up", c.d_ff, D, &L.up));
-            EDGE_TRY(matrix(p + "ffn_down", D, c.d_ff, &L.down));
+            EDGE_TRY(matrix(p + "ffn_gate", c.d_ff, D, &L.w.gate));
+            EDGE_TRY(matrix(p + "ffn_up", c.d_ff, D, &L.w.up));
+            EDGE_TRY(matrix(p + "ffn_down", D, c.d_ff, &L.w.down));
         }
         if (c.qkv_bias) {
-            EDGE_TRY(vec(p + "attn_q_bias", Dq, &L.q_bias));
-            EDGE_TRY(vec(p + "attn_k_bias", Dkv, &L.k_bias));
-            EDGE_TRY(vec(p + "attn_v_bias", Dkv, &L.v_bias));
+            EDGE_TRY(vec(p + "attn_q_bias", Dq, &L.w.q_bias));
+            EDGE_TRY(vec(p + "attn_k_bias", Dkv, &L.w.k_bias));
+            EDGE_TRY(vec(p + "attn_v_bias", Dkv, &L.w.v_bias));
         }
         if (c.qk_norm) {
-            EDGE_TRY(vec(p + "attn_q_norm", c.qk_norm_full ? Dq : c.head_dim, &L.q_norm));
-            EDGE_TRY(vec(p + "attn_k_norm", c.qk_norm_full ? Dkv : c.head_dim, &L.k_norm));
+            EDGE_TRY(vec(p + "attn_q_norm", c.qk_norm_full ? Dq : c.head_dim, &L.w.q_norm));
+            EDGE_TRY(vec(p + "attn_k_norm", c.qk_norm_full ? Dkv : c.head_dim, &L.w.k_norm));
         }
     }
     return Status::ok();
@@ -277,6 +277,17 @@ Status Model::plan_memory(const ModelOptions& opt) {
         plan_.scratch += (int64_t)sizeof(float) * (2 * T * E + T * k) + (int64_t)sizeof(int32_t) * (2 * T * k + E) + E +
                          MoeBuffers::bytes(T, D, E, k, F);
     const int64_t fixed = plan_.total();
+    if (E == 0 && opt.mem_budget > 0 && fixed > opt.mem_budget) {
+        // A dense model whose weights do not fit: stream its layers when the rest does.
+        Status st = open_layer_stream(opt);
+        if (st.is_ok() || st.code != Code::OUT_OF_MEMORY) return st;
+        return status_error(Code::OUT_OF_MEMORY,
+                            strfmt("%s needs %.1f MiB (weights %.1f + KV cache %.1f for %lld tokens + scratch %.1f) but --mem is %.1f MiB, "
+                                   "and streaming its layers does not fit either (%s); use a smaller quantization recipe "
+                                   "(e.g. `edgeconv export ... --quant int4`) or a shorter --ctx",
+                                   f.path().c_str(), mib(fixed), mib(plan_.resident), mib(plan_.kv_cache), (long long)ctx_,
+                                   mib(plan_.scratch), mib(opt.mem_budget), st.msg.c_str()));
+    }
     if (opt.mem_budget > 0 && fixed > opt.mem_budget) {
         std::string remedy = E > 0 ? "use a larger --mem, a shorter --ctx or a smaller quantization recipe"
                                    : "use a smaller quantization recipe (e.g. `edgeconv export ... --quant int4`) or a shorter --ctx";
@@ -287,6 +298,41 @@ Status Model::plan_memory(const ModelOptions& opt) {
                                    mib(plan_.scratch), mib(opt.mem_budget), mib(fixed - opt.mem_budget), remedy.c_str()));
     }
     if (E > 0) EDGE_TRY(open_store(opt, fixed));
+    return Status::ok();
+}
+
+// Dense layers through a window of W layer buffers (layer_stream.h): resident keeps only the tensors
+// outside the layers; W is as large as the budget allows, up to 4 (reads of 3 layers ahead).
+Status Model::open_layer_stream(const ModelOptions& opt) {
+    const EdgeFile& f = *file_;
+    int64_t outside = 0;
+    for (const TensorInfo& t : f.tensors())
+        if (t.name.compare(0, 4, "blk.") != 0) outside += (int64_t)t.nbytes;
+    const int64_t fixed = outside + plan_.kv_cache + plan_.scratch;
+    if (fixed >= opt.mem_budget)
+        return status_error(Code::OUT_OF_MEMORY, strfmt("embeddings, head and norms %.1f MiB + KV cache + scratch = %.1f MiB "
+                                                        "already exceed it", mib(outside), mib(fixed)));
+    LayerStream::Options so;
+    so.window = 1;
+    so.io_threads = opt.io_threads;
+    EDGE_TRY(LayerStream::open(f, so, &stream_));  // to learn the buffer size
+    const int64_t buf = stream_->buffer_bytes();
+    const int64_t w = std::min<int64_t>({4, cfg_.n_layers, (opt.mem_budget - fixed) / buf});
+    if (w < 1) {
+        stream_.reset();
+        return status_error(Code::OUT_OF_MEMORY, strfmt("one layer buffer of %.1f MiB does not fit the %.1f MiB left",
+                                                        mib(buf), mib(opt.mem_budget - fixed)));
+    }
+    if (w > 1) {
+        stream_.reset();
+        so.window = (int)w;
+        EDGE_TRY(LayerStream::open(f, so, &stream_));
+    }
+    plan_.resident = outside;
+    plan_.io_buffers = stream_->total_bytes();
+    plan_.layer_window = w;
+    map_base_ = f.tensors().front().data - f.tensors().front().offset;
+    EDGE_ASSERT(plan_.total() <= opt.mem_budget);
     return Status::ok();
 }
 

@@ -301,3 +301,29 @@ def test_cli_bench_json_and_chat_stats(tiny, capsys, monkeypatch):
     assert edgerun_main(["chat", path, "--temp", "0", "--max-tokens", "4", "--stats", "--mem", "2MB"]) == 0
     err = capsys.readouterr().err
     assert "tok/s" in err and "hit rate" in err and "recall" in err and "MB read" in err and "I/O stall" in err
+
+
+# ---- dense models over the budget: layers streamed through a window (csrc/layer_stream.h) ----------
+
+def test_dense_model_over_budget_streams_layers(tmp_path):
+    folder = tmp_path / "llama"
+    make_tiny("llama", seed=2, dir=folder, num_hidden_layers=4)
+    path = str(tmp_path / "llama.q8.edge")
+    assert edgeconv_main(["export", str(folder), "-o", path, "--quant", "q8", "--quiet"]) in (0, None)
+    full = edgerun.Model(path, threads=2, ctx=64)
+    p = full.memory_plan
+    assert p["layer_window"] == 0 and full.layer_stream_stats is None
+    blk = sum(t["nbytes"] for t in _core.file_info(path)["tensors"] if t["name"].startswith("blk."))
+    outside = p["resident"] - blk
+    fixed = outside + p["kv_cache"] + p["scratch"]
+    layer = blk // 4
+    streamed = edgerun.Model(path, threads=2, ctx=64, mem=fixed + 2 * layer + 4 * PAGE)  # room for 2 buffers
+    sp = streamed.memory_plan
+    assert sp["layer_window"] == 2 and sp["resident"] == outside and sp["total"] <= fixed + 2 * layer + 4 * PAGE
+    assert sp["io_buffers"] >= 2 * layer
+    np.testing.assert_array_equal(streamed.logits(TOKENS), full.logits(TOKENS))
+    np.testing.assert_array_equal(_decode(streamed, TOKENS[:4]), _decode(full, TOKENS[:4]))
+    s = streamed.layer_stream_stats
+    assert s["reads"] >= 4 and s["bytes_read"] >= blk
+    with pytest.raises(edgerun.MemoryBudgetError, match="streaming its layers does not fit"):
+        edgerun.Model(path, ctx=64, mem=fixed + layer // 2)

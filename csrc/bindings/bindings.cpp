@@ -224,6 +224,7 @@ py::dict py_model_memory(const PyModel& pm) {
     py::dict d;
     d["resident"] = p.resident; d["kv_cache"] = p.kv_cache; d["scratch"] = p.scratch; d["io_buffers"] = p.io_buffers;
     d["expert_cache"] = p.expert_cache; d["expert_slots"] = p.expert_slots; d["slot_bytes"] = p.slot_bytes;
+    d["layer_window"] = p.layer_window;
     d["total"] = p.total();
     return d;
 }
@@ -636,6 +637,14 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("is_moe", [](const PyModel& pm) { return pm.m->is_moe(); })
         .def_property_readonly("moe_stats", &py_model_moe_stats)
         .def("moe_reset_stats", [](PyModel& pm) { pm.m->moe_reset_stats(); })
+        .def_property_readonly("layer_stream_stats", [](const PyModel& pm) -> py::object {
+            if (!pm.m->layers_streamed()) return py::none();
+            LayerStreamStats s = pm.m->layer_stream_stats();
+            py::dict d;
+            d["hits"] = s.hits; d["misses"] = s.misses; d["reads"] = s.reads; d["bytes_read"] = s.bytes_read;
+            d["retries"] = s.retries; d["io_stall_s"] = s.io_stall_s; d["io_busy_s"] = s.io_busy_s;
+            return std::move(d);
+        }, "Dense layers streamed from disk (the model exceeds --mem): window statistics; None otherwise.")
         .def_property_readonly("kernel_level", [](const PyModel& pm) { return std::string(pm.m->kernels().level); })
         .def_property_readonly("path", [](const PyModel& pm) { return pm.m->file().path(); })
         .def("metadata", [](const PyModel& pm, const std::string& key) -> py::object {

@@ -38,8 +38,10 @@ class Model:
     ctx: int
     threads: int
     config: dict[str, Any]
-    # resident, kv_cache, scratch, io_buffers, expert_cache, expert_slots, slot_bytes, total (bytes)
+    # resident, kv_cache, scratch, io_buffers, expert_cache, expert_slots, slot_bytes, layer_window, total (bytes)
     memory_plan: dict[str, int]
+    # dense model over --mem, layers streamed: hits, misses, reads, bytes_read, retries, io_stall_s, io_busy_s
+    layer_stream_stats: dict[str, Any] | None
     is_moe: bool
     # hits, misses, prefetch_issued, prefetch_used, evictions, reads, bytes_read, lowbit_serves, retries,
     # io_stall_s, io_busy_s, true_total, predicted_true; hit_rate and recall (None until counted)

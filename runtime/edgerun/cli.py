@@ -203,6 +203,8 @@ def cmd_bench(args) -> int:
         "memory": dict(plan, budget=parse_size(args.mem) if args.mem else None,
                        peak_rss=int(_peak_rss_mb() * 1048576)),
     }
+    if model.layer_stream_stats is not None:  # a dense model over --mem: its layers are read each token
+        res["layer_stream"] = dict(model.layer_stream_stats, window=plan["layer_window"])
     if model.is_moe:
         res["moe"] = dict(model.moe_stats, cache_policy=args.cache_policy, io_threads=args.io_threads,
                           lowbit=args.moe_lowbit, lowbit_threshold=args.moe_lowbit_threshold,

@@ -93,6 +93,13 @@ class Model:
         self._m.moe_reset_stats()
 
     @property
+    def layer_stream_stats(self) -> dict | None:
+        """For a dense model larger than `mem`, whose layers are streamed from disk through a window of
+        layer buffers (memory_plan["layer_window"] of them): hits, misses, reads, bytes_read, retries,
+        io_stall_s, io_busy_s. None when every layer is mapped."""
+        return self._m.layer_stream_stats
+
+    @property
     def kernel_level(self) -> str:
         return self._m.kernel_level
 
