@@ -332,7 +332,8 @@ Status Model::open_layer_stream(const ModelOptions& opt) {
     plan_.io_buffers = stream_->total_bytes();
     plan_.layer_window = w;
     map_base_ = f.tensors().front().data - f.tensors().front().offset;
-    EDGE_ASSERT(plan_.total() <= opt.mem_budget);
+    if (plan_.total() > opt.mem_budget)
+        return status_error(Code::OUT_OF_MEMORY, strfmt("the layer window took %.1f MiB more than planned", mib(plan_.total() - opt.mem_budget)));
     return Status::ok();
 }
 
@@ -379,7 +380,9 @@ Status Model::open_store(const ModelOptions& opt, int64_t fixed) {
     plan_.expert_slots = store_->n_slots();
     plan_.slot_bytes = store_->slot_bytes();
     plan_.expert_cache = plan_.expert_slots * plan_.slot_bytes;
-    EDGE_ASSERT(opt.mem_budget <= 0 || plan_.total() <= opt.mem_budget);
+    if (opt.mem_budget > 0 && plan_.total() > opt.mem_budget)
+        return status_error(Code::OUT_OF_MEMORY, strfmt("%s: the expert store took %.1f MiB more than --mem allows",
+                                                        f.path().c_str(), mib(plan_.total() - opt.mem_budget)));
     return Status::ok();
 }
 
