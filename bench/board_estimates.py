@@ -20,6 +20,7 @@ ANCHOR_CONFIGS) as edgerun int4 / q8 files, so the comparison is edgerun's file 
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib.util
 import json
 import os
@@ -27,7 +28,9 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("runtime", "converter", ""):
+# The tree's packages when a developer build put _core there (as tests/conftest.py), else the installed ones.
+_subs = ("runtime", "converter", "") if glob.glob(os.path.join(ROOT, "runtime", "edgerun", "_core*.so")) else ("",)
+for sub in _subs:
     p = os.path.join(ROOT, sub)
     if p not in sys.path:
         sys.path.insert(0, p)

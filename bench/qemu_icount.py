@@ -27,6 +27,7 @@ only compares like with like.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -37,7 +38,9 @@ import sys
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("runtime", "converter", ""):
+# The tree's packages when a developer build put _core there (as tests/conftest.py), else the installed ones.
+_subs = ("runtime", "converter", "") if glob.glob(os.path.join(ROOT, "runtime", "edgerun", "_core*.so")) else ("",)
+for sub in _subs:
     p = os.path.join(ROOT, sub)
     if p not in sys.path:
         sys.path.insert(0, p)
