@@ -501,3 +501,31 @@ def test_cli_export_and_inspect(tiny, tmp_path, capsys):
     assert info["blobs"]["planes4"]["count"] == 32 and info["variants"][1]["bits_per_weight"] == 2.5
     assert cli.main(["export", folder, "-o", str(out), "--expert-bits", "3"]) == 2
     assert "add --calib" in capsys.readouterr().err
+
+
+# ---- against the C++ expert store --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variants", ["int4,int2", "q8_0,mxfp4"])
+def test_cpp_store_reads_what_python_decodes(tiny, tmp_path, variants):
+    """The runtime's ExpertStore hands the kernels exactly the rows edgeconv.moe.blobs decodes, for the best
+    variant and for the next one (a low-bit miss serve), so Python decoding == the runtime's weights."""
+    core = pytest.importorskip("edgerun._core")
+    if not hasattr(core, "ExpertStore"):
+        pytest.skip("edgerun._core has no ExpertStore binding")
+    folder, config, _ = tiny["olmoe"]
+    out = str(tmp_path / "s.edge")
+    export(folder, out, recipe="int4", expert_variants=variants)
+    D, F = config["llm.d_model"], config["moe.d_expert"]
+    with EdgeFile(out) as f:
+        vs = f.expert_variants()
+        for v, lowbit in ((0, False), (1, True)):
+            store = core.ExpertStore(out, 1 << 22, direct_io=False, lowbit=lowbit, lowbit_threshold=1.0)
+            for layer, expert in ((0, 0), (1, 5), (1, 7)):
+                got = store.acquire(layer, [expert], weights=[0.1])
+                assert got["variant"] == v
+                _, blob, layout = vs[v]
+                dt, rows = B.view_rows(f.raw(f"blk.{layer}.exp.{expert}.{blob}"), layout, D, F)
+                for m, want in zip(("gate", "up", "down"), rows):
+                    assert got[m]["dtype"] == dt
+                    np.testing.assert_array_equal(np.asarray(got[m]["data"]), want)
+                store.release(layer, expert)

@@ -30,6 +30,7 @@ from .archs import plan_experts, plan_tensors
 from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, EdgeWriter, TensorInfo, \
     encode_metadata, encode_table, infer_meta_type
 from .quant import quantize
+from .moe.source import source_row_blocks
 from .recipes import assign_dtypes, get_recipe, parse_overrides
 from .sources import open_source
 
@@ -213,20 +214,27 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             bar = tqdm(plan, unit="tensor", desc=os.path.basename(out_path), leave=False, disable=not progress)
             for p in bar:
                 bar.set_postfix_str(f"{p.name} -> {dtypes[p.name]}", refresh=False)
-                arr = derived[p.name] if p.derived else _load(src, p)
                 cols = p.shape[-1]
-                rows2d = arr.reshape(-1, cols)
                 imp = None if importance is None else importance.get(p.name)
                 step = max(1, CHUNK_ELEMENTS // cols)
-                if gptq and dtypes[p.name].startswith("int4") and p.name in hessians:
+                use_gptq = gptq and dtypes[p.name].startswith("int4") and p.name in hessians
+                # whole tensor when it needs transforms or GPTQ; otherwise row blocks straight from the source
+                whole = p.derived or use_gptq or p.transpose or p.unpermute_heads
+                arr = (derived[p.name] if p.derived else _load(src, p)) if whole else None
+                rows2d = None if arr is None else arr.reshape(-1, cols)
+                if use_gptq:
                     h = hessians[p.name]
                     if id(h) not in factors:
                         factors.clear()  # inputs are shared only by neighbouring tensors of one block
                         factors[id(h)] = inverse_factor(h, damp)
                     w.write_chunk(p.name, gptq_quantize(rows2d, dtypes[p.name], h, factor=factors[id(h)]))
                 else:
-                    for r0 in range(0, rows2d.shape[0], step):
-                        w.write_chunk(p.name, quantize(rows2d[r0:r0 + step], dtypes[p.name], importance=imp))
+                    blocks = None if arr is not None else source_row_blocks(src, p.src, p.shape, step)
+                    if blocks is None:
+                        rows2d = (_load(src, p) if arr is None else arr).reshape(-1, cols)
+                        blocks = (rows2d[r0:r0 + step] for r0 in range(0, rows2d.shape[0], step))
+                    for block in blocks:
+                        w.write_chunk(p.name, quantize(block, dtypes[p.name], importance=imp))
                 w.end_tensor(p.name)
                 del arr, rows2d
             bar.close()

@@ -39,6 +39,42 @@ def release_pages(src, name: str) -> None:
         pass
 
 
+def source_row_blocks(src, name: str, shape: tuple[int, ...], step: int) -> Iterator[np.ndarray] | None:
+    """float32 row blocks [<= step, cols] of source tensor `name` read straight from a safetensors
+    mapping, each block's pages released after use; None when the source cannot be sliced (then load the
+    whole tensor). For the largest tensors (a 151936 × 1536 embedding is 0.9 GB as float32, 1.9 GB
+    while bf16 is widened in one piece) the exporter then holds one block, never the tensor."""
+    from ..sources.safetensors_np import _NP
+
+    sf = getattr(src, "_where", {}).get(name)
+    if sf is None or getattr(sf, "_mm", None) is None or name not in getattr(sf, "tensors", {}):
+        return None
+    dt, sshape, b, e = sf.tensors[name]
+    if tuple(sshape) != tuple(shape) or dt not in ("F32", "F16", "BF16") or b == e:
+        return None
+
+    def gen() -> Iterator[np.ndarray]:
+        cols = shape[-1]
+        raw = sf._mm[sf._base + b:sf._base + e].view(_NP[dt]).reshape(-1, cols)
+        isz = np.dtype(_NP[dt]).itemsize
+        mm = getattr(sf._mm, "_mmap", None)
+        for r0 in range(0, raw.shape[0], step):
+            x = raw[r0:r0 + step]
+            x = (x.astype(np.uint32) << 16).view(np.float32) if dt == "BF16" else x.astype(np.float32)
+            if not np.isfinite(x).all():
+                raise ValueError(f"tensor (source {name!r}) contains NaN or infinity in rows {r0}..{r0 + len(x) - 1}")
+            yield x
+            if mm is not None and hasattr(mm, "madvise"):
+                lo = (sf._base + b + r0 * cols * isz) // _PAGE * _PAGE
+                hi = sf._base + b + (r0 + len(x)) * cols * isz
+                try:
+                    mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+                except (OSError, ValueError):
+                    pass
+
+    return gen()
+
+
 class ExpertReader:
     def __init__(self, src):
         self.src = src
