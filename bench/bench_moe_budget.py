@@ -159,13 +159,15 @@ def llama_worker(p: dict) -> dict:
     if p.get("no_amx"):
         deny_amx()
     if p["variant"] == "mmap":  # no CPU_REPACK copy: weights stay evictable file pages
-        orig = llama_cpp.llama_model_default_params
+        import llama_cpp.llama_cpp as lc  # the module Llama.__init__ takes its default params from
+
+        orig = lc.llama_model_default_params
 
         def params_no_repack():
             mp = orig()
             mp.use_extra_bufts = False
             return mp
-        llama_cpp.llama_model_default_params = params_no_repack
+        lc.llama_model_default_params = params_no_repack
     ub = min(p["prompt_tokens"], 128)
     llm = llama_cpp.Llama(model_path=p["model"], n_ctx=p["ctx"], n_batch=ub, n_ubatch=ub, n_threads=p["threads"],
                           n_threads_batch=p["threads"], logits_all=False, use_mmap=True, verbose=False)
@@ -186,7 +188,9 @@ def llama_worker(p: dict) -> dict:
         prefill.append(len(prompt) / (t1 - t0))
         decode.append(p["gen_tokens"] / (t2 - t1))
         tokens = gen
-    return {"prefill_runs": prefill, "decode_runs": decode, "tokens": tokens,
+    with open("/proc/self/status", encoding="ascii") as f:  # anonymous vs file-backed resident memory
+        rss = {ln.split(":")[0]: int(ln.split()[1]) / 1024 for ln in f if ln.startswith(("RssAnon", "RssFile"))}
+    return {"prefill_runs": prefill, "decode_runs": decode, "tokens": tokens, "rss_mib_at_end": rss,
             "system_info": llama_cpp.llama_print_system_info().decode(), "llama_cpp_version": llama_cpp.__version__}
 
 
