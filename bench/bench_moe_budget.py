@@ -221,7 +221,9 @@ def edge_cmd(tool: str) -> list[str]:
 
 
 def moe_summary(j: dict, tokens_per_round: int, rounds: int) -> dict:
-    """The numbers of edgerun bench's "moe" object that the table shows."""
+    """The numbers of edgerun bench's "moe" object that the table shows. Its counters cover the whole
+    process (warm-up round included, prefill and decode), so MB read/token = bytes_read over every
+    token evaluated; hit_rate / recall are edgerun's own."""
     m = j.get("moe") or {}
     hits, misses = m.get("hits"), m.get("misses")
     hit_rate = m.get("hit_rate", hits / (hits + misses) if hits is not None and misses and hits + misses else None)
@@ -424,7 +426,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--prompt-tokens", type=int, default=64)
-    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--gen-tokens", type=int, default=32)
     ap.add_argument("--runs", type=int, default=2, help="timed rounds per process (after one warm-up round)")
     ap.add_argument("--seed", type=int, default=0, help="prompt ids seed (edgerun bench --seed)")
     ap.add_argument("--model-seed", type=int, default=0)
@@ -490,7 +492,8 @@ def main(argv=None) -> int:
                f"uniform = random weights (near-uniform routing: the worst case for an expert cache); skew = "
                f"random_moe --skew {a.skew}. edgerun {a.edge_recipe} (int4_32 expert planes) vs llama.cpp Q4_0, "
                f"both 4.5 bits/weight from the same bf16 weights (different quantizers). cgroup peak = "
-               f"memory.max_usage_in_bytes (anonymous + page cache). * = other processes used more than "
+               f"memory.max_usage_in_bytes (anonymous + page cache); expert slots, hit rate, recall, MB read/token (over every "
+               f"token the process evaluated, warm-up included) and I/O stall are edgerun's own counters. * = other processes used more than "
                f"{CONTENDED_CORES} cores during the run. Load average {mach['loadavg_start']:.2f} -> "
                f"{mach['loadavg_end']:.2f}." + (" llama.cpp AMX denied (llama.cpp #20824)." if a.no_amx else ""))
     print("\n" + md + "\n\n" + "\n".join(ratio_lines) + "\n\n" + caption)
