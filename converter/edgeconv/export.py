@@ -246,6 +246,10 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
 
                 moe.write_experts(w, quantize_rows, progress)
                 moe.finish(w)
+                if calib is not None:
+                    notes.append(f"{moe.n_weighted} of {len(moe.experts)} experts were routed calibration tokens and "
+                                 f"quantized against them ({'GPTQ' if gptq else 'importance-weighted'}); the others "
+                                 f"plainly")
             file_size, bpw = w.file_size, w.bits_per_weight
     n_weights = sum(p.n_elements for p in plan) + (0 if moe is None else sum(e.n_elements for e in moe.experts))
     n_tensors = len(plan) + (0 if moe is None else len(moe.experts) * len(moe.blobs))

@@ -14,7 +14,8 @@ collect(weights, config, tokens, ctx, max_tokens, hessians) -> MoeCalib:
   the inputs routed to it (expert_inputs) and measures sensitivity (expert_bits.py).
 `weights` maps our names (experts as float blk.i.exp.e.gate/up/down) to arrays; it may load lazily: the
 reference is built with lazy=True, so one chunk's forward holds one tensor at a time beyond the cache.
-Memory of the result: N·(2D + E + 2k)·4 bytes per MoE layer (+ D² or F² float64 per input with hessians).
+Memory of the result: N·(2D + E + 2k)·4 bytes per MoE layer (+ D² or F² float64 per input with hessians);
+with predictor_inputs=False (moe.predictor = router: nothing to fit) u and logits are not kept, N·(D + 2k)·4.
 attn_o's input is read by wrapping models.moe.reference's `attention` for the duration of the pass (it is
 called with an identity output projection, then the real one is applied), so no attention code is copied.
 """
@@ -32,8 +33,8 @@ from .predictor import rms_normalise
 @dataclass
 class MoeLayerStats:
     layer: int
-    u: np.ndarray
-    logits: np.ndarray
+    u: np.ndarray | None
+    logits: np.ndarray | None
     h: np.ndarray
     idx: np.ndarray
     w: np.ndarray
@@ -95,7 +96,7 @@ def _tap_attention(ref_mod, torch, record):
 
 
 def collect(weights: Mapping[str, Any], config: Mapping[str, Any], tokens: list[int], ctx: int = 512,
-            max_tokens: int = 8192, hessians: bool = False) -> MoeCalib:
+            max_tokens: int = 8192, hessians: bool = False, predictor_inputs: bool = True) -> MoeCalib:
     """See the module docstring. `config`: llm.* + moe.* keys (moe.predictor is ignored: the pass needs no
     predictor tensors)."""
     torch, ref_mod = _imports()
@@ -144,8 +145,9 @@ def collect(weights: Mapping[str, Any], config: Mapping[str, Any], tokens: list[
                     add([p + "ffn_down"], g)
                     continue
                 r = rows[i]
-                r["u"].append(rms_normalise(tr[p + "in"].float().numpy(), eps))
-                r["logits"].append(tr[p + "router_logits"].float().numpy())
+                if predictor_inputs:
+                    r["u"].append(rms_normalise(tr[p + "in"].float().numpy(), eps))
+                    r["logits"].append(tr[p + "router_logits"].float().numpy())
                 r["h"].append(h.float().numpy())
                 r["idx"].append(tr[p + "experts"].numpy().astype(np.int64))
                 r["w"].append(tr[p + "expert_weights"].float().numpy())
@@ -159,7 +161,7 @@ def collect(weights: Mapping[str, Any], config: Mapping[str, Any], tokens: list[
             arr = (v / n).numpy()
             for k in names:
                 hmap[k] = arr
-    layers = {i: MoeLayerStats(i, *(np.concatenate(r[k]) for k in ("u", "logits", "h", "idx", "w")))
+    layers = {i: MoeLayerStats(i, *(np.concatenate(r[k]) if r[k] else None for k in ("u", "logits", "h", "idx", "w")))
               for i, r in rows.items()}
     return MoeCalib(n, layers, imp, hmap)
 

@@ -72,6 +72,7 @@ class MoeExport:
         self.expert_bits = expert_bits
         self.calib: MoeCalib | None = None
         self.recall: dict | None = None
+        self.n_weighted = 0  # experts quantized against their routed calibration inputs
         self.plan_result: np.ndarray | None = None
         self.sens = np.zeros((len(self.moe_layers), self.E, len(self.variants)))
 
@@ -89,7 +90,8 @@ class MoeExport:
     # -- calibration and predictor ---------------------------------------------------------------------------
     def calibrate(self, weights, tokens: list[int], ctx: int, max_tokens: int, gptq: bool) -> MoeCalib:
         t0 = time.time()
-        self.calib = collect(weights, self.hp, tokens, ctx=ctx, max_tokens=max_tokens, hessians=gptq)
+        self.calib = collect(weights, self.hp, tokens, ctx=ctx, max_tokens=max_tokens, hessians=gptq,
+                             predictor_inputs=self.predictor is not None)
         self.log(f"MoE calibration: {self.calib.n_tokens} tokens through the models/moe reference in "
                  f"{time.time() - t0:.1f} s")
         return self.calib
@@ -184,7 +186,8 @@ class MoeExport:
 
         def drain(n: int) -> None:
             while len(pending) > n:
-                pe, out, sens = pending.popleft().result()
+                pe, out, sens, weighted = pending.popleft().result()
+                self.n_weighted += weighted
                 for name, data in out:
                     writer.write_tensor(name, data)
                 if sens is not None:
@@ -204,8 +207,8 @@ class MoeExport:
         reader.release()
 
     def _encode_expert(self, pe, ws: list[np.ndarray], quantize_rows: Callable):
-        """(expert, [(blob tensor name, bytes)], sensitivities or None) of one expert; a pure function of
-        its weights and the calibration data (runs in a worker thread)."""
+        """(expert, [(blob tensor name, bytes)], sensitivities or None, calibrated?) of one expert; a pure
+        function of its weights and the calibration data (runs in a worker thread)."""
         act = self.hp["moe.act"]
         imps, hs, routed = [None] * 3, [None] * 3, None
         if self.calib is not None:
@@ -231,7 +234,7 @@ class MoeExport:
         sens = None
         if self.expert_bits is not None:
             sens = sensitivity(routed[0], routed[1], [views[v] for v in range(len(self.variants))], act)
-        return pe, out, sens
+        return pe, out, sens, imps[0] is not None
 
     def finish(self, writer) -> None:
         if self.expert_bits is None:
