@@ -47,6 +47,10 @@ struct ModelOptions {
     int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096)
     int64_t batch = 128;    // tokens per prefill step (scratch size)
     int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see MemoryPlan).
+    // true: mem_budget bounds the whole process — what it already holds (interpreter, libraries, the
+    // tokenizer: its resident set when the plan is made) plus a margin is counted as MemoryPlan::process.
+    // The CLIs set it (`--mem` under a cgroup must hold the process); an embedding API may budget the model only.
+    bool budget_covers_process = false;
     std::string kernels;    // kernel level ("" = best available / $EDGE_KERNELS)
     // MoE expert streaming (docs/MOE.md §4; ignored by dense models)
     std::string cache_policy = "lfru";  // "lfru" | "lru"
@@ -66,7 +70,8 @@ struct MemoryPlan {
     int64_t expert_cache = 0;  // expert cache slots (n_slots × slot_bytes)
     int64_t expert_slots = 0, slot_bytes = 0;  // informative: how expert_cache is divided
     int64_t layer_window = 0;  // dense model over the budget: layer buffers streamed (in io_buffers); 0 = none
-    int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache; }
+    int64_t process = 0;       // ModelOptions::budget_covers_process: the process's own resident set + margin
+    int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache + process; }
 };
 
 class Model {

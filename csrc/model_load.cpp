@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 
 #include "model.h"
@@ -10,6 +11,21 @@
 namespace edge {
 
 namespace {
+
+// What a process needs beyond its resident set at planning time and the planned terms: thread stacks,
+// allocator slack, the sampler's and bindings' per-call buffers.
+constexpr int64_t kProcessMargin = 24 << 20;
+
+// Bytes the process has resident now (/proc/self/statm); 0 if unknown.
+int64_t process_resident_bytes() {
+    FILE* fp = std::fopen("/proc/self/statm", "r");
+    if (!fp) return 0;
+    long long size = 0, resident = 0;
+    const int n = std::fscanf(fp, "%lld %lld", &size, &resident);
+    std::fclose(fp);
+    return n == 2 ? resident * (int64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 
 Status bad_model(const std::string& path, const std::string& msg) {
     return status_error(Code::BAD_FILE, path + ": " + msg);
@@ -268,6 +284,7 @@ Status Model::plan_memory(const ModelOptions& opt) {
     const int64_t maxw = std::max({D, c.d_ff, Dq, F});
     ktile_head_ = (ctx_ + kKTile - 1) / kKTile * kKTile * c.head_dim;  // K floats per kv head
     plan_ = MemoryPlan();
+    if (opt.budget_covers_process) plan_.process = process_resident_bytes() + kProcessMargin;
     for (const TensorInfo& t : f.tensors())
         if (!is_expert_blob(t)) plan_.resident += (int64_t)t.nbytes;
     plan_.kv_cache = c.n_layers * (ktile_head_ * c.n_kv_heads + ctx_ * Dkv) * (int64_t)sizeof(float);

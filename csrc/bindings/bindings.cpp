@@ -116,8 +116,9 @@ struct PyModel {
 
 std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int64_t ctx, int64_t batch, int64_t mem,
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
-                                      bool moe_lowbit, float moe_lowbit_threshold) {
+                                      bool moe_lowbit, float moe_lowbit_threshold, bool mem_covers_process) {
     ModelOptions opt;
+    opt.budget_covers_process = mem_covers_process;
     opt.threads = threads;
     opt.ctx = ctx;
     opt.batch = batch;
@@ -225,6 +226,7 @@ py::dict py_model_memory(const PyModel& pm) {
     d["resident"] = p.resident; d["kv_cache"] = p.kv_cache; d["scratch"] = p.scratch; d["io_buffers"] = p.io_buffers;
     d["expert_cache"] = p.expert_cache; d["expert_slots"] = p.expert_slots; d["slot_bytes"] = p.slot_bytes;
     d["layer_window"] = p.layer_window;
+    d["process"] = p.process;
     d["total"] = p.total();
     return d;
 }
@@ -623,7 +625,7 @@ PYBIND11_MODULE(_core, m) {
     py::class_<PyModel>(m, "Model")
         .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 128,
              py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
-             py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f)
+             py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))

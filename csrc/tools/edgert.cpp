@@ -1,9 +1,11 @@
 // edgert.cpp — standalone CLI for boards without Python:
-//   edgert generate MODEL.edge -p TEXT [-n 64] [-t threads] [--temp 0] [--seed 0] [--ids]
-//   edgert bench MODEL.edge [-t threads] [--prompt-tokens 256] [--gen-tokens 128]
+//   edgert generate MODEL.edge -p TEXT [-n 64] [-t threads] [--temp 0] [--seed 0] [--ids] [--mem SIZE]
+//   edgert bench MODEL.edge [-t threads] [--prompt-tokens 256] [--gen-tokens 128] [--mem SIZE]
+// --mem (e.g. 512MB, 1GB, 1.5GiB) is a hard budget for the whole process (ModelOptions::budget_covers_process).
 //   edgert verify MODEL.edge
 //   edgert kernels
 // Errors print the Status message and exit with 1; nothing aborts on a bad file.
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,8 +33,8 @@ int fail(const Status& st) {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: edgert generate MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--seed S] [--ids]\n"
-                 "       edgert bench MODEL [-t THREADS] [--prompt-tokens N] [--gen-tokens N]\n"
+                 "usage: edgert generate MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--seed S] [--ids] [--mem SIZE]\n"
+                 "       edgert bench MODEL [-t THREADS] [--prompt-tokens N] [--gen-tokens N] [--mem SIZE]\n"
                  "       edgert verify MODEL\n"
                  "       edgert kernels\n");
     return 2;
@@ -44,7 +46,31 @@ struct Args {
     float temp = 0.f;
     uint64_t seed = 0;
     bool ids = false;  // print token ids instead of text (for cross-platform golden checks)
+    int64_t mem = 0;   // --mem in bytes (0: none)
 };
+
+// "1GB" = 1e9, "1GiB" = 2^30, "512MB", "4096" (bytes); -1 if malformed.
+int64_t parse_size(const char* s) {
+    char* end = nullptr;
+    const double v = std::strtod(s, &end);
+    if (end == s || !(v > 0)) return -1;
+    std::string u(end);
+    for (char& ch : u) ch = (char)std::toupper((unsigned char)ch);
+    static const struct { const char* unit; double mult; } kUnits[] = {
+        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0},
+        {"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0}};
+    for (const auto& k : kUnits)
+        if (u == k.unit) return (int64_t)(v * k.mult);
+    return -1;
+}
+
+ModelOptions model_options(const Args& a) {
+    ModelOptions opt;
+    opt.threads = a.threads;
+    opt.mem_budget = a.mem;
+    opt.budget_covers_process = true;
+    return opt;
+}
 
 bool parse(int argc, char** argv, Args* a) {
     if (argc < 2) return false;
@@ -61,6 +87,7 @@ bool parse(int argc, char** argv, Args* a) {
         else if (s == "--prompt-tokens") { if (!(v = next())) return false; a->prompt_tokens = std::atoi(v); }
         else if (s == "--gen-tokens") { if (!(v = next())) return false; a->gen_tokens = std::atoi(v); }
         else if (s == "--ids") a->ids = true;
+        else if (s == "--mem") { if (!(v = next()) || (a->mem = parse_size(v)) < 0) return false; }
         else if (a->model.empty() && s[0] != '-') a->model = s;
         else return false;
     }
@@ -68,8 +95,7 @@ bool parse(int argc, char** argv, Args* a) {
 }
 
 int cmd_generate(const Args& a) {
-    ModelOptions opt;
-    opt.threads = a.threads;
+    const ModelOptions opt = model_options(a);
     std::unique_ptr<Model> m;
     Status st = Model::load(a.model, opt, &m);
     if (!st.is_ok()) return fail(st);
@@ -104,8 +130,7 @@ int cmd_generate(const Args& a) {
 }
 
 int cmd_bench(const Args& a) {
-    ModelOptions opt;
-    opt.threads = a.threads;
+    const ModelOptions opt = model_options(a);
     std::unique_ptr<Model> m;
     Status st = Model::load(a.model, opt, &m);
     if (!st.is_ok()) return fail(st);

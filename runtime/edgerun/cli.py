@@ -32,7 +32,7 @@ def _load(args, quiet: bool = False):
     from .defaults import default_model, ensure_edge
     path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
-                  kernels=getattr(args, "kernels", None), **_moe_options(args))
+                  kernels=getattr(args, "kernels", None), mem_scope="process", **_moe_options(args))
     if getattr(args, "verbose", False):
         _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
@@ -270,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("model", help=".edge file (or GGUF / HF folder, converted once)")
         sp.add_argument("--threads", "-t", type=int, default=None, help="worker threads (default: all CPUs)")
-        sp.add_argument("--mem", default=None, help="hard memory budget, e.g. 1GB (weights + KV cache + scratch; "
-                        "MoE: experts beyond it are streamed from disk through a cache)")
+        sp.add_argument("--mem", default=None, help="hard memory budget of the whole process, e.g. 1GB (this process's "
+                        "own resident set + weights + KV cache + scratch; MoE: experts beyond it are streamed from disk "
+                        "through a cache; a dense model over it streams its layers)")
         sp.add_argument("--ctx", type=int, default=None, help="context length (KV cache)")
         sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")

@@ -43,20 +43,27 @@ class Model:
     cache_policy: "lfru" (default) or "lru"; io_threads: background readers; moe_lowbit: "off"
     (default, results identical to a resident run) or "miss" (a cold expert whose routing weight is
     below moe_lowbit_threshold is read in the next lower precision).
+
+    mem_scope: "model" (default) budgets the model's own memory; "process" makes `mem` bound the whole
+    process: its resident set when the model is planned (interpreter, libraries, tokenizer) plus a
+    margin is counted as memory_plan["process"]. The CLI uses "process", so `--mem` holds under a cgroup.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
-                 moe_lowbit_threshold: float = 0.2):
+                 moe_lowbit_threshold: float = 0.2, mem_scope: str = "model"):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
+        if mem_scope not in ("model", "process"):
+            raise ValueError(f"mem_scope must be 'model' or 'process', got {mem_scope!r}")
         if moe_lowbit not in ("off", "miss"):
             raise ValueError(f"moe_lowbit must be 'off' or 'miss', got {moe_lowbit!r}")
         self._m = _core.Model(self.path, threads=threads or 0, ctx=ctx or 0, batch=batch, mem=parse_size(mem),
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
-                              moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold)
+                              moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
+                              mem_covers_process=mem_scope == "process")
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
