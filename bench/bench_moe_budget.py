@@ -39,8 +39,9 @@ the same tokens as fully resident — streaming must not change results.
 Ratios at B*: edgerun / llama.cpp decode (target >= 3) and edgerun / edgerun unlimited (target >= 0.5).
 
 Outputs: <out>.json, <out>.md, <out>.png (decode and prefill tok/s vs budget, both engines, both routings).
-Results are cached per measurement in <work>/results.json (keyed by the model files and parameters), so an
-interrupted run resumes; --fresh re-measures.
+Results are cached per measurement in <work>/results.json (keyed by the model file, the parameters and the
+engine build: edgerun's _core file, llama-cpp-python's version), so an interrupted run resumes and a rebuilt
+runtime is measured again; --fresh re-measures everything.
 """
 from __future__ import annotations
 
@@ -94,6 +95,22 @@ def measurement_key(routing: str, engine: str, budget: str) -> str:
 def file_stamp(path: str) -> list:
     st = os.stat(path)
     return [os.path.basename(path), st.st_size, int(st.st_mtime)]
+
+
+def engine_stamp(engine: str) -> list:
+    """What identifies the engine build: edgerun's _core extension file (size, mtime), llama-cpp-python's
+    version. Part of a cached measurement's key, so a rebuilt runtime is measured again."""
+    if engine == "edgerun":
+        import glob
+
+        so = sorted(glob.glob(os.path.join(REPO, "runtime", "edgerun", "_core*.so")))
+        return file_stamp(so[0]) if so else ["no _core"]
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return ["llama_cpp_python", version("llama_cpp_python")]
+    except PackageNotFoundError:
+        return ["llama_cpp_python", None]
 
 
 def best_llama(rows: dict[str, dict]) -> dict | None:
@@ -296,7 +313,7 @@ class Bench:
     def measure(self, routing: str, engine: str, budget: str, paths: dict) -> dict:
         key = measurement_key(routing, engine, budget)
         model = paths["edge"] if engine == "edgerun" else paths["gguf"]
-        ident = {"params": self.params(), "model": file_stamp(model)}
+        ident = {"params": self.params(), "model": file_stamp(model), "engine": engine_stamp(engine)}
         hit = self.cache.get(key)
         if hit and hit.get("ident") == ident:
             return hit
@@ -352,7 +369,8 @@ class Bench:
         """edgerun generate, greedy: resident vs --mem B* (streaming) inside a B* cgroup."""
         key = f"{routing}|greedy"
         budget = self.a.target_budget
-        ident = {"model": file_stamp(paths["edge"]), "n": self.a.greedy_tokens, "ctx": self.a.ctx, "budget": budget}
+        ident = {"model": file_stamp(paths["edge"]), "n": self.a.greedy_tokens, "ctx": self.a.ctx, "budget": budget,
+                 "engine": engine_stamp("edgerun")}
         hit = self.cache.get(key)
         if hit and hit.get("ident") == ident:
             return hit

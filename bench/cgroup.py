@@ -211,11 +211,11 @@ def main(argv=None) -> int:
     ap.add_argument("limit", help="bytes, or with a unit: 512MB, 1GB, 2GiB; 'none' = unlimited")
     ap.add_argument("--cold", action="append", default=[], help="drop this file from the page cache first")
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("cmd", nargs=argparse.REMAINDER)
-    a = ap.parse_args(argv)
-    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
-    if not cmd:
-        ap.error("no command")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        ap.error("give the command after --")
+    cut = argv.index("--")
+    a, cmd = ap.parse_args(argv[:cut]), argv[cut + 1:]
     limit = None if a.limit == "none" else parse_bytes(a.limit)
     res = run_limited(cmd, limit, a.timeout, a.cold)
     sys.stdout.write(res.pop("stdout"))

@@ -280,3 +280,14 @@ def test_llama_cpp_q4_0_computes_the_dequantized_reference(tiny_gguf):
     to Q8_0 for Q4_0 matmuls (measured 2% relative at d_model 64)."""
     ll, lq = _llama_logits(tiny_gguf["q4_0"]["path"]), _reference_logits(tiny_gguf["hf"], q4_0=True)
     assert np.linalg.norm(ll - lq) / np.linalg.norm(lq) < 0.08
+
+
+@needs_cgroup
+def test_cgroup_cli(capsys):
+    rc = cgroup.main(["64MiB", "--timeout", "60", "--", sys.executable, "-c", "print('hi')"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and out[0] == "hi"
+    res = json.loads(out[-1])
+    assert res["limit_bytes"] == 64 * MiB and not res["oom_killed"]
+    with pytest.raises(SystemExit):
+        cgroup.main(["64MiB", sys.executable])  # no "--"
