@@ -76,6 +76,11 @@ struct ExpertStore::Impl final : IoSink {
     uint8_t* slot_ptr(int32_t s) const { return arena.data() + (size_t)s * (size_t)slot_bytes; }
     int32_t unit(int l, int e, int v) const { return (l * E + e) * V + v; }  // = ExpertCache::unit
     int plan_of(int layer, int expert) const { return plan[(size_t)layer * (size_t)E + (size_t)expert]; }
+    // Options::lowbit applies to experts[i] of planned variant v: on, its weight known and below the threshold,
+    // and a lower variant exists.
+    bool lowbit_ok(const float* weights, int i, int v) const {
+        return opt.lowbit && weights && weights[i] < opt.lowbit_threshold && v + 1 < V;
+    }
 
     void submit(int32_t s, bool urgent) {  // under mu
         std::vector<uint8_t>& q = urgent ? in_urgent : in_normal;
@@ -323,15 +328,22 @@ void ExpertStore::begin_layer(int layer) {
     m.cache.begin_layer(layer);
 }
 
-void ExpertStore::prefetch(int layer, const int32_t* experts, int n) {
+void ExpertStore::prefetch(int layer, const int32_t* experts, int n) { prefetch(layer, experts, nullptr, n); }
+
+void ExpertStore::prefetch(int layer, const int32_t* experts, const float* weights, int n) {
     Impl& m = *impl_;
     if (layer < 0 || layer >= m.L || !m.is_moe[(size_t)layer] || !experts) return;
     std::lock_guard<std::mutex> lk(m.mu);
     for (int i = 0; i < n; ++i) {
         const int e = experts[i];
         if (e < 0 || e >= m.E) continue;
-        const int32_t u = m.cache.unit(layer, e, m.plan_of(layer, e));
+        const int v = m.plan_of(layer, e);
+        int32_t u = m.cache.unit(layer, e, v);
         int32_t s = m.cache.slot_of(u), evicted;
+        if (s < 0 && m.lowbit_ok(weights, i, v)) {  // not cached in its planned variant and light: the lower one
+            u = m.cache.unit(layer, e, v + 1);
+            s = m.cache.slot_of(u);
+        }
         if (s >= 0) {
             m.cache.note_prefetch(s, false);
             continue;
@@ -354,9 +366,7 @@ Status ExpertStore::acquire_any(int layer, const int32_t* experts, const float* 
     for (int i = 0; i < n; ++i)
         if (experts[i] < 0 || experts[i] >= m.E)
             return status_error(Code::INVALID_ARGUMENT, strfmt("acquire: expert %d out of range (0..%d)", experts[i], m.E - 1));
-    auto lowbit_ok = [&](int i, int v) {
-        return m.opt.lowbit && weights && weights[i] < m.opt.lowbit_threshold && v + 1 < m.V;
-    };
+    auto lowbit_ok = [&](int i, int v) { return m.lowbit_ok(weights, i, v); };
 
     std::unique_lock<std::mutex> lk(m.mu);
     double stalled = 0;

@@ -25,8 +25,12 @@
 //
 // Low-bit serving (Options::lowbit, default off): when on, a requested unit that is not ready and whose
 // routing weight is below lowbit_threshold is served from variant default+1 (for planes4 → planes4_msb
-// a shorter read); one already ready in that lower variant is served at once. With lowbit off every
-// expert is served in its moe.plan variant, bit for bit the bytes a fully resident run uses.
+// a shorter read); one already ready in that lower variant is served at once. prefetch() given the true
+// routing weights (a predictor that is the router itself) applies the same rule: an expert not cached in
+// its planned variant with weight < lowbit_threshold is read in variant default+1, and the acquire that
+// follows with the same weight finds it ready (a hit and a low-bit serve). An expert cached in its planned
+// variant is never downgraded. With lowbit off every expert is served in its moe.plan variant, bit for
+// bit the bytes a fully resident run uses.
 //
 // Faults: a short read, an I/O error or invalid bytes (a non-finite scale) is retried once by the I/O
 // thread; if it fails again the acquire naming that unit returns the error (BAD_FILE / IO_ERROR, with the
@@ -56,7 +60,7 @@ struct ExpertStats {
     int64_t prefetch_used = 0;    // prefetched units later acquired before eviction
     int64_t evictions = 0;
     int64_t reads = 0, bytes_read = 0;
-    int64_t lowbit_serves = 0;    // misses served from a lower variant
+    int64_t lowbit_serves = 0;    // acquisitions served from a lower variant (misses, or reads prefetched low)
     int64_t retries = 0;          // reads retried after a short read / I/O error / bad bytes
     double io_stall_s = 0;        // time the forward thread waited in acquire()
     double io_busy_s = 0;         // summed time the I/O threads spent in pread
@@ -91,8 +95,12 @@ public:
     // Tells the policy which layer executes now and that a new token began when layer == first MoE layer.
     void begin_layer(int layer);
     // Non-blocking hint: queue reads for these units if absent (best effort: skipped when no slot may be
-    // evicted for them, see above). Promotes present ones. Invalid ids are ignored.
+    // evicted for them, see above). Promotes present ones. Invalid ids are ignored. weights[i] (nullptr:
+    // unknown, the 3-argument form) is the true routing weight of experts[i] — pass it only when it is
+    // final (the predictor is the router), never a prediction: with Options::lowbit it picks the variant
+    // read, as acquire_any would.
     void prefetch(int layer, const int32_t* experts, int n);
+    void prefetch(int layer, const int32_t* experts, const float* weights, int n);
     // Blocks until one of experts[0..n) of `layer` is ready, pins it and returns it (ready ones first, in
     // the order given). weights[i] (may be nullptr) is the routing weight, used by the low-bit policy.
     // On an I/O or validation failure (after one retry) returns an error naming layer, expert, offset.

@@ -164,21 +164,29 @@ Status Model::moe_predict(int64_t il, const LayerWeights& L, int64_t T) {
             for (int64_t e = 0; e < E; ++e) l[e] += L.pred_b[e];
             moe_topk(l, E, k, pred_idx_.data() + t * k);
         }
-    } else {
-        for (int64_t t = 0; t < T; ++t) moe_topk(logits_.data() + t * E, E, k, pred_idx_.data() + t * k);
+    } else {  // the predictor is the router: these are the true routes and weights (moe_forward recomputes them)
+        for (int64_t t = 0; t < T; ++t) moe_route(moe_, logits_.data() + t * E, pred_idx_.data() + t * k, route_w_.data() + t * k);
     }
-    // the union over the T tokens, in token then rank order
+    // the union over the T tokens, in token then rank order; with the router as predictor each expert's
+    // largest routing weight over the tokens (as moe_ffn passes to acquire_any) goes to the store for the
+    // low-bit policy, in pred_logits_ (unused by this predictor)
+    const bool exact = !moe_.predictor_linear;
+    float* uw = pred_logits_.data();
     std::fill(seen_.begin(), seen_.end(), 0);
     int n = 0;
     for (int64_t r = 0; r < T * k; ++r) {
         const int32_t e = pred_idx_[(size_t)r];
         if (!seen_[(size_t)e]) {
             seen_[(size_t)e] = 1;
+            uw[n] = exact ? route_w_[(size_t)r] : 0.f;
             union_[(size_t)n++] = e;
+        } else if (exact) {
+            for (int i = 0; i < n; ++i)
+                if (union_[(size_t)i] == e) uw[i] = std::max(uw[i], route_w_[(size_t)r]);
         }
     }
     store_->begin_layer((int)il);
-    store_->prefetch((int)il, union_.data(), n);
+    store_->prefetch((int)il, union_.data(), exact ? uw : nullptr, n);
     return Status::ok();
 }
 

@@ -422,6 +422,47 @@ def test_lowbit_serves_cold_light_experts_from_the_lower_variant(tmp_path):
     assert on.stats()["lowbit_serves"] == 2 and on.stats()["hits"] == 1
 
 
+def test_prefetch_with_true_weights_reads_light_experts_low(tmp_path):
+    """prefetch(weights=...) (the predictor is the router): a light uncached expert is read as the planes4_msb
+    prefix, and the acquire with the same weight is a hit served low without reading the planned variant."""
+    moe = Moe(L=1, E=6, k=2)
+    p = moe.write(str(tmp_path / "pf.edge"))
+    nb = 3 * moe.F * moe.D // 32
+    full, prefix = pad(2 * nb) + 2 * pad(8 * nb), pad(2 * nb) + pad(8 * nb)
+    on = _core.ExpertStore(p, 64 << 20, lowbit=True, lowbit_threshold=0.3)
+    on.begin_layer(0)
+    on.prefetch(0, [0, 1], weights=[0.1, 0.7])  # 0 light: the prefix; 1 heavy: the planned variant
+    wait_reads(on, 2)
+    assert on.stats()["bytes_read"] == prefix + full
+    for e, w, v in ((0, 0.1, 1), (1, 0.7, 0)):
+        got = on.acquire(0, [e], weights=[w])
+        assert got["variant"] == v
+        check_served(moe, got, 0, e)
+        on.release(0, e)
+    s = on.stats()
+    assert s["hits"] == 2 and s["misses"] == 0 and s["lowbit_serves"] == 1
+    assert s["prefetch_issued"] == 2 and s["prefetch_used"] == 2 and s["reads"] == 2
+    assert s["bytes_read"] == prefix + full  # the planned variant of expert 0 was never read
+    # expert 1 is cached in its planned variant: a light prefetch + acquire of it is not downgraded
+    on.prefetch(0, [1], weights=[0.01])
+    got = on.acquire(0, [1], weights=[0.01])
+    assert got["variant"] == 0 and on.stats()["reads"] == 2 and on.stats()["lowbit_serves"] == 1
+    on.release(0, 1)
+    s = on.stats()
+    assert s["hits"] + s["misses"] == 3
+
+    # weights unknown (None) or lowbit off: the planned variant, as before
+    for store, w in ((_core.ExpertStore(p, 64 << 20, lowbit=True, lowbit_threshold=0.3), None),
+                     (_core.ExpertStore(p, 64 << 20, lowbit=False), [0.1])):
+        store.prefetch(0, [0], weights=w)
+        wait_reads(store, 1)
+        assert store.stats()["bytes_read"] == full
+        got = store.acquire(0, [0], weights=[0.1] if w else None)
+        assert got["variant"] == 0 and store.stats()["hits"] == 1
+    with pytest.raises(ValueError, match="differ in length"):
+        on.prefetch(0, [0, 1], weights=[0.1])
+
+
 # ---- policy: lfru vs lru -----------------------------------------------------------------------------------
 
 def zipf_trace(T, L, E, k, s, rng):

@@ -295,6 +295,32 @@ def test_lowbit_serving_under_a_budget(tiny):
         edgerun.Model(path, cache_policy="fifo")
 
 
+def test_lowbit_with_router_predictor_is_decided_at_prefetch(tiny):
+    """SmallThinker predicts with its own router (recall 1.0): every expert is prefetched before attention,
+    so no miss reaches acquire; the true routing weights go with the prefetch and a light expert is read
+    as its 2-bit prefix right away (not in int4 first). With moe_lowbit off: identical to resident."""
+    path, _, _ = tiny("smallthinker", "int4")
+    resident = edgerun.Model(path, threads=2, ctx=64)
+    p = resident.memory_plan
+    budget = p["total"] - p["expert_cache"] + 3 * p["slot_bytes"]
+    want = _decode(resident, TOKENS)
+    # norm_topk with k = 2: the lighter expert of a token weighs < 0.5; 0.45 catches a few of them
+    low = edgerun.Model(path, threads=2, ctx=64, mem=budget, moe_lowbit="miss", moe_lowbit_threshold=0.45)
+    got = _decode(low, TOKENS)
+    s, cfg = low.moe_stats, low.config
+    assert s["lowbit_serves"] > 0 and s["recall"] == 1.0
+    assert s["hits"] + s["misses"] == len(TOKENS) * cfg["moe_layers"] * cfg["n_experts_used"]
+    assert s["reads"] == s["prefetch_issued"] and s["retries"] == 0  # an expert prefetched low is never re-read in int4
+    assert np.isfinite(got).all()
+    assert 1e-3 < rel_err(got, want) < 0.5
+    cos = (got * want).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+    assert cos.min() > 0.9, cos
+    off = edgerun.Model(path, threads=2, ctx=64, mem=budget, moe_lowbit="off", moe_lowbit_threshold=0.45)
+    np.testing.assert_array_equal(_decode(off, TOKENS), want)
+    np.testing.assert_array_equal(off.logits(TOKENS), resident.logits(TOKENS))
+    assert off.moe_stats["lowbit_serves"] == 0
+
+
 def test_cli_bench_json_and_chat_stats(tiny, capsys, monkeypatch):
     import io
     import json

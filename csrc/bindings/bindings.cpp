@@ -436,9 +436,16 @@ void bind_expert_store(py::module_& m) {
         .def("default_variant", [](const PyExpertStore& p, int layer, int expert) { return p.store->default_variant(layer, expert); },
              py::arg("layer"), py::arg("expert"))
         .def("begin_layer", [](PyExpertStore& p, int layer) { p.store->begin_layer(layer); }, py::arg("layer"))
-        .def("prefetch", [](PyExpertStore& p, int layer, const std::vector<int32_t>& experts) {
-                 p.store->prefetch(layer, experts.data(), (int)experts.size());
-             }, py::arg("layer"), py::arg("experts"))
+        .def("prefetch", [](PyExpertStore& p, int layer, const std::vector<int32_t>& experts, py::object weights) {
+                 std::vector<float> w;
+                 if (!weights.is_none()) {
+                     w = weights.cast<std::vector<float>>();
+                     if (w.size() != experts.size())
+                         raise_status(status_error(Code::INVALID_ARGUMENT, "prefetch: weights and experts differ in length"));
+                 }
+                 p.store->prefetch(layer, experts.data(), w.empty() ? nullptr : w.data(), (int)experts.size());
+             }, py::arg("layer"), py::arg("experts"), py::arg("weights") = py::none(),
+             "Queues reads for absent experts; weights (true routing weights, or None) drive the low-bit policy.")
         .def("acquire", [](PyExpertStore& p, int layer, const std::vector<int32_t>& experts, py::object weights, bool copy) {
                  std::vector<float> w;
                  if (!weights.is_none()) {
