@@ -34,10 +34,12 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::work_on(uint32_t job, int thread_id) {
-    const Fn& fn = *fn_;
-    const int64_t n = n_, chunk = chunk_;
-    const uint32_t n_chunks = n_chunks_;
     uint64_t w = work_.load(std::memory_order_acquire);
+    if ((uint32_t)(w >> 32) != job) return;
+    const Job& jb = jobs_[job % kJobSlots];  // published before w (release/acquire on work_)
+    const Fn& fn = *jb.fn.load(std::memory_order_relaxed);
+    const int64_t n = jb.n.load(std::memory_order_relaxed), chunk = jb.chunk.load(std::memory_order_relaxed);
+    const uint32_t n_chunks = jb.n_chunks.load(std::memory_order_relaxed);
     for (;;) {
         if ((uint32_t)(w >> 32) != job || (uint32_t)w >= n_chunks) return;
         if (!work_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
@@ -59,12 +61,15 @@ void ThreadPool::run(int64_t n, const Fn& fn, int64_t grain) {
     }
     int64_t target = (int64_t)n_threads_ * 4;
     int64_t per = (units + target - 1) / target;  // units per chunk
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = per * grain;
-    n_chunks_ = (uint32_t)((n + chunk_ - 1) / chunk_);
-    done_.store(0, std::memory_order_relaxed);
+    const int64_t chunk = per * grain;
+    const uint32_t n_chunks = (uint32_t)((n + chunk - 1) / chunk);
     uint32_t job = job_.load(std::memory_order_relaxed) + 1;
+    Job& jb = jobs_[job % kJobSlots];
+    jb.fn.store(&fn, std::memory_order_relaxed);
+    jb.n.store(n, std::memory_order_relaxed);
+    jb.chunk.store(chunk, std::memory_order_relaxed);
+    jb.n_chunks.store(n_chunks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
     work_.store((uint64_t)job << 32, std::memory_order_release);
     {
         // The lock orders the publication against a worker that is about to sleep.
@@ -73,7 +78,7 @@ void ThreadPool::run(int64_t n, const Fn& fn, int64_t grain) {
     }
     if (sleepers_.load(std::memory_order_acquire) > 0) cv_.notify_all();
     work_on(job, 0);
-    for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks_;) {
+    for (int spins = 0; done_.load(std::memory_order_acquire) < n_chunks;) {
         if (++spins < kSpinIters) EDGE_CPU_RELAX();
         else sched_yield();  // a worker holding a chunk may be descheduled: let it run
     }

@@ -37,10 +37,19 @@ private:
 
     int n_threads_;
     std::vector<std::thread> threads_;
-    // The current job; written by run() before the job id is published in work_.
-    const Fn* fn_ = nullptr;
-    int64_t n_ = 0, chunk_ = 1;
-    uint32_t n_chunks_ = 0;
+    // Job parameters in a ring indexed by job id, written by run() before the id is published in work_.
+    // A worker reads the slot of the id it saw in work_, so a worker delayed past the end of a job
+    // can never pair that job's id with the next job's parameters (chunk count, fn): the slot it reads
+    // is rewritten only kJobSlots jobs later, long after every claim on its id has failed.
+    // (Before the ring, one set of fields was overwritten by the next job while a late worker read it:
+    // a mismatched chunk count let a stale claim succeed and run a finished job's fn. ThreadSanitizer.)
+    struct Job {
+        std::atomic<const Fn*> fn{nullptr};
+        std::atomic<int64_t> n{0}, chunk{1};
+        std::atomic<uint32_t> n_chunks{0};
+    };
+    static constexpr uint32_t kJobSlots = 4;
+    Job jobs_[kJobSlots];
     // High 32 bits: job id; low 32 bits: next unclaimed chunk. A claim is a CAS that also checks
     // the job id, so a late worker can never run a chunk of a job it did not read.
     std::atomic<uint64_t> work_{0};
