@@ -9,7 +9,7 @@
 // is the same code and was already checked there; "ref" is checked against float64 where it can be):
 //   gemm      every dtype with a gemm; rows odd, ncols 1..9 and 19, n = one weight block and many
 //             (incl. > 2048, past the x86 k-chunk), f32/f16/bf16 also odd n; one 133-row × 6-column case
-//             per dtype spans several L2 row blocks; W, X and Y misaligned by 1..3 bytes, W/X strides
+//             per dtype spans several L2 row blocks; W, X and Y misaligned by 0..3 bytes (aligned fast paths too), W/X strides
 //             larger than a row, ldy > rows (the gap between columns must stay untouched).
 //             Bound (kernels.h): |y - y_ref| <= 1e-5 * T + 1e-30, T = Σ|block terms| in float64 from
 //             the reference dequant: per activation block |Σ_i (w_i - m)·x.d·q_i| + |m·x.s| (int-dot;
@@ -229,8 +229,8 @@ void test_gemm(Rng& g, const GemmCase& gc) {
     const int64_t x_stride = x_len + g.range(0, 3);               // units
     const int64_t ldy = gc.rows + g.range(0, 3);
 
-    Buf W((size_t)(w_stride * gc.rows), g.range(1, 3));
-    Buf X((size_t)(x_stride * gc.ncols * x_unit), g.range(1, 3));
+    Buf W((size_t)(w_stride * gc.rows), g.range(0, 3));
+    Buf X((size_t)(x_stride * gc.ncols * x_unit), g.range(0, 3));
     for (int64_t r = 0; r < gc.rows; ++r) fill_row(g, gc.dt, W.p + r * w_stride, gc.n, true);
     std::vector<float> xf((size_t)gc.n);
     for (int64_t c = 0; c < gc.ncols; ++c) {
@@ -263,14 +263,14 @@ void test_gemm(Rng& g, const GemmCase& gc) {
         f(W.p, w_stride, gc.rows, gc.n, X.p, x_stride, gc.ncols, (float*)Y.p, ldy);
     };
     {
-        Buf Y(ybytes, g.range(1, 3));
+        Buf Y(ybytes, g.range(0, 3));
         run(ref_table()->gemm[gc.dt], Y);
         for (int64_t c = 0; c < gc.ncols; ++c)
             for (int64_t r = 0; r < gc.rows; ++r) std::memcpy(&yref[c * gc.rows + r], Y.p + (c * ldy + r) * 4, 4);
     }
     for_each_distinct_dtype(&KernelTable::gemm, gc.dt, [&](LevelRun& L, gemm_fn f) {
         const bool is_ref = f == ref_table()->gemm[gc.dt];
-        Buf Y(ybytes, g.range(1, 3));
+        Buf Y(ybytes, g.range(0, 3));
         run(f, Y);
         int64_t bad = 0;
         for (int64_t c = 0; c < gc.ncols; ++c) {
@@ -341,7 +341,7 @@ void test_dequant(Rng& g) {
         else ns = {tr.block, 2 * tr.block, 5 * tr.block, (1056 / tr.block) * tr.block};
         for (int64_t n : ns) {
             const int64_t rb = (int64_t)dtype_row_bytes(dt, n);
-            Buf src((size_t)rb, g.range(1, 3));
+            Buf src((size_t)rb, g.range(0, 3));
             fill_row(g, dt, src.p, n, false);
             Buf yr((size_t)n * 4 + 8, 4), y((size_t)n * 4 + 8, 4 * g.range(0, 3));
             ref_table()->dequant[dt](src.p, (float*)yr.p, n);
