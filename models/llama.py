@@ -40,7 +40,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-__all__ = ["Reference", "KVCache", "ModelShape"]
+__all__ = ["Reference", "KVCache", "ModelShape", "gqa_attend"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,37 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
     return x * cos[:, None, :] + rotated * sin[:, None, :]
+
+
+def gqa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None, layer: int,
+               start_pos: int, window: int | None = None) -> torch.Tensor:
+    """Causal grouped-query attention of q (T, H, D) over k, v (T, KV, D) (both after RoPE), appending k, v
+    to `cache` for `layer` first. Query t sits at absolute position p = start_pos + t and sees keys p' <= p
+    (and p' > p - window on a sliding-window layer); query head h reads kv head h // (H / KV).
+    Returns softmax(q k^T / sqrt(D) + mask) v as (T, H*D)."""
+    T, H, D = q.shape
+    k, v = k.transpose(0, 1), v.transpose(0, 1)                                     # (KV, T, D)
+    if cache is not None:
+        if len(cache.k) > layer:
+            cache.k[layer] = torch.cat([cache.k[layer], k], dim=1)
+            cache.v[layer] = torch.cat([cache.v[layer], v], dim=1)
+        else:
+            cache.k.append(k)
+            cache.v.append(v)
+        k, v = cache.k[layer], cache.v[layer]                                       # (KV, Tc, D)
+    Tc = k.shape[1]
+    group = H // k.shape[0]
+    k = k.repeat_interleave(group, dim=0)                                           # (H, Tc, D)
+    v = v.repeat_interleave(group, dim=0)
+    scores = q.transpose(0, 1) @ k.transpose(1, 2) / math.sqrt(D)                  # (H, T, Tc)
+    key_pos = torch.arange(Tc)[None, :]
+    query_pos = (start_pos + torch.arange(T))[:, None]
+    visible = key_pos <= query_pos                                                  # (T, Tc)
+    if window is not None:
+        visible &= key_pos > query_pos - window
+    scores = scores.masked_fill(~visible, float("-inf"))
+    a = torch.softmax(scores, dim=-1) @ v                                           # (H, T, D)
+    return a.transpose(0, 1).reshape(T, H * D)
 
 
 class Reference:
@@ -226,25 +257,7 @@ class Reference:
             q = rmsnorm(q, w[p + "attn_q_norm"], s.rms_eps)
             k = rmsnorm(k, w[p + "attn_k_norm"], s.rms_eps)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
-        k, v = k.transpose(0, 1), v.transpose(0, 1)                                     # (KV, T, D)
-        if cache is not None:
-            if len(cache.k) > i:
-                cache.k[i] = torch.cat([cache.k[i], k], dim=1)
-                cache.v[i] = torch.cat([cache.v[i], v], dim=1)
-            else:
-                cache.k.append(k)
-                cache.v.append(v)
-            k, v = cache.k[i], cache.v[i]                                               # (KV, Tc, D)
-        Tc = k.shape[1]
-        group = s.n_heads // s.n_kv_heads
-        k = k.repeat_interleave(group, dim=0)                                           # (H, Tc, D)
-        v = v.repeat_interleave(group, dim=0)
-        scores = q.transpose(0, 1) @ k.transpose(1, 2) / math.sqrt(s.head_dim)         # (H, T, Tc)
-        # query t sits at absolute position start_pos + t and sees keys 0..start_pos + t.
-        visible = torch.arange(Tc)[None, :] <= (start_pos + torch.arange(T))[:, None]  # (T, Tc)
-        scores = scores.masked_fill(~visible, float("-inf"))
-        a = torch.softmax(scores, dim=-1) @ v                                           # (H, T, D)
-        a = a.transpose(0, 1).reshape(T, s.n_heads * s.head_dim)
+        a = gqa_attend(q, k, v, cache, i, start_pos)
         return a @ w[p + "attn_o"].T
 
     def _ffn(self, i: int, h: torch.Tensor) -> torch.Tensor:

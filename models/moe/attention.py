@@ -19,12 +19,11 @@ older than W on sliding-window layers computes the same thing.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 
-from ..llama import KVCache, rmsnorm, rope
+from ..llama import KVCache, gqa_attend, rmsnorm, rope
 
 __all__ = ["attention"]
 
@@ -49,26 +48,6 @@ def attention(h: torch.Tensor, w: Callable[[str], torch.Tensor], layer: int, sha
         k = rmsnorm(k, w(p + "attn_k_norm"), s.rms_eps)
     if shape.rope_layers[layer]:
         q, k = rope(q, cos, sin), rope(k, cos, sin)
-    k, v = k.transpose(0, 1), v.transpose(0, 1)                                     # (KV, T, D)
-    if cache is not None:
-        if len(cache.k) > layer:
-            cache.k[layer] = torch.cat([cache.k[layer], k], dim=1)
-            cache.v[layer] = torch.cat([cache.v[layer], v], dim=1)
-        else:
-            cache.k.append(k)
-            cache.v.append(v)
-        k, v = cache.k[layer], cache.v[layer]                                       # (KV, Tc, D)
-    Tc = k.shape[1]
-    group = s.n_heads // s.n_kv_heads
-    k = k.repeat_interleave(group, dim=0)                                           # (H, Tc, D)
-    v = v.repeat_interleave(group, dim=0)
-    scores = q.transpose(0, 1) @ k.transpose(1, 2) / math.sqrt(s.head_dim)         # (H, T, Tc)
-    key_pos = torch.arange(Tc)[None, :]
-    query_pos = (start_pos + torch.arange(T))[:, None]
-    visible = key_pos <= query_pos                                                  # (T, Tc)
-    if shape.swa_layers[layer]:
-        visible &= key_pos > query_pos - shape.swa_window
-    scores = scores.masked_fill(~visible, float("-inf"))
-    a = torch.softmax(scores, dim=-1) @ v                                           # (H, T, D)
-    a = a.transpose(0, 1).reshape(T, s.n_heads * s.head_dim)
+    window = shape.swa_window if shape.swa_layers[layer] else None
+    a = gqa_attend(q, k, v, cache, layer, start_pos, window)
     return a @ w(p + "attn_o").T

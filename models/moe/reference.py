@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ..llama import KVCache, rmsnorm, rope_cos_sin
+from ..llama import KVCache, Reference, rmsnorm, rope_cos_sin
 from .attention import attention
 from .routing import moe_ffn, predictor_logits, route
 from .shape import MoeShape
@@ -189,22 +189,6 @@ class MoeReference:
                                         tr.get(p + "router_pred_logits")))
         return out
 
-    def step(self, token: int, pos: int, cache: KVCache) -> torch.Tensor:
-        """One decode step: logits (V,) for `token` at position `pos` (== cache.n)."""
-        return self.logits(torch.tensor([int(token)]), pos, cache)[0]
-
-    def greedy(self, tokens, n: int, eos_id: int | None = None) -> list[int]:
-        """Prefill `tokens`, then take the argmax n times (stopping after eos_id if given). Returns only
-        the generated ids; ties go to the lowest id (torch.argmax)."""
-        tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
-        cache = self.new_cache()
-        out: list[int] = []
-        if n <= 0:
-            return out
-        last = self.logits(tokens, 0, cache)[-1]
-        while True:
-            nxt = int(torch.argmax(last))
-            out.append(nxt)
-            if len(out) == n or nxt == eos_id:
-                return out
-            last = self.step(nxt, cache.n, cache)
+    # One decode step and greedy decoding, exactly as the dense reference (they only use logits/new_cache).
+    step = Reference.step
+    greedy = Reference.greedy
