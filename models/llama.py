@@ -40,7 +40,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-__all__ = ["Reference", "KVCache", "ModelShape", "gqa_attend"]
+__all__ = ["Reference", "KVCache", "ModelShape", "gqa_attend", "check_tokens"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,21 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return x * cos[:, None, :] + rotated * sin[:, None, :]
 
 
+def check_tokens(tokens, vocab_size: int, start_pos: int, cache: KVCache | None) -> torch.Tensor:
+    """tokens as a 1-D long tensor; ValueError if empty, out of [0, vocab_size), or if start_pos does not
+    continue the cache (no cache: start_pos must be 0)."""
+    tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+    if tokens.numel() == 0:
+        raise ValueError("tokens is empty")
+    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size:
+        raise ValueError(f"token id out of range [0, {vocab_size})")
+    if cache is None and start_pos != 0:
+        raise ValueError("start_pos > 0 needs the cache holding positions 0..start_pos-1")
+    if cache is not None and cache.n != start_pos:
+        raise ValueError(f"start_pos={start_pos} but the cache holds {cache.n} positions")
+    return tokens
+
+
 def gqa_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None, layer: int,
                start_pos: int, window: int | None = None) -> torch.Tensor:
     """Causal grouped-query attention of q (T, H, D) over k, v (T, KV, D) (both after RoPE), appending k, v
@@ -213,16 +228,8 @@ class Reference:
         `blk.{i}.out` (residual stream after block i) and `output_norm`.
         """
         s = self.shape
-        tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+        tokens = check_tokens(tokens, s.vocab_size, start_pos, cache)
         T = tokens.numel()
-        if T == 0:
-            raise ValueError("tokens is empty")
-        if int(tokens.min()) < 0 or int(tokens.max()) >= s.vocab_size:
-            raise ValueError(f"token id out of range [0, {s.vocab_size})")
-        if cache is None and start_pos != 0:
-            raise ValueError("start_pos > 0 needs the cache holding positions 0..start_pos-1")
-        if cache is not None and cache.n != start_pos:
-            raise ValueError(f"start_pos={start_pos} but the cache holds {cache.n} positions")
 
         positions = torch.arange(start_pos, start_pos + T)
         cos, sin = rope_cos_sin(positions, s.head_dim, s.rope_theta, self.dtype)

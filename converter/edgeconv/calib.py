@@ -26,7 +26,10 @@ from typing import Any, Mapping
 import numpy as np
 
 
-def _imports():
+def reference_module(name: str):
+    """(torch, the reference module `name`, e.g. "llama" or "moe.reference"): models/ from a source
+    checkout, else edgerun_models as installed by the wheel. RuntimeError naming what is missing."""
+    import importlib
     import os
     import sys
 
@@ -38,13 +41,17 @@ def _imports():
     except ImportError as e:
         raise RuntimeError(f"--calib needs torch: pip install 'edgerun[torch]' ({e})") from None
     try:
-        from models.llama import Reference  # source checkout
+        return torch, importlib.import_module(f"models.{name}")  # source checkout
     except ImportError:
         try:
-            from edgerun_models.llama import Reference  # the same package as installed by the wheel
+            return torch, importlib.import_module(f"edgerun_models.{name}")  # as installed by the wheel
         except ImportError as e:
-            raise RuntimeError(f"--calib needs the PyTorch reference (models/) ({e})") from None
-    return torch, Reference
+            raise RuntimeError(f"--calib needs the PyTorch reference (models/{name.replace('.', '/')}) ({e})") from None
+
+
+def _imports():
+    torch, mod = reference_module("llama")
+    return torch, mod.Reference
 
 
 def load_text(calib: str) -> tuple[str, str]:

@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ..llama import KVCache, Reference, rmsnorm, rope_cos_sin
+from ..llama import KVCache, Reference, check_tokens, rmsnorm, rope_cos_sin
 from .attention import attention
 from .routing import moe_ffn, predictor_logits, route
 from .shape import MoeShape
@@ -131,16 +131,8 @@ class MoeReference:
         and `output_norm`.
         """
         ms, s, w = self.shape, self.shape.llm, self.weight
-        tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+        tokens = check_tokens(tokens, s.vocab_size, start_pos, cache)
         T = tokens.numel()
-        if T == 0:
-            raise ValueError("tokens is empty")
-        if int(tokens.min()) < 0 or int(tokens.max()) >= s.vocab_size:
-            raise ValueError(f"token id out of range [0, {s.vocab_size})")
-        if cache is None and start_pos != 0:
-            raise ValueError("start_pos > 0 needs the cache holding positions 0..start_pos-1")
-        if cache is not None and cache.n != start_pos:
-            raise ValueError(f"start_pos={start_pos} but the cache holds {cache.n} positions")
 
         cos, sin = rope_cos_sin(torch.arange(start_pos, start_pos + T), s.head_dim, s.rope_theta, self.dtype)
         x = w("tok_embd")[tokens]                                                       # (T, C)

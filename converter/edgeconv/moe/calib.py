@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..calib import reference_module
 from .predictor import rms_normalise
 
 
@@ -54,27 +55,6 @@ class MoeCalib:
     notes: list[str] = field(default_factory=list)
 
 
-def _imports():
-    import os
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    if os.path.isfile(os.path.join(root, "models", "moe", "reference.py")) and root not in sys.path:
-        sys.path.append(root)  # source checkout: models/ sits beside converter/
-    try:
-        import torch
-    except ImportError as e:
-        raise RuntimeError(f"--calib needs torch: pip install 'edgerun[torch]' ({e})") from None
-    try:
-        import models.moe.reference as ref_mod  # source checkout
-    except ImportError:
-        try:
-            import edgerun_models.moe.reference as ref_mod  # as installed by the wheel
-        except ImportError as e:
-            raise RuntimeError(f"--calib needs the PyTorch MoE reference (models/moe) ({e})") from None
-    return torch, ref_mod
-
-
 @contextlib.contextmanager
 def _tap_attention(ref_mod, torch, record):
     """Within the block, models.moe.reference.attention also reports (layer, its input h, a before attn_o)."""
@@ -99,7 +79,7 @@ def collect(weights: Mapping[str, Any], config: Mapping[str, Any], tokens: list[
             max_tokens: int = 8192, hessians: bool = False, predictor_inputs: bool = True) -> MoeCalib:
     """See the module docstring. `config`: llm.* + moe.* keys (moe.predictor is ignored: the pass needs no
     predictor tensors)."""
-    torch, ref_mod = _imports()
+    torch, ref_mod = reference_module("moe.reference")
     tokens = list(tokens)[:max_tokens]
     if len(tokens) < 2:
         raise ValueError(f"calibration text gives {len(tokens)} tokens; need at least 2")
