@@ -73,6 +73,23 @@ struct ExpertStore::Impl final : IoSink {
 
     ~Impl() override { reader.reset(); }  // join the threads before the buffers go
 
+    // Slot and staging sizes from the parsed layout: a slot holds the largest decoded variant (concat
+    // variants are read straight into the slot); planes variants are read into staging buffers first.
+    void size_buffers() {
+        uint64_t sb = 0;
+        for (const BlobLayout& l : layout) {
+            sb = std::max<uint64_t>(sb, l.decoded_bytes);
+            if (l.kind == BLOB_CONCAT) sb = std::max<uint64_t>(sb, l.read_bytes);
+            else staging_bytes = std::max<uint64_t>(staging_bytes, l.read_bytes);
+        }
+        slot_bytes = (int64_t)io_align_up(sb);
+    }
+    int64_t n_units() const {
+        int64_t n_moe = 0;
+        for (uint8_t x : is_moe) n_moe += x;
+        return n_moe * E * V;
+    }
+
     uint8_t* slot_ptr(int32_t s) const { return arena.data() + (size_t)s * (size_t)slot_bytes; }
     int32_t unit(int l, int e, int v) const { return (l * E + e) * V + v; }  // = ExpertCache::unit
     int plan_of(int layer, int expert) const { return plan[(size_t)layer * (size_t)E + (size_t)expert]; }
@@ -258,20 +275,10 @@ Status ExpertStore::open(const EdgeFile& f, const Options& opt, std::unique_ptr<
     if (opt.cache_bytes < 0) return status_error(Code::INVALID_ARGUMENT, "expert store: cache_bytes must be >= 0");
 
     EDGE_TRY(m.parse(f));
+    m.size_buffers();
 
     ExpertCache::Config cc;
-    // Slots: the largest decoded variant (concat variants are read straight into the slot).
-    uint64_t sb = 0;
-    for (const BlobLayout& l : m.layout) {
-        sb = std::max<uint64_t>(sb, l.decoded_bytes);
-        if (l.kind == BLOB_CONCAT) sb = std::max<uint64_t>(sb, l.read_bytes);
-        else m.staging_bytes = std::max<uint64_t>(m.staging_bytes, l.read_bytes);
-    }
-    m.slot_bytes = (int64_t)io_align_up(sb);
-    int64_t n_moe = 0;
-    for (uint8_t x : m.is_moe) n_moe += x;
-    const int64_t n_units = n_moe * m.E * m.V;
-    m.n_slots = std::min<int64_t>(opt.cache_bytes / m.slot_bytes, n_units);
+    m.n_slots = std::min<int64_t>(opt.cache_bytes / m.slot_bytes, m.n_units());
     if (m.n_slots < m.k) {
         const double mib = 1.0 / (1 << 20);
         return status_error(Code::OUT_OF_MEMORY,
@@ -306,6 +313,17 @@ Status ExpertStore::open(const EdgeFile& f, const Options& opt, std::unique_ptr<
 }
 
 ExpertStore::~ExpertStore() = default;
+
+Status ExpertStore::measure(const EdgeFile& f, const Options& opt, Sizes* out) {
+    Impl m;
+    EDGE_TRY(m.parse(f));
+    m.size_buffers();
+    out->slot_bytes = m.slot_bytes;
+    out->io_buffer_bytes = (int64_t)m.staging_bytes * opt.io_threads;
+    out->n_units = m.n_units();
+    out->n_variants = m.V;
+    return Status::ok();
+}
 
 int64_t ExpertStore::slot_bytes() const { return impl_->slot_bytes; }
 int64_t ExpertStore::n_slots() const { return impl_->n_slots; }

@@ -83,6 +83,14 @@ public:
     // Reads moe.* metadata and the blob tensor table of `f` (validated: every blob present, sizes exact
     // for its layout, inside the file). `path` is reopened for the I/O descriptor.
     static Status open(const EdgeFile& f, const Options& opt, std::unique_ptr<ExpertStore>* out);
+
+    // What open() would allocate, without allocating or starting anything (same validation): the slot
+    // size, the I/O staging buffers for opt.io_threads, and the number of (layer, expert, variant) units.
+    struct Sizes {
+        int64_t slot_bytes = 0, io_buffer_bytes = 0, n_units = 0;
+        int n_variants = 0;
+    };
+    static Status measure(const EdgeFile& f, const Options& opt, Sizes* out);
     ~ExpertStore();
 
     int64_t slot_bytes() const;   // bytes of one slot (largest decoded variant)

@@ -362,23 +362,15 @@ Status Model::open_store(const ModelOptions& opt, int64_t fixed) {
     so.policy = opt.cache_policy;
     so.lowbit = opt.moe_lowbit;
     so.lowbit_threshold = opt.moe_lowbit_threshold;
-    // First open with room for k slots of an upper bound of the slot size (a decoded expert is never
-    // larger than its largest padded blob plus alignment): the store then knows its exact slot and
-    // staging sizes, and is reopened with the cache the budget leaves, in whole slots.
-    int64_t est_slot = 0, n_moe = 0;
-    for (const TensorInfo& t : f.tensors())
-        if (is_expert_blob(t)) est_slot = std::max(est_slot, (int64_t)t.nbytes);
-    for (uint8_t v : moe_.is_moe) n_moe += v;
-    so.cache_bytes = k * (est_slot + 4096);
-    EDGE_TRY(ExpertStore::open(f, so, &store_));
-    const int64_t slot = store_->slot_bytes(), io = store_->io_buffer_bytes();
+    ExpertStore::Sizes sz;
+    EDGE_TRY(ExpertStore::measure(f, so, &sz));
+    const int64_t slot = sz.slot_bytes, io = sz.io_buffer_bytes;
     // every expert once (with low-bit serving on, once per variant)
-    const int64_t all = n_moe * moe_.n_experts * (opt.moe_lowbit ? store_->n_variants() : 1) * slot;
+    const int64_t all = sz.n_units / sz.n_variants * (opt.moe_lowbit ? sz.n_variants : 1) * slot;
     int64_t cache = all;
     if (opt.mem_budget > 0) {
         cache = std::min(all, opt.mem_budget - fixed - io) / slot * slot;
         if (cache < k * slot) {
-            store_.reset();
             return status_error(Code::OUT_OF_MEMORY,
                                 strfmt("%s needs at least %.1f MiB (resident weights %.1f + KV cache %.1f for %lld tokens + scratch %.1f + "
                                        "expert I/O buffers %.1f + %lld expert slots of %.2f) but --mem is %.1f MiB (%.1f MiB missing); "
@@ -388,11 +380,8 @@ Status Model::open_store(const ModelOptions& opt, int64_t fixed) {
                                        mib(fixed + io + k * slot - opt.mem_budget)));
         }
     }
-    if (store_->n_slots() * slot != cache) {
-        store_.reset();
-        so.cache_bytes = cache;
-        EDGE_TRY(ExpertStore::open(f, so, &store_));
-    }
+    so.cache_bytes = cache;
+    EDGE_TRY(ExpertStore::open(f, so, &store_));
     plan_.io_buffers = store_->io_buffer_bytes();
     plan_.expert_slots = store_->n_slots();
     plan_.slot_bytes = store_->slot_bytes();
