@@ -288,9 +288,10 @@ Status ExpertStore::open(const EdgeFile& f, const Options& opt, std::unique_ptr<
                                    (double)m.slot_bytes * mib, m.k, m.k, (double)(m.k * m.slot_bytes) * mib,
                                    (double)(m.k * m.slot_bytes - opt.cache_bytes) * mib));
     }
-    EDGE_TRY(m.arena.alloc((size_t)(m.n_slots * m.slot_bytes), "the expert cache"));
+    EDGE_TRY(m.arena.take(opt.slots, 0, (size_t)(m.n_slots * m.slot_bytes), "the expert cache"));
     m.staging.resize((size_t)opt.io_threads);
-    for (AlignedBuffer& b : m.staging) EDGE_TRY(b.alloc((size_t)m.staging_bytes, "the expert I/O staging buffers"));
+    for (size_t i = 0; i < m.staging.size(); ++i)
+        EDGE_TRY(m.staging[i].take(opt.staging, i * m.staging_bytes, (size_t)m.staging_bytes, "the expert I/O staging buffers"));
 
     cc.n_layers = m.L;
     cc.n_experts = m.E;
@@ -323,6 +324,10 @@ Status ExpertStore::measure(const EdgeFile& f, const Options& opt, Sizes* out) {
     out->n_units = m.n_units();
     out->n_variants = m.V;
     return Status::ok();
+}
+
+int64_t ExpertStore::slots_bytes(const Sizes& s, int64_t cache_bytes) {
+    return s.slot_bytes > 0 ? std::min<int64_t>(cache_bytes / s.slot_bytes, s.n_units) * s.slot_bytes : 0;
 }
 
 int64_t ExpertStore::slot_bytes() const { return impl_->slot_bytes; }

@@ -78,6 +78,11 @@ public:
         bool lowbit = false;             // serve a cold miss with weight < lowbit_threshold from variant+1
         float lowbit_threshold = 0.2f;
         int64_t decay_tokens = 64;
+        // Memory planned by the caller (the model's Planner), kIoAlign-aligned: `slots` for the cache
+        // (cache_bytes rounded down to whole slots, at most every unit) and `staging` for io_threads ×
+        // Sizes::io_buffer_bytes / io_threads. nullptr: the store allocates its own.
+        uint8_t* slots = nullptr;
+        uint8_t* staging = nullptr;
     };
 
     // Reads moe.* metadata and the blob tensor table of `f` (validated: every blob present, sizes exact
@@ -91,6 +96,8 @@ public:
         int n_variants = 0;
     };
     static Status measure(const EdgeFile& f, const Options& opt, Sizes* out);
+    // The bytes of the slots open() keeps for opt.cache_bytes (whole slots, at most every unit).
+    static int64_t slots_bytes(const Sizes& s, int64_t cache_bytes);
     ~ExpertStore();
 
     int64_t slot_bytes() const;   // bytes of one slot (largest decoded variant)

@@ -54,6 +54,7 @@ public:
 
     const std::string& path() const { return path_; }
     uint64_t size() const { return size_; }
+    const uint8_t* data() const { return base_; }  // the read-only mapping of the whole file
     const std::vector<TensorInfo>& tensors() const { return tensors_; }
     const TensorInfo* find(const std::string& name) const;  // nullptr if absent
     const std::map<std::string, MetaValue>& meta() const { return meta_; }

@@ -28,12 +28,27 @@ void log_fallback_once(const std::string& path, const char* why) {
 
 // ---- AlignedBuffer ----
 
-AlignedBuffer::~AlignedBuffer() { std::free(p_); }
+AlignedBuffer::~AlignedBuffer() { drop(); }
 
-Status AlignedBuffer::alloc(size_t bytes, const char* what) {
-    std::free(p_);
+void AlignedBuffer::drop() {
+    if (owned_) std::free(p_);
     p_ = nullptr;
     n_ = 0;
+    owned_ = true;
+}
+
+Status AlignedBuffer::view(uint8_t* p, size_t bytes, const char* what) {
+    drop();
+    if ((uintptr_t)p % kIoAlign)
+        return status_error(Code::INVALID_ARGUMENT, strfmt("%s: memory at %p is not %lld-byte aligned", what, (void*)p, (long long)kIoAlign));
+    p_ = p;
+    n_ = bytes;
+    owned_ = false;
+    return Status::ok();
+}
+
+Status AlignedBuffer::alloc(size_t bytes, const char* what) {
+    drop();
     if (bytes == 0) return Status::ok();
     void* p = nullptr;
     if (posix_memalign(&p, kIoAlign, (size_t)io_align_up(bytes)) != 0 || !p)

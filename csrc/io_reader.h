@@ -37,23 +37,30 @@ constexpr uint64_t kIoAlign = 4096;
 inline uint64_t io_align_up(uint64_t x) { return (x + kIoAlign - 1) & ~(kIoAlign - 1); }
 inline uint64_t io_align_down(uint64_t x) { return x & ~(kIoAlign - 1); }
 
-// A kIoAlign-aligned heap buffer (posix_memalign); pages are touched only when written.
+// A kIoAlign-aligned heap buffer (posix_memalign); pages are touched only when written. Or a view of
+// memory someone else allocated (the model's planner), kIoAlign-aligned, which it does not free.
 class AlignedBuffer {
 public:
     AlignedBuffer() = default;
     ~AlignedBuffer();
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-    AlignedBuffer(AlignedBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+    AlignedBuffer(AlignedBuffer&& o) noexcept : p_(o.p_), n_(o.n_), owned_(o.owned_) { o.p_ = nullptr; o.n_ = 0; }
 
     // Returns OUT_OF_MEMORY naming `what` when the allocation fails.
     Status alloc(size_t bytes, const char* what);
+    // Uses `bytes` at p (kIoAlign-aligned, or INVALID_ARGUMENT naming `what`) without owning them.
+    Status view(uint8_t* p, size_t bytes, const char* what);
+    // view(p + offset, bytes) when p is set, else alloc(bytes): memory planned by a caller, or our own.
+    Status take(uint8_t* p, size_t offset, size_t bytes, const char* what) { return p ? view(p + offset, bytes, what) : alloc(bytes, what); }
     uint8_t* data() const { return p_; }
     size_t size() const { return n_; }
 
 private:
+    void drop();
     uint8_t* p_ = nullptr;
     size_t n_ = 0;
+    bool owned_ = true;
 };
 
 class IoFile {

@@ -151,41 +151,70 @@ struct LayerStream::Impl final : IoSink {
     }
 };
 
-Status LayerStream::open(const EdgeFile& f, const Options& opt, std::unique_ptr<LayerStream>* out) {
-    if (opt.window < 1 || opt.window > 1024) return status_error(Code::INVALID_ARGUMENT, strfmt("layer stream: window = %d (use 1..1024)", opt.window));
-    if (opt.io_threads < 1 || opt.io_threads > 64)
-        return status_error(Code::INVALID_ARGUMENT, strfmt("layer stream: io_threads = %d (use 1..64)", opt.io_threads));
+namespace {
+
+// Every layer's aligned byte range [begin, end) and the bytes it needs read (need), from the tensor table.
+struct LayerRanges {
+    std::vector<uint64_t> begin, end, need;
+    int64_t buf_bytes = 0;  // the largest range
+};
+
+Status layer_ranges(const EdgeFile& f, LayerRanges* out) {
     int64_t n_layers;
     EDGE_TRY(f.get_i64("llm.n_layers", &n_layers));
     if (n_layers < 1 || n_layers > 100000)
         return status_error(Code::BAD_FILE, f.path() + strfmt(": llm.n_layers = %lld is out of range", (long long)n_layers));
+    const int L = (int)n_layers;
+    std::vector<uint64_t> lo((size_t)L, UINT64_MAX), hi((size_t)L, 0);
+    for (const TensorInfo& t : f.tensors()) {
+        const int layer = layer_of_name(t.name);
+        if (layer < 0 || t.dtype == EDGE_DTYPE_BLOB) continue;
+        if (layer >= L)
+            return status_error(Code::BAD_FILE, f.path() + ": tensor '" + t.name + strfmt("' names layer %d of %d", layer, L));
+        lo[(size_t)layer] = std::min(lo[(size_t)layer], t.offset);
+        hi[(size_t)layer] = std::max(hi[(size_t)layer], t.offset + t.nbytes);
+    }
+    LayerRanges& r = *out;
+    r.begin.resize((size_t)L);
+    r.end.resize((size_t)L);
+    r.need.resize((size_t)L);
+    for (int i = 0; i < L; ++i) {
+        if (lo[(size_t)i] == UINT64_MAX)
+            return status_error(Code::BAD_FILE, f.path() + strfmt(": layer %d has no tensors (blk.%d.*)", i, i));
+        r.begin[(size_t)i] = io_align_down(lo[(size_t)i]);
+        r.end[(size_t)i] = io_align_up(hi[(size_t)i]);
+        r.need[(size_t)i] = hi[(size_t)i] - r.begin[(size_t)i];  // the aligned tail past the last tensor may be EOF
+        r.buf_bytes = std::max<int64_t>(r.buf_bytes, (int64_t)(r.end[(size_t)i] - r.begin[(size_t)i]));
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
+Status LayerStream::measure(const EdgeFile& f, int64_t* buffer_bytes) {
+    LayerRanges r;
+    EDGE_TRY(layer_ranges(f, &r));
+    *buffer_bytes = r.buf_bytes;
+    return Status::ok();
+}
+
+Status LayerStream::open(const EdgeFile& f, const Options& opt, std::unique_ptr<LayerStream>* out) {
+    if (opt.window < 1 || opt.window > 1024) return status_error(Code::INVALID_ARGUMENT, strfmt("layer stream: window = %d (use 1..1024)", opt.window));
+    if (opt.io_threads < 1 || opt.io_threads > 64)
+        return status_error(Code::INVALID_ARGUMENT, strfmt("layer stream: io_threads = %d (use 1..64)", opt.io_threads));
+    LayerRanges r;
+    EDGE_TRY(layer_ranges(f, &r));
     std::unique_ptr<LayerStream> ls(new LayerStream());
     ls->impl_.reset(new Impl());
     Impl& m = *ls->impl_;
     m.path = f.path();
-    m.L = (int)n_layers;
+    m.L = (int)r.begin.size();
     m.W = opt.window;
-    std::vector<uint64_t> lo((size_t)m.L, UINT64_MAX), hi((size_t)m.L, 0);
-    for (const TensorInfo& t : f.tensors()) {
-        const int layer = layer_of_name(t.name);
-        if (layer < 0 || t.dtype == EDGE_DTYPE_BLOB) continue;
-        if (layer >= m.L)
-            return status_error(Code::BAD_FILE, f.path() + ": tensor '" + t.name + strfmt("' names layer %d of %d", layer, m.L));
-        lo[(size_t)layer] = std::min(lo[(size_t)layer], t.offset);
-        hi[(size_t)layer] = std::max(hi[(size_t)layer], t.offset + t.nbytes);
-    }
-    m.begin.resize((size_t)m.L);
-    m.end.resize((size_t)m.L);
-    m.need.resize((size_t)m.L);
-    for (int i = 0; i < m.L; ++i) {
-        if (lo[(size_t)i] == UINT64_MAX)
-            return status_error(Code::BAD_FILE, f.path() + strfmt(": layer %d has no tensors (blk.%d.*)", i, i));
-        m.begin[(size_t)i] = io_align_down(lo[(size_t)i]);
-        m.end[(size_t)i] = io_align_up(hi[(size_t)i]);
-        m.need[(size_t)i] = hi[(size_t)i] - m.begin[(size_t)i];  // the aligned tail past the last tensor may be EOF
-        m.buf_bytes = std::max<int64_t>(m.buf_bytes, (int64_t)(m.end[(size_t)i] - m.begin[(size_t)i]));
-    }
-    EDGE_TRY(m.arena.alloc((size_t)(m.buf_bytes * m.W), "the layer window buffers"));
+    m.begin = std::move(r.begin);
+    m.end = std::move(r.end);
+    m.need = std::move(r.need);
+    m.buf_bytes = r.buf_bytes;
+    EDGE_TRY(m.arena.take(opt.buffers, 0, (size_t)(m.buf_bytes * m.W), "the layer window buffers"));
     m.bufs.resize((size_t)m.W);
     m.buf_of.assign((size_t)m.L, -1);
     EDGE_TRY(IoFile::open(m.path, opt.direct_io, &m.file));

@@ -44,11 +44,15 @@ public:
         int window = 2;       // W >= 1 layer buffers (1: no read-ahead)
         int io_threads = 2;
         bool direct_io = true;
+        // window × buffer_bytes planned by the caller (kIoAlign-aligned); nullptr: allocated here.
+        uint8_t* buffers = nullptr;
     };
 
     // Computes every layer's range from the tensor table of `f` (llm.n_layers layers; each must own at
     // least one tensor) and allocates W buffers of the largest range. `f.path()` is reopened for I/O.
     static Status open(const EdgeFile& f, const Options& opt, std::unique_ptr<LayerStream>* out);
+    // The size of one buffer (the largest layer range) open() would use, with the same validation.
+    static Status measure(const EdgeFile& f, int64_t* buffer_bytes);
     ~LayerStream();
 
     int n_layers() const;

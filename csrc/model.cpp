@@ -1,11 +1,9 @@
-// model.cpp — the forward pass: embedding, per-layer attention (RoPE/NoPE, full or sliding window),
-// dense or MoE FFN (moe.h), head. Loading is in model_load.cpp.
+// model.cpp — the forward pass as a sequence of backend ops (backend/backend.h): embedding, per-layer
+// attention (RoPE/NoPE, full or sliding window), dense or MoE FFN (moe.h), head. No arithmetic here:
+// every loop over activations is a backend op. Loading and planning are in model_load.cpp.
 #include "model.h"
 
 #include <algorithm>
-#include <cmath>
-
-#include "ops.h"
 
 namespace edge {
 
@@ -39,12 +37,6 @@ Status Model::eval(const int32_t* tokens, int64_t n, bool all_logits, float* log
     return Status::ok();
 }
 
-void Model::head(const float* x, int64_t T, float* logits) {
-    const Matrix* w = &output_;
-    float* y = logits;
-    matmul(mm(), &w, &y, 1, x, T);
-}
-
 Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const uint8_t* base) const {
     auto f = [&](const float* p) { return p ? reinterpret_cast<const float*>(base + (reinterpret_cast<const uint8_t*>(p) - origin)) : nullptr; };
     auto m = [&](Matrix x) {
@@ -64,155 +56,108 @@ Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const ui
 void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
     const LlmConfig& c = cfg_;
     const int64_t D = c.d_model, Dh = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
-    const int64_t Dq = H * Dh, Dkv = Hkv * Dh, group = H / Hkv, half = Dh / 2;
+    const int64_t Dq = H * Dh, Dkv = Hkv * Dh;
     const float eps = (float)c.rms_eps;
-    const int64_t pos0 = n_past_;
-    for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, w.attn_norm, eps, D, xn_.data() + t * D);
+    Backend& be = *be_;
+    be.rmsnorm(x_, w.attn_norm, eps, T, D, xn_);
     {
         const Matrix* ws[3] = {&w.q, &w.k, &w.v};
-        float* ys[3] = {q_.data(), k_.data(), v_.data()};
-        matmul(mm(), ws, ys, 3, xn_.data(), T);
+        float* ys[3] = {q_, k_, v_};
+        be.matmul(ws, ys, 3, xn_, T);
     }
-    for (int64_t t = 0; t < T; ++t) {
-        float* q = q_.data() + t * Dq;
-        float* k = k_.data() + t * Dkv;
-        float* v = v_.data() + t * Dkv;
-        if (w.q_bias) {
-            for (int64_t i = 0; i < Dq; ++i) q[i] += w.q_bias[i];
-            for (int64_t i = 0; i < Dkv; ++i) k[i] += w.k_bias[i];
-            for (int64_t i = 0; i < Dkv; ++i) v[i] += w.v_bias[i];
-        }
-        if (w.q_norm && c.qk_norm_full) {  // one norm over the whole projection (OLMoE)
-            rmsnorm(q, w.q_norm, eps, Dq, q);
-            rmsnorm(k, w.k_norm, eps, Dkv, k);
-        }
-        const float* cs = rope_cos_.data() + t * half;
-        const float* sn = rope_sin_.data() + t * half;
-        for (int64_t h = 0; h < H; ++h) {
-            if (w.q_norm && !c.qk_norm_full) rmsnorm(q + h * Dh, w.q_norm, eps, Dh, q + h * Dh);
-            if (L.rope) rope_rotate_half(q + h * Dh, Dh, cs, sn);
-        }
-        for (int64_t h = 0; h < Hkv; ++h) {
-            if (w.k_norm && !c.qk_norm_full) rmsnorm(k + h * Dh, w.k_norm, eps, Dh, k + h * Dh);
-            if (L.rope) rope_rotate_half(k + h * Dh, Dh, cs, sn);
-        }
-        // K is cached in transposed tiles of kKTile positions per kv head (see attention_fn)
-        const int64_t pos = pos0 + t;
-        for (int64_t h = 0; h < Hkv; ++h) {
-            float* tile = L.k_cache.get() + h * ktile_head_ + (pos / kKTile) * kKTile * Dh + pos % kKTile;
-            for (int64_t i = 0; i < Dh; ++i) tile[i * kKTile] = k[h * Dh + i];
-        }
-        std::copy(v, v + Dkv, L.v_cache.get() + pos * Dkv);
+    if (w.q_bias) {
+        be.add_bias(q_, w.q_bias, T, Dq);
+        be.add_bias(k_, w.k_bias, T, Dkv);
+        be.add_bias(v_, w.v_bias, T, Dkv);
     }
-    // one task per (token, head); a sliding-window layer sees positions p - W < p' <= p
-    const int64_t window = L.swa ? c.swa_window : 0;
-    pool_->run(T * H, [&](int64_t b, int64_t e, int tid) {
-        float* scratch = scores_.data() + (size_t)tid * ctx_;
-        for (int64_t i = b; i < e; ++i) {
-            int64_t t = i / H, h = i % H, kvh = h / group, pos = pos0 + t;
-            int64_t p_begin = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-            kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * ktile_head_, L.v_cache.get() + kvh * Dh,
-                           Dkv, p_begin, pos + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
-        }
-    });
+    if (w.q_norm && c.qk_norm_full) {  // one norm over the whole projection (OLMoE)
+        be.rmsnorm(q_, w.q_norm, eps, T, Dq, q_);
+        be.rmsnorm(k_, w.k_norm, eps, T, Dkv, k_);
+    } else if (w.q_norm) {  // per head (Qwen3)
+        be.rmsnorm(q_, w.q_norm, eps, T * H, Dh, q_);
+        be.rmsnorm(k_, w.k_norm, eps, T * Hkv, Dh, k_);
+    }
+    if (L.rope) {
+        be.rope(q_, T, H, Dh, rope_cos_, rope_sin_);
+        be.rope(k_, T, Hkv, Dh, rope_cos_, rope_sin_);
+    }
+    be.kv_append(L.kv, k_, v_, T, n_past_, Hkv, Dh);
+    be.attention(q_, L.kv, T, n_past_, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_);
     const Matrix* wo = &w.o;
-    float* y = xn_.data();
-    matmul(mm(), &wo, &y, 1, att_.data(), T);
-    for (int64_t i = 0; i < T * D; ++i) x_[(size_t)i] += xn_[(size_t)i];
+    float* y = xn_;
+    be.matmul(&wo, &y, 1, att_, T);
+    be.add(x_, xn_, T * D);
 }
 
-// x += down(silu(gate(xn)) * up(xn)), xn = n2 x already in xn_.
+// x += down(act(gate(xn)) * up(xn)), xn = n2 x already in xn_.
 void Model::dense_ffn(const LayerWeights& w, int64_t T) {
-    const int64_t D = cfg_.d_model;
+    Backend& be = *be_;
     {
         const Matrix* ws[2] = {&w.gate, &w.up};
-        float* ys[2] = {gate_.data(), up_.data()};
-        matmul(mm(), ws, ys, 2, xn_.data(), T);
+        float* ys[2] = {gate_, up_};
+        be.matmul(ws, ys, 2, xn_, T);
     }
-    kt_->silu_mul(gate_.data(), up_.data(), T * cfg_.d_ff, gate_.data());
+    be.act_mul(gate_, up_, T * cfg_.d_ff, Act::SILU);
     const Matrix* wd = &w.down;
-    float* y = xn_.data();
-    matmul(mm(), &wd, &y, 1, gate_.data(), T);
-    for (int64_t i = 0; i < T * D; ++i) x_[(size_t)i] += xn_[(size_t)i];
+    float* y = xn_;
+    be.matmul(&wd, &y, 1, gate_, T);
+    be.add(x_, xn_, T * cfg_.d_model);
 }
 
 // Before attention: the experts each token will probably use, whose reads start now. With
 // router_input = residual the true router logits are computed here too (they read the layer input).
 Status Model::moe_predict(int64_t il, const LayerWeights& L, int64_t T) {
     const int64_t D = cfg_.d_model, E = moe_.n_experts, k = moe_.n_used;
+    Backend& be = *be_;
     if (moe_.router_on_residual) {
         const Matrix* w = &L.router;
-        float* y = logits_.data();
-        matmul(mm(), &w, &y, 1, x_.data(), T);
+        float* y = logits_;
+        be.matmul(&w, &y, 1, x_, T);
     }
-    if (moe_.predictor_linear) {
-        // u = x / sqrt(mean(x²) + eps) (no weight); predicted logits = W_pred·u + b
-        const float eps = (float)cfg_.rms_eps;
-        for (int64_t t = 0; t < T; ++t) {
-            const float* x = x_.data() + t * D;
-            float* u = xn_.data() + t * D;
-            float ss = 0.f;
-            for (int64_t i = 0; i < D; ++i) ss += x[i] * x[i];
-            const float scale = 1.0f / std::sqrt(ss / (float)D + eps);
-            for (int64_t i = 0; i < D; ++i) u[i] = x[i] * scale;
-        }
+    const bool exact = !moe_.predictor_linear;
+    if (moe_.predictor_linear) {  // predicted logits = W_pred·rms(x) + b (unweighted RMS)
+        be.rmsnorm(x_, nullptr, (float)cfg_.rms_eps, T, D, xn_);
         const Matrix* w = &L.pred;
-        float* y = pred_logits_.data();
-        matmul(mm(), &w, &y, 1, xn_.data(), T);
-        for (int64_t t = 0; t < T; ++t) {
-            float* l = pred_logits_.data() + t * E;
-            for (int64_t e = 0; e < E; ++e) l[e] += L.pred_b[e];
-            moe_topk(l, E, k, pred_idx_.data() + t * k);
-        }
+        float* y = pred_logits_;
+        be.matmul(&w, &y, 1, xn_, T);
+        be.add_bias(pred_logits_, L.pred_b, T, E);
+        be.moe_route(moe_, pred_logits_, T, k, pred_idx_, nullptr);
     } else {  // the predictor is the router: these are the true routes and weights (moe_forward recomputes them)
-        for (int64_t t = 0; t < T; ++t) moe_route(moe_, logits_.data() + t * E, pred_idx_.data() + t * k, route_w_.data() + t * k);
+        be.moe_route(moe_, logits_, T, k, pred_idx_, route_w_);
     }
+    be.sync();  // the routes are read on the host
     // the union over the T tokens, in token then rank order; with the router as predictor each expert's
     // largest routing weight over the tokens (as moe_ffn passes to acquire_any) goes to the store for the
-    // low-bit policy, in pred_logits_ (unused by this predictor)
-    const bool exact = !moe_.predictor_linear;
-    float* uw = pred_logits_.data();
-    std::fill(seen_.begin(), seen_.end(), 0);
-    int n = 0;
-    for (int64_t r = 0; r < T * k; ++r) {
-        const int32_t e = pred_idx_[(size_t)r];
-        if (!seen_[(size_t)e]) {
-            seen_[(size_t)e] = 1;
-            uw[n] = exact ? route_w_[(size_t)r] : 0.f;
-            union_[(size_t)n++] = e;
-        } else if (exact) {
-            for (int i = 0; i < n; ++i)
-                if (union_[(size_t)i] == e) uw[i] = std::max(uw[i], route_w_[(size_t)r]);
-        }
-    }
+    // low-bit policy
+    const int n = moe_union(pred_idx_, exact ? route_w_ : nullptr, T * k, E, seen_, union_, union_w_);
     store_->begin_layer((int)il);
-    store_->prefetch((int)il, union_.data(), exact ? uw : nullptr, n);
+    store_->prefetch((int)il, union_, exact ? union_w_ : nullptr, n);
     return Status::ok();
 }
 
 // After attention and ffn_norm (xn_ = n2 x): the true routing, then x += Σ_j w_j expert_j(xn_).
 Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
-    const int64_t E = moe_.n_experts, k = moe_.n_used;
+    const int64_t k = moe_.n_used;
+    Backend& be = *be_;
     if (!moe_.router_on_residual) {
         const Matrix* w = &L.router;
-        float* y = logits_.data();
-        matmul(mm(), &w, &y, 1, xn_.data(), T);
+        float* y = logits_;
+        be.matmul(&w, &y, 1, xn_, T);
     }
-    for (int64_t t = 0; t < T; ++t) moe_route(moe_, logits_.data() + t * E, route_idx_.data() + t * k, route_w_.data() + t * k);
-    store_->note_prediction(T * k, moe_overlap(route_idx_.data(), pred_idx_.data(), T, k));
-    return moe_ffn(moe_, store_.get(), mm(), (int)il, xn_.data(), route_idx_.data(), route_w_.data(), T, cfg_.d_model,
-                   &moe_buf_, x_.data());
+    be.moe_route(moe_, logits_, T, k, route_idx_, route_w_);
+    be.sync();
+    store_->note_prediction(T * k, moe_overlap(route_idx_, pred_idx_, T, k));
+    return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_);
 }
 
 Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logits) {
     const LlmConfig& c = cfg_;
-    const int64_t D = c.d_model, half = c.head_dim / 2;
+    const int64_t D = c.d_model;
     const float eps = (float)c.rms_eps;
+    Backend& be = *be_;
 
-    for (int64_t t = 0; t < T; ++t)
-        kt_->dequant[tok_embd_.dtype](tok_embd_.data + (size_t)tokens[t] * tok_embd_.row_bytes, x_.data() + t * D, D);
-    for (int64_t t = 0; t < T; ++t)
-        rope_angles(n_past_ + t, inv_freq_.data(), half, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
+    be.embed(tok_embd_, tokens, T, x_);
+    be.rope_angles(n_past_, T, inv_freq_, c.head_dim / 2, rope_cos_, rope_sin_);
 
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];
@@ -228,25 +173,35 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         if (L.moe) st = moe_predict(il, *w, T);
         if (st.is_ok()) {
             attention(L, *w, T);
-            for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, w->ffn_norm, eps, D, xn_.data() + t * D);
+            be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
             if (L.moe) {
                 st = moe_forward(il, *w, T);
             } else {
                 dense_ffn(*w, T);
             }
         }
-        if (stream_) stream_->release_layer((int)il);
+        if (stream_) {
+            be.sync();  // the window buffer is reused once released
+            stream_->release_layer((int)il);
+        }
         EDGE_TRY(st);
     }
     n_past_ += T;
     if (!logits) return Status::ok();
-    if (all_logits) {
-        for (int64_t t = 0; t < T; ++t) rmsnorm(x_.data() + t * D, output_norm_, eps, D, xn_.data() + t * D);
-        head(xn_.data(), T, logits);
-    } else {
-        rmsnorm(x_.data() + (T - 1) * D, output_norm_, eps, D, xn_.data());
-        head(xn_.data(), 1, logits);
+    // all_logits: every row through the head; else only the last token's
+    const int64_t rows = all_logits ? T : 1;
+    const float* xin = all_logits ? x_ : x_ + (T - 1) * D;
+    be.rmsnorm(xin, output_norm_, eps, rows, D, xn_);
+    const Matrix* head = &output_;
+    if (be.host_addressable()) {
+        be.matmul(&head, &logits, 1, xn_, rows);
+    } else {  // one row at a time through the device buffer
+        for (int64_t r = 0; r < rows; ++r) {
+            be.matmul(&head, &logits_out_, 1, xn_ + r * D, 1);
+            be.download(logits + r * c.vocab, logits_out_, c.vocab * (int64_t)sizeof(float));
+        }
     }
+    be.sync();
     return Status::ok();
 }
 

@@ -9,9 +9,11 @@
 //     MoE FFN:   route (router on x_in or n2 x), x += Σ_j w_j expert_j(n2 x)   (moe.h; experts from ExpertStore)
 //   logits = head(norm(x))                                 [T, V]
 // The architecture is described by the file's llm.* / moe.* keys (docs/FORMAT.md, docs/MOE.md); nothing
-// here knows model names. Non-expert weights stay in the read-only mapping; experts are read into the
-// ExpertStore's cache slots. The model owns the KV cache (f32 per layer, K transposed) and scratch sized
-// for `batch` tokens at a time. Everything fits one budget (MemoryPlan).
+// here knows model names. Every op runs on a Backend (backend/backend.h; the CPU backend today): this
+// file and model.cpp only sequence them. Non-expert weights stay in the read-only mapping (a view the
+// backend reads); experts are read into the ExpertStore's cache slots. One Planner (backend/planner.h)
+// sizes and allocates every buffer — KV cache (f32 per layer, K transposed), scratch for `batch` tokens,
+// expert slots and I/O staging, the layer window — and its output, the MemoryPlan, fits one budget.
 #pragma once
 
 #include <cstdint>
@@ -19,15 +21,16 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/planner.h"
 #include "common.h"
 #include "expert_store.h"
-#include "layer_stream.h"
 #include "format.h"
 #include "kernels/kernels.h"
-#include "matmul.h"
+#include "layer_stream.h"
 #include "matrix.h"
 #include "moe.h"
-#include "threadpool.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edge {
@@ -59,21 +62,6 @@ struct ModelOptions {
     float moe_lowbit_threshold = 0.2f;
 };
 
-// Where the bytes go; total() must fit the budget (docs/MOE.md §4). A dense model whose weights do not
-// fit streams its layers through a window of layer buffers (layer_stream.h): resident then counts only
-// the tensors outside the layers (embeddings, head, final norm) and io_buffers the window.
-struct MemoryPlan {
-    int64_t resident = 0;      // mapped non-expert tensor bytes (all tensors of a dense model)
-    int64_t kv_cache = 0;
-    int64_t scratch = 0;       // activations for one prefill step, per-thread and MoE buffers
-    int64_t io_buffers = 0;    // the expert store's staging buffers
-    int64_t expert_cache = 0;  // expert cache slots (n_slots × slot_bytes)
-    int64_t expert_slots = 0, slot_bytes = 0;  // informative: how expert_cache is divided
-    int64_t layer_window = 0;  // dense model over the budget: layer buffers streamed (in io_buffers); 0 = none
-    int64_t process = 0;       // ModelOptions::budget_covers_process: the process's own resident set + margin
-    int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache + process; }
-};
-
 class Model {
 public:
     static Status load(const std::string& path, const ModelOptions& opt, std::unique_ptr<Model>* out);
@@ -84,9 +72,10 @@ public:
     bool is_moe() const { return store_ != nullptr; }
     const EdgeFile& file() const { return *file_; }
     const Tokenizer* tokenizer() const { return tok_.get(); }  // nullptr if the file has none
-    const KernelTable& kernels() const { return *kt_; }
+    const KernelTable& kernels() const { return cpu_->kernels(); }
+    const Backend& backend() const { return *be_; }
     const MemoryPlan& memory_plan() const { return plan_; }
-    int threads() const { return pool_->size(); }
+    int threads() const { return be_->threads(); }
     int64_t ctx() const { return ctx_; }
     int64_t n_past() const { return n_past_; }
     // Expert cache statistics since load / the last reset (all zero for a dense model).
@@ -123,49 +112,49 @@ private:
     struct Layer {
         LayerWeights w;
         bool moe = false, rope = true, swa = false;
-        // K: per kv head, transposed tiles of kKTile positions (see attention_fn); V: [ctx][Hkv·Dh].
-        // Left uninitialised, so pages become resident only as positions are written.
-        std::unique_ptr<float[]> k_cache, v_cache;
+        KvLayer kv;  // planned without zero-fill: pages become resident only as positions are written
     };
 
     Model() = default;
     Status init(const std::string& path, const ModelOptions& opt);
     Status load_layers();
     Status plan_memory(const ModelOptions& opt);
-    Status open_store(const ModelOptions& opt, int64_t fixed);
-    Status open_layer_stream(const ModelOptions& opt);
+    Status plan_layer_stream(const ModelOptions& opt);
+    Status plan_store(const ModelOptions& opt, int64_t fixed, ExpertStore::Options* so);
+    Status plan_buffers();
     Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T);
     void dense_ffn(const LayerWeights& w, int64_t T);
-    void head(const float* x, int64_t T, float* logits);
-    MatmulCtx mm() { return MatmulCtx{pool_.get(), kt_, xq_.data()}; }
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
     Status moe_forward(int64_t il, const LayerWeights& w, int64_t T);
 
     std::unique_ptr<EdgeFile> file_;
     std::unique_ptr<Tokenizer> tok_;
-    std::unique_ptr<ThreadPool> pool_;
+    std::unique_ptr<CpuBackend> cpu_;
+    Backend* be_ = nullptr;                // runs every op (cpu_ today)
+    Planner planner_;                      // owns every buffer below; destroyed after the users
     std::unique_ptr<ExpertStore> store_;
     std::unique_ptr<LayerStream> stream_;  // dense layers streamed when the model exceeds the budget
+    LayerStream::Options stream_opt_{0};   // window > 0: planned by plan_layer_stream
     const uint8_t* map_base_ = nullptr;    // file offset 0 in the mapping
-    const KernelTable* kt_ = nullptr;
+    Buffer weights_;                       // the backend's view (or copy) of the mapped tensors
     LlmConfig cfg_;
     MoeConfig moe_;
     MemoryPlan plan_;
     Matrix tok_embd_, output_;
     const float* output_norm_ = nullptr;
     std::vector<Layer> layers_;
-    std::vector<float> inv_freq_;
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
-    int64_t ktile_head_ = 0;  // floats of cached K per kv head (ctx rounded up to whole tiles)
 
-    // scratch, sized for batch_ tokens
-    std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, scores_, rope_cos_, rope_sin_;
-    std::vector<block_q8x> xq_;
-    // MoE scratch: router / predictor logits [T, E], routes [T, k]
-    std::vector<float> logits_, pred_logits_, route_w_;
-    std::vector<int32_t> route_idx_, pred_idx_, union_;
-    std::vector<uint8_t> seen_;
+    // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)
+    float *x_ = nullptr, *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
+    float *gate_ = nullptr, *up_ = nullptr, *rope_cos_ = nullptr, *rope_sin_ = nullptr, *inv_freq_ = nullptr;
+    float* logits_out_ = nullptr;  // [vocab] the head's output when be_ cannot write host memory
+    // MoE: router / predictor logits [T, E] (device); routes [T, k], the union and its weights (host)
+    float *logits_ = nullptr, *pred_logits_ = nullptr;
+    float *route_w_ = nullptr, *union_w_ = nullptr;
+    int32_t *route_idx_ = nullptr, *pred_idx_ = nullptr, *union_ = nullptr;
+    uint8_t* seen_ = nullptr;
     MoeBuffers moe_buf_;
 };
 

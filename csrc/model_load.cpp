@@ -1,11 +1,13 @@
-// model_load.cpp — loading: the llm.* / moe.* configuration, every tensor validated against it, the
-// memory plan checked against the budget before anything large is allocated, and the expert store.
+// model_load.cpp — loading: the llm.* / moe.* configuration and layout keys, every tensor validated
+// against it, one Planner that sizes every buffer (checked against the budget before anything large is
+// allocated) and then allocates them, and the expert store / layer stream in the planned memory.
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
 
+#include "io_reader.h"
 #include "model.h"
 
 namespace edge {
@@ -55,6 +57,39 @@ Status layer_flags(const EdgeFile& f, const std::string& key, int64_t n_layers, 
     return Status::ok();
 }
 
+// A layout key (docs/FORMAT.md): absent means `dflt` (files written before the key); any value but
+// the supported ones is UNSUPPORTED naming the key.
+Status layout_key(const EdgeFile& f, const char* key, const char* dflt, std::initializer_list<const char*> ok, bool* present) {
+    const MetaValue* v = f.get(key);
+    if (!v) return Status::ok();
+    *present = true;
+    std::string list;
+    for (const char* o : ok) {
+        if (v->type == META_STR && v->s == o) return Status::ok();
+        list += list.empty() ? o : std::string(", ") + o;
+    }
+    return status_error(Code::UNSUPPORTED, f.path() + ": " + key + " '" + (v->type == META_STR ? v->s : std::string("?")) +
+                                               "' is not supported by this runtime (supported: " + list + "; default " + dflt + ")");
+}
+
+// Files written before the layout keys name their layout by general.architecture alone: these are the
+// families that existed then (frozen; a new family declares layout keys instead).
+Status legacy_layout(const EdgeFile& f, const std::string& arch, bool has_moe) {
+    static const char* const kDense[] = {"llama", "qwen2", "qwen3"};
+    static const char* const kMoe[] = {"smallthinker", "qwen3moe", "mixtral", "olmoe"};
+    const bool moe = std::find(std::begin(kMoe), std::end(kMoe), arch) != std::end(kMoe);
+    if (!moe && std::find(std::begin(kDense), std::end(kDense), arch) == std::end(kDense))
+        return status_error(Code::UNSUPPORTED, f.path() + ": architecture '" + arch +
+                                                   "' is not supported by this runtime: the file has no layout keys (llm.norm, llm.ffn_act, "
+                                                   "llm.rope_type) and is not one of the families that predate them; re-export it with the current edgeconv");
+    if (moe && !has_moe)
+        return status_error(Code::UNSUPPORTED, f.path() + ": architecture '" + arch + "' is not supported without the moe.* keys of "
+                                                   "docs/MOE.md (moe.n_experts is missing); re-export the model with the current edgeconv");
+    if (!moe && has_moe)
+        return status_error(Code::UNSUPPORTED, f.path() + ": architecture '" + arch + "' with moe.* keys is not supported");
+    return Status::ok();
+}
+
 }  // namespace
 
 Status tokenizer_from_file(const EdgeFile& f, std::unique_ptr<Tokenizer>* out) {
@@ -97,16 +132,14 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     EDGE_TRY(edge_file_open(path, &file_));
     const EdgeFile& f = *file_;
 
-    // Decoder families this executor implements; each differs only in the llm.* / moe.* keys below.
-    static const char* const kDense[] = {"llama", "qwen2", "qwen3"};
-    static const char* const kMoe[] = {"smallthinker", "qwen3moe", "mixtral", "olmoe"};
+    // The layout is what the file's llm.* / moe.* keys say (docs/FORMAT.md); the name is informative.
     EDGE_TRY(f.get_str("general.architecture", &cfg_.arch));
-    const std::string& arch = cfg_.arch;
-    const bool moe_arch = std::find(std::begin(kMoe), std::end(kMoe), arch) != std::end(kMoe);
-    if (!moe_arch && std::find(std::begin(kDense), std::end(kDense), arch) == std::end(kDense))
-        return status_error(Code::UNSUPPORTED, path + ": architecture '" + arch +
-                                                   "' is not supported by this runtime (supported: llama, qwen2, qwen3, "
-                                                   "smallthinker, qwen3moe, mixtral, olmoe)");
+    const bool has_moe = f.get("moe.n_experts") != nullptr;
+    bool layout_keys = false;
+    EDGE_TRY(layout_key(f, "llm.norm", "rms", {"rms"}, &layout_keys));
+    EDGE_TRY(layout_key(f, "llm.ffn_act", "silu", {"silu"}, &layout_keys));
+    EDGE_TRY(layout_key(f, "llm.rope_type", "rotate_half", {"rotate_half"}, &layout_keys));
+    if (!layout_keys) EDGE_TRY(legacy_layout(f, cfg_.arch, has_moe));
     int64_t b;
     EDGE_TRY(f.get_i64("llm.n_layers", &cfg_.n_layers));
     EDGE_TRY(f.get_i64("llm.d_model", &cfg_.d_model));
@@ -126,16 +159,9 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
             return status_error(Code::UNSUPPORTED, path + ": llm.qk_norm_scope must be 'head' or 'full'");
         cfg_.qk_norm_full = v->s == "full";
     }
-    if (moe_arch && !f.get("moe.n_experts")) {
-        return status_error(Code::UNSUPPORTED, path + ": architecture '" + arch + "' is not supported without the moe.* keys of "
-                                                   "docs/MOE.md (moe.n_experts is missing); re-export the model with the current edgeconv");
-    } else if (moe_arch) {
-        EDGE_TRY(moe_config_read(f, cfg_.n_layers, &moe_));
-    } else if (f.get("moe.n_experts")) {
-        return status_error(Code::UNSUPPORTED, path + ": architecture '" + arch + "' with moe.* keys is not supported");
-    }
+    if (has_moe) EDGE_TRY(moe_config_read(f, cfg_.n_layers, &moe_));
     const LlmConfig& c = cfg_;
-    const bool any_dense = !moe_arch || std::find(moe_.is_moe.begin(), moe_.is_moe.end(), 0) != moe_.is_moe.end();
+    const bool any_dense = !has_moe || std::find(moe_.is_moe.begin(), moe_.is_moe.end(), 0) != moe_.is_moe.end();
     auto in = [](int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; };
     if (!in(c.n_layers, 1, 1024) || !in(c.d_model, 32, 1 << 16) || !in(c.n_heads, 1, 1024) ||
         !in(c.n_kv_heads, 1, c.n_heads) || c.n_heads % c.n_kv_heads || !in(c.head_dim, 2, 1024) || c.head_dim % 2 ||
@@ -145,51 +171,18 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
                                       (long long)c.n_layers, (long long)c.d_model, (long long)c.n_heads, (long long)c.n_kv_heads,
                                       (long long)c.head_dim, (long long)c.d_ff, (long long)c.vocab));
 
-    kt_ = opt.kernels.empty() ? kernels_default() : kernels_for(opt.kernels.c_str());
-    if (!kt_) return status_error(Code::INVALID_ARGUMENT, "kernel level '" + opt.kernels + "' is not supported on this CPU");
+    const KernelTable* kt = opt.kernels.empty() ? kernels_default() : kernels_for(opt.kernels.c_str());
+    if (!kt) return status_error(Code::INVALID_ARGUMENT, "kernel level '" + opt.kernels + "' is not supported on this CPU");
+    const int threads = opt.threads > 0 ? opt.threads : (int)default_threads();
+    cpu_.reset(new CpuBackend(kt, threads));
+    be_ = cpu_.get();
     EDGE_TRY(load_layers());
     EDGE_TRY(tokenizer_from_file(f, &tok_));
 
     ctx_ = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_ctx, 4096);
     if (ctx_ > (1 << 20)) return status_error(Code::INVALID_ARGUMENT, "context length too large");
     batch_ = std::max<int64_t>(1, std::min<int64_t>(opt.batch, ctx_));
-    const int threads = opt.threads > 0 ? opt.threads : (int)default_threads();
-    pool_.reset(new ThreadPool(threads));
     EDGE_TRY(plan_memory(opt));
-
-    // allocation (the plan fit)
-    const int64_t T = batch_, D = c.d_model, Dq = c.n_heads * c.head_dim, Dkv = c.n_kv_heads * c.head_dim;
-    const int64_t E = moe_.n_experts, k = moe_.n_used, F = moe_.d_expert;
-    const int64_t maxw = std::max({D, c.d_ff, Dq, F});
-    for (Layer& L : layers_) {
-        L.k_cache.reset(new float[(size_t)(ktile_head_ * c.n_kv_heads)]);
-        L.v_cache.reset(new float[(size_t)(ctx_ * Dkv)]);
-    }
-    x_.resize((size_t)(T * D));
-    xn_.resize((size_t)(T * D));
-    q_.resize((size_t)(T * Dq));
-    att_.resize((size_t)(T * Dq));
-    k_.resize((size_t)(T * Dkv));
-    v_.resize((size_t)(T * Dkv));
-    gate_.resize((size_t)(T * c.d_ff));
-    up_.resize((size_t)(T * c.d_ff));
-    scores_.resize((size_t)(threads * ctx_));
-    xq_.resize((size_t)(T * ((maxw + 31) / 32)));
-    inv_freq_.resize((size_t)(c.head_dim / 2));
-    rope_cos_.resize((size_t)(T * c.head_dim / 2));
-    rope_sin_.resize((size_t)(T * c.head_dim / 2));
-    for (int64_t i = 0; i < c.head_dim / 2; ++i)
-        inv_freq_[(size_t)i] = (float)(1.0 / std::pow(c.rope_theta, (double)(2 * i) / (double)c.head_dim));
-    if (E > 0) {
-        logits_.resize((size_t)(T * E));
-        pred_logits_.resize((size_t)(T * E));
-        route_w_.resize((size_t)(T * k));
-        route_idx_.resize((size_t)(T * k));
-        pred_idx_.resize((size_t)(T * k));
-        union_.resize((size_t)E);
-        seen_.resize((size_t)E);
-        moe_buf_.resize(T, D, E, k, F);
-    }
     return Status::ok();
 }
 
@@ -202,7 +195,7 @@ Status Model::load_layers() {
         if (!t) return bad_model(path, "missing tensor '" + name + "'");
         if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols)
             return bad_model(path, strfmt("tensor '%s' should be [%lld, %lld]", name.c_str(), (long long)rows, (long long)cols));
-        if (!kt_->gemm[t->dtype] || !kt_->dequant[t->dtype] || (dtype_traits(t->dtype).int_dot && cols % 32))
+        if (!be_->supports(t->dtype) || (dtype_traits(t->dtype).int_dot && cols % 32))
             return status_error(Code::UNSUPPORTED, path + ": tensor '" + name + "' has dtype " + dtype_traits(t->dtype).name + ", which cannot be a matmul weight");
         *m = Matrix{t->data, t->dtype, rows, cols, dtype_row_bytes(t->dtype, cols)};
         return Status::ok();
@@ -274,96 +267,148 @@ Status Model::load_layers() {
     return Status::ok();
 }
 
-// Budget (docs/MOE.md §4): resident (mapped non-expert tensors) + KV + scratch + store I/O buffers +
-// expert cache (the rest, whole slots) <= mem_budget. Without a budget the expert cache holds every expert.
+// Every buffer the forward pass uses, on the backend's device (the routing tables on the host). The
+// byte counts are the memory plan's kv_cache and scratch terms (converter/edgeconv/device.py mirrors
+// the dense ones; tests/test_devices.py checks it).
+Status Model::plan_buffers() {
+    const LlmConfig& c = cfg_;
+    const int64_t T = batch_, D = c.d_model, Dh = c.head_dim, Dq = c.n_heads * Dh, Dkv = c.n_kv_heads * Dh;
+    const int64_t E = moe_.n_experts, k = moe_.n_used, F = moe_.d_expert;
+    Planner& p = planner_;
+    Backend* be = be_;
+    const int64_t ktile_head = (ctx_ + kKTile - 1) / kKTile * kKTile * Dh;  // K floats per kv head
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        Layer& L = layers_[i];
+        L.kv.k_head_stride = ktile_head;
+        p.add(strfmt("kv.%zu.k", i).c_str(), MemKind::KV_CACHE, be, ktile_head * c.n_kv_heads, &L.kv.k, false);
+        p.add(strfmt("kv.%zu.v", i).c_str(), MemKind::KV_CACHE, be, ctx_ * Dkv, &L.kv.v, false);
+    }
+    p.add("x", MemKind::SCRATCH, be, T * D, &x_);
+    p.add("xn", MemKind::SCRATCH, be, T * D, &xn_);
+    p.add("q", MemKind::SCRATCH, be, T * Dq, &q_);
+    p.add("att", MemKind::SCRATCH, be, T * Dq, &att_);
+    p.add("k", MemKind::SCRATCH, be, T * Dkv, &k_);
+    p.add("v", MemKind::SCRATCH, be, T * Dkv, &v_);
+    p.add("gate", MemKind::SCRATCH, be, T * c.d_ff, &gate_);
+    p.add("up", MemKind::SCRATCH, be, T * c.d_ff, &up_);
+    p.add("rope.cos", MemKind::SCRATCH, be, T * (Dh / 2), &rope_cos_);
+    p.add("rope.sin", MemKind::SCRATCH, be, T * (Dh / 2), &rope_sin_);
+    p.add("rope.inv_freq", MemKind::SCRATCH, be, Dh / 2, &inv_freq_);
+    p.add("logits", MemKind::SCRATCH, be, c.vocab, &logits_out_);
+    if (E > 0) {
+        p.add("moe.router_logits", MemKind::SCRATCH, be, T * E, &logits_);
+        p.add("moe.pred_logits", MemKind::SCRATCH, be, T * E, &pred_logits_);
+        p.add("moe.route_w", MemKind::SCRATCH, nullptr, T * k, &route_w_);
+        p.add("moe.route_idx", MemKind::SCRATCH, nullptr, T * k, &route_idx_);
+        p.add("moe.pred_idx", MemKind::SCRATCH, nullptr, T * k, &pred_idx_);
+        p.add("moe.union", MemKind::SCRATCH, nullptr, E, &union_);
+        p.add("moe.union_w", MemKind::SCRATCH, nullptr, E, &union_w_);
+        p.add("moe.seen", MemKind::SCRATCH, nullptr, E, &seen_);
+        moe_buf_.plan(&p, be, T, D, E, k, F);
+    }
+    StepShape shape;
+    shape.tokens = T;
+    shape.ctx = ctx_;
+    shape.max_width = std::max({D, c.d_ff, Dq, F});
+    be->plan_scratch(shape, &p);
+    return Status::ok();
+}
+
+// Budget (docs/MOE.md §4): process + resident (mapped non-expert tensors) + KV + scratch + I/O buffers +
+// expert cache (the rest, whole slots) <= mem_budget. Without a budget the expert cache holds every
+// expert. Everything is planned first, then allocated at once; the store / layer stream open in it.
 Status Model::plan_memory(const ModelOptions& opt) {
     const EdgeFile& f = *file_;
-    const LlmConfig& c = cfg_;
-    const int64_t T = batch_, D = c.d_model, Dq = c.n_heads * c.head_dim, Dkv = c.n_kv_heads * c.head_dim;
-    const int64_t E = moe_.n_experts, k = moe_.n_used, F = moe_.d_expert;
-    const int64_t maxw = std::max({D, c.d_ff, Dq, F});
-    ktile_head_ = (ctx_ + kKTile - 1) / kKTile * kKTile * c.head_dim;  // K floats per kv head
-    plan_ = MemoryPlan();
-    if (opt.budget_covers_process) plan_.process = process_resident_bytes() + kProcessMargin;
+    Planner& p = planner_;
+    if (opt.budget_covers_process) p.count("process", MemKind::PROCESS, Device::CPU, process_resident_bytes() + kProcessMargin);
+    int64_t resident = 0;
     for (const TensorInfo& t : f.tensors())
-        if (!is_expert_blob(t)) plan_.resident += (int64_t)t.nbytes;
-    plan_.kv_cache = c.n_layers * (ktile_head_ * c.n_kv_heads + ctx_ * Dkv) * (int64_t)sizeof(float);
-    int64_t scratch_floats = T * (2 * D + Dq + 2 * Dkv + Dq + 2 * c.d_ff + c.head_dim) + (int64_t)threads() * ctx_ + c.vocab;
-    plan_.scratch = scratch_floats * (int64_t)sizeof(float) + T * ((maxw + 31) / 32) * (int64_t)sizeof(block_q8x);
-    if (E > 0)
-        plan_.scratch += (int64_t)sizeof(float) * (2 * T * E + T * k) + (int64_t)sizeof(int32_t) * (2 * T * k + E) + E +
-                         MoeBuffers::bytes(T, D, E, k, F);
-    const int64_t fixed = plan_.total();
-    if (E == 0 && opt.mem_budget > 0 && fixed > opt.mem_budget) {
+        if (!is_expert_blob(t)) resident += (int64_t)t.nbytes;
+    p.count("weights", MemKind::WEIGHTS, be_->device(), resident);
+    EDGE_TRY(plan_buffers());
+    plan_ = p.plan();
+    const int64_t fixed = p.host_total();
+    const bool moe = moe_.n_experts > 0;
+    if (!moe && opt.mem_budget > 0 && fixed > opt.mem_budget) {
         // A dense model whose weights do not fit: stream its layers when the rest does.
-        Status st = open_layer_stream(opt);
-        if (st.is_ok() || st.code != Code::OUT_OF_MEMORY) return st;
-        return status_error(Code::OUT_OF_MEMORY,
-                            strfmt("%s needs %.1f MiB (weights %.1f + KV cache %.1f for %lld tokens + scratch %.1f) but --mem is %.1f MiB, "
-                                   "and streaming its layers does not fit either (%s); use a smaller quantization recipe "
-                                   "(e.g. `edgeconv export ... --quant int4`) or a shorter --ctx",
-                                   f.path().c_str(), mib(fixed), mib(plan_.resident), mib(plan_.kv_cache), (long long)ctx_,
-                                   mib(plan_.scratch), mib(opt.mem_budget), st.msg.c_str()));
-    }
-    if (opt.mem_budget > 0 && fixed > opt.mem_budget) {
-        std::string remedy = E > 0 ? "use a larger --mem, a shorter --ctx or a smaller quantization recipe"
-                                   : "use a smaller quantization recipe (e.g. `edgeconv export ... --quant int4`) or a shorter --ctx";
+        Status st = plan_layer_stream(opt);
+        if (!st.is_ok() && st.code != Code::OUT_OF_MEMORY) return st;
+        if (!st.is_ok())
+            return status_error(Code::OUT_OF_MEMORY,
+                                strfmt("%s needs %.1f MiB (weights %.1f + KV cache %.1f for %lld tokens + scratch %.1f) but --mem is %.1f MiB, "
+                                       "and streaming its layers does not fit either (%s); use a smaller quantization recipe "
+                                       "(e.g. `edgeconv export ... --quant int4`) or a shorter --ctx",
+                                       f.path().c_str(), mib(fixed), mib(plan_.resident), mib(plan_.kv_cache), (long long)ctx_,
+                                       mib(plan_.scratch), mib(opt.mem_budget), st.msg.c_str()));
+    } else if (opt.mem_budget > 0 && fixed > opt.mem_budget) {
+        std::string remedy = moe ? "use a larger --mem, a shorter --ctx or a smaller quantization recipe"
+                                 : "use a smaller quantization recipe (e.g. `edgeconv export ... --quant int4`) or a shorter --ctx";
         return status_error(Code::OUT_OF_MEMORY,
                             strfmt("%s needs %.1f MiB before any expert cache (resident weights %.1f + KV cache %.1f for %lld tokens + "
                                    "scratch %.1f) but --mem is %.1f MiB (%.1f MiB missing); %s",
                                    f.path().c_str(), mib(fixed), mib(plan_.resident), mib(plan_.kv_cache), (long long)ctx_,
                                    mib(plan_.scratch), mib(opt.mem_budget), mib(fixed - opt.mem_budget), remedy.c_str()));
     }
-    if (E > 0) EDGE_TRY(open_store(opt, fixed));
+    ExpertStore::Options so;
+    if (moe) EDGE_TRY(plan_store(opt, fixed, &so));
+
+    EDGE_TRY(p.allocate());  // the plan fit: every buffer at once
+    std::vector<float> inv_freq((size_t)(cfg_.head_dim / 2));
+    for (size_t i = 0; i < inv_freq.size(); ++i)
+        inv_freq[i] = (float)(1.0 / std::pow(cfg_.rope_theta, (double)(2 * i) / (double)cfg_.head_dim));
+    be_->upload(inv_freq_, inv_freq.data(), (int64_t)(inv_freq.size() * sizeof(float)));
+    EDGE_TRY(be_->map_weights(f.data(), (int64_t)f.size(), &weights_));
+    if (moe) EDGE_TRY(ExpertStore::open(f, so, &store_));
+    if (stream_opt_.window > 0) EDGE_TRY(LayerStream::open(f, stream_opt_, &stream_));
+
+    const int64_t slots = plan_.expert_slots, slot = plan_.slot_bytes, window = plan_.layer_window;
+    plan_ = p.plan();
+    plan_.expert_slots = slots, plan_.slot_bytes = slot, plan_.layer_window = window;
+    EDGE_ASSERT(!store_ || store_->n_slots() * store_->slot_bytes() == plan_.expert_cache);  // it used the planned slots
+    if (opt.mem_budget > 0 && plan_.total() > opt.mem_budget)
+        return status_error(Code::OUT_OF_MEMORY, strfmt("%s: the plan took %.1f MiB more than --mem allows",
+                                                        f.path().c_str(), mib(plan_.total() - opt.mem_budget)));
     return Status::ok();
 }
 
 // Dense layers through a window of W layer buffers (layer_stream.h): resident keeps only the tensors
 // outside the layers; W is as large as the budget allows, up to 4 (reads of 3 layers ahead).
-Status Model::open_layer_stream(const ModelOptions& opt) {
+Status Model::plan_layer_stream(const ModelOptions& opt) {
     const EdgeFile& f = *file_;
     int64_t outside = 0;
     for (const TensorInfo& t : f.tensors())
         if (t.name.compare(0, 4, "blk.") != 0) outside += (int64_t)t.nbytes;
-    const int64_t fixed = outside + plan_.kv_cache + plan_.scratch;
+    const int64_t fixed = planner_.host_total() - planner_.total(MemKind::WEIGHTS) + outside;
     if (fixed >= opt.mem_budget)
         return status_error(Code::OUT_OF_MEMORY, strfmt("embeddings, head and norms %.1f MiB + KV cache + scratch = %.1f MiB "
                                                         "already exceed it", mib(outside), mib(fixed)));
-    LayerStream::Options so;
-    so.window = 1;
-    so.io_threads = opt.io_threads;
-    EDGE_TRY(LayerStream::open(f, so, &stream_));  // to learn the buffer size
-    const int64_t buf = stream_->buffer_bytes();
+    int64_t buf = 0;
+    EDGE_TRY(LayerStream::measure(f, &buf));
     const int64_t w = std::min<int64_t>({4, cfg_.n_layers, (opt.mem_budget - fixed) / buf});
-    if (w < 1) {
-        stream_.reset();
+    if (w < 1)
         return status_error(Code::OUT_OF_MEMORY, strfmt("one layer buffer of %.1f MiB does not fit the %.1f MiB left",
                                                         mib(buf), mib(opt.mem_budget - fixed)));
-    }
-    if (w > 1) {
-        stream_.reset();
-        so.window = (int)w;
-        EDGE_TRY(LayerStream::open(f, so, &stream_));
-    }
-    plan_.resident = outside;
-    plan_.io_buffers = stream_->total_bytes();
-    plan_.layer_window = w;
+    planner_.forget(MemKind::WEIGHTS);
+    planner_.count("weights (outside the layers)", MemKind::WEIGHTS, be_->device(), outside);
+    planner_.add("layer_window", MemKind::IO_BUFFERS, nullptr, buf * w, &stream_opt_.buffers, false, (int64_t)kIoAlign);
+    stream_opt_.window = (int)w;
+    stream_opt_.io_threads = opt.io_threads;
     map_base_ = f.tensors().front().data - f.tensors().front().offset;
-    if (plan_.total() > opt.mem_budget)
-        return status_error(Code::OUT_OF_MEMORY, strfmt("the layer window took %.1f MiB more than planned", mib(plan_.total() - opt.mem_budget)));
+    plan_ = planner_.plan();
+    plan_.layer_window = w;
     return Status::ok();
 }
 
-Status Model::open_store(const ModelOptions& opt, int64_t fixed) {
+// The expert cache gets what the budget leaves after everything else, in whole slots.
+Status Model::plan_store(const ModelOptions& opt, int64_t fixed, ExpertStore::Options* so) {
     const EdgeFile& f = *file_;
     const int64_t k = moe_.n_used;
-    ExpertStore::Options so;
-    so.io_threads = opt.io_threads;
-    so.policy = opt.cache_policy;
-    so.lowbit = opt.moe_lowbit;
-    so.lowbit_threshold = opt.moe_lowbit_threshold;
+    so->io_threads = opt.io_threads;
+    so->policy = opt.cache_policy;
+    so->lowbit = opt.moe_lowbit;
+    so->lowbit_threshold = opt.moe_lowbit_threshold;
     ExpertStore::Sizes sz;
-    EDGE_TRY(ExpertStore::measure(f, so, &sz));
+    EDGE_TRY(ExpertStore::measure(f, *so, &sz));
     const int64_t slot = sz.slot_bytes, io = sz.io_buffer_bytes;
     // every expert once (with low-bit serving on, once per variant)
     const int64_t all = sz.n_units / sz.n_variants * (opt.moe_lowbit ? sz.n_variants : 1) * slot;
@@ -380,15 +425,12 @@ Status Model::open_store(const ModelOptions& opt, int64_t fixed) {
                                        mib(fixed + io + k * slot - opt.mem_budget)));
         }
     }
-    so.cache_bytes = cache;
-    EDGE_TRY(ExpertStore::open(f, so, &store_));
-    plan_.io_buffers = store_->io_buffer_bytes();
-    plan_.expert_slots = store_->n_slots();
-    plan_.slot_bytes = store_->slot_bytes();
-    plan_.expert_cache = plan_.expert_slots * plan_.slot_bytes;
-    if (opt.mem_budget > 0 && plan_.total() > opt.mem_budget)
-        return status_error(Code::OUT_OF_MEMORY, strfmt("%s: the expert store took %.1f MiB more than --mem allows",
-                                                        f.path().c_str(), mib(plan_.total() - opt.mem_budget)));
+    so->cache_bytes = cache;
+    const int64_t slots_bytes = ExpertStore::slots_bytes(sz, cache);
+    planner_.add("expert.staging", MemKind::IO_BUFFERS, nullptr, io, &so->staging, false, (int64_t)kIoAlign);
+    planner_.add("expert.slots", MemKind::EXPERT_CACHE, nullptr, slots_bytes, &so->slots, false, (int64_t)kIoAlign);
+    plan_.expert_slots = slot > 0 ? slots_bytes / slot : 0;
+    plan_.slot_bytes = slot;
     return Status::ok();
 }
 

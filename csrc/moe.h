@@ -17,7 +17,7 @@
 #include "common.h"
 #include "expert_store.h"
 #include "format.h"
-#include "matmul.h"
+#include "backend/backend.h"
 
 namespace edge {
 
@@ -44,24 +44,45 @@ void moe_route(const MoeConfig& c, const float* logits, int32_t* idx, float* w);
 // Σ_t |true_t ∩ pred_t| over T tokens of k indices each (the predictor's hits, for recall).
 int64_t moe_overlap(const int32_t* true_idx, const int32_t* pred_idx, int64_t T, int64_t k);
 
-// Scratch of moe_ffn, sized once for T tokens (bytes() reports what it holds).
-struct MoeBuffers {
-    std::vector<float> xe, gate, up, ye;  // one expert's tokens: [T, D], [T, F], [T, F], [T, D]
-    std::vector<float> yk;                // per (token, rank) expert outputs [T, k, D]
-    std::vector<int32_t> experts, order, count, start, token_of;  // grouping of the T·k routes
-    std::vector<float> wmax, wpos;        // largest routing weight per expert / per pending position (low-bit policy)
+// Routes grouped by expert (host memory): the T·k routes r = t·k + j of one step, counting-sorted by
+// expert (token order within an expert), and the experts used, hottest first (most routes, then the
+// lower index). moe_group fills it; its arrays are sized for T tokens by MoeBuffers.
+struct MoeGroups {
+    int32_t* experts = nullptr;   // [E] the n experts used, hottest first
+    int32_t* count = nullptr;     // [E] routes per expert
+    int32_t* start = nullptr;     // [E + 1] first route of expert e in token_of
+    int32_t* token_of = nullptr;  // [T·k] routes r, grouped by expert
+    int32_t* cursor = nullptr;    // [E] fill cursor (scratch)
+    float* wmax = nullptr;        // [E] largest routing weight per expert (the low-bit policy)
+    float* wpos = nullptr;        // [E] wmax of experts[i], kept in step with experts
+};
+// Groups idx / w [T, k]; returns n, the number of distinct experts.
+int moe_group(const int32_t* idx, const float* w, int64_t T, int64_t k, int64_t E, const MoeGroups& g);
 
-    void resize(int64_t T, int64_t D, int64_t E, int64_t k, int64_t F);
-    static int64_t bytes(int64_t T, int64_t D, int64_t E, int64_t k, int64_t F);
+// The union of the experts in idx[0..n) in first-seen order into out (returns its size); with w, each
+// expert's largest weight over its routes into wout (else wout untouched). seen: [E] scratch.
+int moe_union(const int32_t* idx, const float* w, int64_t n, int64_t E, uint8_t* seen, int32_t* out, float* wout);
+
+class Planner;
+
+// Buffers of moe_ffn for steps of up to T tokens, planned by the model's planner: activations on the
+// backend's device, the grouping on the host.
+struct MoeBuffers {
+    float *xe = nullptr, *gate = nullptr, *up = nullptr, *ye = nullptr;  // one expert's tokens: [T, D], [T, F], [T, F], [T, D]
+    float* yk = nullptr;                                                 // per (token, rank) expert outputs [T, k, D]
+    MoeGroups groups;
+
+    void plan(Planner* p, Backend* be, int64_t T, int64_t D, int64_t E, int64_t k, int64_t F);
 };
 
-// x[t] += Σ_j w[t][j] · expert_{idx[t][j]}(xn[t]) for t < T, for MoE layer `layer`.
-// Tokens are grouped by expert; the experts are handed to store->acquire_any hottest first (most tokens,
-// then lower index) and each is computed over its tokens (gate/up in one threaded dispatch, act, down)
-// as soon as it is ready, then released. Each token's k outputs are summed in rank order j afterwards,
-// so the result is the same bits whatever order the experts arrive in (streamed == resident).
-// On a store error every pinned expert is released, x is left unchanged and the error is returned.
-Status moe_ffn(const MoeConfig& c, ExpertStore* store, const MatmulCtx& mm, int layer, const float* xn,
+// x[t] += Σ_j w[t][j] · expert_{idx[t][j]}(xn[t]) for t < T, for MoE layer `layer`, with backend ops.
+// Tokens are grouped by expert (moe_group); the experts are handed to store->acquire_any hottest first
+// and each is computed over its tokens (gather, gate/up in one matmul, act·mul, down, scatter) as soon
+// as it is ready, then released. Each token's k outputs are combined in rank order j afterwards, so the
+// result is the same bits whatever order the experts arrive in (streamed == resident).
+// idx, w: host memory. On a store error every pinned expert is released, x is left unchanged and the
+// error is returned.
+Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, const float* xn,
                const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x);
 
 }  // namespace edge

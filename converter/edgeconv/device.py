@@ -38,7 +38,7 @@ KTILE = 16             # kKTile, csrc/kernels/kernels.h: K cache positions per t
 
 
 def runtime_memory(hp: Mapping, weight_bytes: int, ctx: int, threads: int, batch: int = BATCH) -> dict[str, int]:
-    """The runtime's memory plan (csrc/model_load.cpp, Model::plan_memory) for a dense decoder: bytes of
+    """The runtime's memory plan (csrc/model_load.cpp, Model::plan_buffers) for a dense decoder: bytes of
     resident weights (sum of tensor nbytes), kv_cache (f32 K in 16-position tiles + f32 V for ctx positions)
     and scratch. tests/test_devices.py checks it against the C++ plan."""
     d, dff, vocab, hd = hp["llm.d_model"], hp["llm.d_ff"], hp["llm.vocab_size"], hp["llm.head_dim"]
@@ -47,7 +47,7 @@ def runtime_memory(hp: Mapping, weight_bytes: int, ctx: int, threads: int, batch
     t = max(1, min(batch, ctx))
     maxw = max(d, dff, dq)
     ktile_head = (ctx + KTILE - 1) // KTILE * KTILE * hd
-    scratch_floats = t * (2 * d + dq + 2 * dkv + dq + 2 * dff + hd) + threads * ctx + vocab
+    scratch_floats = t * (2 * d + dq + 2 * dkv + dq + 2 * dff + hd) + hd // 2 + threads * ctx + vocab
     return {"resident": int(weight_bytes),
             "kv_cache": hp["llm.n_layers"] * (ktile_head * hp["llm.n_kv_heads"] + ctx * dkv) * 4,
             "scratch": scratch_floats * 4 + t * ((maxw + 31) // 32) * Q8X_BYTES}

@@ -1,5 +1,6 @@
-// ops.h — the small per-token float ops of a decoder layer (f32 throughout). Attention, the one
-// whose cost grows with the context, is a kernel-table op (kernels/kernels.h).
+// float_ops.h — the small per-row float ops of the CPU backend (f32 throughout): pure, plain loops the
+// compiler can vectorise. Attention, the one whose cost grows with the context, is a kernel-table op
+// (kernels/kernels.h).
 // Shapes use: T tokens, D model width, H heads, Hkv kv heads, Dh head dim, P cached positions.
 #pragma once
 
@@ -7,7 +8,7 @@
 
 namespace edge {
 
-// y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i < n. y may alias x. Accumulates in f32.
+// y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] (w = nullptr: no weight), i < n. y may alias x. f32.
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y);
 
 // cos/sin[i] = cos/sin(pos * inv_freq[i]), i < Dh/2: the rotation of one position, shared by all heads.

@@ -1,5 +1,5 @@
-// ops.cpp — reference float ops (see ops.h). Plain loops the compiler can vectorise.
-#include "ops.h"
+// float_ops.cpp — see float_ops.h.
+#include "float_ops.h"
 
 #include <cmath>
 
@@ -9,6 +9,10 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y) {
     float ss = 0.f;
     for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
     float scale = 1.0f / std::sqrt(ss / (float)n + eps);
+    if (!w) {
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 

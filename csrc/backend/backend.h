@@ -1,0 +1,139 @@
+// backend.h — the execution seam: the ops a decoder layer is made of, and the memory they run in.
+// model.cpp / moe.cpp call only these; a backend (backend/cpu/ today; CUDA next) implements them.
+// In the spirit of ggml's ggml_backend_i, but small: no graph, no scheduler — the forward pass is a
+// fixed sequence of named ops issued by one thread.
+//
+// Memory: every pointer an op takes is in the backend's address space (device memory), allocated by
+// the Planner (planner.h) through alloc(), or a view of host memory the device can read (weights in
+// the mapping: map_weights()). Exceptions are named in the contract: `tokens` and the MoE route arrays
+// are host memory (the expert store, on the host, reads the routes). A backend whose device cannot
+// address host memory copies through upload()/download().
+// Ops are asynchronous with respect to the host unless the backend is host_addressable(); sync()
+// waits for everything issued. Ops never allocate and never fail on valid shapes (shapes are validated
+// at load): they return void. alloc/map_weights return a Status.
+//
+// Shapes: T tokens (rows), D model width, H / Hkv query / kv heads, Dh head dim, Dq = H·Dh,
+// Dkv = Hkv·Dh, E experts, k experts per token, n a row length. Activations are row-major f32 [T, n].
+// Every op's numerics are those of the CPU backend's reference kernels (csrc/kernels/ref/, ops in
+// backend/cpu/); a backend states its bound against them beside its implementation.
+#pragma once
+
+#include <cstdint>
+
+#include "../common.h"
+#include "../matrix.h"
+
+namespace edge {
+
+struct MoeConfig;
+
+enum class Device : int { CPU = 0, CUDA = 1 };
+const char* device_name(Device d);
+
+// A block of memory on a device: owned (allocated by a backend's alloc, freed by its release) or a
+// view of memory owned elsewhere (the file mapping, a caller's array).
+struct Buffer {
+    void* data = nullptr;
+    int64_t bytes = 0;
+    Device device = Device::CPU;
+    bool owned = false;
+};
+
+// One layer's KV cache on the device (f32). K per kv head h at k + h·k_head_stride, in transposed
+// tiles of kKTile positions (kernels.h: K_p[i] = kt[(p / kKTile)·kKTile·Dh + i·kKTile + p % kKTile]);
+// V position p at v + p·Dkv.
+struct KvLayer {
+    float* k = nullptr;
+    float* v = nullptr;
+    int64_t k_head_stride = 0;  // floats: ctx rounded up to whole tiles × Dh
+};
+
+// Optional low-rank term of one matrix of a matmul: y += scale · B·(A·x), A [r, n] f32, B [rows, r] f32
+// (LoRA). nullptr in a matmul's adapter list: none.
+struct LowRank {
+    const float* a = nullptr;
+    const float* b = nullptr;
+    int64_t rank = 0;
+    float scale = 1.f;
+};
+
+enum class Act : int { SILU = 0, RELU = 1 };
+
+// What a step may need at most: backends size their own scratch from it (Backend::plan_scratch).
+struct StepShape {
+    int64_t tokens = 0;     // T, the largest step (ModelOptions::batch)
+    int64_t ctx = 0;        // KV positions
+    int64_t max_width = 0;  // the widest matmul input (max of D, d_ff, Dq, d_expert)
+    int64_t max_rank = 0;   // the largest LowRank rank (0: no adapters)
+};
+
+class Planner;
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual const char* name() const = 0;
+    virtual Device device() const = 0;
+    // Ops may read and write host memory directly (the CPU; a unified-memory GPU with host-registered
+    // buffers): no upload/download is needed between them and the caller.
+    virtual bool host_addressable() const = 0;
+    virtual int threads() const = 0;
+    // Weights of this dtype can be a matmul / embed operand (int_dot dtypes also need cols % 32 == 0).
+    virtual bool supports(uint32_t dtype) const = 0;
+
+    // ---- memory ----
+    // An owned buffer of `bytes` on the device, aligned to `align` (a power of two >= 64), contents
+    // undefined unless zero. OUT_OF_MEMORY naming `what` when the device has no room.
+    virtual Status alloc(int64_t bytes, int64_t align, bool zero, const char* what, Buffer* out) = 0;
+    virtual void release(Buffer* b) = 0;  // frees an owned buffer; a view is only forgotten
+    // Weights the device reads: a view of the mapping where it can read host memory, else a copy.
+    virtual Status map_weights(const void* host, int64_t bytes, Buffer* out) = 0;
+    virtual void upload(void* dst, const void* host, int64_t bytes) = 0;
+    virtual void download(void* host, const void* src, int64_t bytes) = 0;
+    // Declares the backend's own scratch for steps of `s` to the planner (allocated with the rest).
+    virtual void plan_scratch(const StepShape& s, Planner* p) = 0;
+    virtual void sync() = 0;
+
+    // ---- ops ----
+    // x[t] = dequant(row tokens[t] of table), t < T. Exact (the dtype's dequant). tokens: host memory.
+    virtual void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) = 0;
+    // y[r] = x[r] / sqrt(mean(x[r]²) + eps) · w (w = nullptr: unweighted), for `rows` rows of n; y may
+    // alias x. f32 accumulation in index order. One row per token (attn/ffn/output norm), per head
+    // (q/k norm: rows = T·H, n = Dh) or per whole projection (OLMoE: rows = T, n = Dq).
+    virtual void rmsnorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y) = 0;
+    // ys[i][t·rows_i + r] = dot(row r of ws[i], x[t]) (+ the LowRank term of adapters[i]) for the nw
+    // matrices sharing the input x [T, n] (n = ws[i]->cols). Numerics: kernels.h gemm (int_dot dtypes
+    // quantize x to block_q8x first); results do not depend on the thread count. adapters may be nullptr.
+    virtual void matmul(const Matrix* const* ws, float* const* ys, int nw, const float* x, int64_t T,
+                        const LowRank* const* adapters = nullptr) = 0;
+    // y[r][i] += b[i], rows × n.
+    virtual void add_bias(float* y, const float* b, int64_t rows, int64_t n) = 0;
+    // cos/sin[t][i] = cos/sin((pos0 + t) · inv_freq[i]), i < half = Dh/2, t < T (f32 angle, libm).
+    virtual void rope_angles(int64_t pos0, int64_t T, const float* inv_freq, int64_t half, float* cos, float* sin) = 0;
+    // Rotate-half RoPE (HF convention) of x [T, heads·Dh] in place with the angles of token t.
+    virtual void rope(float* x, int64_t T, int64_t heads, int64_t Dh, const float* cos, const float* sin) = 0;
+    // Writes k, v [T, Dkv] at positions pos0 .. pos0+T-1 of the layer's cache.
+    virtual void kv_append(const KvLayer& kv, const float* k, const float* v, int64_t T, int64_t pos0, int64_t Hkv, int64_t Dh) = 0;
+    // out[t, h] = Σ_p softmax_p(q[t,h]·K_p / sqrt(Dh)) V_p over the positions p of kv head h / (H / Hkv)
+    // with max(0, pos - window + 1) <= p <= pos = pos0 + t (window = 0: full causal). q, out [T, Dq].
+    // Numerics: kernels.h attention_fn.
+    virtual void attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv,
+                           int64_t Dh, int64_t window, float* out) = 0;
+    // g[i] = act(g[i]) · u[i], i < n (SwiGLU / ReGLU). Numerics: kernels.h silu_mul_fn; relu is exact.
+    virtual void act_mul(float* g, const float* u, int64_t n, Act act) = 0;
+    // x[i] += y[i], i < n (residual).
+    virtual void add(float* x, const float* y, int64_t n) = 0;
+
+    // ---- MoE (moe.h) ----
+    // Per token t < T: idx[t][0..k) = top-k of logits[t] [E] (descending, ties to the lower index) and,
+    // with w != nullptr, the routing weights of c's gating (moe.h). idx, w: host memory.
+    virtual void moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) = 0;
+    // dst[i] = src[routes[i] / k], i < n: the token rows of one expert's routes (rows of D). routes: host.
+    virtual void moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) = 0;
+    // yk[routes[i]] = ye[i], i < n (rows of D). routes: host.
+    virtual void moe_scatter(const float* ye, int64_t D, const int32_t* routes, int64_t n, float* yk) = 0;
+    // x[t] += Σ_j w[t][j] · yk[t·k + j], the k terms summed in rank order j (then added), t < T. w: host.
+    virtual void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) = 0;
+};
+
+}  // namespace edge
