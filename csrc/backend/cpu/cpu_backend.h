@@ -17,7 +17,7 @@
 
 namespace edge {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
 public:
     // kt: a kernel table from kernels_for / kernels_default; threads >= 1 (the caller included).
     CpuBackend(const KernelTable* kt, int threads);
