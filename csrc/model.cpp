@@ -186,6 +186,7 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         }
         EDGE_TRY(st);
     }
+    EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
     n_past_ += T;
     if (!logits) return Status::ok();
     // all_logits: every row through the head; else only the last token's
@@ -202,7 +203,7 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         }
     }
     be.sync();
-    return Status::ok();
+    return be.take_error();
 }
 
 }  // namespace edge

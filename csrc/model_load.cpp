@@ -310,6 +310,8 @@ Status Model::plan_buffers() {
     shape.tokens = T;
     shape.ctx = ctx_;
     shape.max_width = std::max({D, c.d_ff, Dq, F});
+    shape.n_experts = E;
+    shape.n_used = k;
     be->plan_scratch(shape, &p);
     return Status::ok();
 }

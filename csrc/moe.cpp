@@ -117,17 +117,20 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, c
             store->release(layer, e);
             return st;
         }
+        Matrix dm[3];  // the expert as the device reads it
+        const Matrix hm[3] = {em.gate, em.up, em.down};
+        be->stage_weights(hm, 3, dm);
         const int32_t* routes = g.token_of + g.start[e];
         const int64_t ne = g.count[e];
         be->moe_gather(xn, D, routes, ne, k, b.xe);
         {
-            const Matrix* ws[2] = {&em.gate, &em.up};
+            const Matrix* ws[2] = {&dm[0], &dm[1]};
             float* ys[2] = {b.gate, b.up};
             be->matmul(ws, ys, 2, b.xe, ne);
         }
         be->act_mul(b.gate, b.up, ne * F, c.act_relu ? Act::RELU : Act::SILU);
         {
-            const Matrix* ws[1] = {&em.down};
+            const Matrix* ws[1] = {&dm[2]};
             float* ys[1] = {b.ye};
             be->matmul(ws, ys, 1, b.gate, ne);
         }

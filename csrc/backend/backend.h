@@ -10,7 +10,7 @@
 // address host memory copies through upload()/download().
 // Ops are asynchronous with respect to the host unless the backend is host_addressable(); sync()
 // waits for everything issued. Ops never allocate and never fail on valid shapes (shapes are validated
-// at load): they return void. alloc/map_weights return a Status.
+// at load): they return void; a device fault surfaces in take_error(). alloc/map_weights return a Status.
 //
 // Shapes: T tokens (rows), D model width, H / Hkv query / kv heads, Dh head dim, Dq = H·Dh,
 // Dkv = Hkv·Dh, E experts, k experts per token, n a row length. Activations are row-major f32 [T, n].
@@ -65,6 +65,8 @@ struct StepShape {
     int64_t ctx = 0;        // KV positions
     int64_t max_width = 0;  // the widest matmul input (max of D, d_ff, Dq, d_expert)
     int64_t max_rank = 0;   // the largest LowRank rank (0: no adapters)
+    int64_t stage_bytes = 0;  // the most weight bytes stage_weights() is given at once (an expert slot)
+    int64_t n_experts = 0, n_used = 0;  // MoE: E and k (0 for a dense model)
 };
 
 class Planner;
@@ -92,7 +94,16 @@ public:
     virtual void download(void* host, const void* src, int64_t bytes) = 0;
     // Declares the backend's own scratch for steps of `s` to the planner (allocated with the rest).
     virtual void plan_scratch(const StepShape& s, Planner* p) = 0;
+    // Host matrices (an expert the store just read into a host slot) as the device reads them: out[i]
+    // = in[i] where the device reads host memory, else copies in a staging area of stage_bytes, valid
+    // until the next call. Their bytes must total <= StepShape::stage_bytes.
+    virtual void stage_weights(const Matrix* in, int n, Matrix* out) = 0;
+    // Device memory free now (bytes), -1 where the backend computes in host memory.
+    virtual int64_t memory_free() const { return -1; }
     virtual void sync() = 0;
+    // The first device error since the last call (ops return void: a device fault, e.g. a launch that
+    // failed, is reported here; the model checks after every step). The CPU has none.
+    virtual Status take_error() { return Status::ok(); }
 
     // ---- ops ----
     // x[t] = dequant(row tokens[t] of table), t < T. Exact (the dtype's dequant). tokens: host memory.

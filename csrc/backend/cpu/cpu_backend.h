@@ -38,6 +38,9 @@ public:
     void upload(void* dst, const void* host, int64_t bytes) override;
     void download(void* host, const void* src, int64_t bytes) override;
     void plan_scratch(const StepShape& s, Planner* p) override;
+    void stage_weights(const Matrix* in, int n, Matrix* out) override {
+        for (int i = 0; i < n; ++i) out[i] = in[i];
+    }
     void sync() override {}
 
     void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) override;
