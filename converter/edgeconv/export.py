@@ -1,7 +1,7 @@
 """Checkpoint -> .edge: open the source, plan the tensors, choose dtypes, stream-quantize, write atomically.
 
 export(src, out, recipe, ...) -> ExportResult. One tensor is in memory at a time (as float32; large
-tensors are quantized in row chunks); the writer (format.EdgeWriter) puts everything in a temporary
+tensors are quantized in row chunks); the writer (writer.EdgeWriter) puts everything in a temporary
 file that replaces `out` only when complete.
 
 Transforms applied per tensor, as declared by the architecture's tensor table (archs/):
@@ -27,12 +27,13 @@ import numpy as np
 
 from . import __version__
 from .archs import plan_experts, plan_tensors
-from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, EdgeWriter, TensorInfo, \
-    encode_metadata, encode_table, infer_meta_type
+from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, TensorInfo, encode_metadata, encode_table, \
+    infer_meta_type
 from .quant import quantize
 from .moe.source import source_row_blocks
 from .recipes import assign_dtypes, get_recipe, parse_overrides
 from .sources import open_source
+from .writer import EdgeWriter
 
 CHUNK_ELEMENTS = 1 << 22  # quantize at most this many weights at once (bounds peak memory)
 
