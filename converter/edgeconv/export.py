@@ -71,6 +71,37 @@ class ExportResult:
     def dtype_counts(self) -> dict[str, int]:
         return dict(Counter(self.dtypes.values()).most_common())
 
+    def summary(self) -> dict:
+        """The JSON-able summary (`edgeconv export --json`)."""
+        out = {"path": self.path, "recipe": self.recipe, "tensors": self.n_tensors, "weights": self.n_weights,
+               "file_size": self.file_size, "bits_per_weight": round(self.bits_per_weight, 4),
+               "seconds": round(self.seconds, 2), "dtypes": self.dtype_counts()}
+        if self.moe is not None:
+            out["moe"] = self.moe
+        return out
+
+    def describe(self) -> str:
+        """The summary for humans: one line, plus one for the experts of a MoE model."""
+        dts = ", ".join(f"{k}×{n}" for k, n in self.dtype_counts().items())
+        text = (f"wrote {self.path}: {self.n_tensors} tensors ({dts}), {human_bytes(self.file_size)}, "
+                f"{self.bits_per_weight:.3f} bits/weight over {self.n_weights:,} weights, {self.seconds:.1f} s")
+        if self.moe is not None:
+            mo = self.moe
+            text += (f"\n  experts: {mo['experts']} ({mo['moe_layers']} MoE layers × {mo['n_experts']}), variants "
+                     + ", ".join(f"{v['name']} ({v['layout']}, {v['bits_per_weight']:.2f} b/w)" for v in mo["variants"])
+                     + f"; predictor {mo['predictor']}"
+                     + (f", held-out recall {mo['recall']['stored']:.3f}" if mo["recall"] else ""))
+        return text
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> "1.5 KiB" (B, KiB, MiB, GiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
+
 
 def _metadata(src, hp: Mapping, recipe: str, name: str | None) -> list[tuple[str, int, Any]]:
     meta: list[tuple[str, int, Any]] = [
