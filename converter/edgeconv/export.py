@@ -197,7 +197,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         if not src.tokenizer:
             notes.append("the source has no tokenizer; the file carries none")
         if src.quantized:
-            notes.append(f"source weights are already quantized ({', '.join(getattr(src, 'quant_types', []))}); "
+            notes.append(f"source weights are already quantized ({', '.join(src.quant_types)}); "
                          "they were dequantized and re-quantized")
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))

@@ -68,7 +68,9 @@ class MoeSpec:
     (llm.d_ff) when some blocks are dense (None: every block is MoE, llm.d_ff = 0).
     gating: "softmax" or "sigmoid", or softmax_flag: a config key that selects softmax when true, sigmoid
     otherwise. norm_topk: a constant, or norm_topk_key (+ its HF default when the config omits it).
-    sparse_layers: "all" (every block MoE) or "qwen" (mlp_only_layers / decoder_sparse_step as Qwen-MoE).
+    Which blocks are MoE: every block, except those listed in the config's `mlp_only_layers_key` array and
+    those i with (i + 1) % step != 0, step the config's `sparse_step_key` value (Qwen-MoE's mlp_only_layers /
+    decoder_sparse_step); a key left None (or absent from the config) excludes nothing.
     predictor: "router" (the router already reads the pre-attention residual) or "linear".
     """
 
@@ -84,12 +86,12 @@ class MoeSpec:
     norm_topk_key: str | None = None
     norm_topk_default: bool = False
     dense_ff: str | None = None
-    sparse_layers: str = "all"
+    mlp_only_layers_key: str | None = None
+    sparse_step_key: str | None = None
 
     def __post_init__(self) -> None:
         assert self.act in ("silu", "relu") and self.router_input in ("residual", "ffn_norm")
         assert self.predictor in ("router", "linear") and self.gating in ("softmax", "sigmoid")
-        assert self.sparse_layers in ("all", "qwen")
 
 
 @dataclass(frozen=True)
