@@ -49,6 +49,8 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+from .llama import LAYOUT_DEFAULTS
+
 __all__ = ["GLOBAL_NAMES", "LAYER_NAMES", "hf_to_ours", "ours_to_hf", "convert_state_dict",
            "hf_config_to_llm", "ARCHITECTURES", "MOE_ARCHITECTURES", "hf_config_to_moe", "hf_config_to_ours",
            "moe_hf_to_ours", "moe_ours_to_hf", "convert_moe_state_dict"]
@@ -185,6 +187,7 @@ def hf_config_to_llm(cfg: Mapping[str, object]) -> dict[str, object]:
         "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
         "llm.qkv_bias": int(qkv_bias),
         "llm.qk_norm": int(model_type == "qwen3"),
+        **LAYOUT_DEFAULTS,  # RMSNorm, SwiGLU, rotate-half RoPE: every family here
         "llm.tied_head": int(bool(cfg.get("tie_word_embeddings", False))),
     }
 
@@ -408,6 +411,7 @@ def hf_config_to_moe(cfg: Mapping[str, object]) -> dict[str, object]:
         "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
         "llm.qkv_bias": 0,
         "llm.qk_norm": qk_norm,
+        **LAYOUT_DEFAULTS,  # llm.ffn_act is the dense layers' SwiGLU; the experts' activation is moe.act
         "llm.tied_head": int(tied),
     }
     if qk_norm:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from .registry import Arch, TensorSpec
+from .registry import Arch, TensorSpec, arch_keys
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,7 @@ def hf_hparams(arch: type[Arch], cfg: Mapping) -> dict:
         "llm.max_ctx": int(cfg.get("max_position_embeddings") or 2048),
         "llm.rope_theta": theta,
         "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
-        "llm.qkv_bias": int(arch.qkv_bias),
-        "llm.qk_norm": int(arch.qk_norm),
+        **arch_keys(arch),
     }
     hp.update(layout_hparams(arch, cfg, n_layers, where))
     if arch.moe:
