@@ -2,7 +2,8 @@
 
     hf_model, config, weights = make_tiny_moe("olmoe", seed=0, dir=tmp_path / "m", norm_topk_prob=True)
 
-(models.tiny.make_tiny dispatches here for these four names; this module imports nothing from models.tiny.) `overrides` are HF config fields.
+(models.tiny.make_tiny dispatches here for these four names; this module imports nothing from models.tiny.)
+`overrides` are HF config fields.
 `hf_model` is the transformers *ForCausalLM (float32, eval, eager attention, eager experts), or None
 for SmallThinker, which has no transformers class; `config` is our llm.*/moe.* dict of the saved
 config.json (hf_names.hf_config_to_moe); `weights` maps our names to float32 numpy arrays.
