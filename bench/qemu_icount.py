@@ -121,15 +121,14 @@ def icount_models(recipes: list[str], out_dir: str | None = None) -> dict[str, s
     paths = {r: os.path.join(out_dir, f"llama256.{r}.edge") for r in recipes}
     todo = [r for r, p in paths.items() if not os.path.exists(p)]
     if todo:
-        from edgeconv.cli import main as edgeconv_main
+        from edgeconv.export import export
         from models.tiny import make_tiny
 
         hf = os.path.join(out_dir, "llama256-hf")
         if not os.path.exists(os.path.join(hf, "config.json")):
             make_tiny("llama", seed=0, dir=hf, **ICOUNT_MODEL)
         for r in todo:
-            if edgeconv_main(["export", hf, "-o", paths[r], "--quant", r, "--quiet"]) != 0:
-                raise RuntimeError(f"export of the icount model ({r}) failed")
+            export(hf, paths[r], recipe=r)
     return paths
 
 

@@ -26,12 +26,12 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from .hf_names import MOE_FAMILIES
 from .llama import Reference
 
 __all__ = ["load_edge_reference", "edge_weights", "EdgeWeights"]
 
-DENSE_ARCHS = ("llama", "qwen2", "qwen3")
-MOE_ARCHS = ("smallthinker", "qwen3moe", "mixtral", "olmoe")
+_MOE_KEYS = ("moe.n_experts", "moe.n_experts_used", "moe.d_expert")
 
 
 def _edgeconv_format():
@@ -104,26 +104,26 @@ def edge_weights(path: str | os.PathLike, variant: int | str | None = None):
 
 def load_edge_reference(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
                         variant: int | str | None = None, lazy: bool = False):
-    """A Reference (dense families) or models.moe.MoeReference (MoE families) built from an .edge file's
-    metadata and dequantized tensors.
+    """A Reference (a file without moe.* keys) or models.moe.MoeReference (with them) built from an .edge
+    file's metadata and dequantized tensors. general.architecture is only checked against the keys: an MoE
+    family's label on a file without its moe.* keys is an error.
 
     Raises ValueError for an invalid file (from the reader) or a tensor set that does not match the
     metadata (missing/extra tensor, wrong shape), naming the tensor."""
     edge_format = _edgeconv_format()
     with edge_format.EdgeFile(path) as f:
         arch = f.metadata.get("general.architecture")
-        missing = [k for k in ("moe.n_experts", "moe.n_experts_used", "moe.d_expert") if k not in f.metadata]
-    if arch in MOE_ARCHS and missing:
-        raise ValueError(f"{os.fspath(path)}: general.architecture {arch!r} is a mixture-of-experts family but "
-                         f"the file lacks {', '.join(missing)} (docs/MOE.md §2); re-export it with edgeconv")
-    if arch in DENSE_ARCHS:
+        missing = [k for k in _MOE_KEYS if k not in f.metadata]
+    if missing and (arch in MOE_FAMILIES or len(missing) < len(_MOE_KEYS)):
+        what = (f"general.architecture {arch!r} is a mixture-of-experts family" if arch in MOE_FAMILIES else
+                "the file has moe.* keys")
+        raise ValueError(f"{os.fspath(path)}: {what} but the file lacks {', '.join(missing)} (docs/MOE.md §2); "
+                         f"re-export it with edgeconv")
+    if missing:  # no moe.* keys: a dense decoder, whatever its label
         if variant is not None or lazy:
             raise ValueError(f"{os.fspath(path)}: variant / lazy apply to MoE files; this one is {arch}")
         meta, weights = edge_weights(path)
         return Reference(meta, weights, dtype=dtype)
-    if arch not in MOE_ARCHS:
-        raise ValueError(f"{os.fspath(path)}: general.architecture {arch!r} is not a decoder this reference "
-                         f"implements ({', '.join(DENSE_ARCHS + MOE_ARCHS)})")
     from .moe import MoeReference
 
     if lazy:

@@ -1,5 +1,15 @@
 """Hugging Face <-> edgerun names: state-dict tensor names and config.json -> `llm.*` keys.
 
+An independent test oracle, kept apart from the converter on purpose. The converter's own knowledge of a
+family is converter/edgeconv/archs/ (the only source the exporter uses); this module is a second reading of
+the same HF conventions, written from the transformers sources, for two users that must not depend on the
+converter (models/ sits below converter/ in the layers): the PyTorch reference's loaders (models/tiny.py,
+models/moe/tiny.py, models/moe/hf_folder.py, models/random_moe.py) and the tests that cross-check the
+converter against it (test_models_reference, test_moe_reference, test_moe_converter, test_smollm2). A
+converter bug that a shared table would copy into the check shows up here as a disagreement. So: do not
+import edgeconv here, and do not make the converter import this. What differs between families is data
+(the name tables, DENSE_FAMILIES, MOE_FAMILIES); the functions only apply it, with no branch on a family.
+
 Covers LlamaForCausalLM (Llama, SmolLM2, TinyLlama), Qwen2ForCausalLM and Qwen3ForCausalLM. The
 tensor layouts are identical on both sides (nn.Linear [out, in], rotate-half RoPE), so a mapping is
 a rename only: no transpose, no permutation.
@@ -40,8 +50,8 @@ Its save_pretrained converts back to the per-expert names of the table (checked 
 5.24: a saved Qwen3-MoE/OLMoE/Mixtral folder holds only per-expert 2-D tensors), so converters see the
 per-expert names in files; both forms are accepted here (moe_hf_to_ours). No transpose anywhere: every
 matrix is [out, in] on both sides. SmallThinker has no transformers class; its names are those of its
-remote code (PowerInfer/SmallThinker-4BA0.6B-Instruct). The MoE config keys are listed in
-hf_config_to_moe.
+remote code (PowerInfer/SmallThinker-4BA0.6B-Instruct). The config keys of each family are the tables
+DENSE_FAMILIES and MOE_FAMILIES.
 """
 
 from __future__ import annotations
@@ -49,9 +59,11 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
+from .llama import LAYOUT_DEFAULTS
+
 __all__ = ["GLOBAL_NAMES", "LAYER_NAMES", "hf_to_ours", "ours_to_hf", "convert_state_dict",
            "hf_config_to_llm", "ARCHITECTURES", "MOE_ARCHITECTURES", "hf_config_to_moe", "hf_config_to_ours",
-           "moe_hf_to_ours", "moe_ours_to_hf", "convert_moe_state_dict"]
+           "moe_hf_to_ours", "moe_ours_to_hf", "convert_moe_state_dict", "DENSE_FAMILIES", "MOE_FAMILIES"]
 
 GLOBAL_NAMES: dict[str, str] = {
     "model.embed_tokens.weight": "tok_embd",
@@ -89,6 +101,13 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
     "llama": ("LlamaForCausalLM", "llama"),
     "qwen2": ("Qwen2ForCausalLM", "qwen2"),
     "qwen3": ("Qwen3ForCausalLM", "qwen3"),
+}
+# our arch -> its features: Qwen2 always has q/k/v biases (never an o_proj bias; attention_bias of the
+# others adds both, so it is refused there); Qwen3 RMS-normalises q and k per head
+DENSE_FAMILIES: dict[str, dict[str, bool]] = {
+    "llama": dict(qkv_bias=False, qk_norm=False),
+    "qwen2": dict(qkv_bias=True, qk_norm=False),
+    "qwen3": dict(qkv_bias=False, qk_norm=True),
 }
 
 
@@ -161,12 +180,9 @@ def hf_config_to_llm(cfg: Mapping[str, object]) -> dict[str, object]:
         raise NotImplementedError("mlp_bias=true is not supported")
     if cfg.get("use_sliding_window", False):
         raise NotImplementedError("sliding-window attention is not supported")
-    if model_type == "qwen2":
-        qkv_bias = True                      # Qwen2 always has q/k/v biases, never an o_proj bias
-    else:
-        if cfg.get("attention_bias", False):  # Llama/Qwen3 attention_bias also adds an o_proj bias
-            raise NotImplementedError("attention_bias=true (o_proj bias) is not supported")
-        qkv_bias = False
+    fam = DENSE_FAMILIES[ARCHITECTURES[model_type][1]]
+    if not fam["qkv_bias"] and cfg.get("attention_bias", False):
+        raise NotImplementedError("attention_bias=true (o_proj bias) is not supported")
     d_model = int(cfg["hidden_size"])
     n_heads = int(cfg["num_attention_heads"])
     n_kv_heads = cfg.get("num_key_value_heads") or n_heads
@@ -183,8 +199,9 @@ def hf_config_to_llm(cfg: Mapping[str, object]) -> dict[str, object]:
         "llm.max_ctx": int(cfg.get("max_position_embeddings", 2048)),
         "llm.rope_theta": _rope_theta(cfg),
         "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
-        "llm.qkv_bias": int(qkv_bias),
-        "llm.qk_norm": int(model_type == "qwen3"),
+        "llm.qkv_bias": int(fam["qkv_bias"]),
+        "llm.qk_norm": int(fam["qk_norm"]),
+        **LAYOUT_DEFAULTS,  # RMSNorm, SwiGLU, rotate-half RoPE: every family here
         "llm.tied_head": int(bool(cfg.get("tie_word_embeddings", False))),
     }
 
@@ -315,22 +332,47 @@ def _layer_flags(cfg: Mapping[str, object], key: str, n: int, default: int) -> l
     return vals
 
 
+# our arch -> how its config.json says what docs/MOE.md §2 needs (read by hf_config_to_moe; plain data):
+#   experts, used, width   config keys of E, k and F (experts: the first key present)
+#   gating, softmax_flag   "softmax" / "sigmoid"; with softmax_flag: softmax when that config flag is true
+#   norm_topk              True / False, or the config key that says it (absent: false)
+#   act, router_input      moe.act, moe.router_input
+#   qk_norm                None, or llm.qk_norm_scope ("full": q_norm spans hidden_size = n_heads·head_dim)
+#   dense_layers           (mlp_only_layers key, sparse step key, dense width key): Qwen-MoE's dense blocks
+#   swa_all                config key of a window that applies to every layer (when set)
+#   rope_layout, swa_layout, swa_window   per-layer 0/1 arrays and the window of the sliding layers
+#   all_moe_layout         a per-layer 0/1 "this block is MoE" array that must be all 1
+#   reject                 config flags whose truth (or, for reject_set, whose presence) is not implemented
+#   any_hidden_act         the config's hidden_act names the experts' activation (SmallThinker: relu)
+#   tied_default           tie_word_embeddings when the config omits it
+MOE_FAMILIES: dict[str, dict[str, object]] = {
+    "qwen3moe": dict(experts=("num_experts", "num_local_experts"), used="num_experts_per_tok",
+                     width="moe_intermediate_size", gating="softmax", norm_topk="norm_topk_prob", act="silu",
+                     router_input="ffn_norm", qk_norm="head",
+                     dense_layers=("mlp_only_layers", "decoder_sparse_step", "intermediate_size"),
+                     reject=("use_sliding_window",)),
+    "mixtral": dict(experts=("num_local_experts",), used="num_experts_per_tok", width="intermediate_size",
+                    gating="softmax", norm_topk=True, act="silu", router_input="ffn_norm", swa_all="sliding_window"),
+    "olmoe": dict(experts=("num_experts",), used="num_experts_per_tok", width="intermediate_size", gating="softmax",
+                  norm_topk="norm_topk_prob", act="silu", router_input="ffn_norm", qk_norm="full",
+                  reject_set=("clip_qkv",)),
+    "smallthinker": dict(experts=("moe_num_primary_experts",), used="moe_num_active_primary_experts",
+                         width="moe_ffn_hidden_size", gating="sigmoid",
+                         softmax_flag="moe_primary_router_apply_softmax",
+                         norm_topk=True, act="relu", router_input="residual", rope_layout="rope_layout",
+                         swa_layout="sliding_window_layout", swa_window="sliding_window_size",
+                         all_moe_layout="moe_layer_layout",
+                         reject=("use_qk_norm", "moe_enable_secondary_experts", "moe_shared_primary_experts"),
+                         any_hidden_act=True, tied_default=True),
+}
+
+
 def hf_config_to_moe(cfg: Mapping[str, object]) -> dict[str, object]:
     """An HF config.json dict of a MoE model -> general.architecture + llm.* + moe.* (docs/MOE.md §2).
 
-    HF keys read, besides the dense ones of hf_config_to_llm (hidden_size, num_hidden_layers,
-    num_attention_heads, num_key_value_heads, head_dim, vocab_size, max_position_embeddings, rope
-    (rope_parameters / rope_theta), rms_norm_eps, tie_word_embeddings):
-      qwen3_moe     num_experts (transformers 5 writes num_local_experts), num_experts_per_tok,
-                    moe_intermediate_size, norm_topk_prob, decoder_sparse_step, mlp_only_layers,
-                    intermediate_size (the dense layers' width)
-      mixtral       num_local_experts, num_experts_per_tok, intermediate_size (expert width),
-                    sliding_window (every layer when set)
-      olmoe         num_experts, num_experts_per_tok, intermediate_size (expert width), norm_topk_prob,
-                    clip_qkv (must be null)
-      smallthinker  moe_num_primary_experts, moe_num_active_primary_experts, moe_ffn_hidden_size,
-                    moe_primary_router_apply_softmax (absent = false: sigmoid), rope_layout,
-                    sliding_window_layout, sliding_window_size; tie_word_embeddings defaults to true
+    HF keys read: the dense ones of hf_config_to_llm (hidden_size, num_hidden_layers, num_attention_heads,
+    num_key_value_heads, head_dim, vocab_size, max_position_embeddings, rope (rope_parameters / rope_theta),
+    rms_norm_eps, tie_word_embeddings) and the family's keys of MOE_FAMILIES.
     Always written: llm.rope_layers, llm.swa_layers (per layer), moe.layers; llm.swa_window when a
     layer slides; llm.qk_norm_scope when llm.qk_norm. moe.predictor is the converter's choice, not here.
     Raises NotImplementedError for what the format cannot express.
@@ -339,61 +381,47 @@ def hf_config_to_moe(cfg: Mapping[str, object]) -> dict[str, object]:
     if model_type not in MOE_ARCHITECTURES:
         raise NotImplementedError(f"model_type '{model_type}' is not one of {sorted(MOE_ARCHITECTURES)}")
     arch = MOE_ARCHITECTURES[model_type][1]
+    fam = MOE_FAMILIES[arch]
     L = int(cfg["num_hidden_layers"])
     d_model = int(cfg["hidden_size"])
     n_heads = int(cfg["num_attention_heads"])
     n_kv_heads = int(cfg.get("num_key_value_heads") or n_heads)
     head_dim = int(cfg.get("head_dim") or d_model // n_heads)
-    if arch != "smallthinker" and cfg.get("hidden_act", "silu") != "silu":
+    if not fam.get("any_hidden_act") and cfg.get("hidden_act", "silu") != "silu":
         raise NotImplementedError(f"hidden_act '{cfg.get('hidden_act')}' (only silu)")
-    if cfg.get("attention_bias", False):
-        raise NotImplementedError("attention_bias=true is not supported")
-    if cfg.get("mlp_bias", False):
-        raise NotImplementedError("mlp_bias=true is not supported")
-    rope_layers, swa_layers, window = [1] * L, [0] * L, 0
-    layers, d_ff, qk_norm, scope = [1] * L, 0, 0, None
-    tied = bool(cfg.get("tie_word_embeddings", arch == "smallthinker"))
-    if arch == "qwen3moe":
-        if cfg.get("use_sliding_window", False):
-            raise NotImplementedError("use_sliding_window=true is not supported for qwen3_moe")
-        E = int(cfg["num_experts"] if "num_experts" in cfg else cfg["num_local_experts"])
-        k, F = int(cfg["num_experts_per_tok"]), int(cfg["moe_intermediate_size"])
-        step = int(cfg.get("decoder_sparse_step", 1))
-        mlp_only = set(cfg.get("mlp_only_layers") or [])
+    for flag in ("attention_bias", "mlp_bias") + tuple(fam.get("reject", ())):
+        if cfg.get(flag, False):
+            raise NotImplementedError(f"{model_type}: {flag}={cfg[flag]!r} is not supported")
+    for key in fam.get("reject_set", ()):
+        if cfg.get(key) is not None:
+            raise NotImplementedError(f"{model_type}: {key} is not supported")
+    scope = fam.get("qk_norm")
+    if scope == "full" and n_heads * head_dim != d_model:
+        raise NotImplementedError(f"{model_type}: q_norm spans hidden_size: n_heads * head_dim must equal it")
+    if fam.get("all_moe_layout") and not all(_layer_flags(cfg, fam["all_moe_layout"], L, 1)):
+        raise NotImplementedError(f"{model_type}: {fam['all_moe_layout']} with dense layers is not supported")
+
+    E = int(cfg[next((k for k in fam["experts"] if k in cfg), fam["experts"][-1])])
+    k, F = int(cfg[fam["used"]]), int(cfg[fam["width"]])
+    gating = "softmax" if fam.get("softmax_flag") and cfg.get(fam["softmax_flag"], False) else fam["gating"]
+    norm_topk = fam["norm_topk"] if isinstance(fam["norm_topk"], bool) else bool(cfg.get(fam["norm_topk"], False))
+    layers, d_ff = [1] * L, 0
+    if fam.get("dense_layers"):
+        only_key, step_key, width_key = fam["dense_layers"]
+        step = int(cfg.get(step_key, 1))
+        mlp_only = set(cfg.get(only_key) or [])
         layers = [int(i not in mlp_only and E > 0 and (i + 1) % step == 0) for i in range(L)]
         if not all(layers):
-            d_ff = int(cfg["intermediate_size"])
-        gating, norm_topk, act, router_input = "softmax", bool(cfg.get("norm_topk_prob", False)), "silu", "ffn_norm"
-        qk_norm, scope = 1, "head"
-    elif arch == "mixtral":
-        E, k, F = int(cfg["num_local_experts"]), int(cfg["num_experts_per_tok"]), int(cfg["intermediate_size"])
-        gating, norm_topk, act, router_input = "softmax", True, "silu", "ffn_norm"
-        if cfg.get("sliding_window"):
-            swa_layers, window = [1] * L, int(cfg["sliding_window"])
-    elif arch == "olmoe":
-        if cfg.get("clip_qkv") is not None:
-            raise NotImplementedError("clip_qkv is not supported")
-        if n_heads * head_dim != d_model:
-            raise NotImplementedError("OLMoE q_norm spans hidden_size: n_heads * head_dim must equal it")
-        E, k, F = int(cfg["num_experts"]), int(cfg["num_experts_per_tok"]), int(cfg["intermediate_size"])
-        gating, norm_topk, act, router_input = "softmax", bool(cfg.get("norm_topk_prob", False)), "silu", "ffn_norm"
-        qk_norm, scope = 1, "full"
-    else:  # smallthinker
-        for flag in ("use_qk_norm", "moe_enable_secondary_experts"):
-            if cfg.get(flag, False):
-                raise NotImplementedError(f"SmallThinker {flag}=true is not supported")
-        if int(cfg.get("moe_shared_primary_experts", 0) or 0):
-            raise NotImplementedError("SmallThinker shared experts are not supported")
-        if not all(_layer_flags(cfg, "moe_layer_layout", L, 1)):
-            raise NotImplementedError("SmallThinker moe_layer_layout with dense layers is not supported")
-        E, k = int(cfg["moe_num_primary_experts"]), int(cfg["moe_num_active_primary_experts"])
-        F = int(cfg["moe_ffn_hidden_size"])
-        gating = "softmax" if cfg.get("moe_primary_router_apply_softmax", False) else "sigmoid"
-        norm_topk, act, router_input = True, "relu", "residual"
-        rope_layers = _layer_flags(cfg, "rope_layout", L, 1)
-        swa_layers = _layer_flags(cfg, "sliding_window_layout", L, 0)
+            d_ff = int(cfg[width_key])
+    rope_layers = _layer_flags(cfg, fam["rope_layout"], L, 1) if fam.get("rope_layout") else [1] * L
+    swa_layers, window = [0] * L, 0
+    if fam.get("swa_layout"):
+        swa_layers = _layer_flags(cfg, fam["swa_layout"], L, 0)
         if any(swa_layers):
-            window = int(cfg["sliding_window_size"])
+            window = int(cfg[fam["swa_window"]])
+    if fam.get("swa_all") and cfg.get(fam["swa_all"]):
+        swa_layers, window = [1] * L, int(cfg[fam["swa_all"]])
+    tied = bool(cfg.get("tie_word_embeddings", fam.get("tied_default", False)))
     out: dict[str, object] = {
         "general.architecture": arch,
         "llm.n_layers": L,
@@ -407,17 +435,18 @@ def hf_config_to_moe(cfg: Mapping[str, object]) -> dict[str, object]:
         "llm.rope_theta": _rope_theta(cfg),
         "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
         "llm.qkv_bias": 0,
-        "llm.qk_norm": qk_norm,
+        "llm.qk_norm": int(scope is not None),
+        **LAYOUT_DEFAULTS,  # llm.ffn_act is the dense layers' SwiGLU; the experts' activation is moe.act
         "llm.tied_head": int(tied),
     }
-    if qk_norm:
+    if scope is not None:
         out["llm.qk_norm_scope"] = scope
     out["llm.rope_layers"] = rope_layers
     out["llm.swa_layers"] = swa_layers
     if any(swa_layers):
         out["llm.swa_window"] = window
     out.update({"moe.n_experts": E, "moe.n_experts_used": k, "moe.d_expert": F, "moe.gating": gating,
-                "moe.norm_topk": int(norm_topk), "moe.act": act, "moe.router_input": router_input,
+                "moe.norm_topk": int(norm_topk), "moe.act": fam["act"], "moe.router_input": fam["router_input"],
                 "moe.layers": layers})
     return out
 

@@ -40,7 +40,10 @@ from typing import Mapping
 import numpy as np
 import torch
 
-__all__ = ["Reference", "KVCache", "ModelShape", "gqa_attend", "check_tokens"]
+__all__ = ["Reference", "KVCache", "ModelShape", "gqa_attend", "check_tokens", "LAYOUT_DEFAULTS"]
+
+# The layout keys (docs/FORMAT.md) and the one value of each this reference implements; absent = that value.
+LAYOUT_DEFAULTS: dict[str, str] = {"llm.norm": "rms", "llm.ffn_act": "silu", "llm.rope_type": "rotate_half"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ class ModelShape:
 
     @staticmethod
     def from_config(config: Mapping[str, object]) -> "ModelShape":
-        """Reads `llm.<name>` keys; the three flags default to 0 when absent. Unrelated keys are ignored."""
+        """Reads `llm.<name>` keys; the three flags default to 0 when absent. The layout keys (LAYOUT_DEFAULTS)
+        must be absent or their one implemented value (ValueError naming the key otherwise). Unrelated keys
+        are ignored."""
 
         def get(name: str, default=None):
             key = "llm." + name
@@ -78,6 +83,10 @@ class ModelShape:
             vocab_size=int(get("vocab_size")), rope_theta=float(get("rope_theta")),
             rms_eps=float(get("rms_eps")), qkv_bias=bool(int(get("qkv_bias", 0))),
             qk_norm=bool(int(get("qk_norm", 0))), tied_head=bool(int(get("tied_head", 0))))
+        for key, default in LAYOUT_DEFAULTS.items():
+            if key in config and config[key] != default:
+                raise ValueError(f"{key} = {config[key]!r} is not implemented by this reference (only {default!r}; "
+                                 f"docs/FORMAT.md)")
         if shape.n_heads % shape.n_kv_heads != 0:
             raise ValueError(f"n_heads={shape.n_heads} is not a multiple of n_kv_heads={shape.n_kv_heads}")
         if shape.head_dim % 2 != 0:

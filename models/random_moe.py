@@ -64,6 +64,7 @@ if __package__ in (None, ""):  # `python models/random_moe.py`: make `models` im
 from .hf_names import hf_config_to_moe, moe_ours_to_hf        # noqa: E402
 from .moe.shape import MoeShape                                # noqa: E402
 from .moe.tiny import smallthinker_hf_config                   # noqa: E402
+from .tiny_tokenizer import make_tokenizer, write_tokenizer     # noqa: E402
 
 __all__ = ["PRESETS", "write_random_smallthinker", "check"]
 
@@ -160,8 +161,6 @@ def _write_safetensors(path: str, tensors: list[tuple[str, tuple[int, ...], Call
 def write_random_smallthinker(out_dir: str | os.PathLike, preset: str = "4b", seed: int = 0, skew: float = 0.0,
                               gating: str = "sigmoid", log: Callable[[str], None] | None = None) -> dict:
     """Writes the folder (module docstring). Returns the random_moe.json dict."""
-    from .tiny import _write_tokenizer, make_tokenizer
-
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     if skew < 0:
@@ -213,7 +212,7 @@ def write_random_smallthinker(out_dir: str | os.PathLike, preset: str = "4b", se
         json.dump(hf_cfg, f, indent=2)
     with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 0}, f, indent=2)
-    _write_tokenizer(make_tokenizer(min(V, 512)), out_dir)
+    write_tokenizer(make_tokenizer(min(V, 512)), out_dir)
     info = {"arch": "smallthinker", "preset": preset, "seed": seed, "skew": skew, "gating": gating,
             "hot_experts": hot if skew > 0 else [], "bytes": total}
     with open(os.path.join(out_dir, "random_moe.json"), "w") as f:

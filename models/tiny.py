@@ -19,6 +19,8 @@ seed always gives the same model.
 
 make_tiny("qwen3moe" | "mixtral" | "olmoe" | "smallthinker", ...) builds a mixture-of-experts model
 instead: see models/moe/tiny.py (its `config` holds moe.* keys too; SmallThinker returns hf_model None).
+The tokenizer is models/tiny_tokenizer.py (re-exported here); imports point one way: tiny -> moe.tiny ->
+tiny_tokenizer.
 """
 
 from __future__ import annotations
@@ -31,18 +33,11 @@ import numpy as np
 import torch
 
 from .hf_names import convert_state_dict, hf_config_to_llm
+from .moe.tiny import MOE_TINY_ARCHS, make_tiny_moe
+from .tiny_tokenizer import CHATML_TEMPLATE, SPECIAL_TOKENS, make_tokenizer, write_tokenizer
+from .tiny_tokenizer import CORPUS as _CORPUS  # noqa: F401  (tests read the tokenizer's training text here)
 
 __all__ = ["make_tiny", "make_tokenizer", "TINY_DEFAULTS", "SPECIAL_TOKENS", "CHATML_TEMPLATE"]
-
-# Same ids as SmolLM2: <|endoftext|> = 0 (bos/pad), <|im_start|> = 1, <|im_end|> = 2 (eos).
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 
 # Shared shape: GQA (4 query heads over 2 kv heads), head_dim 16, odd-ish sizes.
 TINY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -60,63 +55,6 @@ TINY_DEFAULTS: dict[str, dict[str, Any]] = {
 _CLASSES = {"llama": ("LlamaConfig", "LlamaForCausalLM"),
             "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
             "qwen3": ("Qwen3Config", "Qwen3ForCausalLM")}
-
-# Training text for the tokenizer: enough distinct words for ~300 merges.
-_CORPUS = """\
-The quick brown fox jumps over the lazy dog while the small grey cat watches from a sunny window.
-Edge devices run language models on phones, boards and tiny computers without any network access.
-A runtime reads weights from a single file, maps it into memory, and computes one token at a time.
-Quantization stores numbers with fewer bits: four-bit integers, eight-bit blocks, and micro-scaled
-floating point formats share one exponent among thirty-two neighbouring values.
-Hello world! How are you today? I am fine, thank you. What time is it? It is twelve o'clock.
-Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 128 256 1024 3.14159 2.71828 -7 +13 100% $5 #hashtag @user.
-def main(): print("hello") return 0 # comments, brackets [x] {y} (z) <tag> a+b=c x*y/z
-Rivers flow through valleys toward the ocean; mountains rise above forests covered in snow.
-Students learn mathematics, physics, chemistry, biology, history, geography, music and painting.
-The library opens at nine in the morning and closes at six in the evening, except on holidays.
-Bonjour, merci, gracias, danke, grazie, obrigado, spasibo, arigato, xiexie, shukran, dhanyavad.
-Assistant: I can help with writing, reading, summarizing, translating, explaining and planning.
-User: Please explain attention, normalization, rotary embeddings, caches and greedy decoding.
-"""
-
-
-def make_tokenizer(vocab_size: int):
-    """A byte-level BPE `tokenizers.Tokenizer` with exactly `vocab_size` ids (3 specials first, then
-    the 256 byte symbols, then merges learned on a fixed text). Deterministic."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, show_progress=False,
-                                  special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    if tok.get_vocab_size() != vocab_size:
-        raise ValueError(f"the tokenizer corpus yields {tok.get_vocab_size()} ids, not vocab_size="
-                         f"{vocab_size}; use a vocab_size in [{256 + len(SPECIAL_TOKENS)}, "
-                         f"{tok.get_vocab_size()}]")
-    return tok
-
-
-def _write_tokenizer(tok, dir: str) -> None:
-    tok.save(os.path.join(dir, "tokenizer.json"))
-    cfg = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": None,
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "unk_token": None,
-        "add_bos_token": False,
-        "add_prefix_space": False,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": 256,
-        "chat_template": CHATML_TEMPLATE,
-    }
-    with open(os.path.join(dir, "tokenizer_config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-
 
 @torch.no_grad()
 def _reinit(model: torch.nn.Module, gen: torch.Generator) -> None:
@@ -141,7 +79,6 @@ def make_tiny(arch: str, seed: int = 0, dir: str | os.PathLike | None = None, **
     """Builds a tiny random model. `overrides` are HF config fields (e.g. tie_word_embeddings=True,
     num_key_value_heads=4, vocab_size=300). Returns (hf_model, our_config, our_weights).
     MoE archs (qwen3moe, mixtral, olmoe, smallthinker) go to models.moe.tiny.make_tiny_moe."""
-    from .moe.tiny import MOE_TINY_ARCHS, make_tiny_moe
     if arch in MOE_TINY_ARCHS:
         return make_tiny_moe(arch, seed, dir, **overrides)
     import transformers
@@ -167,7 +104,7 @@ def make_tiny(arch: str, seed: int = 0, dir: str | os.PathLike | None = None, **
         dir = os.fspath(dir)
         os.makedirs(dir, exist_ok=True)
         model.save_pretrained(dir)
-        _write_tokenizer(make_tokenizer(hf_cfg.vocab_size), dir)
+        write_tokenizer(make_tokenizer(hf_cfg.vocab_size), dir)
         with open(os.path.join(dir, "config.json")) as f:
             saved = hf_config_to_llm(json.load(f))
         if saved != config:  # the on-disk config must describe the same model

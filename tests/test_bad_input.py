@@ -21,6 +21,8 @@ CHILD_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p
 
 
 def write_model(path, arch="llama", **meta_over):
+    # A file in the style written before the layout keys (no llm.norm / llm.ffn_act / llm.rope_type) on
+    # purpose: the runtime reads them as their defaults. The converter's files carry all three.
     rng = np.random.default_rng(0)
     meta = {
         "general.architecture": arch, "llm.n_layers": L, "llm.d_model": D, "llm.n_heads": 4, "llm.n_kv_heads": 2,

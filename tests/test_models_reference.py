@@ -211,6 +211,20 @@ def test_reference_rejects_bad_inputs():
         m.logits([cfg["llm.vocab_size"]])
 
 
+
+def test_reference_reads_the_layout_keys():
+    """llm.norm / llm.ffn_act / llm.rope_type: absent (files before them) = the one layout implemented; any
+    other value is refused, naming the key, as the runtime does."""
+    _, cfg, w = tiny("llama")
+    assert (cfg["llm.norm"], cfg["llm.ffn_act"], cfg["llm.rope_type"]) == ("rms", "silu", "rotate_half")
+    old = {k: v for k, v in cfg.items() if k not in ("llm.norm", "llm.ffn_act", "llm.rope_type")}
+    toks = prompt(cfg["llm.vocab_size"])
+    assert torch.equal(Reference(old, w).logits(toks), Reference(cfg, w).logits(toks))
+    for key, value in (("llm.norm", "layer"), ("llm.ffn_act", "gelu_tanh"), ("llm.rope_type", "interleaved")):
+        with pytest.raises(ValueError, match=key):
+            Reference(dict(cfg, **{key: value}), w)
+
+
 # ---------------------------------------------------------------------------------------------
 # models/edge_loader.py: .edge file -> Reference over dequantized weights
 

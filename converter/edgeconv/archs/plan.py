@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from .registry import Arch, TensorSpec
+from .registry import Arch, TensorSpec, arch_keys
 
 
 @dataclass(frozen=True)
@@ -116,18 +116,16 @@ def moe_hparams(arch: type[Arch], cfg: Mapping, n_layers: int, where: str) -> di
                          f"F >= 1 (got {F})")
     gating = m.gating if m.softmax_flag is None else ("softmax" if cfg.get(m.softmax_flag) else "sigmoid")
     norm = m.norm_topk if m.norm_topk_key is None else bool(cfg.get(m.norm_topk_key, m.norm_topk_default))
-    if m.sparse_layers == "all":
-        layers = [1] * n_layers
-    else:  # Qwen-MoE: Qwen3MoeDecoderLayer's rule
-        only = cfg.get("mlp_only_layers") or []
-        step = int(cfg.get("decoder_sparse_step") or 1)
-        if any(not 0 <= int(i) < n_layers for i in only) or step < 1:
-            raise ValueError(f"{where}: mlp_only_layers {only} / decoder_sparse_step {step} do not fit "
-                             f"{n_layers} layers")
-        layers = [int(i not in set(int(j) for j in only) and (i + 1) % step == 0) for i in range(n_layers)]
+    only = (cfg.get(m.mlp_only_layers_key) if m.mlp_only_layers_key else None) or []
+    step = int((cfg.get(m.sparse_step_key) if m.sparse_step_key else None) or 1)
+    if any(not 0 <= int(i) < n_layers for i in only) or step < 1:
+        raise ValueError(f"{where}: {m.mlp_only_layers_key} {only} / {m.sparse_step_key} {step} do not fit "
+                         f"{n_layers} layers")
+    dense = {int(j) for j in only}
+    layers = [int(i not in dense and (i + 1) % step == 0) for i in range(n_layers)]
     if not any(layers):
-        raise ValueError(f"{where}: no block is MoE (mlp_only_layers / decoder_sparse_step); export it as the "
-                         f"dense family instead")
+        raise ValueError(f"{where}: no block is MoE ({m.mlp_only_layers_key} / {m.sparse_step_key}); export it as "
+                         f"the dense family instead")
     d_ff = 0
     if not all(layers):
         if m.dense_ff is None:
@@ -168,8 +166,7 @@ def hf_hparams(arch: type[Arch], cfg: Mapping) -> dict:
         "llm.max_ctx": int(cfg.get("max_position_embeddings") or 2048),
         "llm.rope_theta": theta,
         "llm.rms_eps": float(cfg.get("rms_norm_eps", 1e-6)),
-        "llm.qkv_bias": int(arch.qkv_bias),
-        "llm.qk_norm": int(arch.qk_norm),
+        **arch_keys(arch),
     }
     hp.update(layout_hparams(arch, cfg, n_layers, where))
     if arch.moe:

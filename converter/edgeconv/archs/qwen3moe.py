@@ -22,7 +22,7 @@ class Qwen3Moe(Arch):
     moe = MoeSpec(n_experts=("num_experts", "num_local_experts"), n_used=("num_experts_per_tok",),
                   d_expert=("moe_intermediate_size",), act="silu", router_input="ffn_norm", predictor="linear",
                   norm_topk_key="norm_topk_prob", norm_topk_default=False, dense_ff="intermediate_size",
-                  sparse_layers="qwen")
+                  mlp_only_layers_key="mlp_only_layers", sparse_step_key="decoder_sparse_step")
     tensors = moe_decoder_tensors("mlp.gate.weight") + (
         TensorSpec("blk.{i}.attn_q_norm", _L + "q_norm.weight", "blk.{i}.attn_q_norm.weight", ("head_dim",),
                    "norm", "f32"),

@@ -1,16 +1,37 @@
 """Architecture registry: one declarative module per model family, registered by HF architecture name.
 
+This package is the only place that knows a family. The runtime (csrc/) and the reference (models/) read
+only the llm.* / moe.* keys a file carries, never general.architecture, so every difference between
+families must end up in those keys: a declared field below, written by plan.hf_hparams / the GGUF source.
+
+Adding a family = one new file `archs/<family>.py` (archs/__init__.py imports every module of the
+package) plus its tests. The file declares one `Arch` subclass, decorated `@register("<HF architecture>",
+...)`, that sets only class attributes:
+  required   name, model_types, gguf_arch, tensors (usually decoder_tensors() or moe_decoder_tensors(...)
+             plus the family's extra rows), ignored_sources (usually HF_IGNORED)
+  optional   every other field below, when the family differs from the default; an MoE family also sets
+             moe (MoeSpec) and experts (ExpertSpec rows, e.g. swiglu_experts(...))
+If the family needs something no field expresses, add a field here (with its default = today's
+behaviour), interpret it in plan.py, write it as a key (docs/FORMAT.md / docs/MOE.md), and teach the
+runtime and models/ that key: never a branch on the family's name.
+
 An architecture is a class of plain data (no behaviour beyond what the fields say):
-  name                general.architecture written to the file (llama, qwen2, qwen3)
+  name                general.architecture written to the file (llama, qwen2, qwen3, ...): a label only
   hf_names            HF `architectures` entries it handles (the decorator's arguments)
   model_types         HF config `model_type` values (used when `architectures` is absent)
   gguf_arch           GGUF `general.architecture` value; its keys are `<gguf_arch>.*`
   gguf_qk_permuted    True when llama.cpp's converter permuted attn_q/attn_k rows into interleaved RoPE
                       order for this family; the rows are un-permuted on GGUF import
   qkv_bias, qk_norm   model features, stored as llm.qkv_bias / llm.qk_norm
+  norm                llm.norm: "rms" (RMSNorm, the weight multiplied after normalising)
+  ffn_act             llm.ffn_act: the dense FFN's gated activation, "silu" (SwiGLU); MoE experts use moe.act
+  rope_type           llm.rope_type: "rotate_half" (HF/NeoX pairs (i, i + head_dim/2) over all head_dim dims)
+                      (norm / ffn_act / rope_type take the values of LAYOUT_KEYS; every file carries them)
+  hidden_act          the config's hidden_act this family accepts (an input check, not written)
   default_head_dim    head_dim when the config omits it (None: d_model / n_heads)
   reject_if_true      HF config flags this converter does not implement (error when true)
   tensors             the tensor table (TensorSpec rows; `{i}` = block index)
+  ignored_sources     regexes of source tensors that carry nothing (rotary buffers)
   qk_norm_scope       "head" (one [head_dim] weight, Qwen3) or "full" (one [q_dim]/[kv_dim] weight, OLMoE)
   rope_layout_key     config key of a per-layer 0/1 RoPE array (SmallThinker rope_layout) -> llm.rope_layers
   swa_layout_key      config key of a per-layer 0/1 sliding-window array -> llm.swa_layers, window from
@@ -68,7 +89,9 @@ class MoeSpec:
     (llm.d_ff) when some blocks are dense (None: every block is MoE, llm.d_ff = 0).
     gating: "softmax" or "sigmoid", or softmax_flag: a config key that selects softmax when true, sigmoid
     otherwise. norm_topk: a constant, or norm_topk_key (+ its HF default when the config omits it).
-    sparse_layers: "all" (every block MoE) or "qwen" (mlp_only_layers / decoder_sparse_step as Qwen-MoE).
+    Which blocks are MoE: every block, except those listed in the config's `mlp_only_layers_key` array and
+    those i with (i + 1) % step != 0, step the config's `sparse_step_key` value (Qwen-MoE's mlp_only_layers /
+    decoder_sparse_step); a key left None (or absent from the config) excludes nothing.
     predictor: "router" (the router already reads the pre-attention residual) or "linear".
     """
 
@@ -84,12 +107,12 @@ class MoeSpec:
     norm_topk_key: str | None = None
     norm_topk_default: bool = False
     dense_ff: str | None = None
-    sparse_layers: str = "all"
+    mlp_only_layers_key: str | None = None
+    sparse_step_key: str | None = None
 
     def __post_init__(self) -> None:
         assert self.act in ("silu", "relu") and self.router_input in ("residual", "ffn_norm")
         assert self.predictor in ("router", "linear") and self.gating in ("softmax", "sigmoid")
-        assert self.sparse_layers in ("all", "qwen")
 
 
 @dataclass(frozen=True)
@@ -118,6 +141,9 @@ class Arch:
     gguf_qk_permuted: ClassVar[bool] = False
     qkv_bias: ClassVar[bool] = False
     qk_norm: ClassVar[bool] = False
+    norm: ClassVar[str] = "rms"                 # llm.norm
+    ffn_act: ClassVar[str] = "silu"             # llm.ffn_act (the dense FFN; MoE experts: moe.act)
+    rope_type: ClassVar[str] = "rotate_half"    # llm.rope_type
     default_head_dim: ClassVar[int | None] = None
     hidden_act: ClassVar[str] = "silu"
     reject_if_true: ClassVar[tuple[str, ...]] = ()
@@ -135,6 +161,23 @@ class Arch:
 
 ARCHS: dict[str, type[Arch]] = {}  # HF architecture name -> Arch
 
+# The values docs/FORMAT.md defines for the layout keys every file carries (Arch field -> llm.* key, values).
+# A family that needs another value (Gemma 3: ffn_act "gelu_tanh") adds it here, in FORMAT.md and in the runtime.
+LAYOUT_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "norm": ("llm.norm", ("rms",)),
+    "ffn_act": ("llm.ffn_act", ("silu",)),
+    "rope_type": ("llm.rope_type", ("rotate_half",)),
+}
+
+
+def arch_keys(arch: type[Arch]) -> dict:
+    """The llm.* keys an architecture fixes whatever the checkpoint: features (llm.qkv_bias, llm.qk_norm)
+    and layout (llm.norm, llm.ffn_act, llm.rope_type). Every source (HF, GGUF) writes these."""
+    out = {"llm.qkv_bias": int(arch.qkv_bias), "llm.qk_norm": int(arch.qk_norm)}
+    for field, (key, _) in LAYOUT_KEYS.items():
+        out[key] = getattr(arch, field)
+    return out
+
 # HF architectures that are known and deliberately not converted, with the reason given to the user.
 UNSUPPORTED: dict[str, str] = {
     "Qwen2MoeForCausalLM": "Qwen2-MoE has shared experts (mlp.shared_expert + shared_expert_gate), which the "
@@ -148,6 +191,10 @@ def register(*hf_names: str):
     """Class decorator: register an Arch under one or more HF architecture names."""
 
     def deco(cls: type[Arch]) -> type[Arch]:
+        for field, (key, values) in LAYOUT_KEYS.items():
+            if getattr(cls, field) not in values:
+                raise ValueError(f"{cls.__name__}.{field} = {getattr(cls, field)!r}: {key} is one of {values} "
+                                 f"(docs/FORMAT.md)")
         cls.hf_names = tuple(hf_names)
         for n in hf_names:
             if n in ARCHS:

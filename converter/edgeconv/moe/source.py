@@ -26,7 +26,7 @@ def release_pages(src, name: str) -> None:
     in this process's resident set, which otherwise grows by every byte of the checkpoint read through the
     mapping (8 GB for a 4B bf16 model). Best effort: other sources, or a platform without madvise, are
     left alone. Callers must hold no view into the mapping (loads return copies)."""
-    sf = getattr(src, "_where", {}).get(name)
+    sf = src.mapped_file(name)
     mm = getattr(getattr(sf, "_mm", None), "_mmap", None)
     if mm is None or not hasattr(mm, "madvise") or name not in getattr(sf, "tensors", {}):
         return
@@ -46,7 +46,7 @@ def source_row_blocks(src, name: str, shape: tuple[int, ...], step: int) -> Iter
     while bf16 is widened in one piece) the exporter then holds one block, never the tensor."""
     from ..sources.safetensors_np import _NP
 
-    sf = getattr(src, "_where", {}).get(name)
+    sf = src.mapped_file(name)
     if sf is None or getattr(sf, "_mm", None) is None or name not in getattr(sf, "tensors", {}):
         return None
     dt, sshape, b, e = sf.tensors[name]

@@ -8,8 +8,11 @@ A Source is opened on a path and exposes, without loading any weight:
   tokenizer   tokenizer.* keys ({} when the source has no tokenizer)
   general     general.name / general.source
   quantized   True when the stored weights are already quantized (GGUF Q*): re-quantizing them loses more
+  quant_types the source's stored tensor types when quantized (for the exporter's note), else []
   shapes      {source tensor name: shape, numpy order}
-and loads one tensor at a time with load(name) -> float32 array in source layout.
+and loads one tensor at a time with load(name) -> float32 array in source layout. mapped_file(name) is the
+safetensors mapping holding tensor `name` (None for sources that load through a library), which lets the
+exporter read a large tensor in row blocks and release its pages (moe/source.py).
 """
 from __future__ import annotations
 
@@ -29,10 +32,15 @@ class Source:
         self.tokenizer: dict[str, Any] = {}
         self.general: dict[str, str] = {}
         self.quantized = False
+        self.quant_types: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
 
     def load(self, name: str) -> np.ndarray:
         raise NotImplementedError
+
+    def mapped_file(self, name: str):
+        """The safetensors_np.SafetensorsFile whose mapping holds `name`, or None."""
+        return None
 
     def close(self) -> None:
         pass

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..archs import arch_for_gguf
+from ..archs import arch_for_gguf, arch_keys
 from .base import Source
 
 _PLAIN = ("F32", "F16", "BF16", "F64")
@@ -110,8 +110,7 @@ class GGUFSource(Source):
             "llm.max_ctx": int(g(f"{a}.context_length", 2048)),
             "llm.rope_theta": float(g(f"{a}.rope.freq_base", 10000.0)),
             "llm.rms_eps": float(g(f"{a}.attention.layer_norm_rms_epsilon", required=True)),
-            "llm.qkv_bias": int(self.arch.qkv_bias),
-            "llm.qk_norm": int(self.arch.qk_norm),
+            **arch_keys(self.arch),
         }
 
     def _tokenizer(self) -> dict:

@@ -75,6 +75,9 @@ class HFSource(Source):
             return self._torch_sd[name].float().numpy()
         return self._where[name].load(name)
 
+    def mapped_file(self, name: str):
+        return self._where.get(name)
+
     def close(self) -> None:
         for f in self._files:
             f.close()
