@@ -162,3 +162,21 @@ def test_edgert_cli_reports_errors(good, tmp_path):
     r = subprocess.run([exe, "bench", good, "--prompt-tokens", "8", "--gen-tokens", "4", "-t", "1"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "decode_tok_s" in r.stdout
+
+
+@pytest.mark.parametrize("key,value", [("llm.norm", "layer"), ("llm.ffn_act", "gelu_tanh"), ("llm.rope_type", "interleaved")])
+def test_unknown_layout_is_unsupported(tmp_path, key, value):
+    path = write_model(tmp_path / "layout.edge", **{key: value})
+    with pytest.raises(edgerun.UnsupportedError, match=key):
+        edgerun.Model(path)
+
+
+def test_layout_keys_replace_the_family_name(tmp_path):
+    # a family the runtime has never heard of runs when its file declares a layout the runtime implements
+    path = write_model(tmp_path / "newfamily.edge", arch="brandnew", **{"llm.norm": "rms", "llm.ffn_act": "silu",
+                                                                          "llm.rope_type": "rotate_half"})
+    m = edgerun.Model(path)
+    assert m.logits([1, 2, 3]).shape[0] == 3
+    # without layout keys the name must be one of the families that predate them
+    with pytest.raises(edgerun.UnsupportedError, match="'brandnew' is not supported"):
+        edgerun.Model(write_model(tmp_path / "old.edge", arch="brandnew"))
