@@ -1,0 +1,65 @@
+// cuda_kernels.h — host-side C API of the CUDA kernels (csrc/kernels/cuda/*.cu), for the CUDA backend.
+//
+// Plain functions: device pointers in, work enqueued on `stream`, a cudaError_t back (the launch's
+// status; errors inside the kernel surface at the next synchronisation, as always in CUDA). They
+// never allocate, synchronise, print or throw, and keep no state between calls, so they can be
+// captured in a CUDA graph. All shapes are checked first: cudaErrorInvalidValue for a shape or
+// alignment the contract below excludes (nothing is launched then).
+//
+// GEMV (decode matmul), the gemm_fn contract of csrc/kernels/kernels.h on the GPU:
+//   Y[c * ldy + r] = dot(W row r, X column c), r < rows, c < ncols
+//   W: rows rows of n elements of `dtype` (quant.h layouts, the file's bytes unchanged), row r at
+//      (const char*)W + r * w_stride bytes. Any byte alignment of W and w_stride (block dtypes);
+//      f32/f16/bf16 rows need only their element alignment for the fast path and work at any byte
+//      alignment through a slower path.
+//   X: int_dot dtypes (q8_0, int4*, mxint8, mxfp6, mxfp4): block_q8x activations, column c at
+//      X + c * x_stride blocks (n/32 blocks each) — the CPU's format, from cuda_quantize_q8x below;
+//      float dtypes (f32, f16, bf16, mxfp8): f32, column c at (const float*)X + c * x_stride.
+//      X and Y must be 4-byte aligned (ldy, x_stride in elements).
+//   n: a multiple of the dtype's block (and of 32 for block dtypes); f32/f16/bf16 any n >= 1.
+//   ncols: any >= 1; the kernels are built for decode (ncols 1..8 per launch; more columns are
+//      processed in groups of 8, each group reading W once more).
+// Accuracy (tests: csrc/tests/test_cuda_gemv.cu):
+//   int_dot dtypes: each 32-element block's integer sum is exact and its term is formed as the CPU
+//   reference forms it (gemm_int_ref.cpp); only the f32 order of the sum over blocks differs (one
+//   partial sum per lane, then a warp tree), so vs the reference |Δ| ≤ 1e-5·Σ|block terms| + 1e-30,
+//   the bound of every SIMD level (kernels.h).
+//   float dtypes: f32 products and sums in another order (and fused multiply-adds) than
+//   gemm_float_ref.cpp: |Δ| ≤ 1e-5·Σ|w_i·x_i| + 1e-30 vs the reference, the same SIMD bound.
+// Limits: the block kernels keep the activations of one column group in shared memory
+//   (int_dot: 1.25 bytes per element and column; mxfp8: 4 bytes), so n is at most ~75k (int_dot)
+//   or ~20k (mxfp8) per column; larger n returns cudaErrorInvalidValue.
+//
+// flags: 0, or kCudaOverlapPrevious: launch with programmatic dependent launch (sm_90+; ignored
+//   below) so that the kernel starts while the previous kernel of the stream is still running and
+//   streams its weights meanwhile; it waits for that kernel (griddepcontrol.wait) before it reads X
+//   or writes Y. Only valid when the previous kernel does not write W. Each of these kernels also
+//   lets its own successor start early (griddepcontrol.launch_dependents); a successor launched
+//   without the attribute still waits for it in full.
+//
+// quantize_q8x: y column c (n/32 block_q8x at y + c * y_stride blocks) = quantize_q8x_ref(x column c
+//   at x + c * x_stride floats), bit for bit (same IEEE operations, no FMA, round-half-even).
+//   n % 32 == 0; x 4-byte aligned, y 4-byte aligned.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "../../quant.h"
+
+namespace edge {
+
+// True for the dtypes cuda_gemv implements (every matmul weight dtype of quant.h).
+bool cuda_gemv_supported(uint32_t dtype);
+
+constexpr uint32_t kCudaOverlapPrevious = 1;
+
+cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                      int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, cudaStream_t stream,
+                      uint32_t flags = 0);
+
+cudaError_t cuda_quantize_q8x(const float* x, int64_t x_stride, int64_t n, int64_t ncols, block_q8x* y,
+                              int64_t y_stride, cudaStream_t stream, uint32_t flags = 0);
+
+}  // namespace edge

@@ -1,0 +1,35 @@
+// gemv_dispatch.cu — cuda_gemv (cuda_kernels.h): the dtype switch over the per-family kernels.
+#include "gemv.cuh"
+
+namespace edge {
+
+bool cuda_gemv_supported(uint32_t dtype) { return dtype <= EDGE_DTYPE_MXFP4; }
+
+cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                      int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, cudaStream_t stream, uint32_t flags) {
+    using namespace cuda_gemv_detail;
+    switch (dtype) {
+        case EDGE_DTYPE_F32:
+        case EDGE_DTYPE_F16:
+        case EDGE_DTYPE_BF16:
+            return gemv_float(dtype, W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
+        case EDGE_DTYPE_Q8_0:
+            return gemv_q8_0(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
+        case EDGE_DTYPE_INT4_32:
+        case EDGE_DTYPE_INT4_64:
+        case EDGE_DTYPE_INT4_128:
+        case EDGE_DTYPE_INT4A_32:
+        case EDGE_DTYPE_INT4A_64:
+        case EDGE_DTYPE_INT4A_128:
+            return gemv_int4(dtype, W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
+        case EDGE_DTYPE_MXINT8:
+        case EDGE_DTYPE_MXFP8:
+        case EDGE_DTYPE_MXFP6:
+        case EDGE_DTYPE_MXFP4:
+            return gemv_mx(dtype, W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
+        default:
+            return cudaErrorInvalidValue;
+    }
+}
+
+}  // namespace edge

@@ -1,0 +1,753 @@
+// test_cuda_gemv.cu — the CUDA decode GEMV (cuda_gemv) and cuda_quantize_q8x against the scalar CPU
+// reference (csrc/kernels/ref/), and a bandwidth benchmark.
+//
+//   edge_test_cuda_gemv [--seed S] [--quick] [--verbose]
+//   edge_test_cuda_gemv --bench [--json FILE] [--ncols 1,8] [--mb 256] [--dtypes int4_32,q8_0]
+// Test: one line per case, then "N passed, N failed"; exit 1 on any failure, 0 otherwise. Without a
+// CUDA device or driver it prints "SKIP: ..." and exits 0 (CI has nvcc but no GPU).
+// What is checked:
+//   gemv      every weight dtype; rows 1, 3, 31, 33, 1023, 4097; n = the dtype's block multiples
+//             around 32, 96, 4128 (float dtypes also odd n); ncols 1, 2, 3, 8 and 11 (two column
+//             groups), one n = 14336 x 8-column case (shared-memory column split); W misaligned by
+//             0..15 bytes with w_stride = row bytes + 0..17 (block dtypes; float dtypes both
+//             element-aligned and not); x_stride and ldy padded; all-zero blocks and an all-zero
+//             matrix. Inputs come from random valid blocks (random codes, finite f16 scales, E8M0
+//             exponents 112..136 and a few 0..3, no E4M3 NaN codes) and the reference quantizer.
+//             Y is poisoned (NaN bits) first; the gaps between columns (ldy > rows) must stay poisoned.
+//             Bound vs the reference gemm (cuda_kernels.h): |y - y_ref| <= 1e-5 * T + 1e-30 with
+//             T = Σ|block terms| in float64 (test_kernels.cpp's bound for SIMD levels).
+//   quantize  cuda_quantize_q8x bit-exact vs quantize_q8x_ref (random magnitudes 2^-30..2^30, zero
+//             blocks, ties), strided columns, nothing written past the last block.
+// Bench: device-to-device copy bandwidth (read + write bytes) measured first, then per dtype and shape
+// the median time of one GEMV inside a CUDA graph of many launches that rotate over enough weight
+// copies (>= --mb MiB in all, several times the 50 MB L2) that L2 cannot serve them; GB/s = weight
+// bytes / time. Prints a markdown table last.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/ref/ref.h"
+#include "quant.h"
+
+using namespace edge;
+
+namespace {
+
+// ---------------------------------------------------------------- helpers
+
+struct Rng {
+    uint64_t s;
+    uint64_t next() {
+        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    uint32_t u32() { return (uint32_t)(next() >> 32); }
+    int range(int lo, int hi) { return lo + (int)(next() % (uint64_t)(hi - lo + 1)); }
+    double uniform() { return (double)(next() >> 11) * (1.0 / 9007199254740992.0); }
+    float sym(float a) { return (float)((2.0 * uniform() - 1.0) * a); }
+    uint16_t f16(int elo, int ehi) {  // finite f16, exponent field in [elo, ehi]
+        return (uint16_t)((u32() & 0x8000) | (uint32_t)range(elo, ehi) << 10 | (u32() & 0x3FF));
+    }
+};
+
+#define CK(expr)                                                                                      \
+    do {                                                                                              \
+        cudaError_t _e = (expr);                                                                      \
+        if (_e != cudaSuccess) {                                                                      \
+            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(_e)); \
+            std::exit(1);                                                                             \
+        }                                                                                             \
+    } while (0)
+
+bool is_int4a(int dt) { return dt >= (int)EDGE_DTYPE_INT4A_32 && dt <= (int)EDGE_DTYPE_INT4A_128; }
+bool is_mx(int dt) { return dt >= (int)EDGE_DTYPE_MXINT8 && dt <= (int)EDGE_DTYPE_MXFP4; }
+
+gemm_fn ref_gemm(int dt) {
+    switch (dt) {
+        case EDGE_DTYPE_F32: return gemm_f32_ref;
+        case EDGE_DTYPE_F16: return gemm_f16_ref;
+        case EDGE_DTYPE_BF16: return gemm_bf16_ref;
+        case EDGE_DTYPE_Q8_0: return gemm_q8_0_ref;
+        case EDGE_DTYPE_INT4_32: return gemm_int4_32_ref;
+        case EDGE_DTYPE_INT4_64: return gemm_int4_64_ref;
+        case EDGE_DTYPE_INT4_128: return gemm_int4_128_ref;
+        case EDGE_DTYPE_INT4A_32: return gemm_int4a_32_ref;
+        case EDGE_DTYPE_INT4A_64: return gemm_int4a_64_ref;
+        case EDGE_DTYPE_INT4A_128: return gemm_int4a_128_ref;
+        case EDGE_DTYPE_MXINT8: return gemm_mxint8_ref;
+        case EDGE_DTYPE_MXFP8: return gemm_mxfp8_ref;
+        case EDGE_DTYPE_MXFP6: return gemm_mxfp6_ref;
+        case EDGE_DTYPE_MXFP4: return gemm_mxfp4_ref;
+        default: return nullptr;
+    }
+}
+
+dequant_fn ref_dequant(int dt) {
+    switch (dt) {
+        case EDGE_DTYPE_F32: return dequant_f32_ref;
+        case EDGE_DTYPE_F16: return dequant_f16_ref;
+        case EDGE_DTYPE_BF16: return dequant_bf16_ref;
+        case EDGE_DTYPE_Q8_0: return dequant_q8_0_ref;
+        case EDGE_DTYPE_INT4_32: return dequant_int4_32_ref;
+        case EDGE_DTYPE_INT4_64: return dequant_int4_64_ref;
+        case EDGE_DTYPE_INT4_128: return dequant_int4_128_ref;
+        case EDGE_DTYPE_INT4A_32: return dequant_int4a_32_ref;
+        case EDGE_DTYPE_INT4A_64: return dequant_int4a_64_ref;
+        case EDGE_DTYPE_INT4A_128: return dequant_int4a_128_ref;
+        case EDGE_DTYPE_MXINT8: return dequant_mxint8_ref;
+        case EDGE_DTYPE_MXFP8: return dequant_mxfp8_ref;
+        case EDGE_DTYPE_MXFP6: return dequant_mxfp6_ref;
+        case EDGE_DTYPE_MXFP4: return dequant_mxfp4_ref;
+        default: return nullptr;
+    }
+}
+
+// One row of n elements: random valid values. zero_blocks: a few all-zero blocks (codes and scale).
+void fill_row(Rng& g, int dt, uint8_t* row, int64_t n, bool zero_blocks) {
+    const DTypeTraits& tr = dtype_traits(dt);
+    if (dt == EDGE_DTYPE_F32) {
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = g.sym(2.0f);
+            std::memcpy(row + 4 * i, &v, 4);
+        }
+        return;
+    }
+    if (dt == EDGE_DTYPE_F16 || dt == EDGE_DTYPE_BF16) {
+        for (int64_t i = 0; i < n; ++i) {
+            const uint16_t h = dt == EDGE_DTYPE_F16
+                                   ? g.f16(5, 17)
+                                   : (uint16_t)((g.u32() & 0x8000) | (uint32_t)g.range(117, 128) << 7 | (g.u32() & 0x7F));
+            std::memcpy(row + 2 * i, &h, 2);
+        }
+        return;
+    }
+    for (int64_t b = 0; b < n / tr.block; ++b) {
+        uint8_t* p = row + b * tr.block_bytes;
+        for (int i = 0; i < tr.block_bytes; ++i) p[i] = (uint8_t)g.u32();
+        if (is_mx(dt)) {
+            p[0] = (uint8_t)(g.range(0, 15) == 0 ? g.range(0, 3) : g.range(112, 136));
+            if (dt == EDGE_DTYPE_MXFP8)
+                for (int i = 1; i < tr.block_bytes; ++i)
+                    if ((p[i] & 0x7F) == 0x7F) p[i] ^= 1;  // E4M3 NaN codes are never written
+        } else {
+            const uint16_t d = g.f16(g.range(0, 9) == 0 ? 0 : 5, 16);
+            std::memcpy(p, &d, 2);
+            if (is_int4a(dt)) {
+                const uint16_t m = g.f16(5, 17);
+                std::memcpy(p + 2, &m, 2);
+            }
+        }
+        if (zero_blocks && g.range(0, 19) == 0) std::memset(p, 0, tr.block_bytes);
+    }
+}
+
+// Float64 value and Σ|block terms| of one output (test_kernels.cpp's definition).
+void exact_dot(int dt, const uint8_t* wrow, const float* wdeq, int64_t n, const uint8_t* xcol, double* value,
+               double* terms) {
+    const DTypeTraits& tr = dtype_traits(dt);
+    double v = 0, t = 0;
+    if (!tr.int_dot) {
+        for (int64_t i = 0; i < n; ++i) {
+            float xi;
+            std::memcpy(&xi, xcol + 4 * i, 4);
+            const double p = (double)wdeq[i] * xi;
+            v += p;
+            t += std::fabs(p);
+        }
+    } else {
+        for (int64_t k = 0; k < n / 32; ++k) {
+            block_q8x a;
+            std::memcpy(&a, xcol + k * sizeof(block_q8x), sizeof a);
+            double m = 0;
+            if (is_int4a(dt)) {
+                uint16_t mh;
+                std::memcpy(&mh, wrow + (32 * k / tr.block) * tr.block_bytes + 2, 2);
+                m = f16_to_f32(mh);
+            }
+            double s = 0;
+            for (int i = 0; i < 32; ++i) s += ((double)wdeq[32 * k + i] - m) * (double)a.d * a.q[i];
+            v += s + m * a.s;
+            t += std::fabs(s) + std::fabs(m * a.s);
+        }
+    }
+    *value = v;
+    *terms = t;
+}
+
+int g_passed = 0, g_failed = 0;
+bool g_verbose = false;
+cudaStream_t g_st = nullptr;
+
+// Copies ncols columns of n floats (stride `stride` on both sides) after letting the next kernel start
+// early: the overlap-launched GEMV that follows must wait for it before reading x (tests that wait).
+__global__ void copy_columns_early_trigger(const float* s, float* d, int64_t n, int64_t ncols, int64_t stride) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n * ncols; i += (int64_t)gridDim.x * blockDim.x)
+        d[(i / n) * stride + i % n] = s[(i / n) * stride + i % n];
+}
+
+__global__ void empty_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// ---------------------------------------------------------------- gemv cases
+
+struct Case {
+    int dt;
+    int64_t rows, n, ncols;
+    int wmis;      // W's first byte this many bytes past a 256-byte boundary
+    int wpad;      // w_stride = row bytes + wpad
+    bool zero;     // an all-zero matrix
+};
+
+void run_case(Rng& g, const Case& cs) {
+    const DTypeTraits& tr = dtype_traits(cs.dt);
+    const int64_t rb = (int64_t)dtype_row_bytes(cs.dt, cs.n);
+    const int64_t w_stride = rb + cs.wpad;
+    const bool intdot = tr.int_dot;
+    const int64_t x_unit = intdot ? (int64_t)sizeof(block_q8x) : 4;
+    const int64_t x_len = intdot ? cs.n / 32 : cs.n;
+    const int64_t x_stride = x_len + g.range(0, 3);
+    const int64_t ldy = cs.rows + g.range(0, 3);
+
+    std::vector<uint8_t> W((size_t)(w_stride * cs.rows), 0);
+    if (!cs.zero)
+        for (int64_t r = 0; r < cs.rows; ++r) fill_row(g, cs.dt, W.data() + r * w_stride, cs.n, true);
+    std::vector<uint8_t> X((size_t)(x_stride * cs.ncols * x_unit), 0);
+    std::vector<float> xall((size_t)(cs.n * cs.ncols));  // the float columns (before quantization)
+    for (int64_t c = 0; c < cs.ncols; ++c) {
+        const float amp = (float)std::ldexp(1.0, g.range(-6, 6));
+        float* xf = xall.data() + c * cs.n;
+        for (int64_t i = 0; i < cs.n; ++i) xf[i] = g.sym(amp);
+        uint8_t* col = X.data() + c * x_stride * x_unit;
+        if (intdot) {
+            for (int64_t k = 0; k < cs.n / 32; ++k)
+                if (g.range(0, 15) == 0) std::memset(&xf[32 * k], 0, 32 * 4);
+            quantize_q8x_ref(xf, reinterpret_cast<block_q8x*>(col), cs.n);
+        } else {
+            std::memcpy(col, xf, (size_t)cs.n * 4);
+        }
+    }
+    // reference and bound
+    std::vector<float> yref((size_t)(ldy * cs.ncols), 0.0f);
+    ref_gemm(cs.dt)(W.data(), w_stride, cs.rows, cs.n, X.data(), x_stride, cs.ncols, yref.data(), ldy);
+    std::vector<double> exact((size_t)(cs.rows * cs.ncols)), terms(exact.size());
+    std::vector<float> wdeq((size_t)cs.n);
+    for (int64_t r = 0; r < cs.rows; ++r) {
+        ref_dequant(cs.dt)(W.data() + r * w_stride, wdeq.data(), cs.n);
+        for (int64_t c = 0; c < cs.ncols; ++c)
+            exact_dot(cs.dt, W.data() + r * w_stride, wdeq.data(), cs.n, X.data() + c * x_stride * x_unit,
+                      &exact[c * cs.rows + r], &terms[c * cs.rows + r]);
+    }
+    // device
+    uint8_t *dW = nullptr, *dX = nullptr;
+    float* dY = nullptr;
+    CK(cudaMalloc(&dW, W.size() + 512));
+    CK(cudaMalloc(&dX, X.size() + 16));
+    CK(cudaMalloc(&dY, (size_t)(ldy * cs.ncols) * 4));
+    CK(cudaMemcpyAsync(dW + cs.wmis, W.data(), W.size(), cudaMemcpyHostToDevice, g_st));
+    CK(cudaMemsetAsync(dY, 0xFF, (size_t)(ldy * cs.ncols) * 4, g_st));  // NaN poison
+    // overlap: X is produced on the GPU by the kernel right before the GEMV (quantize_q8x, or a copy
+    // that lets its successor start at once), and the GEMV is launched to overlap it: it must wait.
+    const bool overlap = g.range(0, 1) == 1;
+    float* dXf = nullptr;
+    if (overlap) {
+        const int64_t fstride = intdot ? cs.n : x_stride;
+        std::vector<float> xs((size_t)(fstride * cs.ncols), 0.0f);
+        for (int64_t c = 0; c < cs.ncols; ++c) std::memcpy(&xs[c * fstride], &xall[c * cs.n], (size_t)cs.n * 4);
+        CK(cudaMalloc(&dXf, xs.size() * 4));
+        CK(cudaMemcpyAsync(dXf, xs.data(), xs.size() * 4, cudaMemcpyHostToDevice, g_st));
+        CK(cudaMemsetAsync(dX, 0xFF, X.size(), g_st));  // NaN scales / values if read too early
+        if (intdot) {
+            CK(cuda_quantize_q8x(dXf, cs.n, cs.n, cs.ncols, reinterpret_cast<block_q8x*>(dX), x_stride, g_st,
+                                 kCudaOverlapPrevious));
+        } else {
+            copy_columns_early_trigger<<<64, 256, 0, g_st>>>(dXf, reinterpret_cast<float*>(dX), cs.n, cs.ncols, x_stride);
+            CK(cudaGetLastError());
+        }
+    } else {
+        CK(cudaMemcpyAsync(dX, X.data(), X.size(), cudaMemcpyHostToDevice, g_st));
+    }
+    CK(cuda_gemv(cs.dt, dW + cs.wmis, w_stride, cs.rows, cs.n, dX, x_stride, cs.ncols, dY, ldy, g_st,
+                 overlap ? kCudaOverlapPrevious : 0));
+    CK(cudaGetLastError());
+    std::vector<uint32_t> ybits((size_t)(ldy * cs.ncols));
+    CK(cudaMemcpyAsync(ybits.data(), dY, ybits.size() * 4, cudaMemcpyDeviceToHost, g_st));
+    CK(cudaStreamSynchronize(g_st));
+    if (dXf) CK(cudaFree(dXf));
+    CK(cudaFree(dW));
+    CK(cudaFree(dX));
+    CK(cudaFree(dY));
+
+    int64_t bad = 0;
+    double worst = 0;  // max err / bound
+    char first[256] = "";
+    for (int64_t c = 0; c < cs.ncols; ++c)
+        for (int64_t r = 0; r < ldy; ++r) {
+            const uint32_t b = ybits[(size_t)(c * ldy + r)];
+            if (r >= cs.rows) {
+                if (b != 0xFFFFFFFFu) {
+                    if (!bad++) std::snprintf(first, sizeof first, "wrote the gap Y[c=%" PRId64 ", r=%" PRId64 "]", c, r);
+                }
+                continue;
+            }
+            float y;
+            std::memcpy(&y, &b, 4);
+            const size_t i = (size_t)(c * cs.rows + r);
+            const double want = yref[(size_t)(c * ldy + r)];
+            const double bound = 1e-5 * terms[i] + 1e-30;
+            const double err = std::fabs((double)y - want);
+            if (!(err <= bound)) {
+                if (!bad++)
+                    std::snprintf(first, sizeof first,
+                                  "Y[c=%" PRId64 ", r=%" PRId64 "] = %.9g, ref %.9g, f64 %.9g, |d| %.3g > %.3g", c, r, y,
+                                  want, exact[i], err, bound);
+            } else if (bound > 0) {
+                worst = std::max(worst, err / bound);
+            }
+        }
+    const bool ok = bad == 0;
+    ok ? ++g_passed : ++g_failed;
+    std::printf("%s %-9s rows=%-5" PRId64 " n=%-6" PRId64 " ncols=%-2" PRId64 " wmis=%-2d w_stride=row+%-2d%s%s  err/bound<=%.3f%s%s\n",
+                ok ? "ok  " : "FAIL", tr.name, cs.rows, cs.n, cs.ncols, cs.wmis, cs.wpad, cs.zero ? " zero" : "",
+                overlap ? " overlap" : "", worst,
+                ok ? "" : "  ", first);
+    if (!ok && bad > 1) std::printf("     (%" PRId64 " bad outputs)\n", bad);
+}
+
+void test_gemv(Rng& g, bool quick) {
+    const int64_t rows_list[] = {1, 3, 31, 33, 1023, 4097};
+    const int64_t ncols_list[] = {1, 2, 3, 8};
+    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+        const DTypeTraits& tr = dtype_traits(dt);
+        const int64_t B = tr.block;
+        std::vector<int64_t> ns;
+        if (B == 1)
+            ns = {1, 7, 32, 33, 96, 4128, 4131};
+        else
+            ns = {std::max<int64_t>(B, 32), (96 + B - 1) / B * B, (4128 + B - 1) / B * B};
+        int idx = 0;
+        for (int64_t n : ns)
+            for (int64_t rows : rows_list)
+                for (int64_t ncols : ncols_list) {
+                    ++idx;
+                    // keep it affordable: all ncols for small problems, a rotating sample otherwise
+                    const double work = (double)rows * n * ncols;
+                    if (work > 4e6 && (idx % 3) != 0) continue;
+                    if (quick && work > 4e6) continue;
+                    if (rows == 4097 && n > 4000 && ncols > 3 && dt > 3 && (idx % 2)) continue;
+                    Case cs{dt, rows, n, ncols, 0, 0, false};
+                    if (B == 1) {
+                        const int es = tr.block_bytes;
+                        switch (g.range(0, 2)) {
+                            case 0: break;                                            // aligned
+                            case 1: cs.wmis = es * g.range(1, 7); cs.wpad = es * g.range(0, 3); break;  // element-aligned
+                            default: cs.wmis = g.range(1, 15); cs.wpad = g.range(1, 17); break;        // not
+                        }
+                    } else if (g.range(0, 2)) {
+                        cs.wmis = g.range(0, 15);
+                        cs.wpad = g.range(0, 17);
+                    }
+                    run_case(g, cs);
+                }
+        // two column groups (11 columns), an all-zero matrix, and a long row (column split in shared memory)
+        run_case(g, Case{dt, 37, (4128 + B - 1) / B * B, 11, g.range(0, 15) * (B == 1 ? tr.block_bytes : 1), 0, false});
+        run_case(g, Case{dt, 33, (96 + B - 1) / B * B, 2, 0, 0, true});
+        if (!quick) run_case(g, Case{dt, 67, 14336, 8, 0, B == 1 ? 0 : 5, false});
+    }
+}
+
+// ---------------------------------------------------------------- quantize_q8x
+
+void test_quantize(Rng& g) {
+    const int64_t ns[] = {32, 96, 32 * 33, 4128, 14336};
+    for (int64_t n : ns) {
+        const int64_t ncols = g.range(1, 4);
+        const int64_t x_stride = n + g.range(0, 5), y_stride = n / 32 + g.range(0, 2);
+        std::vector<float> x((size_t)(x_stride * ncols), 0.0f);
+        for (int64_t c = 0; c < ncols; ++c)
+            for (int64_t b = 0; b < n / 32; ++b) {
+                float* xk = x.data() + c * x_stride + 32 * b;
+                const int kind = g.range(0, 5);
+                if (kind == 1) {
+                    for (int i = 0; i < 32; ++i) xk[i] = 0.0f;
+                } else if (kind == 2) {  // amax 127: d = 1, x*id = exact halves (ties to even)
+                    for (int i = 0; i < 32; ++i) xk[i] = (float)g.range(-254, 254) * 0.5f;
+                    xk[g.range(0, 31)] = g.range(0, 1) ? 127.0f : -127.0f;
+                } else if (kind == 3) {
+                    for (int i = 0; i < 32; ++i) xk[i] = 0.0f;
+                    xk[g.range(0, 31)] = g.sym(1e3f);
+                } else {
+                    const float amp = (float)std::ldexp(1.0, g.range(-30, 30));
+                    for (int i = 0; i < 32; ++i) xk[i] = g.sym(amp);
+                }
+            }
+        const size_t ybytes = (size_t)(y_stride * ncols) * sizeof(block_q8x);
+        std::vector<uint8_t> yref(ybytes, 0x5A);
+        for (int64_t c = 0; c < ncols; ++c)
+            quantize_q8x_ref(x.data() + c * x_stride, reinterpret_cast<block_q8x*>(yref.data()) + c * y_stride, n);
+        float* dx = nullptr;
+        uint8_t* dy = nullptr;
+        CK(cudaMalloc(&dx, x.size() * 4));
+        CK(cudaMalloc(&dy, ybytes));
+        CK(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemset(dy, 0x5A, ybytes));
+        CK(cuda_quantize_q8x(dx, x_stride, n, ncols, reinterpret_cast<block_q8x*>(dy), y_stride, 0));
+        CK(cudaDeviceSynchronize());
+        std::vector<uint8_t> y(ybytes);
+        CK(cudaMemcpy(y.data(), dy, ybytes, cudaMemcpyDeviceToHost));
+        CK(cudaFree(dx));
+        CK(cudaFree(dy));
+        int64_t bad = -1;
+        for (size_t i = 0; i < ybytes && bad < 0; ++i)
+            if (y[i] != yref[i]) bad = (int64_t)i;
+        const bool ok = bad < 0;
+        ok ? ++g_passed : ++g_failed;
+        std::printf("%s quantize_q8x n=%-6" PRId64 " ncols=%" PRId64 " y_stride=%" PRId64 "%s\n", ok ? "ok  " : "FAIL", n,
+                    ncols, y_stride, ok ? "  bit-exact" : "");
+        if (!ok)
+            std::printf("     first differing byte %" PRId64 " (block %" PRId64 "): %02x vs ref %02x\n", bad,
+                        bad / (int64_t)sizeof(block_q8x), y[(size_t)bad], yref[(size_t)bad]);
+    }
+}
+
+// A shape the contract excludes is refused without a launch.
+void test_refusals() {
+    float* dy = nullptr;
+    uint8_t* dw = nullptr;
+    CK(cudaMalloc(&dy, 64));
+    CK(cudaMalloc(&dw, 4096));
+    struct {
+        const char* what;
+        cudaError_t got;
+    } cases[] = {
+        {"n not a block multiple", cuda_gemv(EDGE_DTYPE_INT4_64, dw, 34, 1, 32, dw, 1, 1, dy, 1, 0)},
+        {"misaligned X", cuda_gemv(EDGE_DTYPE_Q8_0, dw, 34, 1, 32, dw + 2, 1, 1, dy, 1, 0)},
+        {"ldy < rows", cuda_gemv(EDGE_DTYPE_F32, dw, 16, 2, 4, dw, 4, 2, dy, 1, 0)},
+        {"unknown dtype", cuda_gemv(EDGE_DTYPE_I32, dw, 16, 1, 4, dw, 4, 1, dy, 1, 0)},
+        {"quantize n % 32", cuda_quantize_q8x(dy, 40, 40, 1, reinterpret_cast<block_q8x*>(dw), 2, 0)},
+    };
+    for (auto& c : cases) {
+        const bool ok = c.got == cudaErrorInvalidValue;
+        ok ? ++g_passed : ++g_failed;
+        std::printf("%s refuses: %s (%s)\n", ok ? "ok  " : "FAIL", c.what, cudaGetErrorName(c.got));
+    }
+    cudaGetLastError();
+    CK(cudaFree(dy));
+    CK(cudaFree(dw));
+}
+
+// ---------------------------------------------------------------- bench
+
+struct Shape {
+    int64_t rows, cols;
+};
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+}
+
+double bench_copy_gbs() {
+    const size_t bytes = (size_t)1 << 30;
+    void *a = nullptr, *b = nullptr;
+    CK(cudaMalloc(&a, bytes));
+    CK(cudaMalloc(&b, bytes));
+    CK(cudaMemset(a, 1, bytes));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; ++i) CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0));
+    std::vector<double> ms;
+    for (int i = 0; i < 15; ++i) {
+        CK(cudaEventRecord(e0, 0));
+        CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0));
+        CK(cudaEventRecord(e1, 0));
+        CK(cudaEventSynchronize(e1));
+        float t = 0;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        ms.push_back(t);
+    }
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    return 2.0 * (double)bytes / (median(ms) * 1e-3) / 1e9;
+}
+
+// Fast random valid weights for timing (values do not matter, finite ones and sane scales do).
+void fill_fast(uint64_t seed, int dt, uint8_t* p, int64_t rows, int64_t rb, int64_t n) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    const size_t bytes = (size_t)(rows * rb);
+    for (size_t i = 0; i + 8 <= bytes; i += 8) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        std::memcpy(p + i, &s, 8);
+    }
+    const DTypeTraits& tr = dtype_traits(dt);
+    if (dt == EDGE_DTYPE_F32) {
+        for (size_t i = 0; i + 4 <= bytes; i += 4) p[i + 3] &= 0xBF;  // |x| < 2
+    } else if (tr.block == 1) {
+        for (size_t i = 0; i + 2 <= bytes; i += 2) p[i + 1] &= 0xBF;
+    } else {
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t b = 0; b < n / tr.block; ++b) {
+                uint8_t* q = p + r * rb + b * tr.block_bytes;
+                if (is_mx(dt)) q[0] = (uint8_t)(120 + (q[0] & 7));
+                else q[1] = (uint8_t)(0x30 | (q[1] & 0x83));  // f16 exponent 12..15
+                if (is_int4a(dt)) q[3] = (uint8_t)(0x30 | (q[3] & 0x83));
+                if (dt == EDGE_DTYPE_MXFP8)
+                    for (int i = 1; i < tr.block_bytes; ++i)
+                        if ((q[i] & 0x7F) == 0x7F) q[i] ^= 1;
+            }
+    }
+}
+
+struct BenchRow {
+    int dt;
+    Shape sh;
+    int64_t ncols;
+    bool overlap;
+    double us, gbs, pct;
+    int copies;
+};
+
+int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int64_t mb, const std::string& only) {
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    const double copy = bench_copy_gbs();
+    std::printf("device %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", prop.name,
+                prop.multiProcessorCount, prop.l2CacheSize >> 20, copy);
+    double floor_us[2];
+    for (int ov = 0; ov < 2; ++ov) {  // launch floor: an empty kernel per graph node
+        cudaStream_t s0;
+        CK(cudaStreamCreateWithFlags(&s0, cudaStreamNonBlocking));
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(132);
+        cfg.blockDim = dim3(256);
+        cfg.stream = s0;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = ov;
+        cudaGraph_t graph;
+        cudaGraphExec_t exec;
+        CK(cudaStreamBeginCapture(s0, cudaStreamCaptureModeRelaxed));
+        for (int i = 0; i < 1000; ++i) CK(cudaLaunchKernelEx(&cfg, empty_kernel));
+        CK(cudaStreamEndCapture(s0, &graph));
+        CK(cudaGraphInstantiate(&exec, graph, 0));
+        cudaEvent_t a, b;
+        CK(cudaEventCreate(&a));
+        CK(cudaEventCreate(&b));
+        std::vector<double> us;
+        for (int rep = 0; rep < 7; ++rep) {
+            CK(cudaEventRecord(a, s0));
+            CK(cudaGraphLaunch(exec, s0));
+            CK(cudaEventRecord(b, s0));
+            CK(cudaEventSynchronize(b));
+            float ms = 0;
+            CK(cudaEventElapsedTime(&ms, a, b));
+            if (rep) us.push_back(ms);  // ms per 1000 launches = us per launch
+        }
+        floor_us[ov] = median(us);
+        CK(cudaGraphExecDestroy(exec));
+        CK(cudaGraphDestroy(graph));
+        CK(cudaEventDestroy(a));
+        CK(cudaEventDestroy(b));
+        CK(cudaStreamDestroy(s0));
+    }
+    std::printf("launch floor (empty 132x256 kernel per CUDA-graph node): %.2f us plain, %.2f us overlap launch\n",
+                floor_us[0], floor_us[1]);
+    const Shape shapes[] = {{4096, 4096}, {2048, 8192}, {4096, 14336}, {8192, 8192},
+                            {576, 1536},  {1536, 576},  {1536, 768},   {768, 1536}};
+    std::vector<BenchRow> out;
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+        const DTypeTraits& tr = dtype_traits(dt);
+        if (!only.empty() && ("," + only + ",").find("," + std::string(tr.name) + ",") == std::string::npos) continue;
+        for (const Shape& sh : shapes) {
+            const int64_t rb = (int64_t)dtype_row_bytes(dt, sh.cols);
+            if (rb == 0) continue;  // cols not a multiple of the block
+            const int64_t wbytes = rb * sh.rows;
+            const int64_t slot = (wbytes + 255) / 256 * 256;
+            int copies = (int)std::max<int64_t>(3, (mb << 20) / wbytes + 1);
+            copies = std::min(copies, 2048);
+            std::vector<uint8_t> host((size_t)wbytes);
+            fill_fast((uint64_t)dt * 131 + sh.rows, dt, host.data(), sh.rows, rb, sh.cols);
+            uint8_t* dW = nullptr;
+            CK(cudaMalloc(&dW, (size_t)(slot * copies)));
+            for (int i = 0; i < copies; ++i) CK(cudaMemcpy(dW + slot * i, host.data(), (size_t)wbytes, cudaMemcpyHostToDevice));
+            const int64_t maxc = *std::max_element(ncols_list.begin(), ncols_list.end());
+            std::vector<float> xf((size_t)(sh.cols * maxc));
+            Rng g{(uint64_t)dt};
+            for (float& v : xf) v = g.sym(1.0f);
+            float* dXf = nullptr;
+            block_q8x* dXq = nullptr;
+            float* dY = nullptr;
+            CK(cudaMalloc(&dXf, xf.size() * 4));
+            CK(cudaMalloc(&dXq, (size_t)(sh.cols / 32 * maxc) * sizeof(block_q8x) + 64));
+            CK(cudaMalloc(&dY, (size_t)(sh.rows * maxc) * 4));
+            CK(cudaMemcpy(dXf, xf.data(), xf.size() * 4, cudaMemcpyHostToDevice));
+            if (tr.int_dot) CK(cuda_quantize_q8x(dXf, sh.cols, sh.cols, maxc, dXq, sh.cols / 32, st));
+            const void* dX = tr.int_dot ? (const void*)dXq : (const void*)dXf;
+            const int64_t xs = tr.int_dot ? sh.cols / 32 : sh.cols;
+            for (int64_t nc : ncols_list)
+            for (int ov = 0; ov < 2; ++ov) {
+                cudaGraph_t graph;
+                cudaGraphExec_t exec;
+                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeRelaxed));
+                for (int i = 0; i < copies; ++i)
+                    CK(cuda_gemv(dt, dW + slot * i, rb, sh.rows, sh.cols, dX, xs, nc, dY, sh.rows, st,
+                                 ov ? kCudaOverlapPrevious : 0));
+                CK(cudaStreamEndCapture(st, &graph));
+                CK(cudaGraphInstantiate(&exec, graph, 0));
+                for (int i = 0; i < 2; ++i) CK(cudaGraphLaunch(exec, st));
+                std::vector<double> us;
+                for (int rep = 0; rep < 9; ++rep) {
+                    CK(cudaEventRecord(e0, st));
+                    CK(cudaGraphLaunch(exec, st));
+                    CK(cudaEventRecord(e1, st));
+                    CK(cudaEventSynchronize(e1));
+                    float ms = 0;
+                    CK(cudaEventElapsedTime(&ms, e0, e1));
+                    us.push_back(1e3 * ms / copies);
+                }
+                CK(cudaGetLastError());
+                CK(cudaGraphExecDestroy(exec));
+                CK(cudaGraphDestroy(graph));
+                const double t = median(us);
+                const double gbs = (double)wbytes / (t * 1e-6) / 1e9;
+                out.push_back(BenchRow{dt, sh, nc, ov == 1, t, gbs, 100.0 * gbs / copy, copies});
+                std::fprintf(stderr, "%s %" PRId64 "x%" PRId64 " ncols=%" PRId64 "%s: %.2f us, %.0f GB/s (%.0f%%)\n", tr.name,
+                             sh.rows, sh.cols, nc, ov ? " overlap" : "", t, gbs, 100.0 * gbs / copy);
+            }
+            CK(cudaFree(dW));
+            CK(cudaFree(dXf));
+            CK(cudaFree(dXq));
+            CK(cudaFree(dY));
+        }
+    }
+    if (json_path) {
+        FILE* f = std::fopen(json_path, "w");
+        if (!f) {
+            std::fprintf(stderr, "cannot write %s\n", json_path);
+            return 1;
+        }
+        std::fprintf(f, "{\n  \"device\": \"%s\", \"sms\": %d, \"l2_bytes\": %d, \"copy_gbs\": %.1f,\n"
+                     "  \"launch_floor_us\": %.3f, \"launch_floor_overlap_us\": %.3f,\n  \"rows\": [\n",
+                     prop.name, prop.multiProcessorCount, prop.l2CacheSize, copy, floor_us[0], floor_us[1]);
+        for (size_t i = 0; i < out.size(); ++i) {
+            const BenchRow& b = out[i];
+            std::fprintf(f,
+                         "    {\"dtype\": \"%s\", \"rows\": %" PRId64 ", \"cols\": %" PRId64 ", \"ncols\": %" PRId64
+                         ", \"overlap\": %s, \"us\": %.3f, \"gbs\": %.1f, \"pct_copy\": %.1f, \"copies\": %d}%s\n",
+                         dtype_traits(b.dt).name, b.sh.rows, b.sh.cols, b.ncols, b.overlap ? "true" : "false", b.us, b.gbs,
+                         b.pct, b.copies,
+                         i + 1 < out.size() ? "," : "");
+        }
+        std::fprintf(f, "  ]\n}\n");
+        std::fclose(f);
+    }
+    for (int64_t nc : ncols_list)
+    for (int ov = 0; ov < 2; ++ov) {
+        std::printf("\nGEMV, ncols=%" PRId64 "%s: GB/s of weight bytes (%% of the %.0f GB/s copy), median of one launch in a CUDA graph\n\n",
+                    nc, ov ? ", overlap launch (kCudaOverlapPrevious)" : ", plain launch", copy);
+        std::printf("| dtype |");
+        for (const Shape& sh : shapes) std::printf(" %" PRId64 "x%" PRId64 " |", sh.rows, sh.cols);
+        std::printf("\n|---|");
+        for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) std::printf("---|");
+        std::printf("\n");
+        for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+            bool present = false;
+            for (const BenchRow& b : out) present = present || b.dt == dt;
+            if (!present) continue;
+            std::printf("| %s |", dtype_traits(dt).name);
+            for (const Shape& sh : shapes) {
+                bool any = false;
+                for (const BenchRow& b : out)
+                    if (b.dt == dt && b.ncols == nc && b.overlap == (ov == 1) && b.sh.rows == sh.rows && b.sh.cols == sh.cols) {
+                        std::printf(" %.0f (%.0f%%) |", b.gbs, b.pct);
+                        any = true;
+                    }
+                if (!any) std::printf(" - |");
+            }
+            std::printf("\n");
+        }
+    }
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    CK(cudaStreamDestroy(st));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    uint64_t seed = 1;
+    bool quick = false, bench = false;
+    const char* json = nullptr;
+    std::vector<int64_t> ncols_list = {1};
+    int64_t mb = 256;
+    std::string only;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+        else if (a == "--quick") quick = true;
+        else if (a == "--verbose") g_verbose = true;
+        else if (a == "--bench") bench = true;
+        else if (a == "--json" && i + 1 < argc) json = argv[++i];
+        else if (a == "--mb" && i + 1 < argc) mb = std::strtoll(argv[++i], nullptr, 10);
+        else if (a == "--dtypes" && i + 1 < argc) only = argv[++i];
+        else if (a == "--ncols" && i + 1 < argc) {
+            ncols_list.clear();
+            for (const char* p = argv[++i]; *p;) {
+                char* end = nullptr;
+                const long v = std::strtol(p, &end, 10);
+                if (end == p || v < 1) {
+                    std::fprintf(stderr, "bad --ncols\n");
+                    return 2;
+                }
+                ncols_list.push_back(v);
+                p = *end == ',' ? end + 1 : end;
+            }
+        } else {
+            std::fprintf(stderr, "usage: %s [--seed S] [--quick] [--verbose] | --bench [--json FILE] [--ncols 1,8] [--mb 256] [--dtypes a,b]\n",
+                         argv[0]);
+            return 2;
+        }
+    }
+    int ndev = 0;
+    const cudaError_t e = cudaGetDeviceCount(&ndev);
+    if (e != cudaSuccess || ndev == 0) {
+        std::printf("SKIP: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        return 0;
+    }
+    if (bench) return run_bench(json, ncols_list, mb, only);
+    CK(cudaStreamCreateWithFlags(&g_st, cudaStreamNonBlocking));
+    Rng g{seed};
+    test_refusals();
+    test_quantize(g);
+    test_gemv(g, quick);
+    std::printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+}
