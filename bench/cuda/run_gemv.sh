@@ -43,6 +43,8 @@ for v in ${EDGE_CUDA_VARIANTS:-}; do
   g=${v%%:*}; m=${v##*:}
   build "$BUILD-g$g-m$m" "-DEDGE_CUDA_GEMV_GRAN=$g -DEDGE_CUDA_GEMV_MINB=$m" || { echo "variant $v: build failed"; continue; }
   echo; echo "## variant GRAN=$g MINB=$m"
+  "$BUILD-g$g-m$m/edge_test_cuda_gemv" --quick >>"$OUT/test.log" 2>&1 || { echo "variant $v: test FAILED"; rc=1; }
+  tail -1 "$OUT/test.log"
   "$BUILD-g$g-m$m/edge_test_cuda_gemv" --bench --dtypes "${EDGE_VARIANT_DTYPES:-int4_32,q8_0,mxfp4}" \
     --json "$OUT/bench_gemv_g$g-m$m.json" 2>>"$OUT/bench.log" | tee -a "$OUT/variants.md" | tail -12
 done
