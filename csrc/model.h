@@ -55,6 +55,8 @@ struct ModelOptions {
     // The CLIs set it (`--mem` under a cgroup must hold the process); an embedding API may budget the model only.
     bool budget_covers_process = false;
     std::string kernels;    // kernel level ("" = best available / $EDGE_KERNELS)
+    std::string device = "cpu";  // "cpu" | "cuda" (the CUDA backend plugin, backend_cuda_loader.h)
+    int64_t gpu_mem = 0;    // bytes of device memory the plan may use; 0: what is free minus a 256 MiB margin
     // MoE expert streaming (docs/MOE.md §4; ignored by dense models)
     std::string cache_policy = "lfru";  // "lfru" | "lru"
     int io_threads = 2;
@@ -121,6 +123,9 @@ private:
     Status plan_memory(const ModelOptions& opt);
     Status plan_layer_stream(const ModelOptions& opt);
     Status plan_store(const ModelOptions& opt, int64_t fixed, ExpertStore::Options* so);
+    Status check_device_budget(const ModelOptions& opt);
+    void rebase_weights(const uint8_t* origin, const uint8_t* base);
+    uint64_t weights_end() const;
     Status plan_buffers();
     Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T);
@@ -130,8 +135,9 @@ private:
 
     std::unique_ptr<EdgeFile> file_;
     std::unique_ptr<Tokenizer> tok_;
-    std::unique_ptr<CpuBackend> cpu_;
-    Backend* be_ = nullptr;                // runs every op (cpu_ today)
+    std::unique_ptr<CpuBackend> cpu_;      // the host's kernels (and the backend, on the CPU)
+    std::unique_ptr<Backend> gpu_;         // ModelOptions::device = "cuda"
+    Backend* be_ = nullptr;                // runs every op: cpu_ or gpu_
     Planner planner_;                      // owns every buffer below; destroyed after the users
     std::unique_ptr<ExpertStore> store_;
     std::unique_ptr<LayerStream> stream_;  // dense layers streamed when the model exceeds the budget

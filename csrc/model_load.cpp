@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cmath>
 
+#include "backend/backend_cuda_loader.h"
 #include "io_reader.h"
 #include "model.h"
 
@@ -70,6 +71,22 @@ Status layout_key(const EdgeFile& f, const char* key, const char* dflt, std::ini
     }
     return status_error(Code::UNSUPPORTED, f.path() + ": " + key + " '" + (v->type == META_STR ? v->s : std::string("?")) +
                                                "' is not supported by this runtime (supported: " + list + "; default " + dflt + ")");
+}
+
+// Every llm.* key this runtime reads. A file with another one declares a layout feature this runtime
+// does not implement (a newer converter, a new family's key): refused, never ignored.
+Status known_llm_keys(const EdgeFile& f, const std::string& arch) {
+    static const char* const kKnown[] = {"llm.n_layers", "llm.d_model", "llm.n_heads", "llm.n_kv_heads", "llm.head_dim",
+                                         "llm.d_ff", "llm.vocab_size", "llm.max_ctx", "llm.rope_theta", "llm.rms_eps",
+                                         "llm.qkv_bias", "llm.qk_norm", "llm.qk_norm_scope", "llm.tied_head", "llm.rope_layers",
+                                         "llm.swa_layers", "llm.swa_window", "llm.norm", "llm.ffn_act", "llm.rope_type"};
+    for (const auto& kv : f.meta()) {
+        if (kv.first.compare(0, 4, "llm.") != 0) continue;
+        if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return kv.first == k; }) == std::end(kKnown))
+            return status_error(Code::UNSUPPORTED, f.path() + ": architecture '" + arch + "' declares " + kv.first +
+                                                       ", a layout key this runtime does not implement (update edgerun)");
+    }
+    return Status::ok();
 }
 
 // Files written before the layout keys name their layout by general.architecture alone: these are the
@@ -140,6 +157,7 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     EDGE_TRY(layout_key(f, "llm.ffn_act", "silu", {"silu"}, &layout_keys));
     EDGE_TRY(layout_key(f, "llm.rope_type", "rotate_half", {"rotate_half"}, &layout_keys));
     if (!layout_keys) EDGE_TRY(legacy_layout(f, cfg_.arch, has_moe));
+    EDGE_TRY(known_llm_keys(f, cfg_.arch));
     int64_t b;
     EDGE_TRY(f.get_i64("llm.n_layers", &cfg_.n_layers));
     EDGE_TRY(f.get_i64("llm.d_model", &cfg_.d_model));
@@ -176,6 +194,12 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     const int threads = opt.threads > 0 ? opt.threads : (int)default_threads();
     cpu_.reset(new CpuBackend(kt, threads));
     be_ = cpu_.get();
+    if (opt.device == "cuda") {
+        EDGE_TRY(backend_open_cuda(kt, 0, &gpu_));
+        be_ = gpu_.get();
+    } else if (opt.device != "cpu") {
+        return status_error(Code::INVALID_ARGUMENT, "device '" + opt.device + "' is not one of cpu, cuda");
+    }
     EDGE_TRY(load_layers());
     EDGE_TRY(tokenizer_from_file(f, &tok_));
 
@@ -310,6 +334,12 @@ Status Model::plan_buffers() {
     shape.tokens = T;
     shape.ctx = ctx_;
     shape.max_width = std::max({D, c.d_ff, Dq, F});
+    shape.head_dim = Dh;
+    if (E > 0 && !be->host_addressable()) {  // experts are read into host slots, then staged for the device
+        ExpertStore::Sizes sz;
+        EDGE_TRY(ExpertStore::measure(*file_, ExpertStore::Options(), &sz));
+        shape.stage_bytes = sz.slot_bytes + 3 * 256;  // three matrices, each 256-byte aligned
+    }
     shape.n_experts = E;
     shape.n_used = k;
     be->plan_scratch(shape, &p);
@@ -326,11 +356,16 @@ Status Model::plan_memory(const ModelOptions& opt) {
     int64_t resident = 0;
     for (const TensorInfo& t : f.tensors())
         if (!is_expert_blob(t)) resident += (int64_t)t.nbytes;
-    p.count("weights", MemKind::WEIGHTS, be_->device(), resident);
+    // on a device that cannot read the mapping, the copy of the byte range holding the non-expert tensors
+    p.count("weights", MemKind::WEIGHTS, be_->device(), be_->host_addressable() ? resident : (int64_t)weights_end());
     EDGE_TRY(plan_buffers());
     plan_ = p.plan();
     const int64_t fixed = p.host_total();
     const bool moe = moe_.n_experts > 0;
+    if (!moe && opt.mem_budget > 0 && fixed > opt.mem_budget && !be_->host_addressable())
+        return status_error(Code::OUT_OF_MEMORY, strfmt("%s needs %.1f MiB of host memory but --mem is %.1f MiB; streaming the layers of a "
+                                                        "dense model is done on the CPU backend only (--device cpu)",
+                                                        f.path().c_str(), mib(fixed), mib(opt.mem_budget)));
     if (!moe && opt.mem_budget > 0 && fixed > opt.mem_budget) {
         // A dense model whose weights do not fit: stream its layers when the rest does.
         Status st = plan_layer_stream(opt);
@@ -354,12 +389,16 @@ Status Model::plan_memory(const ModelOptions& opt) {
     ExpertStore::Options so;
     if (moe) EDGE_TRY(plan_store(opt, fixed, &so));
 
+    EDGE_TRY(check_device_budget(opt));
     EDGE_TRY(p.allocate());  // the plan fit: every buffer at once
+    EDGE_TRY(be_->take_error());
     std::vector<float> inv_freq((size_t)(cfg_.head_dim / 2));
     for (size_t i = 0; i < inv_freq.size(); ++i)
         inv_freq[i] = (float)(1.0 / std::pow(cfg_.rope_theta, (double)(2 * i) / (double)cfg_.head_dim));
     be_->upload(inv_freq_, inv_freq.data(), (int64_t)(inv_freq.size() * sizeof(float)));
-    EDGE_TRY(be_->map_weights(f.data(), (int64_t)f.size(), &weights_));
+    // the non-expert tensors as the backend reads them: a view of the mapping, or a device copy
+    EDGE_TRY(be_->map_weights(f.data(), be_->host_addressable() ? (int64_t)f.size() : (int64_t)weights_end(), &weights_));
+    if (weights_.data != f.data()) rebase_weights(f.data(), static_cast<const uint8_t*>(weights_.data));
     if (moe) EDGE_TRY(ExpertStore::open(f, so, &store_));
     if (stream_opt_.window > 0) EDGE_TRY(LayerStream::open(f, stream_opt_, &stream_));
 
@@ -371,6 +410,40 @@ Status Model::plan_memory(const ModelOptions& opt) {
         return status_error(Code::OUT_OF_MEMORY, strfmt("%s: the plan took %.1f MiB more than --mem allows",
                                                         f.path().c_str(), mib(plan_.total() - opt.mem_budget)));
     return Status::ok();
+}
+
+// The end of the last non-expert tensor: experts are placed after all of them (docs/MOE.md), so a
+// device copy of [0, weights_end()) holds every tensor the backend reads in place.
+uint64_t Model::weights_end() const {
+    uint64_t end = 0;
+    for (const TensorInfo& t : file_->tensors())
+        if (!is_expert_blob(t)) end = std::max<uint64_t>(end, t.offset + t.nbytes);
+    return end;
+}
+
+// On an accelerator the plan's device term must fit --gpu-mem (default: what is free minus a margin).
+Status Model::check_device_budget(const ModelOptions& opt) {
+    if (be_->device() == Device::CPU) return Status::ok();
+    const int64_t need = planner_.device_total();
+    const int64_t free_now = be_->memory_free();
+    constexpr int64_t kMargin = 256 << 20;  // the CUDA context, cuBLAS-free kernels' own needs, fragmentation
+    const int64_t budget = opt.gpu_mem > 0 ? opt.gpu_mem : std::max<int64_t>(0, free_now - kMargin);
+    if (need > budget)
+        return status_error(Code::OUT_OF_MEMORY,
+                            strfmt("%s needs %.1f MiB of %s memory (weights, KV cache for %lld tokens, scratch) but %s is %.1f MiB "
+                                   "(%.1f MiB free); use a smaller quantization recipe, a shorter --ctx, a larger --gpu-mem or --device cpu",
+                                   file_->path().c_str(), mib(need), be_->name(), (long long)ctx_,
+                                   opt.gpu_mem > 0 ? "--gpu-mem" : "the free memory less a 256 MiB margin", mib(budget), mib(free_now)));
+    return Status::ok();
+}
+
+// Every weight pointer from the mapping (origin) to the backend's copy of it (base); the embedding
+// table stays in the mapping (Backend::embed reads host memory).
+void Model::rebase_weights(const uint8_t* origin, const uint8_t* base) {
+    for (Layer& L : layers_) L.w = L.w.rebased(origin, base);
+    const uint8_t* on = reinterpret_cast<const uint8_t*>(output_norm_);
+    output_norm_ = reinterpret_cast<const float*>(base + (on - origin));
+    output_.data = base + (output_.data - origin);
 }
 
 // Dense layers through a window of W layer buffers (layer_stream.h): resident keeps only the tensors

@@ -262,7 +262,9 @@ def test_unsupported_and_bad_moe_files(tiny, tmp_path):
     path, _, _ = tiny("mixtral")
     assert edgerun.Model(rewrite(path, tmp_path / "ok.edge")).logits(TOKENS[:2]).shape == (2, 320)  # the copy is valid
     cases = [
-        ({"general.architecture": "deepseek2"}, None, edgerun.UnsupportedError, "deepseek2"),
+        # the name alone no longer decides (layout keys do): a family needing a layout feature the runtime
+        # lacks declares it (here MLA attention) and is refused, naming the family and the key
+        ({"general.architecture": "deepseek2", "llm.attn": "mla"}, None, edgerun.UnsupportedError, "deepseek2"),
         ({"moe.gating": "sparsemixer"}, None, edgerun.UnsupportedError, "moe.gating"),
         ({"moe.predictor": "router"}, None, edgerun.UnsupportedError, "router_input"),  # router reads ffn_norm
         ({"moe.layers": [1, 1, 1]}, None, edgerun.BadFileError, "moe.layers"),

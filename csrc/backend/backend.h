@@ -64,6 +64,7 @@ struct StepShape {
     int64_t tokens = 0;     // T, the largest step (ModelOptions::batch)
     int64_t ctx = 0;        // KV positions
     int64_t max_width = 0;  // the widest matmul input (max of D, d_ff, Dq, d_expert)
+    int64_t head_dim = 0;   // Dh
     int64_t max_rank = 0;   // the largest LowRank rank (0: no adapters)
     int64_t stage_bytes = 0;  // the most weight bytes stage_weights() is given at once (an expert slot)
     int64_t n_experts = 0, n_used = 0;  // MoE: E and k (0 for a dense model)
@@ -106,7 +107,8 @@ public:
     virtual Status take_error() { return Status::ok(); }
 
     // ---- ops ----
-    // x[t] = dequant(row tokens[t] of table), t < T. Exact (the dtype's dequant). tokens: host memory.
+    // x[t] = dequant(row tokens[t] of table), t < T. Exact (the dtype's dequant). tokens and table: host
+    // memory (the mapping; a backend may keep its own device copy).
     virtual void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) = 0;
     // y[r] = x[r] / sqrt(mean(x[r]²) + eps) · w (w = nullptr: unweighted), for `rows` rows of n; y may
     // alias x. f32 accumulation in index order. One row per token (attn/ffn/output norm), per head
