@@ -78,7 +78,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     top-k -> top-p -> min-p -> temperature -> draw."""
     g = p.add_argument_group("sampling (defaults are llama.cpp's; applied in the order listed)")
     g.add_argument("--repeat-penalty", type=float, default=1.0,
-                   help="divide the positive logits (multiply the negative ones) of tokens seen in the last 64 "
+                   help="divide the positive logits (multiply the negative ones) of tokens seen in the last 64 tokens "
                         "by this; 1.0 = off (default 1.0)")
     g.add_argument("--top-k", type=int, default=40, help="keep only the K most likely tokens; 0 = off (default 40)")
     g.add_argument("--top-p", type=float, default=0.95,
