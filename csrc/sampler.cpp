@@ -21,6 +21,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
     }
     if (p_.temperature <= 0.f) return (int32_t)(std::max_element(logits, logits + n_vocab) - logits);
 
+    // top-k: the k best (logit, id), best first; ties by lower id
     cand_.clear();
     cand_.reserve((size_t)n_vocab);
     for (int64_t i = 0; i < n_vocab; ++i) cand_.emplace_back(logits[i], (int32_t)i);
@@ -32,36 +33,34 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
     std::partial_sort(cand_.begin(), cand_.begin() + (long)k, cand_.end(), by_logit);
     cand_.resize(k);
 
-    float m = cand_[0].first, sum = 0.f;
-    for (auto& c : cand_) {
-        c.first = std::exp((c.first - m) / p_.temperature);
-        sum += c.first;
-    }
-    for (auto& c : cand_) c.first /= sum;
+    // top-p and min-p on the probabilities at temperature 1 (llama.cpp applies temperature last)
+    const float m = cand_[0].first;
+    w_.resize(k);
+    float sum = 0.f;
+    for (size_t i = 0; i < k; ++i) sum += (w_[i] = std::exp(cand_[i].first - m));
     if (p_.top_p < 1.0f) {
         float cum = 0.f;
-        size_t keep = cand_.size();
-        for (size_t i = 0; i < cand_.size(); ++i) {
-            cum += cand_[i].first;
-            if (cum >= p_.top_p) { keep = i + 1; break; }
+        for (size_t i = 0; i < k; ++i) {
+            cum += w_[i] / sum;
+            if (cum >= p_.top_p) { k = i + 1; break; }
         }
-        cand_.resize(keep);
     }
-    if (p_.min_p > 0.f) {
-        float floor_p = cand_[0].first * p_.min_p;
+    if (p_.min_p > 0.f) {  // w_[0] = 1 is the best token's weight
         size_t keep = 1;
-        while (keep < cand_.size() && cand_[keep].first >= floor_p) ++keep;
-        cand_.resize(keep);
+        while (keep < k && w_[keep] >= p_.min_p) ++keep;
+        k = keep;
     }
+
+    // temperature on the survivors, then one draw
     float total = 0.f;
-    for (auto& c : cand_) total += c.first;
+    for (size_t i = 0; i < k; ++i) total += (w_[i] = std::exp((cand_[i].first - m) / p_.temperature));
     std::uniform_real_distribution<float> u(0.f, total);
     float r = u(rng_), acc = 0.f;
-    for (auto& c : cand_) {
-        acc += c.first;
-        if (r < acc) return c.second;
+    for (size_t i = 0; i < k; ++i) {
+        acc += w_[i];
+        if (r < acc) return cand_[i].second;
     }
-    return cand_.back().second;
+    return cand_[k - 1].second;
 }
 
 }  // namespace edge

@@ -621,7 +621,7 @@ PYBIND11_MODULE(_core, m) {
                  return std::make_unique<Sampler>(p);
              }),
              py::arg("temperature") = 0.8f, py::arg("top_k") = 40, py::arg("top_p") = 0.95f, py::arg("min_p") = 0.05f,
-             py::arg("repeat_penalty") = 1.1f, py::arg("repeat_last_n") = 64, py::arg("seed") = 0)
+             py::arg("repeat_penalty") = 1.0f, py::arg("repeat_last_n") = 64, py::arg("seed") = 0)
         .def("sample", [](Sampler& s, py::array_t<float, py::array::c_style | py::array::forcecast> logits,
                           const std::vector<int32_t>& history) {
             std::vector<float> w(logits.data(), logits.data() + logits.size());

@@ -40,15 +40,18 @@ inline bool is_s(uint8_t f) { return f & UCP_SPACE; }
 // [^\s\p{L}\p{N}]
 inline bool is_other(uint8_t f) { return !(f & (UCP_LETTER | UCP_NUMBER | UCP_SPACE)); }
 inline bool is_nl(uint32_t c) { return c == '\r' || c == '\n'; }
-inline uint32_t ascii_lower(uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+// Case folding as Oniguruma's (?i:...) does for the letters of the contractions (s t r e v m l d):
+// ASCII, plus U+017F LATIN SMALL LETTER LONG S, which folds to s; no other code point folds onto one
+// of them (tests/test_tokenizer_hf.py checks every code point).
+inline uint32_t fold_lower(uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c == 0x17F ? 's' : c; }
 
-// 's|'t|'re|'ve|'m|'ll|'d at i (fold = ASCII case-insensitive); 0 if none.
+// 's|'t|'re|'ve|'m|'ll|'d at i (fold = case-insensitive); 0 if none.
 size_t match_contraction(const Cps& t, size_t i, size_t end, bool fold) {
     if (t.cp[i] != '\'' || i + 1 >= end) return 0;
-    uint32_t a = fold ? ascii_lower(t.cp[i + 1]) : t.cp[i + 1];
+    uint32_t a = fold ? fold_lower(t.cp[i + 1]) : t.cp[i + 1];
     if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
     if (i + 2 >= end) return 0;
-    uint32_t b = fold ? ascii_lower(t.cp[i + 2]) : t.cp[i + 2];
+    uint32_t b = fold ? fold_lower(t.cp[i + 2]) : t.cp[i + 2];
     if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
     return 0;
 }
@@ -179,9 +182,9 @@ void pretokenize(PreTokenizer kind, const char* text, size_t n, std::vector<Span
         split_segment(kind, t, 0, m, out);
         return;
     }
-    size_t start = 0;
+    size_t start = 0;  // Digits(individual_digits): every numeric code point is a piece of its own
     for (size_t i = 0; i < m; ++i) {
-        if (!is_n(t.fl[i])) continue;
+        if (!(t.fl[i] & UCP_NUMERIC)) continue;
         split_segment(PreTokenizer::GPT2, t, start, i, out);
         out->push_back(Span{t.off[i], t.off[i + 1]});
         start = i + 1;

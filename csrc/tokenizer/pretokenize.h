@@ -4,12 +4,16 @@
 // (leftmost match, alternatives tried in order, greedy quantifiers with backtracking), so that
 // BPE merges never cross a piece boundary:
 //   GPT2    's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//   SMOLLM  every \p{N} code point isolated first (HF Digits(individual_digits=true)), then GPT2 on
-//           each remaining run — a run's end acts as the end of the text for (?!\S)
+//   SMOLLM  every numeric code point isolated first (HF Digits(individual_digits=true), whose class is
+//           Rust's char::is_numeric, not the regex engine's \p{N}: see unicode.h), then GPT2 on each
+//           remaining run — a run's end acts as the end of the text for (?!\S), as in HF, where
+//           ByteLevel's regex runs on each piece Digits left (so '   1.' is '   ', '1', '.')
 //   QWEN2   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|
 //           \s*[\r\n]+|\s+(?!\S)|\s+
 //   LLAMA3  as QWEN2 with \p{N}{1,3} (numbers in groups of up to three digits)
-// The case-insensitive contractions fold ASCII letters only (as llama.cpp does).
+// The case-insensitive contractions fold as Oniguruma does (ASCII and U+017F ſ -> s; llama.cpp folds
+// ASCII only). Character classes are HF tokenizers' own (unicode.h). The spec is HF tokenizers:
+// tests/test_tokenizer_hf.py compares every pre-tokenizer with it line by line on a large corpus.
 // Invalid UTF-8 bytes are single code points with no class (they fall in [^\s\p{L}\p{N}]).
 #pragma once
 

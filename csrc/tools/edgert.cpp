@@ -1,5 +1,7 @@
 // edgert.cpp — standalone CLI for boards without Python:
 //   edgert generate MODEL.edge -p TEXT [-n 64] [-t threads] [--temp 0] [--seed 0] [--ids] [--mem SIZE]
+//     greedy by default (a golden check across boards); --temp T > 0 samples with llama.cpp's other
+//     defaults (SamplerParams: top-k 40, top-p 0.95, min-p 0.05, repetition penalty off).
 //   edgert bench MODEL.edge [-t threads] [--prompt-tokens 256] [--gen-tokens 128] [--mem SIZE]
 // --mem (e.g. 512MB, 1GB, 1.5GiB) is a hard budget for the whole process (ModelOptions::budget_covers_process).
 //   edgert verify MODEL.edge
@@ -34,6 +36,8 @@ int fail(const Status& st) {
 int usage() {
     std::fprintf(stderr,
                  "usage: edgert generate MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--seed S] [--ids] [--mem SIZE]\n"
+                 "         --temp: 0 = greedy (default); > 0 samples with top-k 40, top-p 0.95, min-p 0.05, no\n"
+                 "         repetition penalty (llama.cpp's defaults); --seed: the draw's seed (default 0)\n"
                  "       edgert bench MODEL [-t THREADS] [--prompt-tokens N] [--gen-tokens N] [--mem SIZE]\n"
                  "       edgert verify MODEL\n"
                  "       edgert kernels\n");
@@ -103,10 +107,9 @@ int cmd_generate(const Args& a) {
     const Tokenizer& tok = *m->tokenizer();
     std::vector<int32_t> history = tok.encode(a.prompt, tok.spec().add_bos, true);
     if (history.empty()) return fail(status_error(Code::INVALID_ARGUMENT, "empty prompt"));
-    SamplerParams sp;
+    SamplerParams sp;  // llama.cpp's defaults, except the temperature (greedy unless --temp)
     sp.temperature = a.temp;
     sp.seed = a.seed;
-    sp.repeat_penalty = a.temp > 0 ? 1.1f : 1.0f;
     Sampler sampler(sp);
     std::vector<float> logits((size_t)m->config().vocab);
     std::vector<int32_t> feed = history;

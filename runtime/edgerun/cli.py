@@ -73,13 +73,23 @@ def _print_kernels(model, requested: str | None = None) -> None:
         print(f"edgerun: {line}", file=sys.stderr)
 
 
-def _sampling_args(p: argparse.ArgumentParser, temp: float) -> None:
-    p.add_argument("--temp", type=float, default=temp, help="temperature (0 = greedy)")
-    p.add_argument("--top-k", type=int, default=40)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--min-p", type=float, default=0.05)
-    p.add_argument("--repeat-penalty", type=float, default=1.1)
-    p.add_argument("--seed", type=int, default=0)
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    """llama.cpp's sampling defaults (common_params_sampling), applied in its order: repetition penalty ->
+    top-k -> top-p -> min-p -> temperature -> draw."""
+    g = p.add_argument_group("sampling (defaults are llama.cpp's; applied in the order listed)")
+    g.add_argument("--repeat-penalty", type=float, default=1.0,
+                   help="divide the positive logits (multiply the negative ones) of tokens seen in the last 64 tokens "
+                        "by this; 1.0 = off (default 1.0)")
+    g.add_argument("--top-k", type=int, default=40, help="keep only the K most likely tokens; 0 = off (default 40)")
+    g.add_argument("--top-p", type=float, default=0.95,
+                   help="then keep the most likely tokens whose probabilities sum to P; 1.0 = off (default 0.95)")
+    g.add_argument("--min-p", type=float, default=0.05,
+                   help="then drop tokens less likely than P times the most likely one; 0 = off (default 0.05)")
+    g.add_argument("--temp", type=float, default=0.8,
+                   help="temperature of the final draw: lower is more focused, 0 = greedy, deterministic "
+                        "(default 0.8)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="random seed of the draw; the same seed gives the same text (default 0)")
 
 
 def _sampling(args) -> dict:
@@ -287,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("chat", help="interactive chat")
     common(sp, model_optional=True)
-    _sampling_args(sp, 0.7)
+    _sampling_args(sp)
     sp.add_argument("--system", default=None, help="system prompt")
     sp.add_argument("--max-tokens", type=int, default=512)
     sp.add_argument("--stats", action="store_true", help="print tokens/s after each reply")
@@ -295,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("generate", help="complete a prompt")
     common(sp)
-    _sampling_args(sp, 0.8)
+    _sampling_args(sp)
     sp.add_argument("--prompt", "-p", required=True)
     sp.add_argument("-n", type=int, default=128, help="tokens to generate")
     sp.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")

@@ -16,13 +16,14 @@ from .sizes import parse_size
 
 @dataclass
 class SamplingParams:
-    """Sampler settings; temperature 0 is greedy."""
+    """Sampler settings; temperature 0 is greedy. Defaults are llama.cpp's (common_params_sampling), applied
+    in its order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw (csrc/sampler.h)."""
 
     temperature: float = 0.8
     top_k: int = 40
     top_p: float = 0.95
     min_p: float = 0.05
-    repeat_penalty: float = 1.1
+    repeat_penalty: float = 1.0
     repeat_last_n: int = 64
     seed: int = 0
 
@@ -160,7 +161,7 @@ class Model:
         return ids[n:]
 
     def generate(self, prompt: str | Sequence[int], max_tokens: int = 128, *, temperature: float = 0.8,
-                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.1,
+                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0,
                  seed: int = 0, stop_ids: Sequence[int] | None = None,
                  tokens_out: list | None = None) -> Iterator[str]:
         """Stream text pieces as they are generated (UTF-8 safe).
@@ -168,6 +169,7 @@ class Model:
         prompt: text (tokenized with BOS per the model) or token ids. The KV cache is reused for the
         longest prefix it shares with the prompt (a chat re-sends the whole conversation each turn).
         Stops at EOS / stop_ids or after max_tokens; tokens_out, if given, receives every generated id.
+        Sampling defaults are llama.cpp's (see SamplingParams); temperature=0 is greedy.
         """
         ids = self.tokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
         if not ids:
