@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "../common.h"
 #include "../matrix.h"
@@ -81,6 +82,8 @@ public:
     // buffers): no upload/download is needed between them and the caller.
     virtual bool host_addressable() const = 0;
     virtual int threads() const = 0;
+    // One line for humans: the device, its capability and memory ("cpu" for the CPU).
+    virtual std::string describe() const { return name(); }
     // Weights of this dtype can be a matmul / embed operand (int_dot dtypes also need cols % 32 == 0).
     virtual bool supports(uint32_t dtype) const = 0;
 

@@ -53,4 +53,15 @@ Status backend_open_cuda(const KernelTable* host, int device, std::unique_ptr<Ba
     return Status::ok();
 }
 
+bool cuda_probe(const KernelTable* host, std::string* device, std::string* error) {
+    std::unique_ptr<Backend> be;
+    Status st = backend_open_cuda(host, 0, &be);
+    if (!st.is_ok()) {
+        *error = st.msg;
+        return false;
+    }
+    *device = be->describe();
+    return true;
+}
+
 }  // namespace edge

@@ -25,6 +25,9 @@ typedef Backend* (*cuda_backend_create_fn)(const KernelTable* host, int device, 
 // usable GPU/driver is missing (the message says which and what to do).
 Status backend_open_cuda(const KernelTable* host, int device, std::unique_ptr<Backend>* out);
 
+// For `edgerun info`: whether the CUDA backend opens on device 0, and the device's description or why not.
+bool cuda_probe(const KernelTable* host, std::string* device, std::string* error);
+
 // Where the plugin would be loaded from (for `edgerun info`), and whether it is there.
 std::string cuda_plugin_path(bool* exists);
 

@@ -32,10 +32,24 @@ def _load(args, quiet: bool = False):
     from .defaults import default_model, ensure_edge
     path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
-                  kernels=getattr(args, "kernels", None), mem_scope="process", **_moe_options(args))
+                  kernels=getattr(args, "kernels", None), mem_scope="process", **_device_options(args), **_moe_options(args))
     if getattr(args, "verbose", False):
         _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
+
+
+def _device_options(args) -> dict:
+    """Model keyword arguments of --device / --gpu-mem (the info command's --device names a board instead)."""
+    return dict(device=getattr(args, "compute_device", "cpu"), gpu_mem=getattr(args, "gpu_mem", None))
+
+
+def _device_args(sp) -> None:
+    g = sp.add_argument_group("device")
+    g.add_argument("--device", dest="compute_device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the model runs (default cpu); cuda: the first NVIDIA GPU, the same .edge file "
+                        "(the CUDA backend plugin, loaded only when asked for)")
+    g.add_argument("--gpu-mem", default=None,
+                   help="with --device cuda: GPU memory the plan may use, e.g. 6GB (default: what is free minus 256 MiB)")
 
 
 def _moe_options(args) -> dict:
@@ -234,7 +248,7 @@ def cmd_perplexity(args) -> int:
     from . import Model
     from .defaults import ensure_edge
     model = Model(ensure_edge(args.model, quiet=args.json), threads=args.threads, ctx=args.ctx,
-                  kernels=args.kernels)
+                  kernels=args.kernels, **_device_options(args))
     if args.verbose:
         _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
     with open(args.textfile, encoding="utf-8") as f:
@@ -262,7 +276,9 @@ def cmd_verify(args) -> int:
 def cmd_info(args) -> int:
     model = _load(args)
     _print_kernels(model)
-    info = {"config": model.config, "memory_plan": model.memory_plan, "threads": model.threads, "ctx": model.ctx}
+    from . import _core
+    info = {"config": model.config, "memory_plan": model.memory_plan, "threads": model.threads, "ctx": model.ctx,
+            "gpu": _core.cuda_info()}
     print(json.dumps(info, indent=2))
     if args.device:  # fit and decode roofline on a board profile (device.py)
         from .device import model_device_report
@@ -274,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgerun", description="Run .edge language models on small machines.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def common(sp, model_optional=False):
+    def common(sp, model_optional=False, device=True):
         if model_optional:
             sp.add_argument("model", nargs="?", help=".edge file (or GGUF / HF folder, converted once); default: SmolLM2-135M-Instruct")
         else:
@@ -286,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--ctx", type=int, default=None, help="context length (KV cache)")
         sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
+        if device:
+            _device_args(sp)
         moe = sp.add_argument_group("MoE expert streaming (docs/MOE.md)")
         moe.add_argument("--cache-policy", choices=("lfru", "lru"), default="lfru", help="expert cache eviction")
         moe.add_argument("--io-threads", type=int, default=2, help="background expert readers (default 2)")
@@ -329,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", "-t", type=int, default=None)
     sp.add_argument("--kernels", default=None)
     sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
+    _device_args(sp)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_perplexity)
 
@@ -336,8 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     sp.set_defaults(fn=cmd_verify)
 
-    sp = sub.add_parser("info", help="model configuration, memory plan and kernels")
-    common(sp, model_optional=True)
+    sp = sub.add_parser("info", help="model configuration, memory plan, kernels and GPU")
+    common(sp, model_optional=True, device=False)
     sp.add_argument("--device", help="also report fit and decode roofline on a board profile (rpi5, spacemit-k1, ...)")
     sp.add_argument("--ram", type=float, help="with --device: the board's RAM in GB (default: its smallest option)")
     sp.set_defaults(fn=cmd_info)

@@ -45,6 +45,10 @@ class Model:
     (default, results identical to a resident run) or "miss" (a cold expert whose routing weight is
     below moe_lowbit_threshold is read in the next lower precision).
 
+    device: "cpu" (default) or "cuda" (the first NVIDIA GPU through the CUDA backend plugin; the same file);
+    gpu_mem: device memory the plan may use ("6GB", bytes; default what is free minus 256 MiB). A missing
+    GPU, driver or plugin raises UnsupportedError and leaves the CPU path usable.
+
     mem_scope: "model" (default) budgets the model's own memory; "process" makes `mem` bound the whole
     process: its resident set when the model is planned (interpreter, libraries, tokenizer) plus a
     margin is counted as memory_plan["process"]. The CLI uses "process", so `--mem` holds under a cgroup.
@@ -53,7 +57,8 @@ class Model:
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
-                 moe_lowbit_threshold: float = 0.2, mem_scope: str = "model"):
+                 moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
+                 gpu_mem: str | int | None = None):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
@@ -64,7 +69,7 @@ class Model:
         self._m = _core.Model(self.path, threads=threads or 0, ctx=ctx or 0, batch=batch, mem=parse_size(mem),
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
                               moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
-                              mem_covers_process=mem_scope == "process")
+                              mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem))
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
@@ -81,6 +86,11 @@ class Model:
     @property
     def threads(self) -> int:
         return self._m.threads
+
+    @property
+    def device(self) -> str:
+        """The backend that runs the model: "cpu" or "cuda"."""
+        return self._m.device
 
     @property
     def memory_plan(self) -> dict:

@@ -1,0 +1,215 @@
+// cuda_backend.cu — the CUDA backend's memory, matmul, embed, MoE routing and the plugin entry point
+// (cuda_backend.h). The element-wise, attention and MoE data-movement kernels are in cuda_ops.cu.
+#include "cuda_backend.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "../../kernels/cuda/cuda_kernels.h"
+#include "../../moe.h"
+#include "../planner.h"
+
+namespace edge {
+
+Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** out) {
+    *out = nullptr;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess)
+        return status_error(Code::UNSUPPORTED, strfmt("no usable CUDA driver/device (%s: %s); run with --device cpu",
+                                                      cudaGetErrorName(e), cudaGetErrorString(e)));
+    if (device < 0 || device >= n)
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA device %d does not exist (%d found)", device, n));
+    cudaDeviceProp prop{};
+    if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess)
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA device %d: %s", device, cudaGetErrorString(e)));
+    if (prop.major < 7)
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA device %d (%s) has compute capability %d.%d; edgerun needs 7.0 or newer",
+                                                      device, prop.name, prop.major, prop.minor));
+    if ((e = cudaSetDevice(device)) != cudaSuccess)
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA device %d: %s", device, cudaGetErrorString(e)));
+    CudaBackend* be = new CudaBackend();
+    be->host_ = host;
+    be->device_ = device;
+    be->max_smem_ = prop.sharedMemPerBlockOptin;
+    int driver = 0;
+    cudaDriverGetVersion(&driver);
+    be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,
+                           prop.totalGlobalMem / 1073741824.0, driver / 1000, (driver % 1000) / 10);
+    if ((e = cudaStreamCreateWithFlags(&be->stream_, cudaStreamNonBlocking)) != cudaSuccess) {
+        delete be;
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA stream: %s", cudaGetErrorString(e)));
+    }
+    *out = be;
+    return Status::ok();
+}
+
+CudaBackend::~CudaBackend() {
+    if (stream_) {
+        cudaStreamSynchronize(stream_);
+        cudaStreamDestroy(stream_);
+    }
+}
+
+bool CudaBackend::supports(uint32_t dtype) const {
+    // the embedding rows are dequantized on the host; the matmul needs a GPU kernel
+    return dtype < EDGE_DTYPE_COUNT && cuda_gemv_supported(dtype) && host_->dequant[dtype];
+}
+
+void CudaBackend::note(cudaError_t e, const char* what) {
+    if (e != cudaSuccess && error_ == cudaSuccess) {
+        error_ = e;
+        error_what_ = what;
+    }
+}
+
+Status CudaBackend::take_error() {
+    if (!plan_error_.is_ok()) {
+        Status st = plan_error_;
+        plan_error_ = Status::ok();
+        return st;
+    }
+    note(cudaGetLastError(), "a kernel launch");
+    if (error_ == cudaSuccess) return Status::ok();
+    Status st = status_error(error_ == cudaErrorMemoryAllocation ? Code::OUT_OF_MEMORY : Code::IO_ERROR,
+                             strfmt("CUDA error in %s: %s (%s)", error_what_, cudaGetErrorString(error_), cudaGetErrorName(error_)));
+    error_ = cudaSuccess;
+    return st;
+}
+
+Status CudaBackend::alloc(int64_t bytes, int64_t align, bool zero, const char* what, Buffer* out) {
+    *out = Buffer();
+    if (bytes <= 0) return Status::ok();
+    if (align > 256) return status_error(Code::INVALID_ARGUMENT, strfmt("%s: CUDA buffers are 256-byte aligned, not %lld", what, (long long)align));
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, (size_t)bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();  // clear the sticky-free error
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        return status_error(Code::OUT_OF_MEMORY, strfmt("out of GPU memory: %s needs %.1f MiB, %.1f MiB free of %.1f MiB (%s); "
+                                                        "use a smaller model, --ctx or --gpu-mem, or --device cpu",
+                                                        what, bytes / 1048576.0, free_b / 1048576.0, total_b / 1048576.0, cudaGetErrorString(e)));
+    }
+    if (zero) note(cudaMemsetAsync(p, 0, (size_t)bytes, stream_), "cudaMemset");
+    *out = Buffer{p, bytes, Device::CUDA, true};
+    return Status::ok();
+}
+
+void CudaBackend::release(Buffer* b) {
+    if (b->owned && b->data) {
+        cudaStreamSynchronize(stream_);
+        cudaFree(b->data);
+    }
+    *b = Buffer();
+}
+
+Status CudaBackend::map_weights(const void* host, int64_t bytes, Buffer* out) {
+    EDGE_TRY(alloc(bytes, 256, false, "the model's weights", out));
+    cudaError_t e = cudaMemcpy(out->data, host, (size_t)bytes, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) {
+        release(out);
+        return status_error(Code::IO_ERROR, strfmt("copying the weights to the GPU: %s", cudaGetErrorString(e)));
+    }
+    return Status::ok();
+}
+
+void CudaBackend::upload(void* dst, const void* host, int64_t bytes) {
+    note(cudaMemcpyAsync(dst, host, (size_t)bytes, cudaMemcpyHostToDevice, stream_), "upload");
+}
+
+void CudaBackend::download(void* host, const void* src, int64_t bytes) {
+    note(cudaMemcpyAsync(host, src, (size_t)bytes, cudaMemcpyDeviceToHost, stream_), "download");
+    note(cudaStreamSynchronize(stream_), "download");
+}
+
+void CudaBackend::sync() { note(cudaStreamSynchronize(stream_), "a step"); }
+
+int64_t CudaBackend::memory_free() const {
+    size_t free_b = 0, total_b = 0;
+    return cudaMemGetInfo(&free_b, &total_b) == cudaSuccess ? (int64_t)free_b : -1;
+}
+
+Status cuda_attention_prepare(int64_t ctx, int64_t max_dh, int64_t max_smem);  // cuda_ops.cu
+
+void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
+    shape_ = s;
+    if (Status st = cuda_attention_prepare(s.ctx, s.head_dim, max_smem_); !st.is_ok() && plan_error_.is_ok()) plan_error_ = st;
+    const int64_t routes = std::max<int64_t>(1, s.tokens * s.n_used);
+    p->add("cuda.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);
+    p->add("cuda.embed_rows (host)", MemKind::SCRATCH, nullptr, s.tokens * s.max_width, &host_rows_);
+    if (s.n_experts > 0) {
+        p->add("cuda.routes", MemKind::SCRATCH, this, routes, &routes_);
+        p->add("cuda.route_weights", MemKind::SCRATCH, this, routes, &weights_);
+        p->add("cuda.router_logits (host)", MemKind::SCRATCH, nullptr, s.tokens * s.n_experts, &logits_host_);
+    }
+    if (s.stage_bytes > 0) p->add("cuda.expert_stage", MemKind::SCRATCH, this, s.stage_bytes, &stage_, false);
+}
+
+void CudaBackend::stage_weights(const Matrix* in, int n, Matrix* out) {
+    int64_t off = 0;
+    for (int i = 0; i < n; ++i) {
+        const int64_t bytes = (int64_t)in[i].row_bytes * in[i].rows;
+        out[i] = in[i];
+        if (off + bytes > shape_.stage_bytes) {  // the plan was wrong: an invariant, not input
+            note(cudaErrorInvalidValue, "stage_weights (more bytes than planned)");
+            return;
+        }
+        out[i].data = stage_ + off;
+        upload(stage_ + off, in[i].data, bytes);
+        off += (bytes + 255) / 256 * 256;
+    }
+}
+
+void CudaBackend::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) {
+    // table is the host mapping (backend.h): rows are dequantized here and uploaded, as llama.cpp keeps
+    // token_embd on the CPU
+    const dequant_fn dq = host_->dequant[table.dtype];
+    sync();  // host_rows_ may still be read by the previous upload
+    for (int64_t t = 0; t < T; ++t) dq(table.data + (size_t)tokens[t] * table.row_bytes, host_rows_ + t * table.cols, table.cols);
+    upload(x, host_rows_, T * table.cols * (int64_t)sizeof(float));
+}
+
+void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, const float* x, int64_t T,
+                         const LowRank* const* adapters) {
+    const int64_t n = ws[0]->cols;
+    bool need_q8 = false;
+    for (int i = 0; i < nw; ++i) need_q8 |= dtype_traits(ws[i]->dtype).int_dot;
+    if (need_q8) note(cuda_quantize_q8x(x, n, n, T, xq_, n / 32, stream_), "quantize_q8x");
+    for (int i = 0; i < nw; ++i) {
+        const Matrix& w = *ws[i];
+        const bool q8 = dtype_traits(w.dtype).int_dot;
+        note(cuda_gemv(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, q8 ? (const void*)xq_ : (const void*)x, q8 ? n / 32 : n, T,
+                       ys[i], w.rows, stream_),
+             "gemv");
+    }
+    if (adapters)
+        for (int i = 0; i < nw; ++i)
+            if (adapters[i] && adapters[i]->rank > 0) note(cudaErrorNotSupported, "matmul: LowRank adapters on the GPU (not yet)");
+}
+
+void CudaBackend::moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) {
+    const int64_t E = c.n_experts;
+    download(logits_host_, logits, T * E * (int64_t)sizeof(float));
+    for (int64_t t = 0; t < T; ++t) {
+        if (w)
+            edge::moe_route(c, logits_host_ + t * E, idx + t * k, w + t * k);
+        else
+            moe_topk(logits_host_ + t * E, E, k, idx + t * k);
+    }
+}
+
+}  // namespace edge
+
+extern "C" __attribute__((visibility("default"))) edge::Backend* edge_cuda_backend_create(const edge::KernelTable* host, int device,
+                                                                                         char* err, int err_len) {
+    edge::CudaBackend* be = nullptr;
+    edge::Status st = edge::CudaBackend::create(host, device, &be);
+    if (!st.is_ok()) {
+        std::snprintf(err, (size_t)err_len, "%s", st.msg.c_str());
+        return nullptr;
+    }
+    return be;
+}

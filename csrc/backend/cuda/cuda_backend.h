@@ -1,0 +1,89 @@
+// cuda_backend.h — the CUDA backend (backend/backend.h on an NVIDIA GPU), built as the plugin
+// libedge_cuda_backend.so (backend_cuda_loader.h). One device, one stream: ops are enqueued on it in
+// order and run asynchronously; sync() waits; download() waits for what it reads.
+//
+// Memory: alloc = cudaMalloc (device memory; 256-byte aligned, so any requested alignment up to 256
+// holds); map_weights copies the mapped tensors to the device once (a desktop GPU cannot read the
+// mapping; on a unified-memory board the registered mapping would be read in place, issue 9 §3);
+// stage_weights copies an expert's matrices into a planned staging area.
+// Numerics vs the CPU backend: matmul uses the same block_q8x activations (bit-exact quantize), so
+// int_dot dtypes differ only in the f32 order of the block sum (kernels/cuda/cuda_kernels.h);
+// rmsnorm, attention, rope and silu reduce in another order than the CPU loops (f32): |Δ| a few ulp of
+// the row's scale; embed (host dequant), add, add_bias, relu, gather / scatter / combine are exact.
+// Scratch of its own: q8 activations, the attention launch needs none (shared memory, ctx ≤ the
+// device's opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
+// staging area, pinned host rows for embed.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "../../kernels/kernels.h"
+#include "../backend.h"
+
+namespace edge {
+
+class CudaBackend final : public Backend {
+public:
+    // host: the host kernel table (embedding rows are dequantized on the host); device: GPU index.
+    static Status create(const KernelTable* host, int device, CudaBackend** out);
+    ~CudaBackend() override;
+
+    const char* name() const override { return "cuda"; }
+    Device device() const override { return Device::CUDA; }
+    bool host_addressable() const override { return false; }
+    int threads() const override { return 1; }
+    std::string describe() const override { return describe_; }
+    bool supports(uint32_t dtype) const override;
+
+    Status alloc(int64_t bytes, int64_t align, bool zero, const char* what, Buffer* out) override;
+    void release(Buffer* b) override;
+    Status map_weights(const void* host, int64_t bytes, Buffer* out) override;
+    void upload(void* dst, const void* host, int64_t bytes) override;
+    void download(void* host, const void* src, int64_t bytes) override;
+    void plan_scratch(const StepShape& s, Planner* p) override;
+    void stage_weights(const Matrix* in, int n, Matrix* out) override;
+    int64_t memory_free() const override;
+    void sync() override;
+
+    void embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) override;
+    void rmsnorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y) override;
+    void matmul(const Matrix* const* ws, float* const* ys, int nw, const float* x, int64_t T,
+                const LowRank* const* adapters = nullptr) override;
+    void add_bias(float* y, const float* b, int64_t rows, int64_t n) override;
+    void rope_angles(int64_t pos0, int64_t T, const float* inv_freq, int64_t half, float* cos, float* sin) override;
+    void rope(float* x, int64_t T, int64_t heads, int64_t Dh, const float* cos, const float* sin) override;
+    void kv_append(const KvLayer& kv, const float* k, const float* v, int64_t T, int64_t pos0, int64_t Hkv, int64_t Dh) override;
+    void attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
+                   int64_t window, float* out) override;
+    void act_mul(float* g, const float* u, int64_t n, Act act) override;
+    void add(float* x, const float* y, int64_t n) override;
+
+    void moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) override;
+    void moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) override;
+    void moe_scatter(const float* ye, int64_t D, const int32_t* routes, int64_t n, float* yk) override;
+    void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) override;
+
+    Status take_error() override;
+
+private:
+    CudaBackend() = default;
+    void note(cudaError_t e, const char* what);
+
+    const KernelTable* host_ = nullptr;
+    int device_ = 0;
+    cudaStream_t stream_ = nullptr;
+    cudaError_t error_ = cudaSuccess;
+    const char* error_what_ = "";
+    StepShape shape_;
+    block_q8x* xq_ = nullptr;       // [T · max_width / 32] device
+    float* host_rows_ = nullptr;    // [T · max_width] pinned host: dequantized embedding rows
+    int32_t* routes_ = nullptr;     // [T · k_max] device copy of a route list (k_max: routes per step)
+    float* weights_ = nullptr;      // [T · k_max] device copy of routing weights
+    uint8_t* stage_ = nullptr;      // [stage_bytes] device: staged expert matrices
+    float* logits_host_ = nullptr;  // [T · E_max] pinned host: router logits for moe_route
+    int64_t max_smem_ = 0;          // opt-in shared memory per block (attention scores)
+    std::string describe_;          // "NVIDIA H200 (sm_90, 139.8 GiB, driver 13.0)"
+    Status plan_error_;             // what plan_scratch could not provide (reported by take_error)
+};
+
+}  // namespace edge
