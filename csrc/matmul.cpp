@@ -14,7 +14,7 @@ void matmul(const MatmulCtx& c, const Matrix* const* ws, float* const* ys, int n
         total += ws[i]->rows;
     }
     if (need_q8)
-        for (int64_t t = 0; t < T; ++t) c.kt->quantize_q8x(x + t * n, c.xq + t * (n / 32), n);
+        for (int64_t t = 0; t < T; ++t) c.kt->quantize_q8x.fn(x + t * n, c.xq + t * (n / 32), n);
     const KernelTable* kt = c.kt;
     const block_q8x* xq = c.xq;
     c.pool->run(total, [&](int64_t b, int64_t e, int) {
@@ -25,7 +25,7 @@ void matmul(const MatmulCtx& c, const Matrix* const* ws, float* const* ys, int n
             if (lo < hi) {
                 int64_t r0 = lo - base;
                 bool q8 = dtype_traits(w.dtype).int_dot;
-                kt->gemm[w.dtype](w.data + (size_t)r0 * w.row_bytes, (int64_t)w.row_bytes, hi - lo, n,
+                kt->gemm[w.dtype].fn(w.data + (size_t)r0 * w.row_bytes, (int64_t)w.row_bytes, hi - lo, n,
                                   q8 ? (const void*)xq : (const void*)x, q8 ? n / 32 : n, T, ys[i] + r0, w.rows);
             }
             base += w.rows;

@@ -111,7 +111,7 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
         for (int64_t i = b; i < e; ++i) {
             int64_t t = i / H, h = i % H, kvh = h / group, pos = pos0 + t;
             int64_t p_begin = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-            kt_->attention(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * ktile_head_, L.v_cache.get() + kvh * Dh,
+            kt_->attention.fn(q_.data() + t * Dq + h * Dh, L.k_cache.get() + kvh * ktile_head_, L.v_cache.get() + kvh * Dh,
                            Dkv, p_begin, pos + 1, Dh, scratch, att_.data() + t * Dq + h * Dh);
         }
     });
@@ -129,7 +129,7 @@ void Model::dense_ffn(const LayerWeights& w, int64_t T) {
         float* ys[2] = {gate_.data(), up_.data()};
         matmul(mm(), ws, ys, 2, xn_.data(), T);
     }
-    kt_->silu_mul(gate_.data(), up_.data(), T * cfg_.d_ff, gate_.data());
+    kt_->silu_mul.fn(gate_.data(), up_.data(), T * cfg_.d_ff, gate_.data());
     const Matrix* wd = &w.down;
     float* y = xn_.data();
     matmul(mm(), &wd, &y, 1, gate_.data(), T);
@@ -210,7 +210,7 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
     const float eps = (float)c.rms_eps;
 
     for (int64_t t = 0; t < T; ++t)
-        kt_->dequant[tok_embd_.dtype](tok_embd_.data + (size_t)tokens[t] * tok_embd_.row_bytes, x_.data() + t * D, D);
+        kt_->dequant[tok_embd_.dtype].fn(tok_embd_.data + (size_t)tokens[t] * tok_embd_.row_bytes, x_.data() + t * D, D);
     for (int64_t t = 0; t < T; ++t)
         rope_angles(n_past_ + t, inv_freq_.data(), half, rope_cos_.data() + t * half, rope_sin_.data() + t * half);
 

@@ -202,7 +202,7 @@ Status Model::load_layers() {
         if (!t) return bad_model(path, "missing tensor '" + name + "'");
         if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols)
             return bad_model(path, strfmt("tensor '%s' should be [%lld, %lld]", name.c_str(), (long long)rows, (long long)cols));
-        if (!kt_->gemm[t->dtype] || !kt_->dequant[t->dtype] || (dtype_traits(t->dtype).int_dot && cols % 32))
+        if (!kt_->gemm[t->dtype].fn || !kt_->dequant[t->dtype].fn || (dtype_traits(t->dtype).int_dot && cols % 32))
             return status_error(Code::UNSUPPORTED, path + ": tensor '" + name + "' has dtype " + dtype_traits(t->dtype).name + ", which cannot be a matmul weight");
         *m = Matrix{t->data, t->dtype, rows, cols, dtype_row_bytes(t->dtype, cols)};
         return Status::ok();

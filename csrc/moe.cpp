@@ -133,7 +133,7 @@ Status check_expert(const MoeConfig& c, const KernelTable& kt, int64_t D, int la
     const int64_t rows[3] = {F, F, D}, cols[3] = {D, D, F};
     for (int i = 0; i < 3; ++i) {
         const Matrix& w = *ms[i];
-        if (!w.data || w.rows != rows[i] || w.cols != cols[i] || w.dtype >= EDGE_DTYPE_COUNT || !kt.gemm[w.dtype] ||
+        if (!w.data || w.rows != rows[i] || w.cols != cols[i] || w.dtype >= EDGE_DTYPE_COUNT || !kt.gemm[w.dtype].fn ||
             (dtype_traits(w.dtype).int_dot && w.cols % 32))
             return status_error(Code::BAD_FILE, strfmt("layer %d expert %d: the store served a %lld x %lld matrix of dtype %u "
                                                        "where a %lld x %lld matmul weight was expected",
@@ -193,7 +193,7 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, const MatmulCtx& mm, int 
             const float* u = b.up.data();
             for (int64_t i = 0; i < ne * F; ++i) g[i] = (g[i] > 0.f ? g[i] : 0.f) * u[i];
         } else {
-            mm.kt->silu_mul(b.gate.data(), b.up.data(), ne * F, b.gate.data());
+            mm.kt->silu_mul.fn(b.gate.data(), b.up.data(), ne * F, b.gate.data());
         }
         {
             const Matrix* ws[1] = {&em.down};

@@ -43,9 +43,9 @@ py::array_t<float> py_dequantize(int dtype, py::bytes data, int64_t n, const std
     if (need == 0 || buf.size() < need)
         raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("dequantize: %lld elements need %zu bytes of %s, got %zu",
                                                                  (long long)n, need, dtype_traits(dt).name, buf.size())));
-    if (!t->dequant[dt]) raise_status(status_error(Code::UNSUPPORTED, "no dequantize kernel for this dtype"));
+    if (!t->dequant[dt].fn) raise_status(status_error(Code::UNSUPPORTED, "no dequantize kernel for this dtype"));
     py::array_t<float> out(n);
-    t->dequant[dt](buf.data(), out.mutable_data(), n);
+    t->dequant[dt].fn(buf.data(), out.mutable_data(), n);
     return out;
 }
 
@@ -54,7 +54,7 @@ py::bytes py_quantize_q8x(f32_array x, const std::string& level) {
     int64_t n = (int64_t)x.size();
     if (n % 32) raise_status(status_error(Code::INVALID_ARGUMENT, "quantize_q8x: length must be a multiple of 32"));
     std::vector<block_q8x> y((size_t)(n / 32));
-    t->quantize_q8x(x.data(), y.data(), n);
+    t->quantize_q8x.fn(x.data(), y.data(), n);
     return py::bytes(reinterpret_cast<const char*>(y.data()), y.size() * sizeof(block_q8x));
 }
 
@@ -71,7 +71,7 @@ py::array_t<float> py_gemm(int dtype, py::bytes wdata, int64_t rows, int64_t n, 
         raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("gemm: %lld×%lld %s needs %zu bytes, got %zu", (long long)rows,
                                                                  (long long)n, tr.name, rb * (size_t)rows, w.size())));
     if (x.ndim() != 2 || x.shape(1) != n) raise_status(status_error(Code::INVALID_ARGUMENT, "gemm: x must be [ncols, n]"));
-    if (!t->gemm[dt]) raise_status(status_error(Code::UNSUPPORTED, std::string("no gemm kernel for ") + tr.name));
+    if (!t->gemm[dt].fn) raise_status(status_error(Code::UNSUPPORTED, std::string("no gemm kernel for ") + tr.name));
     int64_t ncols = x.shape(0);
     misalign = misalign & 15;
     std::vector<char> wbuf(w.size() + 64);
@@ -83,7 +83,7 @@ py::array_t<float> py_gemm(int dtype, py::bytes wdata, int64_t rows, int64_t n, 
     if (tr.int_dot) {
         xbuf.resize((size_t)ncols * (size_t)(n / 32) * sizeof(block_q8x) + 64);
         block_q8x* q = reinterpret_cast<block_q8x*>(xbuf.data() + misalign);
-        for (int64_t c = 0; c < ncols; ++c) t->quantize_q8x(x.data() + c * n, q + c * (n / 32), n);
+        for (int64_t c = 0; c < ncols; ++c) t->quantize_q8x.fn(x.data() + c * n, q + c * (n / 32), n);
         xp = q;
         x_stride = n / 32;
     } else {
@@ -96,7 +96,7 @@ py::array_t<float> py_gemm(int dtype, py::bytes wdata, int64_t rows, int64_t n, 
     float* yp = reinterpret_cast<float*>(ybuf.data() + misalign);
     {
         py::gil_scoped_release release;
-        t->gemm[dt](wp, (int64_t)rb, rows, n, xp, x_stride, ncols, yp, rows);
+        t->gemm[dt].fn(wp, (int64_t)rb, rows, n, xp, x_stride, ncols, yp, rows);
     }
     py::array_t<float> out({ncols, rows});
     std::memcpy(out.mutable_data(), yp, (size_t)(ncols * rows) * sizeof(float));
@@ -117,7 +117,7 @@ py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std
     for (int64_t p = 0; p < n_pos; ++p)
         for (int64_t i = 0; i < dh; ++i) kt[(size_t)((p / kKTile) * kKTile * dh + i * kKTile + p % kKTile)] = k.data()[p * stride + i];
     py::array_t<float> out(dh);
-    t->attention(q.data(), kt.data(), v.data(), stride, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
+    t->attention.fn(q.data(), kt.data(), v.data(), stride, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
     return out;
 }
 
@@ -126,23 +126,31 @@ py::array_t<float> py_silu_mul(f32_array g, f32_array u, const std::string& leve
     if (g.ndim() != 1 || u.ndim() != 1 || g.shape(0) != u.shape(0))
         raise_status(status_error(Code::INVALID_ARGUMENT, "silu_mul: g and u must be 1-D of one length"));
     py::array_t<float> out(g.shape(0));
-    t->silu_mul(g.data(), u.data(), g.shape(0), out.mutable_data());
+    t->silu_mul.fn(g.data(), u.data(), g.shape(0), out.mutable_data());
     return out;
 }
 
+// Which implementation fills each slot: {"level": ..., op: impl} and, for the per-dtype ops, {op: {dtype: impl}},
+// ops in kernels_each_slot's order; "none" for an empty slot.
+struct SlotsToDict {
+    py::dict& d;
+    template <class F>
+    static const char* impl(const KernelSlot<F>& s) { return s.fn ? s.impl : "none"; }
+    template <class F>
+    void operator()(const char* op, const KernelSlot<F>& s) const { d[op] = impl(s); }
+    template <class F>
+    void operator()(const char* op, const KernelSlot<F> (&per_dtype)[EDGE_DTYPE_COUNT]) const {
+        py::dict m;
+        for (uint32_t i = 0; i < EDGE_DTYPE_COUNT; ++i) m[dtype_traits(i).name] = impl(per_dtype[i]);
+        d[op] = m;
+    }
+};
+
 py::dict py_kernel_table(const std::string& level) {
     const KernelTable* t = table_or_raise(level);
-    py::dict d, gemm, deq;
-    for (uint32_t i = 0; i < EDGE_DTYPE_COUNT; ++i) {
-        gemm[dtype_traits(i).name] = t->gemm[i] ? t->gemm_impl[i] : "none";
-        deq[dtype_traits(i).name] = t->dequant[i] ? t->dequant_impl[i] : "none";
-    }
+    py::dict d;
     d["level"] = t->level;
-    d["gemm"] = gemm;
-    d["dequant"] = deq;
-    d["quantize_q8x"] = t->quantize_q8x_impl;
-    d["attention"] = t->attention_impl;
-    d["silu_mul"] = t->silu_mul_impl;
+    kernels_each_slot(*t, SlotsToDict{d});
     return d;
 }
 
