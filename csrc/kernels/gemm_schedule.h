@@ -113,17 +113,24 @@ struct Q8xShape {
 //   Act                one k-chunk of up to kCols activation columns in the tile's layout (+ its scratch)
 //   act_prep(x, x_stride, C, nact, &act)
 //                      columns c < C at x + c·x_stride (block_q8x), blocks [0, nact) of the chunk
-//   tile<C>(w, w_stride, R, nact, act, y, ldy, accumulate)
+//   row_prep(act, w, w_stride, R, nact)
+//                      per row group, before its tile (whatever C): e.g. the rows' block scales (or empty)
+//   tile<C>(act, w, w_stride, R, nact, y, ldy, accumulate)
 //                      R <= kRows rows (row r at w + r·w_stride, at the chunk's first weight block) × C
 //                      columns over the chunk: y[c·ldy + r] = (accumulate ? y[c·ldy + r] : 0) + the
 //                      chunk's block terms (accumulate is false for the first chunk)
-template <class T, int C = 1>
+// The tile of `cols` (1..kCols) columns. A switch, as a hand-written driver has, so that the compiler
+// inlines every tile into gemm_q8x the same way.
+template <class T>
 inline void q8x_tile(int cols, typename T::Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y,
                      int64_t ldy, bool accumulate) {
-    if constexpr (C < T::kCols) {
-        if (cols != C) return q8x_tile<T, C + 1>(cols, act, w, w_stride, R, nact, y, ldy, accumulate);
+    static_assert(T::kCols >= 1 && T::kCols <= 4, "q8x tiles have 1..4 columns");
+    switch (cols) {
+        case 1: T::template tile<1>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 2: if constexpr (T::kCols >= 2) T::template tile<2>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 3: if constexpr (T::kCols >= 3) T::template tile<3>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        default: T::template tile<T::kCols>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
     }
-    T::template tile<C>(act, w, w_stride, R, nact, y, ldy, accumulate);
 }
 
 // The gemm_fn body: per row block, per group of up to kCols columns, per k-chunk: the chunk's
@@ -153,7 +160,9 @@ void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const vo
                 const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
                 for (int64_t r0 = rb0; r0 < rb1; r0 += T::kRows) {
                     const int R = (int)(rb1 - r0 < T::kRows ? rb1 - r0 : T::kRows);
-                    q8x_tile<T>(C, act, wb + r0 * w_stride + wofs, w_stride, R, nact, Y + c0 * ldy + r0, ldy, k0 > 0);
+                    const uint8_t* w = wb + r0 * w_stride + wofs;
+                    T::row_prep(act, w, w_stride, R, nact);
+                    q8x_tile<T>(C, act, w, w_stride, R, nact, Y + c0 * ldy + r0, ldy, k0 > 0);
                 }
             }
         }

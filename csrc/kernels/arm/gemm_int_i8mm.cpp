@@ -139,6 +139,7 @@ struct MmlaTile : sched::Q8xShape<F, 4, kTileCols, kChunkAct, kRowBlockBytes> {
             pair_prep<F>((const uint8_t*)(x + ca * x_stride), (const uint8_t*)(x + cb * x_stride), nact, &act->pc[cp]);
         }
     }
+    static void row_prep(Act&, const uint8_t*, int64_t, int, int) {}  // scales are read in the tile
     template <int C>
     static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
                      bool accumulate) {

@@ -133,6 +133,7 @@ struct Q8xTile : sched::Q8xShape<F, 4, kTileCols, kChunkAct, kRowBlockBytes> {
     static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
         for (int c = 0; c < C; ++c) arm::act_prep<F>((const uint8_t*)(x + c * x_stride), nact, &act->col[c]);
     }
+    static void row_prep(Act&, const uint8_t*, int64_t, int, int) {}  // scales are read in the tile
     template <int C>
     static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
                      bool accumulate) {

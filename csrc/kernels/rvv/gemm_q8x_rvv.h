@@ -85,6 +85,7 @@ struct Tile : sched::Q8xShape<F, 1, kCols, kChunk, kRowBlockBytes> {
                 act->cc[c].s[k] = ld_f32s(x + c * xs + k * kQ8xBytes + 4);
             }
     }
+    static void row_prep(Act&, const uint8_t*, int64_t, int, int) {}  // scales are read in the tile
     template <int C>
     static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
                      bool accumulate) {

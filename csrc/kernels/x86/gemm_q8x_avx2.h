@@ -181,10 +181,12 @@ struct Tile2 : sched::Q8xShape<F, 4, kTileCols2, 2 * kChunkPairs2, kRowBlockByte
     static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
         for (int c = 0; c < C; ++c) act_prep2<F>(x + c * x_stride, nact, &act->col[c]);
     }
+    static void row_prep(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact) {
+        row_scales2<F>(w, w_stride, R, nact, act.sw, act.m);
+    }
     template <int C>
     static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
                      bool accumulate) {
-        row_scales2<F>(w, w_stride, R, nact, act.sw, act.m);
         tile2<F, C>(w, w_stride, R, nact, act.col, act.sw, act.m, y, ldy, accumulate);
     }
 };

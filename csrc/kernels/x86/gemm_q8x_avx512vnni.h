@@ -275,11 +275,13 @@ struct Tile : sched::Q8xShape<F, 4, kTileCols, 4 * kChunkPairs, kRowBlockBytes> 
     static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
         for (int c = 0; c < C; ++c) x86::act_prep<F>(x + c * x_stride, nact, &act->col[c]);
     }
+    static void row_prep(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact) {
+        if constexpr (scales_in_64_bytes<F>()) row_scales32<F>(w, w_stride, R, nact, act.sw, act.m);
+        else row_scales<F>(w, w_stride, R, nact, act.sw, act.m);
+    }
     template <int C>
     static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
                      bool accumulate) {
-        if constexpr (scales_in_64_bytes<F>()) row_scales32<F>(w, w_stride, R, nact, act.sw, act.m);
-        else row_scales<F>(w, w_stride, R, nact, act.sw, act.m);
         x86::tile<F, C>(w, w_stride, R, nact, act.col, act.sw, act.m, y, ldy, accumulate);
     }
 };
