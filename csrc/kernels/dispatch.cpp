@@ -70,9 +70,7 @@ int g_num_supported = 0;
 std::once_flag g_once;
 
 void build_tables() {
-    KernelTable t{};
-    for (int i = 0; i < EDGE_DTYPE_COUNT; ++i) t.gemm_impl[i] = t.dequant_impl[i] = "none";
-    t.quantize_q8x_impl = t.attention_impl = t.silu_mul_impl = "none";
+    KernelTable t;  // every slot empty ("none")
     for (int i = 0; i < kNumLevels; ++i) {
         if (!kLevels[i].supported()) break;  // levels are nested: stop at the first unsupported one
         kLevels[i].reg(&t);

@@ -55,20 +55,42 @@ typedef void (*silu_mul_fn)(const float* g, const float* u, int64_t n, float* y)
 typedef void (*attention_fn)(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin,
                              int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 
-struct KernelTable {
-    const char* level;  // "ref", "avx2", ...
-    gemm_fn gemm[EDGE_DTYPE_COUNT];
-    dequant_fn dequant[EDGE_DTYPE_COUNT];
-    quantize_q8x_fn quantize_q8x;
-    attention_fn attention;
-    silu_mul_fn silu_mul;
-    // Which implementation fills each slot ("ref", "avx2", ...), for `edgerun --verbose` and tests.
-    const char* gemm_impl[EDGE_DTYPE_COUNT];
-    const char* dequant_impl[EDGE_DTYPE_COUNT];
-    const char* quantize_q8x_impl;
-    const char* attention_impl;
-    const char* silu_mul_impl;
+// One slot of the table: the function and the name of the level that implements it ("ref", "avx2", ...;
+// "none" while empty), for `edgerun --verbose`, `_core.kernel_table` and tests.
+template <class F>
+struct KernelSlot {
+    F fn = nullptr;
+    const char* impl = "none";
 };
+
+struct KernelTable {
+    const char* level = nullptr;  // "ref", "avx2", ...
+    KernelSlot<gemm_fn> gemm[EDGE_DTYPE_COUNT];
+    KernelSlot<dequant_fn> dequant[EDGE_DTYPE_COUNT];
+    KernelSlot<quantize_q8x_fn> quantize_q8x;
+    KernelSlot<attention_fn> attention;
+    KernelSlot<silu_mul_fn> silu_mul;
+};
+
+// The one way a register_<level>.cpp fills a slot: kernel_set(&t->silu_mul, silu_mul_avx2, "avx2").
+// (static: each file, whatever its -m flags, keeps its own copy; nothing is merged across ISAs.)
+template <class F>
+static inline void kernel_set(KernelSlot<F>* slot, F fn, const char* impl) {
+    slot->fn = fn;
+    slot->impl = impl;
+}
+
+// Calls f(name, slot) for every slot of the table in order: slot is a KernelSlot<F>, or for the per-dtype
+// ops (gemm, dequant) an array of EDGE_DTYPE_COUNT of them indexed by dtype. The one list of op names,
+// for reports (_core.kernel_table); a new op adds its member above and its line here.
+template <class Table, class Fn>
+void kernels_each_slot(Table& t, Fn&& f) {
+    f("gemm", t.gemm);
+    f("dequant", t.dequant);
+    f("quantize_q8x", t.quantize_q8x);
+    f("attention", t.attention);
+    f("silu_mul", t.silu_mul);
+}
 
 // Level names this host can run, lowest first (always starts with "ref").
 int kernels_levels(const char** names, int max_names);

@@ -88,10 +88,10 @@ void fail(LevelRun& L, const char* fmt, ...) {
 // Visits each tested level whose slot holds a function not seen yet in this case (the reference
 // function included, so "ref" is checked where a float64 check exists).
 template <class Fn, class Visit>
-void for_each_distinct(Fn KernelTable::*slot, Visit visit) {
+void for_each_distinct(KernelSlot<Fn> KernelTable::*slot, Visit visit) {
     std::vector<Fn> seen;
     for (LevelRun& L : g_levels) {
-        Fn f = L.t->*slot;
+        Fn f = (L.t->*slot).fn;
         bool dup = false;
         for (Fn s : seen) dup = dup || s == f;
         if (dup) continue;
@@ -100,10 +100,10 @@ void for_each_distinct(Fn KernelTable::*slot, Visit visit) {
     }
 }
 template <class Fn, class Visit>
-void for_each_distinct_dtype(Fn (KernelTable::*slot)[EDGE_DTYPE_COUNT], int dt, Visit visit) {
+void for_each_distinct_dtype(KernelSlot<Fn> (KernelTable::*slot)[EDGE_DTYPE_COUNT], int dt, Visit visit) {
     std::vector<Fn> seen;
     for (LevelRun& L : g_levels) {
-        Fn f = (L.t->*slot)[dt];
+        Fn f = (L.t->*slot)[dt].fn;
         bool dup = false;
         for (Fn s : seen) dup = dup || s == f;
         if (dup) continue;
@@ -241,7 +241,7 @@ void test_gemm(Rng& g, const GemmCase& gc) {
             for (int64_t k = 0; k < gc.n / 32; ++k)
                 if (g.range(0, 15) == 0) std::memset(&xf[32 * k], 0, 32 * 4);  // an all-zero block: d = 0
             std::vector<block_q8x> q((size_t)(gc.n / 32));
-            ref_table()->quantize_q8x(xf.data(), q.data(), gc.n);
+            ref_table()->quantize_q8x.fn(xf.data(), q.data(), gc.n);
             std::memcpy(col, q.data(), q.size() * sizeof(block_q8x));
         } else {
             std::memcpy(col, xf.data(), (size_t)gc.n * 4);
@@ -251,7 +251,7 @@ void test_gemm(Rng& g, const GemmCase& gc) {
     std::vector<double> exact((size_t)(gc.rows * gc.ncols)), terms(exact.size());
     std::vector<float> wdeq((size_t)gc.n);
     for (int64_t r = 0; r < gc.rows; ++r) {
-        ref_table()->dequant[gc.dt](W.p + r * w_stride, wdeq.data(), gc.n);
+        ref_table()->dequant[gc.dt].fn(W.p + r * w_stride, wdeq.data(), gc.n);
         for (int64_t c = 0; c < gc.ncols; ++c)
             exact_dot(gc.dt, W.p + r * w_stride, wdeq.data(), gc.n, X.p + c * x_stride * x_unit,
                       &exact[c * gc.rows + r], &terms[c * gc.rows + r]);
@@ -264,12 +264,12 @@ void test_gemm(Rng& g, const GemmCase& gc) {
     };
     {
         Buf Y(ybytes, g.range(0, 3));
-        run(ref_table()->gemm[gc.dt], Y);
+        run(ref_table()->gemm[gc.dt].fn, Y);
         for (int64_t c = 0; c < gc.ncols; ++c)
             for (int64_t r = 0; r < gc.rows; ++r) std::memcpy(&yref[c * gc.rows + r], Y.p + (c * ldy + r) * 4, 4);
     }
     for_each_distinct_dtype(&KernelTable::gemm, gc.dt, [&](LevelRun& L, gemm_fn f) {
-        const bool is_ref = f == ref_table()->gemm[gc.dt];
+        const bool is_ref = f == ref_table()->gemm[gc.dt].fn;
         Buf Y(ybytes, g.range(0, 3));
         run(f, Y);
         int64_t bad = 0;
@@ -307,7 +307,7 @@ void test_gemms(Rng& g) {
     const int64_t rows_list[] = {1, 3, 7, 13};
     const int64_t ncols_list[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 19};
     for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
-        if (!ref_table()->gemm[dt]) continue;
+        if (!ref_table()->gemm[dt].fn) continue;
         const DTypeTraits& tr = dtype_traits(dt);
         std::vector<int64_t> ns;
         if (tr.block == 1) {
@@ -334,7 +334,7 @@ void test_gemms(Rng& g) {
 
 void test_dequant(Rng& g) {
     for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
-        if (!ref_table()->dequant[dt]) continue;
+        if (!ref_table()->dequant[dt].fn) continue;
         const DTypeTraits& tr = dtype_traits(dt);
         std::vector<int64_t> ns;
         if (tr.block == 1) ns = {1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 64, 129, 1023};
@@ -344,9 +344,9 @@ void test_dequant(Rng& g) {
             Buf src((size_t)rb, g.range(0, 3));
             fill_row(g, dt, src.p, n, false);
             Buf yr((size_t)n * 4 + 8, 4), y((size_t)n * 4 + 8, 4 * g.range(0, 3));
-            ref_table()->dequant[dt](src.p, (float*)yr.p, n);
+            ref_table()->dequant[dt].fn(src.p, (float*)yr.p, n);
             for_each_distinct_dtype(&KernelTable::dequant, dt, [&](LevelRun& L, dequant_fn f) {
-                if (f == ref_table()->dequant[dt]) return;  // the spec itself
+                if (f == ref_table()->dequant[dt].fn) return;  // the spec itself
                 std::memset(y.p, 0x5A, (size_t)n * 4 + 8);
                 f(src.p, (float*)y.p, n);
                 for (int64_t i = 0; i < n; ++i) {
@@ -395,10 +395,10 @@ void test_quantize(Rng& g) {
                 }
             }
             std::vector<block_q8x> yr((size_t)(n / 32));
-            ref_table()->quantize_q8x(x, yr.data(), n);
+            ref_table()->quantize_q8x.fn(x, yr.data(), n);
             Buf yb((size_t)(n / 32) * sizeof(block_q8x) + 8, g.range(0, 3) * 4);
             for_each_distinct(&KernelTable::quantize_q8x, [&](LevelRun& L, quantize_q8x_fn f) {
-                if (f == ref_table()->quantize_q8x) return;
+                if (f == ref_table()->quantize_q8x.fn) return;
                 std::memset(yb.p, 0x5A, (size_t)(n / 32) * sizeof(block_q8x) + 8);
                 f(x, (block_q8x*)yb.p, n);
                 for (int64_t b = 0; b < n / 32; ++b) {
@@ -501,9 +501,9 @@ void test_silu_mul(Rng& g) {
             }
             if (n > 3) gp[0] = 0.0f, gp[1] = -88.0f, gp[2] = 88.0f;
             std::vector<float> yr((size_t)n);
-            ref_table()->silu_mul(gp, up, n, yr.data());
+            ref_table()->silu_mul.fn(gp, up, n, yr.data());
             for_each_distinct(&KernelTable::silu_mul, [&](LevelRun& L, silu_mul_fn f) {
-                const bool is_ref = f == ref_table()->silu_mul;
+                const bool is_ref = f == ref_table()->silu_mul.fn;
                 std::vector<float> gc(gv), yv((size_t)n + 2, -7.0f);
                 float* y = inplace ? gc.data() + 1 : yv.data() + 1;
                 f(gc.data() + 1, up, n, y);
@@ -530,8 +530,8 @@ int own_slots(size_t li) {
     const KernelTable* b = li ? g_levels[li - 1].t : nullptr;
     if (!b) return 2 * (EDGE_DTYPE_COUNT - 1) + 3;
     int k = 0;
-    for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d) k += (t->gemm[d] != b->gemm[d]) + (t->dequant[d] != b->dequant[d]);
-    return k + (t->quantize_q8x != b->quantize_q8x) + (t->attention != b->attention) + (t->silu_mul != b->silu_mul);
+    for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d) k += (t->gemm[d].fn != b->gemm[d].fn) + (t->dequant[d].fn != b->dequant[d].fn);
+    return k + (t->quantize_q8x.fn != b->quantize_q8x.fn) + (t->attention.fn != b->attention.fn) + (t->silu_mul.fn != b->silu_mul.fn);
 }
 
 }  // namespace
@@ -582,10 +582,10 @@ int main(int argc, char** argv) {
             std::printf("level %s: %" PRId64 " checks ok (%d slots differ from %s)\n", L.name.c_str(), L.checks, own_slots(i),
                         g_levels[i - 1].name.c_str());
         if (g_verbose) {
-            std::printf("  quantize_q8x=%s attention=%s silu_mul=%s\n", t->quantize_q8x_impl, t->attention_impl, t->silu_mul_impl);
+            std::printf("  quantize_q8x=%s attention=%s silu_mul=%s\n", t->quantize_q8x.impl, t->attention.impl, t->silu_mul.impl);
             for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d)
-                if (t->gemm[d] || t->dequant[d])
-                    std::printf("  %-10s gemm=%s dequant=%s\n", dtype_traits(d).name, t->gemm_impl[d], t->dequant_impl[d]);
+                if (t->gemm[d].fn || t->dequant[d].fn)
+                    std::printf("  %-10s gemm=%s dequant=%s\n", dtype_traits(d).name, t->gemm[d].impl, t->dequant[d].impl);
         }
     }
     std::printf(failures ? "FAILED\n" : "all ok\n");

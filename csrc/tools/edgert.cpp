@@ -174,10 +174,10 @@ int cmd_kernels() {
     std::printf("levels:");
     for (int i = 0; i < n; ++i) std::printf(" %s", names[i]);
     const KernelTable* t = kernels_default();
-    std::printf("\ndefault: %s\nquantize_q8x: %s\n", t->level, t->quantize_q8x_impl);
+    std::printf("\ndefault: %s\nquantize_q8x: %s\n", t->level, t->quantize_q8x.impl);
     for (uint32_t d = 0; d < EDGE_DTYPE_COUNT; ++d)
-        std::printf("%-10s gemm=%-12s dequant=%s\n", dtype_traits(d).name, t->gemm[d] ? t->gemm_impl[d] : "none",
-                    t->dequant[d] ? t->dequant_impl[d] : "none");
+        std::printf("%-10s gemm=%-12s dequant=%s\n", dtype_traits(d).name, t->gemm[d].fn ? t->gemm[d].impl : "none",
+                    t->dequant[d].fn ? t->dequant[d].impl : "none");
     return 0;
 }
 

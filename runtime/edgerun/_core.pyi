@@ -1,4 +1,4 @@
-"""Type stub of the C++ extension edgerun._core (csrc/bindings/bindings.cpp)."""
+"""Type stub of the C++ extension edgerun._core (csrc/bindings/)."""
 from typing import Any, Sequence
 
 import numpy as np

@@ -23,7 +23,7 @@ void CpuBackend::kv_append(const KvLayer& kv, const float* k, const float* v, in
 void CpuBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                            int64_t window, float* out) {
     const int64_t Dq = H * Dh, Dkv = Hkv * Dh, group = H / Hkv;
-    const attention_fn fn = kt_->attention;
+    const attention_fn fn = kt_->attention.fn;
     pool_.run(T * H, [&](int64_t b, int64_t e, int tid) {
         float* scratch = scores_ + (size_t)tid * shape_.ctx;
         for (int64_t i = b; i < e; ++i) {

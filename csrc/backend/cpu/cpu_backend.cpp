@@ -46,7 +46,7 @@ void CpuBackend::plan_scratch(const StepShape& s, Planner* p) {
 }
 
 void CpuBackend::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) {
-    const dequant_fn dq = kt_->dequant[table.dtype];
+    const dequant_fn dq = kt_->dequant[table.dtype].fn;
     for (int64_t t = 0; t < T; ++t) dq(table.data + (size_t)tokens[t] * table.row_bytes, x + t * table.cols, table.cols);
 }
 
@@ -73,7 +73,7 @@ void CpuBackend::rope(float* x, int64_t T, int64_t heads, int64_t Dh, const floa
 
 void CpuBackend::act_mul(float* g, const float* u, int64_t n, Act act) {
     if (act == Act::SILU) {
-        kt_->silu_mul(g, u, n, g);
+        kt_->silu_mul.fn(g, u, n, g);
         return;
     }
     for (int64_t i = 0; i < n; ++i) g[i] = (g[i] > 0.f ? g[i] : 0.f) * u[i];

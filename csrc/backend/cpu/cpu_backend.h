@@ -27,7 +27,7 @@ public:
     bool host_addressable() const override { return true; }
     int threads() const override { return pool_.size(); }
     bool supports(uint32_t dtype) const override {
-        return dtype < EDGE_DTYPE_COUNT && kt_->gemm[dtype] && kt_->dequant[dtype];
+        return dtype < EDGE_DTYPE_COUNT && kt_->gemm[dtype].fn && kt_->dequant[dtype].fn;
     }
     const KernelTable& kernels() const { return *kt_; }
     ThreadPool& pool() { return pool_; }

@@ -21,7 +21,7 @@ void CpuBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, const
         total += ws[i]->rows;
     }
     if (need_q8)
-        for (int64_t t = 0; t < T; ++t) kt_->quantize_q8x(x + t * n, xq_ + t * (n / 32), n);
+        for (int64_t t = 0; t < T; ++t) kt_->quantize_q8x.fn(x + t * n, xq_ + t * (n / 32), n);
     const KernelTable* kt = kt_;
     const block_q8x* xq = xq_;
     pool_.run(total, [&](int64_t b, int64_t e, int) {
@@ -32,7 +32,7 @@ void CpuBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, const
             if (lo < hi) {
                 int64_t r0 = lo - base;
                 bool q8 = dtype_traits(w.dtype).int_dot;
-                kt->gemm[w.dtype](w.data + (size_t)r0 * w.row_bytes, (int64_t)w.row_bytes, hi - lo, n,
+                kt->gemm[w.dtype].fn(w.data + (size_t)r0 * w.row_bytes, (int64_t)w.row_bytes, hi - lo, n,
                                   q8 ? (const void*)xq : (const void*)x, q8 ? n / 32 : n, T, ys[i] + r0, w.rows);
             }
             base += w.rows;
@@ -46,7 +46,7 @@ void CpuBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, const
 void CpuBackend::low_rank(const LowRank& a, int64_t rows, const float* x, int64_t n, int64_t T, float* y) {
     const int64_t r = a.rank;
     // lr_[t · r + j] = dot(A row j, x[t])
-    kt_->gemm[EDGE_DTYPE_F32](a.a, n * (int64_t)sizeof(float), r, n, x, n, T, lr_, r);
+    kt_->gemm[EDGE_DTYPE_F32].fn(a.a, n * (int64_t)sizeof(float), r, n, x, n, T, lr_, r);
     const float* lr = lr_;
     pool_.run(rows, [&](int64_t b, int64_t e, int) {
         for (int64_t o = b; o < e; ++o) {

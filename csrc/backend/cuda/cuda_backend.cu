@@ -55,7 +55,7 @@ CudaBackend::~CudaBackend() {
 
 bool CudaBackend::supports(uint32_t dtype) const {
     // the embedding rows are dequantized on the host; the matmul needs a GPU kernel
-    return dtype < EDGE_DTYPE_COUNT && cuda_gemv_supported(dtype) && host_->dequant[dtype];
+    return dtype < EDGE_DTYPE_COUNT && cuda_gemv_supported(dtype) && host_->dequant[dtype].fn;
 }
 
 void CudaBackend::note(cudaError_t e, const char* what) {
@@ -166,7 +166,7 @@ void CudaBackend::stage_weights(const Matrix* in, int n, Matrix* out) {
 void CudaBackend::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) {
     // table is the host mapping (backend.h): rows are dequantized here and uploaded, as llama.cpp keeps
     // token_embd on the CPU
-    const dequant_fn dq = host_->dequant[table.dtype];
+    const dequant_fn dq = host_->dequant[table.dtype].fn;
     sync();  // host_rows_ may still be read by the previous upload
     for (int64_t t = 0; t < T; ++t) dq(table.data + (size_t)tokens[t] * table.row_bytes, host_rows_ + t * table.cols, table.cols);
     upload(x, host_rows_, T * table.cols * (int64_t)sizeof(float));

@@ -11,17 +11,18 @@
 // copies (0·0 adds nothing).
 // Accuracy: the lanes and the FMAs reorder the f32 sum; vs the reference the difference is
 // ≤ (n + 32)·2^-24·Σ|w_i x_i|, inside kernels.h's 1e-5·Σ|w_i x_i| + 1e-30 for the sizes models use.
-// Rows past the end of a tile reuse its last row (valid memory, results dropped).
+// Rows past the end of a tile reuse its last row (valid memory, results dropped). The schedule (row
+// blocks, column groups, the last columns) is sched::gemm_float (gemm_schedule.h); this file is the
+// decode and the tile.
 #include <cstring>
 
+#include "../gemm_schedule.h"
 #include "arm.h"
 #include "neon_util.h"
 
 namespace edge {
 namespace arm {
 namespace {
-
-constexpr int64_t kRowBlockBytes = 256 << 10;  // weights per row block (L2-resident)
 
 // Elements i..i+7 (i % 8 == 0) of a row as two f32x4.
 struct F32 {
@@ -58,94 +59,67 @@ struct MxFp8 {
     }
 };
 
-template <class Wt, int R, int C>
-void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const float* x, int64_t x_stride, float* Y,
-          int64_t ldy) {
-    const uint8_t* row[R];
-    for (int r = 0; r < R; ++r) row[r] = w + (r < valid_rows ? r : valid_rows - 1) * w_stride;
-    float32x4_t acc[R][C];
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) acc[r][c] = vdupq_n_f32(0.0f);
-    auto step = [&](const uint8_t* const* rp, const float* const* xp, int64_t i, int64_t xi) {
-        float32x4_t xl[C], xh[C];
-        for (int c = 0; c < C; ++c) xl[c] = vld1q_f32(xp[c] + xi), xh[c] = vld1q_f32(xp[c] + xi + 4);
-        for (int r = 0; r < R; ++r) {
-            float32x4_t wl, wh;
-            Wt::load(rp[r], i, wl, wh);
-            for (int c = 0; c < C; ++c) acc[r][c] = vfmaq_f32(vfmaq_f32(acc[r][c], wl, xl[c]), wh, xh[c]);
-        }
-    };
-    const float* xp[C];
-    for (int c = 0; c < C; ++c) xp[c] = x + c * x_stride;
-    const int64_t n8 = n & ~(int64_t)7;
-    for (int64_t i = 0; i < n8; i += 8) step(row, xp, i, i);
-    if (n8 < n) {  // tail (f32/f16/bf16 only): zero-padded copies of the last n - n8 elements
-        const int64_t t = n - n8;
-        uint8_t wt[R][32] = {};
-        float xt[C][8] = {};
-        const uint8_t* rp[R];
-        const float* xtp[C];
-        for (int r = 0; r < R; ++r) std::memcpy(wt[r], row[r] + n8 * Wt::kElemBytes, t * Wt::kElemBytes), rp[r] = wt[r];
-        for (int c = 0; c < C; ++c) std::memcpy(xt[c], xp[c] + n8, t * 4), xtp[c] = xt[c];
-        step(rp, xtp, 0, 0);
-    }
-    for (int c = 0; c < C; ++c)
-        for (int r = 0; r < valid_rows; ++r) {
-            const float y = vaddvq_f32(acc[r][c]);
-            std::memcpy(Y + c * ldy + r, &y, 4);
-        }
-}
-
+// The tile policy of sched::gemm_float (gemm_schedule.h): 8 rows × 1 column (decode) or 4 rows × up to
+// 4 columns (each weight vector used C times).
 template <class Wt>
-void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
-                int64_t ncols, float* Y, int64_t ldy) {
-    const uint8_t* wb = (const uint8_t*)W;
-    const float* xb = (const float*)X;
-    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over them.
-    int64_t rblk = ncols <= 4 ? rows : (kRowBlockBytes / (w_stride > 0 ? w_stride : 1)) & ~(int64_t)7;
-    if (rblk < 8) rblk = 8;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        int64_t c0 = 0;
-        for (; c0 + 2 <= ncols; c0 += 4) {
-            const int C = (int)(ncols - c0 < 4 ? ncols - c0 : 4);
-            for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
-                const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
-                const uint8_t* w = wb + r0 * w_stride;
-                const float* x = xb + c0 * x_stride;
-                float* y = Y + c0 * ldy + r0;
-                switch (C) {
-                    case 2: tile<Wt, 4, 2>(w, w_stride, R, n, x, x_stride, y, ldy); break;
-                    case 3: tile<Wt, 4, 3>(w, w_stride, R, n, x, x_stride, y, ldy); break;
-                    default: tile<Wt, 4, 4>(w, w_stride, R, n, x, x_stride, y, ldy); break;
-                }
+struct Tile : sched::FloatShape<8, 4, 4, true, 256 << 10> {  // row blocks of 256 KiB of weights (L2)
+    template <int R, int C>
+    static void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const float* x, int64_t x_stride,
+                     float* Y, int64_t ldy) {
+        const uint8_t* row[R];
+        for (int r = 0; r < R; ++r) row[r] = w + (r < valid_rows ? r : valid_rows - 1) * w_stride;
+        float32x4_t acc[R][C];
+        for (int r = 0; r < R; ++r)
+            for (int c = 0; c < C; ++c) acc[r][c] = vdupq_n_f32(0.0f);
+        auto step = [&](const uint8_t* const* rp, const float* const* xp, int64_t i, int64_t xi) {
+            float32x4_t xl[C], xh[C];
+            for (int c = 0; c < C; ++c) xl[c] = vld1q_f32(xp[c] + xi), xh[c] = vld1q_f32(xp[c] + xi + 4);
+            for (int r = 0; r < R; ++r) {
+                float32x4_t wl, wh;
+                Wt::load(rp[r], i, wl, wh);
+                for (int c = 0; c < C; ++c) acc[r][c] = vfmaq_f32(vfmaq_f32(acc[r][c], wl, xl[c]), wh, xh[c]);
             }
+        };
+        const float* xp[C];
+        for (int c = 0; c < C; ++c) xp[c] = x + c * x_stride;
+        const int64_t n8 = n & ~(int64_t)7;
+        for (int64_t i = 0; i < n8; i += 8) step(row, xp, i, i);
+        if (n8 < n) {  // tail (f32/f16/bf16 only): zero-padded copies of the last n - n8 elements
+            const int64_t t = n - n8;
+            uint8_t wt[R][32] = {};
+            float xt[C][8] = {};
+            const uint8_t* rp[R];
+            const float* xtp[C];
+            for (int r = 0; r < R; ++r) std::memcpy(wt[r], row[r] + n8 * Wt::kElemBytes, t * Wt::kElemBytes), rp[r] = wt[r];
+            for (int c = 0; c < C; ++c) std::memcpy(xt[c], xp[c] + n8, t * 4), xtp[c] = xt[c];
+            step(rp, xtp, 0, 0);
         }
-        if (c0 < ncols)  // one column left
-            for (int64_t r0 = rb0; r0 < rb1; r0 += 8)
-                tile<Wt, 8, 1>(wb + r0 * w_stride, w_stride, (int)(rb1 - r0 < 8 ? rb1 - r0 : 8), n, xb + c0 * x_stride,
-                               x_stride, Y + c0 * ldy + r0, ldy);
+        for (int c = 0; c < C; ++c)
+            for (int r = 0; r < valid_rows; ++r) {
+                const float y = vaddvq_f32(acc[r][c]);
+                std::memcpy(Y + c * ldy + r, &y, 4);
+            }
     }
-}
+};
 
 }  // namespace
 }  // namespace arm
 
 void gemm_f32_neon(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                    float* Y, int64_t ldy) {
-    arm::gemm_float<arm::F32>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<arm::Tile<arm::F32>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 void gemm_f16_neon(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                    float* Y, int64_t ldy) {
-    arm::gemm_float<arm::F16>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<arm::Tile<arm::F16>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 void gemm_bf16_neon(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                     float* Y, int64_t ldy) {
-    arm::gemm_float<arm::BF16>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<arm::Tile<arm::BF16>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 void gemm_mxfp8_neon(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                      float* Y, int64_t ldy) {
-    arm::gemm_float<arm::MxFp8>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<arm::Tile<arm::MxFp8>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 
 }  // namespace edge

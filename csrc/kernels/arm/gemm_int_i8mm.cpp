@@ -126,40 +126,32 @@ void mmla_tile(const uint8_t* w, int64_t w_stride, int R, int C, int nact, const
         }
 }
 
+// The tile policy of sched::gemm_q8x (gemm_schedule.h) for two or more columns: 4 rows × up to 4 columns
+// (2 column pairs), k-chunks of 64 blocks, as gemm_q8x_arm.h's.
+template <class F>
+struct MmlaTile : sched::Q8xShape<F, 4, kTileCols, kChunkAct, kRowBlockBytes> {
+    struct Act {
+        PairChunk pc[2];
+    };
+    static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
+        for (int cp = 0; cp < (C + 1) / 2; ++cp) {
+            const int64_t ca = 2 * cp, cb = ca + 1 < C ? ca + 1 : ca;  // an odd last column pairs with itself
+            pair_prep<F>((const uint8_t*)(x + ca * x_stride), (const uint8_t*)(x + cb * x_stride), nact, &act->pc[cp]);
+        }
+    }
+    static void row_prep(Act&, const uint8_t*, int64_t, int, int) {}  // scales are read in the tile
+    template <int C>
+    static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
+                     bool accumulate) {
+        mmla_tile<F, (C + 1) / 2>(w, w_stride, R, C, nact, act.pc, y, ldy, accumulate);
+    }
+};
+
 template <class F>
 void gemm_mmla(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, int64_t ncols,
                float* Y, int64_t ldy) {
-    if (ncols == 1 || n <= 0) return gemm_q8x<F, DotSdot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
-    PairChunk pc[2];
-    const uint8_t* wb = (const uint8_t*)W;
-    const uint8_t* xb = (const uint8_t*)X;
-    const int64_t nact_total = n / 32;
-    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
-    int64_t rblk = ncols <= kTileCols ? rows : (kRowBlockBytes / row_bytes) & ~(int64_t)3;
-    if (rblk < 4) rblk = 4;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols) {
-            const int C = (int)(ncols - c0 < kTileCols ? ncols - c0 : kTileCols);
-            const int CP = (C + 1) / 2;
-            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
-                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
-                for (int cp = 0; cp < CP; ++cp) {
-                    const int64_t ca = c0 + 2 * cp, cb = ca + 1 < c0 + C ? ca + 1 : ca;  // an odd last column pairs with itself
-                    pair_prep<F>(xb + (ca * x_stride + k0) * (int64_t)sizeof(block_q8x),
-                                 xb + (cb * x_stride + k0) * (int64_t)sizeof(block_q8x), nact, &pc[cp]);
-                }
-                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
-                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
-                    const uint8_t* w = wb + r0 * w_stride + wofs;
-                    float* y = Y + c0 * ldy + r0;
-                    if (CP == 1) mmla_tile<F, 1>(w, w_stride, R, C, nact, pc, y, ldy, k0 > 0);
-                    else mmla_tile<F, 2>(w, w_stride, R, C, nact, pc, y, ldy, k0 > 0);
-                }
-            }
-        }
-    }
+    if (ncols == 1) return gemm_q8x<F, DotSdot>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
+    sched::gemm_q8x<MmlaTile<F>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 // int4 codes are decoded as u = q in 0..15 and the "- 8" applied once per block and column through
 // K·Σq (isum = Σ u·q - K·Σq, K = 8), precomputed with the column's x.d and x.s per k-chunk.
 // Rows past the end of a 4-row group reuse the group's last row (valid memory, results dropped).
+// The schedule (row blocks, column groups, k-chunks) is sched::gemm_q8x (gemm_schedule.h); this header
+// is the activation layout and the tile (Q8xTile).
 //
 // A format policy F provides (all static):
 //   kBlock, kBlockBytes          elements and bytes per weight block
@@ -28,6 +30,7 @@
 #include <cstring>
 #include <utility>
 
+#include "../gemm_schedule.h"
 #include "neon_util.h"
 
 namespace edge {
@@ -46,6 +49,7 @@ struct ActChunk {
     int32_t negk[kChunkAct];    // -K·Σq (kKey only)
 };
 
+// One column's activation blocks [0, nact) of a k-chunk (x: the chunk's first block) -> a.
 template <class F>
 inline void act_prep(const uint8_t* x, int nact, ActChunk* a) {
     a->q = (const int8_t*)(x + 8);
@@ -120,47 +124,28 @@ void q8x_tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChun
     for (int c = 0; c < C; ++c) store_rows(Y + c * ldy, acc[c], R, accumulate);
 }
 
+// The tile policy of sched::gemm_q8x (gemm_schedule.h): 4 rows × up to 4 columns, k-chunks of 64 blocks.
+template <class F, class D>
+struct Q8xTile : sched::Q8xShape<F, 4, kTileCols, kChunkAct, kRowBlockBytes> {
+    struct Act {
+        ActChunk col[kTileCols];
+    };
+    static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
+        for (int c = 0; c < C; ++c) arm::act_prep<F>((const uint8_t*)(x + c * x_stride), nact, &act->col[c]);
+    }
+    static void row_prep(Act&, const uint8_t*, int64_t, int, int) {}  // scales are read in the tile
+    template <int C>
+    static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
+                     bool accumulate) {
+        q8x_tile<F, D, C>(w, w_stride, R, nact, act.col, y, ldy, accumulate);
+    }
+};
+
+// The gemm_fn body for format F and dot D.
 template <class F, class D>
 void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
               int64_t ncols, float* Y, int64_t ldy) {
-    if (n <= 0) {  // an empty dot product is 0, as in the reference
-        for (int64_t c = 0; c < ncols; ++c)
-            for (int64_t r = 0; r < rows; ++r) std::memset(Y + c * ldy + r, 0, 4);
-        return;
-    }
-    ActChunk act[kTileCols];
-    const uint8_t* wb = (const uint8_t*)W;
-    const uint8_t* xb = (const uint8_t*)X;
-    const int64_t nact_total = n / 32;
-    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
-    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over
-    // them (one block when there is a single column group).
-    int64_t rblk = ncols <= kTileCols ? rows : (kRowBlockBytes / row_bytes) & ~(int64_t)3;
-    if (rblk < 4) rblk = 4;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols) {
-            const int C = (int)(ncols - c0 < kTileCols ? ncols - c0 : kTileCols);
-            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
-                // kChunkAct is a multiple of 4, so a chunk never splits a 128-element weight block
-                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
-                for (int c = 0; c < C; ++c)
-                    act_prep<F>(xb + ((c0 + c) * x_stride + k0) * (int64_t)sizeof(block_q8x), nact, &act[c]);
-                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
-                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
-                    const uint8_t* w = wb + r0 * w_stride + wofs;
-                    float* y = Y + c0 * ldy + r0;
-                    switch (C) {
-                        case 1: q8x_tile<F, D, 1>(w, w_stride, R, nact, act, y, ldy, k0 > 0); break;
-                        case 2: q8x_tile<F, D, 2>(w, w_stride, R, nact, act, y, ldy, k0 > 0); break;
-                        case 3: q8x_tile<F, D, 3>(w, w_stride, R, nact, act, y, ldy, k0 > 0); break;
-                        default: q8x_tile<F, D, 4>(w, w_stride, R, nact, act, y, ldy, k0 > 0); break;
-                    }
-                }
-            }
-        }
-    }
+    sched::gemm_q8x<Q8xTile<F, D>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
 }
 
 }  // namespace

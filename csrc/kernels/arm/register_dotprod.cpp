@@ -6,21 +6,17 @@
 namespace edge {
 
 void kernels_register_dotprod(KernelTable* t) {
-    struct Entry {
-        DType dtype;
-        gemm_fn gemm;
-    };
-    static const Entry kGemm[] = {
-        {EDGE_DTYPE_Q8_0, gemm_q8_0_dotprod},         {EDGE_DTYPE_MXINT8, gemm_mxint8_dotprod},
-        {EDGE_DTYPE_INT4_32, gemm_int4_32_dotprod},   {EDGE_DTYPE_INT4_64, gemm_int4_64_dotprod},
-        {EDGE_DTYPE_INT4_128, gemm_int4_128_dotprod}, {EDGE_DTYPE_INT4A_32, gemm_int4a_32_dotprod},
-        {EDGE_DTYPE_INT4A_64, gemm_int4a_64_dotprod}, {EDGE_DTYPE_INT4A_128, gemm_int4a_128_dotprod},
-        {EDGE_DTYPE_MXFP6, gemm_mxfp6_dotprod},       {EDGE_DTYPE_MXFP4, gemm_mxfp4_dotprod},
-    };
-    for (const Entry& e : kGemm) {
-        t->gemm[e.dtype] = e.gemm;
-        t->gemm_impl[e.dtype] = "dotprod";
-    }
+    constexpr const char* L = "dotprod";
+    kernel_set(&t->gemm[EDGE_DTYPE_Q8_0], gemm_q8_0_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_MXINT8], gemm_mxint8_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4_32], gemm_int4_32_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4_64], gemm_int4_64_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4_128], gemm_int4_128_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4A_32], gemm_int4a_32_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4A_64], gemm_int4a_64_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4A_128], gemm_int4a_128_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_dotprod, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_dotprod, L);
 }
 
 }  // namespace edge

@@ -6,21 +6,17 @@
 namespace edge {
 
 void kernels_register_i8mm(KernelTable* t) {
-    struct Entry {
-        DType dtype;
-        gemm_fn gemm;
-    };
-    static const Entry kGemm[] = {
-        {EDGE_DTYPE_Q8_0, gemm_q8_0_i8mm},         {EDGE_DTYPE_MXINT8, gemm_mxint8_i8mm},
-        {EDGE_DTYPE_INT4_32, gemm_int4_32_i8mm},   {EDGE_DTYPE_INT4_64, gemm_int4_64_i8mm},
-        {EDGE_DTYPE_INT4_128, gemm_int4_128_i8mm}, {EDGE_DTYPE_INT4A_32, gemm_int4a_32_i8mm},
-        {EDGE_DTYPE_INT4A_64, gemm_int4a_64_i8mm}, {EDGE_DTYPE_INT4A_128, gemm_int4a_128_i8mm},
-        {EDGE_DTYPE_MXFP6, gemm_mxfp6_i8mm},       {EDGE_DTYPE_MXFP4, gemm_mxfp4_i8mm},
-    };
-    for (const Entry& e : kGemm) {
-        t->gemm[e.dtype] = e.gemm;
-        t->gemm_impl[e.dtype] = "i8mm";
-    }
+    constexpr const char* L = "i8mm";
+    kernel_set(&t->gemm[EDGE_DTYPE_Q8_0], gemm_q8_0_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_MXINT8], gemm_mxint8_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4_32], gemm_int4_32_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4_64], gemm_int4_64_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4_128], gemm_int4_128_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4A_32], gemm_int4a_32_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4A_64], gemm_int4a_64_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_INT4A_128], gemm_int4a_128_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_i8mm, L);
 }
 
 }  // namespace edge

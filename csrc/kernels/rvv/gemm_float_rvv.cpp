@@ -12,15 +12,16 @@
 // Accuracy: the lanes reorder the f32 sum; vs the reference the difference is ≤ (n + vlmax)·2^-24·Σ|w_i x_i|,
 // within kernels.h's 1e-5·Σ|terms| for the row lengths of real layers (and far inside it in practice,
 // as the errors of random-sign terms do not add up linearly).
-// Rows past the end of a tile reuse its last row (valid memory, results dropped).
+// Rows past the end of a tile reuse its last row (valid memory, results dropped). The schedule (row
+// blocks, column groups, the last columns) is sched::gemm_float (gemm_schedule.h); this file is the
+// decode and the tiles.
+#include "../gemm_schedule.h"
 #include "rvv.h"
 #include "rvv_util.h"
 
 namespace edge {
 namespace rvv {
 namespace {
-
-constexpr int64_t kRowBlockBytes = 256 << 10;  // weights per row block (L2-resident)
 
 // step(i, n): the most elements the step at i may take (the rest of the row, or of a 32-block);
 // load: vl elements i.. of a row as f32.
@@ -133,44 +134,24 @@ void tile_r2(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, cons
     }
 }
 
+// The tile policy of sched::gemm_float (gemm_schedule.h): 4 rows × 1 column for decode, else 2 rows × up to
+// 4 columns (a last single column too). A: W, X and the strides are element-aligned (vle32/vle16 loads).
 template <class Wt, bool A>
-void gemm_float_a(const uint8_t* wb, int64_t w_stride, int64_t rows, int64_t n, const uint8_t* xb, int64_t x_stride,
-                  int64_t ncols, float* Y, int64_t ldy) {
-    const int64_t xs = x_stride * 4;
-    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over them.
-    int64_t rblk = ncols <= 4 ? rows : (kRowBlockBytes / (w_stride > 0 ? w_stride : 1)) & ~(int64_t)1;
-    if (rblk < 2) rblk = 2;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        if (ncols == 1) {  // decode: 4 rows share each activation load
-            for (int64_t r0 = rb0; r0 < rb1; r0 += 4)
-                tile_r4<Wt, A>(wb + r0 * w_stride, w_stride, (int)(rb1 - r0 < 4 ? rb1 - r0 : 4), n, xb, Y + r0);
-            continue;
-        }
-        for (int64_t c0 = 0; c0 < ncols; c0 += 4) {
-            const int64_t C = ncols - c0 < 4 ? ncols - c0 : 4;
-            const uint8_t* x = xb + c0 * xs;
-            for (int64_t r0 = rb0; r0 < rb1; r0 += 2) {
-                const int vr = (int)(rb1 - r0 < 2 ? rb1 - r0 : 2);
-                const uint8_t* w = wb + r0 * w_stride;
-                float* y = Y + c0 * ldy + r0;
-                switch (C) {
-                    case 1: tile_r2<Wt, A, 1>(w, w_stride, vr, n, x, xs, y, ldy); break;
-                    case 2: tile_r2<Wt, A, 2>(w, w_stride, vr, n, x, xs, y, ldy); break;
-                    case 3: tile_r2<Wt, A, 3>(w, w_stride, vr, n, x, xs, y, ldy); break;
-                    default: tile_r2<Wt, A, 4>(w, w_stride, vr, n, x, xs, y, ldy); break;
-                }
-            }
-        }
+struct Tile : sched::FloatShape<4, 2, 4, false, 256 << 10> {  // row blocks of 256 KiB of weights (L2)
+    template <int R, int C>
+    static void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const float* x, int64_t x_stride,
+                     float* Y, int64_t ldy) {
+        if constexpr (R == 4) tile_r4<Wt, A>(w, w_stride, valid_rows, n, (const uint8_t*)x, Y);
+        else tile_r2<Wt, A, C>(w, w_stride, valid_rows, n, (const uint8_t*)x, x_stride * 4, Y, ldy);
     }
-}
+};
 
 template <class Wt>
 void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
                 int64_t ncols, float* Y, int64_t ldy) {
     const bool a = aligned(W, Wt::kElemBytes) && w_stride % Wt::kElemBytes == 0 && aligned(X, 4);
-    if (a) gemm_float_a<Wt, true>((const uint8_t*)W, w_stride, rows, n, (const uint8_t*)X, x_stride, ncols, Y, ldy);
-    else gemm_float_a<Wt, false>((const uint8_t*)W, w_stride, rows, n, (const uint8_t*)X, x_stride, ncols, Y, ldy);
+    if (a) sched::gemm_float<Tile<Wt, true>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
+    else sched::gemm_float<Tile<Wt, false>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
 }
 
 }  // namespace

@@ -16,9 +16,11 @@
 // unpacked once for all rows, and each row's block scales (and int4a offsets) are decoded 8..64 at a
 // time by strided vector loads (block_scales), not one f16/E8M0 conversion per block.
 // Prefill (ncols > kCols): rows are taken in blocks of about kRowBlockBytes of weights that stay in the
-// L2 cache while every group of kCols columns passes over them.
+// L2 cache while every group of kCols columns passes over them. That schedule (row blocks, column
+// groups, k-chunks) is sched::gemm_q8x (gemm_schedule.h); this header is the tile.
 #pragma once
 
+#include "../gemm_schedule.h"
 #include "rvv_codes.h"
 
 namespace edge {
@@ -63,47 +65,39 @@ inline void row_dot(const uint8_t* w, int nact, const uint8_t* x, int64_t xs, co
     for (int c = 0; c < C; ++c) st_f32s(y + c * ldy, acc[c]);
 }
 
+// The tile policy of sched::gemm_q8x (gemm_schedule.h): 1 row × up to kCols columns, k-chunks of kChunk
+// blocks; the columns' codes are read in place, x.d / x.s unpacked per chunk.
+template <class F>
+struct Tile : sched::Q8xShape<F, 1, kCols, kChunk, kRowBlockBytes> {
+    struct Act {
+        const uint8_t* x;  // column 0's first block of the chunk; column c at x + c·xs
+        int64_t xs;        // bytes between columns
+        ColChunk cc[rvv::kCols];
+    };
+    static void act_prep(const block_q8x* xq, int64_t x_stride, int C, int nact, Act* act) {
+        const uint8_t* x = (const uint8_t*)xq;
+        const int64_t xs = x_stride * kQ8xBytes;
+        act->x = x;
+        act->xs = xs;
+        for (int c = 0; c < C; ++c)
+            for (int k = 0; k < nact; ++k) {
+                act->cc[c].d[k] = ld_f32s(x + c * xs + k * kQ8xBytes);
+                act->cc[c].s[k] = ld_f32s(x + c * xs + k * kQ8xBytes + 4);
+            }
+    }
+    static void row_prep(Act&, const uint8_t*, int64_t, int, int) {}  // scales are read in the tile
+    template <int C>
+    static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
+                     bool accumulate) {
+        row_dot<F, C>(w, nact, act.x, act.xs, act.cc, y, ldy, accumulate);
+    }
+};
+
+// The gemm_fn body for format F.
 template <class F>
 void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, int64_t ncols,
               float* Y, int64_t ldy) {
-    const uint8_t* wb = (const uint8_t*)W;
-    const uint8_t* xb = (const uint8_t*)X;
-    const int64_t nact_total = n / 32, xs = x_stride * kQ8xBytes;
-    if (nact_total == 0) {  // an empty dot product is 0, as in the reference
-        for (int64_t c = 0; c < ncols; ++c)
-            for (int64_t r = 0; r < rows; ++r) st_f32s(Y + c * ldy + r, 0.0f);
-        return;
-    }
-    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
-    int64_t rblk = ncols <= kCols ? rows : kRowBlockBytes / row_bytes;
-    if (rblk < 1) rblk = 1;
-    ColChunk cc[kCols];
-    for (int64_t r0 = 0; r0 < rows; r0 += rblk) {
-        const int64_t r1 = rows - r0 < rblk ? rows : r0 + rblk;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kCols) {
-            const int C = (int)(ncols - c0 < kCols ? ncols - c0 : kCols);
-            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunk) {
-                const int nact = (int)(nact_total - k0 < kChunk ? nact_total - k0 : kChunk);
-                const uint8_t* x = xb + c0 * xs + k0 * kQ8xBytes;
-                for (int c = 0; c < C; ++c)
-                    for (int k = 0; k < nact; ++k) {
-                        cc[c].d[k] = ld_f32s(x + c * xs + k * kQ8xBytes);
-                        cc[c].s[k] = ld_f32s(x + c * xs + k * kQ8xBytes + 4);
-                    }
-                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-                for (int64_t r = r0; r < r1; ++r) {
-                    const uint8_t* w = wb + r * w_stride + wofs;
-                    float* y = Y + c0 * ldy + r;
-                    switch (C) {
-                        case 1: row_dot<F, 1>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
-                        case 2: row_dot<F, 2>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
-                        case 3: row_dot<F, 3>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
-                        default: row_dot<F, 4>(w, nact, x, xs, cc, y, ldy, k0 > 0); break;
-                    }
-                }
-            }
-        }
-    }
+    sched::gemm_q8x<Tile<F>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
 }
 
 }  // namespace

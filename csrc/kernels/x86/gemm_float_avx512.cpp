@@ -10,16 +10,17 @@
 // of 8 rows × 1 column (GEMV) or 4 rows × up to 4 columns (GEMM, each weight vector used C times).
 // Accuracy: the lanes reorder the f32 sum; vs the reference (itself ≤ (n+2)·2^-24·Σ|w_i x_i| from the
 // exact value) the difference is ≤ (n + 32)·2^-24·Σ|w_i x_i| (tests/test_kernels_simd.py).
-// Rows past the end of a tile reuse its last row (valid memory, results dropped).
+// Rows past the end of a tile reuse its last row (valid memory, results dropped). The schedule (row
+// blocks, column groups, the last columns) is sched::gemm_float (gemm_schedule.h); this file is the
+// decode and the tile.
 #include <cstring>
 
+#include "../gemm_schedule.h"
 #include "avx512_util.h"
 #include "x86.h"
 
 namespace edge {
 namespace {
-
-constexpr int64_t kRowBlockBytes = 512 << 10;  // weights per row block (L2-resident)
 
 using namespace x86;
 
@@ -74,79 +75,54 @@ struct MxFp8 {
     }
 };
 
-template <class Wt, int R, int C>
-void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const float* x, int64_t x_stride,
-          float* Y, int64_t ldy) {
-    const uint8_t* row[R];
-    for (int r = 0; r < R; ++r) row[r] = w + (r < valid_rows ? r : valid_rows - 1) * w_stride;
-    __m512 acc[R][C];
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-    const int64_t nv = Wt::kTail ? n & ~(int64_t)15 : n;  // whole vectors; the rest in scalar below
-    for (int64_t i = 0; i < nv; i += 16) {
-        __m512 xv[C];
-        for (int c = 0; c < C; ++c) xv[c] = _mm512_loadu_ps(x + c * x_stride + i);
-        for (int r = 0; r < R; ++r) {
-            const __m512 wv = Wt::load(row[r], i);
-            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
-        }
-    }
-    for (int c = 0; c < C; ++c)
-        for (int r = 0; r < valid_rows; ++r) {
-            float y = hsum(acc[r][c]);
-            if constexpr (Wt::kTail)
-                for (int64_t i = nv; i < n; ++i) y += Wt::at(row[r], i) * x[c * x_stride + i];
-            std::memcpy(Y + c * ldy + r, &y, 4);
-        }
-}
-
+// The tile policy of sched::gemm_float (gemm_schedule.h): 8 rows × 1 column (decode) or 4 rows × up to
+// 4 columns (each weight vector used C times).
 template <class Wt>
-void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
-                int64_t ncols, float* Y, int64_t ldy) {
-    const uint8_t* wb = (const uint8_t*)W;
-    const float* xb = (const float*)X;
-    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over them.
-    int64_t rblk = ncols <= 4 ? rows : (kRowBlockBytes / (w_stride > 0 ? w_stride : 1)) & ~(int64_t)7;
-    if (rblk < 8) rblk = 8;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        int64_t c0 = 0;
-        for (; c0 + 4 <= ncols; c0 += 4)
-            for (int64_t r0 = rb0; r0 < rb1; r0 += 4)
-                tile<Wt, 4, 4>(wb + r0 * w_stride, w_stride, (int)(rb1 - r0 < 4 ? rb1 - r0 : 4), n, xb + c0 * x_stride,
-                               x_stride, Y + c0 * ldy + r0, ldy);
-        const int rest = (int)(ncols - c0);
-        for (int64_t r0 = rb0; rest && r0 < rb1; r0 += (rest == 1 ? 8 : 4)) {
-            const uint8_t* w = wb + r0 * w_stride;
-            const float* x = xb + c0 * x_stride;
-            float* y = Y + c0 * ldy + r0;
-            const int64_t left = rb1 - r0;
-            switch (rest) {
-                case 1: tile<Wt, 8, 1>(w, w_stride, (int)(left < 8 ? left : 8), n, x, x_stride, y, ldy); break;
-                case 2: tile<Wt, 4, 2>(w, w_stride, (int)(left < 4 ? left : 4), n, x, x_stride, y, ldy); break;
-                default: tile<Wt, 4, 3>(w, w_stride, (int)(left < 4 ? left : 4), n, x, x_stride, y, ldy); break;
+struct Tile : sched::FloatShape<8, 4, 4, true, 512 << 10> {  // row blocks of 512 KiB of weights (L2)
+    template <int R, int C>
+    static void tile(const uint8_t* w, int64_t w_stride, int valid_rows, int64_t n, const float* x, int64_t x_stride,
+                     float* Y, int64_t ldy) {
+        const uint8_t* row[R];
+        for (int r = 0; r < R; ++r) row[r] = w + (r < valid_rows ? r : valid_rows - 1) * w_stride;
+        __m512 acc[R][C];
+        for (int r = 0; r < R; ++r)
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+        const int64_t nv = Wt::kTail ? n & ~(int64_t)15 : n;  // whole vectors; the rest in scalar below
+        for (int64_t i = 0; i < nv; i += 16) {
+            __m512 xv[C];
+            for (int c = 0; c < C; ++c) xv[c] = _mm512_loadu_ps(x + c * x_stride + i);
+            for (int r = 0; r < R; ++r) {
+                const __m512 wv = Wt::load(row[r], i);
+                for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
             }
         }
+        for (int c = 0; c < C; ++c)
+            for (int r = 0; r < valid_rows; ++r) {
+                float y = hsum(acc[r][c]);
+                if constexpr (Wt::kTail)
+                    for (int64_t i = nv; i < n; ++i) y += Wt::at(row[r], i) * x[c * x_stride + i];
+                std::memcpy(Y + c * ldy + r, &y, 4);
+            }
     }
-}
+};
 
 }  // namespace
 
 void gemm_f32_avx512(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                      float* Y, int64_t ldy) {
-    gemm_float<F32>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<Tile<F32>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 void gemm_f16_avx512(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                      float* Y, int64_t ldy) {
-    gemm_float<F16>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<Tile<F16>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 void gemm_bf16_avx512(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                       float* Y, int64_t ldy) {
-    gemm_float<BF16>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<Tile<BF16>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 void gemm_mxfp8_avx512(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols,
                        float* Y, int64_t ldy) {
-    gemm_float<MxFp8>(W, ws, rows, n, X, xs, ncols, Y, ldy);
+    sched::gemm_float<Tile<MxFp8>>(W, ws, rows, n, X, xs, ncols, Y, ldy);
 }
 
 }  // namespace edge

@@ -17,6 +17,8 @@
 //   sign trick (|w| ≤ 128 against sign(q, w), K = 0) instead of an offset.
 // Rows past the end of a 4-row group reuse the group's last row (valid memory, results dropped).
 // Gather offsets are int32: r·w_stride for r ≤ 3 must fit (w_stride < 512 MiB).
+// The schedule (row blocks, column groups, k-chunks) is sched::gemm_q8x (gemm_schedule.h); this header
+// is the activation layout and the tile (Tile2).
 //
 // A format policy F provides (all static):
 //   kBlock, kBlockBytes, kAsym, kKey   as in gemm_q8x_avx512vnni.h
@@ -30,6 +32,7 @@
 #include <cstring>
 
 #include "avx2_util.h"
+#include "../gemm_schedule.h"
 #include "../kernels.h"
 
 namespace edge {
@@ -47,9 +50,9 @@ struct alignas(32) ActChunk2 {
     __m256 s[kChunkPairs2];        // per pair: x.s of block g (kAsym only)
 };
 
+// One column's activation blocks [0, nact) of a k-chunk (a: the chunk's first block) -> out.
 template <class F>
-inline void act_prep2(const block_q8x* x, int64_t p0, int nact, ActChunk2* out) {
-    const block_q8x* a = x + 2 * p0;
+inline void act_prep2(const block_q8x* a, int nact, ActChunk2* out) {
     const int npairs = (nact + 1) / 2;
     for (int k = 0; k < 2 * npairs; ++k)
         out->qa[k] = k < nact ? _mm256_loadu_si256((const __m256i*)a[k].q) : _mm256_setzero_si256();
@@ -168,48 +171,31 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
     }
 }
 
+// The tile policy of sched::gemm_q8x (gemm_schedule.h): 4 rows × up to 4 columns, k-chunks of 64 blocks.
+template <class F>
+struct Tile2 : sched::Q8xShape<F, 4, kTileCols2, 2 * kChunkPairs2, kRowBlockBytes2> {
+    struct Act {
+        ActChunk2 col[kTileCols2];
+        __m256 sw[kChunkPairs2], m[F::kAsym ? kChunkPairs2 : 1];  // one row group's scales (offsets)
+    };
+    static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
+        for (int c = 0; c < C; ++c) act_prep2<F>(x + c * x_stride, nact, &act->col[c]);
+    }
+    static void row_prep(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact) {
+        row_scales2<F>(w, w_stride, R, nact, act.sw, act.m);
+    }
+    template <int C>
+    static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
+                     bool accumulate) {
+        tile2<F, C>(w, w_stride, R, nact, act.col, act.sw, act.m, y, ldy, accumulate);
+    }
+};
+
+// The gemm_fn body for format F.
 template <class F>
 void gemm_q8x_avx2(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
                    int64_t ncols, float* Y, int64_t ldy) {
-    if (n <= 0) {  // an empty dot product is 0, as in the reference
-        for (int64_t c = 0; c < ncols; ++c)
-            for (int64_t r = 0; r < rows; ++r) std::memset(Y + c * ldy + r, 0, 4);
-        return;
-    }
-    ActChunk2 act[kTileCols2];
-    __m256 sw[kChunkPairs2], m[F::kAsym ? kChunkPairs2 : 1];
-    const uint8_t* wb = (const uint8_t*)W;
-    const block_q8x* xb = (const block_q8x*)X;
-    const int64_t nact_total = n / 32;
-    constexpr int64_t kChunkAct = 2 * kChunkPairs2;
-    // Row blocks of at most kRowBlockBytes2 of weights stay in L2 while every column group passes over
-    // them (one block when there is a single column group).
-    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
-    int64_t rblk = ncols <= kTileCols2 ? rows : (kRowBlockBytes2 / row_bytes) & ~(int64_t)3;
-    if (rblk < 4) rblk = 4;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols2) {
-            const int C = (int)(ncols - c0 < kTileCols2 ? ncols - c0 : kTileCols2);
-            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
-                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
-                for (int c = 0; c < C; ++c) act_prep2<F>(xb + (c0 + c) * x_stride, k0 / 2, nact, &act[c]);
-                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
-                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
-                    const uint8_t* w = wb + r0 * w_stride + wofs;
-                    row_scales2<F>(w, w_stride, R, nact, sw, m);
-                    float* y = Y + c0 * ldy + r0;
-                    switch (C) {
-                        case 1: tile2<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                        case 2: tile2<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                        case 3: tile2<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                        default: tile2<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    }
-                }
-            }
-        }
-    }
+    sched::gemm_q8x<Tile2<F>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
 }
 
 }  // namespace x86

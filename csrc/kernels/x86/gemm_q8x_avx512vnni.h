@@ -28,6 +28,8 @@
 //     formats; for 64/128-element blocks one gather serves 2 or 4 pairs).
 // Rows past the end of a 4-row group reuse the group's last row (valid memory, results dropped).
 // Gather offsets are int32: r·w_stride for r ≤ 3 must fit (w_stride < 512 MiB).
+// The schedule (row blocks, column groups, k-chunks) is sched::gemm_q8x (gemm_schedule.h); this header
+// is the activation layout, the scales and the tile.
 //
 // A format policy F provides (all static):
 //   kBlock, kBlockBytes, kAsym   the dtype's block (elements, bytes); int4a's m·x.s term
@@ -46,6 +48,7 @@
 #include <cstring>
 
 #include "avx512_util.h"
+#include "../gemm_schedule.h"
 #include "../kernels.h"
 
 namespace edge {
@@ -64,11 +67,11 @@ struct alignas(64) ActChunk {
     __m512 s[kChunkPairs];         // per pair: x.s of block g (kAsym only)
 };
 
-// Columns' activation blocks [4·p0, 4·p0 + nact) -> out (nact ≤ 4·kChunkPairs).
+// One column's activation blocks [0, nact) of a k-chunk (a: the chunk's first block) -> out
+// (nact ≤ 4·kChunkPairs).
 template <class F>
-inline void act_prep(const block_q8x* x, int64_t p0, int nact, ActChunk* out) {
+inline void act_prep(const block_q8x* a, int nact, ActChunk* out) {
     const __m512i zero = _mm512_setzero_si512();
-    const block_q8x* a = x + 4 * p0;
     const int npairs = (nact + 3) / 4;
     for (int st = 0; st < 2 * npairs; ++st) {
         const int k = 2 * st;
@@ -262,50 +265,32 @@ void tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* a
     }
 }
 
+// The tile policy of sched::gemm_q8x (gemm_schedule.h): 4 rows × up to 4 columns, k-chunks of 64 blocks.
+template <class F>
+struct Tile : sched::Q8xShape<F, 4, kTileCols, 4 * kChunkPairs, kRowBlockBytes> {
+    struct Act {
+        ActChunk col[kTileCols];
+        __m512 sw[kChunkPairs], m[F::kAsym ? kChunkPairs : 1];  // one row group's scales (offsets)
+    };
+    static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
+        for (int c = 0; c < C; ++c) x86::act_prep<F>(x + c * x_stride, nact, &act->col[c]);
+    }
+    static void row_prep(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact) {
+        if constexpr (scales_in_64_bytes<F>()) row_scales32<F>(w, w_stride, R, nact, act.sw, act.m);
+        else row_scales<F>(w, w_stride, R, nact, act.sw, act.m);
+    }
+    template <int C>
+    static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
+                     bool accumulate) {
+        x86::tile<F, C>(w, w_stride, R, nact, act.col, act.sw, act.m, y, ldy, accumulate);
+    }
+};
+
 // The gemm_fn body for format F.
 template <class F>
 void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
               int64_t ncols, float* Y, int64_t ldy) {
-    if (n <= 0) {  // an empty dot product is 0, as in the reference
-        for (int64_t c = 0; c < ncols; ++c)
-            for (int64_t r = 0; r < rows; ++r) std::memset(Y + c * ldy + r, 0, 4);
-        return;
-    }
-    ActChunk act[kTileCols];
-    __m512 sw[kChunkPairs], m[F::kAsym ? kChunkPairs : 1];
-    const uint8_t* wb = (const uint8_t*)W;
-    const block_q8x* xb = (const block_q8x*)X;
-    const int64_t nact_total = n / 32;
-    constexpr int64_t kChunkAct = 4 * kChunkPairs;
-    // Row blocks of at most kRowBlockBytes of weights stay in L2 while every column group passes over
-    // them (one block when there is a single column group).
-    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
-    int64_t rblk = ncols <= kTileCols ? rows : (kRowBlockBytes / row_bytes) & ~(int64_t)3;
-    if (rblk < 4) rblk = 4;
-    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
-        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kTileCols) {
-            const int C = (int)(ncols - c0 < kTileCols ? ncols - c0 : kTileCols);
-            for (int64_t k0 = 0; k0 < nact_total; k0 += kChunkAct) {
-                const int nact = (int)(nact_total - k0 < kChunkAct ? nact_total - k0 : kChunkAct);
-                for (int c = 0; c < C; ++c) act_prep<F>(xb + (c0 + c) * x_stride, k0 / 4, nact, &act[c]);
-                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
-                for (int64_t r0 = rb0; r0 < rb1; r0 += 4) {
-                    const int R = (int)(rb1 - r0 < 4 ? rb1 - r0 : 4);
-                    const uint8_t* w = wb + r0 * w_stride + wofs;
-                    if constexpr (scales_in_64_bytes<F>()) row_scales32<F>(w, w_stride, R, nact, sw, m);
-                    else row_scales<F>(w, w_stride, R, nact, sw, m);
-                    float* y = Y + c0 * ldy + r0;
-                    switch (C) {
-                        case 1: tile<F, 1>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                        case 2: tile<F, 2>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                        case 3: tile<F, 3>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                        default: tile<F, 4>(w, w_stride, R, nact, act, sw, m, y, ldy, k0 > 0); break;
-                    }
-                }
-            }
-        }
-    }
+    sched::gemm_q8x<Tile<F>>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy);
 }
 
 }  // namespace x86

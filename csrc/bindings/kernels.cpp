@@ -1,0 +1,177 @@
+// kernels.cpp — edgerun._core's kernel access: the levels this CPU runs, which implementation fills each
+// slot of a level's table (kernel_table), and entry points that run any level's dequantize / quantize_q8x /
+// gemm / attention / silu_mul on numpy data, for the tests (tests/test_kernels_simd.py, test_quant.py).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "kernels/kernels.h"
+#include "quant.h"
+
+namespace edge {
+namespace bindings {
+
+namespace {
+
+const KernelTable* table_or_raise(const std::string& level) {
+    const KernelTable* t = level.empty() ? kernels_default() : kernels_for(level.c_str());
+    if (!t) raise_status(status_error(Code::INVALID_ARGUMENT, "kernel level '" + level + "' is not supported on this CPU"));
+    return t;
+}
+
+uint32_t dtype_or_raise(int dtype) {
+    if (dtype < 0 || !dtype_valid((uint32_t)dtype))
+        raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("unknown dtype id %d", dtype)));
+    return (uint32_t)dtype;
+}
+
+using f32_array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// ---- kernel access for tests: run any level's implementation on numpy data ----
+
+py::array_t<float> py_dequantize(int dtype, py::bytes data, int64_t n, const std::string& level) {
+    uint32_t dt = dtype_or_raise(dtype);
+    const KernelTable* t = table_or_raise(level);
+    std::string buf = data;
+    size_t need = dtype_row_bytes(dt, n);
+    if (need == 0 || buf.size() < need)
+        raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("dequantize: %lld elements need %zu bytes of %s, got %zu",
+                                                                 (long long)n, need, dtype_traits(dt).name, buf.size())));
+    if (!t->dequant[dt].fn) raise_status(status_error(Code::UNSUPPORTED, "no dequantize kernel for this dtype"));
+    py::array_t<float> out(n);
+    t->dequant[dt].fn(buf.data(), out.mutable_data(), n);
+    return out;
+}
+
+py::bytes py_quantize_q8x(f32_array x, const std::string& level) {
+    const KernelTable* t = table_or_raise(level);
+    int64_t n = (int64_t)x.size();
+    if (n % 32) raise_status(status_error(Code::INVALID_ARGUMENT, "quantize_q8x: length must be a multiple of 32"));
+    std::vector<block_q8x> y((size_t)(n / 32));
+    t->quantize_q8x.fn(x.data(), y.data(), n);
+    return py::bytes(reinterpret_cast<const char*>(y.data()), y.size() * sizeof(block_q8x));
+}
+
+// Y[ncols, rows] = X[ncols, n] · W[rows, n]^T with the level's kernels. `misalign` shifts W, X and Y
+// by that many bytes inside their buffers so tests can exercise unaligned pointers.
+py::array_t<float> py_gemm(int dtype, py::bytes wdata, int64_t rows, int64_t n, f32_array x,
+                           const std::string& level, int misalign) {
+    uint32_t dt = dtype_or_raise(dtype);
+    const KernelTable* t = table_or_raise(level);
+    const DTypeTraits& tr = dtype_traits(dt);
+    size_t rb = dtype_row_bytes(dt, n);
+    std::string w = wdata;
+    if (rb == 0 || n % 32 || w.size() != rb * (size_t)rows)
+        raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("gemm: %lld×%lld %s needs %zu bytes, got %zu", (long long)rows,
+                                                                 (long long)n, tr.name, rb * (size_t)rows, w.size())));
+    if (x.ndim() != 2 || x.shape(1) != n) raise_status(status_error(Code::INVALID_ARGUMENT, "gemm: x must be [ncols, n]"));
+    if (!t->gemm[dt].fn) raise_status(status_error(Code::UNSUPPORTED, std::string("no gemm kernel for ") + tr.name));
+    int64_t ncols = x.shape(0);
+    misalign = misalign & 15;
+    std::vector<char> wbuf(w.size() + 64);
+    char* wp = wbuf.data() + misalign;
+    std::memcpy(wp, w.data(), w.size());
+    std::vector<char> xbuf;
+    const void* xp;
+    int64_t x_stride;
+    if (tr.int_dot) {
+        xbuf.resize((size_t)ncols * (size_t)(n / 32) * sizeof(block_q8x) + 64);
+        block_q8x* q = reinterpret_cast<block_q8x*>(xbuf.data() + misalign);
+        for (int64_t c = 0; c < ncols; ++c) t->quantize_q8x.fn(x.data() + c * n, q + c * (n / 32), n);
+        xp = q;
+        x_stride = n / 32;
+    } else {
+        xbuf.resize((size_t)(ncols * n) * sizeof(float) + 64);
+        std::memcpy(xbuf.data() + misalign, x.data(), (size_t)(ncols * n) * sizeof(float));
+        xp = xbuf.data() + misalign;
+        x_stride = n;
+    }
+    std::vector<char> ybuf((size_t)(ncols * rows) * sizeof(float) + 64);
+    float* yp = reinterpret_cast<float*>(ybuf.data() + misalign);
+    {
+        py::gil_scoped_release release;
+        t->gemm[dt].fn(wp, (int64_t)rb, rows, n, xp, x_stride, ncols, yp, rows);
+    }
+    py::array_t<float> out({ncols, rows});
+    std::memcpy(out.mutable_data(), yp, (size_t)(ncols * rows) * sizeof(float));
+    return out;
+}
+
+// out[head_dim] = attention of q[head_dim] over k, v [n_pos, stride] (first head_dim columns of each row).
+py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std::string& level, int64_t p_begin) {
+    const KernelTable* t = table_or_raise(level);
+    if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != v.shape(1) ||
+        q.shape(0) > k.shape(1) || k.shape(0) < 1 || q.shape(0) < 1)
+        raise_status(status_error(Code::INVALID_ARGUMENT, "attention: q [Dh], k and v [n_pos, stride >= Dh]"));
+    int64_t dh = q.shape(0), n_pos = k.shape(0), stride = k.shape(1);
+    if (p_begin < 0 || p_begin >= n_pos) raise_status(status_error(Code::INVALID_ARGUMENT, "attention: need 0 <= p_begin < n_pos"));
+    // K in the cache's tiled, transposed layout; unused lanes of the last tile hold NaN
+    const int64_t tiles = (n_pos + kKTile - 1) / kKTile;
+    std::vector<float> kt((size_t)(tiles * kKTile * dh), NAN), scratch((size_t)n_pos);
+    for (int64_t p = 0; p < n_pos; ++p)
+        for (int64_t i = 0; i < dh; ++i) kt[(size_t)((p / kKTile) * kKTile * dh + i * kKTile + p % kKTile)] = k.data()[p * stride + i];
+    py::array_t<float> out(dh);
+    t->attention.fn(q.data(), kt.data(), v.data(), stride, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
+    return out;
+}
+
+py::array_t<float> py_silu_mul(f32_array g, f32_array u, const std::string& level) {
+    const KernelTable* t = table_or_raise(level);
+    if (g.ndim() != 1 || u.ndim() != 1 || g.shape(0) != u.shape(0))
+        raise_status(status_error(Code::INVALID_ARGUMENT, "silu_mul: g and u must be 1-D of one length"));
+    py::array_t<float> out(g.shape(0));
+    t->silu_mul.fn(g.data(), u.data(), g.shape(0), out.mutable_data());
+    return out;
+}
+
+// Which implementation fills each slot: {"level": ..., op: impl} and, for the per-dtype ops, {op: {dtype: impl}},
+// ops in kernels_each_slot's order; "none" for an empty slot.
+struct SlotsToDict {
+    py::dict& d;
+    template <class F>
+    static const char* impl(const KernelSlot<F>& s) { return s.fn ? s.impl : "none"; }
+    template <class F>
+    void operator()(const char* op, const KernelSlot<F>& s) const { d[op] = impl(s); }
+    template <class F>
+    void operator()(const char* op, const KernelSlot<F> (&per_dtype)[EDGE_DTYPE_COUNT]) const {
+        py::dict m;
+        for (uint32_t i = 0; i < EDGE_DTYPE_COUNT; ++i) m[dtype_traits(i).name] = impl(per_dtype[i]);
+        d[op] = m;
+    }
+};
+
+py::dict py_kernel_table(const std::string& level) {
+    const KernelTable* t = table_or_raise(level);
+    py::dict d;
+    d["level"] = t->level;
+    kernels_each_slot(*t, SlotsToDict{d});
+    return d;
+}
+
+}  // namespace
+
+void bind_kernels(py::module_& m) {
+    m.def("kernel_levels", []() {
+        const char* names[16];
+        int n = kernels_levels(names, 16);
+        return std::vector<std::string>(names, names + n);
+    }, "Kernel levels this CPU supports, lowest first.");
+    m.def("kernel_default_level", []() { return std::string(kernels_default()->level); },
+          "The level used by default ($EDGE_KERNELS caps it).");
+    m.def("kernel_table", &py_kernel_table, py::arg("level") = "", "Which implementation fills each slot.");
+    m.def("dequantize", &py_dequantize, py::arg("dtype"), py::arg("data"), py::arg("n"), py::arg("level") = "ref");
+    m.def("silu_mul", &py_silu_mul, py::arg("g"), py::arg("u"), py::arg("level") = "ref");
+    m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref", py::arg("p_begin") = 0);
+    m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
+    m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),
+          py::arg("level") = "ref", py::arg("misalign") = 0);
+}
+
+}  // namespace bindings
+}  // namespace edge

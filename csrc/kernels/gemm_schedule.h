@@ -1,0 +1,174 @@
+// gemm_schedule.h — the row-block schedules of the gemm_fn kernels (kernels.h), written once per kind;
+// an ISA file supplies only its tile (the micro-kernel) and its weight decode, as a policy struct of
+// static functions, and instantiates the schedule with it.
+//
+//   gemm_float<T>  float activations (f32 X): the f32/f16/bf16/mxfp8 gemms of every ISA.
+//   gemm_q8x<T>    integer-dot weights × block_q8x activations, in k-chunks: the q8_0/int4*/mx* gemms.
+//
+// Both compute what gemm_fn states; the tile decides the arithmetic, so a schedule changes no result bit:
+// it only chooses which tile computes which (rows, columns) and in what order the weights are walked.
+// A tile computes R rows × C columns; past the end of the rows it may compute from a valid row but must
+// store only its valid_rows rows (R) — the schedule hands it R = min(tile rows, rows left).
+//
+// Include only from the ISA kernel files (*_avx2.cpp, *_neon.cpp, *_rvv.cpp, ...), which compile these
+// templates with their own -m flags: everything here has internal linkage, so copies built with other
+// flags are never merged by the linker (an AVX-512 copy must never serve an AVX2-only caller).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "../quant.h"
+
+namespace edge {
+namespace sched {
+namespace {  // internal linkage on purpose: see above
+
+// Rows per block when several column groups pass over the same rows: about `bytes` of weights (rows of
+// row_bytes each) so that a block stays in L2, rounded down to a multiple of `align` (every tile height
+// used on it), at least `align`. One block (all rows) when a single column group passes.
+inline int64_t row_block(int64_t rows, int64_t ncols, int64_t group_cols, int64_t bytes, int64_t row_bytes,
+                         int64_t align) {
+    if (ncols <= group_cols) return rows;
+    int64_t rblk = bytes / (row_bytes > 0 ? row_bytes : 1) / align * align;
+    return rblk < align ? align : rblk;
+}
+
+// ---------------------------------------------------------------- float activations
+
+// The shape of a gemm_float tile policy (its base class):
+//   kGemvRows          rows of the one-column tile (decode: ncols == 1)
+//   kRows, kCols       rows × columns of the multi-column tiles; the last ncols % kCols columns take a
+//                      kRows × (ncols % kCols) tile
+//   kRestGemv          a last single column of a multi-column call takes the one-column tile instead
+//   kRowBlockBytes     weights per row block (row_block above; a row is w_stride bytes here)
+template <int GemvRows, int Rows, int Cols, bool RestGemv, int64_t RowBlockBytes>
+struct FloatShape {
+    static constexpr int kGemvRows = GemvRows, kRows = Rows, kCols = Cols;
+    static constexpr bool kRestGemv = RestGemv;
+    static constexpr int64_t kRowBlockBytes = RowBlockBytes;
+};
+
+// Tile policy T of gemm_float: a FloatShape and (static)
+//   tile<R, C>(w, w_stride, valid_rows, n, x, x_stride, y, ldy)
+//                      Y[c·ldy + r] for r < valid_rows <= R, c < C: W row r at w + r·w_stride,
+//                      X column c at x + c·x_stride (floats)
+template <class T, int R, int C>
+inline void float_tiles(const uint8_t* w, int64_t w_stride, int64_t r0, int64_t r1, int64_t n, const float* x,
+                        int64_t x_stride, float* Y, int64_t ldy) {
+    for (int64_t r = r0; r < r1; r += R)
+        T::template tile<R, C>(w + r * w_stride, w_stride, (int)(r1 - r < R ? r1 - r : R), n, x, x_stride, Y + r, ldy);
+}
+
+// The last `rest` (< kCols) columns of rows [r0, r1).
+template <class T, int C = 1>
+inline void float_rest(int rest, const uint8_t* w, int64_t w_stride, int64_t r0, int64_t r1, int64_t n,
+                       const float* x, int64_t x_stride, float* Y, int64_t ldy) {
+    if constexpr (C < T::kCols) {
+        if (rest != C) return float_rest<T, C + 1>(rest, w, w_stride, r0, r1, n, x, x_stride, Y, ldy);
+        if constexpr (C == 1 && T::kRestGemv) float_tiles<T, T::kGemvRows, 1>(w, w_stride, r0, r1, n, x, x_stride, Y, ldy);
+        else float_tiles<T, T::kRows, C>(w, w_stride, r0, r1, n, x, x_stride, Y, ldy);
+    }
+}
+
+// The gemm_fn body: per row block, decode (ncols == 1) runs one-column tiles down the block; otherwise
+// groups of kCols columns, then the rest, each over every row of the block.
+template <class T>
+void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
+                int64_t ncols, float* Y, int64_t ldy) {
+    const uint8_t* wb = (const uint8_t*)W;
+    const float* xb = (const float*)X;
+    constexpr int64_t kAlign = T::kRestGemv && T::kGemvRows > T::kRows ? T::kGemvRows : T::kRows;
+    const int64_t rblk = row_block(rows, ncols, T::kCols, T::kRowBlockBytes, w_stride, kAlign);
+    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
+        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
+        if (ncols == 1) {
+            float_tiles<T, T::kGemvRows, 1>(wb, w_stride, rb0, rb1, n, xb, x_stride, Y, ldy);
+            continue;
+        }
+        int64_t c0 = 0;
+        for (; c0 + T::kCols <= ncols; c0 += T::kCols)
+            float_tiles<T, T::kRows, T::kCols>(wb, w_stride, rb0, rb1, n, xb + c0 * x_stride, x_stride, Y + c0 * ldy, ldy);
+        if (c0 < ncols)
+            float_rest<T>((int)(ncols - c0), wb, w_stride, rb0, rb1, n, xb + c0 * x_stride, x_stride, Y + c0 * ldy, ldy);
+    }
+}
+
+// ---------------------------------------------------------------- integer dot, block_q8x activations
+
+// The shape of a gemm_q8x tile policy (its base class):
+//   Fmt                the weight format: Fmt::kBlock elements in Fmt::kBlockBytes bytes per block
+//   kRows, kCols       rows × columns of a tile; the last ncols % kCols columns take a narrower tile
+//   kChunk             activation blocks per k-chunk (a multiple of 4: a chunk never splits a weight block)
+//   kRowBlockBytes     weights per row block (row_block above; a row is n / kBlock · kBlockBytes bytes)
+template <class Format, int Rows, int Cols, int Chunk, int64_t RowBlockBytes>
+struct Q8xShape {
+    using Fmt = Format;
+    static constexpr int kRows = Rows, kCols = Cols, kChunk = Chunk;
+    static constexpr int64_t kRowBlockBytes = RowBlockBytes;
+    static_assert(Chunk % 4 == 0, "a k-chunk must not split a 128-element weight block");
+};
+
+// Tile policy T of gemm_q8x: a Q8xShape and (static)
+//   Act                one k-chunk of up to kCols activation columns in the tile's layout (+ its scratch)
+//   act_prep(x, x_stride, C, nact, &act)
+//                      columns c < C at x + c·x_stride (block_q8x), blocks [0, nact) of the chunk
+//   row_prep(act, w, w_stride, R, nact)
+//                      per row group, before its tile (whatever C): e.g. the rows' block scales (or empty)
+//   tile<C>(act, w, w_stride, R, nact, y, ldy, accumulate)
+//                      R <= kRows rows (row r at w + r·w_stride, at the chunk's first weight block) × C
+//                      columns over the chunk: y[c·ldy + r] = (accumulate ? y[c·ldy + r] : 0) + the
+//                      chunk's block terms (accumulate is false for the first chunk)
+// The tile of `cols` (1..kCols) columns. A switch, as a hand-written driver has, so that the compiler
+// inlines every tile into gemm_q8x the same way.
+template <class T>
+inline void q8x_tile(int cols, typename T::Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y,
+                     int64_t ldy, bool accumulate) {
+    static_assert(T::kCols >= 1 && T::kCols <= 4, "q8x tiles have 1..4 columns");
+    switch (cols) {
+        case 1: T::template tile<1>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 2: if constexpr (T::kCols >= 2) T::template tile<2>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 3: if constexpr (T::kCols >= 3) T::template tile<3>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        default: T::template tile<T::kCols>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+    }
+}
+
+// The gemm_fn body: per row block, per group of up to kCols columns, per k-chunk: the chunk's
+// activations are laid out once (act_prep), then every kRows rows of the block run one tile over it.
+template <class T>
+void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
+              int64_t ncols, float* Y, int64_t ldy) {
+    using F = typename T::Fmt;
+    const int64_t nact_total = n / 32;
+    if (nact_total <= 0) {  // an empty dot product is 0, as in the reference
+        for (int64_t c = 0; c < ncols; ++c)
+            for (int64_t r = 0; r < rows; ++r) std::memset(Y + c * ldy + r, 0, 4);
+        return;
+    }
+    const uint8_t* wb = (const uint8_t*)W;
+    const block_q8x* xb = (const block_q8x*)X;
+    const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
+    const int64_t rblk = row_block(rows, ncols, T::kCols, T::kRowBlockBytes, row_bytes, T::kRows);
+    typename T::Act act;
+    for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
+        const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
+        for (int64_t c0 = 0; c0 < ncols; c0 += T::kCols) {
+            const int C = (int)(ncols - c0 < T::kCols ? ncols - c0 : T::kCols);
+            for (int64_t k0 = 0; k0 < nact_total; k0 += T::kChunk) {
+                const int nact = (int)(nact_total - k0 < T::kChunk ? nact_total - k0 : T::kChunk);
+                T::act_prep(xb + c0 * x_stride + k0, x_stride, C, nact, &act);
+                const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
+                for (int64_t r0 = rb0; r0 < rb1; r0 += T::kRows) {
+                    const int R = (int)(rb1 - r0 < T::kRows ? rb1 - r0 : T::kRows);
+                    const uint8_t* w = wb + r0 * w_stride + wofs;
+                    T::row_prep(act, w, w_stride, R, nact);
+                    q8x_tile<T>(C, act, w, w_stride, R, nact, Y + c0 * ldy + r0, ldy, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace sched
+}  // namespace edge
