@@ -64,11 +64,13 @@ def base_tree(rev: str, work: str) -> str:
     return tree
 
 
-def bench_once(tree: str, model: str, a, mem: str | None = None) -> dict:
+def bench_once(tree: str, model: str, a, mem: str | None = None, moe: bool = False) -> dict:
     cmd = tool_cmd(tree, "edgerun") + ["bench", model, "--threads", str(a.threads), "--prompt-tokens", str(a.prompt_tokens),
                                        "--gen-tokens", str(a.gen_tokens), "--repeat", str(a.repeat), "--json"]
+    if moe:
+        cmd += ["--ctx", str(a.ctx)]
     if mem:
-        cmd += ["--mem", mem, "--ctx", str(a.ctx)]
+        cmd += ["--mem", mem]
         r = run_limited(cmd, parse_bytes(mem), timeout=a.timeout, cold_files=[model])
     else:
         r = run_process(cmd, a.timeout)
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--ctx", type=int, default=512, help="--ctx of the MoE runs")
     ap.add_argument("--moe-edge", default=None, help="an MoE .edge file for the cgroup cell")
-    ap.add_argument("--moe-mem", default="1GB")
+    ap.add_argument("--moe-mem", default="1GB", help="budgets of the MoE cell, comma separated; none = unlimited")
     ap.add_argument("--no-dense", action="store_true")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--work", default=os.path.join(OUT_DIR, "seam_ab"))
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     trees = {"A": base_tree(a.base, a.work), "B": REPO}
     for t in trees.values():
         build_tree(t)
-    cases = []  # (name, model, mem)
+    cases = []  # (name, model, mem); MoE cases are the ones on --moe-edge
     if not a.no_dense:
         import make_float_model
         if not os.path.exists(make_float_model.DEFAULT_OUT):
@@ -114,14 +116,16 @@ def main(argv=None) -> int:
                       f"edgeconv export {rec}")
             cases.append((f"SmolLM2-135M float → {rec}", edge, None))
     if a.moe_edge:
-        cases.append((f"MoE {os.path.basename(a.moe_edge)} --mem {a.moe_mem} (cgroup)", a.moe_edge, a.moe_mem))
+        for mem in a.moe_mem.split(","):  # "none": unlimited (every expert resident), no cgroup
+            label = "resident, no --mem" if mem == "none" else f"--mem {mem} (cgroup)"
+            cases.append((f"MoE {os.path.basename(a.moe_edge)} {label}", a.moe_edge, None if mem == "none" else mem))
 
     results = []
     for name, model, mem in cases:
         runs = {"A": [], "B": []}
         for i in range(a.rounds):
             for side in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                runs[side].append(bench_once(trees[side], model, a, mem))
+                runs[side].append(bench_once(trees[side], model, a, mem, moe=model == a.moe_edge))
                 print(f"{name} round {i} {side}: {runs[side][-1]}", file=sys.stderr, flush=True)
         row = {"case": name, "runs": runs}
         for k in ("prefill", "decode"):

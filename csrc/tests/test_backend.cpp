@@ -344,7 +344,7 @@ int main(int argc, char** argv) {
             CpuBackend be(kt, ti == 0 ? 1 : 3);
             Planner scratch;  // the backend's own scratch comes from a planner, as in a model
             StepShape shape;
-            shape.tokens = 32, shape.ctx = 64, shape.max_width = 128, shape.max_rank = 8;
+            shape.tokens = 32, shape.ctx = 64, shape.max_width = 128, shape.max_rank = 8, shape.n_experts = 6, shape.n_used = 2;
             be.plan_scratch(shape, &scratch);
             if (!scratch.allocate().is_ok()) return 1;
             Rng rng{42};

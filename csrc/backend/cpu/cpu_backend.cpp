@@ -43,6 +43,7 @@ void CpuBackend::plan_scratch(const StepShape& s, Planner* p) {
     p->add("cpu.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);
     p->add("cpu.attention_scores", MemKind::SCRATCH, this, (int64_t)threads() * s.ctx, &scores_);
     if (s.max_rank > 0) p->add("cpu.low_rank", MemKind::SCRATCH, this, s.tokens * s.max_rank, &lr_);
+    if (s.n_experts > 0) p->add("cpu.moe_combine", MemKind::SCRATCH, this, s.max_width, &acc_);
 }
 
 void CpuBackend::embed(const Matrix& table, const int32_t* tokens, int64_t T, float* x) {
@@ -105,15 +106,18 @@ void CpuBackend::moe_scatter(const float* ye, int64_t D, const int32_t* routes, 
 }
 
 void CpuBackend::moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) {
+    float* acc = acc_;  // one row at a time: each pass below is a contiguous, vectorised loop over d
     for (int64_t t = 0; t < T; ++t) {
         const float* y = yk + t * k * D;
         const float* wt = w + t * k;
         float* xt = x + t * D;
-        for (int64_t d = 0; d < D; ++d) {
-            float acc = wt[0] * y[d];
-            for (int64_t j = 1; j < k; ++j) acc += wt[j] * y[j * D + d];
-            xt[d] += acc;
+        for (int64_t d = 0; d < D; ++d) acc[d] = wt[0] * y[d];
+        for (int64_t j = 1; j < k; ++j) {
+            const float wj = wt[j];
+            const float* yj = y + j * D;
+            for (int64_t d = 0; d < D; ++d) acc[d] += wj * yj[d];
         }
+        for (int64_t d = 0; d < D; ++d) xt[d] += acc[d];
     }
 }
 

@@ -4,7 +4,7 @@
 //
 // Scratch of its own (plan_scratch): int8 activations for int_dot matmuls (T · max_width / 32
 // block_q8x), per-thread attention scores (threads · ctx floats) and the LowRank intermediate
-// (T · max_rank floats, only with adapters).
+// (T · max_rank floats, only with adapters), one row of moe_combine's sum (MoE models).
 // Threading: ops are issued by one thread; matmul, attention and the LowRank term split their rows
 // over the pool. Results never depend on the thread count.
 #pragma once
@@ -70,6 +70,7 @@ private:
     block_q8x* xq_ = nullptr;    // [T · max_width / 32] int8 activations
     float* scores_ = nullptr;    // [threads][ctx] attention scores
     float* lr_ = nullptr;        // [T · max_rank] A·x of a LowRank term
+    float* acc_ = nullptr;       // [max_width] one row of moe_combine's sum (MoE models only)
 };
 
 }  // namespace edge
