@@ -2,31 +2,15 @@
 csrc/backend/backend.h against float64 references on every kernel level this CPU runs, with 1 and 3
 threads giving the same bits, plus the planner's accounting and allocation. Built like the kernel test
 (build/dev when a developer build made it, else a C++-only build)."""
-import os
 import re
-import shutil
 import subprocess
 
-import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from native_build import native_program
 
 
 @pytest.fixture(scope="module")
 def exe():
-    dev = os.path.join(ROOT, "build", "dev", "edge_test_backend")
-    if os.path.isfile(dev):
-        return dev
-    missing = [t for t in ("cmake", "ninja") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"the C++ backend test needs {', '.join(missing)} (pip install cmake ninja)")
-    build = os.path.join(ROOT, "build", "native-tests")
-    for cmd in (["cmake", "-S", ROOT, "-B", build, "-G", "Ninja", "-DEDGE_PYTHON=OFF", "-DEDGE_TESTS=ON",
-                 "-DCMAKE_BUILD_TYPE=Release"],
-                ["cmake", "--build", build, "--target", "edge_test_backend", "-j", str(os.cpu_count() or 2)]):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, f"native build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-    return os.path.join(build, "edge_test_backend")
+    return native_program("edge_test_backend")[0]
 
 
 def test_cpu_backend_ops_and_planner(exe):

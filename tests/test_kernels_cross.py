@@ -17,6 +17,8 @@ import subprocess
 
 import pytest
 
+from native_build import native_program
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CROSS_DIR = os.path.join(ROOT, "build", "cross-aarch64")
 SYSROOT = "/usr/aarch64-linux-gnu"
@@ -82,19 +84,7 @@ def test_kernels_under_qemu_single_level(aarch64_build):
 @pytest.fixture(scope="session")
 def native_build():
     """build/dev/edge_test_kernels when a developer build made it, else a C++-only build into build/native-tests."""
-    exe = os.path.join(ROOT, "build", "dev", "edge_test_kernels")
-    if os.path.isfile(exe):
-        return exe
-    missing = [t for t in ("cmake", "ninja") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"native C++ kernel test needs {', '.join(missing)} (pip install cmake ninja)")
-    build = os.path.join(ROOT, "build", "native-tests")
-    for cmd in (["cmake", "-S", ROOT, "-B", build, "-G", "Ninja", "-DEDGE_PYTHON=OFF", "-DEDGE_TESTS=ON",
-                 "-DCMAKE_BUILD_TYPE=Release"],
-                ["cmake", "--build", build, "--target", "edge_test_kernels", "-j", str(os.cpu_count() or 2)]):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, f"native build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-    return os.path.join(build, "edge_test_kernels")
+    return native_program("edge_test_kernels")[0]
 
 
 @pytest.mark.slow

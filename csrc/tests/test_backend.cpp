@@ -26,8 +26,10 @@
 #include "backend/planner.h"
 #include "moe.h"
 #include "quant.h"
+#include "test_util.h"
 
 using namespace edge;
+using namespace edge::test;
 
 namespace {
 
@@ -42,21 +44,11 @@ void check(bool ok, const std::string& what) {
     }
 }
 
-struct Rng {
-    uint64_t s;
-    uint64_t next() {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    float sym(float a) { return (float)(((double)(next() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0) * a); }
-    std::vector<float> vec(size_t n, float a = 1.f) {
-        std::vector<float> v(n);
-        for (float& x : v) x = sym(a);
-        return v;
-    }
-};
+std::vector<float> rand_vec(Rng& rng, size_t n, float a = 1.f) {
+    std::vector<float> v(n);
+    for (float& x : v) x = rng.sym(a);
+    return v;
+}
 
 Matrix f32_matrix(const std::vector<float>& w, int64_t rows, int64_t cols) {
     return Matrix{reinterpret_cast<const uint8_t*>(w.data()), EDGE_DTYPE_F32, rows, cols, (size_t)cols * sizeof(float)};
@@ -74,8 +66,8 @@ void test_matmul(CpuBackend& be, const char* tag, Rng& rng, std::vector<float>* 
     bool ok = true;
     for (const auto& s : shapes) {
         const int64_t rows = s[0], n = s[1], T = s[2], r = s[3];
-        std::vector<float> w0 = rng.vec((size_t)(rows * n)), w1 = rng.vec((size_t)((rows + 2) * n)), x = rng.vec((size_t)(T * n));
-        std::vector<float> a = rng.vec((size_t)(r * n)), b = rng.vec((size_t)(rows * r));
+        std::vector<float> w0 = rand_vec(rng, (size_t)(rows * n)), w1 = rand_vec(rng, (size_t)((rows + 2) * n)), x = rand_vec(rng, (size_t)(T * n));
+        std::vector<float> a = rand_vec(rng, (size_t)(r * n)), b = rand_vec(rng, (size_t)(rows * r));
         const float scale = 0.75f;
         Matrix m0 = f32_matrix(w0, rows, n), m1 = f32_matrix(w1, rows + 2, n);
         std::vector<float> y0((size_t)(T * rows)), y1((size_t)(T * (rows + 2)));
@@ -116,7 +108,7 @@ void test_matmul(CpuBackend& be, const char* tag, Rng& rng, std::vector<float>* 
 void test_elementwise(CpuBackend& be, const char* tag, Rng& rng, std::vector<float>* bits) {
     // rmsnorm, weighted and not, in place
     const int64_t rows = 5, n = 37;
-    std::vector<float> x = rng.vec((size_t)(rows * n), 3.f), w = rng.vec((size_t)n), y((size_t)(rows * n)), yi = x;
+    std::vector<float> x = rand_vec(rng, (size_t)(rows * n), 3.f), w = rand_vec(rng, (size_t)n), y((size_t)(rows * n)), yi = x;
     bool ok = true;
     for (int weighted = 0; weighted < 2; ++weighted) {
         be.rmsnorm(x.data(), weighted ? w.data() : nullptr, 1e-6f, rows, n, y.data());
@@ -135,7 +127,7 @@ void test_elementwise(CpuBackend& be, const char* tag, Rng& rng, std::vector<flo
     check(ok && std::memcmp(yi.data(), y.data(), y.size() * sizeof(float)) == 0, std::string(tag) + " rmsnorm");
 
     // add, add_bias: exact
-    std::vector<float> a = rng.vec(12), b = rng.vec(12), bias = rng.vec(4), a0 = a;
+    std::vector<float> a = rand_vec(rng, 12), b = rand_vec(rng, 12), bias = rand_vec(rng, 4), a0 = a;
     be.add(a.data(), b.data(), 12);
     bool exact = true;
     for (int i = 0; i < 12; ++i) exact &= a[(size_t)i] == a0[(size_t)i] + b[(size_t)i];
@@ -145,7 +137,7 @@ void test_elementwise(CpuBackend& be, const char* tag, Rng& rng, std::vector<flo
     check(exact, std::string(tag) + " add / add_bias");
 
     // act_mul: relu exact, silu bound
-    std::vector<float> g = rng.vec(41, 6.f), u = rng.vec(41, 2.f), gr = g, gs = g;
+    std::vector<float> g = rand_vec(rng, 41, 6.f), u = rand_vec(rng, 41, 2.f), gr = g, gs = g;
     be.act_mul(gr.data(), u.data(), 41, Act::RELU);
     be.act_mul(gs.data(), u.data(), 41, Act::SILU);
     bool act_ok = true;
@@ -161,7 +153,7 @@ void test_elementwise(CpuBackend& be, const char* tag, Rng& rng, std::vector<flo
     const int64_t T = 3, H = 2, Dh = 8, half = Dh / 2, pos0 = 5;
     std::vector<float> inv((size_t)half), cs((size_t)(T * half)), sn((size_t)(T * half));
     for (int64_t i = 0; i < half; ++i) inv[(size_t)i] = (float)(1.0 / std::pow(10000.0, (double)(2 * i) / (double)Dh));
-    std::vector<float> q = rng.vec((size_t)(T * H * Dh)), q0 = q;
+    std::vector<float> q = rand_vec(rng, (size_t)(T * H * Dh)), q0 = q;
     be.rope_angles(pos0, T, inv.data(), half, cs.data(), sn.data());
     be.rope(q.data(), T, H, Dh, cs.data(), sn.data());
     bool rope_ok = true;
@@ -176,7 +168,7 @@ void test_elementwise(CpuBackend& be, const char* tag, Rng& rng, std::vector<flo
     check(rope_ok, std::string(tag) + " rope_angles + rope vs float64");
 
     // embed: f32 exact, f16 exact (the f16 values themselves)
-    std::vector<float> tab = rng.vec(4 * 6);
+    std::vector<float> tab = rand_vec(rng, 4 * 6);
     std::vector<uint16_t> tab16(24);
     for (size_t i = 0; i < tab16.size(); ++i) tab16[i] = f32_to_f16(tab[i]);
     const int32_t toks[3] = {3, 0, 3};
@@ -199,7 +191,7 @@ void test_attention(CpuBackend& be, const char* tag, Rng& rng, std::vector<float
     std::vector<float> allk, allv;
     int64_t pos0 = 0;
     for (int64_t T : {1, 17, 3}) {  // appends crossing a tile edge
-        std::vector<float> k = rng.vec((size_t)(T * Dkv)), v = rng.vec((size_t)(T * Dkv)), q = rng.vec((size_t)(T * Dq), 2.f);
+        std::vector<float> k = rand_vec(rng, (size_t)(T * Dkv)), v = rand_vec(rng, (size_t)(T * Dkv)), q = rand_vec(rng, (size_t)(T * Dq), 2.f);
         allk.insert(allk.end(), k.begin(), k.end());
         allv.insert(allv.end(), v.begin(), v.end());
         be.kv_append(kv, k.data(), v.data(), T, pos0, Hkv, Dh);
@@ -253,13 +245,13 @@ void test_moe(CpuBackend& be, const char* tag, Rng& rng) {
     ok &= std::fabs(w[4] + w[5] - 1.0) < 1e-6 && w[4] > w[5];
     check(ok, std::string(tag) + " moe_route softmax / sigmoid+norm, ties to the lower index");
 
-    std::vector<float> xn = rng.vec((size_t)(T * D)), dst(4 * (size_t)D), yk((size_t)(T * k * D), -1.f), x = rng.vec((size_t)(T * D)), x0 = x;
+    std::vector<float> xn = rand_vec(rng, (size_t)(T * D)), dst(4 * (size_t)D), yk((size_t)(T * k * D), -1.f), x = rand_vec(rng, (size_t)(T * D)), x0 = x;
     const int32_t routes[4] = {5, 0, 3, 2};  // route r = t·k + j
     be.moe_gather(xn.data(), D, routes, 4, k, dst.data());
     bool ex = true;
     for (int i = 0; i < 4; ++i)
         for (int d = 0; d < D; ++d) ex &= dst[(size_t)(i * D + d)] == xn[(size_t)((routes[i] / k) * D + d)];
-    std::vector<float> ye = rng.vec(4 * (size_t)D);
+    std::vector<float> ye = rand_vec(rng, 4 * (size_t)D);
     be.moe_scatter(ye.data(), D, routes, 4, yk.data());
     for (int i = 0; i < 4; ++i)
         for (int d = 0; d < D; ++d) ex &= yk[(size_t)(routes[i] * D + d)] == ye[(size_t)(i * D + d)];

@@ -37,29 +37,15 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/ref/ref.h"
 #include "quant.h"
+#include "test_util.h"
 
 using namespace edge;
+using namespace edge::test;
 
 namespace {
 
 // ---------------------------------------------------------------- helpers
 
-struct Rng {
-    uint64_t s;
-    uint64_t next() {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    uint32_t u32() { return (uint32_t)(next() >> 32); }
-    int range(int lo, int hi) { return lo + (int)(next() % (uint64_t)(hi - lo + 1)); }
-    double uniform() { return (double)(next() >> 11) * (1.0 / 9007199254740992.0); }
-    float sym(float a) { return (float)((2.0 * uniform() - 1.0) * a); }
-    uint16_t f16(int elo, int ehi) {  // finite f16, exponent field in [elo, ehi]
-        return (uint16_t)((u32() & 0x8000) | (uint32_t)range(elo, ehi) << 10 | (u32() & 0x3FF));
-    }
-};
 
 #define CK(expr)                                                                                      \
     do {                                                                                              \
@@ -70,8 +56,6 @@ struct Rng {
         }                                                                                             \
     } while (0)
 
-bool is_int4a(int dt) { return dt >= (int)EDGE_DTYPE_INT4A_32 && dt <= (int)EDGE_DTYPE_INT4A_128; }
-bool is_mx(int dt) { return dt >= (int)EDGE_DTYPE_MXINT8 && dt <= (int)EDGE_DTYPE_MXFP4; }
 
 gemm_fn ref_gemm(int dt) {
     switch (dt) {
@@ -150,39 +134,6 @@ void fill_row(Rng& g, int dt, uint8_t* row, int64_t n, bool zero_blocks) {
         }
         if (zero_blocks && g.range(0, 19) == 0) std::memset(p, 0, tr.block_bytes);
     }
-}
-
-// Float64 value and Σ|block terms| of one output (test_kernels.cpp's definition).
-void exact_dot(int dt, const uint8_t* wrow, const float* wdeq, int64_t n, const uint8_t* xcol, double* value,
-               double* terms) {
-    const DTypeTraits& tr = dtype_traits(dt);
-    double v = 0, t = 0;
-    if (!tr.int_dot) {
-        for (int64_t i = 0; i < n; ++i) {
-            float xi;
-            std::memcpy(&xi, xcol + 4 * i, 4);
-            const double p = (double)wdeq[i] * xi;
-            v += p;
-            t += std::fabs(p);
-        }
-    } else {
-        for (int64_t k = 0; k < n / 32; ++k) {
-            block_q8x a;
-            std::memcpy(&a, xcol + k * sizeof(block_q8x), sizeof a);
-            double m = 0;
-            if (is_int4a(dt)) {
-                uint16_t mh;
-                std::memcpy(&mh, wrow + (32 * k / tr.block) * tr.block_bytes + 2, 2);
-                m = f16_to_f32(mh);
-            }
-            double s = 0;
-            for (int i = 0; i < 32; ++i) s += ((double)wdeq[32 * k + i] - m) * (double)a.d * a.q[i];
-            v += s + m * a.s;
-            t += std::fabs(s) + std::fabs(m * a.s);
-        }
-    }
-    *value = v;
-    *terms = t;
 }
 
 int g_passed = 0, g_failed = 0;

@@ -34,30 +34,13 @@
 #include "common.h"
 #include "kernels/kernels.h"
 #include "quant.h"
+#include "test_util.h"
 
 using namespace edge;
+using namespace edge::test;
 
 namespace {
 
-// ---------------------------------------------------------------- random numbers (splitmix64)
-
-struct Rng {
-    uint64_t s;
-    uint64_t next() {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    uint32_t u32() { return (uint32_t)(next() >> 32); }
-    int range(int lo, int hi) { return lo + (int)(next() % (uint64_t)(hi - lo + 1)); }  // [lo, hi]
-    double uniform() { return (double)(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-    float sym(float a) { return (float)((2.0 * uniform() - 1.0) * a); }                // (-a, a)
-    // Finite f16 with a random sign, exponent field in [elo, ehi] (1..30 normal, 0 subnormal).
-    uint16_t f16(int elo, int ehi) {
-        return (uint16_t)((u32() & 0x8000) | (uint32_t)range(elo, ehi) << 10 | (u32() & 0x3FF));
-    }
-};
 
 // ---------------------------------------------------------------- bookkeeping
 
@@ -132,8 +115,6 @@ struct Buf {
 
 // ---------------------------------------------------------------- random weight rows
 
-bool is_int4a(int dt) { return dt >= (int)EDGE_DTYPE_INT4A_32 && dt <= (int)EDGE_DTYPE_INT4A_128; }
-bool is_mx(int dt) { return dt >= (int)EDGE_DTYPE_MXINT8 && dt <= (int)EDGE_DTYPE_MXFP4; }
 
 // Fills one row of n elements of dtype dt. for_gemm: finite values in a moderate range (so the f32
 // sums neither overflow nor vanish); otherwise any valid bytes (every code, NaN/inf halves, E8M0 0..254).
@@ -184,40 +165,6 @@ struct GemmCase {
     int dt;
     int64_t rows, n, ncols;
 };
-
-// Float64 value and Σ|block terms| of one (row, column).
-void exact_dot(int dt, const uint8_t* wrow, const float* wdeq, int64_t n, const uint8_t* xcol, double* value,
-               double* terms) {
-    const DTypeTraits& tr = dtype_traits(dt);
-    double v = 0, t = 0;
-    if (!tr.int_dot) {
-        for (int64_t i = 0; i < n; ++i) {
-            float xi;
-            std::memcpy(&xi, xcol + 4 * i, 4);
-            const double p = (double)wdeq[i] * xi;
-            v += p;
-            t += std::fabs(p);
-        }
-    } else {
-        for (int64_t k = 0; k < n / 32; ++k) {
-            block_q8x a;
-            std::memcpy(&a, xcol + k * sizeof(block_q8x), sizeof a);
-            double m = 0;
-            if (is_int4a(dt)) {
-                const int64_t wb = 32 * k / tr.block;
-                uint16_t mh;
-                std::memcpy(&mh, wrow + wb * tr.block_bytes + 2, 2);
-                m = f16_to_f32(mh);
-            }
-            double s = 0;
-            for (int i = 0; i < 32; ++i) s += ((double)wdeq[32 * k + i] - m) * (double)a.d * a.q[i];
-            v += s + m * a.s;
-            t += std::fabs(s) + std::fabs(m * a.s);
-        }
-    }
-    *value = v;
-    *terms = t;
-}
 
 void test_gemm(Rng& g, const GemmCase& gc) {
     const DTypeTraits& tr = dtype_traits(gc.dt);
