@@ -5,6 +5,8 @@ threads giving the same bits, plus the planner's accounting and allocation. Buil
 import re
 import subprocess
 
+import pytest
+
 from native_build import native_program
 
 
