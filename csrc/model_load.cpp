@@ -143,7 +143,11 @@ Status Model::load(const std::string& path, const ModelOptions& opt, std::unique
     return Status::ok();
 }
 
-Model::~Model() = default;
+Model::~Model() {
+    store_.reset();   // its I/O threads write into planned memory
+    stream_.reset();
+    if (be_ && weights_.owned) be_->release(&weights_);  // a device copy of the weights (a view on the CPU)
+}
 
 Status Model::init(const std::string& path, const ModelOptions& opt) {
     EDGE_TRY(edge_file_open(path, &file_));
