@@ -189,9 +189,11 @@ def test_disconnect_mid_stream_frees_the_slot(server):
     with httpx.stream("POST", server.url + "/v1/completions", json=body,
                       headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as r:
         assert r.status_code == 200
-        for line in r.iter_lines():
-            if line.startswith("data: {"):
-                break  # one chunk, then go away
+        lines = r.iter_lines()
+        while not next(lines).startswith("data: {"):
+            pass
+        assert metric(server, "slots_busy") == 1
+    # one chunk read, then the client went away
     deadline = time.time() + 10
     while (metric(server, "slots_busy") or metric(server, "requests_cancelled_total") == before):
         assert time.time() < deadline, "the slot was not freed after the client went away"
@@ -211,6 +213,26 @@ def test_concurrent_requests_use_both_slots(server, client):
     assert all(o.usage.completion_tokens >= 1 for o in outs)
     assert all(s.requests > 0 for s in server.srv.pool.slots)
     assert metric(server, "queue_length") == 0 and metric(server, "slots_busy") == 0
+
+
+def test_full_queue_gets_429_and_the_server_keeps_serving(model_path):
+    r1 = Running(model_path, "--parallel", "1", "--queue", "0", "--ctx", "4096")
+    try:
+        body = {"model": "tiny", "prompt": "go", "max_tokens": 4000, "temperature": 1, "seed": 1, "stream": True}
+        with httpx.stream("POST", r1.url + "/v1/completions", json=body, timeout=30) as r:
+            lines = r.iter_lines()  # (kept: closing the iterator closes the connection)
+            while not next(lines).startswith("data: {"):  # the one slot is busy
+                pass
+            busy = httpx.post(r1.url + "/v1/completions", json=dict(body, stream=False, max_tokens=2), timeout=30)
+        assert busy.status_code == 429 and busy.json()["error"]["code"] == "queue_full"
+        c = openai.OpenAI(base_url=r1.url + "/v1", api_key="unused", max_retries=0, timeout=30)
+        deadline = time.time() + 10
+        while r1.srv.pool.busy:  # the stream's generation stops after the disconnect
+            assert time.time() < deadline
+            time.sleep(0.02)
+        assert c.completions.create(model="tiny", prompt="x", max_tokens=2).usage.completion_tokens >= 1
+    finally:
+        r1.stop()
 
 
 def test_metrics_text(server):
