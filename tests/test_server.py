@@ -308,3 +308,14 @@ def test_sigterm_drains_a_running_stream_and_exits(model_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_chat_page_is_self_contained_and_its_endpoints_answer(server):
+    r = httpx.get(server.url + "/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "<script" in page and "/v1/chat/completions" in page and "getReader" in page
+    assert "http://" not in page and "https://" not in page and "src=" not in page  # nothing from a CDN
+    plan = httpx.get(server.url + "/plan").json()
+    assert plan["model"] == "tiny" and plan["parallel"] == 2 and "slot(s)" in plan["text"]
+    assert plan["weights"] > 0 and len(plan["private_per_slot"]) == 2
