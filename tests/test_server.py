@@ -319,3 +319,29 @@ def test_chat_page_is_self_contained_and_its_endpoints_answer(server):
     plan = httpx.get(server.url + "/plan").json()
     assert plan["model"] == "tiny" and plan["parallel"] == 2 and "slot(s)" in plan["text"]
     assert plan["weights"] > 0 and len(plan["private_per_slot"]) == 2
+
+
+def test_serve_refuses_slots_over_the_budget_before_listening(model_path):
+    port = free_port()
+    r = subprocess.run([sys.executable, "-m", "edgerun.cli", "serve", model_path, "--port", str(port), "--parallel", "64",
+                        "--ctx", "4096", "--mem", "120MB"], capture_output=True, text=True, timeout=120, env=CHILD_ENV)
+    assert r.returncode == 2 and "--parallel 64 needs" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_smollm2_chat_equals_edgerun_generate():
+    from edgerun.defaults import default_model
+    try:
+        path = default_model(quiet=True)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    r = Running(path, "--ctx", "512", "--alias", "smol")
+    try:
+        c = openai.OpenAI(base_url=r.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        got = c.chat.completions.create(model="smol", messages=[{"role": "user", "content": "What is 2+2?"}],
+                                        max_tokens=16, temperature=0)
+    finally:
+        r.stop()
+    want = cli_generate(path, "-p", "What is 2+2?", "--chat", "-n", "16", "--temp", "0", "--ctx", "512")
+    assert got.choices[0].message.content == want["text"].split("<|im_end|>")[0] and want["text"]
+    assert got.usage.prompt_tokens == want["prompt_tokens"]
