@@ -99,9 +99,10 @@ def test_models_and_health(server, client):
 
 def test_completion_equals_edgerun_generate(server, client, model_path):
     want = cli_generate(model_path, "-p", "hello world", "-n", "12", "--temp", "1", "--seed", "5")
-    for _ in range(2):  # the second request reuses the slot's cached prompt: the same text
+    for i in range(2):  # the second request reuses the slot's cached prompt: the same text
         r = client.completions.create(model="tiny", prompt="hello world", max_tokens=12, temperature=1, seed=5)
         assert r.choices[0].text == want["text"]
+        assert r.usage.prompt_tokens_details.cached_tokens == (0 if i == 0 else r.usage.prompt_tokens - 1)
         n_gen = len(want["tokens"]) - (1 if want["tokens"][-1] == 2 else 0)  # 2 = EOS, not counted
         assert r.usage.prompt_tokens == want["prompt_tokens"] and r.usage.completion_tokens == n_gen
         assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
@@ -200,6 +201,18 @@ def test_disconnect_mid_stream_frees_the_slot(server):
         time.sleep(0.05)
     assert metric(server, "requests_cancelled_total") == before + 1
     assert metric(server, "completion_tokens_total") > 0
+
+
+def test_disconnect_of_a_plain_request_frees_the_slot(server):
+    before = metric(server, "requests_cancelled_total")
+    body = {"model": "tiny", "prompt": "go", "max_tokens": 4000, "temperature": 1, "seed": 1}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up long before 4000 tokens
+        httpx.post(server.url + "/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.2)
+    deadline = time.time() + 10
+    while metric(server, "slots_busy") or metric(server, "requests_cancelled_total") == before:
+        assert time.time() < deadline, "the slot was not freed after the client went away"
+        time.sleep(0.05)
+    assert metric(server, "requests_cancelled_total") == before + 1
 
 
 def test_concurrent_requests_use_both_slots(server, client):

@@ -71,6 +71,12 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+async def until_disconnect(request: Request) -> None:
+    """Returns when the client has gone (its body was read before: receive() then waits for the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def check_key(srv: Server, request: Request) -> None:
     if not srv.api_key:
         return
@@ -139,10 +145,17 @@ async def completion(request: Request, chat: bool) -> Response:
         return "stop" if res.finish_reason == "stop" else "length"
 
     if not stream:
+        gone = asyncio.ensure_future(until_disconnect(request))
         pieces = []
         try:
             while True:
-                kind, value = await q.get()
+                get = asyncio.ensure_future(q.get())
+                await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():  # the client went away: stop generating, answer no one
+                    get.cancel()
+                    job.cancel.set()
+                    return Response(status_code=499)
+                kind, value = get.result()
                 if kind == "text":
                     pieces.append(value)
                 else:
@@ -151,6 +164,8 @@ async def completion(request: Request, chat: bool) -> Response:
         except asyncio.CancelledError:
             job.cancel.set()
             raise
+        finally:
+            gone.cancel()
         if res.error:
             raise APIError(500, f"generation failed: {res.error}", code="internal_error")
         text = "".join(pieces)
