@@ -358,3 +358,34 @@ def test_smollm2_chat_equals_edgerun_generate():
     want = cli_generate(path, "-p", "What is 2+2?", "--chat", "-n", "16", "--temp", "0", "--ctx", "512")
     assert got.choices[0].message.content == want["text"].split("<|im_end|>")[0] and want["text"]
     assert got.usage.prompt_tokens == want["prompt_tokens"]
+
+
+def test_chat_page_streams_a_reply_in_a_real_browser(server, tmp_path):
+    """Debian's chromium, headless, through selenium + chromium-driver (skipped where they are missing)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    chrome = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None)
+    if chrome is None or not os.path.exists("/usr/bin/chromedriver"):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,700"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"), options=opts)
+    try:
+        wait = WebDriverWait(driver, 30)
+        driver.get(server.url + "/")
+        wait.until(lambda d: "slot(s)" in d.find_element(By.ID, "plan").text)
+        driver.find_element(By.ID, "key").send_keys(KEY)
+        driver.find_element(By.ID, "input").send_keys("hello there")
+        driver.find_element(By.ID, "send").click()
+        out = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".msg.assistant[data-state=done], .msg.error"))
+        assert "assistant" in out.get_attribute("class"), out.text
+        assert out.text.strip() and int(out.get_attribute("data-pieces")) >= 2  # streamed in pieces
+        assert "tok/s" in driver.find_element(By.CLASS_NAME, "stats").text
+        driver.save_screenshot(str(tmp_path / "chat.png"))
+        driver.find_element(By.ID, "reset").click()
+        assert driver.find_elements(By.CSS_SELECTOR, ".msg") == []
+    finally:
+        driver.quit()
