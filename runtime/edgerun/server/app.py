@@ -11,6 +11,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from jinja2 import TemplateError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -103,7 +104,11 @@ async def completion(request: Request, chat: bool) -> Response:
     max_tokens, sampling, stops, stream = params.sampling(obj)
     model = srv.models[0]
     if chat:
-        text = srv.template.render(params.messages(obj), add_generation_prompt=True)
+        try:
+            text = srv.template.render(params.messages(obj), add_generation_prompt=True)
+        except TemplateError as e:  # the model's template refuses this conversation (e.g. roles out of order)
+            raise APIError(400, f"the chat template refused the messages: {e}", param="messages",
+                           code="invalid_value") from None
         ids = model.tokenize(text, add_bos=False)
     else:
         p = params.prompt(obj)
@@ -256,6 +261,10 @@ async def on_api_error(request: Request, e: APIError) -> Response:
     return error_response(e)
 
 
+async def on_internal_error(request: Request, e: Exception) -> Response:
+    return error_response(APIError(500, f"internal error: {type(e).__name__}: {e}", code="internal_error"))
+
+
 async def on_http_error(request: Request, e: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code)
     return error_response(APIError(e.status_code, f"{request.method} {request.url.path}: {e.detail}", code=code))
@@ -271,7 +280,8 @@ def build_app(srv: Server) -> Starlette:
     if os.path.exists(PAGE):
         routes.append(Route("/", page, methods=["GET"]))
     app = Starlette(routes=routes, middleware=[Middleware(CountRequests, srv=srv, paths={r.path for r in routes})],
-                    exception_handlers={APIError: on_api_error, HTTPException: on_http_error})
+                    exception_handlers={APIError: on_api_error, HTTPException: on_http_error,
+                                        Exception: on_internal_error})
     app.state.server = srv
     return app
 
