@@ -389,3 +389,19 @@ def test_chat_page_streams_a_reply_in_a_real_browser(server, tmp_path):
         assert driver.find_elements(By.CSS_SELECTOR, ".msg") == []
     finally:
         driver.quit()
+
+
+def test_template_refusal_is_400_and_an_internal_error_is_an_openai_500(server, client, monkeypatch):
+    from edgerun.chat import ChatTemplate
+    monkeypatch.setattr(server.srv, "template", ChatTemplate("{{ raise_exception('roles must alternate') }}"))
+    with pytest.raises(openai.BadRequestError, match="roles must alternate"):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], max_tokens=1)
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(server.srv.template, "render", broken)
+    r = post(server, "/v1/chat/completions", json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "x"}]}).encode())
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error" and "boom" in r.json()["error"]["message"]
+    monkeypatch.undo()
+    assert client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}],
+                                          max_tokens=1).usage.completion_tokens <= 1
