@@ -1,4 +1,4 @@
-"""edgerun command line: chat, generate, bench, perplexity, verify, info."""
+"""edgerun command line: chat, generate, serve, bench, perplexity, verify, info."""
 
 from __future__ import annotations
 
@@ -191,6 +191,11 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .server.main import run
+    return run(args)
+
+
 def cmd_bench(args) -> int:
     model = _load(args, quiet=args.json)
     rng = np.random.default_rng(args.seed)
@@ -329,6 +334,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(fn=cmd_generate)
+
+    sp = sub.add_parser("serve", help="OpenAI-compatible HTTP server (needs edgerun[server])")
+    sp.add_argument("model", nargs="?", help=".edge file (or GGUF / HF folder, converted once); default: SmolLM2-135M-Instruct")
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--parallel", "-np", type=int, default=1,
+                    help="slots: sessions generating at once, each with its own KV cache (default 1)")
+    sp.add_argument("--queue", type=int, default=16, help="requests that may wait for a slot; more get 429 (default 16)")
+    sp.add_argument("--mem", default=None, help="memory budget of the whole server, e.g. 1GB: process + the weights "
+                    "(one shared mapping) + every slot's KV cache and scratch; checked before listening")
+    sp.add_argument("--ctx", type=int, default=None, help="context length of each slot")
+    sp.add_argument("--threads", "-t", type=int, default=None, help="threads per slot (default: CPUs / --parallel)")
+    sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
+    sp.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or set EDGERUN_API_KEY)")
+    sp.add_argument("--alias", default=None, help="the model's name in the API (default: the file's name)")
+    sp.set_defaults(fn=cmd_serve)
 
     sp = sub.add_parser("bench", help="prefill / decode speed and peak memory")
     common(sp)
