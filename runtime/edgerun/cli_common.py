@@ -118,7 +118,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         h = action.help or ""
-        if (not action.option_strings or "default" in h.lower() or action.default in (None, False, argparse.SUPPRESS)
+        if (not action.option_strings or "default" in h.lower() or any(action.default is v for v in (None, False, argparse.SUPPRESS))
                 or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             return h
         return f"{h} (default: %(default)s)".strip()
