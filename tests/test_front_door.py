@@ -114,7 +114,7 @@ def test_edgeconv_export_bad_source_is_one_line(tiny, bad):
 @pytest.mark.parametrize("args,rc,phrases", [
     (["edgerun.cli", "verify", "{root}/empty_dir"], 2, ["empty_dir", "not a regular file"]),
     (["edgerun.cli", "verify", "{root}/nope.edge"], 2, ["nope.edge"]),
-    (["edgerun.cli", "verify", "{root}/trunc.edge"], 1, ["truncated"]),
+    (["edgerun.cli", "verify", "{root}/trunc.edge"], 2, ["truncated"]),  # 1 is a checksum mismatch
     (["edgerun.cli", "perplexity", "{edge}", "{root}/empty_dir"], 2, ["empty_dir", "folder"]),
     (["edgerun.cli", "perplexity", "{edge}", "{root}/binary.txt"], 2, ["binary.txt", "not UTF-8"]),
     (["edgerun.cli", "perplexity", "{edge}", "{root}/nope.txt"], 2, ["nope.txt", "no such file"]),
@@ -122,6 +122,8 @@ def test_edgeconv_export_bad_source_is_one_line(tiny, bad):
     (["edgeconv.cli", "inspect", "{root}/nope.edge"], 2, ["nope.edge", "no such file"]),
     (["edgeconv.cli", "inspect", "{root}/m.gguf"], 2, ["m.gguf", "not a .edge file"]),
     (["edgeconv.cli", "inspect", "{root}/trunc.edge"], 2, ["trunc.edge"]),
+    (["edgeconv.cli", "verify", "{root}/trunc.edge"], 2, ["trunc.edge", "truncated"]),
+    (["edgeconv.cli", "verify", "{root}/empty_dir"], 2, ["empty_dir", "directory"]),
 ])
 def test_other_bad_files_are_one_line(tiny, args, rc, phrases):
     args = [a.format(root=tiny["root"], edge=tiny["edge"]) for a in args]

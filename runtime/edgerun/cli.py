@@ -318,9 +318,10 @@ def cmd_perplexity(args) -> int:
 
 def cmd_verify(args) -> int:
     from . import BadFileError, _core
+    _core.file_info(args.file)  # header, metadata and table: a file that does not open is bad input (2)
     try:
         print(f"{args.file}: {_core.verify(args.file)}")
-    except BadFileError as e:  # the file was read and is not sound: the check failed (exit 1)
+    except BadFileError as e:  # it opened, and a tensor's checksum does not match: the check failed (1)
         print(f"edgerun verify: {' '.join(str(e).split())}", file=sys.stderr)
         return cc.EXIT_FAILED
     return 0

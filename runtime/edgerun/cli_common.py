@@ -2,9 +2,10 @@
 help formatter that shows every default, --version, and the one place an exception becomes one line
 on stderr and an exit code. Neither CLI prints a traceback (EDGE_TRACEBACK=1 re-raises, for bug reports).
 
-Exit codes, the same for edgerun, edgeconv and edgert (EXIT_CODES is the text both --help epilogs show):
+Exit codes of edgerun and edgeconv (EXIT_CODES is the text both --help epilogs show; edgert, without Python,
+has 0 ok, 1 the command failed (any Status error, a bad file included), 2 bad usage):
   0    success
-  1    the command ran and found a failure: a checksum mismatch (verify), or an internal error (a bug)
+  1    the command ran and found a failure: verify found a checksum mismatch, or an internal error (a bug)
   2    bad input: a usage error, a missing / unreadable / corrupt / unsupported file, a model that does not
        fit the memory budget or the context
   130  interrupted (Ctrl-C); files being written are removed, nothing half-written is left
@@ -21,9 +22,9 @@ from .sizes import parse_size
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_THREADS_PER_CPU = 4  # --threads above 4 × the CPUs is refused: more only adds contention
 
-EXIT_CODES = """exit codes: 0 ok; 1 a check failed (verify) or an internal error; 2 bad input (usage, a missing,
-corrupt or unsupported file, a model that does not fit); 130 interrupted (Ctrl-C). Errors are one line
-on stderr, never a traceback (EDGE_TRACEBACK=1 shows one, for bug reports)."""
+EXIT_CODES = """exit codes: 0 ok; 1 a check failed (verify: a checksum mismatch) or an internal error;
+2 bad input (usage, a missing, corrupt or unsupported file, a model that does not fit); 130 interrupted
+(Ctrl-C). Errors are one line on stderr, never a traceback (EDGE_TRACEBACK=1 shows one, for bug reports)."""
 
 
 # ---- argument types: each returns the value or raises ArgumentTypeError (argparse: one line, rc 2) ------
@@ -170,5 +171,7 @@ def run_main(prog: str, fn: Callable[[argparse.Namespace], int | None], args: ar
             sys.stdout.flush()
         except (OSError, ValueError):
             pass
+        if rc == EXIT_INTERRUPTED and sys.stderr.isatty():
+            print(file=sys.stderr)  # past the terminal's "^C" (or a progress bar)
         print(f"{prog}: {interrupted}" if rc == EXIT_INTERRUPTED else f"{prog}: error: {msg}", file=sys.stderr)
         return rc
