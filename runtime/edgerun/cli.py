@@ -158,7 +158,9 @@ def cmd_chat(args) -> int:
     print(f"edgerun chat — {os.path.basename(model.path)}, {model.threads} threads, ctx {model.ctx}. "
           "/reset clears the conversation, /exit quits.", file=sys.stderr)
     n_system = 1 if args.system else 0
-    reply_room = model.ctx if args.max_tokens < 0 else args.max_tokens
+    # room kept free for a reply: --max-tokens, or with -1 (until the end of the turn) a quarter of the context
+    reply_room = model.ctx // 4 if args.max_tokens < 0 else args.max_tokens
+    reply_max = model.ctx if args.max_tokens < 0 else args.max_tokens
     while True:
         try:
             line = input("> ")
@@ -185,7 +187,7 @@ def cmd_chat(args) -> int:
         model.moe_reset_stats()
         reply, t0, n = [], time.perf_counter(), []
         try:
-            for piece in model.generate(ids, reply_room, stop_ids=stop, tokens_out=n, **_sampling(args)):
+            for piece in model.generate(ids, reply_max, stop_ids=stop, tokens_out=n, **_sampling(args)):
                 reply.append(piece)
                 sys.stdout.write(piece)
                 sys.stdout.flush()
@@ -389,7 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(sp)
     sp.add_argument("--system", default=None, help="system prompt (default: none)")
     sp.add_argument("--max-tokens", type=cc.n_tokens, default=512,
-                    help="at most this many tokens per reply; -1 = until the end of the turn or of the context")
+                    help="at most this many tokens per reply; -1 = until the end of the turn or of the context "
+                         "(the oldest turns are dropped to keep this many tokens, or with -1 a quarter of the "
+                         "context, free for the reply)")
     sp.add_argument("--stats", action="store_true", help="print tokens/s after each reply")
     sp.set_defaults(fn=cmd_chat)
 
