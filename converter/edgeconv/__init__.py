@@ -12,4 +12,11 @@
     quant/       the numpy quantizer (bit-exact with the C++ kernels)
 """
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str):
+    """edgeconv.__version__ is edgerun's (one number for the wheel: pyproject.toml, compiled into _core)."""
+    if name == "__version__":
+        from edgerun import __version__
+
+        return __version__
+    raise AttributeError(f"module 'edgeconv' has no attribute {name!r}")

@@ -10,7 +10,9 @@
   edgeconv verify FILE               CRC of every tensor; exit 1 if any mismatch
   edgeconv recipes                   list the recipes
 
-Exit codes: 0 ok, 1 verification failed, 2 bad input (message on stderr, no traceback).
+Exit codes (edgerun.cli_common, shared with edgerun): 0 ok, 1 verification failed (or an internal error),
+2 bad input, 130 interrupted (nothing written); one line on stderr, no traceback. Numeric options are
+range-checked by their argparse types.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from edgerun import cli_common as cc
 
 
 def _summarise(v: Any, limit: int = 8) -> Any:
@@ -121,66 +124,73 @@ def cmd_recipes(a: argparse.Namespace) -> int:
     return 0
 
 
+_alignment = cc.int_range(64, 1 << 20)  # the writer checks that it is a multiple of 64
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgeconv", description="Convert GGUF / Hugging Face / PyTorch "
-                                "checkpoints into .edge files, and inspect them.")
+    p = cc.ArgumentParser(prog="edgeconv", description="Convert GGUF / Hugging Face / PyTorch "
+                                "checkpoints into .edge files, and inspect them.", epilog=cc.EXIT_CODES,
+                                formatter_class=cc.HelpFormatter)
+    cc.add_version(p, "edgeconv")
     sub = p.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("export", help="convert a checkpoint to .edge")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=cc.EXIT_CODES,
+                              formatter_class=cc.HelpFormatter)
+
+    e = add("export", "convert a checkpoint to .edge")
     e.add_argument("src", help="GGUF file, HF model folder (config.json + safetensors), or .pt/.pth")
     e.add_argument("-o", "--output", required=True, help="output .edge path (written atomically)")
     e.add_argument("--quant", default=None, help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a "
                    "(default int4, or the --device choice)")
     e.add_argument("--device", help="board profile (devices/profiles/*.toml: rpi4 rpi5 spacemit-k1 k230 visionfive2 "
-                   "jetson-orin-nano x86-64): choose the recipe that fits it and say why")
-    e.add_argument("--mem", help="with --device: memory budget as for `edgerun --mem` (default: the board's RAM)")
-    e.add_argument("--ctx", type=int, help="with --device: context length to budget the KV cache for")
+                   "jetson-orin-nano x86-64): choose the recipe that fits it and say why (default: none)")
+    e.add_argument("--mem", type=cc.size,
+                   help="with --device: memory budget as for `edgerun --mem` (default: the board's RAM)")
+    e.add_argument("--ctx", type=cc.positive_int,
+                   help="with --device: context length to budget the KV cache for (default: the board profile's)")
     e.add_argument("--tensor-type", action="append", metavar="REGEX=DTYPE",
-                   help="override the dtype of tensors whose .edge name matches REGEX (repeatable)")
+                   help="override the dtype of tensors whose .edge name matches REGEX (repeatable; default: none)")
     e.add_argument("--calib", metavar="TEXTFILE|stdlib", help="weigh quantization errors by the model's mean "
                    "squared activations on this text, or on the built-in Python stdlib docstrings with the word "
-                   "stdlib (imatrix-style; needs torch, models/ and the built runtime)")
+                   "stdlib (imatrix-style; needs torch, models/ and the built runtime; default: none)")
     e.add_argument("--gptq", action="store_true", help="GPTQ for the int4 tensors: feed each column's rounding "
                    "error forward through the inputs' covariance on the calibration text (needs --calib)")
-    e.add_argument("--gptq-damp", type=float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
+    e.add_argument("--gptq-damp", type=cc.nonneg_float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
                    "diagonal (default 0.1; more calibration tokens allow less)")
-    e.add_argument("--calib-tokens", type=int, default=8192, help="at most this many calibration tokens")
+    e.add_argument("--calib-tokens", type=cc.positive_int, default=8192, help="at most this many calibration tokens")
     e.add_argument("--expert-variants", metavar="V1,V2,...", help="MoE: precisions each expert can be read in, "
                    "best first: int4 (nested int4_32 bit-planes) and int2 (their 2-bit prefix, same blob), or dtypes "
                    "stored as separate blobs (q8_0, mxfp4, ...). Default: int4,int2 for int4 recipes, else the "
                    "recipe's dtype")
     e.add_argument("--predictor", choices=("fold", "lsq"), help="MoE: pre-attention expert predictor: fold (router "
-                   "× ffn_norm) or lsq (least squares on calibration text; default with --calib)")
-    e.add_argument("--expert-bits", type=float, metavar="AVG", help="MoE: choose each expert's default variant from "
+                   "× ffn_norm) or lsq (least squares on calibration text; default: lsq with --calib, else fold)")
+    e.add_argument("--expert-bits", type=cc.positive_float, metavar="AVG", help="MoE: choose each expert's default variant from "
                    "its measured sensitivity on --calib text so that the average stored bits per expert weight is "
-                   "<= AVG (int4 = 4.5, int2 = 2.5, q8_0 = 8.5)")
+                   "<= AVG (int4 = 4.5, int2 = 2.5, q8_0 = 8.5; default: every expert in its best variant)")
     e.add_argument("--name", help="general.name (default: from the source)")
-    e.add_argument("--align", type=int, default=64, help="tensor alignment in bytes (64, or 4096 for pages)")
-    e.add_argument("--tokenizer-pre", help="override tokenizer.pre for HF tokenizers (gpt2, smollm, qwen2, ...)")
+    e.add_argument("--align", type=_alignment, default=64, help="tensor alignment in bytes: a multiple of 64 "
+                   "(4096 for page-aligned tensors)")
+    e.add_argument("--tokenizer-pre", help="override tokenizer.pre for HF tokenizers (gpt2, smollm, qwen2, ...; "
+                   "default: read from the tokenizer files)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.add_argument("--json", action="store_true", help="print the summary as JSON")
     e.set_defaults(fn=cmd_export)
-    i = sub.add_parser("inspect", help="print header, metadata and tensor table")
-    i.add_argument("file")
-    i.add_argument("--json", action="store_true")
+    i = add("inspect", "print header, metadata and tensor table")
+    i.add_argument("file", help=".edge file")
+    i.add_argument("--json", action="store_true", help="print everything as one JSON object")
     i.set_defaults(fn=cmd_inspect)
-    v = sub.add_parser("verify", help="check the CRC of every tensor")
-    v.add_argument("file")
+    v = add("verify", "check the CRC of every tensor")
+    v.add_argument("file", help=".edge file")
     v.set_defaults(fn=cmd_verify)
-    r = sub.add_parser("recipes", help="list quantization recipes")
+    r = add("recipes", "list quantization recipes")
     r.set_defaults(fn=cmd_recipes)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, OSError, RuntimeError, KeyError) as e:
-        print(f"edgeconv: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("edgeconv: interrupted; nothing written", file=sys.stderr)
-        return 130
+    return cc.run_main("edgeconv", args.fn, args, interrupted="interrupted; nothing written")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ PYBIND11_MODULE(_core, m) {
     using namespace edge;
     using namespace edge::bindings;
     m.doc() = "edgerun C++ core";
+    m.attr("__version__") = EDGE_VERSION;  // pyproject.toml's version, passed in by CMakeLists.txt
 
     static py::exception<void> err(m, "EdgeError", PyExc_ValueError);
     g_error = err.ptr();

@@ -6,14 +6,20 @@
 // --mem (e.g. 512MB, 1GB, 1.5GiB) is a hard budget for the whole process (ModelOptions::budget_covers_process).
 //   edgert verify MODEL.edge
 //   edgert kernels
-// Errors print the Status message and exit with 1; nothing aborts on a bad file.
+//   edgert --version      (pyproject.toml's version, passed in by CMakeLists.txt as EDGE_VERSION)
+// Every option value is range-checked in parse() (one line "edgert: ...", exit 2; -n -1 = until EOS or the
+// end of the context, as llama.cpp). Errors of a command print the Status message and exit with 1; nothing
+// aborts on a bad file. Exit codes as edgerun's: 0 ok, 1 the command failed, 2 bad usage.
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -33,15 +39,26 @@ int fail(const Status& st) {
     return 1;
 }
 
-int usage() {
-    std::fprintf(stderr,
+#ifndef EDGE_VERSION
+#error "EDGE_VERSION is defined by CMakeLists.txt (pyproject.toml's version)"
+#endif
+
+int usage(FILE* out, int rc) {
+    std::fprintf(out,
                  "usage: edgert generate MODEL -p TEXT [-n N] [-t THREADS] [--temp T] [--seed S] [--ids] [--mem SIZE]\n"
-                 "         --temp: 0 = greedy (default); > 0 samples with top-k 40, top-p 0.95, min-p 0.05, no\n"
+                 "         -n: tokens to generate (default 64; -1 = until the end of the text or of the context)\n"
+                 "         --temp: 0 = greedy (default 0); > 0 samples with top-k 40, top-p 0.95, min-p 0.05, no\n"
                  "         repetition penalty (llama.cpp's defaults); --seed: the draw's seed (default 0)\n"
-                 "       edgert bench MODEL [-t THREADS] [--prompt-tokens N] [--gen-tokens N] [--mem SIZE]\n"
+                 "         --ids: print token ids, one a line, instead of text (default: text)\n"
+                 "       edgert bench MODEL [-t THREADS] [--prompt-tokens N (default 256)] [--gen-tokens N (default 128)]\n"
+                 "         [--mem SIZE]\n"
                  "       edgert verify MODEL\n"
-                 "       edgert kernels\n");
-    return 2;
+                 "       edgert kernels\n"
+                 "       edgert --version\n"
+                 "  -t/--threads: 1 to 4 x the CPUs (default: all CPUs); --mem: hard budget of the process, e.g. 1GB\n"
+                 "  (default: none)\n"
+                 "exit codes: 0 ok; 1 the command failed (a bad file, a failed check); 2 bad usage\n");
+    return rc;
 }
 
 struct Args {
@@ -53,19 +70,43 @@ struct Args {
     int64_t mem = 0;   // --mem in bytes (0: none)
 };
 
-// "1GB" = 1e9, "1GiB" = 2^30, "512MB", "4096" (bytes); -1 if malformed.
+// "1GB" = 1e9, "1GiB" = 2^30, "512MB", "4096" (bytes); -1 if malformed, not > 0 or beyond 2^62.
 int64_t parse_size(const char* s) {
     char* end = nullptr;
     const double v = std::strtod(s, &end);
-    if (end == s || !(v > 0)) return -1;
+    if (end == s || !(v > 0) || !(v < 4.6e18)) return -1;
     std::string u(end);
     for (char& ch : u) ch = (char)std::toupper((unsigned char)ch);
     static const struct { const char* unit; double mult; } kUnits[] = {
         {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0},
         {"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0}};
     for (const auto& k : kUnits)
-        if (u == k.unit) return (int64_t)(v * k.mult);
+        if (u == k.unit) return v * k.mult >= 1 && v * k.mult < 4.6e18 ? (int64_t)(v * k.mult) : -1;
     return -1;
+}
+
+// The whole of `s` as a base-10 integer in [lo, hi]; false otherwise (no silent atoi wrap or truncation).
+bool parse_int(const char* s, long long lo, long long hi, long long* out) {
+    errno = 0;
+    char* end = nullptr;
+    const long long v = std::strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+// The whole of `s` as a finite float in [lo, hi].
+bool parse_float(const char* s, double lo, double hi, double* out) {
+    char* end = nullptr;
+    const double v = std::strtod(s, &end);
+    if (end == s || *end != '\0' || !std::isfinite(v) || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+int max_threads() {
+    const unsigned n = std::thread::hardware_concurrency();
+    return 4 * (int)(n ? n : 1);
 }
 
 ModelOptions model_options(const Args& a) {
@@ -76,26 +117,49 @@ ModelOptions model_options(const Args& a) {
     return opt;
 }
 
-bool parse(int argc, char** argv, Args* a) {
-    if (argc < 2) return false;
+// Fills *a from argv; "" when every option is known and in range, else the one-line reason.
+std::string parse(int argc, char** argv, Args* a) {
+    if (argc < 2) return "no command";
     a->cmd = argv[1];
+    constexpr long long kMaxTokens = 1LL << 24;
     for (int i = 2; i < argc; ++i) {
-        std::string s = argv[i];
-        auto next = [&](void) -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+        const std::string s = argv[i];
         const char* v = nullptr;
-        if (s == "-p" || s == "--prompt") { if (!(v = next())) return false; a->prompt = v; }
-        else if (s == "-n") { if (!(v = next())) return false; a->n = std::atoi(v); }
-        else if (s == "-t" || s == "--threads") { if (!(v = next())) return false; a->threads = std::atoi(v); }
-        else if (s == "--temp") { if (!(v = next())) return false; a->temp = (float)std::atof(v); }
-        else if (s == "--seed") { if (!(v = next())) return false; a->seed = std::strtoull(v, nullptr, 10); }
-        else if (s == "--prompt-tokens") { if (!(v = next())) return false; a->prompt_tokens = std::atoi(v); }
-        else if (s == "--gen-tokens") { if (!(v = next())) return false; a->gen_tokens = std::atoi(v); }
-        else if (s == "--ids") a->ids = true;
-        else if (s == "--mem") { if (!(v = next()) || (a->mem = parse_size(v)) < 0) return false; }
-        else if (a->model.empty() && s[0] != '-') a->model = s;
-        else return false;
+        auto value = [&]() -> bool { return i + 1 < argc && (v = argv[++i]) != nullptr; };
+        auto bad = [&](const char* want) { return s + " " + v + ": " + want; };
+        long long n = 0;
+        double f = 0;
+        if (s == "-p" || s == "--prompt" || s == "-n" || s == "-t" || s == "--threads" || s == "--temp" ||
+            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--mem") {
+            if (!value()) return "option " + s + " needs a value";
+        }
+        if (s == "-p" || s == "--prompt") a->prompt = v;
+        else if (s == "-n") {
+            if (!parse_int(v, -1, kMaxTokens, &n) || n == 0)
+                return bad("must be >= 1, or -1 for 'until the end of the text or of the context'");
+            a->n = (int)n;
+        } else if (s == "-t" || s == "--threads") {
+            if (!parse_int(v, 1, max_threads(), &n))
+                return bad(("must be 1 to " + std::to_string(max_threads()) + " (4 x the CPUs)").c_str());
+            a->threads = (int)n;
+        } else if (s == "--temp") {
+            if (!parse_float(v, 0.0, 1e6, &f)) return bad("must be a number >= 0 (0 = greedy)");
+            a->temp = (float)f;
+        } else if (s == "--seed") {
+            errno = 0;
+            char* end = nullptr;
+            a->seed = std::strtoull(v, &end, 10);
+            if (end == v || *end != '\0' || errno == ERANGE || v[0] == '-') return bad("must be an integer >= 0");
+        } else if (s == "--prompt-tokens" || s == "--gen-tokens") {
+            if (!parse_int(v, 1, kMaxTokens, &n)) return bad("must be >= 1");
+            (s == "--gen-tokens" ? a->gen_tokens : a->prompt_tokens) = (int)n;
+        } else if (s == "--ids") a->ids = true;
+        else if (s == "--mem") {
+            if ((a->mem = parse_size(v)) < 0) return bad("must be a size > 0, e.g. 512MB, 1GB, 1.5GiB");
+        } else if (a->model.empty() && !s.empty() && s[0] != '-') a->model = s;
+        else return s[0] == '-' ? "unknown option " + s : "unexpected argument " + s;
     }
-    return true;
+    return "";
 }
 
 int cmd_generate(const Args& a) {
@@ -113,7 +177,7 @@ int cmd_generate(const Args& a) {
     Sampler sampler(sp);
     std::vector<float> logits((size_t)m->config().vocab);
     std::vector<int32_t> feed = history;
-    for (int i = 0; i < a.n; ++i) {
+    for (int i = 0; a.n < 0 || i < a.n; ++i) {  // -n -1: until EOS or the end of the context
         if (m->n_past() + (int64_t)feed.size() > m->ctx()) break;
         st = m->eval(feed.data(), (int64_t)feed.size(), false, logits.data());
         if (!st.is_ok()) return fail(st);
@@ -184,12 +248,22 @@ int cmd_kernels() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc >= 2 && (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V"))) {
+        std::printf("edgert %s\n", EDGE_VERSION);
+        return 0;
+    }
+    if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) return usage(stdout, 0);
     Args a;
-    if (!parse(argc, argv, &a)) return usage();
+    const std::string err = parse(argc, argv, &a);
+    const bool known = a.cmd == "generate" || a.cmd == "bench" || a.cmd == "verify" || a.cmd == "kernels";
+    std::string why = !err.empty() ? err : !known ? "unknown command '" + a.cmd + "'"
+                    : a.cmd != "kernels" && a.model.empty() ? a.cmd + " needs a MODEL file" : "";
+    if (!why.empty()) {
+        std::fprintf(stderr, "edgert: %s (edgert --help shows the usage)\n", why.c_str());
+        return 2;
+    }
     if (a.cmd == "kernels") return cmd_kernels();
-    if (a.model.empty()) return usage();
     if (a.cmd == "generate") return cmd_generate(a);
     if (a.cmd == "bench") return cmd_bench(a);
-    if (a.cmd == "verify") return cmd_verify(a);
-    return usage();
+    return cmd_verify(a);
 }

@@ -1,4 +1,7 @@
-"""edgerun command line: chat, generate, serve, bench, perplexity, verify, info."""
+"""edgerun command line: chat, generate, serve, bench, perplexity, verify, info.
+
+Every numeric option is checked by its argparse type (cli_common: ranges, sizes); every error is one line
+on stderr with the exit codes of cli_common.EXIT_CODES (130 for Ctrl-C), never a traceback."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 
 import numpy as np
 
+from . import cli_common as cc
 from .sizes import parse_size
 
 
@@ -46,9 +50,9 @@ def _device_options(args) -> dict:
 def _device_args(sp) -> None:
     g = sp.add_argument_group("device")
     g.add_argument("--device", dest="compute_device", choices=("cpu", "cuda"), default="cpu",
-                   help="where the model runs (default cpu); cuda: the first NVIDIA GPU, the same .edge file "
+                   help="where the model runs (default: cpu); cuda: the first NVIDIA GPU, the same .edge file "
                         "(the CUDA backend plugin, loaded only when asked for)")
-    g.add_argument("--gpu-mem", default=None,
+    g.add_argument("--gpu-mem", type=cc.size, default=None,
                    help="with --device cuda: GPU memory the plan may use, e.g. 6GB (default: what is free minus 256 MiB)")
 
 
@@ -91,24 +95,52 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     """llama.cpp's sampling defaults (common_params_sampling), applied in its order: repetition penalty ->
     top-k -> top-p -> min-p -> temperature -> draw."""
     g = p.add_argument_group("sampling (defaults are llama.cpp's; applied in the order listed)")
-    g.add_argument("--repeat-penalty", type=float, default=1.0,
+    g.add_argument("--repeat-penalty", type=cc.positive_float, default=1.0,
                    help="divide the positive logits (multiply the negative ones) of tokens seen in the last 64 tokens "
                         "by this; 1.0 = off (default 1.0)")
-    g.add_argument("--top-k", type=int, default=40, help="keep only the K most likely tokens; 0 = off (default 40)")
-    g.add_argument("--top-p", type=float, default=0.95,
+    g.add_argument("--top-k", type=cc.nonneg_int, default=40, help="keep only the K most likely tokens; 0 = off (default 40)")
+    g.add_argument("--top-p", type=cc.prob_0_1, default=0.95,
                    help="then keep the most likely tokens whose probabilities sum to P; 1.0 = off (default 0.95)")
-    g.add_argument("--min-p", type=float, default=0.05,
+    g.add_argument("--min-p", type=cc.prob_0_1, default=0.05,
                    help="then drop tokens less likely than P times the most likely one; 0 = off (default 0.05)")
-    g.add_argument("--temp", type=float, default=0.8,
+    g.add_argument("--temp", type=cc.nonneg_float, default=0.8,
                    help="temperature of the final draw: lower is more focused, 0 = greedy, deterministic "
                         "(default 0.8)")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=SEED, default=0,
                    help="random seed of the draw; the same seed gives the same text (default 0)")
+
+
+SEED = cc.int_range(0, 2**64 - 1)
 
 
 def _sampling(args) -> dict:
     return dict(temperature=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                 repeat_penalty=args.repeat_penalty, seed=args.seed)
+
+
+def _fit_context(model, template, messages: list[dict], n_system: int, reply_room: int):
+    """(messages, prompt ids) that fit the context, as llama.cpp's context shift: the oldest turns after the
+    system prompt are dropped until the prompt and `reply_room` tokens fit (a reply that still lacks room
+    stops at the end of the context). A last message that does not fit even alone is not sent: it is
+    removed, the session goes on, and (messages, None) is returned."""
+    dropped = 0
+    while True:
+        ids = model.tokenize(template.render(messages, add_generation_prompt=True), add_bos=False)
+        if len(ids) + reply_room <= model.ctx or len(messages) <= n_system + 1:
+            break
+        del messages[n_system]  # the oldest turn after the system prompt, with its reply (roles alternate)
+        dropped += 1
+        if len(messages) > n_system + 1 and messages[n_system]["role"] == "assistant":
+            del messages[n_system]
+            dropped += 1
+    if dropped:
+        print(f"(context full: the {dropped} oldest message{'s' * (dropped > 1)} dropped)", file=sys.stderr)
+    if len(ids) + 1 > model.ctx:
+        print(f"(message not sent: its {len(ids)} tokens do not fit the context of {model.ctx}; "
+              "send a shorter one, or start edgerun with a larger --ctx)", file=sys.stderr)
+        messages.pop()
+        return messages, None
+    return messages, ids
 
 
 def cmd_chat(args) -> int:
@@ -125,12 +157,19 @@ def cmd_chat(args) -> int:
     stop.discard(-1)
     print(f"edgerun chat — {os.path.basename(model.path)}, {model.threads} threads, ctx {model.ctx}. "
           "/reset clears the conversation, /exit quits.", file=sys.stderr)
+    n_system = 1 if args.system else 0
+    # room kept free for a reply: --max-tokens, or with -1 (until the end of the turn) a quarter of the context
+    reply_room = model.ctx // 4 if args.max_tokens < 0 else args.max_tokens
+    reply_max = model.ctx if args.max_tokens < 0 else args.max_tokens
     while True:
         try:
             line = input("> ")
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             print(file=sys.stderr)
             return 0
+        except KeyboardInterrupt:  # at the prompt Ctrl-C quits (exit 130); during a reply it ends the reply
+            print(file=sys.stderr)
+            raise
         text = line.strip()
         if not text:
             continue
@@ -142,17 +181,13 @@ def cmd_chat(args) -> int:
             print("(conversation cleared)", file=sys.stderr)
             continue
         messages.append({"role": "user", "content": text})
-        prompt = template.render(messages, add_generation_prompt=True)
-        ids = model.tokenize(prompt, add_bos=False)
-        if len(ids) + args.max_tokens > model.ctx:
-            print("(context full: conversation cleared)", file=sys.stderr)
-            messages = (messages[:1] if args.system else []) + [messages[-1]]
-            model.reset()
-            ids = model.tokenize(template.render(messages), add_bos=False)
+        messages, ids = _fit_context(model, template, messages, n_system, reply_room)
+        if ids is None:
+            continue
         model.moe_reset_stats()
         reply, t0, n = [], time.perf_counter(), []
         try:
-            for piece in model.generate(ids, args.max_tokens, stop_ids=stop, tokens_out=n, **_sampling(args)):
+            for piece in model.generate(ids, reply_max, stop_ids=stop, tokens_out=n, **_sampling(args)):
                 reply.append(piece)
                 sys.stdout.write(piece)
                 sys.stdout.flush()
@@ -177,11 +212,16 @@ def cmd_generate(args) -> int:
     out_ids: list[int] = []
     t0 = time.perf_counter()
     pieces = []
-    for piece in model.generate(ids, args.n, tokens_out=out_ids, **_sampling(args)):
-        pieces.append(piece)
+    try:  # -n -1: until EOS or the end of the context (generate stops there)
+        for piece in model.generate(ids, model.ctx if args.n < 0 else args.n, tokens_out=out_ids, **_sampling(args)):
+            pieces.append(piece)
+            if not args.json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
         if not args.json:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+            print()  # end the text's line before main() says "interrupted"
+        raise
     dt = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"text": "".join(pieces), "tokens": out_ids, "prompt_tokens": len(ids),
@@ -249,6 +289,17 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _read_text(path: str) -> str:
+    """The text file's contents; a folder, a missing file or bytes that are not UTF-8 are one clear error."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not a text file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
 def cmd_perplexity(args) -> int:
     from . import Model
     from .defaults import ensure_edge
@@ -256,10 +307,14 @@ def cmd_perplexity(args) -> int:
                   kernels=args.kernels, **_device_options(args))
     if args.verbose:
         _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
-    with open(args.textfile, encoding="utf-8") as f:
-        text = f.read()
+    text = _read_text(args.textfile)
     t0 = time.perf_counter()
-    res = model.perplexity(text, ctx=args.ctx, chunks=args.chunks)
+    progress = None
+    if not args.json and sys.stderr.isatty():  # chunks done and the running perplexity, on one line
+        def progress(done: int, total: int, ppl: float) -> None:
+            end = "\n" if done == total else ""
+            print(f"\r[{done}/{total}] perplexity {ppl:.4f}", end=end, file=sys.stderr, flush=True)
+    res = model.perplexity(text, ctx=args.ctx, chunks=args.chunks, progress=progress)
     res["seconds"] = time.perf_counter() - t0
     if args.json:
         print(json.dumps(res))
@@ -269,12 +324,13 @@ def cmd_perplexity(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from . import _core
+    from . import BadFileError, _core
+    _core.file_info(args.file)  # header, metadata and table: a file that does not open is bad input (2)
     try:
         print(f"{args.file}: {_core.verify(args.file)}")
-    except (ValueError, OSError) as e:
-        print(f"edgerun verify: {e}", file=sys.stderr)
-        return 1
+    except BadFileError as e:  # it opened, and a tensor's checksum does not match: the check failed (1)
+        print(f"edgerun verify: {' '.join(str(e).split())}", file=sys.stderr)
+        return cc.EXIT_FAILED
     return 0
 
 
@@ -291,107 +347,127 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _threads_arg(sp) -> None:
+    sp.add_argument("--threads", "-t", type=cc.threads, default=None,
+                    help=f"worker threads, 1 to {cc.MAX_THREADS_PER_CPU} × the CPUs (default: all {os.cpu_count()} CPUs)")
+
+
+def _kernels_arg(sp) -> None:
+    sp.add_argument("--kernels", default=None,
+                    help="kernel level: ref, avx2, avx512, avx512vnni, ... (default: the best this CPU runs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgerun", description="Run .edge language models on small machines.")
+    p = cc.ArgumentParser(prog="edgerun", description="Run .edge language models on small machines.",
+                                epilog=cc.EXIT_CODES, formatter_class=cc.HelpFormatter)
+    cc.add_version(p, "edgerun")
     sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=cc.EXIT_CODES,
+                              formatter_class=cc.HelpFormatter)
 
     def common(sp, model_optional=False, device=True):
         if model_optional:
             sp.add_argument("model", nargs="?", help=".edge file (or GGUF / HF folder, converted once); default: SmolLM2-135M-Instruct")
         else:
             sp.add_argument("model", help=".edge file (or GGUF / HF folder, converted once)")
-        sp.add_argument("--threads", "-t", type=int, default=None, help="worker threads (default: all CPUs)")
-        sp.add_argument("--mem", default=None, help="hard memory budget of the whole process, e.g. 1GB (this process's "
-                        "own resident set + weights + KV cache + scratch; MoE: experts beyond it are streamed from disk "
-                        "through a cache; a dense model over it streams its layers)")
-        sp.add_argument("--ctx", type=int, default=None, help="context length (KV cache)")
-        sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
+        _threads_arg(sp)
+        sp.add_argument("--mem", type=cc.size, default=None, help="hard memory budget of the whole process, e.g. 1GB "
+                        "(this process's own resident set + weights + KV cache + scratch; MoE: experts beyond it are "
+                        "streamed from disk through a cache; a dense model over it streams its layers; default: none)")
+        sp.add_argument("--ctx", type=cc.positive_int, default=None,
+                        help="context length in tokens (KV cache; default: the model's trained context, at most 4096)")
+        _kernels_arg(sp)
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
         if device:
             _device_args(sp)
         moe = sp.add_argument_group("MoE expert streaming (docs/MOE.md)")
         moe.add_argument("--cache-policy", choices=("lfru", "lru"), default="lfru", help="expert cache eviction")
-        moe.add_argument("--io-threads", type=int, default=2, help="background expert readers (default 2)")
+        moe.add_argument("--io-threads", type=cc.int_range(1, 64), default=2, help="background expert readers")
         moe.add_argument("--moe-lowbit", choices=("off", "miss"), default="off",
                          help="miss: read a cold expert of low routing weight in the next lower precision "
                               "(default off: results identical to a fully resident run)")
-        moe.add_argument("--moe-lowbit-threshold", type=float, default=0.2,
-                         help="routing weight below which --moe-lowbit miss applies (default 0.2)")
+        moe.add_argument("--moe-lowbit-threshold", type=cc.prob_0_1, default=0.2,
+                         help="routing weight below which --moe-lowbit miss applies")
 
-    sp = sub.add_parser("chat", help="interactive chat")
+    sp = add("chat", "interactive chat")
     common(sp, model_optional=True)
     _sampling_args(sp)
-    sp.add_argument("--system", default=None, help="system prompt")
-    sp.add_argument("--max-tokens", type=int, default=512)
+    sp.add_argument("--system", default=None, help="system prompt (default: none)")
+    sp.add_argument("--max-tokens", type=cc.n_tokens, default=512,
+                    help="at most this many tokens per reply; -1 = until the end of the turn or of the context "
+                         "(the oldest turns are dropped to keep this many tokens, or with -1 a quarter of the "
+                         "context, free for the reply)")
     sp.add_argument("--stats", action="store_true", help="print tokens/s after each reply")
     sp.set_defaults(fn=cmd_chat)
 
-    sp = sub.add_parser("generate", help="complete a prompt")
+    sp = add("generate", "complete a prompt")
     common(sp)
     _sampling_args(sp)
-    sp.add_argument("--prompt", "-p", required=True)
-    sp.add_argument("-n", type=int, default=128, help="tokens to generate")
+    sp.add_argument("--prompt", "-p", required=True, help="the text to complete")
+    sp.add_argument("-n", type=cc.n_tokens, default=128,
+                    help="tokens to generate; -1 = until the end of the text (EOS) or of the context, as llama.cpp")
     sp.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print text, tokens and timing as one JSON object")
     sp.set_defaults(fn=cmd_generate)
 
-    sp = sub.add_parser("serve", help="OpenAI-compatible HTTP server (needs edgerun[server])")
+    sp = add("serve", "OpenAI-compatible HTTP server (needs edgerun[server])")
     sp.add_argument("model", nargs="?", help=".edge file (or GGUF / HF folder, converted once); default: SmolLM2-135M-Instruct")
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    sp.add_argument("--port", type=int, default=8080)
-    sp.add_argument("--parallel", "-np", type=int, default=1,
+    sp.add_argument("--port", type=cc.int_range(1, 65535), default=8080, help="TCP port")
+    sp.add_argument("--parallel", "-np", type=cc.positive_int, default=1,
                     help="slots: sessions generating at once, each with its own KV cache (default 1)")
-    sp.add_argument("--queue", type=int, default=16, help="requests that may wait for a slot; more get 429 (default 16)")
-    sp.add_argument("--mem", default=None, help="memory budget of the whole server, e.g. 1GB: process + the weights "
-                    "(one shared mapping) + every slot's KV cache and scratch; checked before listening")
-    sp.add_argument("--ctx", type=int, default=None, help="context length of each slot")
-    sp.add_argument("--threads", "-t", type=int, default=None, help="threads per slot (default: CPUs / --parallel)")
-    sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni)")
-    sp.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or set EDGERUN_API_KEY)")
+    sp.add_argument("--queue", type=cc.int_range(0), default=16, help="requests that may wait for a slot; more get 429 (default 16)")
+    sp.add_argument("--mem", type=cc.size, default=None, help="memory budget of the whole server, e.g. 1GB: process + the weights "
+                    "(one shared mapping) + every slot's KV cache and scratch; checked before listening (default: no budget)")
+    sp.add_argument("--ctx", type=cc.positive_int, default=None, help="context length of each slot (default: the model's, at most 4096)")
+    sp.add_argument("--threads", "-t", type=cc.threads, default=None, help="threads per slot (default: CPUs / --parallel)")
+    sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni; default: the best this CPU runs)")
+    sp.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or set EDGERUN_API_KEY; default: no key)")
     sp.add_argument("--alias", default=None, help="the model's name in the API (default: the file's name)")
     sp.set_defaults(fn=cmd_serve)
 
-    sp = sub.add_parser("bench", help="prefill / decode speed and peak memory")
+    sp = add("bench", "prefill / decode speed and peak memory")
     common(sp)
-    sp.add_argument("--prompt-tokens", type=int, default=256)
-    sp.add_argument("--gen-tokens", type=int, default=128)
-    sp.add_argument("--repeat", type=int, default=3, help="runs; medians are reported")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--prompt-tokens", type=cc.positive_int, default=256, help="random prompt tokens to prefill")
+    sp.add_argument("--gen-tokens", type=cc.positive_int, default=128, help="tokens to decode (greedy)")
+    sp.add_argument("--repeat", type=cc.positive_int, default=3, help="runs; medians are reported")
+    sp.add_argument("--seed", type=SEED, default=0, help="seed of the random prompt")
+    sp.add_argument("--json", action="store_true", help="print every measurement as one JSON object")
     sp.set_defaults(fn=cmd_bench)
 
-    sp = sub.add_parser("perplexity", help="perplexity of a text file (llama.cpp protocol)")
-    sp.add_argument("model")
-    sp.add_argument("textfile")
-    sp.add_argument("--ctx", type=int, default=512)
-    sp.add_argument("--chunks", type=int, default=None, help="score at most this many chunks")
-    sp.add_argument("--threads", "-t", type=int, default=None)
-    sp.add_argument("--kernels", default=None)
+    sp = add("perplexity", "perplexity of a text file (llama.cpp protocol)")
+    sp.add_argument("model", help=".edge file (or GGUF / HF folder, converted once)")
+    sp.add_argument("textfile", help="UTF-8 text to score")
+    sp.add_argument("--ctx", type=cc.int_range(4), default=512,
+                    help="tokens per chunk (the second half of each is scored)")
+    sp.add_argument("--chunks", type=cc.positive_int, default=None,
+                    help="score at most this many chunks (default: all of the text)")
+    _threads_arg(sp)
+    _kernels_arg(sp)
     sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
     _device_args(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the result as one JSON object (no progress line)")
     sp.set_defaults(fn=cmd_perplexity)
 
-    sp = sub.add_parser("verify", help="check every checksum of an .edge file")
-    sp.add_argument("file")
+    sp = add("verify", "check every checksum of an .edge file")
+    sp.add_argument("file", help=".edge file")
     sp.set_defaults(fn=cmd_verify)
 
-    sp = sub.add_parser("info", help="model configuration, memory plan, kernels and GPU")
+    sp = add("info", "model configuration, memory plan, kernels and GPU")
     common(sp, model_optional=True, device=False)
-    sp.add_argument("--device", help="also report fit and decode roofline on a board profile (rpi5, spacemit-k1, ...)")
-    sp.add_argument("--ram", type=float, help="with --device: the board's RAM in GB (default: its smallest option)")
+    sp.add_argument("--device", help="also report fit and decode roofline on a board profile (rpi5, spacemit-k1, "
+                    "...; default: none)")
+    sp.add_argument("--ram", type=cc.positive_float,
+                    help="with --device: the board's RAM in GB (default: its smallest option)")
     sp.set_defaults(fn=cmd_info)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from . import EdgeError
-    try:
-        return args.fn(args) or 0
-    except (EdgeError, FileNotFoundError, ValueError) as e:
-        print(f"edgerun: error: {e}", file=sys.stderr)
-        return 2
+    return cc.run_main("edgerun", args.fn, args)
 
 
 if __name__ == "__main__":

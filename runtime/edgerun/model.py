@@ -6,7 +6,7 @@ import codecs
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -209,14 +209,18 @@ class Model:
         if tail:
             yield tail
 
-    def perplexity(self, text_or_tokens: str | Sequence[int], ctx: int = 512, chunks: int | None = None) -> dict:
+    def perplexity(self, text_or_tokens: str | Sequence[int], ctx: int = 512, chunks: int | None = None,
+                   progress: Callable[[int, int, float], None] | None = None) -> dict:
         """Perplexity with llama.cpp's protocol: consecutive chunks of `ctx` tokens, BOS at each chunk's
-        start when the model adds one, only the second half of every chunk scored."""
+        start when the model adds one, only the second half of every chunk scored.
+        progress(chunks done, chunks in all, running perplexity), if given, is called after each chunk."""
         add_bos = bool(self.metadata("tokenizer.add_bos")) and self.bos_id >= 0
         if isinstance(text_or_tokens, str):  # as llama-perplexity: the whole text, BOS first if the model adds one
             tokens = self.tokenize(text_or_tokens, add_bos=add_bos, special=False)
         else:
             tokens = list(text_or_tokens)
+        if ctx < 4:
+            raise ValueError(f"perplexity ctx must be at least 4 (half of each chunk is scored), got {ctx}")
         if ctx > self.ctx:
             raise ValueError(f"perplexity ctx {ctx} exceeds the model's context {self.ctx}; load with ctx={ctx}")
         n_chunks = len(tokens) // ctx
@@ -237,4 +241,6 @@ class Model:
             targets = np.asarray(chunk[first + 1:ctx])
             nll += float((logz - lg[np.arange(len(targets)), targets]).sum())
             count += len(targets)
+            if progress is not None:
+                progress(c + 1, n_chunks, math.exp(nll / count))
         return {"ppl": math.exp(nll / count), "tokens": count, "chunks": n_chunks, "ctx": ctx}

@@ -2,6 +2,7 @@
   *.gguf file               -> GGUFSource (sources/gguf.py)
   folder with config.json   -> HFSource   (sources/hf.py)
   *.pt / *.pth / *.bin file -> TorchSource (sources/torch_ckpt.py)
+  *.onnx file               -> not supported yet: a ValueError that says so
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def open_source(path: str, tokenizer_pre: str | None = None) -> Source:
 
         return GGUFSource(path)
     ext = os.path.splitext(path)[1].lower()
+    if ext == ".onnx":
+        raise ValueError(f"{path}: ONNX models are not supported yet; convert the model's Hugging Face folder, "
+                         "a GGUF or a .pt checkpoint instead")
     if ext in (".pt", ".pth", ".bin", ".ckpt") or magic[:2] == b"PK":
         from .torch_ckpt import TorchSource
 

@@ -10,6 +10,10 @@
   add_bos) and tokenizer.chat_template.
 * The un-permutation of llama-family attn_q/attn_k rows is declared by the architecture
   (Arch.gguf_qk_permuted) and applied by the exporter (export.unpermute_rope_rows).
+* Opening validates the file before anything is read from it (untrusted bytes): every tensor's type, element
+  count and byte range are checked against the file size while the gguf reader lists them (a tensor past
+  the end is "truncated", named), and any exception of the gguf reader or of reading the metadata becomes
+  GGUFFileError (a ValueError) naming the file — one line, never the reader's IndexError / reshape error.
 """
 from __future__ import annotations
 
@@ -32,6 +36,49 @@ def _field(reader, key: str) -> Any:
     return v
 
 
+class GGUFFileError(ValueError):
+    """A GGUF file that cannot be read: corrupt, truncated or malformed. The message names the file."""
+
+
+def _checked_reader(gguf, path: str):
+    """gguf.GGUFReader(path), with each tensor's range checked before the reader slices (and reshapes) it."""
+
+    class CheckedReader(gguf.GGUFReader):
+        def _build_tensors(self, start_offs: int, fields: list) -> None:
+            for field in fields:
+                _check_tensor_field(gguf, path, len(self.data), start_offs, field)
+            super()._build_tensors(start_offs, fields)
+
+    return CheckedReader(path, "r")
+
+
+def _check_tensor_field(gguf, path: str, file_size: int, start_offs: int, field) -> None:
+    """One tensor-info entry (parts: name length, name, n_dims, dims, type, offset) against the file."""
+    try:
+        _, name_data, _, dims, raw_type, offset = field.parts
+    except ValueError:  # a gguf version with another layout: its own reader checks what it checks
+        return
+    name = bytes(name_data).decode("utf-8", "replace")
+    try:
+        qtype = gguf.GGMLQuantizationType(int(raw_type[0]))
+    except ValueError:
+        raise GGUFFileError(f"{path}: tensor {name!r} has unknown GGML type {int(raw_type[0])} (corrupt tensor "
+                            "table?)") from None
+    shape = [int(d) for d in dims]
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    n = 1
+    for d in shape:
+        n *= d
+    if not shape or n == 0 or shape[0] % block:
+        raise GGUFFileError(f"{path}: tensor {name!r} has shape {shape[::-1]} that {qtype.name} (blocks of {block}) "
+                            "cannot hold (corrupt tensor table?)")
+    begin = start_offs + int(offset[0])
+    end = begin + n // block * type_size
+    if end > file_size:
+        raise GGUFFileError(f"{path}: truncated: tensor {name!r} ({qtype.name} {shape[::-1]}) needs bytes {begin} to "
+                            f"{end}, but the file has {file_size} bytes (cut short, or a corrupt tensor table)")
+
+
 class GGUFSource(Source):
     kind = "gguf"
     naming = "gguf"
@@ -44,10 +91,28 @@ class GGUFSource(Source):
             raise RuntimeError("reading GGUF needs the gguf package: pip install gguf") from None
         self.path = path
         try:
-            self.reader = gguf.GGUFReader(path, "r")
-        except (ValueError, OSError) as e:
-            raise ValueError(f"{path}: not a readable GGUF file: {e}") from None
+            self.reader = _checked_reader(gguf, path)
+        except GGUFFileError:
+            raise
+        except OSError as e:
+            raise GGUFFileError(f"{path}: cannot read: {e.strerror or e}") from None
+        except Exception as e:  # the reader's checks (version, alignment, field types), or it read past the end
+            raise GGUFFileError(f"{path}: not a readable GGUF file, corrupt or truncated ({type(e).__name__}: "
+                                f"{' '.join(str(e).split())})") from None
         self._gguf = gguf
+        try:
+            self._read_header()
+        except Exception as e:
+            text = " ".join(str(e).split())
+            if isinstance(e, ValueError) and path in text:  # already one of ours, naming the file
+                raise
+            if isinstance(e, ValueError) and not isinstance(e, UnicodeError):  # e.g. an unsupported architecture
+                raise GGUFFileError(f"{path}: {text}") from None
+            raise GGUFFileError(f"{path}: corrupt GGUF metadata ({type(e).__name__}: {text})") from None
+
+    def _read_header(self) -> None:
+        """Architecture, shapes, hyper-parameters and tokenizer from the reader's metadata."""
+        path = self.path
         arch_name = _field(self.reader, "general.architecture")
         if not isinstance(arch_name, str):
             raise ValueError(f"{path}: GGUF has no general.architecture")

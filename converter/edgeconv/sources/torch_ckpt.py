@@ -2,7 +2,9 @@
 
 The file is opened with torch.load(weights_only=True, map_location="cpu", mmap=True): only tensors and
 plain containers are unpickled, so no code in the checkpoint ever runs. A checkpoint whose pickle holds
-anything else is refused with an error that says it was NOT executed.
+anything else is refused with an error that says it was NOT executed. A file torch cannot read at all
+(random bytes, a broken zip, an empty file) is "not a PyTorch checkpoint" — unless it really is a pickle
+that names Python globals (pickletools reads its opcodes; nothing runs), which gets the refusal.
 
 Accepted payloads: a raw state dict {name: tensor}, or {"state_dict" | "model": state dict, "config": dict}.
 Prefixes "module." (DDP) and "_orig_mod." (torch.compile) are stripped. Tensor names are either HF names
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,7 +43,9 @@ def load_state_dict(path: str) -> tuple[dict[str, Any], dict | None]:
     import pickle
 
     def _load(mmap: bool):
-        return torch.load(path, weights_only=True, map_location="cpu", mmap=mmap)
+        with warnings.catch_warnings():  # torch's multi-line warnings about old pickle protocols: errors say it
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True, map_location="cpu", mmap=mmap)
 
     try:
         try:
@@ -49,10 +54,14 @@ def load_state_dict(path: str) -> tuple[dict[str, Any], dict | None]:
             if "mmap" not in str(e):
                 raise
             obj = _load(False)  # legacy (non-zip) serialization cannot be mmapped
-    except pickle.UnpicklingError as e:
+    except Exception as e:  # untrusted bytes: whatever torch.load raises becomes one of the two errors below
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        why = [ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln]
-        first = (why or lines or [type(e).__name__])[0]
+        named_globals = [ln for ln in lines if "GLOBAL" in ln]
+        if not (isinstance(e, pickle.UnpicklingError) and named_globals) and not _pickle_with_globals(path):
+            why = [ln for ln in lines if "Unsupported" in ln or "load key" in ln] or [ln.split(". ")[0] for ln in lines]
+            raise ValueError(f"{path}: not a PyTorch checkpoint (torch.load cannot read it: "
+                             f"{(why or [type(e).__name__])[0]})") from None
+        first = (named_globals or lines or [type(e).__name__])[0]
         raise ValueError(f"{path}: refused — the checkpoint contains pickled Python objects other than tensors, "
                          f"and loading them could run arbitrary code. It was NOT executed (weights_only load "
                          f"stopped: {first}). Re-save it as a plain state dict (torch.save(model.state_dict(), "
@@ -80,6 +89,30 @@ def load_state_dict(path: str) -> tuple[dict[str, Any], dict | None]:
     if not out:
         raise ValueError(f"{path}: the state dict holds no tensors")
     return out, config
+
+
+def _pickle_with_globals(path: str) -> bool:
+    """True if the file (or a zip checkpoint's data.pkl) is a whole, well-formed pickle that names Python
+    globals. Only pickletools reads it (opcodes, never executed)."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                pkl = [n for n in z.namelist() if n.endswith("data.pkl")]
+                if not pkl:
+                    return False
+                data = z.read(pkl[0])
+        else:
+            with open(path, "rb") as f:
+                data = f.read(64 << 20)
+        names_global = False
+        for op, _arg, _pos in pickletools.genops(data):  # stops after STOP; raises on anything malformed
+            names_global |= op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE")
+        return names_global
+    except Exception:
+        return False
 
 
 class TorchSource(Source):
