@@ -36,7 +36,7 @@ from . import __version__
 from .archs import plan_experts, plan_tensors
 from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, TensorInfo, encode_metadata, encode_table, \
     infer_meta_type
-from .quant import quantize
+from .quant import DTYPES, quantize
 from .moe.source import source_row_blocks
 from .recipes import assign_dtypes, get_recipe, parse_overrides
 from .sources import open_source
@@ -256,6 +256,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                              f"blocks exactly, {n_req} weight tensors were dequantized and re-quantized"
                              + ("" if rec.keep_source else " (--quant keep keeps every exactly stored tensor)"))
             notes += stored_notes
+        if rec.keep_source and not any(DTYPES[dtypes[n]].block > 1 for n in copied):
+            notes.append(f"recipe {rec.name}: the source stores no weight in a block type an .edge dtype holds "
+                         f"exactly; every weight got the fallback's dtypes")
         hessians = None
         if calib is not None:
             from .calib import collect_stats, load_text, tokenize

@@ -66,7 +66,7 @@ class Recipe:
     upgrades: tuple[Upgrade, ...] = ()
     budget_bpw: float | None = None
     description: str = ""
-    keep_source: bool = False  # tensors stored exactly in an .edge dtype keep it (rule 1b)
+    keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
