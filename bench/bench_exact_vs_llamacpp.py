@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -149,6 +150,7 @@ def main() -> int:
             json.dump({"gguf": g, "edge_bytes": res.file_size, "gguf_bytes": os.path.getsize(g),
                        "llama_cpp_version": llama_version, "logits": logits, "greedy_equal": n_eq,
                        "greedy": rows, "tokens": a.tokens}, f, indent=1)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
