@@ -60,11 +60,12 @@ class SourcePlan:
     hp: dict
     meta: list
     n_layers: int
+    stored: dict = field(default_factory=dict)  # export.stored_dtypes: tensors a keep recipe copies
 
 
 def plan_source(src_path: str, tokenizer_pre: str | None = None) -> SourcePlan:
     from .archs import plan_tensors
-    from .export import _metadata
+    from .export import _metadata, stored_dtypes
     from .sources import open_source
 
     with open_source(src_path, tokenizer_pre) as src:
@@ -72,7 +73,8 @@ def plan_source(src_path: str, tokenizer_pre: str | None = None) -> SourcePlan:
         plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
         hp["llm.tied_head"] = int(tied)
         meta = _metadata(src, hp, "recipe", None)
-    return SourcePlan(plan, hp, meta, hp["llm.n_layers"])
+        stored = stored_dtypes(src, plan)[0]
+    return SourcePlan(plan, hp, meta, hp["llm.n_layers"], stored)
 
 
 def plan_config(config: Mapping) -> SourcePlan:
@@ -111,7 +113,7 @@ def _dtypes(sp: SourcePlan, recipe: str, overrides, alignment: int) -> tuple[dic
     meta = [(k, t, recipe if k == "quant.recipe" else v) for k, t, v in sp.meta]
     fixed = (HEADER_SIZE + len(encode_metadata(meta + [("quant.bits_per_weight", F64, 0.0)]))
              + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in sp.plan])))
-    return assign_dtypes(sp.plan, get_recipe(recipe), overrides, sp.n_layers, fixed, alignment), fixed
+    return assign_dtypes(sp.plan, get_recipe(recipe), overrides, sp.n_layers, fixed, alignment, sp.stored), fixed
 
 
 @dataclass

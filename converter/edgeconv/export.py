@@ -8,6 +8,13 @@ Transforms applied per tensor, as declared by the architecture's tensor table (a
   transpose           the source stores [in, out]
   unpermute_heads     GGUF (llama family): undo llama.cpp's RoPE row permutation, see unpermute_rope_rows
 
+Exact import: a tensor whose assigned dtype is the dtype its source already stores it in (stored_dtypes;
+GGUF Q4_0 / Q4_1 / Q8_0 / F16 ... as int4_32 / int4a_32 / q8_0 / f16) is written from its stored bytes
+(Source.load_stored), not dequantized and re-quantized. The RoPE un-permutation moves whole rows of
+blocks, so it stays exact; a transpose cannot be done on blocks, so a tensor that needs one is
+re-quantized (with a note). The "keep" recipes assign the stored dtype wherever there is one
+(recipes.py rule 1b); other recipes copy only where their choice happens to be the stored dtype.
+
 Mixture-of-experts models (docs/MOE.md; moe/export.py): the non-expert tensors follow the recipe as for
 dense models (routers and predictors stay f32); each expert is written as blob tensors after them
 (expert_variants, default by recipe: int4 recipes "int4,int2" = one planes4 blob, q8 "q8_0"), the
@@ -29,7 +36,7 @@ from . import __version__
 from .archs import plan_experts, plan_tensors
 from .format import ARR_F32, ARR_I64, ARR_STR, F64, HEADER_SIZE, I64, STR, TensorInfo, encode_metadata, encode_table, \
     infer_meta_type
-from .quant import quantize
+from .quant import DTYPES, quantize
 from .moe.source import source_row_blocks
 from .recipes import assign_dtypes, get_recipe, parse_overrides
 from .sources import open_source
@@ -129,6 +136,43 @@ def _metadata(src, hp: Mapping, recipe: str, name: str | None) -> list[tuple[str
     return meta
 
 
+def stored_dtypes(src, plan) -> tuple[dict[str, str], list[str]]:
+    """({tensor name: stored .edge dtype} of the tensors whose blocks can be copied, notes about those that
+    cannot: a transposed tensor's blocks would have to be re-cut)."""
+    out: dict[str, str] = {}
+    blocked = []
+    for p in plan:
+        dt = None if p.derived else src.stored_dtype(p.src)
+        if dt is None:
+            continue
+        if p.transpose:
+            blocked.append(p.name)
+        else:
+            out[p.name] = dt
+    notes = [f"{len(blocked)} tensors ({', '.join(blocked[:4])}{' ...' if len(blocked) > 4 else ''}) need a "
+             f"transpose, which stored blocks do not allow: they were dequantized and re-quantized"] if blocked else []
+    return out, notes
+
+
+def _stored_rows(src, p, dtype: str) -> np.ndarray:
+    """uint8 [rows, row bytes] of tensor p copied from the source's stored blocks (un-permuted), checked."""
+    from .quant import dequantize, row_bytes
+
+    b = src.load_stored(p.src)
+    if p.unpermute_heads:
+        b = unpermute_rope_rows(b, p.unpermute_heads)  # whole rows of blocks: still exact
+    rows = p.n_elements // p.shape[-1]
+    if b.shape != (rows, row_bytes(dtype, p.shape[-1])):
+        raise ValueError(f"tensor {p.name} (source {p.src!r}): stored {dtype} data is {b.shape[0]} x {b.shape[1]} "
+                         f"bytes, expected {rows} x {row_bytes(dtype, p.shape[-1])} for shape {p.shape}")
+    step = max(1, CHUNK_ELEMENTS // p.shape[-1])
+    for r0 in range(0, rows, step):
+        blk = b[r0:r0 + step]
+        if not np.isfinite(dequantize(blk, dtype, (blk.shape[0], p.shape[-1]))).all():
+            raise ValueError(f"tensor {p.name} (source {p.src!r}) contains NaN or infinity")
+    return b
+
+
 def _load(src, p) -> np.ndarray:
     from .moe.source import release_pages
 
@@ -196,13 +240,25 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         meta = _metadata(src, hp, rec.name, name)
         if not src.tokenizer:
             notes.append("the source has no tokenizer; the file carries none")
-        if src.quantized:
-            notes.append(f"source weights are already quantized ({', '.join(src.quant_types)}); "
-                         "they were dequantized and re-quantized")
+        stored, stored_notes = stored_dtypes(src, plan)
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
-        dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment)
+        dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment, stored)
+        copied = {p.name for p in plan if stored.get(p.name) == dtypes[p.name]}
+        if src.quantized:
+            qt = ", ".join(src.quant_types)
+            n_req = sum(1 for p in plan if p.name not in copied and len(p.shape) > 1 and p.min_dtype != "f32")
+            if not copied:
+                notes.append(f"source weights are already quantized ({qt}); they were dequantized and re-quantized")
+            else:
+                notes.append(f"source weights are already quantized ({qt}); {len(copied)} tensors kept their stored "
+                             f"blocks exactly, {n_req} weight tensors were dequantized and re-quantized"
+                             + ("" if rec.keep_source else " (--quant keep keeps every exactly stored tensor)"))
+            notes += stored_notes
+        if rec.keep_source and not any(DTYPES[dtypes[n]].block > 1 for n in copied):
+            notes.append(f"recipe {rec.name}: the source stores no weight in a block type an .edge dtype holds "
+                         f"exactly; every weight got the fallback's dtypes")
         hessians = None
         if calib is not None:
             from .calib import collect_stats, load_text, tokenize
@@ -225,7 +281,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             from .quant.gptq import gptq_quantize, inverse_factor
 
             factors: dict[int, np.ndarray] = {}  # id(H) -> its inverse factor (q/k/v and gate/up share one)
-            n_gptq = sum(1 for p in plan if dtypes[p.name].startswith("int4") and p.name in hessians)
+            n_gptq = sum(1 for p in plan if dtypes[p.name].startswith("int4") and p.name in hessians
+                         and p.name not in copied)
             notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
                          "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
         derived: dict[str, np.ndarray] = {}
@@ -249,6 +306,13 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 cols = p.shape[-1]
                 imp = None if importance is None else importance.get(p.name)
                 step = max(1, CHUNK_ELEMENTS // cols)
+                if p.name in copied:  # exact import: the source's blocks, in row chunks
+                    rows2d = _stored_rows(src, p, dtypes[p.name])
+                    for r0 in range(0, rows2d.shape[0], step):
+                        w.write_chunk(p.name, rows2d[r0:r0 + step])
+                    w.end_tensor(p.name)
+                    del rows2d
+                    continue
                 use_gptq = gptq and dtypes[p.name].startswith("int4") and p.name in hessians
                 # whole tensor when it needs transforms or GPTQ; otherwise row blocks straight from the source
                 whole = p.derived or use_gptq or p.transpose or p.unpermute_heads

@@ -2,6 +2,11 @@
 
 A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_role` exceptions). Then:
   1. 1-D tensors and tensors with min_dtype "f32" (norms, biases) are always f32;
+  1b. a recipe with keep_source ("keep", "keep:RECIPE") gives every tensor that the source stores already
+     quantized in a block type an .edge dtype holds exactly (`stored`: GGUF Q4_0 -> int4_32, Q4_1 ->
+     int4a_32, Q8_0 -> q8_0; sources/base.py stored_dtype) that dtype; such tensors are never upgraded.
+     The others (K-quants, and weights stored as F32/F16/BF16, which are not quantized yet) get the
+     recipe's dtypes ("keep" = q8's, "keep:int4" = int4's, ...);
   2. user overrides `REGEX=dtype` (like llama-quantize --tensor-type) win; the first regex that
      re.search-es the tensor's .edge name applies;
   3. a dtype whose block does not divide the row length falls back along FALLBACK
@@ -9,6 +14,11 @@ A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_ro
   4. `upgrades` are then tried in order, one tensor at a time: a tensor moves to the upgrade's dtype only
      if the whole file (header, metadata, table, padding, all tensors) stays within `budget_bpw`
      bits per weight. Overridden tensors are never upgraded.
+
+Under every recipe, a tensor whose chosen dtype is its stored dtype (q8 on a GGUF Q8_0 tensor, f16 on an
+F16 one) has its stored blocks copied, not re-quantized (export.py): re-quantizing values that are already
+on that grid can only move them. A tensor whose chosen dtype differs is dequantized and re-quantized as
+the recipe asks (q8 or int4 of a Q4_1 GGUF: double rounding, said in the export notes; "keep" avoids it).
 
 The quality 4-bit recipe ("int4"), and why: the tied embedding of small models is a large part of the
 weights (SmolLM2-135M: 28M of 135M) and is also the output head, the most error-sensitive matmul, so it
@@ -28,7 +38,8 @@ stdlib docstrings, disjoint from the pydoc-topics evaluation text), 8 chunks, f1
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Mapping
 
 from .format import HEADER_SIZE, MIN_ALIGNMENT, tensor_nbytes
 from .quant import DTYPES, row_bytes
@@ -55,6 +66,7 @@ class Recipe:
     upgrades: tuple[Upgrade, ...] = ()
     budget_bpw: float | None = None
     description: str = ""
+    keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -78,14 +90,25 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        "while the file stays <= 4.5 bpw"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
+    Recipe("keep", "q8_0", keep_source=True,
+           description="keep each already-quantized tensor whose blocks an .edge dtype holds exactly (GGUF Q4_0, "
+                       "Q4_1, Q8_0: blocks copied), q8_0 for the rest (keep:RECIPE names another fallback)"),
 )}
+KEEP_PREFIX = "keep:"
 
 
 def get_recipe(name: str) -> Recipe:
+    """A recipe by name; "keep:RECIPE" is RECIPE with keep_source (exactly stored tensors keep their type)."""
+    if isinstance(name, str) and name.startswith(KEEP_PREFIX):
+        base = get_recipe(name[len(KEEP_PREFIX):])
+        if base.keep_source:
+            raise ValueError(f"recipe {name!r}: the fallback of keep must be a plain recipe")
+        return replace(base, name=name, keep_source=True,
+                       description=f"keep exactly stored tensors, {base.name} for the rest")
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}, keep:RECIPE") from None
 
 
 def parse_overrides(specs: list[str] | tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
@@ -139,8 +162,10 @@ def file_size(plan, dtypes: dict[str, str], fixed_bytes: int, alignment: int = M
 
 
 def assign_dtypes(plan, recipe: Recipe, overrides=(), n_layers: int = 0, fixed_bytes: int = HEADER_SIZE,
-                  alignment: int = MIN_ALIGNMENT) -> dict[str, str]:
-    """{tensor name: dtype} for a plan (archs.PlannedTensor list)."""
+                  alignment: int = MIN_ALIGNMENT, stored: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """{tensor name: dtype} for a plan (archs.PlannedTensor list). stored: {tensor name: the .edge dtype
+    its source bytes already are} for the tensors that can be copied (export.stored_dtypes); only a
+    keep_source recipe reads it."""
     out: dict[str, str] = {}
     locked = set()
     for p in plan:
@@ -149,6 +174,10 @@ def assign_dtypes(plan, recipe: Recipe, overrides=(), n_layers: int = 0, fixed_b
             locked.add(p.name)
             continue
         dt = recipe.by_role.get(p.role, recipe.default)
+        kept = (stored or {}).get(p.name) if recipe.keep_source else None
+        if kept is not None and DTYPES[kept].block > 1:  # float-stored weights are not quantized yet
+            dt = kept
+            locked.add(p.name)
         for rx, odt in overrides:
             if rx.search(p.name):
                 dt = odt

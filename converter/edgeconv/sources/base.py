@@ -10,7 +10,12 @@ A Source is opened on a path and exposes, without loading any weight:
   quantized   True when the stored weights are already quantized (GGUF Q*): re-quantizing them loses more
   quant_types the source's stored tensor types when quantized (for the exporter's note), else []
   shapes      {source tensor name: shape, numpy order}
-and loads one tensor at a time with load(name) -> float32 array in source layout. mapped_file(name) is the
+and loads one tensor at a time with load(name) -> float32 array in source layout.
+stored_dtype(name) is the .edge dtype whose bytes are exactly how the source stores tensor `name` (GGUF
+Q4_0 -> int4_32, Q4_1 -> int4a_32, Q8_0 -> q8_0, F32/F16/BF16 -> f32/f16/bf16), None when no .edge dtype
+holds it exactly (K-quants, sources that only give floats); load_stored(name) then gives those bytes as
+uint8 [rows, row bytes] (rows = all dims but the last, source layout), so the exporter can copy the
+blocks instead of dequantizing and re-quantizing them (export.py, recipes.py "keep"). mapped_file(name) is the
 safetensors mapping holding tensor `name` (None for sources that load through a library), which lets the
 exporter read a large tensor in row blocks and release its pages (moe/source.py).
 """
@@ -37,6 +42,14 @@ class Source:
 
     def load(self, name: str) -> np.ndarray:
         raise NotImplementedError
+
+    def stored_dtype(self, name: str) -> str | None:
+        """The .edge dtype holding tensor `name`'s stored bytes exactly, or None."""
+        return None
+
+    def load_stored(self, name: str) -> np.ndarray:
+        """uint8 [rows, row bytes]: the stored bytes of a tensor whose stored_dtype is not None."""
+        raise NotImplementedError(f"{self.kind} source: {name} has no exactly stored form")
 
     def mapped_file(self, name: str):
         """The safetensors_np.SafetensorsFile whose mapping holds `name`, or None."""

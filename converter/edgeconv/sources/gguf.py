@@ -3,6 +3,11 @@
 * Any GGUF tensor type is dequantized to float32 with gguf.quants.dequantize (the stored values, not
   the original ones: re-quantizing a Q4 GGUF compounds the error; `quantized` is set so the exporter
   can say so).
+* Exact import (stored_dtype / load_stored, sources/base.py): the block types an .edge dtype holds byte for
+  byte are GGUF_EXACT (Q4_0 = int4_32: f16 d + 16 bytes, x = d·(q − 8); Q4_1 = int4a_32: f16 d, f16 m +
+  16 bytes, x = d·q + m; both with byte j = element j low nibble, element j + 16 high nibble, as
+  csrc/quant.h; Q8_0 = q8_0; F32/F16/BF16 = f32/f16/bf16), for little-endian files. Other types (K-quants,
+  IQ*) have no exact .edge form and are only dequantized.
 * Hyper-parameters `<arch>.*` -> llm.* (block_count, embedding_length, attention.head_count[_kv],
   attention.key_length, feed_forward_length, vocab_size, context_length, rope.freq_base,
   attention.layer_norm_rms_epsilon). RoPE scaling and partial rotary dims are rejected.
@@ -26,6 +31,8 @@ from ..archs import arch_for_gguf, arch_keys
 from .base import Source
 
 _PLAIN = ("F32", "F16", "BF16", "F64")
+# GGML type name -> the .edge dtype whose blocks are the same bytes (tests/test_gguf_exact.py checks it)
+GGUF_EXACT = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0", "Q4_0": "int4_32", "Q4_1": "int4a_32"}
 
 
 def _field(reader, key: str) -> Any:
@@ -212,6 +219,18 @@ class GGUFSource(Source):
         t = self._tensors[name]
         data = self._gguf.quants.dequantize(t.data, t.tensor_type)
         return np.asarray(data, dtype=np.float32).reshape(self.shapes[name])
+
+    def stored_dtype(self, name: str) -> str | None:
+        if self.reader.endianess != self._gguf.GGUFEndian.LITTLE:
+            return None
+        return GGUF_EXACT.get(self._tensors[name].tensor_type.name)
+
+    def load_stored(self, name: str) -> np.ndarray:
+        if self.stored_dtype(name) is None:
+            return super().load_stored(name)
+        shape = self.shapes[name]
+        rows = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
+        return np.asarray(self._tensors[name].data).view(np.uint8).reshape(rows, -1)  # memory-mapped
 
     def close(self) -> None:
         self._tensors = {}
