@@ -71,6 +71,25 @@ def test_no_gpu_is_one_clear_error_and_the_cpu_still_works(tiny):
     assert r.returncode != 0 and "Traceback" not in r.stderr and "CUDA" in r.stderr, r.stderr
 
 
+@pytest.mark.skipif(GPU, reason="a GPU is present")
+def test_edgert_device_cuda_without_gpu(tiny):
+    exe = os.path.join(ROOT, "build", "dev", "edgert")
+    exe = exe if os.path.isfile(exe) else shutil.which("edgert")
+    if not exe:
+        pytest.skip("no edgert built or installed")
+    plugin = os.path.join(os.path.dirname(_core.__file__), "libedge_cuda_backend.so")
+    env = dict(os.environ, EDGE_CUDA_PLUGIN=plugin) if os.path.isfile(plugin) else dict(os.environ)
+    path = tiny("llama", "q8")
+    r = subprocess.run([exe, "generate", path, "-p", "hi", "-n", "2", "--device", "cuda"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 1 and "CUDA" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = subprocess.run([exe, "generate", path, "-p", "hi", "-n", "2", "--device", "tpu"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "cpu or cuda" in r.stderr
+    assert subprocess.run([exe, "generate", path, "-p", "hi", "-n", "2", "--device", "cpu"], capture_output=True,
+                          timeout=60).returncode == 0
+
+
 @needs_gpu
 @pytest.mark.parametrize("recipe", ["f32", "q8", "int4"])
 @pytest.mark.parametrize("arch", ARCHS)

@@ -40,7 +40,8 @@ Status backend_open_cuda(const KernelTable* host, int device, std::unique_ptr<Ba
         if (!handle) {
             const char* e = dlerror();
             load_error = "the CUDA backend (" + path + ") could not be loaded: " + (e ? e : "unknown error") +
-                         " — this build has no CUDA support (rebuild with nvcc present, EDGE_CUDA=ON) or EDGE_CUDA_PLUGIN points elsewhere";
+                         "; set EDGE_CUDA_PLUGIN to its path (pip puts it in the edgerun package folder) or build with nvcc "
+                         "present (EDGE_CUDA=ON)";
         }
     }
     if (!handle) return status_error(Code::UNSUPPORTED, load_error);

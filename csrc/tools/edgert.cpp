@@ -56,7 +56,8 @@ int usage(FILE* out, int rc) {
                  "       edgert kernels\n"
                  "       edgert --version\n"
                  "  -t/--threads: 1 to 4 x the CPUs (default: all CPUs); --mem: hard budget of the process, e.g. 1GB\n"
-                 "  (default: none)\n"
+                 "  (default: none); --device cpu|cuda: where generate / bench run (default cpu; cuda loads the CUDA\n"
+                 "  backend plugin libedge_cuda_backend.so from edgert's folder or $EDGE_CUDA_PLUGIN)\n"
                  "exit codes: 0 ok; 1 the command failed (a bad file, a failed check); 2 bad usage\n");
     return rc;
 }
@@ -68,6 +69,7 @@ struct Args {
     uint64_t seed = 0;
     bool ids = false;  // print token ids instead of text (for cross-platform golden checks)
     int64_t mem = 0;   // --mem in bytes (0: none)
+    std::string device = "cpu";  // --device cpu|cuda (the CUDA backend plugin next to edgert)
 };
 
 // "1GB" = 1e9, "1GiB" = 2^30, "512MB", "4096" (bytes); -1 if malformed, not > 0 or beyond 2^62.
@@ -114,6 +116,7 @@ ModelOptions model_options(const Args& a) {
     opt.threads = a.threads;
     opt.mem_budget = a.mem;
     opt.budget_covers_process = true;
+    opt.device = a.device;
     return opt;
 }
 
@@ -130,7 +133,7 @@ std::string parse(int argc, char** argv, Args* a) {
         long long n = 0;
         double f = 0;
         if (s == "-p" || s == "--prompt" || s == "-n" || s == "-t" || s == "--threads" || s == "--temp" ||
-            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--mem") {
+            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--mem" || s == "--device") {
             if (!value()) return "option " + s + " needs a value";
         }
         if (s == "-p" || s == "--prompt") a->prompt = v;
@@ -153,6 +156,9 @@ std::string parse(int argc, char** argv, Args* a) {
         } else if (s == "--prompt-tokens" || s == "--gen-tokens") {
             if (!parse_int(v, 1, kMaxTokens, &n)) return bad("must be >= 1");
             (s == "--gen-tokens" ? a->gen_tokens : a->prompt_tokens) = (int)n;
+        } else if (s == "--device") {
+            if (std::string(v) != "cpu" && std::string(v) != "cuda") return bad("must be cpu or cuda");
+            a->device = v;
         } else if (s == "--ids") a->ids = true;
         else if (s == "--mem") {
             if ((a->mem = parse_size(v)) < 0) return bad("must be a size > 0, e.g. 512MB, 1GB, 1.5GiB");
