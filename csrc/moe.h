@@ -41,6 +41,8 @@ Status moe_config_read(const EdgeFile& f, int64_t n_layers, MoeConfig* out);
 void moe_topk(const float* logits, int64_t E, int64_t k, int32_t* idx);
 // moe_topk plus the routing weights w[k] of the configured gating (above).
 void moe_route(const MoeConfig& c, const float* logits, int32_t* idx, float* w);
+// moe_route (w != nullptr) or moe_topk (w == nullptr) for each of T rows of logits [T, E]: idx, w [T, k].
+void moe_route_rows(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w);
 // Σ_t |true_t ∩ pred_t| over T tokens of k indices each (the predictor's hits, for recall).
 int64_t moe_overlap(const int32_t* true_idx, const int32_t* pred_idx, int64_t T, int64_t k);
 

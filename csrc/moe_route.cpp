@@ -51,6 +51,16 @@ int64_t moe_overlap(const int32_t* true_idx, const int32_t* pred_idx, int64_t T,
     return hits;
 }
 
+void moe_route_rows(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) {
+    const int64_t E = c.n_experts;
+    for (int64_t t = 0; t < T; ++t) {
+        if (w)
+            moe_route(c, logits + t * E, idx + t * k, w + t * k);
+        else
+            moe_topk(logits + t * E, E, k, idx + t * k);
+    }
+}
+
 int moe_group(const int32_t* idx, const float* w, int64_t T, int64_t k, int64_t E, const MoeGroups& g) {
     // counting sort of the T·k routes r = t·k + j by expert, routes in token order within an expert
     std::fill(g.count, g.count + E, 0);

@@ -85,13 +85,7 @@ void CpuBackend::add(float* x, const float* y, int64_t n) {
 }
 
 void CpuBackend::moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) {
-    const int64_t E = c.n_experts;
-    for (int64_t t = 0; t < T; ++t) {
-        if (w)
-            edge::moe_route(c, logits + t * E, idx + t * k, w + t * k);
-        else
-            moe_topk(logits + t * E, E, k, idx + t * k);
-    }
+    moe_route_rows(c, logits, T, k, idx, w);
 }
 
 void CpuBackend::moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) {

@@ -193,12 +193,7 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
 void CudaBackend::moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) {
     const int64_t E = c.n_experts;
     download(logits_host_, logits, T * E * (int64_t)sizeof(float));
-    for (int64_t t = 0; t < T; ++t) {
-        if (w)
-            edge::moe_route(c, logits_host_ + t * E, idx + t * k, w + t * k);
-        else
-            moe_topk(logits_host_ + t * E, E, k, idx + t * k);
-    }
+    moe_route_rows(c, logits_host_, T, k, idx, w);
 }
 
 }  // namespace edge
