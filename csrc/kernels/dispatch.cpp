@@ -1,4 +1,5 @@
 // dispatch.cpp — builds one KernelTable per supported level, once, from CPU probing.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
