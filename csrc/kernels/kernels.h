@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "../quant.h"
+#include "backward.h"
 
 namespace edge {
 
@@ -70,6 +71,15 @@ struct KernelTable {
     KernelSlot<quantize_q8x_fn> quantize_q8x;
     KernelSlot<attention_fn> attention;
     KernelSlot<silu_mul_fn> silu_mul;
+    // training (backward.h)
+    KernelSlot<gemm_t_fn> gemm_t[EDGE_DTYPE_COUNT];
+    KernelSlot<gemm_tn_f32_fn> gemm_tn_f32;
+    KernelSlot<rmsnorm_bwd_fn> rmsnorm_bwd;
+    KernelSlot<silu_mul_bwd_fn> silu_mul_bwd;
+    KernelSlot<attention_bwd_fn> attention_bwd;
+    KernelSlot<lse_update_fn> lse_update;
+    KernelSlot<xent_grad_fn> xent_grad;
+    KernelSlot<adamw_fn> adamw;
 };
 
 // The one way a register_<level>.cpp fills a slot: kernel_set(&t->silu_mul, silu_mul_avx2, "avx2").
@@ -90,6 +100,14 @@ void kernels_each_slot(Table& t, Fn&& f) {
     f("quantize_q8x", t.quantize_q8x);
     f("attention", t.attention);
     f("silu_mul", t.silu_mul);
+    f("gemm_t", t.gemm_t);
+    f("gemm_tn_f32", t.gemm_tn_f32);
+    f("rmsnorm_bwd", t.rmsnorm_bwd);
+    f("silu_mul_bwd", t.silu_mul_bwd);
+    f("attention_bwd", t.attention_bwd);
+    f("lse_update", t.lse_update);
+    f("xent_grad", t.xent_grad);
+    f("adamw", t.adamw);
 }
 
 // Level names this host can run, lowest first (always starts with "ref").
