@@ -46,6 +46,7 @@ Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const ui
     LayerWeights r = *this;
     r.attn_norm = f(attn_norm), r.ffn_norm = f(ffn_norm);
     r.q_bias = f(q_bias), r.k_bias = f(k_bias), r.v_bias = f(v_bias), r.q_norm = f(q_norm), r.k_norm = f(k_norm);
+    r.attn_post_norm = f(attn_post_norm), r.ffn_post_norm = f(ffn_post_norm);
     r.pred_b = f(pred_b);
     r.q = m(q), r.k = m(k), r.v = m(v), r.o = m(o), r.gate = m(gate), r.up = m(up), r.down = m(down);
     r.router = m(router), r.pred = m(pred);
@@ -78,14 +79,17 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
         be.rmsnorm(k_, w.k_norm, eps, T * Hkv, Dh, k_);
     }
     if (L.rope) {
-        be.rope(q_, T, H, Dh, rope_cos_, rope_sin_);
-        be.rope(k_, T, Hkv, Dh, rope_cos_, rope_sin_);
+        const float* cs = L.swa ? rope_cos_swa_ : rope_cos_;
+        const float* sn = L.swa ? rope_sin_swa_ : rope_sin_;
+        be.rope(q_, T, H, Dh, cs, sn);
+        be.rope(k_, T, Hkv, Dh, cs, sn);
     }
     be.kv_append(L.kv, k_, v_, T, n_past_, Hkv, Dh);
     be.attention(q_, L.kv, T, n_past_, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_);
     const Matrix* wo = &w.o;
     float* y = xn_;
     be.matmul(&wo, &y, 1, att_, T);
+    if (w.attn_post_norm) be.rmsnorm(xn_, w.attn_post_norm, eps, T, D, xn_);
     be.add(x_, xn_, T * D);
 }
 
@@ -97,10 +101,11 @@ void Model::dense_ffn(const LayerWeights& w, int64_t T) {
         float* ys[2] = {gate_, up_};
         be.matmul(ws, ys, 2, xn_, T);
     }
-    be.act_mul(gate_, up_, T * cfg_.d_ff, Act::SILU);
+    be.act_mul(gate_, up_, T * cfg_.d_ff, cfg_.ffn_act);
     const Matrix* wd = &w.down;
     float* y = xn_;
     be.matmul(&wd, &y, 1, gate_, T);
+    if (w.ffn_post_norm) be.rmsnorm(xn_, w.ffn_post_norm, (float)cfg_.rms_eps, T, cfg_.d_model, xn_);
     be.add(x_, xn_, T * cfg_.d_model);
 }
 
@@ -157,7 +162,9 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
     Backend& be = *be_;
 
     be.embed(tok_embd_, tokens, T, x_);
+    if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, T * D);
     be.rope_angles(n_past_, T, inv_freq_, c.head_dim / 2, rope_cos_, rope_sin_);
+    if (rope_cos_swa_ != rope_cos_) be.rope_angles(n_past_, T, inv_freq_swa_, c.head_dim / 2, rope_cos_swa_, rope_sin_swa_);
 
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];

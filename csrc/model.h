@@ -42,6 +42,10 @@ struct LlmConfig {
     bool qkv_bias = false, qk_norm = false, tied_head = false;
     bool qk_norm_full = false;  // llm.qk_norm_scope = full: one norm over the whole q / k projection (OLMoE)
     int64_t swa_window = 0;     // llm.swa_window (used by layers with llm.swa_layers = 1)
+    double rope_theta_swa = 0;  // llm.rope_theta_swa: the RoPE base of sliding-window layers (0: rope_theta)
+    Act ffn_act = Act::SILU;    // llm.ffn_act: silu | gelu_tanh
+    bool post_norms = false;    // llm.post_norms: attention / FFN outputs RMS-normed before the residual add
+    float embed_scale = 1.f;    // llm.embed_scale: x = tok_embd[tokens] · embed_scale
     std::string arch;           // general.architecture
 };
 
@@ -105,6 +109,7 @@ private:
         const float* ffn_norm = nullptr;
         const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr;
         const float *q_norm = nullptr, *k_norm = nullptr;  // [head_dim], or [Dq] / [Dkv] when qk_norm_full
+        const float *attn_post_norm = nullptr, *ffn_post_norm = nullptr;  // [D], llm.post_norms
         Matrix q, k, v, o, gate, up, down;                 // gate/up/down: dense FFN layers only
         Matrix router, pred;                               // MoE: [E, D] f32 (pred: moe.predictor = linear)
         const float* pred_b = nullptr;                     // [E]
@@ -155,6 +160,8 @@ private:
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)
     float *x_ = nullptr, *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;
     float *gate_ = nullptr, *up_ = nullptr, *rope_cos_ = nullptr, *rope_sin_ = nullptr, *inv_freq_ = nullptr;
+    // the sliding-window layers' RoPE when llm.rope_theta_swa differs (else these alias the ones above)
+    float *rope_cos_swa_ = nullptr, *rope_sin_swa_ = nullptr, *inv_freq_swa_ = nullptr;
     float* logits_out_ = nullptr;  // [vocab] the head's output when be_ cannot write host memory
     // MoE: router / predictor logits [T, E] (device); routes [T, k], the union and its weights (host)
     float *logits_ = nullptr, *pred_logits_ = nullptr;

@@ -79,7 +79,8 @@ Status known_llm_keys(const EdgeFile& f, const std::string& arch) {
     static const char* const kKnown[] = {"llm.n_layers", "llm.d_model", "llm.n_heads", "llm.n_kv_heads", "llm.head_dim",
                                          "llm.d_ff", "llm.vocab_size", "llm.max_ctx", "llm.rope_theta", "llm.rms_eps",
                                          "llm.qkv_bias", "llm.qk_norm", "llm.qk_norm_scope", "llm.tied_head", "llm.rope_layers",
-                                         "llm.swa_layers", "llm.swa_window", "llm.norm", "llm.ffn_act", "llm.rope_type"};
+                                         "llm.swa_layers", "llm.swa_window", "llm.norm", "llm.ffn_act", "llm.rope_type",
+                                         "llm.post_norms", "llm.embed_scale", "llm.rope_theta_swa"};
     for (const auto& kv : f.meta()) {
         if (kv.first.compare(0, 4, "llm.") != 0) continue;
         if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return kv.first == k; }) == std::end(kKnown))
@@ -131,6 +132,7 @@ Status tokenizer_from_file(const EdgeFile& f, std::unique_ptr<Tokenizer>* out) {
     id("tokenizer.unk_id", &spec.unk_id);
     id("tokenizer.pad_id", &spec.pad_id);
     if (const MetaValue* v = f.get("tokenizer.add_bos"); v && v->type == META_I64) spec.add_bos = v->i != 0;
+    if (const MetaValue* v = f.get("tokenizer.add_space_prefix"); v && v->type == META_I64) spec.add_space_prefix = v->i != 0;
     Status st = Tokenizer::create(spec, out);
     if (!st.is_ok()) return status_error(st.code, f.path() + ": tokenizer: " + st.msg);
     return Status::ok();
@@ -158,7 +160,8 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     const bool has_moe = f.get("moe.n_experts") != nullptr;
     bool layout_keys = false;
     EDGE_TRY(layout_key(f, "llm.norm", "rms", {"rms"}, &layout_keys));
-    EDGE_TRY(layout_key(f, "llm.ffn_act", "silu", {"silu"}, &layout_keys));
+    EDGE_TRY(layout_key(f, "llm.ffn_act", "silu", {"silu", "gelu_tanh"}, &layout_keys));
+    if (const MetaValue* v = f.get("llm.ffn_act"); v && v->s == "gelu_tanh") cfg_.ffn_act = Act::GELU_TANH;
     EDGE_TRY(layout_key(f, "llm.rope_type", "rotate_half", {"rotate_half"}, &layout_keys));
     if (!layout_keys) EDGE_TRY(legacy_layout(f, cfg_.arch, has_moe));
     EDGE_TRY(known_llm_keys(f, cfg_.arch));
@@ -181,7 +184,23 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
             return status_error(Code::UNSUPPORTED, path + ": llm.qk_norm_scope must be 'head' or 'full'");
         cfg_.qk_norm_full = v->s == "full";
     }
+    if (f.get("llm.post_norms")) {
+        EDGE_TRY(f.get_i64("llm.post_norms", &b));
+        cfg_.post_norms = b != 0;
+    }
+    if (f.get("llm.embed_scale")) {
+        double s;
+        EDGE_TRY(f.get_f64("llm.embed_scale", &s));
+        if (!(s > 0 && s < 1e6)) return bad_model(path, strfmt("llm.embed_scale = %g must be positive", s));
+        cfg_.embed_scale = (float)s;
+    }
+    if (f.get("llm.rope_theta_swa")) {
+        EDGE_TRY(f.get_f64("llm.rope_theta_swa", &cfg_.rope_theta_swa));
+        if (!(cfg_.rope_theta_swa > 0)) return bad_model(path, "llm.rope_theta_swa must be positive");
+    }
     if (has_moe) EDGE_TRY(moe_config_read(f, cfg_.n_layers, &moe_));
+    if (has_moe && (cfg_.post_norms || cfg_.ffn_act != Act::SILU))
+        return status_error(Code::UNSUPPORTED, path + ": llm.post_norms / llm.ffn_act gelu_tanh with MoE layers is not supported");
     const LlmConfig& c = cfg_;
     const bool any_dense = !has_moe || std::find(moe_.is_moe.begin(), moe_.is_moe.end(), 0) != moe_.is_moe.end();
     auto in = [](int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; };
@@ -291,6 +310,10 @@ Status Model::load_layers() {
             EDGE_TRY(vec(p + "attn_q_norm", c.qk_norm_full ? Dq : c.head_dim, &L.w.q_norm));
             EDGE_TRY(vec(p + "attn_k_norm", c.qk_norm_full ? Dkv : c.head_dim, &L.w.k_norm));
         }
+        if (c.post_norms) {
+            EDGE_TRY(vec(p + "attn_post_norm", D, &L.w.attn_post_norm));
+            EDGE_TRY(vec(p + "ffn_post_norm", D, &L.w.ffn_post_norm));
+        }
     }
     return Status::ok();
 }
@@ -322,6 +345,11 @@ Status Model::plan_buffers() {
     p.add("rope.cos", MemKind::SCRATCH, be, T * (Dh / 2), &rope_cos_);
     p.add("rope.sin", MemKind::SCRATCH, be, T * (Dh / 2), &rope_sin_);
     p.add("rope.inv_freq", MemKind::SCRATCH, be, Dh / 2, &inv_freq_);
+    if (c.rope_theta_swa > 0 && c.rope_theta_swa != c.rope_theta) {  // the sliding layers' own RoPE base
+        p.add("rope.cos_swa", MemKind::SCRATCH, be, T * (Dh / 2), &rope_cos_swa_);
+        p.add("rope.sin_swa", MemKind::SCRATCH, be, T * (Dh / 2), &rope_sin_swa_);
+        p.add("rope.inv_freq_swa", MemKind::SCRATCH, be, Dh / 2, &inv_freq_swa_);
+    }
     p.add("logits", MemKind::SCRATCH, be, c.vocab, &logits_out_);
     if (E > 0) {
         p.add("moe.router_logits", MemKind::SCRATCH, be, T * E, &logits_);
@@ -396,10 +424,18 @@ Status Model::plan_memory(const ModelOptions& opt) {
     EDGE_TRY(check_device_budget(opt));
     EDGE_TRY(p.allocate());  // the plan fit: every buffer at once
     EDGE_TRY(be_->take_error());
-    std::vector<float> inv_freq((size_t)(cfg_.head_dim / 2));
-    for (size_t i = 0; i < inv_freq.size(); ++i)
-        inv_freq[i] = (float)(1.0 / std::pow(cfg_.rope_theta, (double)(2 * i) / (double)cfg_.head_dim));
-    be_->upload(inv_freq_, inv_freq.data(), (int64_t)(inv_freq.size() * sizeof(float)));
+    auto upload_inv_freq = [&](double theta, float* dst) {
+        std::vector<float> inv_freq((size_t)(cfg_.head_dim / 2));
+        for (size_t i = 0; i < inv_freq.size(); ++i)
+            inv_freq[i] = (float)(1.0 / std::pow(theta, (double)(2 * i) / (double)cfg_.head_dim));
+        be_->upload(dst, inv_freq.data(), (int64_t)(inv_freq.size() * sizeof(float)));
+    };
+    upload_inv_freq(cfg_.rope_theta, inv_freq_);
+    if (inv_freq_swa_) {
+        upload_inv_freq(cfg_.rope_theta_swa, inv_freq_swa_);
+    } else {
+        rope_cos_swa_ = rope_cos_, rope_sin_swa_ = rope_sin_;
+    }
     // the non-expert tensors as the backend reads them: a view of the mapping, or a device copy
     EDGE_TRY(be_->map_weights(f.data(), be_->host_addressable() ? (int64_t)f.size() : (int64_t)weights_end(), &weights_));
     if (weights_.data != f.data()) rebase_weights(f.data(), static_cast<const uint8_t*>(weights_.data));

@@ -24,6 +24,14 @@ F = d_ff, V = vocab_size. Weights are [out, in] (nn.Linear order); `x @ W.T`.
     output              (V, C)          logits = h @ output.T  (tok_embd when llm.tied_head) (T, V)
 
 rmsnorm(x) = x / sqrt(mean(x^2) + rms_eps) over the last dimension.
+
+Optional layout keys (Gemma 3 uses all of them; absent = the Llama layout above):
+    llm.embed_scale     x = tok_embd[tokens] * embed_scale (Gemma: sqrt(d_model))
+    llm.ffn_act         "silu" (SwiGLU) or "gelu_tanh" (GeGLU: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))))
+    llm.post_norms      1: the attention and FFN outputs are normalised before the residual add:
+                        x = x + rmsnorm(a) * attn_post_norm;  x = x + rmsnorm(f) * ffn_post_norm
+    llm.swa_layers      per-layer 0/1: block i attends only to keys p' > p - llm.swa_window
+    llm.rope_theta_swa  the RoPE base of the sliding-window blocks (default llm.rope_theta)
 RoPE is the rotate-half convention of Hugging Face: for i < D/2 the pair (i, i + D/2) is rotated by
 angle pos * rope_theta^(-2i/D):  out_i = x_i cos - x_{i+D/2} sin,  out_{i+D/2} = x_{i+D/2} cos + x_i sin.
 
@@ -44,6 +52,8 @@ __all__ = ["Reference", "KVCache", "ModelShape", "gqa_attend", "check_tokens", "
 
 # The layout keys (docs/FORMAT.md) and the one value of each this reference implements; absent = that value.
 LAYOUT_DEFAULTS: dict[str, str] = {"llm.norm": "rms", "llm.ffn_act": "silu", "llm.rope_type": "rotate_half"}
+# Other values a layout key may take here (docs/FORMAT.md).
+LAYOUT_ALSO: dict[str, tuple[str, ...]] = {"llm.ffn_act": ("gelu_tanh",)}
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,12 @@ class ModelShape:
     qkv_bias: bool = False
     qk_norm: bool = False
     tied_head: bool = False
+    ffn_act: str = "silu"
+    post_norms: bool = False
+    embed_scale: float = 1.0
+    swa_layers: tuple[int, ...] = ()      # empty: no sliding-window block
+    swa_window: int = 0
+    rope_theta_swa: float = 0.0           # 0: rope_theta
 
     @staticmethod
     def from_config(config: Mapping[str, object]) -> "ModelShape":
@@ -82,16 +98,27 @@ class ModelShape:
             n_kv_heads=int(get("n_kv_heads")), head_dim=int(get("head_dim")), d_ff=int(get("d_ff")),
             vocab_size=int(get("vocab_size")), rope_theta=float(get("rope_theta")),
             rms_eps=float(get("rms_eps")), qkv_bias=bool(int(get("qkv_bias", 0))),
-            qk_norm=bool(int(get("qk_norm", 0))), tied_head=bool(int(get("tied_head", 0))))
+            qk_norm=bool(int(get("qk_norm", 0))), tied_head=bool(int(get("tied_head", 0))),
+            ffn_act=str(config.get("llm.ffn_act", "silu")), post_norms=bool(int(get("post_norms", 0))),
+            embed_scale=float(get("embed_scale", 1.0)),
+            swa_layers=tuple(int(v) for v in config.get("llm.swa_layers", ())),
+            swa_window=int(config.get("llm.swa_window", 0)), rope_theta_swa=float(get("rope_theta_swa", 0.0)))
         for key, default in LAYOUT_DEFAULTS.items():
-            if key in config and config[key] != default:
+            if key in config and config[key] != default and config[key] not in LAYOUT_ALSO.get(key, ()):
                 raise ValueError(f"{key} = {config[key]!r} is not implemented by this reference (only {default!r}; "
                                  f"docs/FORMAT.md)")
         if shape.n_heads % shape.n_kv_heads != 0:
             raise ValueError(f"n_heads={shape.n_heads} is not a multiple of n_kv_heads={shape.n_kv_heads}")
         if shape.head_dim % 2 != 0:
             raise ValueError(f"head_dim={shape.head_dim} must be even for RoPE")
+        if shape.swa_layers and (len(shape.swa_layers) != shape.n_layers or
+                                 (any(shape.swa_layers) and shape.swa_window < 1)):
+            raise ValueError(f"llm.swa_layers needs {shape.n_layers} entries and llm.swa_window >= 1")
         return shape
+
+    def window(self, i: int) -> int | None:
+        """The sliding window of block i (None: full causal)."""
+        return self.swa_window if self.swa_layers and self.swa_layers[i] else None
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every tensor name this model needs, with its shape ([out, in] for matrices)."""
@@ -110,6 +137,8 @@ class ModelShape:
                                p + "attn_v_bias": (KV * D,)})
             if self.qk_norm:
                 shapes.update({p + "attn_q_norm": (D,), p + "attn_k_norm": (D,)})
+            if self.post_norms:
+                shapes.update({p + "attn_post_norm": (C,), p + "ffn_post_norm": (C,)})
         return shapes
 
 
@@ -241,13 +270,21 @@ class Reference:
         T = tokens.numel()
 
         positions = torch.arange(start_pos, start_pos + T)
-        cos, sin = rope_cos_sin(positions, s.head_dim, s.rope_theta, self.dtype)
+        rope_full = rope_cos_sin(positions, s.head_dim, s.rope_theta, self.dtype)
+        rope_swa = rope_cos_sin(positions, s.head_dim, s.rope_theta_swa, self.dtype) if s.rope_theta_swa else rope_full
         x = self.w["tok_embd"][tokens]                                                  # (T, C)
+        if s.embed_scale != 1.0:
+            x = x * s.embed_scale
         for i in range(s.n_layers):
+            cos, sin = rope_swa if s.window(i) else rope_full
             a = self._attention(i, rmsnorm(x, self.w[f"blk.{i}.attn_norm"], s.rms_eps), cos, sin,
                                 start_pos, cache)
+            if s.post_norms:
+                a = rmsnorm(a, self.w[f"blk.{i}.attn_post_norm"], s.rms_eps)
             x = x + a
             f = self._ffn(i, rmsnorm(x, self.w[f"blk.{i}.ffn_norm"], s.rms_eps))
+            if s.post_norms:
+                f = rmsnorm(f, self.w[f"blk.{i}.ffn_post_norm"], s.rms_eps)
             x = x + f
             if trace is not None:
                 trace[f"blk.{i}.attn_out"], trace[f"blk.{i}.ffn_out"], trace[f"blk.{i}.out"] = a, f, x
@@ -273,13 +310,16 @@ class Reference:
             q = rmsnorm(q, w[p + "attn_q_norm"], s.rms_eps)
             k = rmsnorm(k, w[p + "attn_k_norm"], s.rms_eps)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
-        a = gqa_attend(q, k, v, cache, i, start_pos)
+        a = gqa_attend(q, k, v, cache, i, start_pos, s.window(i))
         return a @ w[p + "attn_o"].T
 
     def _ffn(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        """h is (T, C). SwiGLU: (silu(h Wg^T) * h Wu^T) Wd^T, (T, C)."""
+        """h is (T, C). SwiGLU (act(h Wg^T) * h Wu^T) Wd^T, (T, C); act = silu or tanh-GELU (llm.ffn_act)."""
         w, p = self.w, f"blk.{i}."
-        g = torch.nn.functional.silu(h @ w[p + "ffn_gate"].T) * (h @ w[p + "ffn_up"].T)
+        g = h @ w[p + "ffn_gate"].T
+        g = (torch.nn.functional.silu(g) if self.shape.ffn_act == "silu"
+             else torch.nn.functional.gelu(g, approximate="tanh"))
+        g = g * (h @ w[p + "ffn_up"].T)
         return g @ w[p + "ffn_down"].T
 
     def step(self, token: int, pos: int, cache: KVCache) -> torch.Tensor:

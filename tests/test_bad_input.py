@@ -164,7 +164,7 @@ def test_edgert_cli_reports_errors(good, tmp_path):
     assert r.returncode == 0 and "decode_tok_s" in r.stdout
 
 
-@pytest.mark.parametrize("key,value", [("llm.norm", "layer"), ("llm.ffn_act", "gelu_tanh"), ("llm.rope_type", "interleaved")])
+@pytest.mark.parametrize("key,value", [("llm.norm", "layer"), ("llm.ffn_act", "gelu_erf"), ("llm.rope_type", "interleaved")])
 def test_unknown_layout_is_unsupported(tmp_path, key, value):
     path = write_model(tmp_path / "layout.edge", **{key: value})
     with pytest.raises(edgerun.UnsupportedError, match=key):

@@ -125,7 +125,7 @@ def test_tensor_type_override(tiny, tmp_path):
 
 def test_unknown_architecture(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
-    with pytest.raises(ValueError, match="unsupported architecture GPT2LMHeadModel; supported: "
+    with pytest.raises(ValueError, match="unsupported architecture GPT2LMHeadModel; supported: Gemma3ForCausalLM, "
                                          "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM"):
         export(str(tmp_path), tmp_path / "x.edge", recipe="f16")
     assert not (tmp_path / "x.edge").exists()

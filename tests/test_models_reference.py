@@ -220,7 +220,7 @@ def test_reference_reads_the_layout_keys():
     old = {k: v for k, v in cfg.items() if k not in ("llm.norm", "llm.ffn_act", "llm.rope_type")}
     toks = prompt(cfg["llm.vocab_size"])
     assert torch.equal(Reference(old, w).logits(toks), Reference(cfg, w).logits(toks))
-    for key, value in (("llm.norm", "layer"), ("llm.ffn_act", "gelu_tanh"), ("llm.rope_type", "interleaved")):
+    for key, value in (("llm.norm", "layer"), ("llm.ffn_act", "gelu_erf"), ("llm.rope_type", "interleaved")):
         with pytest.raises(ValueError, match=key):
             Reference(dict(cfg, **{key: value}), w)
 

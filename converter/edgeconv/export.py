@@ -48,7 +48,7 @@ TOKENIZER_TYPES = {
     "tokenizer.model": STR, "tokenizer.pre": STR, "tokenizer.tokens": ARR_STR, "tokenizer.scores": ARR_F32,
     "tokenizer.token_type": ARR_I64, "tokenizer.merges": ARR_STR, "tokenizer.bos_id": I64,
     "tokenizer.eos_id": I64, "tokenizer.unk_id": I64, "tokenizer.pad_id": I64, "tokenizer.add_bos": I64,
-    "tokenizer.chat_template": STR,
+    "tokenizer.chat_template": STR, "tokenizer.add_space_prefix": I64,
 }
 
 
@@ -142,7 +142,7 @@ def stored_dtypes(src, plan) -> tuple[dict[str, str], list[str]]:
     out: dict[str, str] = {}
     blocked = []
     for p in plan:
-        dt = None if p.derived else src.stored_dtype(p.src)
+        dt = None if p.derived or p.offset else src.stored_dtype(p.src)
         if dt is None:
             continue
         if p.transpose:
@@ -183,6 +183,8 @@ def _load(src, p) -> np.ndarray:
     if p.unpermute_heads:
         w = unpermute_rope_rows(w, p.unpermute_heads)
     w = np.ascontiguousarray(w, dtype=np.float32)
+    if p.offset:
+        w = w + np.float32(p.offset)
     if w.shape != p.shape:
         raise ValueError(f"tensor {p.name} (source {p.src!r}): expected shape {p.shape}, got {w.shape}")
     if not np.isfinite(w).all():
@@ -315,7 +317,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                     continue
                 use_gptq = gptq and dtypes[p.name].startswith("int4") and p.name in hessians
                 # whole tensor when it needs transforms or GPTQ; otherwise row blocks straight from the source
-                whole = p.derived or use_gptq or p.transpose or p.unpermute_heads
+                whole = p.derived or use_gptq or p.transpose or p.unpermute_heads or p.offset
                 arr = (derived[p.name] if p.derived else _load(src, p)) if whole else None
                 rows2d = None if arr is None else arr.reshape(-1, cols)
                 if use_gptq:

@@ -58,7 +58,7 @@ struct LowRank {
     float scale = 1.f;
 };
 
-enum class Act : int { SILU = 0, RELU = 1 };
+enum class Act : int { SILU = 0, RELU = 1, GELU_TANH = 2 };  // GELU_TANH: 0.5·g·(1 + tanh(√(2/π)(g + 0.044715 g³)))
 
 // What a step may need at most: backends size their own scratch from it (Backend::plan_scratch).
 struct StepShape {
@@ -135,8 +135,11 @@ public:
     // Numerics: kernels.h attention_fn.
     virtual void attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv,
                            int64_t Dh, int64_t window, float* out) = 0;
-    // g[i] = act(g[i]) · u[i], i < n (SwiGLU / ReGLU). Numerics: kernels.h silu_mul_fn; relu is exact.
+    // g[i] = act(g[i]) · u[i], i < n (SwiGLU / ReGLU / GeGLU). Numerics: kernels.h silu_mul_fn; relu is
+    // exact; gelu_tanh in f32 with tanhf (the CPU's float_ops.h gelu_tanh_mul).
     virtual void act_mul(float* g, const float* u, int64_t n, Act act) = 0;
+    // x[i] *= s, i < n (Gemma's embedding scale). Exact (one f32 product).
+    virtual void scale(float* x, float s, int64_t n) = 0;
     // x[i] += y[i], i < n (residual).
     virtual void add(float* x, const float* y, int64_t n) = 0;
 

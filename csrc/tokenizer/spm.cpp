@@ -2,7 +2,8 @@
 //
 // encode_text, for each fragment of ordinary text (llama.cpp's rule: every fragment that starts the text
 // or follows a special token gets the dummy prefix):
-//   1. "▁" + text with ' ' replaced by U+2581 "▁" (add_dummy_prefix; no other normalization)
+//   1. "▁" + text with ' ' replaced by U+2581 "▁" (add_dummy_prefix, unless the spec's add_space_prefix
+//      is false, as for Gemma; no other normalization)
 //   2. one symbol per UTF-8 character (an invalid byte is a symbol of its own)
 //   3. repeatedly merge the adjacent pair whose concatenation is a mergeable piece (type normal,
 //      user-defined or unused) with the highest score, ties to the leftmost pair (max-heap, stale
@@ -10,7 +11,7 @@
 //   4. an unused piece is split back into the two pieces it was merged from; a symbol that is not a
 //      piece becomes its UTF-8 bytes as <0xNN> tokens (byte fallback), or unk_id when a byte token is
 //      missing (consecutive unknowns share one unk_id, as SentencePiece does).
-// decode drops one leading space: the dummy prefix of the first non-empty piece.
+// decode drops one leading space: the dummy prefix of the first non-empty piece (when there is one).
 #include <algorithm>
 
 #include "tokenizer_impl.h"
@@ -68,7 +69,7 @@ public:
         for (int32_t id : ids) {
             std::string b = token_bytes(id, special);
             if (b.empty()) continue;
-            if (first && b[0] == ' ')
+            if (first && b[0] == ' ' && spec_.add_space_prefix)
                 out.append(b, 1, std::string::npos);
             else
                 out += b;
@@ -92,7 +93,7 @@ protected:
     }
 
     void encode_text(const char* s, size_t n, std::vector<int32_t>* out) const override {
-        std::string buf(kSpace);
+        std::string buf(spec_.add_space_prefix ? kSpace : "");
         buf.reserve(n + n / 4 + 8);
         for (size_t i = 0; i < n; ++i) {
             if (s[i] == ' ')

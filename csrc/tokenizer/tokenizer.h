@@ -28,6 +28,7 @@ struct TokenizerSpec {
     std::vector<std::string> merges; // "left right", rank order (gpt2)
     int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
     bool add_bos = false;
+    bool add_space_prefix = true;    // llama: the SentencePiece dummy prefix "▁" (Gemma: false)
 };
 
 class Tokenizer {

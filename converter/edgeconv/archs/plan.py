@@ -18,6 +18,7 @@ fused [E, 2F, D] / [E, D, F] tensors. A missing expert matrix is an error naming
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -36,6 +37,7 @@ class PlannedTensor:
     transpose: bool
     unpermute_heads: int | None  # un-permute GGUF RoPE rows in this many head groups (None: no)
     derived: bool = False        # computed by the converter (src is ""), e.g. the MoE predictor
+    offset: float = 0.0          # added to the source values (Gemma's (1 + w) norms read from HF names)
 
     @property
     def n_elements(self) -> int:
@@ -107,6 +109,23 @@ def layout_hparams(arch: type[Arch], cfg: Mapping, n_layers: int, where: str) ->
     return out
 
 
+def layer_type_hparams(arch: type[Arch], cfg: Mapping, n_layers: int, theta_swa: float, where: str) -> dict:
+    """llm.swa_layers / llm.swa_window / llm.rope_theta_swa from per-layer attention type names (Gemma 3)."""
+    lt = cfg.get(arch.layer_types_key)
+    if not lt:
+        return {}
+    if len(lt) != n_layers or any(t not in ("sliding_attention", "full_attention") for t in lt):
+        raise ValueError(f"{where}: {arch.layer_types_key} must name sliding_attention / full_attention for each "
+                         f"of the {n_layers} layers, got {lt}")
+    swa = [int(t == "sliding_attention") for t in lt]
+    if not any(swa):
+        return {}
+    window = _first(cfg, (arch.swa_window_key,), arch)
+    if window < 1:
+        raise ValueError(f"{where}: sliding window {window} must be >= 1")
+    return {"llm.swa_layers": swa, "llm.swa_window": window, "llm.rope_theta_swa": float(theta_swa)}
+
+
 def moe_hparams(arch: type[Arch], cfg: Mapping, n_layers: int, where: str) -> dict:
     """The moe.* routing keys of docs/MOE.md §2 (variants, plan and recall are the exporter's) and llm.d_ff."""
     m = arch.moe
@@ -141,17 +160,27 @@ def hf_hparams(arch: type[Arch], cfg: Mapping) -> dict:
     for flag in arch.reject_if_true:
         if cfg.get(flag):
             raise ValueError(f"{where}: {flag}=true is not supported by edgerun's {arch.name} layout")
-    act = cfg.get("hidden_act", arch.hidden_act)
+    act = cfg.get(arch.hidden_act_key, arch.hidden_act)
     if act != arch.hidden_act:
-        raise ValueError(f"{where}: hidden_act={act!r} is not supported (only {arch.hidden_act!r})")
+        raise ValueError(f"{where}: {arch.hidden_act_key}={act!r} is not supported (only {arch.hidden_act!r})")
     lt = cfg.get("layer_types")
-    if lt and any(t != "full_attention" for t in lt):
+    if lt and not arch.layer_types_key and any(t != "full_attention" for t in lt):
         raise ValueError(f"{where}: layer_types {sorted(set(lt))} — only full attention is supported")
-    theta = check_rope(cfg, where)
+    rope_by_type = arch.layer_types_key and isinstance((cfg.get("rope_parameters") or {}).get("full_attention"), dict)
+    if rope_by_type:  # transformers 5: one RoPE entry per layer type
+        rp = cfg["rope_parameters"]
+        theta = check_rope({"rope_parameters": rp["full_attention"]}, where)
+        theta_swa = check_rope({"rope_parameters": rp.get("sliding_attention") or rp["full_attention"]}, where)
+    else:
+        theta = check_rope(cfg, where)
+        theta_swa = float(cfg.get("rope_local_base_freq") or theta)
     d_model = _req(cfg, "hidden_size", arch)
     n_heads = _req(cfg, "num_attention_heads", arch)
     n_kv = int(cfg.get("num_key_value_heads") or n_heads)
     head_dim = int(cfg.get("head_dim") or arch.default_head_dim or d_model // n_heads)
+    if arch.query_scale_key and cfg.get(arch.query_scale_key) not in (None, head_dim):
+        raise ValueError(f"{where}: {arch.query_scale_key}={cfg[arch.query_scale_key]} differs from head_dim "
+                         f"{head_dim}; edgerun scales attention scores by 1/sqrt(head_dim) only")
     if n_heads % n_kv:
         raise ValueError(f"{where}: num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv}")
     n_layers = _req(cfg, "num_hidden_layers", arch)
@@ -169,6 +198,10 @@ def hf_hparams(arch: type[Arch], cfg: Mapping) -> dict:
         **arch_keys(arch),
     }
     hp.update(layout_hparams(arch, cfg, n_layers, where))
+    if arch.layer_types_key:
+        hp.update(layer_type_hparams(arch, cfg, n_layers, theta_swa, where))
+    if arch.embed_scale_sqrt:
+        hp["llm.embed_scale"] = math.sqrt(d_model)
     if arch.moe:
         hp.update(moe_hparams(arch, cfg, n_layers, where))
     return hp
@@ -235,8 +268,9 @@ def plan_tensors(arch: type[Arch], hp: Mapping, source_shapes: Mapping[str, tupl
             if not _in_block(spec, moe_layers, i):
                 continue
             fmt = (lambda s: s.replace("{i}", str(i))) if i is not None else (lambda s: s)
+            offset = arch.hf_norm_offset if naming == "hf" and spec.role == "norm" else 0.0
             pt = PlannedTensor(fmt(spec.ours), _pick_src(spec, naming, fmt, source_shapes), spec.role, shape, i,
-                               spec.min_dtype, spec.transpose, unperm, spec.derived)
+                               spec.min_dtype, spec.transpose, unperm, spec.derived, offset)
             if i is not None:
                 layers.append(pt)
             elif spec.role == "embedding":

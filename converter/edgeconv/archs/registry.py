@@ -39,6 +39,20 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
   moe                 MoeSpec of a mixture-of-experts family (docs/MOE.md), None for dense families
   experts             ExpertSpec rows: where each expert matrix is in an HF source (per expert or fused)
   tie_default         tie_word_embeddings of a config that omits it (SmallThinker's class default: true)
+  hidden_act_key      the config key of the activation ("hidden_act"; Gemma: "hidden_activation")
+  post_norms          llm.post_norms: RMSNorms of the attention and FFN outputs before the residual add
+                      (tensors blk.{i}.attn_post_norm / blk.{i}.ffn_post_norm)
+  embed_scale_sqrt    llm.embed_scale = sqrt(d_model): the embedding rows are scaled (Gemma)
+  hf_norm_offset      added to every norm weight read from HF names (Gemma stores w for a (1 + w) norm;
+                      llama.cpp's GGUF already holds 1 + w)
+  layer_types_key     config key of per-layer "sliding_attention" / "full_attention" names -> llm.swa_layers
+                      (window from swa_window_key), and RoPE bases per layer type in rope_parameters ->
+                      llm.rope_theta (full) / llm.rope_theta_swa (sliding)
+  gguf_swa_period     GGUF: every gguf_swa_period-th block is global, the others slide over
+                      <arch>.attention.sliding_window (llama.cpp's swa pattern); 0: none
+  gguf_rope_theta_swa GGUF: the RoPE base of sliding blocks (llama.cpp fixes it; GGUF does not store it)
+  query_scale_key     config key of the attention's query scale base (Gemma: query_pre_attn_scalar); it must
+                      equal head_dim (scores are scaled by 1/sqrt(head_dim)), else the config is refused
 
 A TensorSpec row names a tensor in every source naming scheme (HF/torch, GGUF, ours) with its shape
 in symbolic dims (d_model, vocab, d_ff, head_dim, q_dim = n_heads·head_dim, kv_dim = n_kv_heads·head_dim),
@@ -157,15 +171,23 @@ class Arch:
     moe: ClassVar[MoeSpec | None] = None
     tie_default: ClassVar[bool | None] = None  # tie_word_embeddings when the config omits it (HF class default)
     experts: ClassVar[tuple[ExpertSpec, ...]] = ()
+    hidden_act_key: ClassVar[str] = "hidden_act"
+    post_norms: ClassVar[bool] = False
+    embed_scale_sqrt: ClassVar[bool] = False
+    hf_norm_offset: ClassVar[float] = 0.0
+    layer_types_key: ClassVar[str | None] = None
+    gguf_swa_period: ClassVar[int] = 0
+    gguf_rope_theta_swa: ClassVar[float | None] = None
+    query_scale_key: ClassVar[str | None] = None
 
 
 ARCHS: dict[str, type[Arch]] = {}  # HF architecture name -> Arch
 
 # The values docs/FORMAT.md defines for the layout keys every file carries (Arch field -> llm.* key, values).
-# A family that needs another value (Gemma 3: ffn_act "gelu_tanh") adds it here, in FORMAT.md and in the runtime.
+# A family that needs another value adds it here, in FORMAT.md and in the runtime.
 LAYOUT_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "norm": ("llm.norm", ("rms",)),
-    "ffn_act": ("llm.ffn_act", ("silu",)),
+    "ffn_act": ("llm.ffn_act", ("silu", "gelu_tanh")),
     "rope_type": ("llm.rope_type", ("rotate_half",)),
 }
 
@@ -176,6 +198,8 @@ def arch_keys(arch: type[Arch]) -> dict:
     out = {"llm.qkv_bias": int(arch.qkv_bias), "llm.qk_norm": int(arch.qk_norm)}
     for field, (key, _) in LAYOUT_KEYS.items():
         out[key] = getattr(arch, field)
+    if arch.post_norms:
+        out["llm.post_norms"] = 1
     return out
 
 # HF architectures that are known and deliberately not converted, with the reason given to the user.

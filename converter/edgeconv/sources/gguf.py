@@ -22,6 +22,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -171,8 +172,9 @@ class GGUFSource(Source):
             if emb is None:
                 raise ValueError(f"{where}: no {a}.vocab_size and no token_embd.weight")
             vocab = emb[0]
-        return {
-            "llm.n_layers": int(g(f"{a}.block_count", required=True)),
+        n_layers = int(g(f"{a}.block_count", required=True))
+        hp = {
+            "llm.n_layers": n_layers,
             "llm.d_model": d_model,
             "llm.n_heads": n_heads,
             "llm.n_kv_heads": n_kv,
@@ -184,6 +186,17 @@ class GGUFSource(Source):
             "llm.rms_eps": float(g(f"{a}.attention.layer_norm_rms_epsilon", required=True)),
             **arch_keys(self.arch),
         }
+        if self.arch.gguf_swa_period:  # llama.cpp's swa pattern: every period-th block is global
+            window = int(g(f"{a}.attention.sliding_window", required=True))
+            if window < 1:
+                raise ValueError(f"{where}: sliding_window {window} must be >= 1")
+            p = self.arch.gguf_swa_period
+            hp["llm.swa_layers"] = [int((i + 1) % p != 0) for i in range(n_layers)]
+            hp["llm.swa_window"] = window
+            hp["llm.rope_theta_swa"] = float(self.arch.gguf_rope_theta_swa)
+        if self.arch.embed_scale_sqrt:
+            hp["llm.embed_scale"] = math.sqrt(d_model)
+        return hp
 
     def _tokenizer(self) -> dict:
         g = lambda k: _field(self.reader, k)  # noqa: E731
@@ -210,6 +223,9 @@ class GGUFSource(Source):
             out[f"tokenizer.{ours}"] = -1 if v is None else int(v)
         add_bos = g("tokenizer.ggml.add_bos_token")
         out["tokenizer.add_bos"] = int(bool(model == "llama" if add_bos is None else add_bos))
+        space = g("tokenizer.ggml.add_space_prefix")
+        if model == "llama" and space is not None and not space:
+            out["tokenizer.add_space_prefix"] = 0  # SentencePiece without the dummy prefix (Gemma)
         ct = g("tokenizer.chat_template")
         if ct:
             out["tokenizer.chat_template"] = ct

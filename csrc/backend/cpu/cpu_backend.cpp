@@ -77,7 +77,15 @@ void CpuBackend::act_mul(float* g, const float* u, int64_t n, Act act) {
         kt_->silu_mul.fn(g, u, n, g);
         return;
     }
+    if (act == Act::GELU_TANH) {
+        pool_.run(n, [&](int64_t b, int64_t e, int) { gelu_tanh_mul(g + b, u + b, e - b); }, 4096);
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) g[i] = (g[i] > 0.f ? g[i] : 0.f) * u[i];
+}
+
+void CpuBackend::scale(float* x, float s, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
 void CpuBackend::add(float* x, const float* y, int64_t n) {

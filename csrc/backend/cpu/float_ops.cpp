@@ -33,4 +33,11 @@ void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float*
     }
 }
 
+void gelu_tanh_mul(float* g, const float* u, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float x = g[i];
+        g[i] = 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
 }  // namespace edge

@@ -17,5 +17,9 @@ void rope_angles(int64_t pos, const float* inv_freq, int64_t half, float* cos_ou
 // rotate by the angles of rope_angles.
 void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float* sin);
 
+// g[i] = gelu_tanh(g[i]) · u[i], i < n: 0.5·g·(1 + tanh(0.7978845608·(g + 0.044715·g³))) in f32 (tanhf),
+// PyTorch's gelu(approximate="tanh") (the GeGLU of Gemma).
+void gelu_tanh_mul(float* g, const float* u, int64_t n);
+
 
 }  // namespace edge

@@ -56,6 +56,7 @@ public:
     void attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                    int64_t window, float* out) override;
     void act_mul(float* g, const float* u, int64_t n, Act act) override;
+    void scale(float* x, float s, int64_t n) override;
     void add(float* x, const float* y, int64_t n) override;
 
     void moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) override;

@@ -59,11 +59,26 @@ __global__ void add_k(float* x, const float* __restrict__ y, int64_t n) {
     if (i < n) x[i] = __fadd_rn(x[i], y[i]);
 }
 
-__global__ void act_mul_k(float* g, const float* __restrict__ u, int64_t n, int relu) {
+// act: 0 SiLU, 1 ReLU, 2 tanh-GELU (Act order).
+__global__ void act_mul_k(float* g, const float* __restrict__ u, int64_t n, int act) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float a = g[i];
-    g[i] = relu ? __fmul_rn(a > 0.f ? a : 0.f, u[i]) : __fmul_rn(__fdiv_rn(a, __fadd_rn(1.0f, expf(-a))), u[i]);
+    float y;
+    if (act == 1) {
+        y = a > 0.f ? a : 0.f;
+    } else if (act == 2) {
+        const float inner = __fmul_rn(0.7978845608028654f, __fadd_rn(a, __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, a), a), a)));
+        y = __fmul_rn(__fmul_rn(0.5f, a), __fadd_rn(1.0f, tanhf(inner)));
+    } else {
+        y = __fdiv_rn(a, __fadd_rn(1.0f, expf(-a)));
+    }
+    g[i] = __fmul_rn(y, u[i]);
+}
+
+__global__ void scale_k(float* x, float s, int64_t n) {
+    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i < n) x[i] = __fmul_rn(x[i], s);
 }
 
 __global__ void rope_angles_k(int64_t pos0, int64_t T, const float* __restrict__ inv_freq, int64_t half, float* c, float* s) {
@@ -182,7 +197,11 @@ void CudaBackend::add(float* x, const float* y, int64_t n) {
 }
 
 void CudaBackend::act_mul(float* g, const float* u, int64_t n, Act act) {
-    if (n > 0) act_mul_k<<<blocks_for(n), kThreads, 0, stream_>>>(g, u, n, act == Act::RELU);
+    if (n > 0) act_mul_k<<<blocks_for(n), kThreads, 0, stream_>>>(g, u, n, (int)act);
+}
+
+void CudaBackend::scale(float* x, float s, int64_t n) {
+    if (n > 0) scale_k<<<blocks_for(n), kThreads, 0, stream_>>>(x, s, n);
 }
 
 void CudaBackend::rope_angles(int64_t pos0, int64_t T, const float* inv_freq, int64_t half, float* c, float* s) {
