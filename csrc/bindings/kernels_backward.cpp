@@ -9,7 +9,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <chrono>
+#include <time.h>
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -201,6 +202,8 @@ py::tuple py_adamw(f32_array p, f32_array g, f32_array m, f32_array v, float lr,
 
 // Seconds per call of the level's gemm_t on W [rows, n] (bytes as stored) with ncols columns of dY,
 // the best of `repeat` calls after one warm-up (bench/bench_backward_kernels.py; dX accumulates).
+// Thread CPU time, not wall time: on a shared, loaded machine a call longer than a scheduler slice
+// is always preempted, and wall time would charge the other processes' slices to the kernel.
 double py_bench_gemm_t(int dtype, py::bytes wdata, int64_t rows, int64_t n, int64_t ncols, const std::string& level, int repeat) {
     if (dtype < 0 || !dtype_valid((uint32_t)dtype)) bad(strfmt("unknown dtype id %d", dtype));
     const uint32_t dt = (uint32_t)dtype;
@@ -213,9 +216,11 @@ double py_bench_gemm_t(int dtype, py::bytes wdata, int64_t rows, int64_t n, int6
     double best = 1e30;
     py::gil_scoped_release release;
     for (int i = 0; i <= repeat; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
+        timespec t0, t1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
         t->gemm_t[dt].fn(w.data(), (int64_t)rb, rows, n, dy.data(), rows, ncols, dx.data(), n);
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+        const double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         if (i > 0 && s < best) best = s;
     }
     return best;
