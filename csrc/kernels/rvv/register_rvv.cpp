@@ -1,6 +1,5 @@
 // register_rvv.cpp — fills the KernelTable slots implemented for the rvv level (RVV 1.0, any VLEN >= 128):
-// every gemm and dequant slot, quantize_q8x, attention, silu_mul and the training kernels but
-// attention_bwd (which keeps the reference). dispatch.cpp calls this only when
+// every gemm and dequant slot, quantize_q8x, attention, silu_mul and every training kernel. dispatch.cpp calls this only when
 // AT_HWCAP has the 'V' bit; on boards without vectors (VisionFive 2) the table stays at "ref".
 // (Built with V like every *_rvv.cpp file; it only stores function addresses.)
 #include "rvv.h"
@@ -60,6 +59,7 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->gemm_tn_f32, gemm_tn_f32_rvv, L);
     kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_rvv, L);
     kernel_set(&t->silu_mul_bwd, silu_mul_bwd_rvv, L);
+    kernel_set(&t->attention_bwd, attention_bwd_rvv, L);
     kernel_set(&t->lse_update, lse_update_rvv, L);
     kernel_set(&t->xent_grad, xent_grad_rvv, L);
     kernel_set(&t->adamw, adamw_rvv, L);
