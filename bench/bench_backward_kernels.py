@@ -5,7 +5,8 @@
     python bench/bench_backward_kernels.py --json          # the same numbers as JSON
     python bench/bench_backward_kernels.py --dtypes int4_32,q8_0 --repeat 10
 
-Shapes: W 576×1536 and 1536×576 (rows × n: SmolLM2-135M's FFN up/down), dY with ncols 1, 64, 256 columns.
+Shapes: W 576×1536 and 1536×576 (rows × n: SmolLM2-135M's FFN up/down; the 128-blocks only the first),
+dY with ncols 1, 64, 256 columns.
 Per cell: the best of --repeat single-thread calls (after a warm-up) through `_core.bench_gemm_t`,
 reported as GB/s of stored weight bytes read and GFLOP/s (2·rows·n·ncols / s). One thread, thread CPU time
 (a loaded machine preempts long calls; CPU time leaves that out, not the cache sharing), so the numbers
@@ -44,6 +45,8 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
         dt = _core.DTYPES[dtype][0]
         for rows, n in SHAPES:
+            if n % _core.DTYPES[dtype][1]:
+                continue  # int4_128 / int4a_128 rows need n % 128 == 0 (576 is not)
             w = quantize(rng.standard_normal((rows, n)).astype(np.float32) * 0.05, dtype).tobytes()
             for ncols in NCOLS:
                 rec = {"dtype": dtype, "rows": rows, "n": n, "ncols": ncols, "weight_bytes": len(w)}
