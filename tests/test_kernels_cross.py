@@ -94,3 +94,39 @@ def test_kernels_native(native_build):
     assert r.returncode == 0, out[-6000:]
     levels = re.search(r"^levels: (.*) \(best: (\w+)\)$", out, re.M).group(1).split()
     check_output(out, levels)
+
+
+def check_backward_output(out, levels, own_level, min_own):
+    """edge_test_backward listed `levels`, checked each without failures, and `own_level` fills >= min_own
+    training slots itself (the levels above it inherit them and report 0 checks)."""
+    m = re.search(r"^levels: (.*) \(best: (\w+)\)$", out, re.M)
+    assert m and m.group(1).split() == levels, out
+    for lv in levels:
+        assert re.search(rf"^level {lv}: (\d+) checks ok", out, re.M), f"level {lv} not reported ok:\n{out}"
+    own = re.search(rf"^level {own_level}: (\d+) checks ok \((\d+) slots", out, re.M)
+    assert int(own.group(1)) > 0 and int(own.group(2)) >= min_own, out
+    assert "FAIL" not in out and out.rstrip().endswith("all ok"), out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu,levels", QEMU_CPUS[:2], ids=[c for c, _ in QEMU_CPUS[:2]])
+def test_backward_kernels_under_qemu(aarch64_build, cpu, levels):
+    """edge_test_backward (csrc/tests/test_backward.cpp): the neon training kernels (every gemm_t dtype,
+    gemm_tn_f32, rmsnorm/silu_mul/attention backward, lse/xent, adamw) vs the reference under qemu."""
+    exe = os.path.join(CROSS_DIR, "edge_test_backward")
+    r = subprocess.run(["qemu-aarch64", "-L", SYSROOT, "-cpu", cpu, exe], capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"exit {r.returncode} under -cpu {cpu}:\n{out[-6000:]}"
+    check_backward_output(out, levels, "neon", 21)
+
+
+@pytest.mark.slow
+def test_backward_kernels_native():
+    exe = native_program("edge_test_backward")[0]
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-6000:]
+    levels = re.search(r"^levels: (.*) \(best: (\w+)\)$", out, re.M).group(1).split()
+    for lv in levels:
+        assert re.search(rf"^level {lv}: (\d+) checks ok", out, re.M), out
+    assert out.rstrip().endswith("all ok"), out

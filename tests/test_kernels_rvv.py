@@ -129,3 +129,18 @@ def test_vector_instructions_only_in_rvv_kernels(rvv_build):
     assert owners, "no RVV instruction at all: the rvv kernels were not built with V"
     outside = sorted(o for o in owners if "edge::rvv::" not in o and not re.search(r"\w+_rvv\(", o))
     assert not outside, f"vector instructions outside the rvv kernels: {outside[:20]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("vlen", [128, 256])
+def test_rvv_backward_kernels_under_qemu(rvv_build, vlen):
+    """edge_test_backward (csrc/tests/test_backward.cpp): the rvv training kernels (every gemm_t dtype,
+    gemm_tn_f32, attention/rmsnorm/silu_mul backward, lse/xent, adamw) vs the reference."""
+    rc, out = run_qemu(RVV_CPU.format(vlen), os.path.join(CROSS_DIR, "edge_test_backward"))
+    assert rc == 0, f"exit {rc} at VLEN {vlen}:\n{out[-6000:]}"
+    m = re.search(r"^levels: (.*) \(best: (\w+)\)$", out, re.M)
+    assert m and m.group(1).split() == ["ref", "rvv"], out
+    assert re.search(r"^level ref: \d+ checks ok", out, re.M), out
+    own = re.search(r"^level rvv: (\d+) checks ok \((\d+) slots", out, re.M)
+    assert own and int(own.group(1)) > 0 and int(own.group(2)) >= 21, out  # 14 gemm_t + 7
+    assert "FAIL" not in out and out.rstrip().endswith("all ok"), out

@@ -1,8 +1,9 @@
 // backward.h — the training kernels' contracts (the backward of the forward ops in kernels.h, and
-// the optimizer). Same rules as kernels.h: pure, no allocation / state / throwing, no alignment
-// required, the scalar reference (csrc/kernels/ref/backward_ref.cpp, suffix _ref) is the spec, SIMD
-// levels register what they have and keep the reference elsewhere. Threading is the caller's: every
-// kernel is one piece of work; splits are chosen so no two threads write one output element.
+// the optimizer). Same rules as kernels.h: pure, no allocation / state / throwing, no vector alignment
+// required (W any byte alignment; the f32 arrays are float arrays, so 4-byte aligned), the scalar
+// reference (csrc/kernels/ref/backward_ref.cpp, suffix _ref) is the spec, SIMD levels register what
+// they have and keep the reference elsewhere. Threading is the caller's: every kernel is one piece of
+// work; splits are chosen so no two threads write one output element.
 //
 // Notation: T tokens, n a row length, Dh a head dim. "+=" outputs accumulate (the caller zeroes them
 // once per step), "=" outputs are overwritten. f32 everywhere except the stored weight W.

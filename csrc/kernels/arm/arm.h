@@ -65,4 +65,32 @@ EDGE_ARM_INT_GEMMS(i8mm);
 
 #undef EDGE_ARM_INT_GEMMS
 
+// ---- training (backward.h), neon level (dotprod / i8mm keep these: float arithmetic only) ----
+// gemm_t_neon.cpp (every dtype), gemm_tn_neon.cpp, attention_bwd_neon.cpp, backward_rows_neon.cpp
+#define EDGE_ARM_GEMM_T(name)                                                                                  \
+    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, \
+              float* dX, int64_t ldx)
+EDGE_ARM_GEMM_T(gemm_t_f32_neon);
+EDGE_ARM_GEMM_T(gemm_t_f16_neon);
+EDGE_ARM_GEMM_T(gemm_t_bf16_neon);
+EDGE_ARM_GEMM_T(gemm_t_q8_0_neon);
+EDGE_ARM_GEMM_T(gemm_t_int4_32_neon);
+EDGE_ARM_GEMM_T(gemm_t_int4_64_neon);
+EDGE_ARM_GEMM_T(gemm_t_int4_128_neon);
+EDGE_ARM_GEMM_T(gemm_t_int4a_32_neon);
+EDGE_ARM_GEMM_T(gemm_t_int4a_64_neon);
+EDGE_ARM_GEMM_T(gemm_t_int4a_128_neon);
+EDGE_ARM_GEMM_T(gemm_t_mxint8_neon);
+EDGE_ARM_GEMM_T(gemm_t_mxfp8_neon);
+EDGE_ARM_GEMM_T(gemm_t_mxfp6_neon);
+EDGE_ARM_GEMM_T(gemm_t_mxfp4_neon);
+void gemm_tn_f32_neon(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
+void rmsnorm_bwd_neon(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
+void silu_mul_bwd_neon(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);
+void attention_bwd_neon(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t p_begin,
+                        int64_t n_pos, int64_t Dh, float scale, const float* dout, float* scratch, float* dq, float* dk, float* dv);
+void lse_update_neon(const float* l, int64_t n, float* m, float* s);
+void xent_grad_neon(const float* l, int64_t n, float lse, float scale, float* dl);
+void adamw_neon(float* p, const float* g, float* m, float* v, int64_t n, const AdamParams& a);
+
 }  // namespace edge

@@ -1,5 +1,5 @@
 // register_rvv.cpp — fills the KernelTable slots implemented for the rvv level (RVV 1.0, any VLEN >= 128):
-// every gemm and dequant slot, quantize_q8x, attention and silu_mul. dispatch.cpp calls this only when
+// every gemm and dequant slot, quantize_q8x, attention, silu_mul and every training kernel. dispatch.cpp calls this only when
 // AT_HWCAP has the 'V' bit; on boards without vectors (VisionFive 2) the table stays at "ref".
 // (Built with V like every *_rvv.cpp file; it only stores function addresses.)
 #include "rvv.h"
@@ -41,6 +41,28 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->quantize_q8x, quantize_q8x_rvv, L);
     kernel_set(&t->attention, attention_rvv, L);
     kernel_set(&t->silu_mul, silu_mul_rvv, L);
+
+    kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_F16], gemm_t_f16_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_BF16], gemm_t_bf16_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_Q8_0], gemm_t_q8_0_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_32], gemm_t_int4_32_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_64], gemm_t_int4_64_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_128], gemm_t_int4_128_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_32], gemm_t_int4a_32_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_64], gemm_t_int4a_64_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_128], gemm_t_int4a_128_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXINT8], gemm_t_mxint8_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_rvv, L);
+    kernel_set(&t->gemm_tn_f32, gemm_tn_f32_rvv, L);
+    kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_rvv, L);
+    kernel_set(&t->silu_mul_bwd, silu_mul_bwd_rvv, L);
+    kernel_set(&t->attention_bwd, attention_bwd_rvv, L);
+    kernel_set(&t->lse_update, lse_update_rvv, L);
+    kernel_set(&t->xent_grad, xent_grad_rvv, L);
+    kernel_set(&t->adamw, adamw_rvv, L);
 }
 
 }  // namespace edge

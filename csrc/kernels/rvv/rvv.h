@@ -61,4 +61,32 @@ void attention_rvv(const float* q, const float* kt, const float* v, int64_t v_st
                    int64_t head_dim, float* scratch, float* out);
 void silu_mul_rvv(const float* g, const float* u, int64_t n, float* y);
 
+// ---- training (backward.h): gemm_t_rvv.cpp (every dtype), gemm_tn_rvv.cpp, attention_bwd_rvv.cpp,
+// backward_rows_rvv.cpp ----
+#define EDGE_RVV_GEMM_T(name)                                                                                  \
+    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, \
+              float* dX, int64_t ldx)
+EDGE_RVV_GEMM_T(gemm_t_f32_rvv);
+EDGE_RVV_GEMM_T(gemm_t_f16_rvv);
+EDGE_RVV_GEMM_T(gemm_t_bf16_rvv);
+EDGE_RVV_GEMM_T(gemm_t_q8_0_rvv);
+EDGE_RVV_GEMM_T(gemm_t_int4_32_rvv);
+EDGE_RVV_GEMM_T(gemm_t_int4_64_rvv);
+EDGE_RVV_GEMM_T(gemm_t_int4_128_rvv);
+EDGE_RVV_GEMM_T(gemm_t_int4a_32_rvv);
+EDGE_RVV_GEMM_T(gemm_t_int4a_64_rvv);
+EDGE_RVV_GEMM_T(gemm_t_int4a_128_rvv);
+EDGE_RVV_GEMM_T(gemm_t_mxint8_rvv);
+EDGE_RVV_GEMM_T(gemm_t_mxfp8_rvv);
+EDGE_RVV_GEMM_T(gemm_t_mxfp6_rvv);
+EDGE_RVV_GEMM_T(gemm_t_mxfp4_rvv);
+void gemm_tn_f32_rvv(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
+void rmsnorm_bwd_rvv(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
+void silu_mul_bwd_rvv(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);
+void attention_bwd_rvv(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t p_begin,
+                       int64_t n_pos, int64_t Dh, float scale, const float* dout, float* scratch, float* dq, float* dk, float* dv);
+void lse_update_rvv(const float* l, int64_t n, float* m, float* s);
+void xent_grad_rvv(const float* l, int64_t n, float lse, float scale, float* dl);
+void adamw_rvv(float* p, const float* g, float* m, float* v, int64_t n, const AdamParams& a);
+
 }  // namespace edge
