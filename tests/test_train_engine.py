@@ -28,8 +28,11 @@ VOCAB_CHUNK = 96  # < the tiny vocabularies: the head and the cross-entropy run 
 # (dequantized) weights. f32 files: the same f32 math in another summation order. Int-dot files (q8,
 # int4) also quantize every matmul input to int8 per 32 values (block_q8x) in the forward (as inference
 # does), which moves activations by ~0.5% per matmul, and the gradients with them.
-TOL_F32 = 2e-3
-TOL_INT_DOT = 8e-2
+# Measured (seed 1, 2 × 12 tokens, every target, rank 4): f32 worst 2.8e-5 (median ~1e-6); q8 / int4 worst
+# 7.6e-2, median ~3e-2. The loss: f32 ≤ 2e-7 relative, int-dot ≤ 1.5e-3.
+TOL_F32 = 1e-4
+TOL_INT_DOT = 0.15
+TOL_INT_DOT_MEDIAN = 0.05
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ class TorchTrainRef:
             total = total - lp[sel].gather(1, tgt[sel, None]).sum()
             n += int(sel.sum())
         total.backward()
-        return float(total), n, {k: v.grad.numpy() for k, v in params.items()}
+        return float(total.detach()), n, {k: v.grad.numpy() for k, v in params.items()}
 
 
 def trainer(path, threads=2, **kw):
@@ -174,15 +177,25 @@ def test_gradients_equal_autograd(tiny, arch, recipe):
     assert n == want_n and n == int(mask[:, :-1].sum())
     assert set(got) == set(want)
     tol = TOL_F32 if recipe == "f32" else TOL_INT_DOT
-    assert abs(loss - want_loss) <= tol * abs(want_loss)
+    assert abs(loss - want_loss) <= (1e-6 if recipe == "f32" else 1e-2) * abs(want_loss)
     # every kind of parameter is there: LoRA on attention (and dense FFNs), biases
     kinds = {re.sub(r"blk\.\d+\.", "", name) for name in got}
     assert {"attn_q.lora_a", "attn_o.lora_b", "attn_v.bias"} <= kinds
-    errs = {name: rel(got[name], want[name]) for name in want}
+    errs = grad_errors(got, want)
     worst = max(errs, key=errs.get)
     assert errs[worst] < tol, f"{worst}: {errs[worst]:.2e} (tolerance {tol})"
-    for name in want:
-        assert np.abs(want[name]).max() > 0, name  # a zero gradient would compare trivially
+    assert np.median(list(errs.values())) < (TOL_F32 if recipe == "f32" else TOL_INT_DOT_MEDIAN)
+    # a zero gradient would compare trivially: nearly all are far from it (the k bias of a NoPE layer is
+    # exactly 0 in theory: a constant added to every key does not change the softmax)
+    scale = max(np.abs(g).max() for g in want.values())
+    assert sum(np.abs(g).max() > 1e-3 * scale for g in want.values()) >= 0.9 * len(want)
+
+
+def grad_errors(got, want):
+    """max |Δg| / max |g| per tensor, the denominator floored at 1e-3 of the largest gradient of the model
+    (a gradient that is zero in theory, e.g. a NoPE layer's k bias, is rounding noise on both sides)."""
+    floor = 1e-3 * max(np.abs(g).max() for g in want.values())
+    return {n: float(np.abs(got[n] - want[n]).max() / max(np.abs(want[n]).max(), floor)) for n in want}
 
 
 def test_reference_forward_is_the_models_reference(tiny):
