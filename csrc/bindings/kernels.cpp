@@ -1,6 +1,7 @@
 // kernels.cpp — edgerun._core's kernel access: the levels this CPU runs, which implementation fills each
 // slot of a level's table (kernel_table), and entry points that run any level's dequantize / quantize_q8x /
-// gemm / attention / silu_mul on numpy data, for the tests (tests/test_kernels_simd.py, test_quant.py).
+// gemm / attention / silu_mul on numpy data, for the tests (tests/test_kernels_simd.py, test_quant.py);
+// the training kernels' entry points are in kernels_backward.cpp.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -156,6 +157,8 @@ py::dict py_kernel_table(const std::string& level) {
 
 }  // namespace
 
+void bind_kernels_backward(py::module_& m);  // kernels_backward.cpp: the training kernels' test entry points
+
 void bind_kernels(py::module_& m) {
     m.def("kernel_levels", []() {
         const char* names[16];
@@ -171,6 +174,7 @@ void bind_kernels(py::module_& m) {
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),
           py::arg("level") = "ref", py::arg("misalign") = 0);
+    bind_kernels_backward(m);
 }
 
 }  // namespace bindings

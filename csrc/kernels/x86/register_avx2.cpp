@@ -38,6 +38,28 @@ void kernels_register_avx2(KernelTable* t) {
     kernel_set(&t->quantize_q8x, quantize_q8x_avx2, L);
     kernel_set(&t->attention, attention_avx2, L);
     kernel_set(&t->silu_mul, silu_mul_avx2, L);
+
+    kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_F16], gemm_t_f16_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_BF16], gemm_t_bf16_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_Q8_0], gemm_t_q8_0_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_32], gemm_t_int4_32_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_64], gemm_t_int4_64_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_128], gemm_t_int4_128_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_32], gemm_t_int4a_32_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_64], gemm_t_int4a_64_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_128], gemm_t_int4a_128_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXINT8], gemm_t_mxint8_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_avx2, L);
+    kernel_set(&t->gemm_tn_f32, gemm_tn_f32_avx2, L);
+    kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_avx2, L);
+    kernel_set(&t->silu_mul_bwd, silu_mul_bwd_avx2, L);
+    kernel_set(&t->attention_bwd, attention_bwd_avx2, L);
+    kernel_set(&t->lse_update, lse_update_avx2, L);
+    kernel_set(&t->xent_grad, xent_grad_avx2, L);
+    kernel_set(&t->adamw, adamw_avx2, L);
 }
 
 }  // namespace edge

@@ -18,6 +18,9 @@ namespace edge {
     void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride, \
               int64_t ncols, float* Y, int64_t ldy)
 #define EDGE_X86_DEQUANT(name) void name(const void* src, float* y, int64_t n)
+#define EDGE_X86_GEMM_T(name)                                                                                  \
+    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, \
+              float* dX, int64_t ldx)
 
 // ---- avx2 (AVX2 + FMA + F16C) ----
 void quantize_q8x_avx2(const float* x, block_q8x* y, int64_t n);
@@ -53,6 +56,31 @@ void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_s
 
 void silu_mul_avx2(const float* g, const float* u, int64_t n, float* y);
 
+// training (backward.h): gemm_t_avx2.cpp for every dtype, gemm_tn_avx2.cpp, attention_bwd_avx2.cpp,
+// backward_rows_avx2.cpp (rmsnorm_bwd, silu_mul_bwd, lse_update, xent_grad, adamw)
+EDGE_X86_GEMM_T(gemm_t_f32_avx2);
+EDGE_X86_GEMM_T(gemm_t_f16_avx2);
+EDGE_X86_GEMM_T(gemm_t_bf16_avx2);
+EDGE_X86_GEMM_T(gemm_t_q8_0_avx2);
+EDGE_X86_GEMM_T(gemm_t_int4_32_avx2);
+EDGE_X86_GEMM_T(gemm_t_int4_64_avx2);
+EDGE_X86_GEMM_T(gemm_t_int4_128_avx2);
+EDGE_X86_GEMM_T(gemm_t_int4a_32_avx2);
+EDGE_X86_GEMM_T(gemm_t_int4a_64_avx2);
+EDGE_X86_GEMM_T(gemm_t_int4a_128_avx2);
+EDGE_X86_GEMM_T(gemm_t_mxint8_avx2);
+EDGE_X86_GEMM_T(gemm_t_mxfp8_avx2);
+EDGE_X86_GEMM_T(gemm_t_mxfp6_avx2);
+EDGE_X86_GEMM_T(gemm_t_mxfp4_avx2);
+void gemm_tn_f32_avx2(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
+void rmsnorm_bwd_avx2(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
+void silu_mul_bwd_avx2(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);
+void attention_bwd_avx2(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t p_begin,
+                       int64_t n_pos, int64_t Dh, float scale, const float* dout, float* scratch, float* dq, float* dk, float* dv);
+void lse_update_avx2(const float* l, int64_t n, float* m, float* s);
+void xent_grad_avx2(const float* l, int64_t n, float lse, float scale, float* dl);
+void adamw_avx2(float* p, const float* g, float* m, float* v, int64_t n, const AdamParams& a);
+
 // ---- avx512 (F + BW + VL + DQ) ----
 void quantize_q8x_avx512(const float* x, block_q8x* y, int64_t n);
 EDGE_X86_GEMM(gemm_f32_avx512);
@@ -64,6 +92,24 @@ void attention_avx512(const float* q, const float* kt, const float* v, int64_t v
                       float* scratch, float* out);
 
 void silu_mul_avx512(const float* g, const float* u, int64_t n, float* y);
+
+// training (backward.h): gemm_t_avx512.cpp for every dtype, gemm_tn_avx512.cpp; the element-wise and
+// attention backward ops are memory-bound at these sizes and keep the avx2 entries
+EDGE_X86_GEMM_T(gemm_t_f32_avx512);
+EDGE_X86_GEMM_T(gemm_t_f16_avx512);
+EDGE_X86_GEMM_T(gemm_t_bf16_avx512);
+EDGE_X86_GEMM_T(gemm_t_q8_0_avx512);
+EDGE_X86_GEMM_T(gemm_t_int4_32_avx512);
+EDGE_X86_GEMM_T(gemm_t_int4_64_avx512);
+EDGE_X86_GEMM_T(gemm_t_int4_128_avx512);
+EDGE_X86_GEMM_T(gemm_t_int4a_32_avx512);
+EDGE_X86_GEMM_T(gemm_t_int4a_64_avx512);
+EDGE_X86_GEMM_T(gemm_t_int4a_128_avx512);
+EDGE_X86_GEMM_T(gemm_t_mxint8_avx512);
+EDGE_X86_GEMM_T(gemm_t_mxfp8_avx512);
+EDGE_X86_GEMM_T(gemm_t_mxfp6_avx512);
+EDGE_X86_GEMM_T(gemm_t_mxfp4_avx512);
+void gemm_tn_f32_avx512(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
 
 // ---- avx512vnni (avx512 + VNNI) ----
 EDGE_X86_GEMM(gemm_int4_32_avx512vnni);
