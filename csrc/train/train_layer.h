@@ -57,7 +57,6 @@ struct TrainBuffers {
     float *dw = nullptr, *dlogits = nullptr;                              // [T, K], [T, E]
     float *dye = nullptr, *dxe = nullptr;                                 // [T, D]
     float *dge = nullptr, *due = nullptr, *dhe = nullptr;                 // [T, Fe]
-    uint8_t* used = nullptr;                                             // [E] experts used by a layer
 };
 
 struct Trainer::Impl {
@@ -68,15 +67,23 @@ struct Trainer::Impl {
     Model* model = nullptr;
     const KernelTable* kt = nullptr;
     const std::vector<TargetSlots>* slots = nullptr;
+    const std::vector<TargetSlots>* expert_slots = nullptr;
     float* theta = nullptr;   // flat parameters
     float* grad = nullptr;    // flat gradients (nullptr: forward only)
     float lora_scale = 1.f;
     int64_t B = 0, S = 0, T = 0;  // this step's shape (<= the planned maxima)
 
     const TargetSlots& slot(int64_t il, int t) const { return (*slots)[(size_t)(il * TGT_COUNT + t)]; }
-    // The LowRank term of target t of layer il (rank 0: none) and its trainable bias (nullptr: none).
-    LowRank lora(int64_t il, int t) const;
-    const float* bias(int64_t il, int t) const;
+    // Target t (TGT_GATE / UP / DOWN) of expert e of MoE layer il.
+    const TargetSlots& eslot(int64_t il, int64_t e, int t) const {
+        return (*expert_slots)[(size_t)((il * d.E + e) * 3 + t - TGT_GATE)];
+    }
+    bool layer_has_expert_params(int64_t il) const;
+    // The LowRank term of a target (rank 0: none) and its trainable bias (nullptr: none).
+    LowRank lora(const TargetSlots& s) const;
+    const float* bias(const TargetSlots& s) const;
+    LowRank lora(int64_t il, int t) const { return lora(slot(il, t)); }
+    const float* bias(int64_t il, int t) const { return bias(slot(il, t)); }
     const Model::LayerWeights& w(int64_t il) const { return model->layer_weights(il); }
     float eps() const { return (float)model->config().rms_eps; }
 };
@@ -109,6 +116,9 @@ void train_gemm_t(Trainer::Impl& I, const Matrix& W, const float* dY, int64_t T,
 // dA += s·(Bᵀ·dY)ᵀ·x, dB += s·dYᵀ·(A·x), dbias += Σ_t dY; and, dX != nullptr, dX += Wᵀ·dY + s·Aᵀ·(Bᵀ·dY).
 void train_linear_bwd(Trainer::Impl& I, int64_t il, int t, const Matrix& W, const float* x, const float* dY,
                       float* dX);
+// The same for the target slots s over T rows (an expert's matrices over its routed tokens).
+void train_linear_bwd_slots(Trainer::Impl& I, const TargetSlots& s, const Matrix& W, const float* x, const float* dY,
+                            int64_t T, float* dX);
 // dx[r] += rmsnorm_bwd(x[r], w, dy[r]) for `rows` rows of n (kt.rmsnorm_bwd), split over rows.
 void train_rmsnorm_bwd(Trainer::Impl& I, const float* x, const float* w, int64_t rows, int64_t n, const float* dy,
                        float* dx);

@@ -9,8 +9,7 @@
 
 namespace edge {
 
-LowRank Trainer::Impl::lora(int64_t il, int t) const {
-    const TargetSlots& s = slot(il, t);
+LowRank Trainer::Impl::lora(const TargetSlots& s) const {
     LowRank r;
     if (s.a < 0) return r;
     r.a = theta + s.a;
@@ -20,9 +19,14 @@ LowRank Trainer::Impl::lora(int64_t il, int t) const {
     return r;
 }
 
-const float* Trainer::Impl::bias(int64_t il, int t) const {
-    const TargetSlots& s = slot(il, t);
-    return s.bias < 0 ? nullptr : theta + s.bias;
+const float* Trainer::Impl::bias(const TargetSlots& s) const { return s.bias < 0 ? nullptr : theta + s.bias; }
+
+bool Trainer::Impl::layer_has_expert_params(int64_t il) const {
+    for (int64_t i = il * d.E * 3; i < (il + 1) * d.E * 3; ++i) {
+        const TargetSlots& s = (*expert_slots)[(size_t)i];
+        if (s.a >= 0 || s.bias >= 0) return true;
+    }
+    return false;
 }
 
 void train_zero(float* p, int64_t n) { std::memset(p, 0, (size_t)n * sizeof(float)); }
@@ -61,9 +65,13 @@ void gemm_t_f32(Trainer::Impl& I, const float* W, int64_t rows, int64_t n, const
 }  // namespace
 
 void train_linear_bwd(Trainer::Impl& I, int64_t il, int t, const Matrix& W, const float* x, const float* dY, float* dX) {
-    const int64_t T = I.T, rows = W.rows, n = W.cols;
+    train_linear_bwd_slots(I, I.slot(il, t), W, x, dY, I.T, dX);
+}
+
+void train_linear_bwd_slots(Trainer::Impl& I, const TargetSlots& s, const Matrix& W, const float* x, const float* dY,
+                            int64_t T, float* dX) {
+    const int64_t rows = W.rows, n = W.cols;
     if (dX) train_gemm_t(I, W, dY, T, dX);
-    const TargetSlots& s = I.slot(il, t);
     if (s.bias >= 0 && I.grad) {
         float* gb = I.grad + s.bias;
         I.be->pool().run(rows, [&](int64_t b, int64_t e, int) {

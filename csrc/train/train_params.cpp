@@ -38,36 +38,52 @@ Status Trainer::build_params() {
     slots_.assign((size_t)(c.n_layers * TGT_COUNT), TargetSlots());
     params_.clear();
     int64_t off = 0;
+    int cur_expert = -1;
     auto add = [&](const std::string& name, int64_t rows, int64_t cols, int il, int t, int part) {
         TrainParam p;
         p.name = name, p.rows = rows, p.cols = cols, p.offset = off, p.layer = il, p.target = t, p.part = part;
+        p.expert = cur_expert;
         params_.push_back(p);
         off += (rows * cols + 15) / 16 * 16;  // 64-byte aligned tensors
         return p.offset;
     };
+    const int64_t E = model_->moe_config().n_experts, Fe = model_->moe_config().d_expert;
+    expert_slots_.assign((size_t)(c.n_layers * E * 3), TargetSlots());
+    auto target = [&](const std::string& base, int64_t out, int64_t in, int il, int t, TargetSlots* s, bool allow_bias) {
+        const std::string na = base + ".lora_a", nb = base + ".lora_b", nbias = base + ".bias";
+        if (lora && (!filter || plan.count(na) || plan.count(nb))) {
+            s->a = add(na, opt_.rank, in, il, t, 0);
+            s->b = add(nb, out, opt_.rank, il, t, 1);
+            matched.insert(na), matched.insert(nb);
+        }
+        if (bias && allow_bias && (!filter || plan.count(nbias))) {
+            s->bias = add(nbias, out, 1, il, t, 2);
+            matched.insert(nbias);
+        }
+    };
     for (int64_t il = 0; il < c.n_layers; ++il) {
         const bool moe = model_->layer_is_moe(il);
         const int64_t out[TGT_COUNT] = {Dq, Dkv, Dkv, D, F, F, D}, in[TGT_COUNT] = {D, D, D, Dq, D, D, F};
+        const std::string blk = "blk." + std::to_string(il) + ".";
         for (int t = 0; t < TGT_COUNT; ++t) {
-            if (!want[t] || (moe && t >= TGT_GATE)) continue;  // experts are frozen
-            const std::string base = "blk." + std::to_string(il) + "." + kStem[t];
-            TargetSlots& s = slots_[(size_t)(il * TGT_COUNT + t)];
-            const std::string na = base + ".lora_a", nb = base + ".lora_b", nbias = base + ".bias";
-            if (lora && (!filter || plan.count(na) || plan.count(nb))) {
-                s.a = add(na, opt_.rank, in[t], (int)il, t, 0);
-                s.b = add(nb, out[t], opt_.rank, (int)il, t, 1);
-                matched.insert(na), matched.insert(nb);
+            if (!want[t]) continue;
+            if (!moe || t < TGT_GATE) {
+                target(blk + kStem[t], out[t], in[t], (int)il, t, &slots_[(size_t)(il * TGT_COUNT + t)], true);
+                continue;
             }
-            if (bias && (!filter || plan.count(nbias))) {
-                s.bias = add(nbias, out[t], 1, (int)il, t, 2);
-                matched.insert(nbias);
+            const int64_t eo = t == TGT_DOWN ? D : Fe, ei = t == TGT_DOWN ? Fe : D;  // an expert's matrix
+            for (int64_t e = 0; e < E; ++e) {
+                cur_expert = (int)e;
+                target(blk + "exp." + std::to_string(e) + "." + kStem[t], eo, ei, (int)il, t,
+                       &expert_slots_[(size_t)((il * E + e) * 3 + t - TGT_GATE)], false);  // experts: LoRA only
             }
+            cur_expert = -1;
         }
     }
     for (const std::string& n : plan)
         if (filter && !matched.count(n))
             return status_error(Code::INVALID_ARGUMENT, "sparse plan names '" + n + "', which is not a parameter of method "
-                                                        "sparse with these targets (blk.{i}.{attn_q|...|ffn_down}.{lora_a|lora_b|bias})");
+                                                        "sparse with these targets (blk.{i}[.exp.{e}].{attn_q|...|ffn_down}.{lora_a|lora_b|bias})");
     n_elem_ = off;
     return Status::ok();
 }

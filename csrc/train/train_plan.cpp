@@ -58,6 +58,7 @@ void train_plan(const TrainDims& d, int threads, int64_t n_elem, bool adam, CpuB
         p->add("moe.route_idx", A, nullptr, T * d.K, &b->ridx);
         p->add("moe.route_w", A, nullptr, T * d.K, &b->rw);
         b->moe.plan(p, be, T, D, d.E, d.K, Fe);
+        p->add("act.moe_h", A, be, T * Fe, &b->he);
     }
     if (d.grads) {
         p->add("grad.dx", S, be, T * D, &b->dx);
@@ -88,7 +89,6 @@ void train_plan(const TrainDims& d, int threads, int64_t n_elem, bool adam, CpuB
             p->add("grad.moe_dlogits", S, be, T * d.E, &b->dlogits);
             p->add("grad.moe_dye", S, be, T * D, &b->dye);
             p->add("grad.moe_dxe", S, be, T * D, &b->dxe);
-            p->add("act.moe_h", A, be, T * Fe, &b->he);
             p->add("grad.moe_dgate", S, be, T * Fe, &b->dge);
             p->add("grad.moe_dup", S, be, T * Fe, &b->due);
             p->add("grad.moe_dh", S, be, T * Fe, &b->dhe);

@@ -109,6 +109,7 @@ Status Trainer::init(Model* model, const TrainOptions& o) {
     I.model = model;
     I.kt = &kt;
     I.slots = &slots_;
+    I.expert_slots = &expert_slots_;
     I.lora_scale = lora ? o.alpha / (float)o.rank : 1.f;
     TrainDims& d = I.d;
     d.B = o.batch, d.S = o.seq, d.T = o.batch * o.seq;

@@ -19,8 +19,9 @@
 //   bias:   blk.{i}.{t}.bias [out] = 0, y += b (a delta on a model's own q/k/v bias)
 //   sparse: lora and bias of the targets, restricted to TrainOptions::params when given (the plan)
 //   mezo:   the lora set, updated by mezo_step (zeroth order; no gradients, no checkpoints kept)
-// Targets: q, k, v, o (every layer), gate, up, down (dense FFN layers; MoE experts are frozen, the
-// router too — its gradient flows through the routing weights, the top-k indices are constants).
+// Targets: q, k, v, o (every layer), gate, up, down (dense FFN layers, and on MoE layers every expert's
+// matrices, LoRA only: blk.{i}.exp.{e}.ffn_gate.lora_a, ...). The router stays frozen — its gradient flows through
+// the routing weights, the top-k indices are constants.
 //
 // Memory: every buffer is a Planner entry (train_plan.cpp): checkpoints and one layer's internals as
 // MemKind::ACTIVATIONS, parameters / gradients / optimizer state / backward scratch as SCRATCH, the
@@ -72,6 +73,7 @@ struct TrainParam {
     int64_t rows = 0, cols = 0;  // cols = 1 for a bias
     int64_t offset = 0;
     int layer = 0, target = 0;
+    int expert = -1;             // an MoE expert's gate / up / down (-1: a layer's own matrix)
     int part = 0;                // 0 lora_a, 1 lora_b, 2 bias
     int64_t count() const { return rows * cols; }
 };
@@ -137,7 +139,8 @@ private:
     TrainOptions opt_;
     std::unique_ptr<Impl> impl_;
     std::vector<TrainParam> params_;
-    std::vector<TargetSlots> slots_;  // [layer · TGT_COUNT + target]
+    std::vector<TargetSlots> slots_;         // [layer · TGT_COUNT + target]
+    std::vector<TargetSlots> expert_slots_;  // [(layer · E + expert) · 3 + target − TGT_GATE] (MoE layers)
     int64_t n_elem_ = 0;
     float *theta_ = nullptr, *grad_ = nullptr, *m_ = nullptr, *v_ = nullptr, *mezo0_ = nullptr;
     int64_t lowest_ = 0;  // the lowest layer with trainable parameters (the backward stops there)
