@@ -238,3 +238,47 @@ def test_cli_adapter(tiny, tmp_path):
         r = run_cli(*args)
         assert r.returncode == rc, (args, r.stderr)
         assert what in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+# edgeconv merge: the folded file against the base run with the adapter. f32 -> f32: only the f32 rounding of
+# W + ΔW (TOL f32); a re-quantized file adds the dtype's rounding of the merged weights: f32 -> q8 rounds every
+# weight to 8 bits and the activations to int8 (measured 0.062 against the f32 base + adapter), declared 0.1; int4 re-rounds the merged weights to 4 bits: on these tiny random models one int4 rounding alone
+# costs ~0.38 (an int4 export vs its f32 source), the merge measured 0.17-0.24, declared 0.3 — and at most half
+# of what the adapter changes (so the merged file really carries the adapter).
+MERGE_TOL = {"f32": 2e-4, "q8": 0.1, "int4": 0.3}
+
+
+@pytest.mark.parametrize("arch,src,quant", [("llama", "f32", None), ("qwen2", "f32", "q8"), ("qwen3", "int4", None),
+                                            ("llama", "int4", "q8")])
+def test_merge_equals_runtime_adapter(tiny, tmp_path, arch, src, quant):
+    base, _ = tiny(arch, src)
+    ad = random_adapter(tmp_path / "a.edge", base, seed=8, stems=["attn_q", "attn_v", "attn_o", "ffn_down"], scale_b=1.0)
+    adb = random_adapter(tmp_path / "b.edge", base, seed=9, lora=False, bias=True, stems=["attn_q", "attn_k", "attn_v"])
+    out = tmp_path / "merged.edge"
+    args = ["merge", base, f"{ad}:0.8", adb, "-o", str(out)] + (["--quant", quant] if quant else [])
+    assert edgeconv_main(args) in (0, None)
+    want = edgerun.Model(base, threads=2, adapter=[(ad, 0.8), adb]).logits(TOKENS)
+    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
+    tol = MERGE_TOL[quant or src]
+    err = rel_err(got, want)
+    assert err < tol
+    assert rel_err(edgerun.Model(base, threads=2).logits(TOKENS), want) > (5 * tol if (quant or src) == "f32" else 2 * err)
+    from edgeconv.format import EdgeFile
+
+    with EdgeFile(base) as b, EdgeFile(str(out)) as m:
+        if quant is None:  # the base's dtypes; untouched tensors byte for byte
+            assert all(m.tensor(t.name).dtype == t.dtype for t in b.tensors)
+            assert np.array_equal(np.asarray(m.raw("blk.0.ffn_up")), np.asarray(b.raw("blk.0.ffn_up")))
+        assert int(m.metadata["llm.qkv_bias"]) == 1
+
+
+def test_merge_errors(tiny, tmp_path, capsys):
+    base, _ = tiny("llama")
+    other, _ = tiny("qwen3")
+    ob = random_adapter(tmp_path / "o.edge", base, seed=10, lora=False, bias=True, stems=["attn_o"])
+    wrong = random_adapter(tmp_path / "w.edge", other, seed=11)
+    for ad, what in [(ob, "cannot be folded"), (wrong, "trained on")]:
+        assert edgeconv_main(["merge", base, ad, "-o", str(tmp_path / "m.edge")]) == 2
+        err = capsys.readouterr().err
+        assert what in err and len(err.strip().splitlines()) == 1
+        assert not os.path.exists(tmp_path / "m.edge")
