@@ -103,7 +103,6 @@ public:
     // step are not appended (n_past stays at the last completed step).
     Status eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
-private:
     // A layer's weights: pointers into the mapping, or into a LayerStream buffer (rebased()).
     struct LayerWeights {
         const float* attn_norm = nullptr;
@@ -116,6 +115,19 @@ private:
         // The same weights read from a copy of the file bytes [origin, ...) that starts at `base`.
         LayerWeights rebased(const uint8_t* origin, const uint8_t* base) const;
     };
+    // Read-only view of the weights for the training engine (csrc/train/): no copies, valid while the
+    // model lives. Layer pointers are host addresses only on the CPU backend (backend().device() ==
+    // CPU) and when layers are not streamed (layers_streamed() is false).
+    const LayerWeights& layer_weights(int64_t il) const { return layers_[(size_t)il].w; }
+    bool layer_is_moe(int64_t il) const { return layers_[(size_t)il].moe; }
+    bool layer_has_rope(int64_t il) const { return layers_[(size_t)il].rope; }
+    bool layer_is_swa(int64_t il) const { return layers_[(size_t)il].swa; }
+    const Matrix& tok_embd() const { return tok_embd_; }
+    const Matrix& output() const { return output_; }  // tok_embd when tied
+    const float* output_norm() const { return output_norm_; }
+    ExpertStore* expert_store() { return store_.get(); }  // nullptr for a dense model
+
+private:
     struct Layer {
         LayerWeights w;
         // --adapter terms per AdapterTarget: lora[t] (rank 0: none) and a bias delta (nullptr: none)

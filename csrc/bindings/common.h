@@ -26,6 +26,7 @@ inline void check(const Status& st) {
 void bind_kernels(py::module_& m);       // kernels.cpp: kernel levels/table and test entry points
 void bind_expert_store(py::module_& m);  // expert_store.cpp: ExpertStore, LayerStream, cache_simulate
 void bind_model(py::module_& m);         // model.cpp: file_info/verify, Sampler, Model, Tokenizer
+void bind_train(py::module_& m);         // train.cpp: Trainer (on a Model)
 
 }  // namespace bindings
 }  // namespace edge

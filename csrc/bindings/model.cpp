@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "py_model.h"
 #include "backend/backend_cuda_loader.h"
 #include "format.h"
 #include "model.h"
@@ -75,19 +76,6 @@ std::string py_verify(const std::string& path) {
     return report;
 }
 
-struct PyModel {
-    std::unique_ptr<Model> m;
-    std::vector<float> logits;  // last-token logits of the latest eval
-
-    const Tokenizer& tok() const {
-        if (!m->tokenizer())
-            raise_status(status_error(Code::UNSUPPORTED, m->file().path() + " has no tokenizer; use token ids"));
-        return *m->tokenizer();
-    }
-    std::vector<int32_t> ids(py::array_t<int32_t, py::array::c_style | py::array::forcecast> a) const {
-        return std::vector<int32_t>(a.data(), a.data() + a.size());
-    }
-};
 
 std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int64_t ctx, int64_t batch, int64_t mem,
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
@@ -200,8 +188,14 @@ py::dict py_model_moe_stats(const PyModel& pm) {
     return d;
 }
 
-py::dict py_model_memory(const PyModel& pm) {
-    const MemoryPlan& p = pm.m->memory_plan();
+py::dict py_model_memory(const PyModel& pm) { return plan_dict(pm.m->memory_plan()); }
+
+// Every buffer of the plan: name, kind, device, bytes (backend/planner.h).
+py::list py_model_buffers(const PyModel& pm) { return plan_buffers_list(pm.m->memory_plan()); }
+
+}  // namespace
+
+py::dict plan_dict(const MemoryPlan& p) {
     py::dict d;
     d["resident"] = p.resident; d["kv_cache"] = p.kv_cache; d["scratch"] = p.scratch; d["io_buffers"] = p.io_buffers;
     d["expert_cache"] = p.expert_cache; d["expert_slots"] = p.expert_slots; d["slot_bytes"] = p.slot_bytes;
@@ -214,10 +208,9 @@ py::dict py_model_memory(const PyModel& pm) {
     return d;
 }
 
-// Every buffer of the plan: name, kind, device, bytes (backend/planner.h).
-py::list py_model_buffers(const PyModel& pm) {
+py::list plan_buffers_list(const MemoryPlan& p) {
     py::list out;
-    for (const PlanEntry& e : pm.m->memory_plan().entries) {
+    for (const PlanEntry& e : p.entries) {
         py::dict d;
         d["name"] = e.name; d["kind"] = mem_kind_name(e.kind); d["device"] = device_name(e.device); d["bytes"] = e.bytes;
         d["allocated"] = e.allocated_here;
@@ -225,8 +218,6 @@ py::list py_model_buffers(const PyModel& pm) {
     }
     return out;
 }
-
-}  // namespace
 
 void bind_model(py::module_& m) {
     m.def("cuda_info", []() {

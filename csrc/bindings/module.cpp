@@ -1,6 +1,6 @@
 // module.cpp — PYBIND11_MODULE of edgerun._core: the exception types, the Status -> exception helper
 // (bindings/common.h), DTYPES, and the subjects bound by the other files of this folder
-// (kernels.cpp, expert_store.cpp, model.cpp), in that order.
+// (kernels.cpp, expert_store.cpp, model.cpp, train.cpp), in that order.
 #include <pybind11/pybind11.h>
 
 #include "common.h"
@@ -62,4 +62,5 @@ PYBIND11_MODULE(_core, m) {
     bind_kernels(m);
     bind_expert_store(m);
     bind_model(m);
+    bind_train(m);
 }

@@ -34,6 +34,7 @@
 #include "common.h"
 #include "kernels/kernels.h"
 #include "quant.h"
+#include "test_levels.h"
 #include "test_util.h"
 
 using namespace edge;
@@ -41,59 +42,6 @@ using namespace edge::test;
 
 namespace {
 
-
-// ---------------------------------------------------------------- bookkeeping
-
-struct LevelRun {
-    std::string name;
-    const KernelTable* t;
-    bool tested;  // false: only the reference source for another level (--level X)
-    int64_t checks = 0, failures = 0;
-    int own_slots = 0;
-};
-
-std::vector<LevelRun> g_levels;
-bool g_verbose = false;
-
-// Reports a failure (the first few per level in full).
-void fail(LevelRun& L, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-void fail(LevelRun& L, const char* fmt, ...) {
-    if (++L.failures <= (g_verbose ? 100000 : 12)) {
-        std::fprintf(stderr, "FAIL level %s: ", L.name.c_str());
-        va_list ap;
-        va_start(ap, fmt);
-        std::vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        std::fputc('\n', stderr);
-    }
-}
-
-// Visits each tested level whose slot holds a function not seen yet in this case (the reference
-// function included, so "ref" is checked where a float64 check exists).
-template <class Fn, class Visit>
-void for_each_distinct(KernelSlot<Fn> KernelTable::*slot, Visit visit) {
-    std::vector<Fn> seen;
-    for (LevelRun& L : g_levels) {
-        Fn f = (L.t->*slot).fn;
-        bool dup = false;
-        for (Fn s : seen) dup = dup || s == f;
-        if (dup) continue;
-        seen.push_back(f);
-        if (L.tested) visit(L, f);
-    }
-}
-template <class Fn, class Visit>
-void for_each_distinct_dtype(KernelSlot<Fn> (KernelTable::*slot)[EDGE_DTYPE_COUNT], int dt, Visit visit) {
-    std::vector<Fn> seen;
-    for (LevelRun& L : g_levels) {
-        Fn f = (L.t->*slot)[dt].fn;
-        bool dup = false;
-        for (Fn s : seen) dup = dup || s == f;
-        if (dup) continue;
-        seen.push_back(f);
-        if (L.tested) visit(L, f);
-    }
-}
 
 const KernelTable* ref_table() { return kernels_for("ref"); }
 

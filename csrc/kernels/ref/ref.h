@@ -124,4 +124,28 @@ void gemm_bf16_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, con
 void gemm_mxfp8_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                     int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
 
+// ---- training (backward_ref.cpp): the contracts of backward.h ----
+void gemm_t_f32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_f16_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_bf16_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_q8_0_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_int4_32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_int4_64_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_int4_128_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_int4a_32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_int4a_64_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_int4a_128_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_mxint8_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_mxfp8_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_mxfp6_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_mxfp4_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_tn_f32_ref(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
+void rmsnorm_bwd_ref(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
+void silu_mul_bwd_ref(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);
+void attention_bwd_ref(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t p_begin,
+                       int64_t n_pos, int64_t Dh, float scale, const float* dout, float* scratch, float* dq, float* dk, float* dv);
+void lse_update_ref(const float* l, int64_t n, float* m, float* s);
+void xent_grad_ref(const float* l, int64_t n, float lse, float scale, float* dl);
+void adamw_ref(float* p, const float* g, float* m, float* v, int64_t n, const AdamParams& a);
+
 }  // namespace edge

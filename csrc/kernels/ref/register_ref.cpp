@@ -1,5 +1,5 @@
 // register_ref.cpp — fills every KernelTable slot with the scalar reference (csrc/kernels/ref/ref.h).
-// Every dtype but i32 and blob has a dequant and a gemm; higher levels overwrite the slots they implement.
+// Every dtype but i32 and blob has a dequant, a gemm and a gemm_t; higher levels overwrite the slots they implement.
 #include "ref.h"
 
 namespace edge {
@@ -40,6 +40,28 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->quantize_q8x, quantize_q8x_ref, L);
     kernel_set(&t->attention, attention_ref, L);
     kernel_set(&t->silu_mul, silu_mul_ref, L);
+
+    kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_F16], gemm_t_f16_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_BF16], gemm_t_bf16_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_Q8_0], gemm_t_q8_0_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_32], gemm_t_int4_32_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_64], gemm_t_int4_64_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4_128], gemm_t_int4_128_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_32], gemm_t_int4a_32_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_64], gemm_t_int4a_64_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_INT4A_128], gemm_t_int4a_128_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXINT8], gemm_t_mxint8_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_ref, L);
+    kernel_set(&t->gemm_tn_f32, gemm_tn_f32_ref, L);
+    kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_ref, L);
+    kernel_set(&t->silu_mul_bwd, silu_mul_bwd_ref, L);
+    kernel_set(&t->attention_bwd, attention_bwd_ref, L);
+    kernel_set(&t->lse_update, lse_update_ref, L);
+    kernel_set(&t->xent_grad, xent_grad_ref, L);
+    kernel_set(&t->adamw, adamw_ref, L);
 }
 
 }  // namespace edge
