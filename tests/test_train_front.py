@@ -258,3 +258,21 @@ def test_resume_after_sigkill_reaches_the_same_losses(tiny, tmp_path):
     # different settings are refused, naming what changed
     r = run_cli("train", base, "-o", tmp_path / "k.edge", *[c if c != "5e-3" else "1e-3" for c in common], "--resume")
     assert r.returncode == 2 and "lr" in r.stderr, r.stderr
+
+
+def test_ctrl_c_leaves_only_complete_files(tiny, tmp_path):
+    base, text = tiny
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = tmp_path / "i.edge"
+    p = subprocess.Popen([sys.executable, "-m", "edgerun.cli", "train", base, "--data", text, "-o", str(out), "--steps",
+                          "100000", "--batch", "2", "--seq", "16", "--save-every", "1", "--threads", "2", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in p.stdout:
+        if json.loads(line)["step"] == 3:
+            p.send_signal(signal.SIGINT)
+            break
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "edgerun: interrupted", err
+    assert "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["i.edge", "i.edge.ckpt"]  # no temporary file left behind
+    assert read_checkpoint(str(out) + ".ckpt")[2]["step"] == read_adapter(out).metadata["train.step"] >= 3

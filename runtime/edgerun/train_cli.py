@@ -69,7 +69,7 @@ def add_train_parser(sp) -> None:
     sp.add_argument("--lr", type=cc.positive_float, default=1e-4, help="peak learning rate")
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--steps", type=cc.positive_int, default=None, help="optimizer steps (default 100 unless --epochs)")
-    g.add_argument("--epochs", type=cc.positive_int, default=None, help="passes over the data instead of --steps")
+    g.add_argument("--epochs", type=cc.positive_int, default=None, help="passes over the data instead of --steps (default: none)")
     sp.add_argument("--batch", type=cc.int_range(1, 1024), default=4, help="windows per micro-batch")
     sp.add_argument("--seq", type=cc.int_range(2, 1 << 16), default=256, help="tokens per window")
     sp.add_argument("--grad-accum", type=cc.int_range(1, 4096), default=1, help="micro-batches per optimizer step")

@@ -104,6 +104,29 @@ def _evaluate(t, ds: Dataset, batch: int) -> dict:
     return {"eval_loss": nll / max(n, 1), "eval_ppl": math.exp(nll / max(n, 1)), "eval_tokens": n}
 
 
+class _DeferInterrupt:
+    """Holds a Ctrl-C (SIGINT) until the block ends, so a checkpoint and its adapter are saved as a pair; the
+    KeyboardInterrupt is raised after. A no-op outside the main thread."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old, self._hit = None, False
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, lambda *_: setattr(self, "_hit", True))
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        if self._hit and exc[0] is None:
+            raise KeyboardInterrupt
+        return False
+
+
 def _check_args(method, optimizer, schedule, targets, rank, alpha, batch, seq, grad_accum, steps, epochs, lr,
                 save_every, warmup, sparse_fraction):
     if method not in METHODS:
@@ -213,6 +236,10 @@ def train(model_path: str | os.PathLike, data: str | os.PathLike, out: str | os.
         params = t.parameters()
         state = {"step": step_done, "micro": k, "settings": settings, "sparse_plan": plan or [],
                  "loss": loss}
+        with _DeferInterrupt():
+            _save_pair(params, state, step_done, loss)
+
+    def _save_pair(params, state, step_done: int, loss: float | None) -> None:
         write_checkpoint(ckpt, params, t.optimizer_state() if method != "mezo" else {}, state)
         write_adapter(out, params, model_path, method=method, rank=rank if method in ("lora", "mezo", "sparse") else 0,
                       alpha=alpha, targets=list(targets), sparse_plan=plan,
