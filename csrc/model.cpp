@@ -64,13 +64,16 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
     {
         const Matrix* ws[3] = {&w.q, &w.k, &w.v};
         float* ys[3] = {q_, k_, v_};
-        be.matmul(ws, ys, 3, xn_, T);
+        be.matmul(ws, ys, 3, xn_, T, L.lora_ptr + AT_Q);
     }
     if (w.q_bias) {
         be.add_bias(q_, w.q_bias, T, Dq);
         be.add_bias(k_, w.k_bias, T, Dkv);
         be.add_bias(v_, w.v_bias, T, Dkv);
     }
+    add_adapter_bias(L, AT_Q, q_, T, Dq);
+    add_adapter_bias(L, AT_K, k_, T, Dkv);
+    add_adapter_bias(L, AT_V, v_, T, Dkv);
     if (w.q_norm && c.qk_norm_full) {  // one norm over the whole projection (OLMoE)
         be.rmsnorm(q_, w.q_norm, eps, T, Dq, q_);
         be.rmsnorm(k_, w.k_norm, eps, T, Dkv, k_);
@@ -88,23 +91,28 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
     be.attention(q_, L.kv, T, n_past_, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_);
     const Matrix* wo = &w.o;
     float* y = xn_;
-    be.matmul(&wo, &y, 1, att_, T);
+    be.matmul(&wo, &y, 1, att_, T, L.lora_ptr + AT_O);
+    add_adapter_bias(L, AT_O, xn_, T, D);
     if (w.attn_post_norm) be.rmsnorm(xn_, w.attn_post_norm, eps, T, D, xn_);
     be.add(x_, xn_, T * D);
 }
 
-// x += down(act(gate(xn)) * up(xn)), xn = n2 x already in xn_.
-void Model::dense_ffn(const LayerWeights& w, int64_t T) {
+// x += down(act(gate(xn) + bg) * (up(xn) + bu)) + bd, xn = n2 x already in xn_ (each matmul with its
+// adapters' LoRA term, b* their bias deltas).
+void Model::dense_ffn(const Layer& L, const LayerWeights& w, int64_t T) {
     Backend& be = *be_;
     {
         const Matrix* ws[2] = {&w.gate, &w.up};
         float* ys[2] = {gate_, up_};
-        be.matmul(ws, ys, 2, xn_, T);
+        be.matmul(ws, ys, 2, xn_, T, L.lora_ptr + AT_GATE);
     }
+    add_adapter_bias(L, AT_GATE, gate_, T, cfg_.d_ff);
+    add_adapter_bias(L, AT_UP, up_, T, cfg_.d_ff);
     be.act_mul(gate_, up_, T * cfg_.d_ff, cfg_.ffn_act);
     const Matrix* wd = &w.down;
     float* y = xn_;
-    be.matmul(&wd, &y, 1, gate_, T);
+    be.matmul(&wd, &y, 1, gate_, T, L.lora_ptr + AT_DOWN);
+    add_adapter_bias(L, AT_DOWN, xn_, T, cfg_.d_model);
     if (w.ffn_post_norm) be.rmsnorm(xn_, w.ffn_post_norm, (float)cfg_.rms_eps, T, cfg_.d_model, xn_);
     be.add(x_, xn_, T * cfg_.d_model);
 }
@@ -184,7 +192,7 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
             if (L.moe) {
                 st = moe_forward(il, *w, T);
             } else {
-                dense_ffn(*w, T);
+                dense_ffn(L, *w, T);
             }
         }
         if (stream_) {

@@ -14,6 +14,7 @@
 // backend reads); experts are read into the ExpertStore's cache slots. One Planner (backend/planner.h)
 // sizes and allocates every buffer — KV cache (f32 per layer, K transposed), scratch for `batch` tokens,
 // expert slots and I/O staging, the layer window — and its output, the MemoryPlan, fits one budget.
+// Adapters (adapter.h, ModelOptions::adapters): every targeted matmul gets its merged LoRA term and bias delta.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "adapter.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/planner.h"
@@ -66,6 +68,9 @@ struct ModelOptions {
     int io_threads = 2;
     bool moe_lowbit = false;            // serve cold misses with a low weight from the next lower variant
     float moe_lowbit_threshold = 0.2f;
+    // Trained adapters (adapter.h), each with a user scale, applied to every matmul they target; their
+    // merged terms are planned (MemoryPlan::adapters). CPU backend only (the CUDA matmul has no LowRank yet).
+    std::vector<AdapterSpec> adapters;
 };
 
 class Model {
@@ -130,6 +135,10 @@ public:
 private:
     struct Layer {
         LayerWeights w;
+        // --adapter terms per AdapterTarget: lora[t] (rank 0: none) and a bias delta (nullptr: none)
+        LowRank lora[AT_COUNT];
+        const LowRank* lora_ptr[AT_COUNT] = {};  // &lora[t] when its rank > 0, for Backend::matmul
+        float* bias[AT_COUNT] = {};
         bool moe = false, rope = true, swa = false;
         KvLayer kv;  // planned without zero-fill: pages become resident only as positions are written
     };
@@ -144,9 +153,13 @@ private:
     void rebase_weights(const uint8_t* origin, const uint8_t* base);
     uint64_t weights_end() const;
     Status plan_buffers();
+    Status load_adapters(const ModelOptions& opt);  // model_adapter.cpp
+    void plan_adapters();
+    void bind_adapters();
+    void add_adapter_bias(const Layer& L, int target, float* y, int64_t T, int64_t n);
     Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T);
-    void dense_ffn(const LayerWeights& w, int64_t T);
+    void dense_ffn(const Layer& L, const LayerWeights& w, int64_t T);
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
     Status moe_forward(int64_t il, const LayerWeights& w, int64_t T);
 
@@ -167,6 +180,8 @@ private:
     Matrix tok_embd_, output_;
     const float* output_norm_ = nullptr;
     std::vector<Layer> layers_;
+    AdapterSet adapters_;          // merged on the host at load; copied into adapter_mem_, then dropped
+    float* adapter_mem_ = nullptr;  // one planned buffer holding every term
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
 
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)

@@ -224,6 +224,7 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
         return status_error(Code::INVALID_ARGUMENT, "device '" + opt.device + "' is not one of cpu, cuda");
     }
     EDGE_TRY(load_layers());
+    EDGE_TRY(load_adapters(opt));
     EDGE_TRY(tokenizer_from_file(f, &tok_));
 
     ctx_ = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_ctx, 4096);
@@ -367,6 +368,8 @@ Status Model::plan_buffers() {
     shape.ctx = ctx_;
     shape.max_width = std::max({D, c.d_ff, Dq, F});
     shape.head_dim = Dh;
+    shape.max_rank = adapters_.max_rank;
+    plan_adapters();
     if (E > 0 && !be->host_addressable()) {  // experts are read into host slots, then staged for the device
         ExpertStore::Sizes sz;
         EDGE_TRY(ExpertStore::measure(*file_, ExpertStore::Options(), &sz));
@@ -423,6 +426,7 @@ Status Model::plan_memory(const ModelOptions& opt) {
 
     EDGE_TRY(check_device_budget(opt));
     EDGE_TRY(p.allocate());  // the plan fit: every buffer at once
+    bind_adapters();
     EDGE_TRY(be_->take_error());
     auto upload_inv_freq = [&](double theta, float* dst) {
         std::vector<float> inv_freq((size_t)(cfg_.head_dim / 2));

@@ -8,6 +8,8 @@
   edgeconv inspect FILE [--json]     header, metadata (arrays summarised), tensor table, bits/weight;
                                      MoE: experts, variants, blob sizes, plan summary, predictor recall
   edgeconv verify FILE               CRC of every tensor; exit 1 if any mismatch
+  edgeconv merge MODEL.edge ADAPTER.edge[:SCALE] ... -o MERGED.edge [--quant RECIPE]
+                                     fold adapters (edgerun train) into a new file (edgeconv/merge.py)
   edgeconv recipes                   list the recipes (keep:RECIPE = keep exactly stored tensors, RECIPE for the rest)
 
 Exit codes (edgerun.cli_common, shared with edgerun): 0 ok, 1 verification failed (or an internal error),
@@ -116,6 +118,14 @@ def cmd_verify(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(a: argparse.Namespace) -> int:
+    from .merge import merge
+
+    merge(a.model, a.adapters, a.output, recipe=a.quant, tensor_types=a.tensor_type or [],
+          log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
 def cmd_recipes(a: argparse.Namespace) -> int:
     from .recipes import RECIPES
 
@@ -188,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     v = add("verify", "check the CRC of every tensor")
     v.add_argument("file", help=".edge file")
     v.set_defaults(fn=cmd_verify)
+    m = add("merge", "fold trained adapters (edgerun train) into a new .edge file")
+    m.add_argument("model", help="the base .edge file the adapters were trained on")
+    m.add_argument("adapters", nargs="+", type=cc.adapter_spec, metavar="ADAPTER.edge[:SCALE]",
+                   help="adapters to fold in, each times SCALE (default 1)")
+    m.add_argument("-o", "--output", required=True, help="merged .edge path (written atomically)")
+    m.add_argument("--quant", default=None, help="re-quantize with this recipe (as export; default: each tensor keeps "
+                   "the base's dtype, untouched tensors are copied byte for byte)")
+    m.add_argument("--tensor-type", action="append", metavar="REGEX=DTYPE",
+                   help="override the dtype of tensors whose name matches REGEX (repeatable; default: none)")
+    m.set_defaults(fn=cmd_merge)
     r = add("recipes", "list quantization recipes")
     r.set_defaults(fn=cmd_recipes)
     return p

@@ -10,7 +10,7 @@ namespace edge {
 const char* device_name(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
 
 const char* mem_kind_name(MemKind k) {
-    static const char* const kNames[] = {"weights", "kv_cache", "scratch", "io_buffers", "expert_cache", "activations", "process"};
+    static const char* const kNames[] = {"weights", "kv_cache", "scratch", "io_buffers", "expert_cache", "activations", "adapters", "process"};
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == (size_t)MemKind::COUNT, "one name per MemKind");
     return (int)k >= 0 && k < MemKind::COUNT ? kNames[(int)k] : "?";
 }
@@ -91,7 +91,7 @@ int64_t Planner::device_total() const {
 
 MemoryPlan Planner::plan() const {
     MemoryPlan p;
-    int64_t* by_kind[] = {&p.resident, &p.kv_cache, &p.scratch, &p.io_buffers, &p.expert_cache, &p.activations, &p.process};
+    int64_t* by_kind[] = {&p.resident, &p.kv_cache, &p.scratch, &p.io_buffers, &p.expert_cache, &p.activations, &p.adapters, &p.process};
     static_assert(sizeof(by_kind) / sizeof(by_kind[0]) == (size_t)MemKind::COUNT, "one term per MemKind");
     for (const Slot& s : slots_) {
         if (s.e.device == Device::CPU)

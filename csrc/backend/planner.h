@@ -24,6 +24,7 @@ enum class MemKind : int {
     IO_BUFFERS,    // expert store staging, the layer window
     EXPERT_CACHE,  // expert cache slots
     ACTIVATIONS,   // kept for a backward pass (training)
+    ADAPTERS,      // trained adapters applied at inference (adapter.h: merged LoRA A / B, bias deltas)
     PROCESS,       // the process's own resident set + margin (budget_covers_process)
     COUNT
 };
@@ -50,12 +51,13 @@ struct MemoryPlan {
     int64_t io_buffers = 0;    // the expert store's staging buffers / the layer window
     int64_t expert_cache = 0;  // expert cache slots (n_slots × slot_bytes)
     int64_t activations = 0;   // kept for backward (training); 0 for inference
+    int64_t adapters = 0;      // --adapter terms (f32 LoRA A / B and bias deltas); 0 without adapters
     int64_t expert_slots = 0, slot_bytes = 0;  // informative: how expert_cache is divided
     int64_t layer_window = 0;  // dense model over the budget: layer buffers streamed (in io_buffers); 0 = none
     int64_t process = 0;       // ModelOptions::budget_covers_process: the process's own resident set + margin
     int64_t device = 0;        // bytes on an accelerator (not host memory; bounded by --gpu-mem); 0 on the CPU
     std::vector<PlanEntry> entries;  // every buffer, for reports
-    int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache + activations + process; }
+    int64_t total() const { return resident + kv_cache + scratch + io_buffers + expert_cache + activations + adapters + process; }
 };
 
 class Planner {

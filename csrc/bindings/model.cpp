@@ -80,8 +80,10 @@ std::string py_verify(const std::string& path) {
 std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int64_t ctx, int64_t batch, int64_t mem,
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
                                       bool moe_lowbit, float moe_lowbit_threshold, bool mem_covers_process,
-                                      const std::string& device, int64_t gpu_mem) {
+                                      const std::string& device, int64_t gpu_mem,
+                                      const std::vector<std::pair<std::string, float>>& adapters) {
     ModelOptions opt;
+    for (const auto& a : adapters) opt.adapters.push_back(AdapterSpec{a.first, a.second});
     opt.device = device;
     opt.gpu_mem = gpu_mem;
     opt.budget_covers_process = mem_covers_process;
@@ -200,6 +202,7 @@ py::dict plan_dict(const MemoryPlan& p) {
     d["layer_window"] = p.layer_window;
     d["process"] = p.process;
     d["activations"] = p.activations;
+    d["adapters"] = p.adapters;
     d["device"] = p.device;
     d["total"] = p.total();
     return d;
@@ -258,7 +261,8 @@ void bind_model(py::module_& m) {
         .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 128,
              py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
              py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false,
-             py::arg("device") = "cpu", py::arg("gpu_mem") = 0)
+             py::arg("device") = "cpu", py::arg("gpu_mem") = 0,
+             py::arg("adapters") = std::vector<std::pair<std::string, float>>{})
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
@@ -284,6 +288,8 @@ void bind_model(py::module_& m) {
         }, "Dense layers streamed from disk (the model exceeds --mem): window statistics; None otherwise.")
         .def_property_readonly("kernel_level", [](const PyModel& pm) { return std::string(pm.m->kernels().level); })
         .def_property_readonly("path", [](const PyModel& pm) { return pm.m->file().path(); })
+        .def_property_readonly("base_checksum", [](const PyModel& pm) { return base_checksum(pm.m->file()); },
+                               "The file's identity that adapters record (adapter.h base_checksum).")
         .def("metadata", [](const PyModel& pm, const std::string& key) -> py::object {
             const MetaValue* v = pm.m->file().get(key);
             return v ? meta_to_py(*v) : py::none();

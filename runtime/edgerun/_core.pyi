@@ -30,7 +30,9 @@ class Sampler:
 class Model:
     def __init__(self, path: str, threads: int = 0, ctx: int = 0, batch: int = 128, mem: int = 0,
                  kernels: str = "", cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: bool = False,
-                 moe_lowbit_threshold: float = 0.2, mem_covers_process: bool = False) -> None: ...
+                 moe_lowbit_threshold: float = 0.2, mem_covers_process: bool = False, device: str = "cpu",
+                 gpu_mem: int = 0, adapters: Sequence[tuple[str, float]] = ()) -> None: ...
+    base_checksum: int  # the identity adapters record (csrc/adapter.h)
     def eval(self, tokens: np.ndarray | Sequence[int], all_logits: bool = False) -> np.ndarray: ...
     def eval_sample(self, tokens: np.ndarray | Sequence[int], sampler: Sampler, history: Sequence[int]) -> int: ...
     def reset(self) -> None: ...
@@ -39,7 +41,7 @@ class Model:
     ctx: int
     threads: int
     config: dict[str, Any]
-    # resident, kv_cache, scratch, io_buffers, expert_cache, expert_slots, slot_bytes, layer_window, process, total (bytes)
+    # resident, kv_cache, scratch, io_buffers, expert_cache, expert_slots, slot_bytes, layer_window, process, activations, adapters, device, total (bytes)
     memory_plan: dict[str, int]
     # dense model over --mem, layers streamed: hits, misses, reads, bytes_read, retries, io_stall_s, io_busy_s
     layer_stream_stats: dict[str, Any] | None

@@ -36,7 +36,8 @@ def _load(args, quiet: bool = False):
     from .defaults import default_model, ensure_edge
     path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
-                  kernels=getattr(args, "kernels", None), mem_scope="process", **_device_options(args), **_moe_options(args))
+                  kernels=getattr(args, "kernels", None), mem_scope="process", adapter=getattr(args, "adapter", None),
+                  **_device_options(args), **_moe_options(args))
     if getattr(args, "verbose", False):
         _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
@@ -304,7 +305,7 @@ def cmd_perplexity(args) -> int:
     from . import Model
     from .defaults import ensure_edge
     model = Model(ensure_edge(args.model, quiet=args.json), threads=args.threads, ctx=args.ctx,
-                  kernels=args.kernels, **_device_options(args))
+                  kernels=args.kernels, adapter=args.adapter, **_device_options(args))
     if args.verbose:
         _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
     text = _read_text(args.textfile)
@@ -347,6 +348,12 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _adapter_arg(sp) -> None:
+    sp.add_argument("--adapter", type=cc.adapter_spec, action="append", metavar="A.edge[:SCALE]",
+                    help="apply a trained adapter (`edgerun train`) times SCALE (default 1); repeatable: several are "
+                         "summed (default: none)")
+
+
 def _threads_arg(sp) -> None:
     sp.add_argument("--threads", "-t", type=cc.threads, default=None,
                     help=f"worker threads, 1 to {cc.MAX_THREADS_PER_CPU} × the CPUs (default: all {os.cpu_count()} CPUs)")
@@ -367,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, epilog=cc.EXIT_CODES,
                               formatter_class=cc.HelpFormatter)
 
-    def common(sp, model_optional=False, device=True):
+    def common(sp, model_optional=False, device=True, adapter=True):
         if model_optional:
             sp.add_argument("model", nargs="?", help=".edge file (or GGUF / HF folder, converted once); default: SmolLM2-135M-Instruct")
         else:
@@ -380,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="context length in tokens (KV cache; default: the model's trained context, at most 4096)")
         _kernels_arg(sp)
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
+        if adapter:
+            _adapter_arg(sp)
         if device:
             _device_args(sp)
         moe = sp.add_argument_group("MoE expert streaming (docs/MOE.md)")
@@ -426,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni; default: the best this CPU runs)")
     sp.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or set EDGERUN_API_KEY; default: no key)")
     sp.add_argument("--alias", default=None, help="the model's name in the API (default: the file's name)")
+    _adapter_arg(sp)
     sp.set_defaults(fn=cmd_serve)
 
     sp = add("bench", "prefill / decode speed and peak memory")
@@ -447,16 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_arg(sp)
     _kernels_arg(sp)
     sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
+    _adapter_arg(sp)
     _device_args(sp)
     sp.add_argument("--json", action="store_true", help="print the result as one JSON object (no progress line)")
     sp.set_defaults(fn=cmd_perplexity)
+
+    from .train_cli import add_train_parser
+    add_train_parser(add("train", "fine-tune an adapter on text or chat records (docs/TRAINING.md)"))
 
     sp = add("verify", "check every checksum of an .edge file")
     sp.add_argument("file", help=".edge file")
     sp.set_defaults(fn=cmd_verify)
 
     sp = add("info", "model configuration, memory plan, kernels and GPU")
-    common(sp, model_optional=True, device=False)
+    common(sp, model_optional=True, device=False, adapter=False)
     sp.add_argument("--device", help="also report fit and decode roofline on a board profile (rpi5, spacemit-k1, "
                     "...; default: none)")
     sp.add_argument("--ram", type=cc.positive_float,

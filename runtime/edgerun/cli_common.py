@@ -105,6 +105,30 @@ def size(text: str) -> str:
     return text
 
 
+def adapter_spec(text: str) -> tuple[str, float]:
+    """--adapter A.edge[:SCALE]: an existing file and a finite scale (default 1)."""
+    from .train.adapter import parse_adapter_spec
+
+    try:
+        path, scale = parse_adapter_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"{path}: no such adapter file")
+    return path, scale
+
+
+def comma_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated, non-empty subset of `choices` (order kept, duplicates dropped)."""
+    def parse(text: str) -> tuple[str, ...]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [x for x in items if x not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {','.join(choices)}, got {text!r}")
+        return tuple(dict.fromkeys(items))
+    return parse
+
+
 # ---- help and version ---------------------------------------------------------------------------------
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -32,6 +32,17 @@ class SamplingParams:
                              self.repeat_last_n, self.seed)
 
 
+def _adapter_list(adapter) -> list[tuple[str, float]]:
+    """[(path, scale)] of Model's adapter argument (None, one spec, or a list of specs)."""
+    from .train.adapter import parse_adapter_spec
+
+    if adapter is None:
+        return []
+    if isinstance(adapter, (str, os.PathLike, tuple)):
+        adapter = [adapter]
+    return [parse_adapter_spec(a) for a in adapter]
+
+
 class Model:
     """A model loaded from an .edge file (read-only mmap; weights are not copied).
 
@@ -52,13 +63,18 @@ class Model:
     mem_scope: "model" (default) budgets the model's own memory; "process" makes `mem` bound the whole
     process: its resident set when the model is planned (interpreter, libraries, tokenizer) plus a
     margin is counted as memory_plan["process"]. The CLI uses "process", so `--mem` holds under a cgroup.
+
+    adapter: trained adapters (`edgerun train`, docs/TRAINING.md) applied to the matrices they target: a path,
+    "path:SCALE", (path, scale), or a list of these; several are summed, each times its scale (default 1).
+    An adapter trained on another base file raises EdgeError naming both files. Their f32 terms are counted
+    as memory_plan["adapters"]. CPU only for now (device="cuda" with an adapter raises UnsupportedError).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
                  moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
-                 gpu_mem: str | int | None = None):
+                 gpu_mem: str | int | None = None, adapter=None):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
@@ -66,10 +82,15 @@ class Model:
             raise ValueError(f"mem_scope must be 'model' or 'process', got {mem_scope!r}")
         if moe_lowbit not in ("off", "miss"):
             raise ValueError(f"moe_lowbit must be 'off' or 'miss', got {moe_lowbit!r}")
+        self.adapters = _adapter_list(adapter)
+        for p, _ in self.adapters:
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"{p}: no such adapter file")
         self._m = _core.Model(self.path, threads=threads or 0, ctx=ctx or 0, batch=batch, mem=parse_size(mem),
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
                               moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
-                              mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem))
+                              mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem),
+                              adapters=self.adapters)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]

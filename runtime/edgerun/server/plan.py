@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .. import MemoryBudgetError, Model
 from ..sizes import format_size
 
-PRIVATE_TERMS = ("kv_cache", "scratch", "activations", "io_buffers", "expert_cache")
+PRIVATE_TERMS = ("kv_cache", "scratch", "activations", "adapters", "io_buffers", "expert_cache")
 
 
 @dataclass
