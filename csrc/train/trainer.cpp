@@ -60,6 +60,9 @@ Status Trainer::init(Model* model, const TrainOptions& o) {
     if (model->layers_streamed())
         return status_error(Code::UNSUPPORTED, path + ": the model streams its layers (it was loaded under a budget smaller "
                                                       "than its weights); training needs them resident: load it with a larger --mem");
+    if (c.post_norms || c.ffn_act != Act::SILU || c.embed_scale != 1.f || (c.rope_theta_swa > 0 && c.rope_theta_swa != c.rope_theta))
+        return status_error(Code::UNSUPPORTED, path + ": training does not implement this layout yet (llm.post_norms, llm.ffn_act "
+                                                      "gelu_tanh, llm.embed_scale or llm.rope_theta_swa: Gemma 3)");
     const std::string& m = o.method;
     if (m != "lora" && m != "bias" && m != "sparse" && m != "mezo")
         return status_error(Code::INVALID_ARGUMENT, "method '" + m + "' is not one of lora, bias, sparse, mezo");
