@@ -194,7 +194,8 @@ class Scheduler:
             seqs.append(a.seq)
             toks.append(a.next)
             owners.append((a, [a.next]))
-        room = min(self.prefill_chunk, m.batch - len(decoding))
+        # beside decoding slots a prompt goes in chunks (their time per token stays bounded); alone, whole batches
+        room = min(self.prefill_chunk, m.batch - len(decoding)) if decoding else m.batch
         reader = next((a for a in self._active if a.feed), None)
         if reader is not None and room > 0:
             part = reader.feed[:room]
