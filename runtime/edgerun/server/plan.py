@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import MemoryBudgetError, Model
 from ..sizes import format_size
+from .scheduler import PREFILL_CHUNK
 from .slots import SlotSequence
 
 PRIVATE_TERMS = ("kv_cache", "scratch", "activations", "io_buffers", "expert_cache")
@@ -72,6 +73,8 @@ def load_slots(path: str, parallel: int, mem: int | None, ctx: int | None, threa
     MemoryBudgetError with the arithmetic if they cannot fit."""
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    # a step holds every slot's decode token and a prompt chunk (scheduler.py): the scratch is sized for it
+    model_kw.setdefault("batch", max(128, parallel + PREFILL_CHUNK))
     process = 0
     if mem:
         probe = Model(path, threads=threads, ctx=ctx, mem=mem, mem_scope="process", **model_kw)
