@@ -13,17 +13,18 @@ void Model::moe_reset_stats() {
     if (store_) store_->reset_stats();
 }
 
-Status Model::truncate(int64_t n) {
-    if (n < 0 || n > n_past_) return status_error(Code::INVALID_ARGUMENT, "truncate: position out of range");
-    n_past_ = n;
+Status Model::seq_truncate(int64_t s, int64_t n) {
+    if (s < 0 || s >= n_seq()) return status_error(Code::INVALID_ARGUMENT, strfmt("sequence %lld is not one of the %lld sequences", (long long)s, (long long)n_seq()));
+    if (n < 0 || n > past_[(size_t)s]) return status_error(Code::INVALID_ARGUMENT, "truncate: position out of range");
+    past_[(size_t)s] = n;
     return Status::ok();
 }
 
 Status Model::eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits) {
     if (n <= 0) return status_error(Code::INVALID_ARGUMENT, "eval: no tokens");
-    if (n_past_ + n > ctx_)
+    if (past_[0] + n > ctx_)
         return status_error(Code::INVALID_ARGUMENT, strfmt("context is full: %lld cached + %lld new tokens > ctx %lld (use a larger ctx or reset)",
-                                                           (long long)n_past_, (long long)n, (long long)ctx_));
+                                                           (long long)past_[0], (long long)n, (long long)ctx_));
     for (int64_t i = 0; i < n; ++i)
         if (tokens[i] < 0 || tokens[i] >= cfg_.vocab)
             return status_error(Code::INVALID_ARGUMENT, strfmt("token id %d is outside the vocabulary [0, %lld)", tokens[i], (long long)cfg_.vocab));
@@ -32,9 +33,40 @@ Status Model::eval(const int32_t* tokens, int64_t n, bool all_logits, float* log
         bool last = i + T == n;
         float* out = nullptr;
         if (logits) out = all_logits ? logits + i * cfg_.vocab : (last ? logits : nullptr);
-        EDGE_TRY(step(tokens + i, T, all_logits, out));
+        Run run{0, 0, T, past_[0]};
+        EDGE_TRY(step(tokens + i, T, &run, 1, all_logits, out));
     }
     return Status::ok();
+}
+
+Status Model::eval_batch(const int32_t* seqs, const int32_t* tokens, int64_t n, float* logits, int64_t* n_runs) {
+    if (n <= 0) return status_error(Code::INVALID_ARGUMENT, "eval_batch: no tokens");
+    if (n > batch_)
+        return status_error(Code::INVALID_ARGUMENT, strfmt("eval_batch: %lld tokens in one step, more than the batch of %lld",
+                                                           (long long)n, (long long)batch_));
+    std::vector<Run> runs;
+    std::vector<uint8_t> seen((size_t)n_seq(), 0);
+    for (int64_t i = 0; i < n; ++i) {
+        const int32_t s = seqs[i];
+        if (tokens[i] < 0 || tokens[i] >= cfg_.vocab)
+            return status_error(Code::INVALID_ARGUMENT, strfmt("token id %d is outside the vocabulary [0, %lld)", tokens[i], (long long)cfg_.vocab));
+        if (s < 0 || s >= n_seq())
+            return status_error(Code::INVALID_ARGUMENT, strfmt("eval_batch: sequence %d is not one of the %lld sequences", s, (long long)n_seq()));
+        if (!runs.empty() && runs.back().seq == s) {
+            ++runs.back().len;
+            continue;
+        }
+        if (seen[(size_t)s])
+            return status_error(Code::INVALID_ARGUMENT, strfmt("eval_batch: the tokens of sequence %d are not consecutive", s));
+        seen[(size_t)s] = 1;
+        runs.push_back(Run{s, i, 1, past_[(size_t)s]});
+    }
+    for (const Run& r : runs)
+        if (r.pos0 + r.len > ctx_)
+            return status_error(Code::INVALID_ARGUMENT, strfmt("context of sequence %lld is full: %lld cached + %lld new tokens > ctx %lld",
+                                                               (long long)r.seq, (long long)r.pos0, (long long)r.len, (long long)ctx_));
+    if (n_runs) *n_runs = (int64_t)runs.size();
+    return step(tokens, n, runs.data(), (int64_t)runs.size(), false, logits);
 }
 
 Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const uint8_t* base) const {
@@ -53,8 +85,9 @@ Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const ui
     return r;
 }
 
-// x += o(attention(q, k, v)) for layer L over the T tokens at positions n_past_.. (xn_ is scratch).
-void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
+// x += o(attention(q, k, v)) for layer L over the T tokens of the runs, each run at its sequence's
+// positions pos0.. in that sequence's cache (xn_ is scratch).
+void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* runs, int64_t n_runs) {
     const LlmConfig& c = cfg_;
     const int64_t D = c.d_model, Dh = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
     const int64_t Dq = H * Dh, Dkv = Hkv * Dh;
@@ -87,8 +120,15 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T) {
         be.rope(q_, T, H, Dh, cs, sn);
         be.rope(k_, T, Hkv, Dh, cs, sn);
     }
-    be.kv_append(L.kv, k_, v_, T, n_past_, Hkv, Dh);
-    be.attention(q_, L.kv, T, n_past_, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_);
+    // every run's K/V first, then attention: a run reads only its own sequence's positions <= its own
+    for (int64_t r = 0; r < n_runs; ++r) {
+        const Run& u = runs[r];
+        be.kv_append(L.kv[(size_t)u.seq], k_ + u.t0 * Dkv, v_ + u.t0 * Dkv, u.len, u.pos0, Hkv, Dh);
+    }
+    for (int64_t r = 0; r < n_runs; ++r) {
+        const Run& u = runs[r];
+        be.attention(q_ + u.t0 * Dq, L.kv[(size_t)u.seq], u.len, u.pos0, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_ + u.t0 * Dq);
+    }
     const Matrix* wo = &w.o;
     float* y = xn_;
     be.matmul(&wo, &y, 1, att_, T, L.lora_ptr + AT_O);
@@ -163,7 +203,9 @@ Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
     return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_);
 }
 
-Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logits) {
+// One forward pass over T tokens in n_runs runs (eval: one run). Logits: all T rows (all_logits), else
+// one row per run (its last token).
+Status Model::step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits) {
     const LlmConfig& c = cfg_;
     const int64_t D = c.d_model;
     const float eps = (float)c.rms_eps;
@@ -171,8 +213,13 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
 
     be.embed(tok_embd_, tokens, T, x_);
     if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, T * D);
-    be.rope_angles(n_past_, T, inv_freq_, c.head_dim / 2, rope_cos_, rope_sin_);
-    if (rope_cos_swa_ != rope_cos_) be.rope_angles(n_past_, T, inv_freq_swa_, c.head_dim / 2, rope_cos_swa_, rope_sin_swa_);
+    const int64_t half = c.head_dim / 2;
+    for (int64_t r = 0; r < n_runs; ++r) {
+        be.rope_angles(runs[r].pos0, runs[r].len, inv_freq_, half, rope_cos_ + runs[r].t0 * half, rope_sin_ + runs[r].t0 * half);
+        if (rope_cos_swa_ != rope_cos_)
+            be.rope_angles(runs[r].pos0, runs[r].len, inv_freq_swa_, half, rope_cos_swa_ + runs[r].t0 * half,
+                           rope_sin_swa_ + runs[r].t0 * half);
+    }
 
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];
@@ -187,7 +234,7 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         Status st;
         if (L.moe) st = moe_predict(il, *w, T);
         if (st.is_ok()) {
-            attention(L, *w, T);
+            attention(L, *w, T, runs, n_runs);
             be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
             if (L.moe) {
                 st = moe_forward(il, *w, T);
@@ -202,12 +249,16 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         EDGE_TRY(st);
     }
     EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
-    n_past_ += T;
+    for (int64_t r = 0; r < n_runs; ++r) past_[(size_t)runs[r].seq] += runs[r].len;
     if (!logits) return Status::ok();
-    // all_logits: every row through the head; else only the last token's
-    const int64_t rows = all_logits ? T : 1;
-    const float* xin = all_logits ? x_ : x_ + (T - 1) * D;
-    be.rmsnorm(xin, output_norm_, eps, rows, D, xn_);
+    // all_logits: every row through the head; else only the last token of each run
+    const int64_t rows = all_logits ? T : n_runs;
+    if (all_logits) {
+        be.rmsnorm(x_, output_norm_, eps, rows, D, xn_);
+    } else {
+        for (int64_t r = 0; r < n_runs; ++r)
+            be.rmsnorm(x_ + (runs[r].t0 + runs[r].len - 1) * D, output_norm_, eps, 1, D, xn_ + r * D);
+    }
     const Matrix* head = &output_;
     if (be.host_addressable()) {
         be.matmul(&head, &logits, 1, xn_, rows);

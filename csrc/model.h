@@ -12,7 +12,7 @@
 // here knows model names. Every op runs on a Backend (backend/backend.h; the CPU backend today): this
 // file and model.cpp only sequence them. Non-expert weights stay in the read-only mapping (a view the
 // backend reads); experts are read into the ExpertStore's cache slots. One Planner (backend/planner.h)
-// sizes and allocates every buffer — KV cache (f32 per layer, K transposed), scratch for `batch` tokens,
+// sizes and allocates every buffer — KV cache (f32 per layer and sequence, K transposed), scratch for `batch` tokens,
 // expert slots and I/O staging, the layer window — and its output, the MemoryPlan, fits one budget.
 // Adapters (adapter.h, ModelOptions::adapters): every targeted matmul gets its merged LoRA term and bias delta.
 #pragma once
@@ -54,7 +54,8 @@ struct LlmConfig {
 struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
     int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096)
-    int64_t batch = 128;    // tokens per prefill step (scratch size)
+    int64_t batch = 128;    // tokens per prefill step (scratch size); also the most tokens of one eval_batch
+    int64_t n_seq = 1;      // KV-cache sequences of ctx positions each (a server's slots); eval() uses sequence 0
     int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see MemoryPlan).
     // true: mem_budget bounds the whole process — what it already holds (interpreter, libraries, the
     // tokenizer: its resident set when the plan is made) plus a margin is counted as MemoryPlan::process.
@@ -88,17 +89,22 @@ public:
     const MemoryPlan& memory_plan() const { return plan_; }
     int threads() const { return be_->threads(); }
     int64_t ctx() const { return ctx_; }
-    int64_t n_past() const { return n_past_; }
+    int64_t batch() const { return batch_; }
+    int64_t n_past() const { return past_[0]; }
+    int64_t n_seq() const { return (int64_t)past_.size(); }
     // Expert cache statistics since load / the last reset (all zero for a dense model).
     ExpertStats moe_stats() const;
     void moe_reset_stats();
     bool layers_streamed() const { return stream_ != nullptr; }
     LayerStreamStats layer_stream_stats() const { return stream_ ? stream_->stats() : LayerStreamStats(); }
 
-    // Forgets the KV cache (positions restart at 0).
-    void reset() { n_past_ = 0; }
-    // Drops cached positions >= n (n <= n_past), e.g. to re-use a shared prompt prefix.
-    Status truncate(int64_t n);
+    // Forgets the KV cache of sequence 0 (positions restart at 0).
+    void reset() { past_[0] = 0; }
+    // Drops cached positions >= n of sequence 0 (n <= n_past), e.g. to re-use a shared prompt prefix.
+    Status truncate(int64_t n) { return seq_truncate(0, n); }
+    // The same for sequence s < n_seq (INVALID_ARGUMENT for another s or n).
+    Status seq_truncate(int64_t s, int64_t n);
+    int64_t seq_past(int64_t s) const { return s >= 0 && s < n_seq() ? past_[(size_t)s] : -1; }
 
     // Appends n tokens at positions n_past.. and runs them through the model in steps of `batch`.
     // logits: if all_logits, n × vocab floats (row t = prediction after token t); else vocab floats
@@ -107,6 +113,15 @@ public:
     // step are not appended (n_past stays at the last completed step).
     Status eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
+    // Several sequences in one step (continuous batching): token i is appended to sequence seqs[i] at
+    // that sequence's next position. The tokens of one sequence are consecutive (a "run": one token for
+    // a decoding sequence, a chunk of a prompt); a sequence appears in one run at most. The layers run
+    // once over all n tokens (matmuls with T = n columns); RoPE uses each token's own position and
+    // attention reads each token's own sequence's cache. n <= batch(). logits: n_runs × vocab floats,
+    // row r = the prediction after the last token of run r, runs in order of appearance (*n_runs set).
+    // Per column the numerics are eval()'s: a decode token's logits equal a single-sequence eval's
+    // (matmul columns are independent; attention per token). On an error nothing is appended.
+    Status eval_batch(const int32_t* seqs, const int32_t* tokens, int64_t n, float* logits, int64_t* n_runs);
     // A layer's weights: pointers into the mapping, or into a LayerStream buffer (rebased()).
     struct LayerWeights {
         const float* attn_norm = nullptr;
@@ -140,7 +155,11 @@ private:
         const LowRank* lora_ptr[AT_COUNT] = {};  // &lora[t] when its rank > 0, for Backend::matmul
         float* bias[AT_COUNT] = {};
         bool moe = false, rope = true, swa = false;
-        KvLayer kv;  // planned without zero-fill: pages become resident only as positions are written
+        std::vector<KvLayer> kv;  // one per sequence; planned without zero-fill: pages become resident only as positions are written
+    };
+    // Consecutive tokens [t0, t0 + len) of one step that belong to sequence seq, from position pos0.
+    struct Run {
+        int64_t seq = 0, t0 = 0, len = 0, pos0 = 0;
     };
 
     Model() = default;
@@ -157,8 +176,8 @@ private:
     void plan_adapters();
     void bind_adapters();
     void add_adapter_bias(const Layer& L, int target, float* y, int64_t T, int64_t n);
-    Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
-    void attention(Layer& L, const LayerWeights& w, int64_t T);
+    Status step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits);
+    void attention(Layer& L, const LayerWeights& w, int64_t T, const Run* runs, int64_t n_runs);
     void dense_ffn(const Layer& L, const LayerWeights& w, int64_t T);
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
     Status moe_forward(int64_t il, const LayerWeights& w, int64_t T);
@@ -182,7 +201,8 @@ private:
     std::vector<Layer> layers_;
     AdapterSet adapters_;          // merged on the host at load; copied into adapter_mem_, then dropped
     float* adapter_mem_ = nullptr;  // one planned buffer holding every term
-    int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
+    int64_t ctx_ = 0, batch_ = 0;
+    std::vector<int64_t> past_ = std::vector<int64_t>(1, 0);  // positions cached per sequence
 
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)
     float *x_ = nullptr, *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;

@@ -230,6 +230,9 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     ctx_ = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_ctx, 4096);
     if (ctx_ > (1 << 20)) return status_error(Code::INVALID_ARGUMENT, "context length too large");
     batch_ = std::max<int64_t>(1, std::min<int64_t>(opt.batch, ctx_));
+    if (opt.n_seq < 1 || opt.n_seq > 1024)
+        return status_error(Code::INVALID_ARGUMENT, strfmt("n_seq must be in [1, 1024], got %lld", (long long)opt.n_seq));
+    past_.assign((size_t)opt.n_seq, 0);
     EDGE_TRY(plan_memory(opt));
     return Status::ok();
 }
@@ -329,11 +332,15 @@ Status Model::plan_buffers() {
     Planner& p = planner_;
     Backend* be = be_;
     const int64_t ktile_head = (ctx_ + kKTile - 1) / kKTile * kKTile * Dh;  // K floats per kv head
-    for (size_t i = 0; i < layers_.size(); ++i) {
+    for (size_t i = 0; i < layers_.size(); ++i) {  // sequence 0: kv.<layer>.k/v; sequence s > 0: kv.<layer>.k/v.s<s>
         Layer& L = layers_[i];
-        L.kv.k_head_stride = ktile_head;
-        p.add(strfmt("kv.%zu.k", i).c_str(), MemKind::KV_CACHE, be, ktile_head * c.n_kv_heads, &L.kv.k, false);
-        p.add(strfmt("kv.%zu.v", i).c_str(), MemKind::KV_CACHE, be, ctx_ * Dkv, &L.kv.v, false);
+        L.kv.assign(past_.size(), KvLayer());
+        for (size_t s = 0; s < L.kv.size(); ++s) {
+            const std::string tag = s ? strfmt(".s%zu", s) : std::string();
+            L.kv[s].k_head_stride = ktile_head;
+            p.add(strfmt("kv.%zu.k%s", i, tag.c_str()).c_str(), MemKind::KV_CACHE, be, ktile_head * c.n_kv_heads, &L.kv[s].k, false);
+            p.add(strfmt("kv.%zu.v%s", i, tag.c_str()).c_str(), MemKind::KV_CACHE, be, ctx_ * Dkv, &L.kv[s].v, false);
+        }
     }
     p.add("x", MemKind::SCRATCH, be, T * D, &x_);
     p.add("xn", MemKind::SCRATCH, be, T * D, &xn_);

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
@@ -405,3 +406,85 @@ def test_template_refusal_is_400_and_an_internal_error_is_an_openai_500(server, 
     monkeypatch.undo()
     assert client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}],
                                           max_tokens=1).usage.completion_tokens <= 1
+
+
+# ---- batched slots (scheduler.py), logprobs, draining ----------------------------------------------------
+
+def test_four_batched_slots_give_each_client_edgerun_generate_text(model_path):
+    """4 clients at once on --parallel 4: their decode steps run batched (metrics show >= 2 slots in one
+    step) and each gets the text `edgerun generate` gives for its prompt and seed."""
+    r4 = Running(model_path, "--parallel", "4", "--ctx", "1024")
+    prompts = [("hello world", 3), ("the cat sat", 4), ("one two three four five", 5), ("x", 6)]
+    try:
+        async def many():
+            ac = openai.AsyncOpenAI(base_url=r4.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+            outs = await asyncio.gather(*[ac.completions.create(model="tiny", prompt=p, max_tokens=300, temperature=1,
+                                                                seed=s) for p, s in prompts])
+            await ac.close()
+            return outs
+        outs = asyncio.run(many())
+        sched = r4.srv.scheduler
+        assert sched.max_decode_batch >= 2 and sched.decode_tokens > sched.steps  # steps held several slots
+        text = httpx.get(r4.url + "/metrics").text
+        assert "edgerun_batch_decode_slots_max " in text and "edgerun_batch_steps_total " in text
+    finally:
+        r4.stop()
+    for (p, s), o in zip(prompts, outs):
+        want = cli_generate(model_path, "-p", p, "-n", "300", "--temp", "1", "--seed", str(s), "--ctx", "1024")
+        assert o.choices[0].text == want["text"], (p, s)
+        assert o.usage.prompt_tokens == want["prompt_tokens"]
+
+
+def test_chat_logprobs_in_openai_shape(server, client, model_path):
+    from edgerun import Model
+    kw = dict(model="tiny", messages=[{"role": "user", "content": "tell me"}], max_tokens=8, temperature=0)
+    r = client.chat.completions.create(logprobs=True, top_logprobs=3, **kw)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    assert b"".join(bytes(e.bytes) for e in content).decode("utf-8", "replace") == r.choices[0].message.content
+    for e in content:
+        tops = [t.logprob for t in e.top_logprobs]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True) and all(lp <= 0 for lp in tops)
+        assert e.logprob == tops[0] and e.token == e.top_logprobs[0].token  # greedy: the most likely token
+    # the first token's logprob is log-softmax of the model's logits after the prompt
+    m = Model(model_path, ctx=512)
+    text = server.srv.template.render(kw["messages"], add_generation_prompt=True)
+    lg = m.eval(m.tokenize(text, add_bos=False)).astype(np.float64)
+    lse = lg.max() + np.log(np.exp(lg - lg.max()).sum())
+    assert abs(content[0].logprob - (lg.max() - lse)) < 1e-9
+    plain = client.chat.completions.create(**kw)
+    assert plain.choices[0].logprobs is None and plain.choices[0].message.content == r.choices[0].message.content
+    chunks = list(client.chat.completions.create(logprobs=True, top_logprobs=3, stream=True, **kw))
+    streamed = [e for c in chunks if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in content]
+    for bad in ({"top_logprobs": 2}, {"logprobs": True, "top_logprobs": 21}, {"logprobs": "yes"}):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(**kw, extra_body=bad)
+
+
+def test_completion_logprobs_in_openai_shape(client):
+    kw = dict(model="tiny", prompt="abc", max_tokens=6, temperature=0)
+    r = client.completions.create(logprobs=2, **kw)
+    lp = r.choices[0].logprobs
+    n = r.usage.completion_tokens
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == n
+    assert all(len(t) == 2 for t in lp.top_logprobs)
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(n)]
+    assert all(max(t.values()) == v for t, v in zip(lp.top_logprobs, lp.token_logprobs))  # greedy
+    parts = list(client.completions.create(logprobs=2, stream=True, **kw))
+    assert [t for p in parts if p.choices[0].logprobs for t in p.choices[0].logprobs.tokens] == lp.tokens
+    assert [o for p in parts if p.choices[0].logprobs for o in p.choices[0].logprobs.text_offset] == lp.text_offset
+    assert client.completions.create(**kw).choices[0].logprobs is None
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(logprobs=99, **kw)
+
+
+def test_draining_server_answers_503(server, client):
+    server.srv.draining = True
+    try:
+        r = post(server, "/v1/completions", json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 2}).encode())
+        assert r.status_code == 503 and r.json()["error"]["code"] == "server_shutting_down"
+        assert httpx.get(server.url + "/health").status_code == 503
+    finally:
+        server.srv.draining = False
+    assert client.completions.create(model="tiny", prompt="x", max_tokens=2).usage.completion_tokens >= 1

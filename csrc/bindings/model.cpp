@@ -81,8 +81,9 @@ std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int6
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
                                       bool moe_lowbit, float moe_lowbit_threshold, bool mem_covers_process,
                                       const std::string& device, int64_t gpu_mem,
-                                      const std::vector<std::pair<std::string, float>>& adapters) {
+                                      const std::vector<std::pair<std::string, float>>& adapters, int64_t n_seq) {
     ModelOptions opt;
+    opt.n_seq = n_seq;
     for (const auto& a : adapters) opt.adapters.push_back(AdapterSpec{a.first, a.second});
     opt.device = device;
     opt.gpu_mem = gpu_mem;
@@ -132,6 +133,27 @@ py::array_t<float> py_model_eval(PyModel& pm, py::array_t<int32_t, py::array::c_
     check(st);
     py::array_t<float> out(V);
     std::memcpy(out.mutable_data(), pm.logits.data(), (size_t)V * sizeof(float));
+    return out;
+}
+
+// Model::eval_batch: seq_ids[i] is token i's sequence; returns the logits [n_runs, vocab], one row per
+// run of consecutive equal sequence ids (its last token), in order.
+py::array_t<float> py_model_eval_batch(PyModel& pm, py::array_t<int32_t, py::array::c_style | py::array::forcecast> seqs,
+                                       py::array_t<int32_t, py::array::c_style | py::array::forcecast> toks) {
+    const int64_t n = (int64_t)toks.size(), V = pm.m->config().vocab;
+    if ((int64_t)seqs.size() != n)
+        raise_status(status_error(Code::INVALID_ARGUMENT, strfmt("eval_batch: %lld sequence ids for %lld tokens", (long long)seqs.size(), (long long)n)));
+    std::vector<int32_t> s(seqs.data(), seqs.data() + n), t(toks.data(), toks.data() + n);
+    int64_t runs = 1;
+    for (int64_t i = 1; i < n; ++i) runs += s[(size_t)i] != s[(size_t)i - 1];
+    py::array_t<float> out({n > 0 ? runs : (int64_t)0, V});
+    float* dst = out.mutable_data();
+    Status st;
+    {
+        py::gil_scoped_release release;
+        st = pm.m->eval_batch(s.data(), t.data(), n, dst, &runs);
+    }
+    check(st);
     return out;
 }
 
@@ -262,10 +284,20 @@ void bind_model(py::module_& m) {
              py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
              py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false,
              py::arg("device") = "cpu", py::arg("gpu_mem") = 0,
-             py::arg("adapters") = std::vector<std::pair<std::string, float>>{})
+             py::arg("adapters") = std::vector<std::pair<std::string, float>>{}, py::arg("n_seq") = 1)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
+        .def("eval_batch", &py_model_eval_batch, py::arg("seq_ids"), py::arg("tokens"),
+             "One step over several sequences (each token appended to its sequence; a sequence's tokens consecutive); "
+             "returns the logits [runs, vocab] after the last token of each run of equal sequence ids.")
+        .def("seq_truncate", [](PyModel& pm, int64_t s, int64_t n) { check(pm.m->seq_truncate(s, n)); }, py::arg("seq"), py::arg("n"))
+        .def("seq_n_past", [](const PyModel& pm, int64_t s) {
+            if (s < 0 || s >= pm.m->n_seq()) raise_status(status_error(Code::INVALID_ARGUMENT, "sequence out of range"));
+            return pm.m->seq_past(s);
+        }, py::arg("seq"))
+        .def_property_readonly("n_seq", [](const PyModel& pm) { return pm.m->n_seq(); })
+        .def_property_readonly("batch", [](const PyModel& pm) { return pm.m->batch(); })
         .def("reset", [](PyModel& pm) { pm.m->reset(); })
         .def("truncate", [](PyModel& pm, int64_t n) { check(pm.m->truncate(n)); })
         .def_property_readonly("n_past", [](const PyModel& pm) { return pm.m->n_past(); })

@@ -426,12 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sp.add_argument("--port", type=cc.int_range(1, 65535), default=8080, help="TCP port")
     sp.add_argument("--parallel", "-np", type=cc.positive_int, default=1,
-                    help="slots: sessions generating at once, each with its own KV cache (default 1)")
+                    help="slots: sessions generating at once, each with its own KV cache, decoded in one batched step (default 1)")
     sp.add_argument("--queue", type=cc.int_range(0), default=16, help="requests that may wait for a slot; more get 429 (default 16)")
     sp.add_argument("--mem", type=cc.size, default=None, help="memory budget of the whole server, e.g. 1GB: process + the weights "
                     "(one shared mapping) + every slot's KV cache and scratch; checked before listening (default: no budget)")
     sp.add_argument("--ctx", type=cc.positive_int, default=None, help="context length of each slot (default: the model's, at most 4096)")
-    sp.add_argument("--threads", "-t", type=cc.threads, default=None, help="threads per slot (default: CPUs / --parallel)")
+    sp.add_argument("--threads", "-t", type=cc.threads, default=None, help="threads of the model, which steps every slot at once (default: all CPUs)")
     sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni; default: the best this CPU runs)")
     sp.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or set EDGERUN_API_KEY; default: no key)")
     sp.add_argument("--alias", default=None, help="the model's name in the API (default: the file's name)")

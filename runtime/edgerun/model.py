@@ -68,13 +68,16 @@ class Model:
     "path:SCALE", (path, scale), or a list of these; several are summed, each times its scale (default 1).
     An adapter trained on another base file raises EdgeError naming both files. Their f32 terms are counted
     as memory_plan["adapters"]. CPU only for now (device="cuda" with an adapter raises UnsupportedError).
+
+    n_seq: KV-cache sequences (each `ctx` positions, all in the one plan): eval()/generate() use sequence 0;
+    eval_batch() steps several sequences at once (the server's slots, runtime/edgerun/server/scheduler.py).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, mem: str | int | None = None,
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
                  moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
-                 gpu_mem: str | int | None = None, adapter=None):
+                 gpu_mem: str | int | None = None, adapter=None, n_seq: int = 1):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
@@ -90,7 +93,7 @@ class Model:
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
                               moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
                               mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem),
-                              adapters=self.adapters)
+                              adapters=self.adapters, n_seq=n_seq)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
@@ -175,6 +178,31 @@ class Model:
         out = self._m.eval(np.asarray(tokens, dtype=np.int32), all_logits)
         self._cached.extend(int(t) for t in tokens)
         return out
+
+    # ---- several sequences (n_seq > 1) ------------------------------------------------------
+    @property
+    def n_seq(self) -> int:
+        return self._m.n_seq
+
+    @property
+    def batch(self) -> int:
+        """The most tokens one eval() step or eval_batch() call takes."""
+        return self._m.batch
+
+    def eval_batch(self, seq_ids: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """One step over several sequences: tokens[i] is appended to sequence seq_ids[i] (a sequence's tokens
+        consecutive, at most batch in all). Returns the logits [runs, vocab]: one row per run of equal
+        seq_ids, after its last token. Sequence 0 is eval()'s: its cached-token list is not kept here."""
+        return self._m.eval_batch(np.asarray(seq_ids, dtype=np.int32), np.asarray(tokens, dtype=np.int32))
+
+    def seq_n_past(self, seq: int) -> int:
+        return self._m.seq_n_past(seq)
+
+    def seq_truncate(self, seq: int, n: int) -> None:
+        """Drop positions >= n of sequence `seq` (0 <= n <= its n_past)."""
+        self._m.seq_truncate(seq, n)
+        if seq == 0:
+            del self._cached[n:]
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits [n, vocab] of a fresh forward pass over `tokens` (the context is reset first)."""

@@ -1,5 +1,6 @@
 """The OpenAI-compatible routes (Starlette): /v1/chat/completions, /v1/completions, /v1/models, /health,
-/metrics and the chat page at /. Generation runs on slots (slots.py) in worker threads (generation.py)."""
+/metrics and the chat page at /. A request takes a slot (slots.py); its generation runs in the batching
+scheduler (scheduler.py), which steps every busy slot in one batched eval."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import hmac
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from jinja2 import TemplateError
@@ -22,9 +22,11 @@ from starlette.routing import Route
 from ..chat import template_for
 from . import generation, params, sse
 from .errors import APIError, error_response
+from .logprobs import chat_logprobs, completion_logprobs
 from .metrics import Metrics
 from .plan import SlotPlan
-from .slots import QueueFull, SlotPool, shared_prefix
+from .scheduler import Scheduler
+from .slots import QueueFull, SlotPool, SlotSequence
 
 MAX_BODY = 1 << 20          # bytes; larger bodies get 413
 DRAIN_CAP = 64 << 20        # a larger body is not read to its end (the connection is closed)
@@ -33,17 +35,19 @@ PAGE = os.path.join(os.path.dirname(__file__), "page.html")
 
 @dataclass
 class Server:
-    models: list
+    seqs: list[SlotSequence]    # the slots' KV sequences, all of one model (plan.load_slots)
     plan: SlotPlan
     model_id: str
     api_key: str | None = None
     max_queue: int = 16
     metrics: Metrics = field(default_factory=Metrics)
+    draining: bool = False      # SIGTERM: new requests get 503 while the running ones finish
 
     def __post_init__(self):
-        m = self.models[0]
-        self.pool = SlotPool.of(self.models, self.max_queue)
-        self.executor = ThreadPoolExecutor(max_workers=len(self.models), thread_name_prefix="edgerun-slot")
+        m = self.model = self.seqs[0].model
+        self.pool = SlotPool.of(self.seqs, self.max_queue)
+        self.scheduler = Scheduler(m)
+        self.executor = self.scheduler.executor  # the scheduler's thread (shut down after the server stops)
         self.template = template_for(m)
         self.eos = {m.eos_id} - {-1}
         end_turn = m.tokenize("<|im_end|>", add_bos=False) if m._m.has_tokenizer else []
@@ -99,10 +103,13 @@ def check_model(srv: Server, obj: dict) -> None:
 async def completion(request: Request, chat: bool) -> Response:
     srv: Server = request.app.state.server
     check_key(srv, request)
+    if srv.draining:
+        raise APIError(503, "the server is shutting down", code="server_shutting_down")
     obj = params.parse_json(await read_body(request))
     check_model(srv, obj)
     max_tokens, sampling, stops, stream = params.sampling(obj)
-    model = srv.models[0]
+    top = params.logprobs(obj, chat)
+    model = srv.model
     if chat:
         try:
             text = srv.template.render(params.messages(obj), add_generation_prompt=True)
@@ -120,14 +127,13 @@ async def completion(request: Request, chat: bool) -> Response:
     if len(ids) + 1 > model.ctx:
         raise APIError(400, f"the prompt has {len(ids)} tokens; this server's context is {model.ctx} tokens",
                        param="messages" if chat else "prompt", code="context_length_exceeded")
-    job = generation.Job(ids, max_tokens, sampling, srv.chat_stops if chat else srv.eos, stops)
+    job = generation.Job(ids, max_tokens, sampling, srv.chat_stops if chat else srv.eos, stops, logprobs=top)
     try:
         slot = await srv.pool.acquire(ids)
     except QueueFull as e:
         raise APIError(429, str(e), code="queue_full") from None
-    cached = shared_prefix(slot.cached, ids)
     loop = asyncio.get_running_loop()
-    q, fut = generation.start(loop, srv.executor, slot.model, job, cached)
+    q, fut = srv.scheduler.submit(loop, slot.seq, job)
     srv.jobs.add(job)
 
     def finished(f):
@@ -151,7 +157,7 @@ async def completion(request: Request, chat: bool) -> Response:
 
     if not stream:
         gone = asyncio.ensure_future(until_disconnect(request))
-        pieces = []
+        pieces, entries = [], []
         try:
             while True:
                 get = asyncio.ensure_future(q.get())
@@ -163,6 +169,8 @@ async def completion(request: Request, chat: bool) -> Response:
                 kind, value = get.result()
                 if kind == "text":
                     pieces.append(value)
+                elif kind == "logprobs":
+                    entries.extend(value)
                 else:
                     res = value
                     break
@@ -174,8 +182,11 @@ async def completion(request: Request, chat: bool) -> Response:
         if res.error:
             raise APIError(500, f"generation failed: {res.error}", code="internal_error")
         text = "".join(pieces)
-        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None} if chat
-                  else {"index": 0, "text": text, "logprobs": None})
+        lp = None
+        if top is not None:
+            lp = chat_logprobs(model, entries) if chat else completion_logprobs(model, entries)
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": lp} if chat
+                  else {"index": 0, "text": text, "logprobs": lp})
         choice["finish_reason"] = reason(res)
         return JSONResponse(dict(head, choices=[choice], usage=usage(res)))
 
@@ -183,22 +194,34 @@ async def completion(request: Request, chat: bool) -> Response:
         obj.get("stream_options"), dict) else False
     head["object"] = "chat.completion.chunk" if chat else "text_completion"
 
-    def chunk(delta_text=None, finish=None, first=False):
+    offset = [0]  # completions' text_offset: characters streamed so far
+
+    def chunk(delta_text=None, finish=None, first=False, entries=None):
+        lp = None
+        if entries:
+            lp = chat_logprobs(model, entries) if chat else completion_logprobs(model, entries, offset[0])
+        if delta_text:
+            offset[0] += len(delta_text)
         if chat:
             delta = {"role": "assistant", "content": ""} if first else ({"content": delta_text} if delta_text else {})
-            c = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            c = {"index": 0, "delta": delta, "logprobs": lp, "finish_reason": finish}
         else:
-            c = {"index": 0, "text": delta_text or "", "logprobs": None, "finish_reason": finish}
+            c = {"index": 0, "text": delta_text or "", "logprobs": lp, "finish_reason": finish}
         return sse.event(dict(head, choices=[c]))
 
     async def events():
+        entries = []
         try:
             if chat:
                 yield chunk(first=True)
             while True:
                 kind, value = await q.get()
+                if kind == "logprobs":
+                    entries = value
+                    continue
                 if kind == "text":
-                    yield chunk(value)
+                    yield chunk(value, entries=entries)
+                    entries = []
                     continue
                 res = value
                 if res.error:
@@ -229,19 +252,20 @@ async def models(request: Request) -> Response:
     check_key(srv, request)
     return JSONResponse({"object": "list", "data": [
         {"id": srv.model_id, "object": "model", "created": srv.created, "owned_by": "edgerun",
-         "context_length": srv.models[0].ctx}]})
+         "context_length": srv.model.ctx}]})
 
 
 async def health(request: Request) -> Response:
     srv: Server = request.app.state.server
-    return JSONResponse({"status": "ok", "slots": len(srv.pool.slots), "slots_busy": srv.pool.busy,
-                         "queue_length": srv.pool.queued})
+    return JSONResponse({"status": "draining" if srv.draining else "ok", "slots": len(srv.pool.slots),
+                         "slots_busy": srv.pool.busy, "queue_length": srv.pool.queued},
+                        status_code=503 if srv.draining else 200)
 
 
 async def metrics(request: Request) -> Response:
     srv: Server = request.app.state.server
     check_key(srv, request)
-    return PlainTextResponse(srv.metrics.render(srv.pool, srv.plan, srv.models),
+    return PlainTextResponse(srv.metrics.render(srv.pool, srv.plan, [srv.model], srv.scheduler),
                              media_type="text/plain; version=0.0.4")
 
 
@@ -249,7 +273,7 @@ async def plan(request: Request) -> Response:
     """The memory plan for the chat page: the numbers and one line of text."""
     srv: Server = request.app.state.server
     return JSONResponse(dict(srv.plan.as_dict(), text=srv.plan.describe(), model=srv.model_id,
-                             ctx=srv.models[0].ctx, tok_s=srv.metrics.last_tok_s))
+                             ctx=srv.model.ctx, tok_s=srv.metrics.last_tok_s))
 
 
 async def page(request: Request) -> Response:

@@ -41,7 +41,7 @@ class Metrics:
         if res.completion_tokens > 1 and decode_s > 0:
             self.last_tok_s = (res.completion_tokens - 1) / decode_s
 
-    def render(self, pool, plan, models) -> str:
+    def render(self, pool, plan, models, sched=None) -> str:
         lines: list[str] = []
 
         def metric(name, kind, help_, samples):
@@ -67,15 +67,29 @@ class Metrics:
         metric("slots_busy", "gauge", "slots generating now", [({}, pool.busy)])
         metric("queue_length", "gauge", "requests waiting for a slot", [({}, pool.queued)])
         metric("queue_capacity", "gauge", "requests that may wait before 429", [({}, pool.max_queue)])
+        if sched is not None:
+            metric("batch_steps_total", "counter", "batched model steps (one eval over every active slot)",
+                   [({}, sched.steps)])
+            metric("batch_step_tokens_total", "counter", "tokens evaluated in batched steps (decode + prompt chunks)",
+                   [({}, sched.step_tokens)])
+            metric("batch_decode_tokens_total", "counter", "decode tokens evaluated in batched steps",
+                   [({}, sched.decode_tokens)])
+            metric("batch_step_size", "gauge", "tokens in the latest batched step", [({}, sched.last_step_size)])
+            metric("batch_decode_slots", "gauge", "slots decoding in the latest batched step",
+                   [({}, sched.last_decode_batch)])
+            metric("batch_decode_slots_max", "gauge", "the most slots decoding in one step so far",
+                   [({}, sched.max_decode_batch)])
+            metric("slots_active", "gauge", "slots in the scheduler (reading a prompt or decoding)",
+                   [({}, sched.active)])
         hits = sum(m.moe_stats["hits"] for m in models)
         total = hits + sum(m.moe_stats["misses"] for m in models)
         metric("expert_cache_hit_rate", "gauge", "expert cache hits / lookups over all slots (NaN: dense model)",
                [({}, round(hits / total, 6) if total else math.nan)])
         terms = {"process": plan.process, "weights": plan.weights, "slots_private": sum(plan.private),
-                 "total": plan.total}
-        metric("memory_plan_bytes", "gauge", "the planned memory; weights counted once (one shared mapping)",
+                 "shared": plan.shared, "total": plan.total}
+        metric("memory_plan_bytes", "gauge", "the planned memory: process, weights, the slots' KV caches, shared scratch",
                [({"term": k}, v) for k, v in terms.items()])
         metric("memory_budget_bytes", "gauge", "--mem (0: none)", [({}, plan.budget or 0)])
-        metric("process_resident_bytes", "gauge", "VmRSS now (counts each slot's mapping of the weights)",
+        metric("process_resident_bytes", "gauge", "VmRSS now",
                [({}, _rss_bytes())])
         return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """Request bodies of /v1/chat/completions and /v1/completions, validated into generation settings.
 
 Accepted: model, messages | prompt, max_tokens (max_completion_tokens), temperature, top_p, seed, stop,
-stream, n (1 only), user, and ignored-when-neutral fields (presence/frequency_penalty 0, logprobs off).
+stream, n (1 only), user, logprobs (chat: logprobs + top_logprobs; completions: logprobs = k), and
+ignored-when-neutral fields (presence/frequency_penalty 0).
 Sampling defaults are edgerun's (= llama.cpp's: temperature 0.8, top_p 0.95, top_k 40, min_p 0.05), so a
 request with the same settings matches `edgerun generate`.
 """
@@ -48,8 +49,6 @@ def sampling(obj: dict) -> tuple[int, dict, list[str], bool]:
     for k in ("presence_penalty", "frequency_penalty"):
         if _number(obj, k, -2.0, 2.0, 0.0) != 0.0:
             raise APIError(400, f"'{k}' is not supported (only 0)", param=k, code="unsupported_parameter")
-    if obj.get("logprobs") not in (None, False, 0) or obj.get("top_logprobs"):
-        raise APIError(400, "logprobs are not supported", param="logprobs", code="unsupported_parameter")
     seed = obj.get("seed")
     if seed is None:
         seed = secrets.randbits(31)
@@ -68,6 +67,25 @@ def sampling(obj: dict) -> tuple[int, dict, list[str], bool]:
     if not isinstance(stream, bool):
         raise APIError(400, "'stream' must be a boolean", param="stream", code="invalid_type")
     return max_tokens, kw, stops, stream
+
+
+MAX_TOP_LOGPROBS = 20
+
+
+def logprobs(obj: dict, chat: bool) -> int | None:
+    """None: no logprobs; k >= 0: each token's logprob and its k most likely alternatives.
+    Chat: logprobs (bool) + top_logprobs (0..20, needs logprobs); completions: logprobs = k (0..20) or null."""
+    if chat:
+        on = obj.get("logprobs")
+        if on is not None and not isinstance(on, bool):
+            raise APIError(400, f"'logprobs' must be a boolean, got {on!r}", param="logprobs", code="invalid_type")
+        top = _number(obj, "top_logprobs", 0, MAX_TOP_LOGPROBS, None, integer=True)
+        if top is not None and not on:
+            raise APIError(400, "'top_logprobs' needs 'logprobs': true", param="top_logprobs", code="invalid_value")
+        return (top or 0) if on else None
+    if obj.get("logprobs") is False:
+        return None
+    return _number(obj, "logprobs", 0, MAX_TOP_LOGPROBS, None, integer=True)
 
 
 def messages(obj: dict) -> list[dict]:

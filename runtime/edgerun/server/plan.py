@@ -1,17 +1,19 @@
 """The memory plan of N slots (sessions) under one --mem budget, made before the server listens.
 
-Every slot is its own edgerun.Model (its own KV cache, scratch, and for MoE its own expert cache) over
-the same .edge file. The weights are a read-only file mapping: N mappings of one file share the same
-page-cache pages, so physical memory (and a cgroup's charge) holds them once; they are counted once.
-(VmRSS adds each mapping's resident pages, so it over-reports N > 1 — PSS / the cgroup are the truth.)
+The slots are N KV sequences of ONE edgerun.Model (n_seq = N: the scheduler batches their decode steps,
+scheduler.py): one mapping of the weights, one scratch (sized for a step of `batch` tokens), one expert
+cache for a MoE model, and N KV caches of ctx positions each, all planned by the C++ planner at once.
 
     budget >= process (this interpreter's resident set + margin, measured once)
-              + weights (the mapped non-expert tensors, once)
-              + N x private (each slot's KV cache + scratch + activations + I/O buffers + expert cache)
+              + weights (the mapped non-expert tensors)
+              + N x (KV cache + host state) (per slot)
+              + shared (scratch, activations, I/O buffers, and for MoE the expert cache: the rest)
 
-A probe model planned with mem_scope="process" and the whole budget measures `process` and `weights`
-and proves one slot fits; each slot is then planned with mem = weights + share, share = what is left / N,
-so a dense slot gets exactly its KV + scratch and a MoE slot an expert cache that fills its share.
+A probe model (one sequence) planned with mem_scope="process" and the whole budget measures `process`,
+`weights` and one slot's KV cache. A slot's host state is what its request keeps in this process at a
+full context: its two token lists (cached tokens, sampling history: a pointer each per token, at least)
+and its row of a step's logits (vocab floats). For a dense model the arithmetic is checked before loading (the
+refusal names every term), then the model is planned with mem = budget - process - N x host state (its own memory).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from dataclasses import dataclass
 
 from .. import MemoryBudgetError, Model
 from ..sizes import format_size
+from .scheduler import PREFILL_CHUNK
+from .slots import SlotSequence
 
 PRIVATE_TERMS = ("kv_cache", "scratch", "activations", "adapters", "io_buffers", "expert_cache")
+SHARED_TERMS = ("scratch", "activations", "adapters", "io_buffers", "expert_cache")  # one model: counted once
 
 
 @dataclass
@@ -30,20 +35,22 @@ class SlotPlan:
     budget: int | None          # bytes, None = no budget
     process: int                # bytes counted for the interpreter (0 without a budget)
     weights: int                # mapped weights, counted once
-    private: list[int]          # per slot
+    private: list[int]          # per slot: its KV cache + host state
+    shared: int = 0             # one scratch (+ activations, I/O buffers, expert cache) for all slots
 
     @property
     def total(self) -> int:
-        return self.process + self.weights + sum(self.private)
+        return self.process + self.weights + sum(self.private) + self.shared
 
     def as_dict(self) -> dict:
         return {"parallel": self.parallel, "budget": self.budget, "process": self.process, "weights": self.weights,
-                "private_per_slot": self.private, "total": self.total}
+                "private_per_slot": self.private, "shared": self.shared, "total": self.total}
 
     def describe(self) -> str:
         per = format_size(max(self.private)) if self.private else "0"
-        text = (f"{self.parallel} slot(s) x {per} (KV cache + scratch) + weights {format_size(self.weights)} "
-                f"(one shared mapping) + process {format_size(self.process)} = {format_size(self.total)}")
+        text = (f"{self.parallel} slot(s) x {per} (KV cache + host state) + scratch {format_size(self.shared)} (shared, batched "
+                f"steps) + weights {format_size(self.weights)} + process {format_size(self.process)} = "
+                f"{format_size(self.total)}")
         return text + (f" of --mem {format_size(self.budget)}" if self.budget else " (no --mem budget)")
 
 
@@ -51,37 +58,50 @@ def private_bytes(plan: dict) -> int:
     return sum(int(plan.get(k, 0)) for k in PRIVATE_TERMS)
 
 
+def host_bytes(ctx: int, vocab: int) -> int:
+    """One slot's host state at a full context: 2 token lists x ctx x 8-byte pointers + a logits row."""
+    return 2 * ctx * 8 + vocab * 4
+
+
+def shared_bytes(plan: dict) -> int:
+    return sum(int(plan.get(k, 0)) for k in SHARED_TERMS)
+
+
 def load_slots(path: str, parallel: int, mem: int | None, ctx: int | None, threads: int | None,
-               **model_kw) -> tuple[list[Model], SlotPlan]:
-    """Plan and load `parallel` models of `path`; raises MemoryBudgetError with the arithmetic if they cannot fit."""
+               **model_kw) -> tuple[list[SlotSequence], SlotPlan]:
+    """Plan and load one model of `parallel` KV sequences; -> (the slots' sequences, the plan). Raises
+    MemoryBudgetError with the arithmetic if they cannot fit."""
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
-    if not mem:
-        models = [Model(path, threads=threads, ctx=ctx, **model_kw) for _ in range(parallel)]
-        p0 = models[0].memory_plan
-        return models, SlotPlan(parallel, None, 0, int(p0["resident"]), [private_bytes(m.memory_plan) for m in models])
-    probe = Model(path, threads=threads, ctx=ctx, mem=mem, mem_scope="process", **model_kw)
-    pp = probe.memory_plan
-    process, weights, one = int(pp["process"]), int(pp["resident"]), private_bytes(pp)
-    if not probe.is_moe:  # a dense slot's private memory is fixed: the arithmetic can be checked exactly
-        need = process + weights + parallel * one
-        if need > mem:
-            raise MemoryBudgetError(
-                f"--parallel {parallel} needs {format_size(need)}: {parallel} x {format_size(one)} (KV cache for "
-                f"{probe.ctx} tokens + scratch per slot) + weights {format_size(weights)} (shared) + process "
-                f"{format_size(process)}, but --mem is {format_size(mem)}; use fewer --parallel slots, a shorter "
-                f"--ctx or a larger --mem")
-    del probe
-    share = (mem - process - weights) // parallel
-    if share <= 0:
-        raise MemoryBudgetError(f"--mem {format_size(mem)} leaves nothing for the slots after the weights "
-                                f"({format_size(weights)}) and the process ({format_size(process)})")
-    models = []
-    for i in range(parallel):
+    # a step holds every slot's decode token and a prompt chunk (scheduler.py): the scratch is sized for it
+    model_kw.setdefault("batch", max(128, parallel + PREFILL_CHUNK))
+    process = 0
+    if mem:
+        probe = Model(path, threads=threads, ctx=ctx, mem=mem, mem_scope="process", **model_kw)
+        pp = probe.memory_plan
+        process, weights, kv_one, shared = int(pp["process"]), int(pp["resident"]), int(pp["kv_cache"]), shared_bytes(pp)
+        host = host_bytes(probe.ctx, probe.vocab_size)
+        if not probe.is_moe:  # a dense model's terms are fixed: the arithmetic can be checked exactly
+            need = process + weights + parallel * (kv_one + host) + shared
+            if need > mem:
+                raise MemoryBudgetError(
+                    f"--parallel {parallel} needs {format_size(need)}: {parallel} x {format_size(kv_one + host)} (KV "
+                    f"cache for {probe.ctx} tokens + host state per slot) + scratch {format_size(shared)} (shared) + weights "
+                    f"{format_size(weights)} + process {format_size(process)}, but --mem is {format_size(mem)}; use "
+                    f"fewer --parallel slots, a shorter --ctx or a larger --mem")
+        del probe
+        if mem - process - parallel * host <= weights:
+            raise MemoryBudgetError(f"--mem {format_size(mem)} leaves nothing for the model after the process "
+                                    f"({format_size(process)}) and {parallel} slots' host state ({format_size(host)} each)")
         try:
-            models.append(Model(path, threads=threads, ctx=ctx, mem=weights + share, mem_scope="model", **model_kw))
+            model = Model(path, threads=threads, ctx=ctx, mem=mem - process - parallel * host, mem_scope="model",
+                          n_seq=parallel, **model_kw)
         except MemoryBudgetError as e:
-            raise MemoryBudgetError(f"slot {i + 1} of --parallel {parallel} (a share of {format_size(share)} each "
-                                    f"beside the shared weights) does not fit: {e}") from e
-    plan = SlotPlan(parallel, mem, process, weights, [private_bytes(m.memory_plan) for m in models])
-    return models, plan
+            raise MemoryBudgetError(f"--parallel {parallel} does not fit --mem {format_size(mem)} beside the process "
+                                    f"({format_size(process)}): {e}") from e
+    else:
+        model = Model(path, threads=threads, ctx=ctx, n_seq=parallel, **model_kw)
+    mp = model.memory_plan
+    per_slot = int(mp["kv_cache"]) // parallel + host_bytes(model.ctx, model.vocab_size)
+    plan = SlotPlan(parallel, mem or None, process, int(mp["resident"]), [per_slot] * parallel, shared_bytes(mp))
+    return [SlotSequence(model, i) for i in range(parallel)], plan

@@ -1,4 +1,5 @@
-"""Slots: N sessions, each an edgerun.Model with its own KV cache, handed to requests one at a time.
+"""Slots: N sessions, each a KV sequence of the one multi-sequence edgerun.Model (plan.py), handed to
+requests one at a time (the scheduler, scheduler.py, steps all busy slots together).
 
 All bookkeeping runs on the event loop's thread (no locks): acquire() gives a free slot at once, or waits
 in a bounded FIFO queue, or raises QueueFull when the queue is full. Among the free slots it picks the one
@@ -13,6 +14,14 @@ import collections
 from dataclasses import dataclass, field
 
 from ..model import Model
+
+
+@dataclass(eq=False)
+class SlotSequence:
+    """One slot's KV sequence `seq` in the shared model, and the tokens cached in it, in order."""
+    model: Model
+    seq: int
+    _cached: list[int] = field(default_factory=list)
 
 
 class QueueFull(Exception):
@@ -30,13 +39,13 @@ def shared_prefix(cached: list[int], ids: list[int]) -> int:
 @dataclass
 class Slot:
     index: int
-    model: Model
+    seq: SlotSequence
     busy: bool = False
     requests: int = 0
 
     @property
     def cached(self) -> list[int]:
-        return self.model._cached
+        return self.seq._cached
 
 
 @dataclass
@@ -46,8 +55,8 @@ class SlotPool:
     _waiters: collections.deque = field(default_factory=collections.deque)
 
     @classmethod
-    def of(cls, models: list[Model], max_queue: int) -> "SlotPool":
-        return cls([Slot(i, m) for i, m in enumerate(models)], max_queue)
+    def of(cls, seqs: list[SlotSequence], max_queue: int) -> "SlotPool":
+        return cls([Slot(i, s) for i, s in enumerate(seqs)], max_queue)
 
     @property
     def busy(self) -> int:
