@@ -7,6 +7,10 @@
 
 namespace edge {
 
+namespace {
+float eps_of(const LlmConfig& c) { return (float)c.rms_eps; }
+}  // namespace
+
 ExpertStats Model::moe_stats() const { return store_ ? store_->stats() : ExpertStats(); }
 
 void Model::moe_reset_stats() {
@@ -35,6 +39,19 @@ Status Model::eval(const int32_t* tokens, int64_t n, bool all_logits, float* log
         EDGE_TRY(step(tokens + i, T, all_logits, out));
     }
     return Status::ok();
+}
+
+Status Model::eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
+                                 bool* done) {
+    *done = false;
+    if (!device_steps_ || n_past_ + 1 > ctx_ || token < 0 || token >= cfg_.vocab) return Status::ok();  // eval says why
+    sampler.penalty_ids(history, &penalty_ids_);
+    if (!be_->sample_supported(sampler.params(), cfg_.vocab, (int)penalty_ids_.size())) return Status::ok();
+    *done = true;
+    EDGE_TRY(device_step(token, nullptr));
+    const float u = sampler.params().temperature > 0.f ? sampler.draw_uniform() : 0.f;
+    be_->sample(logits_out_, cfg_.vocab, sampler.params(), penalty_ids_.data(), (int)penalty_ids_.size(), u, next);
+    return be_->take_error();
 }
 
 Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const uint8_t* base) const {
@@ -144,21 +161,22 @@ Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
         float* y = logits_;
         be.matmul(&w, &y, 1, xn_, T);
     }
-    be.moe_route(moe_, logits_, T, k, route_idx_, route_w_);
-    be.sync();
+    if (moe_.router_on_residual && !moe_.predictor_linear) {
+        // moe_predict routed these very logits (the router on the layer input is its own predictor):
+        // the same routes and weights, without a second download
+        std::copy(pred_idx_, pred_idx_ + T * k, route_idx_);
+    } else {
+        be.moe_route(moe_, logits_, T, k, route_idx_, route_w_);
+        be.sync();
+    }
     store_->note_prediction(T * k, moe_overlap(route_idx_, pred_idx_, T, k));
     return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_);
 }
 
-Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logits) {
+// The decoder layers over x_ for T tokens at positions n_past_.. (rope angles already in place).
+Status Model::forward_layers(int64_t T) {
     const LlmConfig& c = cfg_;
-    const int64_t D = c.d_model;
-    const float eps = (float)c.rms_eps;
     Backend& be = *be_;
-
-    be.embed(tok_embd_, tokens, T, x_);
-    be.rope_angles(n_past_, T, inv_freq_, c.head_dim / 2, rope_cos_, rope_sin_);
-
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];
         const LayerWeights* w = &L.w;
@@ -173,7 +191,7 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         if (L.moe) st = moe_predict(il, *w, T);
         if (st.is_ok()) {
             attention(L, *w, T);
-            be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
+            be.rmsnorm(x_, w->ffn_norm, eps_of(c), T, c.d_model, xn_);
             if (L.moe) {
                 st = moe_forward(il, *w, T);
             } else {
@@ -186,6 +204,50 @@ Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* log
         }
         EDGE_TRY(st);
     }
+    return Status::ok();
+}
+
+// One token (its logits to `logits`, or left in logits_out_ when nullptr), on a backend that records steps (device_steps_: dense, every weight in the
+// device copy): the token and position go to the device, the recorded step is replayed (or recorded
+// now), and only the logits come back.
+Status Model::device_step(int32_t token, float* logits) {
+    const LlmConfig& c = cfg_;
+    Backend& be = *be_;
+    auto issue = [&]() -> Status {
+        be.embed_step(tok_embd_dev_, x_);
+        be.rope_angles(n_past_, 1, inv_freq_, c.head_dim / 2, rope_cos_, rope_sin_);
+        Status st = forward_layers(1);
+        be.rmsnorm(x_, output_norm_, eps_of(c), 1, c.d_model, xn_);
+        const Matrix* head = &output_;
+        be.matmul(&head, &logits_out_, 1, xn_, 1);
+        return st;
+    };
+    be.step_inputs(token, n_past_);
+    if (!be.step_begin()) {
+        Status st = issue();
+        if (!be.step_end()) {  // recording failed (nothing ran): the same ops, eagerly
+            be.step_begin();
+            st = issue();
+            be.step_end();
+        }
+        EDGE_TRY(st);
+    }
+    if (logits) be.download(logits, logits_out_, c.vocab * (int64_t)sizeof(float));  // else they stay (eval_sample_device)
+    EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
+    n_past_ += 1;
+    return Status::ok();
+}
+
+Status Model::step(const int32_t* tokens, int64_t T, bool all_logits, float* logits) {
+    const LlmConfig& c = cfg_;
+    const int64_t D = c.d_model;
+    const float eps = (float)c.rms_eps;
+    Backend& be = *be_;
+    if (T == 1 && logits && device_steps_) return device_step(tokens[0], logits);
+
+    be.embed(tok_embd_, tokens, T, x_);
+    be.rope_angles(n_past_, T, inv_freq_, c.head_dim / 2, rope_cos_, rope_sin_);
+    EDGE_TRY(forward_layers(T));
     EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
     n_past_ += T;
     if (!logits) return Status::ok();

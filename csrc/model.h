@@ -31,6 +31,7 @@
 #include "layer_stream.h"
 #include "matrix.h"
 #include "moe.h"
+#include "sampler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edge {
@@ -98,6 +99,16 @@ public:
     // step are not appended (n_past stays at the last completed step).
     Status eval(const int32_t* tokens, int64_t n, bool all_logits, float* logits);
 
+    // One token evaluated and its successor picked by `sampler` on the device: a recorded one-token step
+    // whose logits stay on the device, then Backend::sample (only the id comes back). *done = false, with
+    // nothing evaluated, where this model or backend cannot (host memory backends, MoE, a sampler setting
+    // beyond the device sampler's limits): then use eval + Sampler::sample. The sampler draws exactly as
+    // Sampler::sample would (sampler.h), so both paths give the same tokens but where the device's f32
+    // exp differs in the last bits at a draw's boundary (backend/cuda/cuda_sample.cu).
+    Status eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
+                              bool* done);
+    bool device_steps() const { return device_steps_; }
+
 private:
     // A layer's weights: pointers into the mapping, or into a LayerStream buffer (rebased()).
     struct LayerWeights {
@@ -128,6 +139,8 @@ private:
     uint64_t weights_end() const;
     Status plan_buffers();
     Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
+    Status forward_layers(int64_t T);
+    Status device_step(int32_t token, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T);
     void dense_ffn(const LayerWeights& w, int64_t T);
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
@@ -148,8 +161,12 @@ private:
     MoeConfig moe_;
     MemoryPlan plan_;
     Matrix tok_embd_, output_;
+    Matrix tok_embd_dev_;        // the embedding table in the backend's copy of the weights (device steps)
+    bool device_steps_ = false;  // one-token steps recorded and replayed by the backend (Backend::step_*)
     const float* output_norm_ = nullptr;
     std::vector<Layer> layers_;
+    std::vector<int32_t> penalty_ids_;  // eval_sample_device's scratch
+    uint8_t* expert_mirror_ = nullptr;  // the device mirror of the store's slots (Backend::mirror_expert_slots)
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
 
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "../planner.h"
 
 namespace edge {
+
+bool cuda_env_enabled(const char* name);  // cuda_step.cu: unset, or not 0 / off
 
 Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** out) {
     *out = nullptr;
@@ -34,6 +37,10 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->host_ = host;
     be->device_ = device;
     be->max_smem_ = prop.sharedMemPerBlockOptin;
+    be->graphs_ = cuda_env_enabled("EDGE_CUDA_GRAPH");
+    be->gpu_sampler_ = cuda_env_enabled("EDGE_CUDA_SAMPLER");
+    const char* pdl = std::getenv("EDGE_CUDA_PDL");
+    be->pdl_ = pdl && !std::strcmp(pdl, "1");
     int driver = 0;
     cudaDriverGetVersion(&driver);
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,
@@ -47,6 +54,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
 }
 
 CudaBackend::~CudaBackend() {
+    step_reset();
     if (stream_) {
         cudaStreamSynchronize(stream_);
         cudaStreamDestroy(stream_);
@@ -145,6 +153,13 @@ void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
         p->add("cuda.route_weights", MemKind::SCRATCH, this, routes, &weights_);
         p->add("cuda.router_logits (host)", MemKind::SCRATCH, nullptr, s.tokens * s.n_experts, &logits_host_);
     }
+    if (s.vocab > 0) {
+        p->add("cuda.sample_values", MemKind::SCRATCH, this, kSampleBlocks * kMaxTopK + 2 * kMaxTopK, &sample_cv_);
+        p->add("cuda.sample_ids", MemKind::SCRATCH, this, kSampleBlocks * kMaxTopK + kMaxTopK, &sample_ci_);
+        p->add("cuda.sample_next", MemKind::SCRATCH, this, 1, &sample_next_);
+    }
+    p->add("cuda.step_inputs", MemKind::SCRATCH, this, 1, &step_);
+    p->add("cuda.step_inputs (host)", MemKind::SCRATCH, nullptr, 1, &step_host_);
     if (s.stage_bytes > 0) p->add("cuda.expert_stage", MemKind::SCRATCH, this, s.stage_bytes, &stage_, false);
 }
 
@@ -177,12 +192,15 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
     const int64_t n = ws[0]->cols;
     bool need_q8 = false;
     for (int i = 0; i < nw; ++i) need_q8 |= dtype_traits(ws[i]->dtype).int_dot;
-    if (need_q8) note(cuda_quantize_q8x(x, n, n, T, xq_, n / 32, stream_), "quantize_q8x");
+    // EDGE_CUDA_PDL=1: each kernel starts while its predecessor drains (programmatic dependent launch;
+    // the weights are never written, so streaming them early is safe) — measured in bench/cuda/RESULTS.md
+    const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0;
+    if (need_q8) note(cuda_quantize_q8x(x, n, n, T, xq_, n / 32, stream_, fl), "quantize_q8x");
     for (int i = 0; i < nw; ++i) {
         const Matrix& w = *ws[i];
         const bool q8 = dtype_traits(w.dtype).int_dot;
         note(cuda_gemv(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, q8 ? (const void*)xq_ : (const void*)x, q8 ? n / 32 : n, T,
-                       ys[i], w.rows, stream_),
+                       ys[i], w.rows, stream_, fl),
              "gemv");
     }
     if (adapters)
