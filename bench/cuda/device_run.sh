@@ -30,8 +30,8 @@ export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
 for s in "${steps[@]}"; do
   case $s in
     test)
-      timeout 300 python3 -m pytest -q tests/test_cuda*.py >"$OUT/test_cuda.log" 2>&1
-      el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")" ;;
+      timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -rfE ${TESTS:-tests/test_cuda.py tests/test_cuda_decode.py} >"$OUT/test_cuda.log" 2>&1
+      el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")"; grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -20 ;;
     gemv)
       timeout 120 build/gpu/edge_test_cuda_gemv --bench --dtypes int4_32,q8_0 --ncols 1 >"$OUT/gemv.md" 2>&1
       el "gemv bench rc=$?"; grep -E "launch floor|1536x768|4096x4096|2048x8192" "$OUT/gemv.md" | head -20 ;;
