@@ -121,7 +121,7 @@ __global__ void topk2_k(const float* __restrict__ cv, const int* __restrict__ ci
     select_k(sv, si, n, p.K, wv, wi, rv, ri);
     if (threadIdx.x != 0) return;
     if (p.temperature <= 0.f) {
-        *next = wi[0];
+        *next = wi[0] < 0 ? 0 : wi[0];  // every logit NaN: token 0, as std::max_element gives
         return;
     }
     int k = p.K;

@@ -5,7 +5,7 @@
 // Between step_begin() and step_end() the ops embed_step, rope_angles, kv_append and attention read the
 // token / position from `step_` instead of their host arguments; everything else is unchanged, so the
 // recorded step is the eager one. With graphs on (default; EDGE_CUDA_GRAPH=0 turns them off, for tests
-// and bug reports), the first step_begin() captures the stream (thread-local capture mode) and step_end()
+// and bug reports), the first step_begin() captures the stream (relaxed mode: the GEMVs' occupancy queries may run) and step_end()
 // instantiates and launches the graph; later step_begin() calls launch it and return true (the caller
 // issues nothing). The graph stays valid because every pointer it holds is planned once at load and the
 // attention's shared memory is sized for the whole context (cuda_attention_prepare).
@@ -106,7 +106,7 @@ bool CudaBackend::step_begin() {
     }
     in_step_ = true;
     if (graphs_ && error_ == cudaSuccess) {
-        cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+        cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
         note(e, "cudaStreamBeginCapture");
         capturing_ = e == cudaSuccess;
     }
