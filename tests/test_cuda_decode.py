@@ -48,13 +48,16 @@ def load(path, graph=True, sampler=True):
                 os.environ[k] = v
 
 
-def decode_logits(m, n=24):
-    """Prompt, then n one-token steps feeding the argmax: the logits of every step."""
+def decode_logits(m, tokens=None, n=24):
+    """Prompt, then n one-token steps feeding the argmax (or the given tokens): the logits of every step."""
     m.reset()
     out = [m.eval(PROMPT)]
-    for _ in range(n):
-        out.append(m.eval([int(np.argmax(out[-1]))]))
+    for i in range(n):
+        out.append(m.eval([int(np.argmax(out[-1])) if tokens is None else tokens[i]]))
     return np.stack(out)
+
+
+TOL = {"f32": 2e-3, "q8": 2e-2, "int4": 2e-2}  # tests/test_cuda.py's GPU-vs-CPU bounds
 
 
 @pytest.mark.parametrize("recipe", ["f32", "q8", "int4"])
@@ -63,8 +66,9 @@ def test_graph_decode_equals_eager(files, arch, recipe):
     path = files[(arch, recipe)]
     a, b = decode_logits(load(path, graph=True)), decode_logits(load(path, graph=False))
     assert np.array_equal(a, b)  # same kernels, same bits
-    cpu = decode_logits(edgerun.Model(path))
-    assert list(a.argmax(1)) == list(cpu.argmax(1))
+    fed = [int(t) for t in a.argmax(1)[:-1]]
+    cpu = decode_logits(edgerun.Model(path), tokens=fed)  # the CPU on the GPU's tokens
+    assert float(np.abs(a - cpu).max() / np.abs(cpu).max()) <= TOL[recipe]
 
 
 @pytest.mark.parametrize("arch", ["llama", "llama-v5000"])
@@ -74,14 +78,16 @@ def test_graph_decode_equals_eager(files, arch, recipe):
 def test_gpu_sampler_equals_host_sampler(files, arch, params):
     path = files[(arch, "q8")]
     gpu, host = load(path), load(path, sampler=False)
+    seqs = set()
     for seed in range(4):
         kw = dict(params, seed=seed, max_tokens=40, stop_ids=[])
         a, b = [], []
         list(gpu.generate(PROMPT, tokens_out=a, **kw))
         list(host.generate(PROMPT, tokens_out=b, **kw))
         assert a == b, (seed, a, b)
-        if params["temperature"] > 0:
-            assert len(set(a)) > 1  # really sampled
+        seqs.add(tuple(a))
+    if params["temperature"] > 0:
+        assert len(seqs) > 1  # the seeds drew different sequences: really sampled
 
 
 def test_gpu_sampler_distribution(files):
@@ -101,6 +107,6 @@ def test_gpu_sampler_distribution(files):
     p /= p.sum()
     keep = int(np.searchsorted(np.cumsum(p), 0.95) + 1)
     p = p[:keep] / p[:keep].sum()
-    assert set(counts) <= set(int(t) for t in order[:keep])
+    assert set(counts) <= set(int(t) for t in order[:keep + 1])  # + 1: the f32 vs f64 top-p boundary
     top = int(order[0])
     assert abs(counts.get(top, 0) / n - p[0]) < 4 * np.sqrt(p[0] * (1 - p[0]) / n) + 0.02
