@@ -414,7 +414,8 @@ Status Model::plan_memory(const ModelOptions& opt) {
         device_steps_ = be_->step_supported() && !moe && stream_opt_.window == 0 && be_->embed_step_supported(tok_embd_.dtype);
     }
     if (moe) EDGE_TRY(ExpertStore::open(f, so, &store_));
-    if (store_ && expert_mirror_) be_->mirror_expert_slots(so.slots, expert_mirror_, plan_.expert_cache, plan_.slot_bytes);
+    if (store_ && expert_mirror_)  // the store's slots as planned (plan_ is refreshed below)
+        be_->mirror_expert_slots(so.slots, expert_mirror_, store_->n_slots() * store_->slot_bytes(), store_->slot_bytes());
     if (stream_opt_.window > 0) EDGE_TRY(LayerStream::open(f, stream_opt_, &stream_));
 
     const int64_t slots = plan_.expert_slots, slot = plan_.slot_bytes, window = plan_.layer_window;

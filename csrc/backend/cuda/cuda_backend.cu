@@ -39,6 +39,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->max_smem_ = prop.sharedMemPerBlockOptin;
     be->graphs_ = cuda_env_enabled("EDGE_CUDA_GRAPH");
     be->gpu_sampler_ = cuda_env_enabled("EDGE_CUDA_SAMPLER");
+    be->expert_mirror_ = cuda_env_enabled("EDGE_CUDA_EXPERT_MIRROR");
     const char* pdl = std::getenv("EDGE_CUDA_PDL");
     be->pdl_ = pdl && !std::strcmp(pdl, "1");
     int driver = 0;

@@ -55,7 +55,7 @@ public:
     void plan_scratch(const StepShape& s, Planner* p) override;
     void stage_weights(const Matrix* in, int n, Matrix* out) override;
     bool stage_expert(int layer, int expert, int variant, const Matrix* in, int n, Matrix* out) override;
-    bool expert_mirror_supported() const override { return true; }
+    bool expert_mirror_supported() const override { return expert_mirror_; }
     void mirror_expert_slots(uint8_t* host, uint8_t* dev, int64_t bytes, int64_t slot_bytes) override;
     int64_t memory_free() const override;
     void sync() override;
@@ -125,6 +125,7 @@ private:
     uint8_t* mirror_dev_ = nullptr;
     int64_t mirror_bytes_ = 0, mirror_slot_ = 0;
     bool mirror_pinned_ = false;
+    bool expert_mirror_ = true;  // EDGE_CUDA_EXPERT_MIRROR=0: experts staged per use instead
     std::vector<int64_t> mirror_tag_;  // per slot: the unit its device copy holds, -1 none
     // the sampler (cuda_sample.cu; EDGE_CUDA_SAMPLER=0: the host samples)
     bool gpu_sampler_ = true;
