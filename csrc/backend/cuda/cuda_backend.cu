@@ -148,6 +148,7 @@ void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
     if (Status st = cuda_attention_prepare(s.ctx, s.head_dim, max_smem_); !st.is_ok() && plan_error_.is_ok()) plan_error_ = st;
     const int64_t routes = std::max<int64_t>(1, s.tokens * s.n_used);
     p->add("cuda.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);
+    if (s.max_rank > 0) p->add("cuda.low_rank", MemKind::SCRATCH, this, s.tokens * s.max_rank, &lr_);
     p->add("cuda.embed_rows (host)", MemKind::SCRATCH, nullptr, s.tokens * s.max_width, &host_rows_);
     if (s.n_experts > 0) {
         p->add("cuda.routes", MemKind::SCRATCH, this, routes, &routes_);
@@ -204,9 +205,18 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
                        ys[i], w.rows, stream_, fl),
              "gemv");
     }
-    if (adapters)
-        for (int i = 0; i < nw; ++i)
-            if (adapters[i] && adapters[i]->rank > 0) note(cudaErrorNotSupported, "matmul: LowRank adapters on the GPU (not yet)");
+    if (adapters)  // y += scale · B·(A·x): A·x [T, r] by the f32 GEMV, then the up-projection (lowrank.cu)
+        for (int i = 0; i < nw; ++i) {
+            const LowRank* a = adapters[i];
+            if (!a || a->rank <= 0) continue;
+            if (!lr_ || a->rank > shape_.max_rank) {  // the plan was made without this adapter: an invariant
+                note(cudaErrorInvalidValue, "matmul: a LowRank adapter larger than planned (StepShape::max_rank)");
+                continue;
+            }
+            note(cuda_gemv(EDGE_DTYPE_F32, a->a, n * (int64_t)sizeof(float), a->rank, n, x, n, T, lr_, a->rank, stream_),
+                 "LowRank A·x");
+            note(cuda_lowrank_add(a->b, ws[i]->rows, a->rank, lr_, T, a->scale, ys[i], ws[i]->rows, stream_), "LowRank B·(A·x)");
+        }
 }
 
 void CudaBackend::moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) {

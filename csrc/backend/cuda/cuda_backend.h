@@ -10,7 +10,8 @@
 // int_dot dtypes differ only in the f32 order of the block sum (kernels/cuda/cuda_kernels.h);
 // rmsnorm, attention, rope and silu reduce in another order than the CPU loops (f32): |Δ| a few ulp of
 // the row's scale; embed (host dequant), add, add_bias, relu, gather / scatter / combine are exact.
-// Scratch of its own: q8 activations, the attention launch needs none (shared memory, ctx ≤ the
+// LowRank terms: A·x by the f32 GEMV, then cuda_lowrank_add (the CPU's up-projection bit for bit).
+// Scratch of its own: q8 activations, A·x of LowRank terms, the attention launch needs none (shared memory, ctx ≤ the
 // device's opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
 // staging area, pinned host rows for embed.
 #pragma once
@@ -103,6 +104,7 @@ private:
     const char* error_what_ = "";
     StepShape shape_;
     block_q8x* xq_ = nullptr;       // [T · max_width / 32] device
+    float* lr_ = nullptr;           // [T · max_rank] device: A·x of a LowRank term
     float* host_rows_ = nullptr;    // [T · max_width] pinned host: dequantized embedding rows
     int32_t* routes_ = nullptr;     // [T · k_max] device copy of a route list (k_max: routes per step)
     float* weights_ = nullptr;      // [T · k_max] device copy of routing weights
