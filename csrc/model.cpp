@@ -69,6 +69,19 @@ Status Model::eval_batch(const int32_t* seqs, const int32_t* tokens, int64_t n, 
     return step(tokens, n, runs.data(), (int64_t)runs.size(), false, logits);
 }
 
+Status Model::eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
+                                 bool* done) {
+    *done = false;
+    if (!device_steps_ || past_[0] + 1 > ctx_ || token < 0 || token >= cfg_.vocab) return Status::ok();  // eval says why
+    sampler.penalty_ids(history, &penalty_ids_);
+    if (!be_->sample_supported(sampler.params(), cfg_.vocab, (int)penalty_ids_.size())) return Status::ok();
+    *done = true;
+    EDGE_TRY(device_step(token, nullptr));
+    const float u = sampler.params().temperature > 0.f ? sampler.draw_uniform() : 0.f;
+    be_->sample(logits_out_, cfg_.vocab, sampler.params(), penalty_ids_.data(), (int)penalty_ids_.size(), u, next);
+    return be_->take_error();
+}
+
 Model::LayerWeights Model::LayerWeights::rebased(const uint8_t* origin, const uint8_t* base) const {
     auto f = [&](const float* p) { return p ? reinterpret_cast<const float*>(base + (reinterpret_cast<const uint8_t*>(p) - origin)) : nullptr; };
     auto m = [&](Matrix x) {
@@ -197,30 +210,35 @@ Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
         float* y = logits_;
         be.matmul(&w, &y, 1, xn_, T);
     }
-    be.moe_route(moe_, logits_, T, k, route_idx_, route_w_);
-    be.sync();
+    if (moe_.router_on_residual && !moe_.predictor_linear) {
+        // moe_predict routed these very logits (the router on the layer input is its own predictor):
+        // the same routes and weights, without a second download
+        std::copy(pred_idx_, pred_idx_ + T * k, route_idx_);
+    } else {
+        be.moe_route(moe_, logits_, T, k, route_idx_, route_w_);
+        be.sync();
+    }
     store_->note_prediction(T * k, moe_overlap(route_idx_, pred_idx_, T, k));
     return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_);
 }
 
-// One forward pass over T tokens in n_runs runs (eval: one run). Logits: all T rows (all_logits), else
-// one row per run (its last token).
-Status Model::step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits) {
+// RoPE angles of every run's positions (both bases where the sliding-window layers have their own).
+void Model::rope_angles(const Run* runs, int64_t n_runs) {
+    const int64_t half = cfg_.head_dim / 2;
+    for (int64_t r = 0; r < n_runs; ++r) {
+        be_->rope_angles(runs[r].pos0, runs[r].len, inv_freq_, half, rope_cos_ + runs[r].t0 * half, rope_sin_ + runs[r].t0 * half);
+        if (rope_cos_swa_ != rope_cos_)
+            be_->rope_angles(runs[r].pos0, runs[r].len, inv_freq_swa_, half, rope_cos_swa_ + runs[r].t0 * half,
+                             rope_sin_swa_ + runs[r].t0 * half);
+    }
+}
+
+// The decoder layers over x_ for the T tokens of the runs (RoPE angles already in place).
+Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs) {
     const LlmConfig& c = cfg_;
     const int64_t D = c.d_model;
     const float eps = (float)c.rms_eps;
     Backend& be = *be_;
-
-    be.embed(tok_embd_, tokens, T, x_);
-    if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, T * D);
-    const int64_t half = c.head_dim / 2;
-    for (int64_t r = 0; r < n_runs; ++r) {
-        be.rope_angles(runs[r].pos0, runs[r].len, inv_freq_, half, rope_cos_ + runs[r].t0 * half, rope_sin_ + runs[r].t0 * half);
-        if (rope_cos_swa_ != rope_cos_)
-            be.rope_angles(runs[r].pos0, runs[r].len, inv_freq_swa_, half, rope_cos_swa_ + runs[r].t0 * half,
-                           rope_sin_swa_ + runs[r].t0 * half);
-    }
-
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];
         const LayerWeights* w = &L.w;
@@ -248,6 +266,55 @@ Status Model::step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_
         }
         EDGE_TRY(st);
     }
+    return Status::ok();
+}
+
+// One token of sequence 0 (its logits to `logits`, or left in logits_out_ when nullptr), on a backend that
+// records steps (device_steps_: dense, every weight in the device copy): the token and position go to the
+// device, the recorded step is replayed (or recorded now), and only the logits come back.
+Status Model::device_step(int32_t token, float* logits) {
+    const LlmConfig& c = cfg_;
+    Backend& be = *be_;
+    const Run run{0, 0, 1, past_[0]};
+    auto issue = [&]() -> Status {
+        be.embed_step(tok_embd_dev_, x_);
+        if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, c.d_model);
+        rope_angles(&run, 1);
+        Status st = forward_layers(1, &run, 1);
+        be.rmsnorm(x_, output_norm_, (float)c.rms_eps, 1, c.d_model, xn_);
+        const Matrix* head = &output_;
+        be.matmul(&head, &logits_out_, 1, xn_, 1);
+        return st;
+    };
+    be.step_inputs(token, past_[0]);
+    if (!be.step_begin()) {
+        Status st = issue();
+        if (!be.step_end()) {  // recording failed (nothing ran): the same ops, eagerly
+            be.step_begin();
+            st = issue();
+            be.step_end();
+        }
+        EDGE_TRY(st);
+    }
+    if (logits) be.download(logits, logits_out_, c.vocab * (int64_t)sizeof(float));  // else they stay (eval_sample_device)
+    EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
+    past_[0] += 1;
+    return Status::ok();
+}
+
+// One forward pass over T tokens in n_runs runs (eval: one run). Logits: all T rows (all_logits), else
+// one row per run (its last token).
+Status Model::step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits) {
+    const LlmConfig& c = cfg_;
+    const int64_t D = c.d_model;
+    const float eps = (float)c.rms_eps;
+    Backend& be = *be_;
+    if (T == 1 && n_runs == 1 && runs[0].seq == 0 && logits && device_steps_) return device_step(tokens[0], logits);
+
+    be.embed(tok_embd_, tokens, T, x_);
+    if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, T * D);
+    rope_angles(runs, n_runs);
+    EDGE_TRY(forward_layers(T, runs, n_runs));
     EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
     for (int64_t r = 0; r < n_runs; ++r) past_[(size_t)runs[r].seq] += runs[r].len;
     if (!logits) return Status::ok();

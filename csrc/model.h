@@ -33,6 +33,7 @@
 #include "layer_stream.h"
 #include "matrix.h"
 #include "moe.h"
+#include "sampler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace edge {
@@ -122,6 +123,16 @@ public:
     // Per column the numerics are eval()'s: a decode token's logits equal a single-sequence eval's
     // (matmul columns are independent; attention per token). On an error nothing is appended.
     Status eval_batch(const int32_t* seqs, const int32_t* tokens, int64_t n, float* logits, int64_t* n_runs);
+
+    // One token evaluated and its successor picked by `sampler` on the device: a recorded one-token step
+    // whose logits stay on the device, then Backend::sample (only the id comes back). *done = false, with
+    // nothing evaluated, where this model or backend cannot (host memory backends, MoE, a sampler setting
+    // beyond the device sampler's limits): then use eval + Sampler::sample. The sampler draws exactly as
+    // Sampler::sample would (sampler.h), so both paths give the same tokens but where the device's f32
+    // exp differs in the last bits at a draw's boundary (backend/cuda/cuda_sample.cu).
+    Status eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
+                              bool* done);
+    bool device_steps() const { return device_steps_; }
     // A layer's weights: pointers into the mapping, or into a LayerStream buffer (rebased()).
     struct LayerWeights {
         const float* attn_norm = nullptr;
@@ -177,6 +188,9 @@ private:
     void bind_adapters();
     void add_adapter_bias(const Layer& L, int target, float* y, int64_t T, int64_t n);
     Status step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits);
+    void rope_angles(const Run* runs, int64_t n_runs);
+    Status forward_layers(int64_t T, const Run* runs, int64_t n_runs);
+    Status device_step(int32_t token, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T, const Run* runs, int64_t n_runs);
     void dense_ffn(const Layer& L, const LayerWeights& w, int64_t T);
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
@@ -197,10 +211,14 @@ private:
     MoeConfig moe_;
     MemoryPlan plan_;
     Matrix tok_embd_, output_;
+    Matrix tok_embd_dev_;        // the embedding table in the backend's copy of the weights (device steps)
+    bool device_steps_ = false;  // one-token steps recorded and replayed by the backend (Backend::step_*)
     const float* output_norm_ = nullptr;
     std::vector<Layer> layers_;
     AdapterSet adapters_;          // merged on the host at load; copied into adapter_mem_, then dropped
     float* adapter_mem_ = nullptr;  // one planned buffer holding every term
+    std::vector<int32_t> penalty_ids_;  // eval_sample_device's scratch
+    uint8_t* expert_mirror_ = nullptr;  // the device mirror of the store's slots (Backend::mirror_expert_slots)
     int64_t ctx_ = 0, batch_ = 0;
     std::vector<int64_t> past_ = std::vector<int64_t>(1, 0);  // positions cached per sequence
 

@@ -18,6 +18,8 @@ namespace {
 // What a process needs beyond its resident set at planning time and the planned terms: thread stacks,
 // allocator slack, the sampler's and bindings' per-call buffers.
 constexpr int64_t kProcessMargin = 24 << 20;
+// Device memory left free by default (no --gpu-mem): the CUDA context, the kernels' own needs, fragmentation.
+constexpr int64_t kDeviceMargin = 256 << 20;
 
 // Bytes the process has resident now (/proc/self/statm); 0 if unknown.
 int64_t process_resident_bytes() {
@@ -147,6 +149,7 @@ Status Model::load(const std::string& path, const ModelOptions& opt, std::unique
 
 Model::~Model() {
     store_.reset();   // its I/O threads write into planned memory
+    if (be_ && expert_mirror_) be_->mirror_expert_slots(nullptr, nullptr, 0, 0);  // unpinned before the planner frees
     stream_.reset();
     if (be_ && weights_.owned) be_->release(&weights_);  // a device copy of the weights (a view on the CPU)
 }
@@ -384,6 +387,7 @@ Status Model::plan_buffers() {
     }
     shape.n_experts = E;
     shape.n_used = k;
+    shape.vocab = c.vocab;
     be->plan_scratch(shape, &p);
     return Status::ok();
 }
@@ -449,8 +453,16 @@ Status Model::plan_memory(const ModelOptions& opt) {
     }
     // the non-expert tensors as the backend reads them: a view of the mapping, or a device copy
     EDGE_TRY(be_->map_weights(f.data(), be_->host_addressable() ? (int64_t)f.size() : (int64_t)weights_end(), &weights_));
-    if (weights_.data != f.data()) rebase_weights(f.data(), static_cast<const uint8_t*>(weights_.data));
+    if (weights_.data != f.data()) {
+        rebase_weights(f.data(), static_cast<const uint8_t*>(weights_.data));
+        tok_embd_dev_ = tok_embd_;
+        tok_embd_dev_.data = static_cast<const uint8_t*>(weights_.data) + (tok_embd_.data - f.data());
+        // one-token steps recorded on the device: dense models whose every weight is in the device copy
+        device_steps_ = be_->step_supported() && !moe && stream_opt_.window == 0 && be_->embed_step_supported(tok_embd_.dtype);
+    }
     if (moe) EDGE_TRY(ExpertStore::open(f, so, &store_));
+    if (store_ && expert_mirror_)  // the store's slots as planned (plan_ is refreshed below)
+        be_->mirror_expert_slots(so.slots, expert_mirror_, store_->n_slots() * store_->slot_bytes(), store_->slot_bytes());
     if (stream_opt_.window > 0) EDGE_TRY(LayerStream::open(f, stream_opt_, &stream_));
 
     const int64_t slots = plan_.expert_slots, slot = plan_.slot_bytes, window = plan_.layer_window;
@@ -477,8 +489,7 @@ Status Model::check_device_budget(const ModelOptions& opt) {
     if (be_->device() == Device::CPU) return Status::ok();
     const int64_t need = planner_.device_total();
     const int64_t free_now = be_->memory_free();
-    constexpr int64_t kMargin = 256 << 20;  // the CUDA context, cuBLAS-free kernels' own needs, fragmentation
-    const int64_t budget = opt.gpu_mem > 0 ? opt.gpu_mem : std::max<int64_t>(0, free_now - kMargin);
+    const int64_t budget = opt.gpu_mem > 0 ? opt.gpu_mem : std::max<int64_t>(0, free_now - kDeviceMargin);
     if (need > budget)
         return status_error(Code::OUT_OF_MEMORY,
                             strfmt("%s needs %.1f MiB of %s memory (weights, KV cache for %lld tokens, scratch) but %s is %.1f MiB "
@@ -551,8 +562,21 @@ Status Model::plan_store(const ModelOptions& opt, int64_t fixed, ExpertStore::Op
                                        mib(fixed + io + k * slot - opt.mem_budget)));
         }
     }
+    const bool mirror = !be_->host_addressable() && be_->expert_mirror_supported();
+    if (mirror) {  // the slots are mirrored in device memory: --gpu-mem bounds them too
+        const int64_t budget = opt.gpu_mem > 0 ? opt.gpu_mem : std::max<int64_t>(0, be_->memory_free() - kDeviceMargin);
+        const int64_t left = budget - planner_.device_total();
+        if (left < k * slot)
+            return status_error(Code::OUT_OF_MEMORY,
+                                strfmt("%s: the GPU's expert cache needs at least %lld slots of %.2f MiB but %s leaves %.1f MiB "
+                                       "after the weights, KV cache and scratch; use a larger --gpu-mem, a shorter --ctx or --device cpu",
+                                       f.path().c_str(), (long long)k, mib(slot), opt.gpu_mem > 0 ? "--gpu-mem" : "the free memory",
+                                       mib(std::max<int64_t>(0, left))));
+        cache = std::min(cache, left / slot * slot);
+    }
     so->cache_bytes = cache;
     const int64_t slots_bytes = ExpertStore::slots_bytes(sz, cache);
+    if (mirror) planner_.add("expert.slots (device mirror)", MemKind::EXPERT_CACHE, be_, slots_bytes, &expert_mirror_, false, 256);
     planner_.add("expert.staging", MemKind::IO_BUFFERS, nullptr, io, &so->staging, false, (int64_t)kIoAlign);
     planner_.add("expert.slots", MemKind::EXPERT_CACHE, nullptr, slots_bytes, &so->slots, false, (int64_t)kIoAlign);
     plan_.expert_slots = slot > 0 ? slots_bytes / slot : 0;

@@ -119,7 +119,7 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, c
         }
         Matrix dm[3];  // the expert as the device reads it
         const Matrix hm[3] = {em.gate, em.up, em.down};
-        be->stage_weights(hm, 3, dm);
+        const bool reads_host = be->stage_expert(layer, e, em.variant, hm, 3, dm);
         const int32_t* routes = g.token_of + g.start[e];
         const int64_t ne = g.count[e];
         be->moe_gather(xn, D, routes, ne, k, b.xe);
@@ -135,7 +135,7 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, c
             be->matmul(ws, ys, 1, b.gate, ne);
         }
         be->moe_scatter(b.ye, D, routes, ne, b.yk);
-        be->sync();  // the slot is reused once released
+        if (reads_host) be->sync();  // the slot is reused once released
         store->release(layer, e);
         // drop position `which`, keeping the hottest-first order of the rest
         std::copy(g.experts + which + 1, g.experts + n, g.experts + which);

@@ -3,21 +3,31 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <unordered_set>
 
 namespace edge {
 
 Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
 
+void Sampler::penalty_ids(const std::vector<int32_t>& history, std::vector<int32_t>* ids) const {
+    ids->clear();
+    if (p_.repeat_penalty == 1.0f || p_.repeat_last_n == 0) return;
+    size_t n = history.size();
+    size_t from = p_.repeat_last_n < 0 || (size_t)p_.repeat_last_n >= n ? 0 : n - (size_t)p_.repeat_last_n;
+    std::unordered_set<int32_t> seen(history.begin() + (long)from, history.end());
+    ids->assign(seen.begin(), seen.end());
+}
+
+// std::uniform_real_distribution<float>(0, total)(rng_) is generate_canonical · total + 0 in libstdc++:
+// drawing the canonical value here and scaling it gives the same bits
+float Sampler::draw_uniform() { return std::generate_canonical<float, std::numeric_limits<float>::digits>(rng_); }
+
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& history) {
-    if (p_.repeat_penalty != 1.0f && p_.repeat_last_n != 0) {
-        size_t n = history.size();
-        size_t from = p_.repeat_last_n < 0 || (size_t)p_.repeat_last_n >= n ? 0 : n - (size_t)p_.repeat_last_n;
-        std::unordered_set<int32_t> seen(history.begin() + (long)from, history.end());
-        for (int32_t t : seen) {
-            if (t < 0 || t >= n_vocab) continue;
-            logits[t] = logits[t] > 0 ? logits[t] / p_.repeat_penalty : logits[t] * p_.repeat_penalty;
-        }
+    penalty_ids(history, &ids_);
+    for (int32_t t : ids_) {
+        if (t < 0 || t >= n_vocab) continue;
+        logits[t] = logits[t] > 0 ? logits[t] / p_.repeat_penalty : logits[t] * p_.repeat_penalty;
     }
     if (p_.temperature <= 0.f) return (int32_t)(std::max_element(logits, logits + n_vocab) - logits);
 
@@ -54,8 +64,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
     // temperature on the survivors, then one draw
     float total = 0.f;
     for (size_t i = 0; i < k; ++i) total += (w_[i] = std::exp((cand_[i].first - m) / p_.temperature));
-    std::uniform_real_distribution<float> u(0.f, total);
-    float r = u(rng_), acc = 0.f;
+    float r = draw_uniform() * total, acc = 0.f;
     for (size_t i = 0; i < k; ++i) {
         acc += w_[i];
         if (r < acc) return cand_[i].second;

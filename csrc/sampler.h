@@ -32,12 +32,19 @@ public:
     // logits[n_vocab] is modified in place (penalty). `history` = tokens so far (prompt + generated).
     int32_t sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& history);
     const SamplerParams& params() const { return p_; }
+    // The pieces of sample() a device sampler needs (Backend::sample): the distinct ids the repetition
+    // penalty touches (those of history's last repeat_last_n tokens; empty when the penalty is off), and
+    // the next uniform draw u ∈ [0, 1) — sample() picks the token where the running sum of the survivors'
+    // weights first exceeds u · total, and draws exactly once per call when temperature > 0.
+    void penalty_ids(const std::vector<int32_t>& history, std::vector<int32_t>* ids) const;
+    float draw_uniform();
 
 private:
     SamplerParams p_;
     std::mt19937_64 rng_;
     std::vector<std::pair<float, int32_t>> cand_;  // (logit, id), best first after top-k
     std::vector<float> w_;                          // weights of cand_ (probabilities up to a factor)
+    std::vector<int32_t> ids_;                      // penalty ids of the current call
 };
 
 }  // namespace edge

@@ -27,6 +27,7 @@
 namespace edge {
 
 struct MoeConfig;
+struct SamplerParams;
 
 enum class Device : int { CPU = 0, CUDA = 1 };
 const char* device_name(Device d);
@@ -69,6 +70,7 @@ struct StepShape {
     int64_t max_rank = 0;   // the largest LowRank rank (0: no adapters)
     int64_t stage_bytes = 0;  // the most weight bytes stage_weights() is given at once (an expert slot)
     int64_t n_experts = 0, n_used = 0;  // MoE: E and k (0 for a dense model)
+    int64_t vocab = 0;      // V: the head's rows (the device sampler's candidates)
 };
 
 class Planner;
@@ -102,6 +104,21 @@ public:
     // = in[i] where the device reads host memory, else copies in a staging area of stage_bytes, valid
     // until the next call. Their bytes must total <= StepShape::stage_bytes.
     virtual void stage_weights(const Matrix* in, int n, Matrix* out) = 0;
+    // An expert of the store's slot as the device reads it (moe_ffn). The default stages it
+    // (stage_weights). A backend that mirrors the store's slots in device memory (mirror_expert_slots)
+    // copies a slot only when it last copied another unit (layer, expert, variant) there, so a resident
+    // expert set is copied once. Returns true while the device may still read `in` (host memory): the
+    // caller syncs before it releases the slot.
+    virtual bool stage_expert(int layer, int expert, int variant, const Matrix* in, int n, Matrix* out) {
+        stage_weights(in, n, out);
+        return true;
+    }
+    // The device can hold a mirror of the store's slots (planned as an EXPERT_CACHE buffer of its own).
+    virtual bool expert_mirror_supported() const { return false; }
+    // The store's host slots [host, host + bytes) and the device mirror dev of the same size: slot s at
+    // s·slot_bytes in both. The host range is pinned for asynchronous copies where possible; host =
+    // nullptr forgets (and unpins) it, before the host memory is freed.
+    virtual void mirror_expert_slots(uint8_t* host, uint8_t* dev, int64_t bytes, int64_t slot_bytes) {}
     // Device memory free now (bytes), -1 where the backend computes in host memory.
     virtual int64_t memory_free() const { return -1; }
     virtual void sync() = 0;
@@ -153,6 +170,37 @@ public:
     virtual void moe_scatter(const float* ye, int64_t D, const int32_t* routes, int64_t n, float* yk) = 0;
     // x[t] += Σ_j w[t][j] · yk[t·k + j], the k terms summed in rank order j (then added), t < T. w: host.
     virtual void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) = 0;
+
+    // ---- device steps (optional: a backend whose ops are asynchronous, e.g. CUDA) ----
+    // A one-token step whose inputs are in device memory, recorded once and replayed with one launch:
+    //   step_inputs(token, pos)        the step's token id and position (pos0), written asynchronously
+    //   if (!step_begin()) { issue the step's ops; step_end(); }   true: a recorded step was launched
+    // Between step_begin() and step_end() embed_step reads the token and rope_angles / kv_append /
+    // attention read pos0 from the step inputs (their host pos0 must still be passed, equal to it); no op
+    // in between may read host memory the caller changes per step or synchronise (MoE routing does: MoE
+    // steps are not recorded). step_reset() drops a recording (buffers moved). Results are those of the
+    // same ops issued eagerly (the recorded sequence is the eager one).
+    virtual bool step_supported() const { return false; }
+    // embed_step can read a table of this dtype (the table: a device copy, from map_weights)
+    virtual bool embed_step_supported(uint32_t dtype) const { return false; }
+    // x[0] = dequant(row step-token of table) (exact, as embed)
+    virtual void embed_step(const Matrix& table, float* x) {}
+    virtual void step_inputs(int32_t token, int64_t pos) {}
+    virtual bool step_begin() { return false; }
+    // false: recording the step failed and nothing ran (the backend records no more steps): issue the
+    // step again between step_begin() and step_end(), eagerly
+    virtual bool step_end() { return true; }
+    virtual void step_reset() {}
+
+    // ---- sampling on the device (optional) ----
+    // sample_supported: sample() runs these params for a vocabulary of V with n_penalty penalty ids.
+    // sample: *next (host) = the token Sampler::sample (sampler.h) picks from logits [V] (device memory;
+    // the penalty is applied in place) with the distinct penalty ids ids[n_ids] (host; Sampler::
+    // penalty_ids) and the draw u (Sampler::draw_uniform; unused when greedy). Only the id comes back;
+    // it synchronises. The backend states its difference from the host chain beside its implementation.
+    virtual bool sample_supported(const SamplerParams& p, int64_t V, int n_penalty) const { return false; }
+    virtual void sample(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u,
+                        int32_t* next) {}
 };
 
 }  // namespace edge

@@ -122,6 +122,7 @@ py::array_t<float> py_model_eval(PyModel& pm, py::array_t<int32_t, py::array::c_
             st = pm.m->eval(t.data(), n, true, dst);
         }
         check(st);
+        pm.logits_on_device = false;
         std::memcpy(pm.logits.data(), dst + (n - 1) * V, (size_t)V * sizeof(float));
         return out;
     }
@@ -131,6 +132,7 @@ py::array_t<float> py_model_eval(PyModel& pm, py::array_t<int32_t, py::array::c_
         st = pm.m->eval(t.data(), n, false, pm.logits.data());
     }
     check(st);
+    pm.logits_on_device = false;
     py::array_t<float> out(V);
     std::memcpy(out.mutable_data(), pm.logits.data(), (size_t)V * sizeof(float));
     return out;
@@ -158,19 +160,29 @@ py::array_t<float> py_model_eval_batch(PyModel& pm, py::array_t<int32_t, py::arr
 }
 
 // Evaluates `toks` (may be empty to re-sample the last logits) and samples the next token.
+// Evaluates `toks` (may be empty to re-sample the last logits) and samples the next token: on the GPU
+// for a one-token decode step where the model can (Model::eval_sample_device; the logits stay there), else
+// on the host from the logits.
 int32_t py_model_eval_sample(PyModel& pm, py::array_t<int32_t, py::array::c_style | py::array::forcecast> toks,
                              Sampler& sampler, const std::vector<int32_t>& history) {
     std::vector<int32_t> t = pm.ids(toks);
-    int32_t next;
+    int32_t next = -1;
     Status st;
     {
         py::gil_scoped_release release;
-        if (!t.empty()) st = pm.m->eval(t.data(), (int64_t)t.size(), false, pm.logits.data());
-        std::vector<float> work;
-        if (st.is_ok()) {
-            work = pm.logits;
-            next = sampler.sample(work.data(), (int64_t)work.size(), history);
+        bool done = false;
+        if (t.size() == 1) st = pm.m->eval_sample_device(t[0], sampler, history, &next, &done);
+        if (st.is_ok() && !done) {
+            if (t.empty() && pm.logits_on_device)
+                st = status_error(Code::INVALID_ARGUMENT, "eval_sample: the last logits were sampled on the GPU and are not kept; "
+                                                          "pass the next tokens");
+            if (st.is_ok() && !t.empty()) st = pm.m->eval(t.data(), (int64_t)t.size(), false, pm.logits.data());
+            if (st.is_ok()) {
+                std::vector<float> work = pm.logits;
+                next = sampler.sample(work.data(), (int64_t)work.size(), history);
+            }
         }
+        if (st.is_ok()) pm.logits_on_device = done;
     }
     check(st);
     return next;

@@ -17,6 +17,7 @@ namespace bindings {
 struct PyModel {
     std::unique_ptr<Model> m;
     std::vector<float> logits;  // last-token logits of the latest eval
+    bool logits_on_device = false;  // the latest step was sampled on the GPU: `logits` is older
 
     const Tokenizer& tok() const {
         if (!m->tokenizer())

@@ -379,6 +379,53 @@ void test_quantize(Rng& g) {
 }
 
 // A shape the contract excludes is refused without a launch.
+// cuda_lowrank_add vs CpuBackend::low_rank's up-projection loop (the same f32 operations in the same order:
+// bit-exact). The host loop below uses volatile temporaries so no compiler contracts it into FMAs.
+void test_lowrank(Rng& g) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {33, 3, 2}, {1023, 16, 3}, {67, 64, 8}, {4097, 8, 1}, {5, 128, 11}};
+    for (const auto& sh : shapes) {
+        const int64_t rows = sh[0], r = sh[1], ncols = sh[2], ldy = rows + g.range(0, 3);
+        const float scale = g.sym(2.0f);
+        std::vector<float> B((size_t)(rows * r)), U((size_t)(ncols * r)), Y((size_t)(ncols * ldy));
+        for (float& v : B) v = g.sym(1.0f);
+        for (float& v : U) v = g.sym(4.0f);
+        for (float& v : Y) v = g.sym(8.0f);
+        std::vector<float> ref = Y;
+        for (int64_t c = 0; c < ncols; ++c)
+            for (int64_t o = 0; o < rows; ++o) {
+                volatile float sacc = 0.f;
+                for (int64_t j = 0; j < r; ++j) {
+                    volatile float p = B[(size_t)(o * r + j)] * U[(size_t)(c * r + j)];
+                    sacc = sacc + p;
+                }
+                volatile float t = scale * sacc;
+                ref[(size_t)(c * ldy + o)] = ref[(size_t)(c * ldy + o)] + t;
+            }
+        float *dB = nullptr, *dU = nullptr, *dY = nullptr;
+        CK(cudaMalloc(&dB, B.size() * 4));
+        CK(cudaMalloc(&dU, U.size() * 4));
+        CK(cudaMalloc(&dY, Y.size() * 4));
+        CK(cudaMemcpy(dB, B.data(), B.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dU, U.data(), U.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dY, Y.data(), Y.size() * 4, cudaMemcpyHostToDevice));
+        CK(cuda_lowrank_add(dB, rows, r, dU, ncols, scale, dY, ldy, 0));
+        CK(cudaDeviceSynchronize());
+        std::vector<float> y(Y.size());
+        CK(cudaMemcpy(y.data(), dY, y.size() * 4, cudaMemcpyDeviceToHost));
+        CK(cudaFree(dB));
+        CK(cudaFree(dU));
+        CK(cudaFree(dY));
+        const bool ok = std::memcmp(y.data(), ref.data(), y.size() * 4) == 0;
+        ok ? ++g_passed : ++g_failed;
+        std::printf("%s lowrank_add rows=%-5" PRId64 " r=%-3" PRId64 " ncols=%-2" PRId64 " ldy=row+%" PRId64 "%s\n",
+                    ok ? "ok  " : "FAIL", rows, r, ncols, ldy - rows, ok ? "  bit-exact" : "");
+    }
+    const bool refused = cuda_lowrank_add(nullptr, 1, 1, nullptr, 1, 1.f, nullptr, 1, 0) == cudaErrorInvalidValue;
+    cudaGetLastError();
+    refused ? ++g_passed : ++g_failed;
+    std::printf("%s refuses: lowrank_add without buffers (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
+}
+
 void test_refusals() {
     float* dy = nullptr;
     uint8_t* dw = nullptr;
@@ -698,6 +745,7 @@ int main(int argc, char** argv) {
     Rng g{seed};
     test_refusals();
     test_quantize(g);
+    test_lowrank(g);
     test_gemv(g, quick);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;

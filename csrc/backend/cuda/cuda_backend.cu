@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "../planner.h"
 
 namespace edge {
+
+bool cuda_env_enabled(const char* name);  // cuda_step.cu: unset, or not 0 / off
 
 Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** out) {
     *out = nullptr;
@@ -34,6 +37,11 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->host_ = host;
     be->device_ = device;
     be->max_smem_ = prop.sharedMemPerBlockOptin;
+    be->graphs_ = cuda_env_enabled("EDGE_CUDA_GRAPH");
+    be->gpu_sampler_ = cuda_env_enabled("EDGE_CUDA_SAMPLER");
+    be->expert_mirror_ = cuda_env_enabled("EDGE_CUDA_EXPERT_MIRROR");
+    const char* pdl = std::getenv("EDGE_CUDA_PDL");
+    be->pdl_ = pdl && !std::strcmp(pdl, "1");
     int driver = 0;
     cudaDriverGetVersion(&driver);
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,
@@ -47,6 +55,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
 }
 
 CudaBackend::~CudaBackend() {
+    step_reset();
     if (stream_) {
         cudaStreamSynchronize(stream_);
         cudaStreamDestroy(stream_);
@@ -139,12 +148,20 @@ void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
     if (Status st = cuda_attention_prepare(s.ctx, s.head_dim, max_smem_); !st.is_ok() && plan_error_.is_ok()) plan_error_ = st;
     const int64_t routes = std::max<int64_t>(1, s.tokens * s.n_used);
     p->add("cuda.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);
+    if (s.max_rank > 0) p->add("cuda.low_rank", MemKind::SCRATCH, this, s.tokens * s.max_rank, &lr_);
     p->add("cuda.embed_rows (host)", MemKind::SCRATCH, nullptr, s.tokens * s.max_width, &host_rows_);
     if (s.n_experts > 0) {
         p->add("cuda.routes", MemKind::SCRATCH, this, routes, &routes_);
         p->add("cuda.route_weights", MemKind::SCRATCH, this, routes, &weights_);
         p->add("cuda.router_logits (host)", MemKind::SCRATCH, nullptr, s.tokens * s.n_experts, &logits_host_);
     }
+    if (s.vocab > 0) {
+        p->add("cuda.sample_values", MemKind::SCRATCH, this, kSampleBlocks * kMaxTopK + 2 * kMaxTopK, &sample_cv_);
+        p->add("cuda.sample_ids", MemKind::SCRATCH, this, kSampleBlocks * kMaxTopK + kMaxTopK, &sample_ci_);
+        p->add("cuda.sample_next", MemKind::SCRATCH, this, 1, &sample_next_);
+    }
+    p->add("cuda.step_inputs", MemKind::SCRATCH, this, 1, &step_);
+    p->add("cuda.step_inputs (host)", MemKind::SCRATCH, nullptr, 1, &step_host_);
     if (s.stage_bytes > 0) p->add("cuda.expert_stage", MemKind::SCRATCH, this, s.stage_bytes, &stage_, false);
 }
 
@@ -177,17 +194,29 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
     const int64_t n = ws[0]->cols;
     bool need_q8 = false;
     for (int i = 0; i < nw; ++i) need_q8 |= dtype_traits(ws[i]->dtype).int_dot;
-    if (need_q8) note(cuda_quantize_q8x(x, n, n, T, xq_, n / 32, stream_), "quantize_q8x");
+    // EDGE_CUDA_PDL=1: each kernel starts while its predecessor drains (programmatic dependent launch;
+    // the weights are never written, so streaming them early is safe) — measured in bench/cuda/RESULTS.md
+    const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0;
+    if (need_q8) note(cuda_quantize_q8x(x, n, n, T, xq_, n / 32, stream_, fl), "quantize_q8x");
     for (int i = 0; i < nw; ++i) {
         const Matrix& w = *ws[i];
         const bool q8 = dtype_traits(w.dtype).int_dot;
         note(cuda_gemv(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, q8 ? (const void*)xq_ : (const void*)x, q8 ? n / 32 : n, T,
-                       ys[i], w.rows, stream_),
+                       ys[i], w.rows, stream_, fl),
              "gemv");
     }
-    if (adapters)
-        for (int i = 0; i < nw; ++i)
-            if (adapters[i] && adapters[i]->rank > 0) note(cudaErrorNotSupported, "matmul: LowRank adapters on the GPU (not yet)");
+    if (adapters)  // y += scale · B·(A·x): A·x [T, r] by the f32 GEMV, then the up-projection (lowrank.cu)
+        for (int i = 0; i < nw; ++i) {
+            const LowRank* a = adapters[i];
+            if (!a || a->rank <= 0) continue;
+            if (!lr_ || a->rank > shape_.max_rank) {  // the plan was made without this adapter: an invariant
+                note(cudaErrorInvalidValue, "matmul: a LowRank adapter larger than planned (StepShape::max_rank)");
+                continue;
+            }
+            note(cuda_gemv(EDGE_DTYPE_F32, a->a, n * (int64_t)sizeof(float), a->rank, n, x, n, T, lr_, a->rank, stream_),
+                 "LowRank A·x");
+            note(cuda_lowrank_add(a->b, ws[i]->rows, a->rank, lr_, T, a->scale, ys[i], ws[i]->rows, stream_), "LowRank B·(A·x)");
+        }
 }
 
 void CudaBackend::moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) {

@@ -10,17 +10,30 @@
 // int_dot dtypes differ only in the f32 order of the block sum (kernels/cuda/cuda_kernels.h);
 // rmsnorm, attention, rope and silu reduce in another order than the CPU loops (f32): |Δ| a few ulp of
 // the row's scale; embed (host dequant), add, add_bias, relu, gather / scatter / combine are exact.
-// Scratch of its own: q8 activations, the attention launch needs none (shared memory, ctx ≤ the
+// LowRank terms: A·x by the f32 GEMV, then cuda_lowrank_add (the CPU's up-projection bit for bit).
+// Scratch of its own: q8 activations, A·x of LowRank terms, the attention launch needs none (shared memory, ctx ≤ the
 // device's opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
 // staging area, pinned host rows for embed.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <vector>
+
 #include "../../kernels/kernels.h"
 #include "../backend.h"
 
 namespace edge {
+
+// The device sampler's limits (cuda_sample.cu): beyond them the host samples.
+constexpr int kSampleBlocks = 64, kMaxChunk = 6144, kMaxTopK = 64, kMaxPenaltyIds = 64;
+
+// The inputs of a one-token device step (cuda_step.cu), in device memory.
+struct CudaStepInputs {
+    int64_t pos = 0;
+    int32_t token = 0;
+    int32_t pad = 0;
+};
 
 class CudaBackend final : public Backend {
 public:
@@ -42,6 +55,9 @@ public:
     void download(void* host, const void* src, int64_t bytes) override;
     void plan_scratch(const StepShape& s, Planner* p) override;
     void stage_weights(const Matrix* in, int n, Matrix* out) override;
+    bool stage_expert(int layer, int expert, int variant, const Matrix* in, int n, Matrix* out) override;
+    bool expert_mirror_supported() const override { return expert_mirror_; }
+    void mirror_expert_slots(uint8_t* host, uint8_t* dev, int64_t bytes, int64_t slot_bytes) override;
     int64_t memory_free() const override;
     void sync() override;
 
@@ -64,6 +80,18 @@ public:
     void moe_scatter(const float* ye, int64_t D, const int32_t* routes, int64_t n, float* yk) override;
     void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) override;
 
+    bool step_supported() const override { return true; }
+    bool embed_step_supported(uint32_t dtype) const override;
+    void embed_step(const Matrix& table, float* x) override;
+    void step_inputs(int32_t token, int64_t pos) override;
+    bool step_begin() override;
+    bool step_end() override;
+    void step_reset() override;
+    int graph_captures() const { return graph_captures_; }
+    bool sample_supported(const SamplerParams& p, int64_t V, int n_penalty) const override;
+    void sample(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u,
+                int32_t* next) override;
+
     Status take_error() override;
 
 private:
@@ -77,6 +105,7 @@ private:
     const char* error_what_ = "";
     StepShape shape_;
     block_q8x* xq_ = nullptr;       // [T · max_width / 32] device
+    float* lr_ = nullptr;           // [T · max_rank] device: A·x of a LowRank term
     float* host_rows_ = nullptr;    // [T · max_width] pinned host: dequantized embedding rows
     int32_t* routes_ = nullptr;     // [T · k_max] device copy of a route list (k_max: routes per step)
     float* weights_ = nullptr;      // [T · k_max] device copy of routing weights
@@ -85,6 +114,28 @@ private:
     int64_t max_smem_ = 0;          // opt-in shared memory per block (attention scores)
     std::string describe_;          // "NVIDIA H200 (sm_90, 139.8 GiB, driver 13.0)"
     Status plan_error_;             // what plan_scratch could not provide (reported by take_error)
+    // device steps (cuda_step.cu)
+    CudaStepInputs* step_ = nullptr;       // device: the current step's token and position
+    CudaStepInputs* step_host_ = nullptr;  // host staging of step_
+    bool in_step_ = false;                 // between step_begin and step_end: ops read step_
+    bool graphs_ = true;                   // record steps as CUDA graphs (EDGE_CUDA_GRAPH=0: eager)
+    bool capturing_ = false;
+    cudaGraphExec_t graph_exec_ = nullptr;
+    int graph_captures_ = 0;
+    const char* graph_failure_ = "";     // why recording was turned off (diagnostics)
+    // the device mirror of the expert store's slots (cuda_experts.cu)
+    uint8_t* mirror_host_ = nullptr;
+    uint8_t* mirror_dev_ = nullptr;
+    int64_t mirror_bytes_ = 0, mirror_slot_ = 0;
+    bool mirror_pinned_ = false;
+    bool expert_mirror_ = true;  // EDGE_CUDA_EXPERT_MIRROR=0: experts staged per use instead
+    std::vector<int64_t> mirror_tag_;  // per slot: the unit its device copy holds, -1 none
+    // the sampler (cuda_sample.cu; EDGE_CUDA_SAMPLER=0: the host samples)
+    bool gpu_sampler_ = true;
+    bool pdl_ = false;  // EDGE_CUDA_PDL=1: GEMVs / quantize launched with programmatic dependent launch
+    float* sample_cv_ = nullptr;    // [kSampleBlocks·kMaxTopK + 2·kMaxTopK] candidate values, then the survivors'
+    int32_t* sample_ci_ = nullptr;  // [kSampleBlocks·kMaxTopK + kMaxTopK] candidate ids
+    int32_t* sample_next_ = nullptr;  // [1] the token
 };
 
 }  // namespace edge

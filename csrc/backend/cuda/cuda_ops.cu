@@ -81,9 +81,12 @@ __global__ void scale_k(float* x, float s, int64_t n) {
     if (i < n) x[i] = __fmul_rn(x[i], s);
 }
 
-__global__ void rope_angles_k(int64_t pos0, int64_t T, const float* __restrict__ inv_freq, int64_t half, float* c, float* s) {
+// ds: the device step's inputs (cuda_step.cu) — pos0 is read from there when given.
+__global__ void rope_angles_k(int64_t pos0, int64_t T, const float* __restrict__ inv_freq, int64_t half, float* c, float* s,
+                              const CudaStepInputs* ds) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     if (i >= T * half) return;
+    if (ds) pos0 = ds->pos;
     const float angle = __fmul_rn((float)(pos0 + i / half), inv_freq[i % half]);
     c[i] = cosf(angle);
     s[i] = sinf(angle);
@@ -100,9 +103,10 @@ __global__ void rope_k(float* x, int64_t T, int64_t heads, int64_t Dh, const flo
 }
 
 __global__ void kv_append_k(float* kc, float* vc, int64_t k_head_stride, const float* __restrict__ k, const float* __restrict__ v,
-                            int64_t T, int64_t pos0, int64_t Hkv, int64_t Dh) {
+                            int64_t T, int64_t pos0, int64_t Hkv, int64_t Dh, const CudaStepInputs* ds) {
     const int64_t Dkv = Hkv * Dh, i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     if (i >= T * Dkv) return;
+    if (ds) pos0 = ds->pos;
     const int64_t t = i / Dkv, h = (i % Dkv) / Dh, d = i % Dh, pos = pos0 + t;
     kc[h * k_head_stride + (pos / kKTile) * kKTile * Dh + d * kKTile + pos % kKTile] = k[i];
     vc[pos * Dkv + h * Dh + d] = v[i];
@@ -111,8 +115,10 @@ __global__ void kv_append_k(float* kc, float* vc, int64_t k_head_stride, const f
 // One block per (token, head): scores of its positions in shared memory, softmax, then V.
 // Shared memory: Dh floats of q, n_pos floats of scores, 32 floats of reduction scratch.
 __global__ void attention_k(const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc,
-                            int64_t k_head_stride, int64_t pos0, int H, int Hkv, int Dh, int64_t window, float* out) {
+                            int64_t k_head_stride, int64_t pos0, int H, int Hkv, int Dh, int64_t window, float* out,
+                            const CudaStepInputs* ds) {
     extern __shared__ float sh[];
+    if (ds) pos0 = ds->pos;
     const int t = blockIdx.x / H, h = blockIdx.x % H, kvh = h / (H / Hkv);
     const int64_t pos = pos0 + t, pb = window > 0 ? (pos - window + 1 > 0 ? pos - window + 1 : 0) : 0, n = pos - pb + 1;
     const int64_t Dq = (int64_t)H * Dh, Dkv = (int64_t)Hkv * Dh;
@@ -205,7 +211,8 @@ void CudaBackend::scale(float* x, float s, int64_t n) {
 }
 
 void CudaBackend::rope_angles(int64_t pos0, int64_t T, const float* inv_freq, int64_t half, float* c, float* s) {
-    if (T * half > 0) rope_angles_k<<<blocks_for(T * half), kThreads, 0, stream_>>>(pos0, T, inv_freq, half, c, s);
+    if (T * half > 0)
+        rope_angles_k<<<blocks_for(T * half), kThreads, 0, stream_>>>(pos0, T, inv_freq, half, c, s, in_step_ ? step_ : nullptr);
 }
 
 void CudaBackend::rope(float* x, int64_t T, int64_t heads, int64_t Dh, const float* c, const float* s) {
@@ -215,14 +222,18 @@ void CudaBackend::rope(float* x, int64_t T, int64_t heads, int64_t Dh, const flo
 
 void CudaBackend::kv_append(const KvLayer& kv, const float* k, const float* v, int64_t T, int64_t pos0, int64_t Hkv, int64_t Dh) {
     const int64_t n = T * Hkv * Dh;
-    if (n > 0) kv_append_k<<<blocks_for(n), kThreads, 0, stream_>>>(kv.k, kv.v, kv.k_head_stride, k, v, T, pos0, Hkv, Dh);
+    if (n > 0)
+        kv_append_k<<<blocks_for(n), kThreads, 0, stream_>>>(kv.k, kv.v, kv.k_head_stride, k, v, T, pos0, Hkv, Dh,
+                                                             in_step_ ? step_ : nullptr);
 }
 
 void CudaBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                             int64_t window, float* out) {
     if (T * H <= 0) return;
-    const size_t smem = (size_t)attention_smem_bytes(pos0 + T, Dh);
-    attention_k<<<(unsigned)(T * H), 128, smem, stream_>>>(q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, out);
+    // a recorded step is replayed at later positions: its scores get room for the whole context
+    const size_t smem = (size_t)attention_smem_bytes(in_step_ ? shape_.ctx : pos0 + T, Dh);
+    attention_k<<<(unsigned)(T * H), 128, smem, stream_>>>(q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, out,
+                                                           in_step_ ? step_ : nullptr);
 }
 
 void CudaBackend::moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) {

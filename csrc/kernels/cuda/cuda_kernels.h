@@ -63,4 +63,11 @@ cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t r
 cudaError_t cuda_quantize_q8x(const float* x, int64_t x_stride, int64_t n, int64_t ncols, block_q8x* y,
                               int64_t y_stride, cudaStream_t stream, uint32_t flags = 0);
 
+// LowRank (LoRA) up-projection, lowrank.cu: Y[c·ldy + o] += scale · Σ_{j<r} B[o·r + j] · U[c·r + j] for o < rows,
+// c < ncols; B [rows, r], U [ncols, r] f32 (U = A·x by cuda_gemv on the f32 A). The sum in j order without FMA,
+// then one product and one add: CpuBackend::low_rank's operations, bit for bit for the same U.
+// All pointers 4-byte aligned, rows, r, ncols >= 1, ldy >= rows.
+cudaError_t cuda_lowrank_add(const float* B, int64_t rows, int64_t r, const float* U, int64_t ncols, float scale, float* Y,
+                             int64_t ldy, cudaStream_t stream);
+
 }  // namespace edge

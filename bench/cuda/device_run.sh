@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# bench/cuda/device_run.sh — one device call (issue 9): build the whole tree for sm_90, run the CUDA tests,
+# the GEMV launch-cost bench (plain vs programmatic dependent launch) and bench/bench_cuda.py. Everything
+# goes to $OUT (at most 8 files come back): env_build.log, test_cuda.log, gemv.md, bench.log,
+# bench_cuda.json, bench_cuda.md. Usage, from the tree's root on the GPU machine:
+#   WHEELS=../.whl bash bench/cuda/device_run.sh [test] [gemv] [bench] [BENCH_ARGS...]
+# (default: test gemv bench). WHEELS: a folder of wheels to install first (gguf), under /tmp/site.
+set -uo pipefail
+OUT=${OUT:-bench/out/cuda}
+mkdir -p "$OUT"
+steps=(); args=()
+for a in "$@"; do case $a in test|gemv|bench) steps+=("$a");; *) args+=("$a");; esac; done
+[ ${#steps[@]} -eq 0 ] && steps=(test gemv bench)
+t0=$(date +%s)
+el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv
+  python3 --version; nproc
+  if [ -n "${WHEELS:-}" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
+  fi
+} >"$OUT/env_build.log" 2>&1
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DEDGE_TESTS=ON \
+  -Dpybind11_DIR="$(python3 -c 'import pybind11;print(pybind11.get_cmake_dir())')" >>"$OUT/env_build.log" 2>&1 &&
+  ninja -C build/gpu -j16 >>"$OUT/env_build.log" 2>&1
+rc=$?
+el "build rc=$rc"; [ $rc -ne 0 ] && { tail -30 "$OUT/env_build.log"; exit 1; }
+export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
+for s in "${steps[@]}"; do
+  case $s in
+    test)
+      timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -rfE ${TESTS:-tests/test_cuda.py tests/test_cuda_decode.py} >"$OUT/test_cuda.log" 2>&1
+      el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")"; grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -20 ;;
+    gemv)
+      timeout 120 build/gpu/edge_test_cuda_gemv --bench --dtypes int4_32,q8_0 --ncols 1 >"$OUT/gemv.md" 2>&1
+      el "gemv bench rc=$?"; grep -E "launch floor|1536x768|4096x4096|2048x8192" "$OUT/gemv.md" | head -20 ;;
+    bench)
+      left=$(( ${DEADLINE_S:-570} - ($(date +%s) - t0) ))
+      timeout $left python3 bench/bench_cuda.py --out "$OUT" --edgert build/gpu/edgert "${args[@]}" >"$OUT/bench.log" 2>&1
+      el "bench rc=$?"; tail -16 "$OUT/bench.log" ;;
+  esac
+done
