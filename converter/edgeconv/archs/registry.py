@@ -19,7 +19,8 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
   name                general.architecture written to the file (llama, qwen2, qwen3, ...): a label only
   hf_names            HF `architectures` entries it handles (the decorator's arguments)
   model_types         HF config `model_type` values (used when `architectures` is absent)
-  gguf_arch           GGUF `general.architecture` value; its keys are `<gguf_arch>.*`
+  gguf_arch           GGUF `general.architecture` value; its keys are `<gguf_arch>.*` (two families may share
+                      one: llama.cpp stores Mixtral as "llama", told apart by `llama.expert_count`)
   gguf_qk_permuted    True when llama.cpp's converter permuted attn_q/attn_k rows into interleaved RoPE
                       order for this family; the rows are un-permuted on GGUF import
   qkv_bias, qk_norm   model features, stored as llm.qkv_bias / llm.qk_norm
@@ -39,6 +40,11 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
   moe                 MoeSpec of a mixture-of-experts family (docs/MOE.md), None for dense families
   experts             ExpertSpec rows: where each expert matrix is in an HF source (per expert or fused)
   tie_default         tie_word_embeddings of a config that omits it (SmallThinker's class default: true)
+  gguf_norm_topk      MoE: whether llama.cpp's graph for this family renormalises the top-k weights, used when
+                      a GGUF has no `<arch>.expert_weights_norm` (qwen3moe, mixtral, smallthinker: true; olmoe: false)
+  gguf_swa_period     MoE GGUF layout rule of llama.cpp's loader: with `<arch>.attention.sliding_window` set,
+                      blocks i % period == 0 are global NoPE layers, the others RoPE + sliding window
+                      (SmallThinker: 4); None: every block RoPE, no window
 
 A TensorSpec row names a tensor in every source naming scheme (HF/torch, GGUF, ours) with its shape
 in symbolic dims (d_model, vocab, d_ff, head_dim, q_dim = n_heads·head_dim, kv_dim = n_kv_heads·head_dim),
@@ -130,6 +136,12 @@ class ExpertSpec:
     def __post_init__(self) -> None:
         assert self.matrix in ("gate", "up", "down"), self.matrix
 
+    @property
+    def gguf(self) -> str:
+        """llama.cpp's fused expert tensor of this matrix ({i} block): every expert in one [E, F, D] (gate,
+        up) or [E, D, F] (down) tensor, the same name in every llama.cpp MoE family."""
+        return f"blk.{{i}}.ffn_{self.matrix}_exps.weight"
+
 
 class Arch:
     """Base of the architecture declarations; subclasses only set class attributes."""
@@ -157,6 +169,8 @@ class Arch:
     moe: ClassVar[MoeSpec | None] = None
     tie_default: ClassVar[bool | None] = None  # tie_word_embeddings when the config omits it (HF class default)
     experts: ClassVar[tuple[ExpertSpec, ...]] = ()
+    gguf_norm_topk: ClassVar[bool] = True
+    gguf_swa_period: ClassVar[int | None] = None
 
 
 ARCHS: dict[str, type[Arch]] = {}  # HF architecture name -> Arch
@@ -230,10 +244,15 @@ def arch_for_hf(config: dict) -> type[Arch]:
     raise ValueError(f"unsupported architecture {got}; supported: {supported()}")
 
 
-def arch_for_gguf(gguf_arch: str) -> type[Arch]:
-    for a in ARCHS.values():
-        if a.gguf_arch == gguf_arch:
+def arch_for_gguf(gguf_arch: str, has_experts: bool = False) -> type[Arch]:
+    """The family of a GGUF `general.architecture`; where an MoE and a dense family share it (llama / Mixtral),
+    `has_experts` (the GGUF's `<arch>.expert_count` > 0) picks one."""
+    found = [a for a in ARCHS.values() if a.gguf_arch == gguf_arch]
+    for a in found:
+        if (a.moe is not None) == has_experts:
             return a
+    if found:
+        return found[0]
     known = ", ".join(sorted({a.gguf_arch for a in ARCHS.values()}))
     raise ValueError(f"unsupported GGUF architecture {gguf_arch!r}; supported: {known} "
                      f"(HF names: {supported()})")
