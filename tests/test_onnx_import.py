@@ -90,15 +90,15 @@ def read_all(path):
         return dict(f.metadata), {t.name: f.array(t.name).copy() for t in f.tensors}
 
 
-def assert_same_model(got_path, ref_path) -> None:
-    """Same tensors (names, values), same llm.* and tokenizer.* metadata."""
+def assert_same_model(got_path, ref_path, skip: tuple[str, ...] = ()) -> None:
+    """Same tensors (names, values), same llm.* and tokenizer.* metadata (but the keys in skip)."""
     meta, arrays = read_all(got_path)
     rmeta, rarrays = read_all(ref_path)
     assert sorted(arrays) == sorted(rarrays)
     for name, w in rarrays.items():
         np.testing.assert_array_equal(arrays[name], w, err_msg=name)
     for k, v in rmeta.items():
-        if k.startswith(("llm.", "tokenizer.")):
+        if k.startswith(("llm.", "tokenizer.")) and k not in skip:
             if isinstance(v, float):
                 assert meta[k] == pytest.approx(v, rel=1e-6), k
             elif isinstance(v, np.ndarray):
@@ -156,7 +156,9 @@ def test_genai_builder_layout(tiny, tmp_path, arch):
     folder = _genai(hf_dir, tmp_path / "genai", "fp32")
     out = tmp_path / "m.edge"
     export(folder, out, recipe="f32")
-    assert_same_model(out, ref)
+    # the builder re-saves tokenizer.json through transformers, whose Qwen2 tokenizer class writes its own
+    # pre-tokenizer pattern: the folder's tokenizer.pre is then "qwen2" (same tokens and merges)
+    assert_same_model(out, ref, skip=("tokenizer.pre",))
     meta, _ = read_all(out)
     assert meta["llm.max_ctx"] == hf.config.max_position_embeddings  # genai_config context_length
     got = edgerun.Model(str(out), threads=2).logits(TOKENS)

@@ -55,11 +55,15 @@ class _Decoder(_Matcher):
     def run(self) -> Match:
         g = self.g
         self.check_ops()
-        emb = next((n for n in g.nodes if n.op_type == "Gather" and g.is_const(n.input[0])
-                    and len(g.const_shape(n.input[0])) == 2 and not g.is_const(n.input[1])), None)
+        emb = None
+        for n in g.nodes:  # the token embedding: a Gather of token ids from a [V, D] constant (or its transpose)
+            wc = self.weight_const(n.input[0]) if n.op_type == "Gather" and not g.is_const(n.input[1]) else None
+            if wc is not None and len(g.const_shape(wc[0])) == 2 and int(g.attrs(n).get("axis", 0)) == 0:
+                emb = Weight(const=wc[0], transpose=wc[1], shape=tuple(g.const_shape(wc[0]))[::-1 if wc[1] else 1])
+                break
         if emb is None:
             raise ValueError(f"{self.where}: no token embedding (a Gather from a constant [vocab, d_model] matrix)")
-        V, D = g.const_shape(emb.input[0])
+        V, D = emb.shape
         lins = [x for x in (self.linear(n) for n in g.nodes) if x is not None]
         self.lin_ids = {id(x.node) for x in lins}
         groups: dict[str, list[Linear]] = {}
@@ -67,7 +71,7 @@ class _Decoder(_Matcher):
             groups.setdefault(x.inp, []).append(x)
         gl = list(groups.values())
         m = Match()
-        m.tensors["tok_embd"] = Weight(const=emb.input[0], shape=(V, D))
+        m.tensors["tok_embd"] = emb
         self.V, self.D, self.m = V, D, m
         self.attn_nodes, self.rope_nodes, self.eps = [], [], None
         i, layer = 0, 0
@@ -222,12 +226,12 @@ class _Decoder(_Matcher):
             self.fail(x.node, f"expected the output head [{self.V}, {self.D}] after the last block")
         w, _, _ = self.norm_before(x.inp, self.D)
         self.m.tensors["output_norm"] = Weight(const=w, shape=(self.D,))
-        emb = self.m.tensors["tok_embd"].const
+        emb = self.m.tensors["tok_embd"]
         wt = x.weight
-        same = wt.const == emb and not wt.transpose
+        same = wt.const == emb.const and wt.transpose == emb.transpose
         if not same and wt.const is not None and self.g.const_shape(wt.const) in ((self.V, self.D), (self.D, self.V)):
-            a = self.g.const(wt.const)
-            same = np.array_equal(a.T if wt.transpose else a, self.g.const(emb))
+            a, e = self.g.const(wt.const), self.g.const(emb.const)
+            same = np.array_equal(a.T if wt.transpose else a, e.T if emb.transpose else e)
         self.m.tied = bool(same)
         if not same:
             self.m.tensors["output"] = wt

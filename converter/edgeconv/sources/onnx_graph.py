@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-PASS = ("Identity", "Cast")  # ops that do not change a value's meaning for weight tracing
+PASS = ("Identity", "Cast")
+SUPPORTED = "ONNX files other than llama / qwen2 / qwen3 decoder graphs are not supported yet"  # ops that do not change a value's meaning for weight tracing
 
 
 class OnnxGraphError(ValueError):
@@ -53,10 +54,10 @@ class OnnxGraph:
             self.model = onnx.load(path, load_external_data=False)
         except Exception as e:  # untrusted bytes: any protobuf error is one line naming the file
             raise OnnxGraphError(f"{path}: not a readable ONNX model ({type(e).__name__}: "
-                                 f"{' '.join(str(e).split())[:200]})") from None
+                                 f"{' '.join(str(e).split())[:200]}); {SUPPORTED}") from None
         g = self.model.graph
         if not g.node:
-            raise OnnxGraphError(f"{path}: the ONNX graph has no nodes")
+            raise OnnxGraphError(f"{path}: the ONNX graph has no nodes; {SUPPORTED}")
         self.nodes = list(g.node)
         self.inputs = {i.name for i in g.input}
         self.outputs = [o.name for o in g.output]
