@@ -63,10 +63,28 @@ def build_hf_folder(float_model: str, log) -> str:
            "hidden_act": "silu", "bos_token_id": int(md["tokenizer.bos_id"]), "eos_token_id": int(md["tokenizer.eos_id"]),
            "torch_dtype": "float32"}
     save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    write_tokenizer_json(md, out)
     with open(os.path.join(out, "config.json"), "w") as fh:
         json.dump(cfg, fh, indent=1)
     log(f"HF folder from {os.path.basename(float_model)}: {len(tensors)} tensors")
     return edge
+
+
+def write_tokenizer_json(md, out: str) -> None:
+    """tokenizer.json (byte-level BPE: the GGUF's tokens and merges) — the GenAI builder loads one with
+    AutoTokenizer; the bench itself feeds ORT the token ids of edgerun's tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    if md["tokenizer.model"] != "gpt2":
+        raise SystemExit(f"tokenizer model {md['tokenizer.model']!r}: only byte-level BPE is written for the builder")
+    vocab = {t: i for i, t in enumerate(md["tokenizer.tokens"])}
+    merges = [tuple(m.split(" ", 1)) for m in md["tokenizer.merges"]]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.save(os.path.join(out, "tokenizer.json"))
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as fh:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": int(md["llm.max_ctx"])}, fh)
 
 
 def build_onnx(a, log) -> tuple[str, dict]:

@@ -23,7 +23,6 @@ match(g, where) -> Match. A graph that does not fit raises ValueError naming the
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

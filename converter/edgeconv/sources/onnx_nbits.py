@@ -40,6 +40,9 @@ class OnnxNBits:
     scales: np.ndarray   # float [N, n_blocks] (as stored: f32 or f16)
     zp: np.ndarray       # uint8 [N, n_blocks] (unpacked; the default when the graph has none)
 
+    def __post_init__(self) -> None:
+        self._exact: tuple = (None, None)  # (dtype, int4a offsets m) once why_inexact() has run
+
     @property
     def n_blocks(self) -> int:
         return self.b.shape[1]

@@ -88,8 +88,11 @@ class OnnxSource(Source):
             self.quant_types = [f"MatMulNBits {k}" for k in kinds]
         if inexact:
             first = next(iter(inexact.items()))
+            blocks = sorted({self._decode(w.nbits).block for n, w in m.tensors.items() if n in inexact})
             self.notes.append(f"{len(inexact)} MatMulNBits weights have no exact .edge form ({first[0]}: "
-                              f"{first[1]}); they were dequantized and re-quantized with the recipe")
+                              f"{first[1]}); they were dequantized and re-quantized with the recipe (their blocks "
+                              f"are {'/'.join(map(str, blocks))} wide: --tensor-type 'REGEX=int4_{blocks[0]}' "
+                              "re-quantizes them on the same blocks, the smallest error)")
         tok_cfg = dict(cfg)
         for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
             if k in genai and k not in tok_cfg:
