@@ -37,6 +37,12 @@ EXPORTERS = ("dynamo", "torchscript")
 TOL_INT4_REQUANT = 6e-2
 
 
+# The f16 ONNX model runs in f16 activations in ORT (and int8 in its MatMulNBits, accuracy_level 4), edgerun in f32
+# with int8 blocks: the same weights, bit for bit, but ORT's f16 rounding of every activation adds to TOL_INT_DOT's
+# activation error. Measured 4.5e-2 on the tiny qwen3.
+TOL_F16_MODEL = 8e-2
+
+
 class _Logits(torch.nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -207,7 +213,7 @@ def _nbits_reference(g, node) -> np.ndarray:
     return ((q - np.repeat(zp, bs, 1)) * np.repeat(scales, bs, 1))[:, :k]
 
 
-@pytest.mark.parametrize("block", [32, 128])
+@pytest.mark.parametrize("block", [32])  # the tiny model's K (64, 96) fit blocks of 32 only; 64/128: the test below
 def test_matmul_nbits_from_ort_quantizer_is_bit_exact(tiny, tmp_path, block):
     """An f16 model quantized by onnxruntime.quantization.matmul_nbits_quantizer (symmetric: zp 8, f16 scales):
     `--quant keep` stores every projection as int4_<block> whose dequantized values are the ONNX weight's,
@@ -245,7 +251,7 @@ def test_matmul_nbits_from_ort_quantizer_is_bit_exact(tiny, tmp_path, block):
     assert n_exact == len(nodes)
     assert any("kept their stored blocks exactly" in n for n in res.notes)
     got = edgerun.Model(str(out), threads=2).logits(TOKENS)
-    assert rel_err(got, ort_logits(qpath, TOKENS)) < TOL_INT_DOT
+    assert rel_err(got, ort_logits(qpath, TOKENS)) < TOL_F16_MODEL
 
 
 def _nbits_node_model(n, k, block, b, scales, zp):
@@ -273,7 +279,7 @@ def test_nbits_decode_matches_onnxruntime(block, zp_kind, want):
     n, k = 6, 256
     nb = k // block
     b = rng.integers(0, 256, (n, nb, block // 2), dtype=np.uint8)
-    scales = (2.0 ** rng.integers(-8, -2, (n, nb))).astype(np.float32) * (1 + rng.integers(0, 4, (n, nb)) / 4)
+    scales = ((2.0 ** rng.integers(-8, -2, (n, nb))) * (1 + rng.integers(0, 4, (n, nb)) / 4)).astype(np.float32)
     zp = None
     if zp_kind is not None:
         codes = {"eight": np.full((n, nb), 8), "grid": rng.integers(0, 16, (n, nb)), "off": rng.integers(0, 16, (n, nb))}
