@@ -242,6 +242,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         meta = _metadata(src, hp, rec.name, name)
         if not src.tokenizer:
             notes.append("the source has no tokenizer; the file carries none")
+        notes += src.notes
         stored, stored_notes = stored_dtypes(src, plan)
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))

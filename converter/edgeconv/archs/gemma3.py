@@ -46,7 +46,7 @@ class Gemma3(Arch):
     hf_norm_offset = 1.0
     layer_types_key = "layer_types"
     swa_window_key = "sliding_window"
-    gguf_swa_period = 6
+    gguf_global_period = 6
     gguf_rope_theta_swa = 10000.0
     query_scale_key = "query_pre_attn_scalar"
     tie_default = True

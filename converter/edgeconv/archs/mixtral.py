@@ -4,7 +4,8 @@ in every block; optional sliding-window attention (config sliding_window) on eve
 Names: checkpoints keep block_sparse_moe.gate.weight and block_sparse_moe.experts.{e}.w1 (gate),
 w3 (up), w2 (down); transformers 5's in-memory modules use mlp.gate.weight and the fused
 mlp.experts.gate_up_proj [E, 2F, D] / down_proj [E, D, F]. Both are read. router_jitter_noise is a
-training-time option and is ignored.
+training-time option and is ignored. GGUF (llama.cpp): general.architecture "llama" with llama.expert_count,
+q/k rows permuted as for Llama, experts fused in blk.{i}.ffn_{gate,up,down}_exps.
 """
 from .registry import HF_IGNORED, Arch, MoeSpec, moe_decoder_tensors, register, swiglu_experts
 
@@ -13,7 +14,8 @@ from .registry import HF_IGNORED, Arch, MoeSpec, moe_decoder_tensors, register, 
 class Mixtral(Arch):
     name = "mixtral"
     model_types = ("mixtral",)
-    gguf_arch = "mixtral"  # never matched: llama.cpp stores Mixtral as "llama"; GGUF MoE import is not implemented
+    gguf_arch = "llama"  # llama.cpp stores Mixtral as "llama" with llama.expert_count (registry.arch_for_gguf)
+    gguf_qk_permuted = True  # convert_hf_to_gguf's LlamaModel permutes q/k rows for Mixtral too
     reject_if_true = ("attention_bias", "mlp_bias")
     swa_all_key = "sliding_window"
     moe = MoeSpec(n_experts=("num_local_experts", "num_experts"), n_used=("num_experts_per_tok",),

@@ -27,6 +27,7 @@ class Olmoe(Arch):
         TensorSpec("blk.{i}.attn_k_norm", _L + "k_norm.weight", "blk.{i}.attn_k_norm.weight", ("kv_dim",),
                    "norm", "f32"),
     )
+    gguf_norm_topk = False  # llama.cpp's olmoe graph does not renormalise (as OLMoE-1B-7B)
     experts = swiglu_experts("mlp.experts.{e}.gate_proj.weight", "mlp.experts.{e}.up_proj.weight",
                              "mlp.experts.{e}.down_proj.weight")
     ignored_sources = HF_IGNORED

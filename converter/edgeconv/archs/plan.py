@@ -247,9 +247,9 @@ def plan_tensors(arch: type[Arch], hp: Mapping, source_shapes: Mapping[str, tupl
     d = dims(hp)
     n_layers = hp["llm.n_layers"]
     moe_layers = hp.get("moe.layers")
-    if arch.moe and naming != "hf":
-        raise ValueError(f"{arch.name}: MoE checkpoints are read from Hugging Face names only (an HF folder, or a "
-                         f".pt state dict with HF names); {naming} naming is not supported for experts")
+    if arch.moe and naming not in ("hf", "gguf"):
+        raise ValueError(f"{arch.name}: MoE checkpoints are read from Hugging Face or GGUF names (an HF folder, a GGUF, "
+                         f"or a .pt state dict with HF names); {naming} naming is not supported for experts")
     if tie_config is None:
         tie_config = arch.tie_default
     head_spec = next(s for s in arch.tensors if s.tied_head)
@@ -344,6 +344,9 @@ def plan_experts(arch: type[Arch], hp: Mapping, source_shapes: Mapping[str, tupl
     for i, is_moe in enumerate(hp["moe.layers"]):
         if not is_moe:
             continue
+        if naming == "gguf":
+            out += _gguf_experts(specs, i, E, want, source_shapes)
+            continue
         for e in range(E):
             parts = []
             for m in ("gate", "up", "down"):
@@ -370,3 +373,20 @@ def plan_experts(arch: type[Arch], hp: Mapping, source_shapes: Mapping[str, tupl
                                      f"{per!r}{alt} is in the source")
             out.append(PlannedExpert(i, e, tuple(parts)))
     return out
+
+
+def _gguf_experts(specs, i: int, E: int, want: dict, source_shapes: Mapping) -> list[PlannedExpert]:
+    """Block i's experts in llama.cpp's layout: expert e of the fused blk.i.ffn_{gate,up,down}_exps tensors
+    ([E, F, D] / [E, D, F], numpy order), one slice each."""
+    parts = {}
+    for m in ("gate", "up", "down"):
+        name = specs[m].gguf.replace("{i}", str(i))
+        if name not in source_shapes:
+            raise ValueError(f"missing expert tensor: block {i}, {m}: {name!r} ([{E}, {want[m][0]}, {want[m][1]}]) "
+                             "is not in the GGUF")
+        got = tuple(int(x) for x in source_shapes[name])
+        if got != (E,) + want[m]:
+            raise ValueError(f"fused expert tensor {name!r} (block {i}): expected shape {(E,) + want[m]}, got {got}")
+        parts[m] = name
+    return [PlannedExpert(i, e, tuple(ExpertPart(m, parts[m], want[m], e) for m in ("gate", "up", "down")))
+            for e in range(E)]

@@ -19,7 +19,8 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
   name                general.architecture written to the file (llama, qwen2, qwen3, ...): a label only
   hf_names            HF `architectures` entries it handles (the decorator's arguments)
   model_types         HF config `model_type` values (used when `architectures` is absent)
-  gguf_arch           GGUF `general.architecture` value; its keys are `<gguf_arch>.*`
+  gguf_arch           GGUF `general.architecture` value; its keys are `<gguf_arch>.*` (two families may share
+                      one: llama.cpp stores Mixtral as "llama", told apart by `llama.expert_count`)
   gguf_qk_permuted    True when llama.cpp's converter permuted attn_q/attn_k rows into interleaved RoPE
                       order for this family; the rows are un-permuted on GGUF import
   qkv_bias, qk_norm   model features, stored as llm.qkv_bias / llm.qk_norm
@@ -48,11 +49,16 @@ An architecture is a class of plain data (no behaviour beyond what the fields sa
   layer_types_key     config key of per-layer "sliding_attention" / "full_attention" names -> llm.swa_layers
                       (window from swa_window_key), and RoPE bases per layer type in rope_parameters ->
                       llm.rope_theta (full) / llm.rope_theta_swa (sliding)
-  gguf_swa_period     GGUF: every gguf_swa_period-th block is global, the others slide over
-                      <arch>.attention.sliding_window (llama.cpp's swa pattern); 0: none
+  gguf_global_period  GGUF (dense): every gguf_global_period-th block (i + 1) % p == 0 is global, the others
+                      slide over <arch>.attention.sliding_window (llama.cpp's Gemma 3 pattern); 0: none
   gguf_rope_theta_swa GGUF: the RoPE base of sliding blocks (llama.cpp fixes it; GGUF does not store it)
   query_scale_key     config key of the attention's query scale base (Gemma: query_pre_attn_scalar); it must
                       equal head_dim (scores are scaled by 1/sqrt(head_dim)), else the config is refused
+  gguf_norm_topk      MoE: whether llama.cpp's graph for this family renormalises the top-k weights, used when
+                      a GGUF has no `<arch>.expert_weights_norm` (qwen3moe, mixtral, smallthinker: true; olmoe: false)
+  gguf_swa_period     MoE GGUF layout rule of llama.cpp's loader: with `<arch>.attention.sliding_window` set,
+                      blocks i % period == 0 are global NoPE layers, the others RoPE + sliding window
+                      (SmallThinker: 4); None: every block RoPE, no window
 
 A TensorSpec row names a tensor in every source naming scheme (HF/torch, GGUF, ours) with its shape
 in symbolic dims (d_model, vocab, d_ff, head_dim, q_dim = n_heads·head_dim, kv_dim = n_kv_heads·head_dim),
@@ -144,6 +150,12 @@ class ExpertSpec:
     def __post_init__(self) -> None:
         assert self.matrix in ("gate", "up", "down"), self.matrix
 
+    @property
+    def gguf(self) -> str:
+        """llama.cpp's fused expert tensor of this matrix ({i} block): every expert in one [E, F, D] (gate,
+        up) or [E, D, F] (down) tensor, the same name in every llama.cpp MoE family."""
+        return f"blk.{{i}}.ffn_{self.matrix}_exps.weight"
+
 
 class Arch:
     """Base of the architecture declarations; subclasses only set class attributes."""
@@ -176,9 +188,11 @@ class Arch:
     embed_scale_sqrt: ClassVar[bool] = False
     hf_norm_offset: ClassVar[float] = 0.0
     layer_types_key: ClassVar[str | None] = None
-    gguf_swa_period: ClassVar[int] = 0
+    gguf_global_period: ClassVar[int] = 0
     gguf_rope_theta_swa: ClassVar[float | None] = None
     query_scale_key: ClassVar[str | None] = None
+    gguf_norm_topk: ClassVar[bool] = True
+    gguf_swa_period: ClassVar[int | None] = None
 
 
 ARCHS: dict[str, type[Arch]] = {}  # HF architecture name -> Arch
@@ -254,10 +268,15 @@ def arch_for_hf(config: dict) -> type[Arch]:
     raise ValueError(f"unsupported architecture {got}; supported: {supported()}")
 
 
-def arch_for_gguf(gguf_arch: str) -> type[Arch]:
-    for a in ARCHS.values():
-        if a.gguf_arch == gguf_arch:
+def arch_for_gguf(gguf_arch: str, has_experts: bool = False) -> type[Arch]:
+    """The family of a GGUF `general.architecture`; where an MoE and a dense family share it (llama / Mixtral),
+    `has_experts` (the GGUF's `<arch>.expert_count` > 0) picks one."""
+    found = [a for a in ARCHS.values() if a.gguf_arch == gguf_arch]
+    for a in found:
+        if (a.moe is not None) == has_experts:
             return a
+    if found:
+        return found[0]
     known = ", ".join(sorted({a.gguf_arch for a in ARCHS.values()}))
     raise ValueError(f"unsupported GGUF architecture {gguf_arch!r}; supported: {known} "
                      f"(HF names: {supported()})")

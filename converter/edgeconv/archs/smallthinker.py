@@ -28,6 +28,7 @@ class SmallThinker(Arch):
                   d_expert=("moe_ffn_hidden_size",), act="relu", router_input="residual", predictor="router",
                   gating="sigmoid", softmax_flag="moe_primary_router_apply_softmax", norm_topk=True)
     tensors = moe_decoder_tensors("block_sparse_moe.primary_router.weight", predictor=False)
+    gguf_swa_period = 4  # llama.cpp: with a sliding window, il % 4 == 0 are global NoPE layers
     experts = (ExpertSpec("gate", _M + "experts.{e}.gate.weight"),
                ExpertSpec("up", _M + "experts.{e}.up.weight"),
                ExpertSpec("down", _M + "experts.{e}.down.weight"))

@@ -2,7 +2,8 @@
   *.gguf file               -> GGUFSource (sources/gguf.py)
   folder with config.json   -> HFSource   (sources/hf.py)
   *.pt / *.pth / *.bin file -> TorchSource (sources/torch_ckpt.py)
-  *.onnx file               -> not supported yet: a ValueError that says so
+  *.onnx file               -> OnnxSource (sources/onnx_src.py; needs the onnx package)
+  folder with genai_config.json and no config.json -> OnnxSource on the model it names (ONNX Runtime GenAI)
 """
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from .base import Source
 
 def open_source(path: str, tokenizer_pre: str | None = None) -> Source:
     if os.path.isdir(path):
+        from .onnx_src import onnx_model_in
+
+        model = onnx_model_in(path)
+        if model is not None:
+            from .onnx_src import OnnxSource
+
+            return OnnxSource(model, tokenizer_pre)
         from .hf import HFSource
 
         return HFSource(path, tokenizer_pre)
@@ -28,8 +36,9 @@ def open_source(path: str, tokenizer_pre: str | None = None) -> Source:
         return GGUFSource(path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
-        raise ValueError(f"{path}: ONNX models are not supported yet; convert the model's Hugging Face folder, "
-                         "a GGUF or a .pt checkpoint instead")
+        from .onnx_src import OnnxSource
+
+        return OnnxSource(path, tokenizer_pre)
     if ext in (".pt", ".pth", ".bin", ".ckpt") or magic[:2] == b"PK":
         from .torch_ckpt import TorchSource
 

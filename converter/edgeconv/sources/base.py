@@ -10,6 +10,8 @@ A Source is opened on a path and exposes, without loading any weight:
   quantized   True when the stored weights are already quantized (GGUF Q*): re-quantizing them loses more
   quant_types the source's stored tensor types when quantized (for the exporter's note), else []
   shapes      {source tensor name: shape, numpy order}
+  notes       what the reader had to approximate (the exporter reports them), e.g. ONNX MatMulNBits blocks
+              that no .edge dtype holds exactly
 and loads one tensor at a time with load(name) -> float32 array in source layout.
 stored_dtype(name) is the .edge dtype whose bytes are exactly how the source stores tensor `name` (GGUF
 Q4_0 -> int4_32, Q4_1 -> int4a_32, Q8_0 -> q8_0, F32/F16/BF16 -> f32/f16/bf16), None when no .edge dtype
@@ -39,6 +41,7 @@ class Source:
         self.quantized = False
         self.quant_types: list[str] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.notes: list[str] = []
 
     def load(self, name: str) -> np.ndarray:
         raise NotImplementedError

@@ -8,6 +8,9 @@
   16 bytes, x = d·q + m; both with byte j = element j low nibble, element j + 16 high nibble, as
   csrc/quant.h; Q8_0 = q8_0; F32/F16/BF16 = f32/f16/bf16), for little-endian files. Other types (K-quants,
   IQ*) have no exact .edge form and are only dequantized.
+* MoE families (qwen3moe, llama with expert_count = Mixtral, olmoe, smallthinker): moe.* keys and the
+  layout from sources/gguf_moe.py; experts are slices of the fused blk.i.ffn_{gate,up,down}_exps tensors
+  (archs/plan.plan_experts).
 * Hyper-parameters `<arch>.*` -> llm.* (block_count, embedding_length, attention.head_count[_kv],
   attention.key_length, feed_forward_length, vocab_size, context_length, rope.freq_base,
   attention.layer_norm_rms_epsilon). RoPE scaling and partial rotary dims are rejected.
@@ -124,14 +127,14 @@ class GGUFSource(Source):
         arch_name = _field(self.reader, "general.architecture")
         if not isinstance(arch_name, str):
             raise ValueError(f"{path}: GGUF has no general.architecture")
-        self.arch = arch_for_gguf(arch_name)
+        self.arch = arch_for_gguf(arch_name, bool(_field(self.reader, f"{arch_name}.expert_count") or 0))
         self._tensors = {t.name: t for t in self.reader.tensors}
         # GGUF lists ne[0] (contiguous) first; numpy / our order is the reverse.
         self.shapes = {n: tuple(int(s) for s in reversed(t.shape.tolist())) for n, t in self._tensors.items()}
         self.quantized = any(t.tensor_type.name not in _PLAIN for t in self._tensors.values())
         self.quant_types = sorted({t.tensor_type.name for t in self._tensors.values()})
         self.hparams = self._hparams(arch_name)
-        self.tie_config = None
+        self.tie_config = False  # a GGUF is tied iff it has no output.weight (never the family's HF default)
         self.tokenizer = self._tokenizer()
         self.general = {"general.name": _field(self.reader, "general.name") or os.path.basename(path),
                         "general.source": f"gguf:{os.path.basename(path)}"}
@@ -166,31 +169,38 @@ class GGUFSource(Source):
         if rot is not None and int(rot) != head_dim:
             raise ValueError(f"{where}: partial rotary (rope.dimension_count {rot} of head_dim {head_dim}) "
                              "is not supported")
+        n_layers = int(g(f"{a}.block_count", required=True))
+        if self.arch.moe is not None:
+            from .gguf_moe import gguf_moe_hparams
+
+            moe = gguf_moe_hparams(self.arch, g, self.shapes, n_layers, where)
+        else:
+            moe = {"llm.d_ff": int(g(f"{a}.feed_forward_length", required=True))}
         vocab = g(f"{a}.vocab_size")
         if vocab is None:
             emb = self.shapes.get("token_embd.weight")
             if emb is None:
                 raise ValueError(f"{where}: no {a}.vocab_size and no token_embd.weight")
             vocab = emb[0]
-        n_layers = int(g(f"{a}.block_count", required=True))
         hp = {
             "llm.n_layers": n_layers,
             "llm.d_model": d_model,
             "llm.n_heads": n_heads,
             "llm.n_kv_heads": n_kv,
             "llm.head_dim": head_dim,
-            "llm.d_ff": int(g(f"{a}.feed_forward_length", required=True)),
+            "llm.d_ff": moe.pop("llm.d_ff"),
             "llm.vocab_size": int(vocab),
             "llm.max_ctx": int(g(f"{a}.context_length", 2048)),
             "llm.rope_theta": float(g(f"{a}.rope.freq_base", 10000.0)),
             "llm.rms_eps": float(g(f"{a}.attention.layer_norm_rms_epsilon", required=True)),
             **arch_keys(self.arch),
+            **moe,
         }
-        if self.arch.gguf_swa_period:  # llama.cpp's swa pattern: every period-th block is global
+        if self.arch.gguf_global_period:  # llama.cpp's swa pattern (Gemma 3): every period-th block is global
             window = int(g(f"{a}.attention.sliding_window", required=True))
             if window < 1:
                 raise ValueError(f"{where}: sliding_window {window} must be >= 1")
-            p = self.arch.gguf_swa_period
+            p = self.arch.gguf_global_period
             hp["llm.swa_layers"] = [int((i + 1) % p != 0) for i in range(n_layers)]
             hp["llm.swa_window"] = window
             hp["llm.rope_theta_swa"] = float(self.arch.gguf_rope_theta_swa)
