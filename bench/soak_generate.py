@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     res = {"model": args.model, "tokens": done, "sessions": sessions, "seconds": round(secs, 1),
            "tok_per_s": round(done / secs, 1), "rss_start_mib": round(start, 2), "rss_end_mib": round(end, 2),
            "rss_max_mib": max(s[1] for s in samples), "growth_mib": round(end - start, 2),
-           "samples": samples[:: max(1, len(samples) // 10)]}
+           "samples": samples[:: max(1, len(samples) // 10)], "moe_stats": m.moe_stats if m.is_moe else None}
     print(json.dumps(res) if args.json else
           f"{done} tokens in {sessions} sessions, {secs:.1f} s ({res['tok_per_s']} tok/s); RSS start {start:.1f} MiB, "
-          f"end {end:.1f} MiB, max {res['rss_max_mib']:.1f} MiB, growth {end - start:+.2f} MiB")
+          f"end {end:.1f} MiB, max {res['rss_max_mib']:.1f} MiB, growth {end - start:+.2f} MiB"
+          + (f"; experts {res['moe_stats']}" if m.is_moe else ""))
     return 0 if end - start <= args.max_growth else 1
 
 

@@ -55,10 +55,13 @@ def asan_env(build: str, leaks: bool) -> dict:
                ASAN_OPTIONS=f"detect_leaks={int(leaks)}:abort_on_error=1:detect_odr_violation=0:"
                                     "allocator_may_return_null=1")  # the planner's tests ask for too much on purpose
     if not leaks:
-        lib = subprocess.run([_compiler(build), "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-        if not os.path.isabs(lib):
-            pytest.skip(f"cannot find libasan.so of {_compiler(build)} to preload")
-        env["LD_PRELOAD"] = lib
+        # libstdc++ too: loaded only later (with _core), ASan's __cxa_throw interceptor finds no real
+        # __cxa_throw and aborts at the first C++ exception.
+        libs = [subprocess.run([_compiler(build), f"-print-file-name={n}"], capture_output=True, text=True).stdout.strip()
+                for n in ("libasan.so", "libstdc++.so")]
+        if not all(os.path.isabs(lib) for lib in libs):
+            pytest.skip(f"cannot find libasan.so / libstdc++.so of {_compiler(build)} to preload")
+        env["LD_PRELOAD"] = " ".join(libs)
     return env
 
 

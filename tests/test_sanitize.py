@@ -1,8 +1,9 @@
 """The core under AddressSanitizer + UndefinedBehaviorSanitizer (-DEDGE_SANITIZE=ON, tests/sanitize_build.py):
 the C++ kernel and backend tests, and a pytest subset that reads untrusted or failing input — the .edge
-reader and loader on bad files, the tokenizer, MoE expert streaming with injected faults (NaN / inf
+reader and loader on bad files, MoE expert streaming with injected faults (NaN / inf
 scales, a file truncated under the open store, a corrupt expert blob during eval), a truncated streamed
-dense model — run against the sanitized _core. Any sanitizer report fails the test."""
+dense model — run against the sanitized _core. Any sanitizer report fails the test. (The tokenizer runs
+under the sanitizers in tests/test_fuzz.py's fuzz_tokenizer.)"""
 import os
 import subprocess
 import sys
@@ -15,7 +16,6 @@ from sanitize_build import CPP_TESTS, asan_env, sanitize_build, sanitizer_report
 SUBSET = [
     "tests/test_format.py",
     "tests/test_bad_input.py",
-    "tests/test_tokenizer.py",
     "tests/test_expert_store.py::test_nan_scale_is_a_clear_error_and_isolated",
     "tests/test_expert_store.py::test_inf_scale_in_concat_down_matrix",
     "tests/test_expert_store.py::test_truncated_after_open",
@@ -44,9 +44,9 @@ def test_pytest_subset_clean_under_asan_ubsan(build, tmp_path):
     root = stage_tree(build, str(tmp_path / "tree"))
     env = asan_env(build, leaks=False)
     env.pop("PYTHONPATH", None)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                        "--capture=sys", *SUBSET]  # fd 2 not captured: a sanitizer report that kills the child shows, cwd=root,
-                       capture_output=True, text=True, timeout=1200, env=env)
+    # --capture=sys: fd 2 is not captured, so a sanitizer report that kills the child shows in its output
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--capture=sys", *SUBSET],
+                       cwd=root, capture_output=True, text=True, timeout=1200, env=env)
     out = r.stdout + r.stderr
     assert sanitizer_report(out) is None, out[-8000:]
     assert r.returncode == 0, out[-8000:]
