@@ -41,7 +41,7 @@ struct Cursor {
     size_t left() const { return (size_t)(end - p); }
     bool take(void* dst, size_t n) {
         if (!ok || n > left()) { ok = false; return false; }
-        std::memcpy(dst, p, n);
+        if (n) std::memcpy(dst, p, n);  // dst may be null for n == 0 (an empty array's data()): memcpy(nullptr, .., 0) is UB
         p += n;
         return true;
     }

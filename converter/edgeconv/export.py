@@ -27,6 +27,7 @@ import math
 import os
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -192,6 +193,20 @@ def _load(src, p) -> np.ndarray:
     return w
 
 
+@contextmanager
+def _naming_source(src_path: str):
+    """A plain ValueError raised while converting (a tensor with NaN, a shape the architecture does not
+    allow, ...) gets the source's path in front when it does not name it already, so the CLI's one line
+    says which file is wrong (tests/fuzz: every importer failure names its input)."""
+    try:
+        yield
+    except ValueError as e:
+        text = " ".join(str(e).split())
+        if type(e) is ValueError and os.fspath(src_path) not in text:
+            raise ValueError(f"{os.fspath(src_path)}: {text}") from None
+        raise
+
+
 def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: list[str] | tuple = (),
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
@@ -226,7 +241,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     rec = get_recipe(recipe)
     overrides = parse_overrides(list(tensor_types))
     notes: list[str] = []
-    with open_source(src_path, tokenizer_pre) as src:
+    with _naming_source(src_path), open_source(src_path, tokenizer_pre) as src:
         hp = dict(src.hparams)
         plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
         hp["llm.tied_head"] = int(tied)

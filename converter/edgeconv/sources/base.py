@@ -23,9 +23,42 @@ exporter read a large tensor in row blocks and release its pages (moe/source.py)
 """
 from __future__ import annotations
 
+import json
+import struct
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+
+# What interpreting malformed file contents raises besides ValueError (a JSON list where a dict belongs,
+# a missing key, a string where a number belongs, nesting deep enough to exhaust the recursion limit).
+_MALFORMED = (TypeError, AttributeError, KeyError, IndexError, OverflowError, RecursionError, struct.error)
+
+
+@contextmanager
+def malformed(path: str, what: str):
+    """Interprets untrusted file contents: any ValueError that does not name `path`, and any of _MALFORMED,
+    becomes one ValueError "<path>: <what> (<the error>)" — the converter's one-line error (tests/fuzz)."""
+    try:
+        yield
+    except ValueError as e:
+        text = " ".join(str(e).split())
+        if path in text:
+            raise
+        raise ValueError(f"{path}: {what} ({text})") from None
+    except _MALFORMED as e:
+        text = " ".join(str(e).split())[:300]
+        raise ValueError(f"{path}: {what} ({type(e).__name__}: {text})") from None
+
+
+def read_json_object(path: str, what: str) -> dict:
+    """A JSON file that must hold an object; anything else is a ValueError naming the file."""
+    with malformed(path, f"{what} is not valid JSON"):
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: {what} must be a JSON object, not {type(obj).__name__}")
+    return obj
 
 
 class Source:

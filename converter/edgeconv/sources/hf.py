@@ -6,13 +6,12 @@ Weights are memory-mapped; load(name) reads one tensor. Tokenizer handling: sour
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import numpy as np
 
 from ..archs import arch_for_hf, hf_hparams
-from .base import Source
+from .base import Source, malformed, read_json_object
 from .hf_tokenizer import read_hf_tokenizer
 from .safetensors_np import SafetensorsFile
 
@@ -27,24 +26,27 @@ class HFSource(Source):
         cfg_path = os.path.join(folder, "config.json")
         if not os.path.exists(cfg_path):
             raise ValueError(f"{folder}: no config.json (an HF model folder needs one)")
-        with open(cfg_path, encoding="utf-8") as f:
-            self.config = json.load(f)
-        self.arch = arch_for_hf(self.config)
-        self.hparams = hf_hparams(self.arch, self.config)
+        self.config = read_json_object(cfg_path, "config.json")
+        with malformed(cfg_path, "config.json does not describe a supported model"):
+            self.arch = arch_for_hf(self.config)
+            self.hparams = hf_hparams(self.arch, self.config)
         self.tie_config = self.config.get("tie_word_embeddings")
         self._files: list[SafetensorsFile] = []
         self._where: dict[str, SafetensorsFile] = {}
         self._torch_sd = None
         self._open_weights()
-        self.tokenizer = read_hf_tokenizer(folder, self.config, self.hparams["llm.vocab_size"], tokenizer_pre)
+        with malformed(folder, "bad tokenizer files"):
+            self.tokenizer = read_hf_tokenizer(folder, self.config, self.hparams["llm.vocab_size"], tokenizer_pre)
         self.general = {"general.name": self.config.get("_name_or_path") or os.path.basename(os.path.abspath(folder)),
                         "general.source": f"hf:{os.path.basename(os.path.abspath(folder))}"}
 
     def _open_weights(self) -> None:
         index = os.path.join(self.folder, "model.safetensors.index.json")
         if os.path.exists(index):
-            with open(index, encoding="utf-8") as f:
-                files = sorted(set(json.load(f)["weight_map"].values()))
+            with malformed(index, "bad safetensors index"):
+                files = sorted(set(read_json_object(index, "the safetensors index")["weight_map"].values()))
+                if not all(isinstance(p, str) for p in files):
+                    raise ValueError("weight_map values must be file names")
             paths = [os.path.join(self.folder, p) for p in files]
         else:
             paths = sorted(glob.glob(os.path.join(self.folder, "*.safetensors")))

@@ -30,14 +30,23 @@ class SafetensorsFile:
                 raise ValueError(f"{self.path}: safetensors header length {n} exceeds the file")
             try:
                 header = json.loads(f.read(n))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise ValueError(f"{self.path}: bad safetensors header: {e}") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"{self.path}: bad safetensors header: a JSON {type(header).__name__}, not an object")
         self.metadata = header.pop("__metadata__", {}) or {}
         self._base = 8 + n
         self._mm = np.memmap(self.path, dtype=np.uint8, mode="r") if size > self._base else None
         self.tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {}
         for name, info in header.items():
-            dt, shape, (b, e) = info["dtype"], tuple(int(s) for s in info["shape"]), info["data_offsets"]
+            try:
+                dt, shape, (b, e) = info["dtype"], tuple(int(s) for s in info["shape"]), info["data_offsets"]
+                b, e = int(b), int(e)
+                if any(d < 0 for d in shape) or not isinstance(dt, str):
+                    raise ValueError("negative dimension or a dtype that is not a string")
+            except (TypeError, KeyError, ValueError, OverflowError) as err:
+                raise ValueError(f"{self.path}: tensor {name!r}: malformed safetensors header entry "
+                                 f"({type(err).__name__}: {err})") from None
             if dt not in _NP:
                 raise ValueError(f"{self.path}: tensor {name!r} has unsupported dtype {dt}")
             if not 0 <= b <= e or self._base + e > size or e - b != math.prod(shape) * np.dtype(_NP[dt]).itemsize:

@@ -14,7 +14,6 @@ used when present. torch is an optional dependency.
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..archs import arch_for_hf, hf_hparams
-from .base import Source
+from .base import Source, malformed, read_json_object
 from .hf_tokenizer import read_hf_tokenizer
 
 _PREFIXES = ("module.", "_orig_mod.")
@@ -127,11 +126,11 @@ class TorchSource(Source):
             cfg_path = os.path.join(folder, "config.json")
             if not os.path.exists(cfg_path):
                 raise ValueError(f"{path}: the checkpoint has no 'config' and there is no config.json beside it")
-            with open(cfg_path, encoding="utf-8") as f:
-                config = json.load(f)
+            config = read_json_object(cfg_path, "config.json")
         self.config = config
-        self.arch = arch_for_hf(config)
-        self.hparams = hf_hparams(self.arch, config)
+        with malformed(path, "its config does not describe a supported model"):
+            self.arch = arch_for_hf(config)
+            self.hparams = hf_hparams(self.arch, config)
         self.tie_config = config.get("tie_word_embeddings")
         if "tok_embd" in self._sd:
             self.naming = "edge"
@@ -141,7 +140,8 @@ class TorchSource(Source):
             raise ValueError(f"{path}: cannot tell the tensor naming (neither 'model.embed_tokens.weight' nor "
                              f"'tok_embd' present; first names: {list(self._sd)[:5]})")
         self.shapes = {k: tuple(v.shape) for k, v in self._sd.items()}
-        self.tokenizer = read_hf_tokenizer(folder, config, self.hparams["llm.vocab_size"], tokenizer_pre)
+        with malformed(folder, "bad tokenizer files"):
+            self.tokenizer = read_hf_tokenizer(folder, config, self.hparams["llm.vocab_size"], tokenizer_pre)
         self.general = {"general.name": config.get("_name_or_path") or os.path.splitext(os.path.basename(path))[0],
                         "general.source": f"torch:{os.path.basename(path)}"}
 
