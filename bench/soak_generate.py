@@ -19,7 +19,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isdir(os.path.join(ROOT, "runtime", "edgerun")) and any(
-        n.startswith("_core") for n in os.listdir(os.path.join(ROOT, "runtime", "edgerun"))):
+        n.startswith("_core") and n.endswith(".so") for n in os.listdir(os.path.join(ROOT, "runtime", "edgerun"))):
     sys.path.insert(0, os.path.join(ROOT, "runtime"))
 
 

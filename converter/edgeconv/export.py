@@ -143,7 +143,7 @@ def stored_dtypes(src, plan) -> tuple[dict[str, str], list[str]]:
     out: dict[str, str] = {}
     blocked = []
     for p in plan:
-        dt = None if p.derived or p.offset else src.stored_dtype(p.src)
+        dt = None if p.derived or getattr(p, "offset", 0.0) else src.stored_dtype(p.src)
         if dt is None:
             continue
         if p.transpose:

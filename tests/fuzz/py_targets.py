@@ -25,7 +25,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HF_TINY = os.path.join(ROOT, "tests", "fuzz", "data", "hf_tiny")
-if any(n.startswith("_core") for n in os.listdir(os.path.join(ROOT, "runtime", "edgerun"))):
+if any(n.startswith("_core") and n.endswith(".so") for n in os.listdir(os.path.join(ROOT, "runtime", "edgerun"))):
     sys.path[:0] = [os.path.join(ROOT, "runtime"), os.path.join(ROOT, "converter")]  # a developer build, as conftest
 
 _scratch = tempfile.mkdtemp(prefix="edge_pyfuzz_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
