@@ -47,7 +47,8 @@ struct LlmConfig {
 
 struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
-    int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096)
+    int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096), or with mem_budget the longest (<= max_ctx) that fits
+    KvType kv = KvType::F32;  // how K and V are stored (backend.h); the CUDA backend takes f32 only
     int64_t batch = 128;    // tokens per prefill step (scratch size)
     int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see MemoryPlan).
     // true: mem_budget bounds the whole process — what it already holds (interpreter, libraries, the
@@ -79,6 +80,8 @@ public:
     const MemoryPlan& memory_plan() const { return plan_; }
     int threads() const { return be_->threads(); }
     int64_t ctx() const { return ctx_; }
+    bool ctx_from_budget() const { return ctx_from_budget_; }  // ctx was chosen to fit mem_budget
+    KvType kv_type() const { return kv_; }
     int64_t n_past() const { return n_past_; }
     // Expert cache statistics since load / the last reset (all zero for a dense model).
     ExpertStats moe_stats() const;
@@ -127,6 +130,7 @@ private:
     void rebase_weights(const uint8_t* origin, const uint8_t* base);
     uint64_t weights_end() const;
     Status plan_buffers();
+    Status choose_ctx(const ModelOptions& opt);
     Status step(const int32_t* tokens, int64_t T, bool all_logits, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T);
     void dense_ffn(const LayerWeights& w, int64_t T);
@@ -151,6 +155,8 @@ private:
     const float* output_norm_ = nullptr;
     std::vector<Layer> layers_;
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
+    KvType kv_ = KvType::F32;
+    bool ctx_from_budget_ = false;
 
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)
     float *x_ = nullptr, *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;

@@ -92,8 +92,10 @@ struct PyModel {
 std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int64_t ctx, int64_t batch, int64_t mem,
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
                                       bool moe_lowbit, float moe_lowbit_threshold, bool mem_covers_process,
-                                      const std::string& device, int64_t gpu_mem) {
+                                      const std::string& device, int64_t gpu_mem, const std::string& kv) {
     ModelOptions opt;
+    if (!kv_type_parse(kv, &opt.kv))
+        check(status_error(Code::INVALID_ARGUMENT, "kv must be one of f32, f16, q8, not '" + kv + "'"));
     opt.device = device;
     opt.gpu_mem = gpu_mem;
     opt.budget_covers_process = mem_covers_process;
@@ -267,7 +269,7 @@ void bind_model(py::module_& m) {
         .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 128,
              py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
              py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false,
-             py::arg("device") = "cpu", py::arg("gpu_mem") = 0)
+             py::arg("device") = "cpu", py::arg("gpu_mem") = 0, py::arg("kv") = "f32")
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
@@ -275,6 +277,8 @@ void bind_model(py::module_& m) {
         .def("truncate", [](PyModel& pm, int64_t n) { check(pm.m->truncate(n)); })
         .def_property_readonly("n_past", [](const PyModel& pm) { return pm.m->n_past(); })
         .def_property_readonly("ctx", [](const PyModel& pm) { return pm.m->ctx(); })
+        .def_property_readonly("ctx_from_budget", [](const PyModel& pm) { return pm.m->ctx_from_budget(); })
+        .def_property_readonly("kv", [](const PyModel& pm) { return std::string(kv_type_name(pm.m->kv_type())); })
         .def_property_readonly("threads", [](const PyModel& pm) { return pm.m->threads(); })
         .def_property_readonly("config", &py_model_config)
         .def_property_readonly("memory_plan", &py_model_memory)

@@ -36,10 +36,22 @@ def _load(args, quiet: bool = False):
     from .defaults import default_model, ensure_edge
     path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
-                  kernels=getattr(args, "kernels", None), mem_scope="process", **_device_options(args), **_moe_options(args))
+                  kernels=getattr(args, "kernels", None), mem_scope="process", kv=getattr(args, "kv", DEFAULT_KV),
+                  **_device_options(args), **_moe_options(args))
+    if model.ctx_from_budget and not quiet:
+        print(f"context: {model.ctx} tokens, the longest that fits --mem with --kv {model.kv}", file=sys.stderr)
     if getattr(args, "verbose", False):
         _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
+
+
+DEFAULT_KV = "f32"
+
+
+def _kv_arg(sp) -> None:
+    sp.add_argument("--kv", choices=("f32", "f16", "q8"), default=DEFAULT_KV,
+                    help="KV cache storage: f32, f16 (half the bytes) or q8 (int8 + one scale per token and head, "
+                         "about a quarter); the CUDA backend takes f32 only")
 
 
 def _device_options(args) -> dict:
@@ -304,7 +316,7 @@ def cmd_perplexity(args) -> int:
     from . import Model
     from .defaults import ensure_edge
     model = Model(ensure_edge(args.model, quiet=args.json), threads=args.threads, ctx=args.ctx,
-                  kernels=args.kernels, **_device_options(args))
+                  kernels=args.kernels, kv=args.kv, **_device_options(args))
     if args.verbose:
         _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
     text = _read_text(args.textfile)
@@ -377,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(this process's own resident set + weights + KV cache + scratch; MoE: experts beyond it are "
                         "streamed from disk through a cache; a dense model over it streams its layers; default: none)")
         sp.add_argument("--ctx", type=cc.positive_int, default=None,
-                        help="context length in tokens (KV cache; default: the model's trained context, at most 4096)")
+                        help="context length in tokens (KV cache; default: the model's trained context, at most 4096; "
+                             "with --mem, the longest up to the trained context that fits)")
+        _kv_arg(sp)
         _kernels_arg(sp)
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
         if device:
@@ -444,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tokens per chunk (the second half of each is scored)")
     sp.add_argument("--chunks", type=cc.positive_int, default=None,
                     help="score at most this many chunks (default: all of the text)")
+    _kv_arg(sp)
     _threads_arg(sp)
     _kernels_arg(sp)
     sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")

@@ -37,7 +37,10 @@ class Model:
 
     threads: worker threads (default: all CPUs); mem: hard budget ("1GB", bytes) checked before
     loading — resident weights + KV cache + scratch (+ for MoE models the expert store's I/O buffers
-    and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096)).
+    and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096); with `mem`
+    and no ctx, the longest up to the trained context that fits: `ctx_from_budget` says so).
+    kv: how the KV cache stores K and V: "f32" (default), "f16" (half the bytes) or "q8" (int8 with one
+    scale per token and head, about a quarter); the CUDA backend takes f32 only.
 
     MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from
     disk through a cache of whole expert slots; without it every expert is kept resident.
@@ -58,7 +61,7 @@ class Model:
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
                  moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
-                 gpu_mem: str | int | None = None):
+                 gpu_mem: str | int | None = None, kv: str = "f32"):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
@@ -69,7 +72,8 @@ class Model:
         self._m = _core.Model(self.path, threads=threads or 0, ctx=ctx or 0, batch=batch, mem=parse_size(mem),
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
                               moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
-                              mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem))
+                              mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem),
+                              kv=kv)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
@@ -78,6 +82,15 @@ class Model:
     @property
     def ctx(self) -> int:
         return self._m.ctx
+
+    @property
+    def ctx_from_budget(self) -> bool:
+        """True when ctx was chosen as the longest context that fits `mem` (no ctx was given)."""
+        return self._m.ctx_from_budget
+
+    @property
+    def kv(self) -> str:
+        return self._m.kv
 
     @property
     def n_past(self) -> int:

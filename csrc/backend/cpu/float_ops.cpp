@@ -1,6 +1,7 @@
 // float_ops.cpp — see float_ops.h.
 #include "float_ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace edge {
@@ -31,6 +32,18 @@ void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float*
         v[i] = a * cos[i] - b * sin[i];
         v[i + half] = b * cos[i] + a * sin[i];
     }
+}
+
+float kv_quantize_q8(const float* x, int64_t Dh, int8_t* q, int64_t q_step) {
+    float amax = 0.f;
+    for (int64_t i = 0; i < Dh; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.f ? 1.0f / d : 0.f;
+    for (int64_t i = 0; i < Dh; ++i) {
+        int c = (int)std::nearbyintf(x[i] * id);
+        q[i * q_step] = (int8_t)(c < -127 ? -127 : (c > 127 ? 127 : c));
+    }
+    return d;
 }
 
 }  // namespace edge
