@@ -13,8 +13,18 @@ void Model::moe_reset_stats() {
     if (store_) store_->reset_stats();
 }
 
+int64_t Model::keepable(int64_t n) const {
+    // a ring holds position p until p + R is written: the window of the next position n needs
+    // [n - window + 1, n - 1], intact iff n - window + 1 + R > n_past - 1
+    if (ring_ > 0 && n > 0 && n_past_ - n >= ring_ - cfg_.swa_window + 2) return 0;
+    return n;
+}
+
 Status Model::truncate(int64_t n) {
     if (n < 0 || n > n_past_) return status_error(Code::INVALID_ARGUMENT, "truncate: position out of range");
+    if (keepable(n) != n)
+        return status_error(Code::INVALID_ARGUMENT, strfmt("truncate: the sliding-window ring (%lld slots) no longer holds the window "
+                                                           "before position %lld; truncate to 0 (see keepable)", (long long)ring_, (long long)n));
     n_past_ = n;
     return Status::ok();
 }

@@ -49,6 +49,7 @@ struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
     int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096), or with mem_budget the longest (<= max_ctx) that fits
     KvType kv = KvType::F32;  // how K and V are stored (backend.h); the CUDA backend takes f32 only
+    bool swa_ring = true;     // sliding-window layers keep a ring of ~window slots (CPU; backend.h KvLayer::ring)
     int64_t batch = 128;    // tokens per prefill step (scratch size)
     int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see MemoryPlan).
     // true: mem_budget bounds the whole process — what it already holds (interpreter, libraries, the
@@ -81,6 +82,10 @@ public:
     int threads() const { return be_->threads(); }
     int64_t ctx() const { return ctx_; }
     bool ctx_from_budget() const { return ctx_from_budget_; }  // ctx was chosen to fit mem_budget
+    int64_t swa_ring() const { return ring_; }  // slots R of each sliding-window layer's ring (0: full caches)
+    // The longest prefix <= n that truncate() can keep: n, or 0 when a ring has already overwritten
+    // positions the next token's window needs (more than R - window + 1 positions would be dropped).
+    int64_t keepable(int64_t n) const;
     KvType kv_type() const { return kv_; }
     int64_t n_past() const { return n_past_; }
     // Expert cache statistics since load / the last reset (all zero for a dense model).
@@ -156,6 +161,8 @@ private:
     std::vector<Layer> layers_;
     int64_t ctx_ = 0, batch_ = 0, n_past_ = 0;
     KvType kv_ = KvType::F32;
+    bool swa_ring_ = true;
+    int64_t ring_ = 0;  // R of the sliding-window layers' rings (0: none)
     bool ctx_from_budget_ = false;
 
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)

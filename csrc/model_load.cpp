@@ -210,6 +210,7 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     ctx_ = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_ctx, 4096);
     if (ctx_ > (1 << 20)) return status_error(Code::INVALID_ARGUMENT, "context length too large");
     kv_ = opt.kv;
+    swa_ring_ = opt.swa_ring;
     if (kv_ != KvType::F32 && be_->device() != Device::CPU)
         return status_error(Code::UNSUPPORTED, std::string("--kv ") + kv_type_name(kv_) + " is not implemented on the " + be_->name() +
                                                    " backend; use --kv f32 or --device cpu");
@@ -309,18 +310,24 @@ Status Model::plan_buffers() {
     Planner& p = planner_;
     Backend* be = be_;
     const int64_t ctx_tiles = (ctx_ + kKTile - 1) / kKTile * kKTile;
-    const int64_t ktile_head = ctx_tiles * Dh;  // K elements per kv head
     const int64_t eb = kv_type_bytes(kv_);
+    // sliding-window layers on the CPU: a ring of R slots kept twice (backend.h) when 2R is smaller
+    const int64_t ring = (c.swa_window + T - 1 + kKTile - 1) / kKTile * kKTile;
+    const bool use_ring = swa_ring_ && c.swa_window > 0 && be->device() == Device::CPU && 2 * ring < ctx_tiles;
+    ring_ = use_ring ? ring : 0;
     for (size_t i = 0; i < layers_.size(); ++i) {
         Layer& L = layers_[i];
+        const bool r = use_ring && L.swa;
+        const int64_t slots = r ? 2 * ring : ctx_tiles;  // positions (slots) of K tiles, V rows and scales
         L.kv.type = kv_;
-        L.kv.k_head_stride = ktile_head;
-        p.add_bytes(strfmt("kv.%zu.k", i), MemKind::KV_CACHE, be, ktile_head * c.n_kv_heads * eb, reinterpret_cast<void**>(&L.kv.k), false, 64);
-        p.add_bytes(strfmt("kv.%zu.v", i), MemKind::KV_CACHE, be, ctx_ * Dkv * eb, reinterpret_cast<void**>(&L.kv.v), false, 64);
+        L.kv.ring = r ? ring : 0;
+        L.kv.k_head_stride = slots * Dh;
+        p.add_bytes(strfmt("kv.%zu.k", i), MemKind::KV_CACHE, be, slots * Dh * c.n_kv_heads * eb, reinterpret_cast<void**>(&L.kv.k), false, 64);
+        p.add_bytes(strfmt("kv.%zu.v", i), MemKind::KV_CACHE, be, (r ? slots : ctx_) * Dkv * eb, reinterpret_cast<void**>(&L.kv.v), false, 64);
         if (kv_ == KvType::Q8) {
-            L.kv.scale_head_stride = ctx_tiles;
-            p.add(strfmt("kv.%zu.k_scale", i).c_str(), MemKind::KV_CACHE, be, ctx_tiles * c.n_kv_heads, &L.kv.k_scale, false);
-            p.add(strfmt("kv.%zu.v_scale", i).c_str(), MemKind::KV_CACHE, be, ctx_tiles * c.n_kv_heads, &L.kv.v_scale, false);
+            L.kv.scale_head_stride = slots;
+            p.add(strfmt("kv.%zu.k_scale", i).c_str(), MemKind::KV_CACHE, be, slots * c.n_kv_heads, &L.kv.k_scale, false);
+            p.add(strfmt("kv.%zu.v_scale", i).c_str(), MemKind::KV_CACHE, be, slots * c.n_kv_heads, &L.kv.v_scale, false);
         }
     }
     p.add("x", MemKind::SCRATCH, be, T * D, &x_);

@@ -123,3 +123,36 @@ def test_budget_chooses_the_context(tiny_edge, kv):
     assert not edgerun.Model(tiny_edge, threads=1, batch=16, kv=kv, mem=budget, ctx=48).ctx_from_budget  # --ctx given: kept
     big = edgerun.Model(tiny_edge, threads=1, batch=16, kv=kv, mem=1 << 40)  # everything fits: the trained context
     assert big.ctx_from_budget and big.ctx == trained
+
+
+@pytest.fixture(scope="module")
+def swa_edge(tmp_path_factory):
+    root = tmp_path_factory.mktemp("swa")
+    make_tiny("mixtral", seed=1, dir=root / "hf", sliding_window=5)
+    out = root / "swa.f32.edge"
+    assert edgeconv_main(["export", str(root / "hf"), "-o", str(out), "--quant", "f32", "--quiet"]) in (0, None)
+    return str(out)
+
+
+@pytest.mark.parametrize("kv", ["f32", "q8"])
+def test_window_ring_equals_the_full_cache(swa_edge, kv):
+    """Sliding-window layers keep a ring of R = 16 slots (window 5 + batch 4 - 1, in whole tiles), stored
+    twice: the logits over 150 positions (the ring wraps 9 times, in steps of 4 tokens) equal the full cache's
+    bit for bit, and the plan counts 2R positions per layer instead of the context."""
+    tokens = (TOKENS * 3)[:150]
+    full = edgerun.Model(swa_edge, threads=2, batch=4, kv=kv, swa_ring=False)
+    ring = edgerun.Model(swa_edge, threads=2, batch=4, kv=kv)
+    assert full.swa_ring == 0 and ring.swa_ring == 16
+    np.testing.assert_array_equal(ring.logits(tokens), full.logits(tokens))
+    assert ring.memory_plan["kv_cache"] * full.ctx == full.memory_plan["kv_cache"] * 2 * 16
+    # decode after the prefill, one token at a time
+    for t in [5, 9, 77]:
+        np.testing.assert_array_equal(ring._m.eval([t]), full._m.eval([t]))
+    # a prefix the ring still holds is kept; an older one cannot be (the chat prefix reuse restarts)
+    n = ring.n_past
+    assert ring._m.keepable(n - 5) == n - 5 and ring._m.keepable(n - 40) == 0
+    with pytest.raises(ValueError, match="ring"):
+        ring._m.truncate(n - 40)
+    ring._m.truncate(n - 5)
+    full._m.truncate(n - 5)
+    np.testing.assert_array_equal(ring._m.eval([3, 4]), full._m.eval([3, 4]))

@@ -51,6 +51,11 @@ int64_t kv_type_bytes(KvType t);                       // bytes per element (4, 
 // tiles of kKTile positions (kernels.h: K_p[i] = kt[(p / kKTile)·kKTile·Dh + i·kKTile + p % kKTile]);
 // V position p at v + p·Dkv elements. k and v hold elements of `type` (f32, f16 bits or int8 codes: cast);
 // for q8 the scale of position p, kv head h is k_scale / v_scale[h·scale_head_stride + p].
+// ring = R > 0 (a sliding-window layer, CPU only): R slots (a multiple of kKTile, >= window + the
+// largest step - 1) kept twice — position p is written to slots p % R and p % R + R — so any window of
+// <= R positions is contiguous in slot space, and attention reads slots [p_begin - b, pos - b] with
+// b = (p_begin / R)·R: the same kernel call, bit for bit the values of a full cache. "Position" in the
+// layout above then means "slot".
 struct KvLayer {
     float* k = nullptr;
     float* v = nullptr;
@@ -58,7 +63,8 @@ struct KvLayer {
     KvType type = KvType::F32;
     float* k_scale = nullptr;   // q8 only
     float* v_scale = nullptr;
-    int64_t scale_head_stride = 0;  // ctx rounded up to whole tiles
+    int64_t scale_head_stride = 0;  // ctx rounded up to whole tiles (with a ring: 2R)
+    int64_t ring = 0;               // R, or 0: position p at slot p
 };
 
 // Optional low-rank term of one matrix of a matmul: y += scale · B·(A·x), A [r, n] f32, B [rows, r] f32

@@ -92,8 +92,9 @@ struct PyModel {
 std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int64_t ctx, int64_t batch, int64_t mem,
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
                                       bool moe_lowbit, float moe_lowbit_threshold, bool mem_covers_process,
-                                      const std::string& device, int64_t gpu_mem, const std::string& kv) {
+                                      const std::string& device, int64_t gpu_mem, const std::string& kv, bool swa_ring) {
     ModelOptions opt;
+    opt.swa_ring = swa_ring;
     if (!kv_type_parse(kv, &opt.kv))
         check(status_error(Code::INVALID_ARGUMENT, "kv must be one of f32, f16, q8, not '" + kv + "'"));
     opt.device = device;
@@ -269,7 +270,8 @@ void bind_model(py::module_& m) {
         .def(py::init(&py_model_new), py::arg("path"), py::arg("threads") = 0, py::arg("ctx") = 0, py::arg("batch") = 128,
              py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
              py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false,
-             py::arg("device") = "cpu", py::arg("gpu_mem") = 0, py::arg("kv") = "f32")
+             py::arg("device") = "cpu", py::arg("gpu_mem") = 0, py::arg("kv") = "f32",
+             py::arg("swa_ring") = true)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
@@ -278,6 +280,8 @@ void bind_model(py::module_& m) {
         .def_property_readonly("n_past", [](const PyModel& pm) { return pm.m->n_past(); })
         .def_property_readonly("ctx", [](const PyModel& pm) { return pm.m->ctx(); })
         .def_property_readonly("ctx_from_budget", [](const PyModel& pm) { return pm.m->ctx_from_budget(); })
+        .def_property_readonly("swa_ring", [](const PyModel& pm) { return pm.m->swa_ring(); })
+        .def("keepable", [](const PyModel& pm, int64_t n) { return pm.m->keepable(n); })
         .def_property_readonly("kv", [](const PyModel& pm) { return std::string(kv_type_name(pm.m->kv_type())); })
         .def_property_readonly("threads", [](const PyModel& pm) { return pm.m->threads(); })
         .def_property_readonly("config", &py_model_config)

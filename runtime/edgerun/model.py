@@ -40,7 +40,8 @@ class Model:
     and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096); with `mem`
     and no ctx, the longest up to the trained context that fits: `ctx_from_budget` says so).
     kv: how the KV cache stores K and V: "f32" (default), "f16" (half the bytes) or "q8" (int8 with one
-    scale per token and head, about a quarter); the CUDA backend takes f32 only.
+    scale per token and head, about a quarter); the CUDA backend takes f32 only. swa_ring: sliding-window
+    layers keep a ring of about `window` positions instead of the whole context (CPU; same results).
 
     MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from
     disk through a cache of whole expert slots; without it every expert is kept resident.
@@ -61,7 +62,7 @@ class Model:
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
                  moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
-                 gpu_mem: str | int | None = None, kv: str = "f32"):
+                 gpu_mem: str | int | None = None, kv: str = "f32", swa_ring: bool = True):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
@@ -73,7 +74,7 @@ class Model:
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
                               moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
                               mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem),
-                              kv=kv)
+                              kv=kv, swa_ring=swa_ring)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
@@ -91,6 +92,11 @@ class Model:
     @property
     def kv(self) -> str:
         return self._m.kv
+
+    @property
+    def swa_ring(self) -> int:
+        """Slots of each sliding-window layer's KV ring (0: every layer caches the whole context)."""
+        return self._m.swa_ring
 
     @property
     def n_past(self) -> int:
@@ -179,6 +185,7 @@ class Model:
         limit = min(len(self._cached), len(ids) - 1)
         while n < limit and self._cached[n] == ids[n]:
             n += 1
+        n = self._m.keepable(n)  # 0 where a sliding-window ring no longer holds the prefix's last window
         self._m.truncate(n)
         del self._cached[n:]
         return ids[n:]
