@@ -13,9 +13,20 @@ void Model::moe_reset_stats() {
     if (store_) store_->reset_stats();
 }
 
+int64_t Model::seq_keepable(int64_t s, int64_t n) const {
+    // a ring holds position p until p + R is written: the window of the next position n needs
+    // [n - window + 1, n - 1], intact iff n - window + 1 + R > n_past - 1
+    if (s < 0 || s >= n_seq()) return 0;
+    if (ring_ > 0 && n > 0 && past_[(size_t)s] - n >= ring_ - cfg_.swa_window + 2) return 0;
+    return n;
+}
+
 Status Model::seq_truncate(int64_t s, int64_t n) {
     if (s < 0 || s >= n_seq()) return status_error(Code::INVALID_ARGUMENT, strfmt("sequence %lld is not one of the %lld sequences", (long long)s, (long long)n_seq()));
     if (n < 0 || n > past_[(size_t)s]) return status_error(Code::INVALID_ARGUMENT, "truncate: position out of range");
+    if (seq_keepable(s, n) != n)
+        return status_error(Code::INVALID_ARGUMENT, strfmt("truncate: the sliding-window ring (%lld slots) no longer holds the window "
+                                                           "before position %lld; truncate to 0 (see keepable)", (long long)ring_, (long long)n));
     past_[(size_t)s] = n;
     return Status::ok();
 }

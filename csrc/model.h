@@ -12,7 +12,7 @@
 // here knows model names. Every op runs on a Backend (backend/backend.h; the CPU backend today): this
 // file and model.cpp only sequence them. Non-expert weights stay in the read-only mapping (a view the
 // backend reads); experts are read into the ExpertStore's cache slots. One Planner (backend/planner.h)
-// sizes and allocates every buffer — KV cache (f32 per layer and sequence, K transposed), scratch for `batch` tokens,
+// sizes and allocates every buffer — KV cache (per layer and sequence, f32 / f16 / q8, K transposed), scratch for `batch` tokens,
 // expert slots and I/O staging, the layer window — and its output, the MemoryPlan, fits one budget.
 // Adapters (adapter.h, ModelOptions::adapters): every targeted matmul gets its merged LoRA term and bias delta.
 #pragma once
@@ -54,7 +54,9 @@ struct LlmConfig {
 
 struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
-    int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096)
+    int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096), or with mem_budget the longest (<= max_ctx) that fits
+    KvType kv = KvType::F32;  // how K and V are stored (backend.h); the CUDA backend takes f32 only
+    bool swa_ring = true;     // sliding-window layers keep a ring of ~window slots (CPU; backend.h KvLayer::ring)
     int64_t batch = 128;    // tokens per prefill step (scratch size); also the most tokens of one eval_batch
     int64_t n_seq = 1;      // KV-cache sequences of ctx positions each (a server's slots); eval() uses sequence 0
     int64_t mem_budget = 0; // bytes; 0 = unlimited. Checked before allocating (see MemoryPlan).
@@ -93,6 +95,13 @@ public:
     int64_t batch() const { return batch_; }
     int64_t n_past() const { return past_[0]; }
     int64_t n_seq() const { return (int64_t)past_.size(); }
+    bool ctx_from_budget() const { return ctx_from_budget_; }  // ctx was chosen to fit mem_budget
+    int64_t swa_ring() const { return ring_; }  // slots R of each sliding-window layer's ring (0: full caches)
+    // The longest prefix <= n of sequence s that seq_truncate() can keep: n, or 0 when a ring has already
+    // overwritten positions the next token's window needs (more than R - window + 1 positions would be dropped).
+    int64_t seq_keepable(int64_t s, int64_t n) const;
+    int64_t keepable(int64_t n) const { return seq_keepable(0, n); }
+    KvType kv_type() const { return kv_; }
     // Expert cache statistics since load / the last reset (all zero for a dense model).
     ExpertStats moe_stats() const;
     void moe_reset_stats();
@@ -187,6 +196,7 @@ private:
     void plan_adapters();
     void bind_adapters();
     void add_adapter_bias(const Layer& L, int target, float* y, int64_t T, int64_t n);
+    Status choose_ctx(const ModelOptions& opt);
     Status step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits);
     void rope_angles(const Run* runs, int64_t n_runs);
     Status forward_layers(int64_t T, const Run* runs, int64_t n_runs);
@@ -221,6 +231,10 @@ private:
     uint8_t* expert_mirror_ = nullptr;  // the device mirror of the store's slots (Backend::mirror_expert_slots)
     int64_t ctx_ = 0, batch_ = 0;
     std::vector<int64_t> past_ = std::vector<int64_t>(1, 0);  // positions cached per sequence
+    KvType kv_ = KvType::F32;
+    bool swa_ring_ = true;
+    int64_t ring_ = 0;  // R of the sliding-window layers' rings (0: none)
+    bool ctx_from_budget_ = false;
 
     // Scratch for batch_ tokens (device memory of be_, planned in plan_buffers)
     float *x_ = nullptr, *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr;

@@ -232,6 +232,11 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
 
     ctx_ = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_ctx, 4096);
     if (ctx_ > (1 << 20)) return status_error(Code::INVALID_ARGUMENT, "context length too large");
+    kv_ = opt.kv;
+    swa_ring_ = opt.swa_ring;
+    if (kv_ != KvType::F32 && be_->device() != Device::CPU)
+        return status_error(Code::UNSUPPORTED, std::string("--kv ") + kv_type_name(kv_) + " is not implemented on the " + be_->name() +
+                                                   " backend; use --kv f32 or --device cpu");
     batch_ = std::max<int64_t>(1, std::min<int64_t>(opt.batch, ctx_));
     if (opt.n_seq < 1 || opt.n_seq > 1024)
         return status_error(Code::INVALID_ARGUMENT, strfmt("n_seq must be in [1, 1024], got %lld", (long long)opt.n_seq));
@@ -334,15 +339,32 @@ Status Model::plan_buffers() {
     const int64_t E = moe_.n_experts, k = moe_.n_used, F = moe_.d_expert;
     Planner& p = planner_;
     Backend* be = be_;
-    const int64_t ktile_head = (ctx_ + kKTile - 1) / kKTile * kKTile * Dh;  // K floats per kv head
+    const int64_t ctx_tiles = (ctx_ + kKTile - 1) / kKTile * kKTile;
+    const int64_t eb = kv_type_bytes(kv_);
+    // sliding-window layers on the CPU: a ring of R slots kept twice (backend.h) when 2R is smaller
+    const int64_t ring = (c.swa_window + T - 1 + kKTile - 1) / kKTile * kKTile;
+    const bool use_ring = swa_ring_ && c.swa_window > 0 && be->device() == Device::CPU && 2 * ring < ctx_tiles;
+    ring_ = use_ring ? ring : 0;
     for (size_t i = 0; i < layers_.size(); ++i) {  // sequence 0: kv.<layer>.k/v; sequence s > 0: kv.<layer>.k/v.s<s>
         Layer& L = layers_[i];
+        const bool r = use_ring && L.swa;
+        const int64_t slots = r ? 2 * ring : ctx_tiles;  // positions (slots) of K tiles, V rows and scales
         L.kv.assign(past_.size(), KvLayer());
         for (size_t s = 0; s < L.kv.size(); ++s) {
             const std::string tag = s ? strfmt(".s%zu", s) : std::string();
-            L.kv[s].k_head_stride = ktile_head;
-            p.add(strfmt("kv.%zu.k%s", i, tag.c_str()).c_str(), MemKind::KV_CACHE, be, ktile_head * c.n_kv_heads, &L.kv[s].k, false);
-            p.add(strfmt("kv.%zu.v%s", i, tag.c_str()).c_str(), MemKind::KV_CACHE, be, ctx_ * Dkv, &L.kv[s].v, false);
+            KvLayer& kv = L.kv[s];
+            kv.type = kv_;
+            kv.ring = r ? ring : 0;
+            kv.k_head_stride = slots * Dh;
+            p.add_bytes(strfmt("kv.%zu.k%s", i, tag.c_str()), MemKind::KV_CACHE, be, slots * Dh * c.n_kv_heads * eb,
+                        reinterpret_cast<void**>(&kv.k), false, 64);
+            p.add_bytes(strfmt("kv.%zu.v%s", i, tag.c_str()), MemKind::KV_CACHE, be, (r ? slots : ctx_) * Dkv * eb,
+                        reinterpret_cast<void**>(&kv.v), false, 64);
+            if (kv_ == KvType::Q8) {
+                kv.scale_head_stride = slots;
+                p.add(strfmt("kv.%zu.k_scale%s", i, tag.c_str()).c_str(), MemKind::KV_CACHE, be, slots * c.n_kv_heads, &kv.k_scale, false);
+                p.add(strfmt("kv.%zu.v_scale%s", i, tag.c_str()).c_str(), MemKind::KV_CACHE, be, slots * c.n_kv_heads, &kv.v_scale, false);
+            }
         }
     }
     p.add("x", MemKind::SCRATCH, be, T * D, &x_);
@@ -392,6 +414,41 @@ Status Model::plan_buffers() {
     return Status::ok();
 }
 
+// With a budget and no ctx (dense models): the longest context up to the trained one whose plan fits
+// (the plan grows with ctx: KV cache and attention scores), in whole K tiles. Where not even one tile
+// fits, ctx stays the default and plan_memory's own checks (layer streaming, the refusal) decide.
+Status Model::choose_ctx(const ModelOptions& opt) {
+    if (opt.mem_budget <= 0 || opt.ctx > 0 || moe_.n_experts > 0) return Status::ok();
+    Planner& p = planner_;
+    bool ok = false;
+    auto fits = [&](int64_t n) -> Status {  // sets ok: the plan at ctx n fits the budget
+        ctx_ = n;
+        batch_ = std::max<int64_t>(1, std::min<int64_t>(opt.batch, ctx_));
+        Status st = plan_buffers();
+        ok = st.is_ok() && p.host_total() <= opt.mem_budget;
+        p.forget(MemKind::KV_CACHE);
+        p.forget(MemKind::SCRATCH);
+        p.forget(MemKind::ADAPTERS);
+        return st;
+    };
+    const int64_t dflt = ctx_, top = std::min<int64_t>(cfg_.max_ctx, 1 << 20);
+    EDGE_TRY(fits(top));
+    int64_t chosen = top;
+    if (!ok) {
+        int64_t lo = 0, hi = top / kKTile;  // tiles: the largest t with fits(t · kKTile), 0 if none
+        while (lo < hi) {
+            const int64_t mid = (lo + hi + 1) / 2;
+            EDGE_TRY(fits(mid * kKTile));
+            if (ok) lo = mid; else hi = mid - 1;
+        }
+        chosen = lo > 0 ? lo * kKTile : 0;
+    }
+    ctx_ = chosen > 0 ? chosen : dflt;
+    batch_ = std::max<int64_t>(1, std::min<int64_t>(opt.batch, ctx_));
+    ctx_from_budget_ = chosen > 0;
+    return Status::ok();
+}
+
 // Budget (docs/MOE.md §4): process + resident (mapped non-expert tensors) + KV + scratch + I/O buffers +
 // expert cache (the rest, whole slots) <= mem_budget. Without a budget the expert cache holds every
 // expert. Everything is planned first, then allocated at once; the store / layer stream open in it.
@@ -404,6 +461,7 @@ Status Model::plan_memory(const ModelOptions& opt) {
         if (!is_expert_blob(t)) resident += (int64_t)t.nbytes;
     // on a device that cannot read the mapping, the copy of the byte range holding the non-expert tensors
     p.count("weights", MemKind::WEIGHTS, be_->device(), be_->host_addressable() ? resident : (int64_t)weights_end());
+    EDGE_TRY(choose_ctx(opt));
     EDGE_TRY(plan_buffers());
     plan_ = p.plan();
     const int64_t fixed = p.host_total();

@@ -41,13 +41,31 @@ struct Buffer {
     bool owned = false;
 };
 
-// One layer's KV cache on the device (f32). K per kv head h at k + h·k_head_stride, in transposed
+// How K and V are stored (--kv): f32; f16; q8 = int8 codes with one f32 scale per (position, kv head),
+// symmetric, d = amax / 127 over the head's Dh values (kernels.h attention_q8_fn).
+enum class KvType : int { F32 = 0, F16 = 1, Q8 = 2 };
+const char* kv_type_name(KvType t);                    // "f32" | "f16" | "q8"
+bool kv_type_parse(const std::string& s, KvType* out);  // false for an unknown name
+int64_t kv_type_bytes(KvType t);                       // bytes per element (4, 2, 1)
+
+// One layer's KV cache on the device. K per kv head h at k + h·k_head_stride elements, in transposed
 // tiles of kKTile positions (kernels.h: K_p[i] = kt[(p / kKTile)·kKTile·Dh + i·kKTile + p % kKTile]);
-// V position p at v + p·Dkv.
+// V position p at v + p·Dkv elements. k and v hold elements of `type` (f32, f16 bits or int8 codes: cast);
+// for q8 the scale of position p, kv head h is k_scale / v_scale[h·scale_head_stride + p].
+// ring = R > 0 (a sliding-window layer, CPU only): R slots (a multiple of kKTile, >= window + the
+// largest step - 1) kept twice — position p is written to slots p % R and p % R + R — so any window of
+// <= R positions is contiguous in slot space, and attention reads slots [p_begin - b, pos - b] with
+// b = (p_begin / R)·R: the same kernel call, bit for bit the values of a full cache. "Position" in the
+// layout above then means "slot".
 struct KvLayer {
     float* k = nullptr;
     float* v = nullptr;
-    int64_t k_head_stride = 0;  // floats: ctx rounded up to whole tiles × Dh
+    int64_t k_head_stride = 0;  // elements: ctx rounded up to whole tiles × Dh
+    KvType type = KvType::F32;
+    float* k_scale = nullptr;   // q8 only
+    float* v_scale = nullptr;
+    int64_t scale_head_stride = 0;  // ctx rounded up to whole tiles (with a ring: 2R)
+    int64_t ring = 0;               // R, or 0: position p at slot p
 };
 
 // Optional low-rank term of one matrix of a matmul: y += scale · B·(A·x), A [r, n] f32, B [rows, r] f32

@@ -9,6 +9,19 @@ namespace edge {
 
 const char* device_name(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
 
+const char* kv_type_name(KvType t) { return t == KvType::F16 ? "f16" : t == KvType::Q8 ? "q8" : "f32"; }
+
+bool kv_type_parse(const std::string& s, KvType* out) {
+    for (KvType t : {KvType::F32, KvType::F16, KvType::Q8})
+        if (s == kv_type_name(t)) {
+            *out = t;
+            return true;
+        }
+    return false;
+}
+
+int64_t kv_type_bytes(KvType t) { return t == KvType::F32 ? 4 : t == KvType::F16 ? 2 : 1; }
+
 const char* mem_kind_name(MemKind k) {
     static const char* const kNames[] = {"weights", "kv_cache", "scratch", "io_buffers", "expert_cache", "activations", "adapters", "process"};
     static_assert(sizeof(kNames) / sizeof(kNames[0]) == (size_t)MemKind::COUNT, "one name per MemKind");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "backend/cpu/float_ops.h"
 #include "kernels/kernels.h"
 #include "quant.h"
 
@@ -122,6 +123,47 @@ py::array_t<float> py_attention(f32_array q, f32_array k, f32_array v, const std
     return out;
 }
 
+// attention over a cache of k, v [n_pos, Dh] stored as kv = "f16" | "q8" (the CPU backend's conversion):
+// (out [Dh], the cache dequantized: k [n_pos, Dh], v [n_pos, Dh]) so tests can compare against float64.
+py::tuple py_attention_kv(f32_array q, f32_array k, f32_array v, const std::string& kv, const std::string& level, int64_t p_begin) {
+    const KernelTable* t = table_or_raise(level);
+    if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != q.shape(0) ||
+        v.shape(1) != q.shape(0) || k.shape(0) < 1 || q.shape(0) < 1)
+        raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kv: q [Dh], k and v [n_pos, Dh]"));
+    const int64_t dh = q.shape(0), n_pos = k.shape(0), tiles = (n_pos + kKTile - 1) / kKTile;
+    if (p_begin < 0 || p_begin >= n_pos) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kv: need 0 <= p_begin < n_pos"));
+    py::array_t<float> out(dh), kd({n_pos, dh}), vd({n_pos, dh});
+    std::vector<float> scratch((size_t)n_pos);
+    auto tix = [&](int64_t p, int64_t i) { return (size_t)((p / kKTile) * kKTile * dh + i * kKTile + p % kKTile); };
+    if (kv == "f16") {
+        std::vector<uint16_t> kt((size_t)(tiles * kKTile * dh), 0x7e00), vc((size_t)(n_pos * dh));  // unused lanes: NaN
+        for (int64_t p = 0; p < n_pos; ++p)
+            for (int64_t i = 0; i < dh; ++i) {
+                kt[tix(p, i)] = f32_to_f16(k.data()[p * dh + i]);
+                vc[(size_t)(p * dh + i)] = f32_to_f16(v.data()[p * dh + i]);
+                kd.mutable_data()[p * dh + i] = f16_to_f32(kt[tix(p, i)]);
+                vd.mutable_data()[p * dh + i] = f16_to_f32(vc[(size_t)(p * dh + i)]);
+            }
+        t->attention_f16.fn(q.data(), kt.data(), vc.data(), dh, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
+    } else if (kv == "q8") {
+        std::vector<int8_t> kt((size_t)(tiles * kKTile * dh), 0), vc((size_t)(n_pos * dh));
+        std::vector<float> ks((size_t)(tiles * kKTile), NAN), vs((size_t)(tiles * kKTile), NAN);
+        for (int64_t p = 0; p < n_pos; ++p) {
+            ks[(size_t)p] = kv_quantize_q8(k.data() + p * dh, dh, kt.data() + tix(p, 0), kKTile);
+            vs[(size_t)p] = kv_quantize_q8(v.data() + p * dh, dh, vc.data() + p * dh, 1);
+            for (int64_t i = 0; i < dh; ++i) {
+                kd.mutable_data()[p * dh + i] = ks[(size_t)p] * (float)kt[tix(p, i)];
+                vd.mutable_data()[p * dh + i] = vs[(size_t)p] * (float)vc[(size_t)(p * dh + i)];
+            }
+        }
+        t->attention_q8.fn(q.data(), kt.data(), ks.data(), vc.data(), vs.data(), dh, p_begin, n_pos, dh, scratch.data(),
+                           out.mutable_data());
+    } else {
+        raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kv: kv must be f16 or q8, not '" + kv + "'"));
+    }
+    return py::make_tuple(out, kd, vd);
+}
+
 py::array_t<float> py_silu_mul(f32_array g, f32_array u, const std::string& level) {
     const KernelTable* t = table_or_raise(level);
     if (g.ndim() != 1 || u.ndim() != 1 || g.shape(0) != u.shape(0))
@@ -170,6 +212,8 @@ void bind_kernels(py::module_& m) {
     m.def("kernel_table", &py_kernel_table, py::arg("level") = "", "Which implementation fills each slot.");
     m.def("dequantize", &py_dequantize, py::arg("dtype"), py::arg("data"), py::arg("n"), py::arg("level") = "ref");
     m.def("silu_mul", &py_silu_mul, py::arg("g"), py::arg("u"), py::arg("level") = "ref");
+    m.def("attention_kv", &py_attention_kv, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("kv"), py::arg("level") = "ref",
+          py::arg("p_begin") = 0);
     m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref", py::arg("p_begin") = 0);
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),

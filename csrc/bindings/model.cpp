@@ -81,10 +81,14 @@ std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int6
                                       const std::string& kernels, const std::string& cache_policy, int io_threads,
                                       bool moe_lowbit, float moe_lowbit_threshold, bool mem_covers_process,
                                       const std::string& device, int64_t gpu_mem,
-                                      const std::vector<std::pair<std::string, float>>& adapters, int64_t n_seq) {
+                                      const std::vector<std::pair<std::string, float>>& adapters, int64_t n_seq,
+                                      const std::string& kv, bool swa_ring) {
     ModelOptions opt;
     opt.n_seq = n_seq;
     for (const auto& a : adapters) opt.adapters.push_back(AdapterSpec{a.first, a.second});
+    opt.swa_ring = swa_ring;
+    if (!kv_type_parse(kv, &opt.kv))
+        check(status_error(Code::INVALID_ARGUMENT, "kv must be one of f32, f16, q8, not '" + kv + "'"));
     opt.device = device;
     opt.gpu_mem = gpu_mem;
     opt.budget_covers_process = mem_covers_process;
@@ -296,7 +300,8 @@ void bind_model(py::module_& m) {
              py::arg("mem") = 0, py::arg("kernels") = "", py::arg("cache_policy") = "lfru", py::arg("io_threads") = 2,
              py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false,
              py::arg("device") = "cpu", py::arg("gpu_mem") = 0,
-             py::arg("adapters") = std::vector<std::pair<std::string, float>>{}, py::arg("n_seq") = 1)
+             py::arg("adapters") = std::vector<std::pair<std::string, float>>{}, py::arg("n_seq") = 1,
+             py::arg("kv") = "f32", py::arg("swa_ring") = true)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
@@ -314,6 +319,11 @@ void bind_model(py::module_& m) {
         .def("truncate", [](PyModel& pm, int64_t n) { check(pm.m->truncate(n)); })
         .def_property_readonly("n_past", [](const PyModel& pm) { return pm.m->n_past(); })
         .def_property_readonly("ctx", [](const PyModel& pm) { return pm.m->ctx(); })
+        .def_property_readonly("ctx_from_budget", [](const PyModel& pm) { return pm.m->ctx_from_budget(); })
+        .def_property_readonly("swa_ring", [](const PyModel& pm) { return pm.m->swa_ring(); })
+        .def("keepable", [](const PyModel& pm, int64_t n) { return pm.m->keepable(n); })
+        .def("seq_keepable", [](const PyModel& pm, int64_t s, int64_t n) { return pm.m->seq_keepable(s, n); }, py::arg("seq"), py::arg("n"))
+        .def_property_readonly("kv", [](const PyModel& pm) { return std::string(kv_type_name(pm.m->kv_type())); })
         .def_property_readonly("threads", [](const PyModel& pm) { return pm.m->threads(); })
         .def_property_readonly("config", &py_model_config)
         .def_property_readonly("memory_plan", &py_model_memory)

@@ -56,6 +56,22 @@ typedef void (*silu_mul_fn)(const float* g, const float* u, int64_t n, float* y)
 typedef void (*attention_fn)(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin,
                              int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 
+// The same head over a KV cache stored in f16 or int8 (--kv f16 | q8; backend.h KvType). Layout as
+// attention_fn: K in transposed tiles of kKTile positions (elements, not floats), V_p at v + p * v_stride
+// elements.
+//   f16: K_p[i], V_p[i] are IEEE half; the reference converts each element exactly and then computes
+//        exactly as attention_ref (so it equals attention_ref on the converted cache bit for bit).
+//   q8:  K_p[i] = ks[p] · kq, V_p[i] = vs[p] · vq (int8 codes, one f32 scale per position and head:
+//        kv_append's per-(token, head) symmetric quantization, d = amax / 127). Scores are
+//        ks[p] · (Σ_i q[i] · kq_p[i]) (f32, index order), the V sum Σ_p (a_p · vs[p]) · vq_p — the
+//        dequantized cache up to the rounding of these regrouped products (bound vs attention_ref on the
+//        dequantized cache: |Δout| ≤ 1e-5 · max_p ||V_p||_inf, as for the SIMD f32 kernels).
+// SIMD variants: the bound of attention_fn vs their reference. Scratch, p_begin, n_pos: as attention_fn.
+typedef void (*attention_f16_fn)(const float* q, const uint16_t* kt, const uint16_t* v, int64_t v_stride, int64_t p_begin,
+                                 int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+typedef void (*attention_q8_fn)(const float* q, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
+                                int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+
 // One slot of the table: the function and the name of the level that implements it ("ref", "avx2", ...;
 // "none" while empty), for `edgerun --verbose`, `_core.kernel_table` and tests.
 template <class F>
@@ -70,6 +86,8 @@ struct KernelTable {
     KernelSlot<dequant_fn> dequant[EDGE_DTYPE_COUNT];
     KernelSlot<quantize_q8x_fn> quantize_q8x;
     KernelSlot<attention_fn> attention;
+    KernelSlot<attention_f16_fn> attention_f16;
+    KernelSlot<attention_q8_fn> attention_q8;
     KernelSlot<silu_mul_fn> silu_mul;
     // training (backward.h)
     KernelSlot<gemm_t_fn> gemm_t[EDGE_DTYPE_COUNT];
@@ -99,6 +117,8 @@ void kernels_each_slot(Table& t, Fn&& f) {
     f("dequant", t.dequant);
     f("quantize_q8x", t.quantize_q8x);
     f("attention", t.attention);
+    f("attention_f16", t.attention_f16);
+    f("attention_q8", t.attention_q8);
     f("silu_mul", t.silu_mul);
     f("gemm_t", t.gemm_t);
     f("gemm_tn_f32", t.gemm_tn_f32);

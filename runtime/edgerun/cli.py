@@ -37,10 +37,21 @@ def _load(args, quiet: bool = False):
     path = ensure_edge(args.model, quiet=quiet) if getattr(args, "model", None) else default_model(quiet=quiet)
     model = Model(path, threads=args.threads, mem=getattr(args, "mem", None), ctx=getattr(args, "ctx", None),
                   kernels=getattr(args, "kernels", None), mem_scope="process", adapter=getattr(args, "adapter", None),
-                  **_device_options(args), **_moe_options(args))
+                  kv=getattr(args, "kv", DEFAULT_KV), **_device_options(args), **_moe_options(args))
+    if model.ctx_from_budget and not quiet:
+        print(f"context: {model.ctx} tokens, the longest that fits --mem with --kv {model.kv}", file=sys.stderr)
     if getattr(args, "verbose", False):
         _print_kernels(model, f"--kernels {args.kernels}" if getattr(args, "kernels", None) else None)
     return model
+
+
+DEFAULT_KV = "f32"
+
+
+def _kv_arg(sp) -> None:
+    sp.add_argument("--kv", choices=("f32", "f16", "q8"), default=DEFAULT_KV,
+                    help="KV cache storage: f32, f16 (half the bytes) or q8 (int8 + one scale per token and head, "
+                         "about a quarter); the CUDA backend takes f32 only")
 
 
 def _device_options(args) -> dict:
@@ -305,7 +316,7 @@ def cmd_perplexity(args) -> int:
     from . import Model
     from .defaults import ensure_edge
     model = Model(ensure_edge(args.model, quiet=args.json), threads=args.threads, ctx=args.ctx,
-                  kernels=args.kernels, adapter=args.adapter, **_device_options(args))
+                  kernels=args.kernels, adapter=args.adapter, kv=args.kv, **_device_options(args))
     if args.verbose:
         _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
     text = _read_text(args.textfile)
@@ -384,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(this process's own resident set + weights + KV cache + scratch; MoE: experts beyond it are "
                         "streamed from disk through a cache; a dense model over it streams its layers; default: none)")
         sp.add_argument("--ctx", type=cc.positive_int, default=None,
-                        help="context length in tokens (KV cache; default: the model's trained context, at most 4096)")
+                        help="context length in tokens (KV cache; default: the model's trained context, at most 4096; "
+                             "with --mem, the longest up to the trained context that fits)")
+        _kv_arg(sp)
         _kernels_arg(sp)
         sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")
         if adapter:
@@ -430,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--queue", type=cc.int_range(0), default=16, help="requests that may wait for a slot; more get 429 (default 16)")
     sp.add_argument("--mem", type=cc.size, default=None, help="memory budget of the whole server, e.g. 1GB: process + the weights "
                     "(one shared mapping) + every slot's KV cache and scratch; checked before listening (default: no budget)")
-    sp.add_argument("--ctx", type=cc.positive_int, default=None, help="context length of each slot (default: the model's, at most 4096)")
+    sp.add_argument("--ctx", type=cc.positive_int, default=None, help="context length of each slot (default: the model's, at most 4096; "
+                    "with --mem, the longest up to the model's at which every slot fits)")
+    _kv_arg(sp)
     sp.add_argument("--threads", "-t", type=cc.threads, default=None, help="threads of the model, which steps every slot at once (default: all CPUs)")
     sp.add_argument("--kernels", default=None, help="kernel level (ref, avx2, avx512, avx512vnni; default: the best this CPU runs)")
     sp.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or set EDGERUN_API_KEY; default: no key)")
@@ -454,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tokens per chunk (the second half of each is scored)")
     sp.add_argument("--chunks", type=cc.positive_int, default=None,
                     help="score at most this many chunks (default: all of the text)")
+    _kv_arg(sp)
     _threads_arg(sp)
     _kernels_arg(sp)
     sp.add_argument("--verbose", "-v", action="store_true", help="print the kernel variants selected")

@@ -48,7 +48,11 @@ class Model:
 
     threads: worker threads (default: all CPUs); mem: hard budget ("1GB", bytes) checked before
     loading — resident weights + KV cache + scratch (+ for MoE models the expert store's I/O buffers
-    and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096)).
+    and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096); with `mem`
+    and no ctx, the longest up to the trained context that fits: `ctx_from_budget` says so).
+    kv: how the KV cache stores K and V: "f32" (default), "f16" (half the bytes) or "q8" (int8 with one
+    scale per token and head, about a quarter); the CUDA backend takes f32 only. swa_ring: sliding-window
+    layers keep a ring of about `window` positions instead of the whole context (CPU; same results).
 
     MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from
     disk through a cache of whole expert slots; without it every expert is kept resident.
@@ -77,7 +81,8 @@ class Model:
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
                  moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
-                 gpu_mem: str | int | None = None, adapter=None, n_seq: int = 1):
+                 gpu_mem: str | int | None = None, adapter=None, n_seq: int = 1, kv: str = "f32",
+                 swa_ring: bool = True):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
@@ -93,7 +98,7 @@ class Model:
                               kernels=kernels or "", cache_policy=cache_policy, io_threads=io_threads,
                               moe_lowbit=moe_lowbit == "miss", moe_lowbit_threshold=moe_lowbit_threshold,
                               mem_covers_process=mem_scope == "process", device=device, gpu_mem=parse_size(gpu_mem),
-                              adapters=self.adapters, n_seq=n_seq)
+                              adapters=self.adapters, n_seq=n_seq, kv=kv, swa_ring=swa_ring)
         self._cached: list[int] = []  # tokens whose K/V are in the cache, in order
         self.config = self._m.config
         self.vocab_size = self.config["vocab_size"]
@@ -102,6 +107,20 @@ class Model:
     @property
     def ctx(self) -> int:
         return self._m.ctx
+
+    @property
+    def ctx_from_budget(self) -> bool:
+        """True when ctx was chosen as the longest context that fits `mem` (no ctx was given)."""
+        return self._m.ctx_from_budget
+
+    @property
+    def kv(self) -> str:
+        return self._m.kv
+
+    @property
+    def swa_ring(self) -> int:
+        """Slots of each sliding-window layer's KV ring (0: every layer caches the whole context)."""
+        return self._m.swa_ring
 
     @property
     def n_past(self) -> int:
@@ -198,6 +217,11 @@ class Model:
     def seq_n_past(self, seq: int) -> int:
         return self._m.seq_n_past(seq)
 
+    def seq_keepable(self, seq: int, n: int) -> int:
+        """The longest prefix <= n of sequence `seq` that seq_truncate can keep: n, or 0 where a sliding-window
+        ring (swa_ring) has overwritten positions the next token's window needs."""
+        return self._m.seq_keepable(seq, n)
+
     def seq_truncate(self, seq: int, n: int) -> None:
         """Drop positions >= n of sequence `seq` (0 <= n <= its n_past)."""
         self._m.seq_truncate(seq, n)
@@ -215,6 +239,7 @@ class Model:
         limit = min(len(self._cached), len(ids) - 1)
         while n < limit and self._cached[n] == ids[n]:
             n += 1
+        n = self._m.keepable(n)  # 0 where a sliding-window ring no longer holds the prefix's last window
         self._m.truncate(n)
         del self._cached[n:]
         return ids[n:]

@@ -1,6 +1,7 @@
 // float_ops.cpp — see float_ops.h.
 #include "float_ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace edge {
@@ -38,6 +39,18 @@ void gelu_tanh_mul(float* g, const float* u, int64_t n) {
         const float x = g[i];
         g[i] = 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))) * u[i];
     }
+}
+
+float kv_quantize_q8(const float* x, int64_t Dh, int8_t* q, int64_t q_step) {
+    float amax = 0.f;
+    for (int64_t i = 0; i < Dh; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.f ? 1.0f / d : 0.f;
+    for (int64_t i = 0; i < Dh; ++i) {
+        int c = (int)std::nearbyintf(x[i] * id);
+        q[i * q_step] = (int8_t)(c < -127 ? -127 : (c > 127 ? 127 : c));
+    }
+    return d;
 }
 
 }  // namespace edge

@@ -21,5 +21,8 @@ void rope_rotate_half(float* v, int64_t head_dim, const float* cos, const float*
 // PyTorch's gelu(approximate="tanh") (the GeGLU of Gemma).
 void gelu_tanh_mul(float* g, const float* u, int64_t n);
 
+// The q8 KV form of one head vector x[Dh]: d = amax / 127, id = 1 / d (0 for an all-zero vector),
+// q[i · q_step] = clamp(nearbyint(x[i] · id), -127, 127) (quantize_q8x's rounding steps); returns d.
+float kv_quantize_q8(const float* x, int64_t Dh, int8_t* q, int64_t q_step);
 
 }  // namespace edge

@@ -38,7 +38,7 @@ def build(args):
     path = ensure_edge(args.model) if args.model else default_model()
     threads = args.threads or (os.cpu_count() or 1)  # one model steps every slot at once
     seqs, plan = load_slots(path, args.parallel, parse_size(args.mem) or None, args.ctx, threads,
-                            kernels=args.kernels, adapter=getattr(args, "adapter", None))
+                            kernels=args.kernels, adapter=getattr(args, "adapter", None), kv=args.kv)
     srv = Server(seqs, plan, model_id(args, path), api_key=args.api_key or os.environ.get("EDGERUN_API_KEY"),
                  max_queue=args.queue)
     config = uvicorn.Config(build_app(srv), host=args.host, port=args.port, log_level="warning",

@@ -67,6 +67,22 @@ def shared_bytes(plan: dict) -> int:
     return sum(int(plan.get(k, 0)) for k in SHARED_TERMS)
 
 
+def fitted_ctx(path: str, parallel: int, mem: int, threads: int | None, **model_kw) -> int | None:
+    """--mem without --ctx: the longest context at which `parallel` slots fit, or None (a MoE model, or not even
+    one K tile fits: the default context and the checks of load_slots decide). The C++ planner picks the longest
+    context for all `parallel` KV sequences (Model.ctx_from_budget); it then gives up whole 64-position steps
+    until each slot's host state (host_bytes, not in the C++ plan) fits too."""
+    sized = Model(path, threads=threads, mem=mem, mem_scope="process", n_seq=parallel, **model_kw)
+    if not sized.ctx_from_budget:
+        return None
+    ctx, kv, vocab = sized.ctx, int(sized.memory_plan["kv_cache"]), sized.vocab_size
+    del sized
+    per_pos = max(1, kv // (parallel * ctx))
+    short = parallel * host_bytes(ctx, vocab)
+    drop = -(-short // (parallel * per_pos))
+    return max(64, ctx - (drop + 127) // 64 * 64)  # rounded up, plus one step for the per-thread score rows
+
+
 def load_slots(path: str, parallel: int, mem: int | None, ctx: int | None, threads: int | None,
                **model_kw) -> tuple[list[SlotSequence], SlotPlan]:
     """Plan and load one model of `parallel` KV sequences; -> (the slots' sequences, the plan). Raises
@@ -76,6 +92,8 @@ def load_slots(path: str, parallel: int, mem: int | None, ctx: int | None, threa
     # a step holds every slot's decode token and a prompt chunk (scheduler.py): the scratch is sized for it
     model_kw.setdefault("batch", max(128, parallel + PREFILL_CHUNK))
     process = 0
+    if mem and ctx is None:
+        ctx = fitted_ctx(path, parallel, mem, threads, **model_kw)
     if mem:
         probe = Model(path, threads=threads, ctx=ctx, mem=mem, mem_scope="process", **model_kw)
         pp = probe.memory_plan

@@ -105,7 +105,8 @@ class Scheduler:
                     fut.set_result(res)
             loop.call_soon_threadsafe(finish)
 
-        cached = shared_prefix(slot_seq._cached, job.ids)
+        # 0 where a sliding-window ring no longer holds the prefix's last window (Model.keepable)
+        cached = self.model.seq_keepable(slot_seq.seq, shared_prefix(slot_seq._cached, job.ids))
         s = job.sampling
         sampler = SamplingParams(s.get("temperature", 0.8), s.get("top_k", 40), s.get("top_p", 0.95),
                                  s.get("min_p", 0.05), s.get("repeat_penalty", 1.0), 64, s.get("seed", 0)).make()
