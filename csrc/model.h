@@ -55,7 +55,10 @@ struct LlmConfig {
 struct ModelOptions {
     int threads = 0;        // 0: all online CPUs
     int64_t ctx = 0;        // KV cache length; 0: min(max_ctx, 4096), or with mem_budget the longest (<= max_ctx) that fits
-    KvType kv = KvType::F32;  // how K and V are stored (backend.h); the CUDA backend takes f32 only
+    // How K and V are stored (backend.h). Default f16; the CUDA backend has f32 attention only, so there the
+    // default is f32 (kv_explicit = false) and an explicit f16 / q8 is refused.
+    KvType kv = KvType::F16;
+    bool kv_explicit = false;
     bool swa_ring = true;     // sliding-window layers keep a ring of ~window slots (CPU; backend.h KvLayer::ring)
     int64_t batch = 128;    // tokens per prefill step (scratch size); also the most tokens of one eval_batch
     int64_t n_seq = 1;      // KV-cache sequences of ctx positions each (a server's slots); eval() uses sequence 0

@@ -232,7 +232,7 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
 
     ctx_ = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_ctx, 4096);
     if (ctx_ > (1 << 20)) return status_error(Code::INVALID_ARGUMENT, "context length too large");
-    kv_ = opt.kv;
+    kv_ = !opt.kv_explicit && be_->device() != Device::CPU ? KvType::F32 : opt.kv;
     swa_ring_ = opt.swa_ring;
     if (kv_ != KvType::F32 && be_->device() != Device::CPU)
         return status_error(Code::UNSUPPORTED, std::string("--kv ") + kv_type_name(kv_) + " is not implemented on the " + be_->name() +

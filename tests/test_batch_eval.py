@@ -107,15 +107,16 @@ def test_sequences_are_independent_and_truncate_per_sequence(tiny):
 
 def test_plan_holds_one_kv_cache_per_sequence(tiny):
     path = tiny("llama", "q8")
-    p1 = Model(path, ctx=128).memory_plan
-    p4 = Model(path, ctx=128, n_seq=4).memory_plan
+    # kv="f32": the refusal below needs a KV cache larger than the layers that streaming would free
+    p1 = Model(path, ctx=128, kv="f32").memory_plan
+    p4 = Model(path, ctx=128, n_seq=4, kv="f32").memory_plan
     assert p4["kv_cache"] == 4 * p1["kv_cache"] and p4["scratch"] == p1["scratch"]
     names = {b["name"] for b in Model(path, ctx=128, n_seq=2)._m.memory_buffers}
     assert {"kv.0.k", "kv.0.v", "kv.0.k.s1", "kv.0.v.s1"} <= names
     budget = p1["resident"] + 2 * p1["kv_cache"] + p1["scratch"] + (p1["kv_cache"] // 2)
-    Model(path, ctx=128, n_seq=2, mem=budget)
+    Model(path, ctx=128, n_seq=2, mem=budget, kv="f32")
     with pytest.raises(EdgeError, match="KV cache"):  # a third sequence does not fit: refused at load
-        Model(path, ctx=128, n_seq=3, mem=budget)
+        Model(path, ctx=128, n_seq=3, mem=budget, kv="f32")
 
 
 def test_eval_batch_rejects_bad_input_and_keeps_state(tiny):

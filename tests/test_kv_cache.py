@@ -85,7 +85,7 @@ TOL_KV = {"f16": 2e-3, "q8": 2e-2}
 @pytest.mark.parametrize("kv", KV_TYPES)
 @pytest.mark.parametrize("kernels", sorted({"ref", LEVELS[-1]}))
 def test_model_logits_with_kv(tiny_edge, kv, kernels):
-    base = edgerun.Model(tiny_edge, threads=1, kernels=kernels)
+    base = edgerun.Model(tiny_edge, threads=1, kernels=kernels, kv="f32")
     m = edgerun.Model(tiny_edge, threads=2, kernels=kernels, kv=kv)
     assert base.kv == "f32" and m.kv == kv
     want = base.logits(TOKENS)

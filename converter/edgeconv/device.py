@@ -37,10 +37,14 @@ Q8X_BYTES = 40         # sizeof(block_q8x), csrc/quant.h
 KTILE = 16             # kKTile, csrc/kernels/kernels.h: K cache positions per transposed tile
 
 
-def runtime_memory(hp: Mapping, weight_bytes: int, ctx: int, threads: int, batch: int = BATCH) -> dict[str, int]:
+KV_ELEMENT_BYTES = {"f32": 4, "f16": 2}  # the runtime's --kv forms without scales (its default: f16 on the CPU)
+
+
+def runtime_memory(hp: Mapping, weight_bytes: int, ctx: int, threads: int, batch: int = BATCH,
+                   kv: str = "f16") -> dict[str, int]:
     """The runtime's memory plan (csrc/model_load.cpp, Model::plan_buffers) for a dense decoder: bytes of
-    resident weights (sum of tensor nbytes), kv_cache (f32 K in 16-position tiles + f32 V for ctx positions)
-    and scratch. tests/test_devices.py checks it against the C++ plan."""
+    resident weights (sum of tensor nbytes), kv_cache (K in 16-position tiles + V for ctx positions, elements
+    of `kv`: f16 = the CPU default, f32) and scratch. tests/test_devices.py checks it against the C++ plan."""
     d, dff, vocab, hd = hp["llm.d_model"], hp["llm.d_ff"], hp["llm.vocab_size"], hp["llm.head_dim"]
     dq = hp["llm.n_heads"] * hd
     dkv = hp["llm.n_kv_heads"] * hd
@@ -49,7 +53,7 @@ def runtime_memory(hp: Mapping, weight_bytes: int, ctx: int, threads: int, batch
     ktile_head = (ctx + KTILE - 1) // KTILE * KTILE * hd
     scratch_floats = t * (2 * d + dq + 2 * dkv + dq + 2 * dff + hd) + hd // 2 + threads * ctx + vocab
     return {"resident": int(weight_bytes),
-            "kv_cache": hp["llm.n_layers"] * (ktile_head * hp["llm.n_kv_heads"] + ctx * dkv) * 4,
+            "kv_cache": hp["llm.n_layers"] * (ktile_head * hp["llm.n_kv_heads"] + ctx * dkv) * KV_ELEMENT_BYTES[kv],
             "scratch": scratch_floats * 4 + t * ((maxw + 31) // 32) * Q8X_BYTES}
 
 

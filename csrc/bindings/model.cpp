@@ -87,8 +87,9 @@ std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int6
     opt.n_seq = n_seq;
     for (const auto& a : adapters) opt.adapters.push_back(AdapterSpec{a.first, a.second});
     opt.swa_ring = swa_ring;
-    if (!kv_type_parse(kv, &opt.kv))
-        check(status_error(Code::INVALID_ARGUMENT, "kv must be one of f32, f16, q8, not '" + kv + "'"));
+    opt.kv_explicit = kv != "auto";
+    if (opt.kv_explicit && !kv_type_parse(kv, &opt.kv))
+        check(status_error(Code::INVALID_ARGUMENT, "kv must be one of auto, f32, f16, q8, not '" + kv + "'"));
     opt.device = device;
     opt.gpu_mem = gpu_mem;
     opt.budget_covers_process = mem_covers_process;
@@ -301,7 +302,7 @@ void bind_model(py::module_& m) {
              py::arg("moe_lowbit") = false, py::arg("moe_lowbit_threshold") = 0.2f, py::arg("mem_covers_process") = false,
              py::arg("device") = "cpu", py::arg("gpu_mem") = 0,
              py::arg("adapters") = std::vector<std::pair<std::string, float>>{}, py::arg("n_seq") = 1,
-             py::arg("kv") = "f32", py::arg("swa_ring") = true)
+             py::arg("kv") = "auto", py::arg("swa_ring") = true)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))

@@ -34,7 +34,7 @@ class Model:
     def __init__(self, path: str, threads: int = 0, ctx: int = 0, batch: int = 128, mem: int = 0,
                  kernels: str = "", cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: bool = False,
                  moe_lowbit_threshold: float = 0.2, mem_covers_process: bool = False, device: str = "cpu",
-                 gpu_mem: int = 0, adapters: Sequence[tuple[str, float]] = (), n_seq: int = 1, kv: str = "f32",
+                 gpu_mem: int = 0, adapters: Sequence[tuple[str, float]] = (), n_seq: int = 1, kv: str = "auto",
                  swa_ring: bool = True) -> None: ...
     base_checksum: int  # the identity adapters record (csrc/adapter.h)
     def eval(self, tokens: np.ndarray | Sequence[int], all_logits: bool = False) -> np.ndarray: ...

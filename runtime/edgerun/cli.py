@@ -45,13 +45,14 @@ def _load(args, quiet: bool = False):
     return model
 
 
-DEFAULT_KV = "f32"
+DEFAULT_KV = "auto"
 
 
 def _kv_arg(sp) -> None:
-    sp.add_argument("--kv", choices=("f32", "f16", "q8"), default=DEFAULT_KV,
-                    help="KV cache storage: f32, f16 (half the bytes) or q8 (int8 + one scale per token and head, "
-                         "about a quarter); the CUDA backend takes f32 only")
+    sp.add_argument("--kv", choices=("auto", "f32", "f16", "q8"), default=DEFAULT_KV,
+                    help="KV cache storage: f16 (half of f32's bytes), q8 (int8 + one scale per token and head, about a "
+                         "quarter) or f32; default auto: f16 on the CPU, f32 with --device cuda (the CUDA backend has f32 "
+                         "attention only)")
 
 
 def _device_options(args) -> dict:

@@ -50,8 +50,9 @@ class Model:
     loading — resident weights + KV cache + scratch (+ for MoE models the expert store's I/O buffers
     and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096); with `mem`
     and no ctx, the longest up to the trained context that fits: `ctx_from_budget` says so).
-    kv: how the KV cache stores K and V: "f32" (default), "f16" (half the bytes) or "q8" (int8 with one
-    scale per token and head, about a quarter); the CUDA backend takes f32 only. swa_ring: sliding-window
+    kv: how the KV cache stores K and V: "auto" (default: "f16" on the CPU, "f32" on the CUDA backend, which has
+    f32 attention only), "f32", "f16" (half of f32's bytes) or "q8" (int8 with one scale per token and head,
+    about a quarter); the CUDA backend refuses an explicit f16 / q8. swa_ring: sliding-window
     layers keep a ring of about `window` positions instead of the whole context (CPU; same results).
 
     MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from
@@ -81,7 +82,7 @@ class Model:
                  ctx: int | None = None, batch: int = 128, kernels: str | None = None, *,
                  cache_policy: str = "lfru", io_threads: int = 2, moe_lowbit: str = "off",
                  moe_lowbit_threshold: float = 0.2, mem_scope: str = "model", device: str = "cpu",
-                 gpu_mem: str | int | None = None, adapter=None, n_seq: int = 1, kv: str = "f32",
+                 gpu_mem: str | int | None = None, adapter=None, n_seq: int = 1, kv: str = "auto",
                  swa_ring: bool = True):
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
