@@ -22,6 +22,7 @@
 //             head_dim 1..130, p_begin inside a tile; K lanes outside [p_begin, n_pos) and V rows
 //             before p_begin are NaN (must never reach the result); scratch/out guarded by canaries.
 //   silu_mul  |Δy| <= 1e-6·|g·u| + 1e-30 vs the reference ("ref" vs float64), also in place (y == g).
+#include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cmath>
@@ -381,6 +382,98 @@ void test_attention(Rng& g) {
     }
 }
 
+// ---------------------------------------------------------------- attention over an f16 / q8 KV cache
+// Every level of attention_f16 / attention_q8 vs float64 attention on the cache as stored (f16 converted,
+// int8 codes times their scale): |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h), unused lanes NaN,
+// unaligned q / scratch / out, V rows with a stride.
+
+template <class T>
+void kv_case(Rng& g, int64_t Dh, int64_t n_pos, int64_t p_begin, bool q8) {
+    const int64_t tiles = (n_pos + kKTile - 1) / kKTile, v_stride = Dh + g.range(0, 5);
+    std::vector<float> q((size_t)Dh + 1), kd((size_t)(n_pos * Dh)), vd((size_t)(n_pos * Dh));
+    std::vector<T> kt((size_t)(tiles * kKTile * Dh)), v((size_t)(n_pos * v_stride));
+    std::vector<float> ks((size_t)(tiles * kKTile), std::nanf("")), vs((size_t)(tiles * kKTile), std::nanf(""));
+    float* qp = q.data() + 1;
+    for (int64_t i = 0; i < Dh; ++i) qp[i] = g.sym(3.0f);
+    const float qs = 2.0f / std::sqrt((float)Dh);
+    auto enc = [&](float x, float d) -> T {
+        if constexpr (sizeof(T) == 2) return (T)f32_to_f16(x);
+        else return (T)std::max(-127.0f, std::min(127.0f, std::nearbyint(x / d)));
+    };
+    auto dec = [&](T c, float d) -> float {
+        if constexpr (sizeof(T) == 2) return f16_to_f32((uint16_t)c);
+        else return d * (float)c;
+    };
+    for (size_t i = 0; i < kt.size(); ++i) kt[i] = sizeof(T) == 2 ? (T)0x7e00 : (T)0;  // unused lanes: NaN (f16)
+    for (int64_t p = 0; p < n_pos; ++p) {
+        const float dk = 0.01f + g.sym(0.005f) + 0.005f, dv = 0.03f + g.sym(0.01f) + 0.01f;
+        ks[(size_t)p] = dk, vs[(size_t)p] = dv;
+        for (int64_t i = 0; i < Dh; ++i) {
+            T c = enc(g.sym(q8 ? 127.0f * dk : qs), dk);
+            kt[(size_t)((p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile)] = c;
+            kd[(size_t)(p * Dh + i)] = dec(c, dk);
+            T w = enc(g.sym(q8 ? 127.0f * dv : 4.0f), dv);
+            v[(size_t)(p * v_stride + i)] = w;
+            vd[(size_t)(p * Dh + i)] = dec(w, dv);
+        }
+    }
+    std::vector<double> s((size_t)n_pos), want((size_t)Dh, 0.0);
+    double m = -INFINITY, sum = 0, vmax = 0;
+    for (int64_t p = p_begin; p < n_pos; ++p) {
+        double d = 0;
+        for (int64_t i = 0; i < Dh; ++i) d += (double)qp[i] * kd[(size_t)(p * Dh + i)];
+        s[(size_t)p] = d / std::sqrt((double)Dh);
+        m = std::max(m, s[(size_t)p]);
+        for (int64_t i = 0; i < Dh; ++i) vmax = std::max(vmax, std::fabs((double)vd[(size_t)(p * Dh + i)]));
+    }
+    for (int64_t p = p_begin; p < n_pos; ++p) sum += (s[(size_t)p] = std::exp(s[(size_t)p] - m));
+    for (int64_t p = p_begin; p < n_pos; ++p)
+        for (int64_t i = 0; i < Dh; ++i) want[(size_t)i] += s[(size_t)p] / sum * vd[(size_t)(p * Dh + i)];
+    const double bound = 1e-5 * vmax;
+    auto check = [&](LevelRun& L, const char* name, const std::vector<float>& out, const std::vector<float>& scratch) {
+        if (scratch[0] != -7.0f || scratch[(size_t)n_pos + 1] != -7.0f) fail(L, "%s Dh=%" PRId64 " n_pos=%" PRId64 ": wrote outside scratch", name, Dh, n_pos);
+        if (out[0] != -7.0f || out[(size_t)Dh + 1] != -7.0f) fail(L, "%s Dh=%" PRId64 ": wrote outside out", name, Dh);
+        for (int64_t i = 0; i < Dh; ++i) {
+            const double err = std::fabs((double)out[(size_t)i + 1] - want[(size_t)i]);
+            if (!(err <= bound)) {
+                fail(L, "%s Dh=%" PRId64 " n_pos=%" PRId64 " p_begin=%" PRId64 ": out[%" PRId64 "] = %.9g, float64 %.9g, |d| = %.3g > %.3g",
+                     name, Dh, n_pos, p_begin, i, out[(size_t)i + 1], want[(size_t)i], err, bound);
+                break;
+            }
+        }
+        L.checks++;
+    };
+    if constexpr (sizeof(T) == 2) {
+        for_each_distinct(&KernelTable::attention_f16, [&](LevelRun& L, attention_f16_fn f) {
+            std::vector<float> scratch((size_t)n_pos + 9, -7.0f), out((size_t)Dh + 9, -7.0f);
+            f(qp, (const uint16_t*)kt.data(), (const uint16_t*)v.data(), v_stride, p_begin, n_pos, Dh, scratch.data() + 1, out.data() + 1);
+            check(L, "attention_f16", out, scratch);
+        });
+    } else {
+        for_each_distinct(&KernelTable::attention_q8, [&](LevelRun& L, attention_q8_fn f) {
+            std::vector<float> scratch((size_t)n_pos + 9, -7.0f), out((size_t)Dh + 9, -7.0f);
+            f(qp, (const int8_t*)kt.data(), ks.data(), (const int8_t*)v.data(), vs.data(), v_stride, p_begin, n_pos, Dh,
+              scratch.data() + 1, out.data() + 1);
+            check(L, "attention_q8", out, scratch);
+        });
+    }
+}
+
+void test_attention_kv(Rng& g) {
+    const int64_t dims[] = {1, 3, 7, 8, 15, 16, 17, 33, 64, 65, 80, 129};
+    const int64_t npos_list[] = {1, 2, 5, 16, 17, 33, 70};
+    for (int64_t Dh : dims)
+        for (int64_t n_pos : npos_list) {
+            std::vector<int64_t> begins = {0};
+            if (n_pos > 1) begins.push_back(n_pos - 1 - (n_pos - 1) % 5);
+            if (n_pos > 20) begins.push_back(19);
+            for (int64_t p_begin : begins) {
+                kv_case<uint16_t>(g, Dh, n_pos, p_begin, false);
+                kv_case<int8_t>(g, Dh, n_pos, p_begin, true);
+            }
+        }
+}
+
 // ---------------------------------------------------------------- silu_mul
 
 void test_silu_mul(Rng& g) {
@@ -423,10 +516,11 @@ void test_silu_mul(Rng& g) {
 int own_slots(size_t li) {
     const KernelTable* t = g_levels[li].t;
     const KernelTable* b = li ? g_levels[li - 1].t : nullptr;
-    if (!b) return 2 * (EDGE_DTYPE_COUNT - 1) + 3;
+    if (!b) return 2 * (EDGE_DTYPE_COUNT - 1) + 5;
     int k = 0;
     for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d) k += (t->gemm[d].fn != b->gemm[d].fn) + (t->dequant[d].fn != b->dequant[d].fn);
-    return k + (t->quantize_q8x.fn != b->quantize_q8x.fn) + (t->attention.fn != b->attention.fn) + (t->silu_mul.fn != b->silu_mul.fn);
+    return k + (t->quantize_q8x.fn != b->quantize_q8x.fn) + (t->attention.fn != b->attention.fn) + (t->silu_mul.fn != b->silu_mul.fn) +
+           (t->attention_f16.fn != b->attention_f16.fn) + (t->attention_q8.fn != b->attention_q8.fn);
 }
 
 }  // namespace
@@ -462,6 +556,7 @@ int main(int argc, char** argv) {
     test_quantize(g);
     test_silu_mul(g);
     test_attention(g);
+    test_attention_kv(g);
     test_gemms(g);
     int64_t failures = 0;
     for (size_t i = 0; i < g_levels.size(); ++i) {
