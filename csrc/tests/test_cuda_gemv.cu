@@ -875,6 +875,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line into a pipe too: a crash keeps what ran
     int ndev = 0;
     const cudaError_t e = cudaGetDeviceCount(&ndev);
     if (e != cudaSuccess || ndev == 0) {

@@ -244,8 +244,10 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
         const Matrix& w = *ws[i];
         const bool q8 = dtype_traits(w.dtype).int_dot;
         if (q8 && T >= mma_min_tokens_ && cuda_gemm_mma_supported(w.dtype, cc_major_)) {  // prefill: tensor cores
-            note(cuda_gemm_mma(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, xq_, n / 32, T, ys[i], w.rows, stream_,
-                               T > 32 ? 64 : 32),
+            // column tile: 64 once the grid has >= 256 CTAs of 64 columns, else 32 (more CTAs; measured in
+            // bench/cuda/RESULTS.md, s16 call 2: 2048-row matrices at T = 128 faster at 32, 8192+ rows at 64)
+            const int bn = (w.rows / 64) * ((T + 63) / 64) >= 256 ? 64 : 32;
+            note(cuda_gemm_mma(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, xq_, n / 32, T, ys[i], w.rows, stream_, bn),
                  "gemm_mma");
             continue;
         }

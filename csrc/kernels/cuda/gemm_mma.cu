@@ -13,10 +13,11 @@
 // 16w .. 16w+15 and all BN columns (BN/8 mma tiles, 4 f32 sums each per lane). The K loop walks stages
 // of 4 activation blocks (128 elements): the CTA decodes the weight blocks of its 64 rows into int8
 // codes (+ one scale, + one offset for int4a, per row and block) and copies the block_q8x codes / d / s
-// of its columns into one of two shared-memory stages while the warps multiply the other. Rows of the
-// shared tiles are 144 bytes (128 codes + 16 pad) so that the fragment loads (lane (g, t) reads word t of
-// row g) hit 32 distinct banks. W is read with byte loads (any alignment, as cuda_gemv), X with 4-byte
-// loads. Rows past `rows`, columns past `ncols` compute on zeros and are not stored; blocks past n/32
+// of its columns into one of two shared-memory stages while the warps multiply the other: the next stage's
+// global loads (aligned words, held in registers) are issued before the multiplies, decoded and stored after
+// them. Rows of the shared tiles are 144 bytes (128 codes + 16 pad) so that the fragment loads (lane (g, t) reads word t of
+// row g) hit 32 distinct banks. W is read as aligned 4-byte words around each block (any alignment, as
+// cuda_gemv; never past the word holding a block's last byte), X with 4-byte loads. Rows past `rows`, columns past `ncols` compute on zeros and are not stored; blocks past n/32
 // are not added.
 // Grid: x = row tiles (rows / 64), y = column tiles (ncols / BN).
 #include <cuda_fp16.h>
@@ -40,13 +41,6 @@ struct Stage {
     float xd[BN * kKB], xs[BN * kKB];
 };
 
-__device__ __forceinline__ uint32_t ldb(const uint8_t* p) { return __ldg(p); }
-__device__ __forceinline__ uint32_t ld4b(const uint8_t* p) {
-    return ldb(p) | ldb(p + 1) << 8 | ldb(p + 2) << 16 | ldb(p + 3) << 24;
-}
-__device__ __forceinline__ float f16at(const uint8_t* p) {
-    return __half2float(__ushort_as_half((unsigned short)(ldb(p) | ldb(p + 1) << 8)));
-}
 // E8M0 -> 2^(e-127); e = 0 is 2^-127 (common.h e8m0_to_f32)
 __device__ __forceinline__ float e8m0f(uint32_t e) { return __uint_as_float(e ? e << 23 : 0x00400000u); }
 // E2M3 code -> 8·value (ref.h e2m3_x8), E2M1 code -> 2·value (ref.h kE2M1x2)
@@ -62,102 +56,187 @@ __device__ __forceinline__ uint32_t e2m1x2(uint32_t c) {
 
 // Activation block kb (elements 32·kb .. 32·kb+31) of weight row `row`: 32 int8 codes in w, the scale sw
 // and (int4a) the offset m — gemm_int_ref.cpp's wc / sw / m.
+// Where activation block kb's bytes lie in its weight block (gemm_int_ref.cpp's layouts): the header (scale, and
+// the int4a offset) at `hoff`, `hlen` bytes, and the codes at `coff`, `clen` bytes, from the block start `boff`.
 template <uint32_t DT>
-__device__ __forceinline__ void decode(const uint8_t* row, int64_t kb, uint32_t (&w)[8], float& sw, float& m) {
+struct Layout {
+    static constexpr bool kAsym = DT >= EDGE_DTYPE_INT4A_32 && DT <= EDGE_DTYPE_INT4A_128;
+    static constexpr int kB = (DT == EDGE_DTYPE_INT4_64 || DT == EDGE_DTYPE_INT4A_64) ? 64
+                              : (DT == EDGE_DTYPE_INT4_128 || DT == EDGE_DTYPE_INT4A_128) ? 128 : 32;
+    static constexpr bool kInt4 = DT >= EDGE_DTYPE_INT4_32 && DT <= EDGE_DTYPE_INT4A_128;
+    static constexpr bool kMx = DT == EDGE_DTYPE_MXINT8 || DT == EDGE_DTYPE_MXFP6 || DT == EDGE_DTYPE_MXFP4;
+    static constexpr int kBB = DT == EDGE_DTYPE_Q8_0 ? 34 : DT == EDGE_DTYPE_MXINT8 ? 33 : DT == EDGE_DTYPE_MXFP6 ? 25
+                               : DT == EDGE_DTYPE_MXFP4 ? 17 : (kAsym ? 4 : 2) + kB / 2;
+    static constexpr int hlen = kMx ? 1 : kAsym ? 4 : 2;
+    static constexpr int clen = DT == EDGE_DTYPE_Q8_0 || DT == EDGE_DTYPE_MXINT8 ? 32 : DT == EDGE_DTYPE_MXFP6 ? 24
+                                : DT == EDGE_DTYPE_MXFP4 ? 16 : kB == 32 ? 16 : 32;
+    __device__ static void at(int64_t kb, int64_t& boff, int& coff, int& nib_shift) {
+        boff = (kb * 32 / kB) * kBB;
+        const int e0 = (int)(kb * 32 % kB);  // int4_B, B >= 64: element e of the block is byte e mod B/2, high nibble past B/2
+        coff = hlen + (kInt4 && kB > 32 ? e0 % (kB / 2) : 0);
+        nib_shift = kInt4 && kB > 32 && e0 >= kB / 2 ? 4 : 0;
+    }
+};
+
+// One weight unit (a row's activation block) fetched as aligned words: W may have any byte alignment, so the
+// aligned words around the bytes are read (at most 3 bytes before / after, inside the same 4-byte word: never
+// another page) and funnel-shifted at commit. Only the words holding the unit's bytes are read.
+struct WRaw {
+    uint32_t h[2], c[9];
+    uint32_t hsh, csh, nib;  // byte shifts (0..3), the nibble shift
+    bool valid;
+};
+struct XRaw {
+    uint32_t w[10];  // a block_q8x: d, s, q[32]
+    bool valid;
+};
+
+template <uint32_t DT>
+__device__ __forceinline__ void fetch_w(const uint8_t* row, int64_t kb, bool valid, WRaw& r) {
+    using L = Layout<DT>;
+    r.valid = valid;
+    if (!valid) return;
+    int64_t boff;
+    int coff, nib;
+    L::at(kb, boff, coff, nib);
+    const uintptr_t hp = (uintptr_t)(row + boff), cp = hp + coff;
+    const uint32_t* ha = reinterpret_cast<const uint32_t*>(hp & ~(uintptr_t)3);
+    const uint32_t* ca = reinterpret_cast<const uint32_t*>(cp & ~(uintptr_t)3);
+    r.hsh = (uint32_t)(hp & 3);
+    r.csh = (uint32_t)(cp & 3);
+    r.nib = (uint32_t)nib;
+    const int hn = (int)((r.hsh + L::hlen + 3) / 4), cn = (int)((r.csh + L::clen + 3) / 4);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) r.h[i] = i < hn ? __ldg(ha + i) : 0u;
+#pragma unroll
+    for (int i = 0; i < 9; ++i) r.c[i] = i < cn ? __ldg(ca + i) : 0u;
+}
+
+__device__ __forceinline__ uint32_t fsh(uint32_t lo, uint32_t hi, uint32_t bytes) { return __funnelshift_r(lo, hi, 8 * bytes); }
+
+// The unit's 32 int8 codes (w), scale sw and int4a offset m — gemm_int_ref.cpp's wc / sw / m.
+template <uint32_t DT>
+__device__ __forceinline__ void decode_w(const WRaw& r, uint32_t (&w)[8], float& sw, float& m) {
+    using L = Layout<DT>;
     m = 0.f;
-    if constexpr (DT == EDGE_DTYPE_Q8_0) {
-        const uint8_t* b = row + kb * 34;
-        sw = f16at(b);
+    if (!r.valid) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) w[i] = ld4b(b + 2 + 4 * i);
-    } else if constexpr (DT == EDGE_DTYPE_MXINT8) {
-        const uint8_t* b = row + kb * 33;
-        sw = __fmul_rn(e8m0f(ldb(b)), 0.015625f);
+        for (int i = 0; i < 8; ++i) w[i] = 0;
+        sw = 0.f;
+        return;
+    }
+    const uint32_t hw = fsh(r.h[0], r.h[1], r.hsh);
+    uint32_t cw[8];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) w[i] = ld4b(b + 1 + 4 * i);
-    } else if constexpr (DT == EDGE_DTYPE_MXFP6) {
-        const uint8_t* b = row + kb * 25;
-        sw = __fmul_rn(e8m0f(ldb(b)), 0.125f);
+    for (int i = 0; i < 8; ++i) cw[i] = fsh(r.c[i], r.c[i + 1], r.csh);
+    if constexpr (L::kMx) {
+        const float e = e8m0f(hw & 0xFFu);
+        if constexpr (DT == EDGE_DTYPE_MXINT8) {
+            sw = __fmul_rn(e, 0.015625f);
 #pragma unroll
-        for (int g = 0; g < 8; ++g) {
-            const uint32_t v = ldb(b + 1 + 3 * g) | ldb(b + 2 + 3 * g) << 8 | ldb(b + 3 + 3 * g) << 16;
-            w[g] = e2m3x8(v & 63) | e2m3x8((v >> 6) & 63) << 8 | e2m3x8((v >> 12) & 63) << 16 | e2m3x8((v >> 18) & 63) << 24;
-        }
-    } else if constexpr (DT == EDGE_DTYPE_MXFP4) {
-        const uint8_t* b = row + kb * 17;
-        sw = __fmul_rn(e8m0f(ldb(b)), 0.5f);
+            for (int i = 0; i < 8; ++i) w[i] = cw[i];
+        } else if constexpr (DT == EDGE_DTYPE_MXFP6) {
+            sw = __fmul_rn(e, 0.125f);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            uint32_t lo = 0, hi = 0;
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const uint32_t q = ldb(b + 1 + 4 * i + j);
-                lo |= e2m1x2(q & 15) << (8 * j);
-                hi |= e2m1x2(q >> 4) << (8 * j);
+            for (int g = 0; g < 8; ++g) {  // 3 bytes -> 4 codes; bytes 3g .. 3g+2 of the 24
+                const int b = 3 * g;
+                const uint32_t v = (uint32_t)((((uint64_t)cw[b / 4 + 1 < 8 ? b / 4 + 1 : 7] << 32) | cw[b / 4]) >> (8 * (b % 4))) & 0xFFFFFFu;
+                w[g] = e2m3x8(v & 63) | e2m3x8((v >> 6) & 63) << 8 | e2m3x8((v >> 12) & 63) << 16 | e2m3x8((v >> 18) & 63) << 24;
             }
-            w[i] = lo;
-            w[i + 4] = hi;
-        }
-    } else {  // int4_B / int4a_B
-        constexpr bool kAsym = DT >= EDGE_DTYPE_INT4A_32;
-        constexpr int B = (DT == EDGE_DTYPE_INT4_32 || DT == EDGE_DTYPE_INT4A_32) ? 32
-                          : (DT == EDGE_DTYPE_INT4_64 || DT == EDGE_DTYPE_INT4A_64) ? 64 : 128;
-        constexpr int BB = (kAsym ? 4 : 2) + B / 2;
-        const uint8_t* b = row + (kb * 32 / B) * BB;
-        sw = f16at(b);
-        if constexpr (kAsym) m = f16at(b + 2);
-        const uint8_t* qs = b + (kAsym ? 4 : 2);
-        if constexpr (B == 32) {  // elements 0..15: low nibbles of qs[0..15], 16..31: high nibbles
+        } else {  // mxfp4: element j < 16 the low nibble of byte j, j + 16 its high nibble
+            sw = __fmul_rn(e, 0.5f);
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                const uint32_t q = ld4b(qs + 4 * i);
-                w[i] = q & 0x0F0F0F0Fu;
-                w[i + 4] = (q >> 4) & 0x0F0F0F0Fu;
+                uint32_t lo = 0, hi = 0;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const uint32_t q = (cw[i] >> (8 * j)) & 0xFFu;
+                    lo |= e2m1x2(q & 15) << (8 * j);
+                    hi |= e2m1x2(q >> 4) << (8 * j);
+                }
+                w[i] = lo;
+                w[i + 4] = hi;
             }
-        } else {  // element e of the block: byte e mod B/2, high nibble when e >= B/2
-            const int e0 = (int)(kb * 32 % B), byte0 = e0 % (B / 2), sh = e0 >= B / 2 ? 4 : 0;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) w[i] = (ld4b(qs + byte0 + 4 * i) >> sh) & 0x0F0F0F0Fu;
         }
-        if constexpr (!kAsym) {
+    } else {
+        sw = __half2float(__ushort_as_half((unsigned short)(hw & 0xFFFFu)));
+        if constexpr (DT == EDGE_DTYPE_Q8_0) {
 #pragma unroll
-            for (int i = 0; i < 8; ++i) w[i] = __vsub4(w[i], 0x08080808u);  // q - 8 per byte
+            for (int i = 0; i < 8; ++i) w[i] = cw[i];
+        } else {
+            if constexpr (L::kAsym) m = __half2float(__ushort_as_half((unsigned short)(hw >> 16)));
+            if constexpr (L::kB == 32) {  // elements 0..15: low nibbles of the 16 bytes, 16..31: high nibbles
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    w[i] = cw[i] & 0x0F0F0F0Fu;
+                    w[i + 4] = (cw[i] >> 4) & 0x0F0F0F0Fu;
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) w[i] = (cw[i] >> r.nib) & 0x0F0F0F0Fu;
+            }
+            if constexpr (!L::kAsym) {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) w[i] = __vsub4(w[i], 0x08080808u);  // q - 8 per byte
+            }
+        }
+    }
+}
+
+template <int BN>
+struct Units {
+    static constexpr int kW = kBM * kKB / kThreads, kX = BN * kKB / kThreads;  // per thread
+};
+
+// Stage kb0 .. kb0 + kKB - 1: the global loads (fetch) are issued before the current stage's multiplies and
+// written to shared memory (commit) after them, so their latency hides behind the tensor-core work.
+template <uint32_t DT, int BN>
+__device__ __forceinline__ void fetch_stage(WRaw (&rw)[Units<BN>::kW], XRaw (&rx)[Units<BN>::kX], const uint8_t* W,
+                                            int64_t w_stride, int64_t rows, int64_t m0, const uint8_t* X, int64_t x_stride,
+                                            int64_t ncols, int64_t n0, int64_t kb0, int64_t nb) {
+#pragma unroll
+    for (int k = 0; k < Units<BN>::kW; ++k) {
+        const int u = threadIdx.x + k * kThreads, r = u / kKB, j = u % kKB;
+        const int64_t row = m0 + r, kb = kb0 + j;
+        const bool ok = row < rows && kb < nb;
+        fetch_w<DT>(W + (ok ? row : 0) * w_stride, kb, ok, rw[k]);
+    }
+#pragma unroll
+    for (int k = 0; k < Units<BN>::kX; ++k) {
+        const int u = threadIdx.x + k * kThreads, c = u / kKB, j = u % kKB;
+        const int64_t col = n0 + c, kb = kb0 + j;
+        rx[k].valid = col < ncols && kb < nb;
+        if (rx[k].valid) {
+            const uint32_t* xb = reinterpret_cast<const uint32_t*>(X + (col * x_stride + kb) * (int64_t)sizeof(block_q8x));
+#pragma unroll
+            for (int i = 0; i < 10; ++i) rx[k].w[i] = __ldg(xb + i);
         }
     }
 }
 
 template <uint32_t DT, int BN>
-__device__ __forceinline__ void load_stage(Stage<BN>& st, const uint8_t* W, int64_t w_stride, int64_t rows, int64_t m0,
-                                           const uint8_t* X, int64_t x_stride, int64_t ncols, int64_t n0, int64_t kb0,
-                                           int64_t nb) {
-    for (int u = threadIdx.x; u < kBM * kKB; u += kThreads) {
-        const int r = u / kKB, j = u % kKB;
-        const int64_t row = m0 + r, kb = kb0 + j;
-        uint32_t w[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        float sw = 0.f, m = 0.f;
-        if (row < rows && kb < nb) decode<DT>(W + row * w_stride, kb, w, sw, m);
-        uint32_t* dst = reinterpret_cast<uint32_t*>(st.wq + r * kLds + j * 32);
+__device__ __forceinline__ void commit_stage(Stage<BN>& st, const WRaw (&rw)[Units<BN>::kW], const XRaw (&rx)[Units<BN>::kX]) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) dst[i] = w[i];
+    for (int k = 0; k < Units<BN>::kW; ++k) {
+        const int u = threadIdx.x + k * kThreads, r = u / kKB, j = u % kKB;
+        uint32_t w[8];
+        float sw, m;
+        decode_w<DT>(rw[k], w, sw, m);
+        uint4* dst = reinterpret_cast<uint4*>(st.wq + r * kLds + j * 32);
+        dst[0] = make_uint4(w[0], w[1], w[2], w[3]);
+        dst[1] = make_uint4(w[4], w[5], w[6], w[7]);
         st.ws[r * kKB + j] = sw;
         st.wm[r * kKB + j] = m;
     }
-    for (int u = threadIdx.x; u < BN * kKB; u += kThreads) {
-        const int c = u / kKB, j = u % kKB;
-        const int64_t col = n0 + c, kb = kb0 + j;
-        uint32_t* dst = reinterpret_cast<uint32_t*>(st.xq + c * kLds + j * 32);
-        if (col < ncols && kb < nb) {
-            const uint32_t* xb = reinterpret_cast<const uint32_t*>(X + (col * x_stride + kb) * (int64_t)sizeof(block_q8x));
-            st.xd[c * kKB + j] = __uint_as_float(__ldg(xb));
-            st.xs[c * kKB + j] = __uint_as_float(__ldg(xb + 1));
 #pragma unroll
-            for (int i = 0; i < 8; ++i) dst[i] = __ldg(xb + 2 + i);
-        } else {
-            st.xd[c * kKB + j] = 0.f;
-            st.xs[c * kKB + j] = 0.f;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) dst[i] = 0;
-        }
+    for (int k = 0; k < Units<BN>::kX; ++k) {
+        const int u = threadIdx.x + k * kThreads, c = u / kKB, j = u % kKB;
+        uint4* dst = reinterpret_cast<uint4*>(st.xq + c * kLds + j * 32);
+        const XRaw& x = rx[k];
+        st.xd[c * kKB + j] = x.valid ? __uint_as_float(x.w[0]) : 0.f;
+        st.xs[c * kKB + j] = x.valid ? __uint_as_float(x.w[1]) : 0.f;
+        dst[0] = x.valid ? make_uint4(x.w[2], x.w[3], x.w[4], x.w[5]) : make_uint4(0, 0, 0, 0);
+        dst[1] = x.valid ? make_uint4(x.w[6], x.w[7], x.w[8], x.w[9]) : make_uint4(0, 0, 0, 0);
     }
 }
 
@@ -188,11 +267,13 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_k(const uint8_t* __restrict
     for (int i = 0; i < NT; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
 
     const int64_t nstages = (nb + kKB - 1) / kKB;
-    load_stage<DT, BN>(st[0], W, w_stride, rows, m0, X, x_stride, ncols, n0, 0, nb);
+    WRaw rw[Units<BN>::kW];
+    XRaw rx[Units<BN>::kX];
+    fetch_stage<DT, BN>(rw, rx, W, w_stride, rows, m0, X, x_stride, ncols, n0, 0, nb);
+    commit_stage<DT, BN>(st[0], rw, rx);
     __syncthreads();
     for (int64_t s = 0; s < nstages; ++s) {
-        if (s + 1 < nstages)  // the other stage was last read before the barrier that ended stage s-1
-            load_stage<DT, BN>(st[(s + 1) & 1], W, w_stride, rows, m0, X, x_stride, ncols, n0, (s + 1) * kKB, nb);
+        if (s + 1 < nstages) fetch_stage<DT, BN>(rw, rx, W, w_stride, rows, m0, X, x_stride, ncols, n0, (s + 1) * kKB, nb);
         const Stage<BN>& c = st[s & 1];
         const int nj = (int)(nb - s * kKB < kKB ? nb - s * kKB : kKB);
         for (int j = 0; j < nj; ++j) {
@@ -227,6 +308,8 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_k(const uint8_t* __restrict
                 acc[nt][3] = __fadd_rn(acc[nt][3], e3);
             }
         }
+        // the other stage was last read in stage s-1, before the barrier that ended it
+        if (s + 1 < nstages) commit_stage<DT, BN>(st[(s + 1) & 1], rw, rx);
         __syncthreads();
     }
     const int64_t ra = m0 + r0, rb = m0 + r1;
