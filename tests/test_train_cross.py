@@ -6,14 +6,20 @@ The native run is first tied to the Python engine: `edgert train` = `_core.Train
 windows in file order, bit for bit (same code, same kernel level; results do not depend on the thread count).
 
 Steps: LoRA rank 4 on all seven targets (every gemm_t dtype path of the file, LoRA dA/dB, attention /
-RMSNorm / SiLU backward, the chunked cross-entropy, AdamW) with a learning rate high enough that the
-parameters move and later steps see them; and MeZO (forward only) on the q8 file. 4 steps × 2 × 16 tokens.
+RMSNorm / SiLU backward, the chunked cross-entropy, AdamW; lr 1e-3, so the parameters move and later steps
+see them — each step is another batch, so the loss need not fall); bias + SGD with momentum on the q8 file;
+and MeZO (forward only) on the f32 file (the f32 gemm of each ISA). 4 steps × 2 × 16 tokens each.
 
 Tolerance: another ISA sums in another order (SIMD lanes, FMA contraction) and, on the int-dot files, an
-activation that sits on a block_q8x rounding boundary can round the other way; both move the loss by ~1e-6
-relative per step here. Declared: |Δloss| / loss <= TOL_REL = 2e-4 per step, Σ|θ| within 1e-3 relative.
-CI cost: the cross builds are the kernel tests' (build/cross-<arch>, incremental); the runs under qemu take
-about 2 s each (4 boards × 3 runs; measured ~25 s for the whole file on the 2-core CI machine).
+activation that sits on a block_q8x rounding boundary can round the other way; AdamW then turns a gradient
+element that differs near 0 into a ±lr move (it normalises by √v). Measured, x86 avx512vnni vs qemu
+cortex-a72 / a76: lr 1e-3 ≤ 3e-8 relative per step; at lr 3e-3 one such flip gave 3.6e-4 by step 3.
+MeZO divides a loss difference by 2ε, so one such flip in L+ or L− moves its step: on the q8 file (ε 1e-2)
+the losses drifted 3.3e-4 by step 3 and Σ|θ| 0.6 % after it; on the f32 file (no activation rounding, used
+here) 5e-8 and 5e-8 at ε = 1e-2 (3e-6 at ε = 1e-3).
+Declared: |Δloss| / loss <= TOL_REL = 1e-3 per step, Σ|θ| within TOL_PARAMS = 1e-3 relative.
+CI cost: the cross builds are the kernel tests' (build/cross-<arch>, incremental: seconds); each run under
+qemu takes 1–2 s on an idle core (4 boards × 4 runs ≈ 30 s on the 2-core CI machine, plus the x86 runs).
 """
 
 import glob
@@ -32,13 +38,14 @@ from edgeconv.cli import main as edgeconv_main
 from models.tiny import make_tiny
 from test_cross_generate import PROFILES, ROOT, cross_edgert, native_edgert
 
-TOL_REL = 2e-4
+TOL_REL = 1e-3
 TOL_PARAMS = 1e-3
 STEPS, BATCH, SEQ, RANK = 4, 2, 16, 4
 TARGETS = "q,k,v,o,gate,up,down"
-LORA = ["--method", "lora", "--rank", str(RANK), "--alpha", "8", "--targets", TARGETS, "--lr", "1e-2"]
-MEZO = ["--method", "mezo", "--rank", str(RANK), "--targets", "q,v", "--lr", "1e-3"]
-RUNS = [("q8", "lora", LORA), ("int4", "lora", LORA), ("q8", "mezo", MEZO)]
+LORA = ["--method", "lora", "--rank", str(RANK), "--alpha", "8", "--targets", TARGETS, "--lr", "1e-3"]
+BIAS = ["--method", "bias", "--targets", TARGETS, "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"]
+MEZO = ["--method", "mezo", "--rank", str(RANK), "--targets", "q,v", "--lr", "1e-3", "--mezo-eps", "1e-2"]
+RUNS = [("q8", "lora", LORA), ("int4", "lora", LORA), ("q8", "bias", BIAS), ("f32", "mezo", MEZO)]
 BOARDS = ["rpi4", "rpi5", "k230", "spacemit-k1"]
 TEXT = ("The quick brown fox jumps over the lazy dog. Hello world, this is a small text to train on. "
         "Pack my box with five dozen liquor jugs; how vexingly quick daft zebras jump! ") * 3
@@ -63,7 +70,7 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_cross")
     make_tiny("llama", seed=11, dir=root / "hf")
     out = {}
-    for r in ("q8", "int4"):
+    for r in ("q8", "int4", "f32"):
         out[r] = str(root / f"tiny.{r}.edge")
         assert edgeconv_main(["export", str(root / "hf"), "-o", out[r], "--quant", r, "--quiet"]) == 0
     out["text"] = str(root / "train.txt")
@@ -89,7 +96,9 @@ def python_losses(model_path, text, method):
     m = edgerun.Model(model_path, threads=2)
     ds = load_data(m, text, SEQ)
     kw = dict(method=method, rank=RANK, seed=3, batch=BATCH, seq=SEQ, threads=2)
-    kw.update(dict(alpha=8.0, targets=TARGETS.split(","), lr=1e-2) if method == "lora" else dict(targets=["q", "v"], lr=1e-3))
+    kw.update({"lora": dict(alpha=8.0, targets=TARGETS.split(","), lr=1e-3),
+               "bias": dict(targets=TARGETS.split(","), optimizer="sgd", momentum=0.9, lr=0.05),
+               "mezo": dict(targets=["q", "v"], lr=1e-3, mezo_eps=1e-2)}[method])
     t = _core.Trainer(m, **kw)
     losses = []
     for k in range(STEPS):
@@ -100,7 +109,10 @@ def python_losses(model_path, text, method):
             loss, n = t.forward_backward(toks, mask)
             t.optimizer_step()
             losses.append(loss / n)
-    return losses, float(sum(np.abs(a.astype(np.float64)).sum() for a in t.parameters().values()))
+    p = t.parameters()
+    moved = max(np.abs(a).max() for n, a in p.items() if not n.endswith("lora_a"))  # lora_b / bias start at 0
+    assert moved > 0, (method, "the steps did not move the parameters")
+    return losses, float(sum(np.abs(a.astype(np.float64)).sum() for a in p.values()))
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +125,6 @@ def x86(files):
         want, want_abs = python_losses(files[recipe], files["text"], method)
         assert np.array_equal(np.float32(losses), np.float32(want)), (recipe, method, losses, want)
         assert res["param_abs_sum"] == pytest.approx(want_abs, rel=1e-7), (recipe, method)
-        if method == "lora":
-            assert losses[-1] < losses[0], losses  # the steps train (the later steps see moved parameters)
         out[(recipe, method)] = (losses, res["param_abs_sum"])
     return out
 

@@ -59,7 +59,7 @@ int usage(FILE* out, int rc) {
                  "       edgert verify MODEL\n"
                  "       edgert train MODEL --data FILE.txt [--steps 4] [--batch 2] [--seq 32] [--method lora|bias|sparse|mezo]\n"
                  "         [--rank 8] [--alpha 16] [--targets q,v] [--lr 1e-4] [--optimizer adamw|sgd] [--momentum 0]\n"
-                 "         [--seed 0] [-t THREADS] [--mem SIZE]   (one JSON line per step: its mean loss)\n"
+                 "         [--mezo-eps 1e-3] [--seed 0] [-t THREADS] [--mem SIZE]   (one JSON line per step: its mean loss)\n"
                  "       edgert kernels\n"
                  "       edgert --version\n"
                  "  -t/--threads: 1 to 4 x the CPUs (default: all CPUs); --mem: hard budget of the process, e.g. 1GB\n"

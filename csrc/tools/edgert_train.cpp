@@ -3,8 +3,8 @@
 // qemu on aarch64 / riscv64 give the x86 losses: tests/test_train_cross.py).
 //
 //   edgert train MODEL.edge --data FILE.txt [--steps 4] [--batch 2] [--seq 32] [--method lora|bias|sparse|mezo]
-//     [--rank 8] [--alpha 16] [--targets q,v] [--lr 1e-4] [--optimizer adamw|sgd] [--momentum 0] [--seed 0]
-//     [-t THREADS] [--mem SIZE]
+//     [--rank 8] [--alpha 16] [--targets q,v] [--lr 1e-4] [--optimizer adamw|sgd] [--momentum 0] [--mezo-eps 1e-3]
+//     [--seed 0] [-t THREADS] [--mem SIZE]
 //
 // Data: edgerun.train.data's plain-text windows — the whole file tokenized once (BOS first when the tokenizer
 // adds one, special tokens not parsed), cut into consecutive windows of --seq tokens, the last one padded with
@@ -88,6 +88,9 @@ std::string parse(int argc, char** argv, TrainArgs* a) {
         } else if (s == "--alpha" || s == "--lr") {
             if (!parse_float(v, 1e-30, 1e30, &f)) return bad("must be a number > 0");
             (s == "--alpha" ? a->t.alpha : a->t.lr) = (float)f;
+        } else if (s == "--mezo-eps") {
+            if (!parse_float(v, 1e-30, 1e30, &f)) return bad("must be a number > 0");
+            a->t.mezo_eps = (float)f;
         } else if (s == "--momentum") {
             if (!parse_float(v, 0.0, 0.999999, &f)) return bad("must be in [0, 1)");
             a->t.momentum = (float)f;
