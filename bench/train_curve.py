@@ -258,7 +258,7 @@ def main(argv=None) -> int:
     if a.model:
         if not a.hf:
             raise SystemExit("--model needs --hf (the HF folder or .gguf giving the model's config)")
-        files = {os.path.basename(a.model): (a.model, a.hf)}
+        files = {os.path.basename(a.model): (os.path.abspath(a.model), os.path.abspath(a.hf))}  # the worker runs in REPO
     else:
         from bench_train import smollm2_gguf
         from edgeconv.cli import main as edgeconv_main
