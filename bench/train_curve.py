@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -227,6 +228,7 @@ def main(argv=None) -> int:
     p.add_argument("--parallel", action="store_true", help="run the PEFT process beside edgerun")
     p.add_argument("--json", default=None)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (files, batches, PEFT logs)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--init", help=argparse.SUPPRESS)
@@ -270,7 +272,11 @@ def main(argv=None) -> int:
             recipe = {"int4": "keep"}.get(name, name)
             assert edgeconv_main(["export", gguf, "-o", path, "--quant", recipe, "--quiet"]) in (0, None)
             files[name] = (path, gguf)
-    rows = [compare(a, name, path, hf, train_txt, heldout_txt, tmp, log) for name, (path, hf) in files.items()]
+    try:
+        rows = [compare(a, name, path, hf, train_txt, heldout_txt, tmp, log) for name, (path, hf) in files.items()]
+    finally:
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"{a.steps} steps, batch {a.batch} x seq {a.seq}, LoRA r {a.rank} alpha {a.alpha} on {a.targets}, AdamW lr {a.lr}, "
           f"{a.threads} threads")
     print(f"{'file':>24s} {'max Δloss':>9s} {'at step':>7s} {'mean Δ':>8s} {'ppl before e/p':>17s} {'ppl after e/p':>17s}")
