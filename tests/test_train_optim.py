@@ -113,3 +113,28 @@ def test_bf16_params_with_f32_master(tiny, arch, recipe):
     assert all(np.array_equal(t.parameters()[n], c.parameters()[n]) for n in p0)
     f32 = trainer(path, **kw)
     assert t.memory_plan["scratch"] - f32.memory_plan["scratch"] == 4 * t.n_elements  # train.master
+
+
+def test_train_front_end_passes_momentum_and_dtype(tmp_path):
+    """edgerun.train(optimizer="sgd", momentum=..., dtype="bf16"): the checkpoint records both settings and the
+    momentum buffer; resuming with another momentum is refused, naming it."""
+    import edgerun
+    from edgerun.train.adapter import read_checkpoint
+    from edgeconv.cli import main as edgeconv_main
+    from models.tiny import make_tiny
+    from models.tiny_tokenizer import CORPUS
+
+    make_tiny("llama", seed=3, dir=tmp_path / "m")
+    base = str(tmp_path / "m.edge")
+    assert edgeconv_main(["export", str(tmp_path / "m"), "-o", base, "--quant", "f32", "--quiet"]) in (0, None)
+    (tmp_path / "c.txt").write_text(CORPUS)
+    out = str(tmp_path / "a.edge")
+    kw = dict(method="lora", rank=4, targets=("q", "v"), lr=1e-2, steps=2, batch=2, seq=16, optimizer="sgd",
+              threads=2, save_every=1)
+    res = edgerun.train(base, str(tmp_path / "c.txt"), out, momentum=0.9, dtype="bf16", **kw)
+    assert res["steps"] == 2
+    params, opt, state = read_checkpoint(out + ".ckpt")
+    assert state["settings"]["momentum"] == pytest.approx(0.9) and state["settings"]["dtype"] == "bf16"
+    assert set(opt["momentum"]) == set(params) and any(np.abs(v).max() > 0 for v in opt["momentum"].values())
+    with pytest.raises(ValueError, match="momentum"):
+        edgerun.train(base, str(tmp_path / "c.txt"), out, momentum=0.5, dtype="bf16", resume=True, **kw)
