@@ -330,7 +330,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         if calib is not None:
             from .calib import load_text, tokenize
 
-            t_cal = time.time()
+            t_cal, c_cal = time.time(), time.process_time()
             text, label = load_text(calib)
             tokens = tokenize(text, src.tokenizer)
             if moe is not None:
@@ -345,7 +345,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 how = "edgerun's C++ forward pass"
             importance = {**imp, **(importance or {})}
             notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label} with {how} "
-                         f"({time.time() - t_cal:.1f} s)")
+                         f"({time.time() - t_cal:.1f} s, {time.process_time() - c_cal:.1f} s CPU)")
         if gptq:
             from .quant.gptq import gptq_quantize, inverse_factor
 
@@ -354,7 +354,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 return dtypes[q.name].startswith("int4") and q.name in hessians and q.name not in copied
 
             gptq_done: dict[str, np.ndarray] = {}  # bytes of a group's tensors not written yet
-            gptq_s = 0.0
+            gptq_s = gptq_cpu = 0.0
             n_gptq = sum(1 for p in plan if gptq_ok(p))
             notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
                          "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
@@ -389,10 +389,11 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 use_gptq = gptq and gptq_ok(p)
                 if use_gptq:
                     if p.name not in gptq_done:
-                        t_g = time.time()
+                        t_g, c_g = time.time(), time.process_time()
                         gptq_done.update(_gptq_group(src, plan, p, dtypes, hessians, gptq_ok, damp,
                                                      derived, factors))
                         gptq_s += time.time() - t_g
+                        gptq_cpu += time.process_time() - c_g
                     w.write_chunk(p.name, gptq_done.pop(p.name))
                     w.end_tensor(p.name)
                     continue
@@ -410,7 +411,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 del arr, rows2d
             bar.close()
             if gptq and n_gptq:
-                notes.append(f"GPTQ took {gptq_s:.1f} s")
+                notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU)")
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):
                     if gptq and h_e is not None and dt.startswith("int4"):
