@@ -163,7 +163,8 @@ def test_cli_int4_default_is_calibrated_deterministic_and_no_calib_is_rtn(tiny_l
     # q8 is not calibrated by default
     assert cli.main(["export", str(folder), "-o", str(tmp_path / "q8.edge"), "--quant", "q8", "-q"]) == 0
     assert "calibrated" not in capsys.readouterr().err
-    for bad in (["--no-calib", "--gptq"], ["--no-calib", "--calib", "builtin"], ["--gptq", "--no-gptq"]):
+    for bad in (["--no-calib", "--gptq"], ["--no-calib", "--calib", "builtin"],
+                ["--gptq", "--no-gptq", "--calib", "builtin"]):
         assert cli.main(["export", str(folder), "-o", str(tmp_path / "x.edge"), "-q", *bad]) == 2
         assert "contradicts" in capsys.readouterr().err
 

@@ -54,9 +54,11 @@ def calib_choice(recipe: str, calib: str | None, no_calib: bool, gptq: bool, no_
     if no_calib:
         return None, False, False
     if calib is None:
+        if gptq:  # an explicit --gptq names its data
+            raise ValueError("--gptq needs calibration data: add --calib stdlib (built-in text) or --calib TEXTFILE "
+                             "(or --calib builtin; without --gptq the int4 recipes already calibrate on the builtin "
+                             "text with GPTQ)")
         if not int4:
-            if gptq:
-                raise ValueError("--gptq needs calibration data: add --calib builtin (or stdlib, or a text file)")
             return None, False, False
         from .calib_native import BUILTIN
 
@@ -201,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "for the int4 recipes (int4, int4a, keep:int4...; skipped with a note for MoE models), none otherwise")
     e.add_argument("--no-calib", action="store_true", help="no calibration: plain round-to-nearest scales (fast)")
     e.add_argument("--gptq", action="store_true", help="GPTQ for the int4 tensors: feed each column's rounding "
-                   "error forward through the inputs' covariance on the calibration text (default: on whenever an "
-                   "int4 recipe is calibrated)")
+                   "error forward through the inputs' covariance on the calibration text (needs --calib; default: on "
+                   "whenever an int4 recipe is calibrated)")
     e.add_argument("--no-gptq", action="store_true", help="calibrate the scales only (importance), no GPTQ")
     e.add_argument("--gptq-damp", type=cc.nonneg_float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
                    "diagonal (default 0.1; more calibration tokens allow less)")
