@@ -17,7 +17,9 @@ tensors that read it (attn_q/k/v are the same object, as are ffn_gate/up). diag(
 rounding (importance sums squares in float64; H sums float32 per-chunk products in float64).
 Memory: SmolLM2-135M holds 30 × (3·576² + 1536²) float64 ≈ 0.8 GB of H.
 Needs torch, the models/ reference (a source checkout, or `edgerun_models` as the wheel installs it) and
-the built edgerun extension.
+the built edgerun extension. The exporter uses it only for MoE models (moe/calib.py) and as the test oracle:
+dense models are calibrated by calib_native.py (the same statistics from edgerun's C++ forward pass, no torch;
+tests/test_calib_native.py checks both agree).
 """
 from __future__ import annotations
 
