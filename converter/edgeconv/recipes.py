@@ -34,6 +34,12 @@ the tied embedding alone at int4_32 costs +1.19 (int4_64: +2.42). Whole recipe: 
 Calibration matters more than any of these choices. With the built-in calibration text (--calib stdlib:
 stdlib docstrings, disjoint from the pydoc-topics evaluation text), 8 chunks, f16 11.95: int4 18.80,
 + --calib stdlib 14.19, + --gptq 13.21 (same file size). (q8 recipe for scale: 12.01 vs f16 11.92.)
+`edgeconv export --quant int4` (the CLI; also the int4a / keep:int4 recipes) is calibrated by default: statistics
+from the C++ forward pass on calib_builtin.txt (4803 SmolLM2 tokens) + GPTQ, no torch (cli.calib_choice;
+--no-calib: round-to-nearest, the export() API's default). Same protocol, 2026-12-02 on the contended 2-core
+machine: default 13.51 (+13.0 %), --no-calib 18.80, --calib stdlib (8192 tokens, now also through C++) 13.21 —
+the same as the torch path's 13.21, so the C++ statistics lose nothing; stdlib's edge is partly its genre (Python
+docs, like the evaluation text).
 """
 from __future__ import annotations
 
