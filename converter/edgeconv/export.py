@@ -193,6 +193,21 @@ def _load(src, p) -> np.ndarray:
     return w
 
 
+def _choose_dtypes(src, plan, dtypes, candidates, copied, overrides, importance):
+    """recipes.py rule 3b: each weight whose dtype is a candidate gets the candidate of least measured error."""
+    from .quant.choose import choose_dtype
+
+    out, won = dict(dtypes), {}
+    for p in plan:
+        if (dtypes[p.name] not in candidates or p.name in copied or p.derived
+                or any(rx.search(p.name) for rx, _ in overrides)):
+            continue
+        w = _load(src, p).reshape(-1, p.shape[-1])
+        out[p.name], _ = choose_dtype(w, candidates, None if importance is None else importance.get(p.name))
+        won[out[p.name]] = won.get(out[p.name], 0) + 1
+    return out, "chosen by measured error: " + ", ".join(f"{won.get(d, 0)} {d}" for d in candidates)
+
+
 @contextmanager
 def _naming_source(src_path: str):
     """A plain ValueError raised while converting (a tensor with NaN, a shape the architecture does not
@@ -358,6 +373,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             n_gptq = sum(1 for p in plan if gptq_ok(p))
             notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
                          "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
+        if rec.choose:
+            dtypes, choice_note = _choose_dtypes(src, plan, dtypes, rec.choose, copied, overrides, importance)
+            notes.append(choice_note)
         derived: dict[str, np.ndarray] = {}
         if moe is not None:
             derived = moe.fit_predictor(lambda n: _load(src, next(p for p in plan if p.name == n)))

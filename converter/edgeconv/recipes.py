@@ -11,6 +11,10 @@ A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_ro
      re.search-es the tensor's .edge name applies;
   3. a dtype whose block does not divide the row length falls back along FALLBACK
      (int4_128 -> int4_64 -> int4_32 -> q8_0 -> f16, mx* -> f16, ...);
+  3b. `choose` (export.py, after calibration): a tensor whose dtype is one of the recipe's `choose`
+     candidates (all of equal bytes per block, so the file size is unchanged) gets the candidate whose
+     reconstruction error, weighted by the calibration importance when there is one, is least
+     (quant/choose.py). Overridden and exactly copied tensors keep theirs;
   4. `upgrades` are then tried in order, one tensor at a time: a tensor moves to the upgrade's dtype only
      if the whole file (header, metadata, table, padding, all tensors) stays within `budget_bpw`
      bits per weight. Overridden tensors are never upgraded.
@@ -53,7 +57,7 @@ from .quant import DTYPES, row_bytes
 FALLBACK = {
     "int4_128": "int4_64", "int4_64": "int4_32", "int4_32": "q8_0",
     "int4a_128": "int4a_64", "int4a_64": "int4a_32", "int4a_32": "q8_0",
-    "q8_0": "f16", "mxint8": "f16", "mxfp8": "f16", "mxfp6": "f16", "mxfp4": "f16",
+    "q8_0": "f16", "mxint8": "f16", "mxfp8": "f16", "mxfp6": "f16", "mxfp4": "f16", "nl4_32": "q8_0",
 }
 
 
@@ -73,6 +77,7 @@ class Recipe:
     budget_bpw: float | None = None
     description: str = ""
     keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
+    choose: tuple[str, ...] = ()  # equal-size candidate dtypes chosen per tensor by measured error (rule 3b)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -96,6 +101,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        "while the file stays <= 4.5 bpw"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
+    Recipe("nl4", "nl4_32",
+           description="non-uniform 4-bit: nl4_32 (GGML IQ4_NL's table, f16 scale per 32; 4.5 bpw) everywhere"),
+    Recipe("int4nl", "nl4_32", choose=("nl4_32", "int4_32"),
+           description="4.5 bpw: per tensor nl4_32 or int4_32 (same size), whichever reconstructs it with "
+                       "less (importance-weighted) error"),
     Recipe("keep", "q8_0", keep_source=True,
            description="keep each already-quantized tensor whose blocks an .edge dtype holds exactly (GGUF Q4_0, "
                        "Q4_1, Q8_0: blocks copied), q8_0 for the rest (keep:RECIPE names another fallback)"),

@@ -77,6 +77,7 @@ gemm_fn ref_gemm(int dt) {
         case EDGE_DTYPE_MXFP8: return gemm_mxfp8_ref;
         case EDGE_DTYPE_MXFP6: return gemm_mxfp6_ref;
         case EDGE_DTYPE_MXFP4: return gemm_mxfp4_ref;
+        case EDGE_DTYPE_NL4_32: return gemm_nl4_32_ref;
         default: return nullptr;
     }
 }
@@ -97,6 +98,7 @@ dequant_fn ref_dequant(int dt) {
         case EDGE_DTYPE_MXFP8: return dequant_mxfp8_ref;
         case EDGE_DTYPE_MXFP6: return dequant_mxfp6_ref;
         case EDGE_DTYPE_MXFP4: return dequant_mxfp4_ref;
+        case EDGE_DTYPE_NL4_32: return dequant_nl4_32_ref;
         default: return nullptr;
     }
 }
@@ -289,7 +291,8 @@ void run_case(Rng& g, const Case& cs) {
 void test_gemv(Rng& g, bool quick) {
     const int64_t rows_list[] = {1, 3, 31, 33, 1023, 4097};
     const int64_t ncols_list[] = {1, 2, 3, 8};
-    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+    for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
+        if (!cuda_gemv_supported((uint32_t)dt)) continue;
         const DTypeTraits& tr = dtype_traits(dt);
         const int64_t B = tr.block;
         std::vector<int64_t> ns;
@@ -720,7 +723,8 @@ int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+    for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
+        if (!cuda_gemv_supported((uint32_t)dt)) continue;
         const DTypeTraits& tr = dtype_traits(dt);
         if (!only.empty() && ("," + only + ",").find("," + std::string(tr.name) + ",") == std::string::npos) continue;
         for (const Shape& sh : shapes) {
@@ -815,7 +819,8 @@ int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int
         std::printf("\n|---|");
         for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) std::printf("---|");
         std::printf("\n");
-        for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+        for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
+            if (!cuda_gemv_supported((uint32_t)dt)) continue;
             bool present = false;
             for (const BenchRow& b : out) present = present || b.dt == dt;
             if (!present) continue;

@@ -12,7 +12,7 @@
 //      (const char*)W + r * w_stride bytes. Any byte alignment of W and w_stride (block dtypes);
 //      f32/f16/bf16 rows need only their element alignment for the fast path and work at any byte
 //      alignment through a slower path.
-//   X: int_dot dtypes (q8_0, int4*, mxint8, mxfp6, mxfp4): block_q8x activations, column c at
+//   X: int_dot dtypes (q8_0, int4*, mxint8, mxfp6, mxfp4, nl4_32): block_q8x activations, column c at
 //      X + c * x_stride blocks (n/32 blocks each) — the CPU's format, from cuda_quantize_q8x below;
 //      float dtypes (f32, f16, bf16, mxfp8): f32, column c at (const float*)X + c * x_stride.
 //      X and Y must be 4-byte aligned (ldy, x_stride in elements).
