@@ -150,7 +150,8 @@ def start_edgerun(model: str | None, parallel: int, threads: int | None, ctx: in
 def start_llama(gguf: str, threads: int, ctx: int, site: str | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server_args = ["--model", gguf, "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
-                   "--n_threads_batch", str(threads), "--n_ctx", str(ctx), "--verbose", "false"]
+                   "--n_threads_batch", str(threads), "--n_ctx", str(ctx), "--verbose", "false",
+                   "--interrupt_requests", "false"]  # its default cancels the running reply when a new request comes
     # llama.cpp's AMX matmul segfaults on some machines (llama.cpp #20824, this one included): as in
     # bench_exact_vs_llamacpp.py, deny AMX (workers.deny_amx) so that it takes its AVX-512 / AVX2 path
     boot = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); from sysmeasure import cpu_has_amx; "

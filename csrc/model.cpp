@@ -21,6 +21,13 @@ int64_t Model::seq_keepable(int64_t s, int64_t n) const {
     return n;
 }
 
+Status Model::set_activation_stats(ActivationStats* stats) {
+    if (stats && be_ != cpu_.get())
+        return status_error(Code::UNSUPPORTED, "activation statistics (calibration) need the CPU backend: load the model with device=\"cpu\"");
+    stats_ = stats;
+    return Status::ok();
+}
+
 Status Model::seq_truncate(int64_t s, int64_t n) {
     if (s < 0 || s >= n_seq()) return status_error(Code::INVALID_ARGUMENT, strfmt("sequence %lld is not one of the %lld sequences", (long long)s, (long long)n_seq()));
     if (n < 0 || n > past_[(size_t)s]) return status_error(Code::INVALID_ARGUMENT, "truncate: position out of range");
@@ -117,7 +124,9 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
     const int64_t Dq = H * Dh, Dkv = Hkv * Dh;
     const float eps = (float)c.rms_eps;
     Backend& be = *be_;
+    const int64_t il = &L - layers_.data();
     be.rmsnorm(x_, w.attn_norm, eps, T, D, xn_);
+    if (stats_) stats_->add(il, ACT_ATTN_IN, -1, xn_, T, D, *cpu_);
     {
         const Matrix* ws[3] = {&w.q, &w.k, &w.v};
         float* ys[3] = {q_, k_, v_};
@@ -153,6 +162,7 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
         const Run& u = runs[r];
         be.attention(q_ + u.t0 * Dq, L.kv[(size_t)u.seq], u.len, u.pos0, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_ + u.t0 * Dq);
     }
+    if (stats_) stats_->add(il, ACT_ATTN_OUT, -1, att_, T, Dq, *cpu_);
     const Matrix* wo = &w.o;
     float* y = xn_;
     be.matmul(&wo, &y, 1, att_, T, L.lora_ptr + AT_O);
@@ -165,6 +175,8 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
 // adapters' LoRA term, b* their bias deltas).
 void Model::dense_ffn(const Layer& L, const LayerWeights& w, int64_t T) {
     Backend& be = *be_;
+    const int64_t il = &L - layers_.data();
+    if (stats_) stats_->add(il, ACT_FFN_IN, -1, xn_, T, cfg_.d_model, *cpu_);
     {
         const Matrix* ws[2] = {&w.gate, &w.up};
         float* ys[2] = {gate_, up_};
@@ -173,6 +185,7 @@ void Model::dense_ffn(const Layer& L, const LayerWeights& w, int64_t T) {
     add_adapter_bias(L, AT_GATE, gate_, T, cfg_.d_ff);
     add_adapter_bias(L, AT_UP, up_, T, cfg_.d_ff);
     be.act_mul(gate_, up_, T * cfg_.d_ff, cfg_.ffn_act);
+    if (stats_) stats_->add(il, ACT_FFN_MID, -1, gate_, T, cfg_.d_ff, *cpu_);
     const Matrix* wd = &w.down;
     float* y = xn_;
     be.matmul(&wd, &y, 1, gate_, T, L.lora_ptr + AT_DOWN);
@@ -230,7 +243,8 @@ Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
         be.sync();
     }
     store_->note_prediction(T * k, moe_overlap(route_idx_, pred_idx_, T, k));
-    return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_);
+    return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_,
+                   stats_ ? cpu_.get() : nullptr, stats_);
 }
 
 // RoPE angles of every run's positions (both bases where the sliding-window layers have their own).
@@ -337,6 +351,7 @@ Status Model::step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_
         for (int64_t r = 0; r < n_runs; ++r)
             be.rmsnorm(x_ + (runs[r].t0 + runs[r].len - 1) * D, output_norm_, eps, 1, D, xn_ + r * D);
     }
+    if (stats_) stats_->add(-1, ACT_HEAD_IN, -1, xn_, rows, D, *cpu_);
     const Matrix* head = &output_;
     if (be.host_addressable()) {
         be.matmul(&head, &logits, 1, xn_, rows);

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "act_stats.h"
 #include "adapter.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
@@ -165,6 +166,10 @@ public:
     bool layer_is_moe(int64_t il) const { return layers_[(size_t)il].moe; }
     bool layer_has_rope(int64_t il) const { return layers_[(size_t)il].rope; }
     bool layer_is_swa(int64_t il) const { return layers_[(size_t)il].swa; }
+    // Calibration (act_stats.h): every later eval hands each matmul input to `stats` (nullptr: off, the
+    // default; the forward pass then does nothing extra). CPU backend only (UNSUPPORTED otherwise: the
+    // activations must be host memory). The caller keeps `stats` alive while it is attached.
+    Status set_activation_stats(ActivationStats* stats);
     const Matrix& tok_embd() const { return tok_embd_; }
     const Matrix& output() const { return output_; }  // tok_embd when tied
     const float* output_norm() const { return output_norm_; }
@@ -231,6 +236,7 @@ private:
     AdapterSet adapters_;          // merged on the host at load; copied into adapter_mem_, then dropped
     float* adapter_mem_ = nullptr;  // one planned buffer holding every term
     std::vector<int32_t> penalty_ids_;  // eval_sample_device's scratch
+    ActivationStats* stats_ = nullptr;   // set_activation_stats: matmul inputs observed when non-null
     uint8_t* expert_mirror_ = nullptr;  // the device mirror of the store's slots (Backend::mirror_expert_slots)
     int64_t ctx_ = 0, batch_ = 0;
     std::vector<int64_t> past_ = std::vector<int64_t>(1, 0);  // positions cached per sequence

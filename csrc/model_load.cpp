@@ -151,7 +151,7 @@ Model::~Model() {
     store_.reset();   // its I/O threads write into planned memory
     if (be_ && expert_mirror_) be_->mirror_expert_slots(nullptr, nullptr, 0, 0);  // unpinned before the planner frees
     stream_.reset();
-    if (be_ && weights_.owned) be_->release(&weights_);  // a device copy of the weights (a view on the CPU)
+    if (be_ && weights_.data) be_->release(&weights_);  // a device copy of the weights, or a view (unregistered)
 }
 
 Status Model::init(const std::string& path, const ModelOptions& opt) {
@@ -459,8 +459,10 @@ Status Model::plan_memory(const ModelOptions& opt) {
     int64_t resident = 0;
     for (const TensorInfo& t : f.tensors())
         if (!is_expert_blob(t)) resident += (int64_t)t.nbytes;
-    // on a device that cannot read the mapping, the copy of the byte range holding the non-expert tensors
-    p.count("weights", MemKind::WEIGHTS, be_->device(), be_->host_addressable() ? resident : (int64_t)weights_end());
+    // on a device that cannot read the mapping, the copy of the byte range holding the non-expert tensors; read in
+    // place (weights_in_place: the CPU, unified memory, mapped host memory), the mapping alone, counted once as host memory
+    const bool in_place = be_->weights_in_place();
+    p.count("weights", MemKind::WEIGHTS, in_place ? Device::CPU : be_->device(), in_place ? resident : (int64_t)weights_end());
     EDGE_TRY(choose_ctx(opt));
     EDGE_TRY(plan_buffers());
     plan_ = p.plan();
@@ -511,7 +513,7 @@ Status Model::plan_memory(const ModelOptions& opt) {
     }
     // the non-expert tensors as the backend reads them: a view of the mapping, or a device copy
     EDGE_TRY(be_->map_weights(f.data(), be_->host_addressable() ? (int64_t)f.size() : (int64_t)weights_end(), &weights_));
-    if (weights_.data != f.data()) {
+    if (weights_.data != f.data() || (be_->weights_in_place() && !be_->host_addressable())) {  // a device's view or copy
         rebase_weights(f.data(), static_cast<const uint8_t*>(weights_.data));
         tok_embd_dev_ = tok_embd_;
         tok_embd_dev_.data = static_cast<const uint8_t*>(weights_.data) + (tok_embd_.data - f.data());

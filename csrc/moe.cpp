@@ -102,7 +102,8 @@ Status check_expert(const MoeConfig& c, const Backend& be, int64_t D, int layer,
 }  // namespace
 
 Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, const float* xn,
-               const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x) {
+               const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x,
+               CpuBackend* cpu, ActivationStats* stats) {
     const int64_t E = c.n_experts, k = c.n_used, F = c.d_expert;
     MoeBuffers& b = *buf;
     const MoeGroups& g = b.groups;
@@ -123,12 +124,14 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, c
         const int32_t* routes = g.token_of + g.start[e];
         const int64_t ne = g.count[e];
         be->moe_gather(xn, D, routes, ne, k, b.xe);
+        if (stats) stats->add(layer, ACT_EXPERT_IN, e, b.xe, ne, D, *cpu);
         {
             const Matrix* ws[2] = {&dm[0], &dm[1]};
             float* ys[2] = {b.gate, b.up};
             be->matmul(ws, ys, 2, b.xe, ne);
         }
         be->act_mul(b.gate, b.up, ne * F, c.act_relu ? Act::RELU : Act::SILU);
+        if (stats) stats->add(layer, ACT_EXPERT_MID, e, b.gate, ne, F, *cpu);
         {
             const Matrix* ws[1] = {&dm[2]};
             float* ys[1] = {b.ye};

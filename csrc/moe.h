@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "act_stats.h"
 #include "common.h"
 #include "expert_store.h"
 #include "format.h"
@@ -84,7 +85,10 @@ struct MoeBuffers {
 // result is the same bits whatever order the experts arrive in (streamed == resident).
 // idx, w: host memory. On a store error every pinned expert is released, x is left unchanged and the
 // error is returned.
+// stats (with cpu, the backend be is then): each expert's gathered inputs and act(gate)·up go to
+// stats as ACT_EXPERT_IN / ACT_EXPERT_MID of (layer, expert) (calibration, act_stats.h).
 Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, const float* xn,
-               const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x);
+               const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x,
+               CpuBackend* cpu = nullptr, ActivationStats* stats = nullptr);
 
 }  // namespace edge

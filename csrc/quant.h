@@ -17,6 +17,8 @@
 //   MXFP8    x = 2^(e-127) * e4m3(q)             E4M3, bias 7, max 448, 0x7F/0xFF NaN (never emitted)
 //   MXFP6    x = 2^(e-127) * e2m3(q)             E2M3, bias 1, max 7.5; 4 codes per 3 bytes, see below
 //   MXFP4    x = 2^(e-127) * e2m1(q)             E2M1 codes {0,.5,1,1.5,2,3,4,6} with bit 3 = sign
+//   NL4_32   x = d * kNl4Values[q]               d: f16, q: uint4 index into a fixed non-uniform table
+//                                                (the block is GGML's IQ4_NL byte for byte, same table)
 // MXFP6 packing: elements 4g..4g+3 live in bytes 3g..3g+2 read as a little-endian 24-bit word v;
 // element 4g+i is (v >> 6i) & 63.
 #pragma once
@@ -43,6 +45,7 @@ enum DType : uint32_t {
     EDGE_DTYPE_MXFP4 = 13,
     EDGE_DTYPE_I32 = 14,  // plain int32 (metadata-like tensors); never a matmul weight
     EDGE_DTYPE_BLOB = 15, // opaque bytes (MoE expert blobs, docs/MOE.md); never a matmul weight
+    EDGE_DTYPE_NL4_32 = 16,
     EDGE_DTYPE_COUNT
 };
 
@@ -70,6 +73,18 @@ struct block_int4a {
 static_assert(sizeof(block_int4a<32>) == 20, "int4a_32 size");
 static_assert(sizeof(block_int4a<64>) == 36, "int4a_64 size");
 static_assert(sizeof(block_int4a<128>) == 68, "int4a_128 size");
+
+// NL4_32: the int4_32 layout (f16 d, 16 split-half nibble bytes) with codes that index a fixed
+// 16-entry int8 table instead of q - 8. The table is denser near 0 (weights are roughly Gaussian in a
+// block); its values are those of GGML's IQ4_NL, so IQ4_NL blocks import bit for bit. |value| <= 127, so
+// value · int8 activation products fit what the int8 dot paths accept (the q8_0 sign trick, SDOT, vwmul).
+struct block_nl4 {
+    uint16_t d;  // f16
+    uint8_t qs[16];
+};
+static_assert(sizeof(block_nl4) == 18, "nl4_32 size");
+inline constexpr int8_t kNl4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                          1,    13,   25,  38,  53,  69,  89,  113};
 
 struct block_mxint8 {
     uint8_t e;

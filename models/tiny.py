@@ -104,7 +104,7 @@ def make_tiny(arch: str, seed: int = 0, dir: str | os.PathLike | None = None, **
         dir = os.fspath(dir)
         os.makedirs(dir, exist_ok=True)
         model.save_pretrained(dir)
-        write_tokenizer(make_tokenizer(hf_cfg.vocab_size), dir)
+        write_tokenizer(make_tokenizer(hf_cfg.vocab_size, allow_fewer=True), dir)
         with open(os.path.join(dir, "config.json")) as f:
             saved = hf_config_to_llm(json.load(f))
         if saved != config:  # the on-disk config must describe the same model

@@ -43,9 +43,11 @@ User: Please explain attention, normalization, rotary embeddings, caches and gre
 """
 
 
-def make_tokenizer(vocab_size: int):
+def make_tokenizer(vocab_size: int, allow_fewer: bool = False):
     """A byte-level BPE `tokenizers.Tokenizer` with exactly `vocab_size` ids (3 specials first, then
-    the 256 byte symbols, then merges learned on a fixed text). Deterministic."""
+    the 256 byte symbols, then merges learned on a fixed text). Deterministic. allow_fewer: where the
+    text yields fewer merges, return the smaller tokenizer (a model's vocabulary padded past its
+    tokenizer, as real checkpoints pad theirs: the ids above it are never produced by encoding)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
@@ -56,7 +58,7 @@ def make_tokenizer(vocab_size: int):
                                   special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator([CORPUS] * 4, trainer=trainer)
-    if tok.get_vocab_size() != vocab_size:
+    if tok.get_vocab_size() != vocab_size and not (allow_fewer and tok.get_vocab_size() < vocab_size):
         raise ValueError(f"the tokenizer corpus yields {tok.get_vocab_size()} ids, not vocab_size="
                          f"{vocab_size}; use a vocab_size in [{256 + len(SPECIAL_TOKENS)}, "
                          f"{tok.get_vocab_size()}]")

@@ -122,5 +122,6 @@ def test_cuda_kernels_compile_and_skip_without_gpu(tmp_path):
     exe = native_program("edge_test_cuda_gemv", folder="cuda-tests", defines=("-DEDGE_CUDA=ON",),
                          timeout=1500)[0]
     r = subprocess.run([exe, "--quick"] if GPU else [exe], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    fails = "\n".join(line for line in r.stdout.splitlines() if line.startswith("FAIL"))[:3000]
+    assert r.returncode == 0, f"rc {r.returncode}\nFAIL lines:\n{fails}\n...{r.stdout[-1500:]}\nstderr: {r.stderr[-1500:]}"
     assert ("SKIP" in r.stdout) != GPU or " 0 failed" in r.stdout

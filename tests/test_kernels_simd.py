@@ -43,6 +43,7 @@ def filled(level, kind):
 # ---------------------------------------------------------------- float64 decoders (FORMAT.md)
 
 E2M1X2 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], np.int64)
+NL4 = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.int64)  # quant.h kNl4Values
 
 
 def e2m3_x8(c):
@@ -84,6 +85,10 @@ def decode_int(dtype, wbytes, rows, n):
         codes = np.concatenate([qs & 15, qs >> 4], axis=2)
         if off == 2:
             codes = codes - 8
+    elif dtype == "nl4_32":
+        sw = f16(blk[:, :, 0:2].copy().view(np.uint16)[..., 0])
+        qs = blk[:, :, 2:].astype(np.int64)
+        codes = NL4[np.concatenate([qs & 15, qs >> 4], axis=2)]
     elif dtype == "mxint8":
         sw, codes = e8m0(blk[:, :, 0]) / 64, blk[:, :, 1:].view(np.int8).astype(np.int64)
     elif dtype == "mxfp4":
@@ -153,7 +158,7 @@ def rand_weights(rng, dtype, rows, n):
         w = (rng.standard_normal((rows, n)) * np.exp2(rng.integers(-30, 30, (rows, 1)))).astype(np.float32)
         return (w.view(np.uint32) >> 16).astype(np.uint16).tobytes()
     blk = rng.integers(0, 256, (rows, nb, bb), dtype=np.uint8)
-    if dtype == "q8_0" or dtype.startswith("int4"):
+    if dtype in ("q8_0", "nl4_32") or dtype.startswith("int4"):
         blk[:, :, 0:2] = rand_f16_scales(rng, (rows, nb)).view(np.uint8).reshape(rows, nb, 2)
         if dtype.startswith("int4a"):
             blk[:, :, 2:4] = rand_f16_scales(rng, (rows, nb)).view(np.uint8).reshape(rows, nb, 2)

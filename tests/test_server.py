@@ -488,3 +488,45 @@ def test_draining_server_answers_503(server, client):
     finally:
         server.srv.draining = False
     assert client.completions.create(model="tiny", prompt="x", max_tokens=2).usage.completion_tokens >= 1
+
+
+def test_several_prompts_are_read_in_one_step_and_each_gets_generate_text(model_path):
+    """Three requests that arrive together: the first step reads all three prompts (one eval_batch, the
+    reading slots oldest first) and each request still gets Model.generate's seeded text."""
+    from edgerun import Model
+    from edgerun.server import generation
+    from edgerun.server.plan import load_slots
+    from edgerun.server.scheduler import Scheduler
+    seqs, _ = load_slots(model_path, 3, None, 512, 1)
+    sched = Scheduler(seqs[0].model)
+    gate = threading.Event()
+    sched.executor.submit(gate.wait)  # holds the scheduler thread until all three are submitted
+    prompts = [("hello world", 3), ("the cat sat on the mat", 4), ("one two three", 5)]
+    ref = Model(model_path, ctx=512, threads=1)
+
+    async def collect(q):
+        text = ""
+        while True:
+            kind, value = await q.get()
+            if kind == "done":
+                return text, value
+            if kind == "text":
+                text += value
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        queues = []
+        for seq, (p, s) in zip(seqs, prompts):
+            job = generation.Job(ref.tokenize(p), 40, dict(temperature=1.0, seed=s), {ref.eos_id})
+            queues.append(sched.submit(loop, seq, job)[0])
+        gate.set()
+        return await asyncio.gather(*[collect(q) for q in queues])
+
+    try:
+        outs = asyncio.run(run())
+    finally:
+        sched.shutdown()
+    assert sched.max_prompt_readers == 3
+    for (p, s), (text, res) in zip(prompts, outs):
+        assert res.error is None and res.completion_tokens > 0
+        assert text == "".join(ref.generate(p, 40, temperature=1.0, seed=s)), (p, s)

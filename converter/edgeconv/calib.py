@@ -17,7 +17,9 @@ tensors that read it (attn_q/k/v are the same object, as are ffn_gate/up). diag(
 rounding (importance sums squares in float64; H sums float32 per-chunk products in float64).
 Memory: SmolLM2-135M holds 30 × (3·576² + 1536²) float64 ≈ 0.8 GB of H.
 Needs torch, the models/ reference (a source checkout, or `edgerun_models` as the wheel installs it) and
-the built edgerun extension.
+the built edgerun extension. The exporter uses it only for MoE models (moe/calib.py) and as the test oracle:
+dense models are calibrated by calib_native.py (the same statistics from edgerun's C++ forward pass, no torch;
+tests/test_calib_native.py checks both agree).
 """
 from __future__ import annotations
 
@@ -55,8 +57,16 @@ def _imports():
 
 
 def load_text(calib: str) -> tuple[str, str]:
-    """--calib value -> (text, label for notes): the word "stdlib" is the built-in text (calib_text.py),
-    anything else a UTF-8 file path (a file literally named stdlib: pass ./stdlib)."""
+    """--calib value -> (text, label for notes): "builtin" is the text shipped with edgeconv
+    (calib_builtin.txt), "stdlib" the Python stdlib docstrings (calib_text.py), anything else a UTF-8 file
+    path (a file literally named builtin / stdlib: pass ./stdlib)."""
+    if calib == "builtin":
+        from .calib_native import builtin_text
+
+        t = builtin_text()
+        import hashlib
+
+        return t, f"the built-in calibration text (calib_builtin.txt, sha256 {hashlib.sha256(t.encode()).hexdigest()[:12]})"
     if calib == "stdlib":
         from .calib_text import describe, stdlib_text
 

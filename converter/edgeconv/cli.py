@@ -1,7 +1,7 @@
 """edgeconv command line.
 
-  edgeconv export SRC -o OUT.edge [--quant RECIPE] [--tensor-type REGEX=dtype ...] [--calib TEXTFILE|stdlib]
-                   [--gptq [--gptq-damp F]] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
+  edgeconv export SRC -o OUT.edge [--quant RECIPE] [--tensor-type REGEX=dtype ...]
+                   [--calib TEXTFILE|builtin|stdlib | --no-calib] [--gptq | --no-gptq] [--gptq-damp F] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
                    [--device BOARD [--mem SIZE] [--ctx N]]   (recipe chosen for a board: edgeconv/device.py)
                    MoE models: [--expert-variants int4,int2|q8_0,mxfp4|...] [--predictor fold|lsq]
                    [--expert-bits AVG]   (docs/MOE.md; edgeconv/moe/)
@@ -39,6 +39,33 @@ def _summarise(v: Any, limit: int = 8) -> Any:
     return v
 
 
+def calib_choice(recipe: str, calib: str | None, no_calib: bool, gptq: bool, no_gptq: bool
+                 ) -> tuple[str | None, bool, bool]:
+    """(calib, gptq, auto) for export(): the int4 recipes (default dtype int4*) calibrate by default on the
+    built-in text with GPTQ (auto: skipped with a note where the model cannot be, e.g. MoE or no tokenizer);
+    --no-calib is plain round-to-nearest; --no-gptq keeps only the importance weighting."""
+    from .recipes import get_recipe
+
+    if no_calib and (calib or gptq):
+        raise ValueError("--no-calib contradicts --calib / --gptq")
+    if gptq and no_gptq:
+        raise ValueError("--gptq contradicts --no-gptq")
+    int4 = get_recipe(recipe).default.startswith("int4")
+    if no_calib:
+        return None, False, False
+    if calib is None:
+        if gptq:  # an explicit --gptq names its data
+            raise ValueError("--gptq needs calibration data: add --calib stdlib (built-in text) or --calib TEXTFILE "
+                             "(or --calib builtin; without --gptq the int4 recipes already calibrate on the builtin "
+                             "text with GPTQ)")
+        if not int4:
+            return None, False, False
+        from .calib_native import BUILTIN
+
+        return BUILTIN, not no_gptq, True
+    return calib, (gptq or int4) and not no_gptq, False
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from .export import export
 
@@ -46,9 +73,12 @@ def cmd_export(a: argparse.Namespace) -> int:
         from .device import cli_choose
         a.quant = cli_choose(a.src, a.device, a.mem, a.ctx, a.quant, a.tensor_type or [], a.tokenizer_pre, a.align,
                              log=lambda m: print(f"edgeconv: {m}", file=sys.stderr))
-    res = export(a.src, a.output, recipe=a.quant or "int4", tensor_types=a.tensor_type or [], name=a.name,
-                 alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=a.calib, calib_tokens=a.calib_tokens,
-                 gptq=a.gptq, gptq_damp=a.gptq_damp, progress=not a.quiet, expert_variants=a.expert_variants,
+    recipe = a.quant or "int4"
+    calib, gptq, auto = calib_choice(recipe, a.calib, a.no_calib, a.gptq, a.no_gptq)
+    res = export(a.src, a.output, recipe=recipe, tensor_types=a.tensor_type or [], name=a.name,
+                 alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=calib, calib_tokens=a.calib_tokens,
+                 gptq=gptq, gptq_damp=a.gptq_damp, calib_auto=auto, progress=not a.quiet,
+                 expert_variants=a.expert_variants,
                  predictor=a.predictor, expert_bits=a.expert_bits,
                  log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(res.summary(), indent=2) if a.json else res.describe())
@@ -151,13 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = add("export", "convert a checkpoint to .edge")
     e.add_argument("src", help="GGUF file, HF model folder (config.json + safetensors), or .pt/.pth")
     e.add_argument("-o", "--output", required=True, help="output .edge path (written atomically)")
-    e.add_argument("--quant", default=None, help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a keep "
+    e.add_argument("--quant", default=None, help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a nl4 int4nl keep "
                    "keep:RECIPE (default int4, or the --device choice). keep: every tensor the source already stores "
                    "quantized in blocks an .edge dtype holds exactly (GGUF Q4_0 -> int4_32, Q4_1 -> int4a_32, "
-                   "Q8_0 -> q8_0) keeps its blocks byte for byte; the rest (K-quants, F16/F32 weights) get q8_0, "
+                   "Q8_0 -> q8_0, IQ4_NL -> nl4_32) keeps its blocks byte for byte; the rest (K-quants, F16/F32 weights) get q8_0, "
                    "or RECIPE's dtypes with keep:RECIPE; norms stay f32. Any recipe copies a tensor's blocks where the dtype it picks "
                    "is the stored one (q8 on a Q8_0 tensor); where it differs (int4 or q8 on Q4_1) the stored "
-                   "values are re-quantized (double rounding)")
+                   "values are re-quantized (double rounding). nl4: every weight nl4_32 (non-uniform 4-bit, GGML IQ4_NL's "
+                   "table); int4nl: per tensor nl4_32 or int4_32 (same size) by measured, importance-weighted error")
     e.add_argument("--device", help="board profile (devices/profiles/*.toml: rpi4 rpi5 spacemit-k1 k230 visionfive2 "
                    "jetson-orin-nano x86-64): choose the recipe that fits it and say why (default: none)")
     e.add_argument("--mem", type=cc.size,
@@ -166,11 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --device: context length to budget the KV cache for (default: the board profile's)")
     e.add_argument("--tensor-type", action="append", metavar="REGEX=DTYPE",
                    help="override the dtype of tensors whose .edge name matches REGEX (repeatable; default: none)")
-    e.add_argument("--calib", metavar="TEXTFILE|stdlib", help="weigh quantization errors by the model's mean "
-                   "squared activations on this text, or on the built-in Python stdlib docstrings with the word "
-                   "stdlib (imatrix-style; needs torch, models/ and the built runtime; default: none)")
+    e.add_argument("--calib", metavar="TEXTFILE|builtin|stdlib", help="weigh quantization errors by the model's "
+                   "mean squared activations on this text (imatrix-style), collected by edgerun's own C++ forward "
+                   "pass: builtin = the text shipped with edgeconv (calib_builtin.txt), stdlib = Python stdlib "
+                   "docstrings, else a UTF-8 file (MoE models: the PyTorch reference, needs torch). Default: builtin "
+                   "for the int4 recipes (int4, int4a, keep:int4...; skipped with a note for MoE models), none otherwise")
+    e.add_argument("--no-calib", action="store_true", help="no calibration: plain round-to-nearest scales (fast)")
     e.add_argument("--gptq", action="store_true", help="GPTQ for the int4 tensors: feed each column's rounding "
-                   "error forward through the inputs' covariance on the calibration text (needs --calib)")
+                   "error forward through the inputs' covariance on the calibration text (needs --calib; default: on "
+                   "whenever an int4 recipe is calibrated)")
+    e.add_argument("--no-gptq", action="store_true", help="calibrate the scales only (importance), no GPTQ")
     e.add_argument("--gptq-damp", type=cc.nonneg_float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
                    "diagonal (default 0.1; more calibration tokens allow less)")
     e.add_argument("--calib-tokens", type=cc.positive_int, default=8192, help="at most this many calibration tokens")

@@ -193,6 +193,21 @@ def _load(src, p) -> np.ndarray:
     return w
 
 
+def _choose_dtypes(src, plan, dtypes, candidates, copied, overrides, importance):
+    """recipes.py rule 3b: each weight whose dtype is a candidate gets the candidate of least measured error."""
+    from .quant.choose import choose_dtype
+
+    out, won = dict(dtypes), {}
+    for p in plan:
+        if (dtypes[p.name] not in candidates or p.name in copied or p.derived
+                or any(rx.search(p.name) for rx, _ in overrides)):
+            continue
+        w = _load(src, p).reshape(-1, p.shape[-1])
+        out[p.name], _ = choose_dtype(w, candidates, None if importance is None else importance.get(p.name))
+        won[out[p.name]] = won.get(out[p.name], 0) + 1
+    return out, "chosen by measured error: " + ", ".join(f"{won.get(d, 0)} {d}" for d in candidates)
+
+
 @contextmanager
 def _naming_source(src_path: str):
     """A plain ValueError raised while converting (a tensor with NaN, a shape the architecture does not
@@ -207,10 +222,47 @@ def _naming_source(src_path: str):
         raise
 
 
+def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, max_tokens, hessians):
+    """(importance, H) from the C++ forward pass (calib_native.py) over a temporary f16 copy of the model,
+    written beside out_path and removed afterwards."""
+    import tempfile
+
+    from .calib_native import collect_native
+
+    fd, tmp = tempfile.mkstemp(suffix=".calib-f16.edge", dir=os.path.dirname(os.path.abspath(out_path)))
+    os.close(fd)
+    try:
+        export(src_path, tmp, recipe="f16", tokenizer_pre=tokenizer_pre)
+        return collect_native(tmp, plan, tokens, ctx=ctx, max_tokens=max_tokens, hessians=hessians, tied=tied)
+    finally:
+        os.unlink(tmp)
+
+
+def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors) -> dict[str, np.ndarray]:
+    """GPTQ bytes of p and of every tensor that reads the same input (same H object) in the same dtype
+    (attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the same
+    problem (rows are independent given H) with a third of the per-column Python steps."""
+    from .quant.gptq import gptq_quantize, inverse_factor
+
+    h, dtype = hessians[p.name], dtypes[p.name]
+    group = [q for q in plan if gptq_ok(q) and hessians[q.name] is h and dtypes[q.name] == dtype]
+    if id(h) not in factors:
+        factors.clear()  # inputs are shared only by neighbouring tensors of one block
+        factors[id(h)] = inverse_factor(h, damp)
+    mats = [(derived[q.name] if q.derived else _load(src, q)).reshape(-1, q.shape[-1]) for q in group]
+    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, factor=factors[id(h)])
+    res, r0 = {}, 0
+    for q, m in zip(group, mats):
+        res[q.name] = out[r0:r0 + m.shape[0]]
+        r0 += m.shape[0]
+    return res
+
+
 def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: list[str] | tuple = (),
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
            calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
+           calib_auto: bool = False,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
            log: Callable[[str], None] | None = None) -> ExportResult:
@@ -225,6 +277,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     gptq: int4-family tensors are quantized with GPTQ (quant/gptq.py) against the input second moments
     H collected on the calibration text (needs `calib`); other dtypes are quantized as without it.
     gptq_damp: GPTQ's dampening λ / mean(diag H) (default quant.gptq.DAMP).
+    calib_auto: calib / gptq are a default, not a request (the CLI's int4 recipes): where this model cannot
+    be calibrated natively (MoE: the reference path needs torch and time; a source without a tokenizer)
+    the export goes on without calibration and says so in a note.
     MoE models only: expert_variants "int4,int2" / "q8_0,mxfp4" / ... (moe/variants.py; default from the
     recipe); predictor "fold" | "lsq" (default lsq with calib, else fold); expert_bits: average stored
     bits per expert weight for the per-expert plan (needs calib and two variants).
@@ -245,6 +300,13 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         hp = dict(src.hparams)
         plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
         hp["llm.tied_head"] = int(tied)
+        auto_note = None
+        if calib_auto and calib is not None and (src.arch.moe is not None or not src.tokenizer):
+            auto_note = ("not calibrated: " + ("default calibration covers dense models (C++ statistics); pass "
+                                               "--calib builtin to calibrate this MoE model with the PyTorch reference"
+                                               if src.arch.moe is not None else "the source has no tokenizer")
+                         + "; int4 scales are round-to-nearest")
+            calib, gptq = None, False
         moe = None
         if src.arch.moe is not None:
             from .moe.export import MoeExport
@@ -258,6 +320,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         if not src.tokenizer:
             notes.append("the source has no tokenizer; the file carries none")
         notes += src.notes
+        if auto_note:
+            notes.append(auto_note)
         stored, stored_notes = stored_dtypes(src, plan)
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
@@ -279,8 +343,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                          f"exactly; every weight got the fallback's dtypes")
         hessians = None
         if calib is not None:
-            from .calib import collect_stats, load_text, tokenize
+            from .calib import load_text, tokenize
 
+            t_cal, c_cal = time.time(), time.process_time()
             text, label = load_text(calib)
             tokens = tokenize(text, src.tokenizer)
             if moe is not None:
@@ -288,21 +353,29 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
 
                 mc = moe.calibrate(SourceWeights(src, plan, moe.experts, _load), tokens, calib_ctx, calib_tokens, gptq)
                 imp, hessians = mc.importance, mc.hessians
+                how = "the PyTorch reference"
             else:
-                weights = {p.name: _load(src, p) for p in plan}
-                imp, hessians = collect_stats(weights, hp, tokens, ctx=calib_ctx, max_tokens=calib_tokens,
-                                              hessians=gptq)
-                del weights
+                imp, hessians = _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, calib_ctx,
+                                              calib_tokens, gptq)
+                how = "edgerun's C++ forward pass"
             importance = {**imp, **(importance or {})}
-            notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label}")
+            notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label} with {how} "
+                         f"({time.time() - t_cal:.1f} s, {time.process_time() - c_cal:.1f} s CPU)")
         if gptq:
             from .quant.gptq import gptq_quantize, inverse_factor
 
             factors: dict[int, np.ndarray] = {}  # id(H) -> its inverse factor (q/k/v and gate/up share one)
-            n_gptq = sum(1 for p in plan if dtypes[p.name].startswith("int4") and p.name in hessians
-                         and p.name not in copied)
+            def gptq_ok(q) -> bool:
+                return dtypes[q.name].startswith("int4") and q.name in hessians and q.name not in copied
+
+            gptq_done: dict[str, np.ndarray] = {}  # bytes of a group's tensors not written yet
+            gptq_s = gptq_cpu = 0.0
+            n_gptq = sum(1 for p in plan if gptq_ok(p))
             notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
                          "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
+        if rec.choose:
+            dtypes, choice_note = _choose_dtypes(src, plan, dtypes, rec.choose, copied, overrides, importance)
+            notes.append(choice_note)
         derived: dict[str, np.ndarray] = {}
         if moe is not None:
             derived = moe.fit_predictor(lambda n: _load(src, next(p for p in plan if p.name == n)))
@@ -331,27 +404,32 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                     w.end_tensor(p.name)
                     del rows2d
                     continue
-                use_gptq = gptq and dtypes[p.name].startswith("int4") and p.name in hessians
-                # whole tensor when it needs transforms or GPTQ; otherwise row blocks straight from the source
-                whole = p.derived or use_gptq or p.transpose or p.unpermute_heads or p.offset
+                use_gptq = gptq and gptq_ok(p)
+                if use_gptq:
+                    if p.name not in gptq_done:
+                        t_g, c_g = time.time(), time.process_time()
+                        gptq_done.update(_gptq_group(src, plan, p, dtypes, hessians, gptq_ok, damp,
+                                                     derived, factors))
+                        gptq_s += time.time() - t_g
+                        gptq_cpu += time.process_time() - c_g
+                    w.write_chunk(p.name, gptq_done.pop(p.name))
+                    w.end_tensor(p.name)
+                    continue
+                # whole tensor when it needs transforms; otherwise row blocks straight from the source
+                whole = p.derived or p.transpose or p.unpermute_heads or p.offset
                 arr = (derived[p.name] if p.derived else _load(src, p)) if whole else None
                 rows2d = None if arr is None else arr.reshape(-1, cols)
-                if use_gptq:
-                    h = hessians[p.name]
-                    if id(h) not in factors:
-                        factors.clear()  # inputs are shared only by neighbouring tensors of one block
-                        factors[id(h)] = inverse_factor(h, damp)
-                    w.write_chunk(p.name, gptq_quantize(rows2d, dtypes[p.name], h, factor=factors[id(h)]))
-                else:
-                    blocks = None if arr is not None else source_row_blocks(src, p.src, p.shape, step)
-                    if blocks is None:
-                        rows2d = (_load(src, p) if arr is None else arr).reshape(-1, cols)
-                        blocks = (rows2d[r0:r0 + step] for r0 in range(0, rows2d.shape[0], step))
-                    for block in blocks:
-                        w.write_chunk(p.name, quantize(block, dtypes[p.name], importance=imp))
+                blocks = None if arr is not None else source_row_blocks(src, p.src, p.shape, step)
+                if blocks is None:
+                    rows2d = (_load(src, p) if arr is None else arr).reshape(-1, cols)
+                    blocks = (rows2d[r0:r0 + step] for r0 in range(0, rows2d.shape[0], step))
+                for block in blocks:
+                    w.write_chunk(p.name, quantize(block, dtypes[p.name], importance=imp))
                 w.end_tensor(p.name)
                 del arr, rows2d
             bar.close()
+            if gptq and n_gptq:
+                notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU)")
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):
                     if gptq and h_e is not None and dt.startswith("int4"):

@@ -11,6 +11,10 @@ A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_ro
      re.search-es the tensor's .edge name applies;
   3. a dtype whose block does not divide the row length falls back along FALLBACK
      (int4_128 -> int4_64 -> int4_32 -> q8_0 -> f16, mx* -> f16, ...);
+  3b. `choose` (export.py, after calibration): a tensor whose dtype is one of the recipe's `choose`
+     candidates (all of equal bytes per block, so the file size is unchanged) gets the candidate whose
+     reconstruction error, weighted by the calibration importance when there is one, is least
+     (quant/choose.py). Overridden and exactly copied tensors keep theirs;
   4. `upgrades` are then tried in order, one tensor at a time: a tensor moves to the upgrade's dtype only
      if the whole file (header, metadata, table, padding, all tensors) stays within `budget_bpw`
      bits per weight. Overridden tensors are never upgraded.
@@ -34,6 +38,12 @@ the tied embedding alone at int4_32 costs +1.19 (int4_64: +2.42). Whole recipe: 
 Calibration matters more than any of these choices. With the built-in calibration text (--calib stdlib:
 stdlib docstrings, disjoint from the pydoc-topics evaluation text), 8 chunks, f16 11.95: int4 18.80,
 + --calib stdlib 14.19, + --gptq 13.21 (same file size). (q8 recipe for scale: 12.01 vs f16 11.92.)
+`edgeconv export --quant int4` (the CLI; also the int4a / keep:int4 recipes) is calibrated by default: statistics
+from the C++ forward pass on calib_builtin.txt (4803 SmolLM2 tokens) + GPTQ, no torch (cli.calib_choice;
+--no-calib: round-to-nearest, the export() API's default). Same protocol, 2026-12-02 on the contended 2-core
+machine: default 13.51 (+13.0 %), --no-calib 18.80, --calib stdlib (8192 tokens, now also through C++) 13.21 —
+the same as the torch path's 13.21, so the C++ statistics lose nothing; stdlib's edge is partly its genre (Python
+docs, like the evaluation text).
 """
 from __future__ import annotations
 
@@ -47,7 +57,7 @@ from .quant import DTYPES, row_bytes
 FALLBACK = {
     "int4_128": "int4_64", "int4_64": "int4_32", "int4_32": "q8_0",
     "int4a_128": "int4a_64", "int4a_64": "int4a_32", "int4a_32": "q8_0",
-    "q8_0": "f16", "mxint8": "f16", "mxfp8": "f16", "mxfp6": "f16", "mxfp4": "f16",
+    "q8_0": "f16", "mxint8": "f16", "mxfp8": "f16", "mxfp6": "f16", "mxfp4": "f16", "nl4_32": "q8_0",
 }
 
 
@@ -67,6 +77,7 @@ class Recipe:
     budget_bpw: float | None = None
     description: str = ""
     keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
+    choose: tuple[str, ...] = ()  # equal-size candidate dtypes chosen per tensor by measured error (rule 3b)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -90,6 +101,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        "while the file stays <= 4.5 bpw"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
+    Recipe("nl4", "nl4_32",
+           description="non-uniform 4-bit: nl4_32 (GGML IQ4_NL's table, f16 scale per 32; 4.5 bpw) everywhere"),
+    Recipe("int4nl", "nl4_32", choose=("nl4_32", "int4_32"),
+           description="4.5 bpw: per tensor nl4_32 or int4_32 (same size), whichever reconstructs it with "
+                       "less (importance-weighted) error"),
     Recipe("keep", "q8_0", keep_source=True,
            description="keep each already-quantized tensor whose blocks an .edge dtype holds exactly (GGUF Q4_0, "
                        "Q4_1, Q8_0: blocks copied), q8_0 for the rest (keep:RECIPE names another fallback)"),

@@ -114,6 +114,11 @@ public:
     virtual void release(Buffer* b) = 0;  // frees an owned buffer; a view is only forgotten
     // Weights the device reads: a view of the mapping where it can read host memory, else a copy.
     virtual Status map_weights(const void* host, int64_t bytes, Buffer* out) = 0;
+    // map_weights returns a view the device reads in place (no copy): the CPU; a unified-memory GPU (Jetson
+    // Orin: one pool for CPU and GPU), or a discrete GPU reading host-registered mapped memory over the bus (the
+    // stand-in tested on the H200). The plan then counts the weights once, as host memory (issue 9 §3), and
+    // the model passes the view to release() when it is done with it.
+    virtual bool weights_in_place() const { return host_addressable(); }
     virtual void upload(void* dst, const void* host, int64_t bytes) = 0;
     virtual void download(void* host, const void* src, int64_t bytes) = 0;
     // Declares the backend's own scratch for steps of `s` to the planner (allocated with the rest).

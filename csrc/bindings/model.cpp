@@ -113,6 +113,48 @@ std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int6
     return pm;
 }
 
+// calib_begin / calib_end: act_stats.h collected over the evals in between.
+void py_model_calib_begin(PyModel& pm, bool hessian, int64_t layer_begin, int64_t layer_end, bool head_hessian,
+                          bool expert_hessian) {
+    ActStatsOptions o;
+    o.hessian = hessian;
+    o.layer_begin = layer_begin;
+    o.layer_end = layer_end < 0 ? INT64_MAX : layer_end;
+    o.head_hessian = head_hessian;
+    o.expert_hessian = expert_hessian;
+    auto s = std::make_unique<ActivationStats>(o);
+    check(pm.m->set_activation_stats(s.get()));
+    pm.stats = std::move(s);
+}
+
+py::list py_model_calib_end(PyModel& pm) {
+    if (!pm.stats) raise_status(status_error(Code::INVALID_ARGUMENT, "calib_end: no calib_begin before it"));
+    check(pm.m->set_activation_stats(nullptr));
+    std::unique_ptr<ActivationStats> s = std::move(pm.stats);
+    py::list out;
+    for (const auto& kv : s->entries()) {
+        const ActStatsEntry& e = kv.second;
+        py::dict d;
+        d["layer"] = e.layer;
+        d["site"] = std::string(act_site_name(e.site));
+        d["expert"] = e.expert;
+        d["cols"] = e.cols;
+        d["count"] = e.count;
+        py::array_t<double> sq(e.cols);
+        std::memcpy(sq.mutable_data(), e.sumsq.data(), (size_t)e.cols * sizeof(double));
+        d["sumsq"] = sq;
+        if (!e.xtx.empty()) {
+            py::array_t<float> h({e.cols, e.cols});
+            ActivationStats::xtx_symmetric(e, h.mutable_data());
+            d["xtx"] = h;
+        } else {
+            d["xtx"] = py::none();
+        }
+        out.append(std::move(d));
+    }
+    return out;
+}
+
 py::array_t<float> py_model_eval(PyModel& pm, py::array_t<int32_t, py::array::c_style | py::array::forcecast> toks,
                                  bool all_logits) {
     std::vector<int32_t> t = pm.ids(toks);
@@ -305,6 +347,14 @@ void bind_model(py::module_& m) {
              py::arg("kv") = "auto", py::arg("swa_ring") = true)
         .def("eval", &py_model_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens to the context; returns last-token logits [vocab] or all [n, vocab].")
+        .def("calib_begin", &py_model_calib_begin, py::arg("hessian") = false, py::arg("layer_begin") = 0,
+             py::arg("layer_end") = -1, py::arg("head_hessian") = true, py::arg("expert_hessian") = false,
+             "Start collecting calibration statistics of every matmul input over the following evals (CPU only; "
+             "hessian: also XᵀX for layers [layer_begin, layer_end) (-1: all), the head, and with expert_hessian the experts).")
+        .def("calib_end", &py_model_calib_end,
+             "Stop collecting; one dict per (layer, site, expert): layer (-1: head), site (attn_in attn_out ffn_in ffn_mid "
+             "expert_in expert_mid head_in), expert (-1: none), cols, count (tokens), sumsq float64 [cols] (Σ x²), "
+             "xtx float32 [cols, cols] (Σ xᵀx, symmetric) or None.")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
         .def("eval_batch", &py_model_eval_batch, py::arg("seq_ids"), py::arg("tokens"),
              "One step over several sequences (each token appended to its sequence; a sequence's tokens consecutive); "

@@ -18,6 +18,7 @@ struct PyModel {
     std::unique_ptr<Model> m;
     std::vector<float> logits;  // last-token logits of the latest eval
     bool logits_on_device = false;  // the latest step was sampled on the GPU: `logits` is older
+    std::unique_ptr<ActivationStats> stats;  // calib_begin .. calib_end: attached to m (act_stats.h)
 
     const Tokenizer& tok() const {
         if (!m->tokenizer())

@@ -98,13 +98,13 @@ std::unique_ptr<Trainer> trainer_new(py::object model, const std::string& method
                                      const std::vector<std::string>& targets, uint64_t seed, const std::string& optimizer,
                                      float lr, std::pair<float, float> betas, float eps, float weight_decay, int64_t batch,
                                      int64_t seq, int64_t mem_budget, float mezo_eps, py::object params, int threads,
-                                     int64_t vocab_chunk) {
+                                     int64_t vocab_chunk, float momentum, const std::string& dtype) {
     PyModel& pm = model_of(model);
     TrainOptions o;
     o.method = method, o.rank = rank, o.alpha = alpha, o.targets = targets, o.seed = seed, o.optimizer = optimizer;
     o.lr = lr, o.beta1 = betas.first, o.beta2 = betas.second, o.eps = eps, o.weight_decay = weight_decay;
     o.batch = batch, o.seq = seq, o.mem_budget = mem_budget, o.mezo_eps = mezo_eps, o.threads = threads;
-    o.vocab_chunk = vocab_chunk;
+    o.vocab_chunk = vocab_chunk, o.momentum = momentum, o.dtype = dtype;
     if (!params.is_none()) {
         o.has_params = true;
         o.params = params.cast<std::vector<std::string>>();
@@ -142,7 +142,7 @@ void bind_train(py::module_& m) {
              py::arg("optimizer") = "adamw", py::arg("lr") = 1e-4f, py::arg("betas") = std::make_pair(0.9f, 0.999f),
              py::arg("eps") = 1e-8f, py::arg("weight_decay") = 0.0f, py::arg("batch") = 4, py::arg("seq") = 256,
              py::arg("mem_budget") = 0, py::arg("mezo_eps") = 1e-3f, py::arg("params") = py::none(), py::arg("threads") = 0,
-             py::arg("vocab_chunk") = 1024,
+             py::arg("vocab_chunk") = 1024, py::arg("momentum") = 0.0f, py::arg("dtype") = "f32",
              py::keep_alive<1, 2>())
         .def("forward_backward", [](Trainer& t, const I32& tokens, const U8& mask) { return run_batch(t, tokens, mask, true); },
              py::arg("tokens"), py::arg("mask"), "Adds d loss_sum / dθ to the gradients; returns (loss_sum, n_scored).")
@@ -173,12 +173,15 @@ void bind_train(py::module_& m) {
             t.mezo_noise(step_seed, z.data());
             return named(t, z.data());
         }, py::arg("step_seed"), "The z of mezo_step(step_seed) by parameter name.")
-        .def("parameters", [](const Trainer& t) { return named(t, const_cast<Trainer&>(t).param_data()); })
+        .def("parameters", [](const Trainer& t) { return named(t, const_cast<Trainer&>(t).master_data()); })
         .def("gradients", [](const Trainer& t) {
             if (!t.grad_data()) raise_status(status_error(Code::INVALID_ARGUMENT, "method mezo has no gradients"));
             return named(t, t.grad_data());
         })
-        .def("load_parameters", [](Trainer& t, const py::dict& d) { load_named(t, d, t.param_data(), "load_parameters"); },
+        .def("load_parameters", [](Trainer& t, const py::dict& d) {
+            load_named(t, d, t.master_data(), "load_parameters");
+            t.params_changed();
+        },
              py::arg("params"))
         .def("zero_grad", &Trainer::zero_grad)
         .def("optimizer_state", [](Trainer& t) {
@@ -188,6 +191,7 @@ void bind_train(py::module_& m) {
                 d["m"] = named(t, t.adam_m());
                 d["v"] = named(t, t.adam_v());
             }
+            if (t.sgd_momentum()) d["momentum"] = named(t, t.sgd_momentum());
             return d;
         })
         .def("load_optimizer_state", [](Trainer& t, const py::dict& d) {
@@ -195,6 +199,8 @@ void bind_train(py::module_& m) {
                 load_named(t, d["m"].cast<py::dict>(), t.adam_m(), "load_optimizer_state m");
                 load_named(t, d["v"].cast<py::dict>(), t.adam_v(), "load_optimizer_state v");
             }
+            if (t.sgd_momentum())
+                load_named(t, d["momentum"].cast<py::dict>(), t.sgd_momentum(), "load_optimizer_state momentum");
             t.set_step(d["step"].cast<int64_t>());
         }, py::arg("state"))
         .def("measure_contributions", [](Trainer& t, const I32& tokens, const U8& mask) {

@@ -18,6 +18,10 @@
 //             T = Σ|block terms| in float64 (test_kernels.cpp's bound for SIMD levels).
 //   quantize  cuda_quantize_q8x bit-exact vs quantize_q8x_ref (random magnitudes 2^-30..2^30, zero
 //             blocks, ties), strided columns, nothing written past the last block.
+//   gemm_mma  cuda_gemm_mma (the tensor-core prefill GEMM) for every int_dot dtype, bn 32 and 64: rows 1, 63,
+//             65, 130; n 1 / 5 / 129 activation blocks (partial K stages); ncols 1, 17, 33, 64, 100 (partial
+//             column tiles); W misaligned, padded strides: BIT-EXACT vs the reference gemm, gaps poisoned.
+//             `--bench-mma`: its time at the 1.2B model's prefill shapes (128 tokens) beside the GEMV's.
 // Bench: device-to-device copy bandwidth (read + write bytes) measured first, then per dtype and shape
 // the median time of one GEMV inside a CUDA graph of many launches that rotate over enough weight
 // copies (>= --mb MiB in all, several times the 50 MB L2) that L2 cannot serve them; GB/s = weight
@@ -73,6 +77,7 @@ gemm_fn ref_gemm(int dt) {
         case EDGE_DTYPE_MXFP8: return gemm_mxfp8_ref;
         case EDGE_DTYPE_MXFP6: return gemm_mxfp6_ref;
         case EDGE_DTYPE_MXFP4: return gemm_mxfp4_ref;
+        case EDGE_DTYPE_NL4_32: return gemm_nl4_32_ref;
         default: return nullptr;
     }
 }
@@ -93,6 +98,7 @@ dequant_fn ref_dequant(int dt) {
         case EDGE_DTYPE_MXFP8: return dequant_mxfp8_ref;
         case EDGE_DTYPE_MXFP6: return dequant_mxfp6_ref;
         case EDGE_DTYPE_MXFP4: return dequant_mxfp4_ref;
+        case EDGE_DTYPE_NL4_32: return dequant_nl4_32_ref;
         default: return nullptr;
     }
 }
@@ -285,7 +291,8 @@ void run_case(Rng& g, const Case& cs) {
 void test_gemv(Rng& g, bool quick) {
     const int64_t rows_list[] = {1, 3, 31, 33, 1023, 4097};
     const int64_t ncols_list[] = {1, 2, 3, 8};
-    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+    for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
+        if (!cuda_gemv_supported((uint32_t)dt)) continue;
         const DTypeTraits& tr = dtype_traits(dt);
         const int64_t B = tr.block;
         std::vector<int64_t> ns;
@@ -426,6 +433,83 @@ void test_lowrank(Rng& g) {
     std::printf("%s refuses: lowrank_add without buffers (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
 }
 
+// cuda_gemm_mma vs the reference gemm, bit for bit (gemm_mma.cu forms and adds each block term as the reference).
+void test_gemm_mma(Rng& g, bool quick) {
+    int dev = 0, major = 0;
+    CK(cudaGetDevice(&dev));
+    CK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    if (!cuda_gemm_mma_supported(EDGE_DTYPE_Q8_0, major)) {
+        std::printf("skip gemm_mma: compute capability %d < 8\n", major);
+        return;
+    }
+    const int64_t rows_list[] = {1, 63, 65, 130}, ncols_list[] = {1, 17, 33, 64, 100}, nblocks[] = {1, 5, 129};
+    int idx = 0;
+    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+        const DTypeTraits& tr = dtype_traits(dt);
+        if (!tr.int_dot) continue;
+        for (int64_t nbk : nblocks)
+            for (int64_t rows : rows_list)
+                for (int64_t ncols : ncols_list) {
+                    if ((++idx % (quick ? 7 : 2)) != 0 && !(rows == 65 && ncols == 33)) continue;
+                    const int64_t n = (nbk * 32 + tr.block - 1) / tr.block * tr.block;
+                    const int bn = g.range(0, 1) ? 64 : 32;
+                    const int wmis = g.range(0, 15), wpad = g.range(0, 17);
+                    const int64_t rb = (int64_t)dtype_row_bytes(dt, n), w_stride = rb + wpad;
+                    const int64_t x_stride = n / 32 + g.range(0, 3), ldy = rows + g.range(0, 3);
+                    std::vector<uint8_t> W((size_t)(w_stride * rows), 0);
+                    for (int64_t r = 0; r < rows; ++r) fill_row(g, dt, W.data() + r * w_stride, n, true);
+                    std::vector<uint8_t> X((size_t)(x_stride * ncols) * sizeof(block_q8x), 0);
+                    std::vector<float> xf((size_t)n);
+                    for (int64_t c = 0; c < ncols; ++c) {
+                        const float amp = (float)std::ldexp(1.0, g.range(-6, 6));
+                        for (float& v : xf) v = g.sym(amp);
+                        if (g.range(0, 3) == 0) std::memset(xf.data(), 0, 32 * 4);  // a zero block
+                        quantize_q8x_ref(xf.data(), reinterpret_cast<block_q8x*>(X.data()) + c * x_stride, n);
+                    }
+                    std::vector<float> yref((size_t)(ldy * ncols), 0.0f);
+                    ref_gemm(dt)(W.data(), w_stride, rows, n, X.data(), x_stride, ncols, yref.data(), ldy);
+                    uint8_t *dW = nullptr, *dX = nullptr;
+                    float* dY = nullptr;
+                    CK(cudaMalloc(&dW, W.size() + 512));
+                    CK(cudaMalloc(&dX, X.size()));
+                    CK(cudaMalloc(&dY, yref.size() * 4));
+                    CK(cudaMemcpy(dW + wmis, W.data(), W.size(), cudaMemcpyHostToDevice));
+                    CK(cudaMemcpy(dX, X.data(), X.size(), cudaMemcpyHostToDevice));
+                    CK(cudaMemset(dY, 0xFF, yref.size() * 4));
+                    CK(cuda_gemm_mma(dt, dW + wmis, w_stride, rows, n, dX, x_stride, ncols, dY, ldy, g_st, bn));
+                    std::vector<uint32_t> yb(yref.size());
+                    CK(cudaMemcpyAsync(yb.data(), dY, yb.size() * 4, cudaMemcpyDeviceToHost, g_st));
+                    CK(cudaStreamSynchronize(g_st));
+                    CK(cudaFree(dW));
+                    CK(cudaFree(dX));
+                    CK(cudaFree(dY));
+                    int64_t bad = 0;
+                    char first[200] = "";
+                    for (int64_t c = 0; c < ncols; ++c)
+                        for (int64_t r = 0; r < ldy; ++r) {
+                            const uint32_t b = yb[(size_t)(c * ldy + r)];
+                            uint32_t want;
+                            std::memcpy(&want, &yref[(size_t)(c * ldy + r)], 4);
+                            if (r >= rows) want = 0xFFFFFFFFu;  // the gap stays poisoned
+                            if (b != want && !bad++) {
+                                float y;
+                                std::memcpy(&y, &b, 4);
+                                std::snprintf(first, sizeof first, "Y[c=%" PRId64 ", r=%" PRId64 "] = %.9g, ref %.9g", c, r, y,
+                                              yref[(size_t)(c * ldy + r)]);
+                            }
+                        }
+                    bad ? ++g_failed : ++g_passed;
+                    std::printf("%s gemm_mma %-9s bn=%d rows=%-4" PRId64 " n=%-5" PRId64 " ncols=%-3" PRId64 " wmis=%-2d%s%s\n",
+                                bad ? "FAIL" : "ok  ", tr.name, bn, rows, n, ncols, wmis, bad ? "  " : "  bit-exact", first);
+                }
+    }
+    const bool refused = cuda_gemm_mma(EDGE_DTYPE_F16, nullptr, 64, 1, 32, nullptr, 1, 1, nullptr, 1, g_st) == cudaErrorInvalidValue &&
+                         cuda_gemm_mma(EDGE_DTYPE_INT4_64, nullptr, 34, 1, 32, nullptr, 1, 1, nullptr, 1, g_st) == cudaErrorInvalidValue;
+    cudaGetLastError();
+    refused ? ++g_passed : ++g_failed;
+    std::printf("%s refuses: gemm_mma of a float dtype / n not a block multiple\n", refused ? "ok  " : "FAIL");
+}
+
 void test_refusals() {
     float* dy = nullptr;
     uint8_t* dw = nullptr;
@@ -525,6 +609,65 @@ struct BenchRow {
     int copies;
 };
 
+// --bench-mma: cuda_gemm_mma (bn 32, 64) vs cuda_gemv at the 1.2B shape's prefill matmuls, 128 tokens; medians of
+// 20 timed launches after 3 warm-ups (events), random weights. TOPS = 2·rows·n·ncols / time.
+int run_bench_mma(const std::string& only) {
+    const int64_t shapes[][2] = {{2048, 2048}, {512, 2048}, {8192, 2048}, {2048, 8192}, {49152, 2048}};
+    const int64_t T = 128;
+    CK(cudaStreamCreateWithFlags(&g_st, cudaStreamNonBlocking));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::printf("| dtype | rows x n | T | gemv us | mma bn32 us | mma bn64 us | best TOPS | speed-up |\n|---|---|---|---|---|---|---|---|\n");
+    for (int dt : {(int)EDGE_DTYPE_INT4_64, (int)EDGE_DTYPE_INT4_32, (int)EDGE_DTYPE_Q8_0}) {
+        const DTypeTraits& tr = dtype_traits(dt);
+        if (!only.empty() && only.find(tr.name) == std::string::npos) continue;
+        for (const auto& sh : shapes) {
+            const int64_t rows = sh[0], n = sh[1], rb = (int64_t)dtype_row_bytes(dt, n);
+            uint8_t *dW = nullptr, *dX = nullptr;
+            float* dY = nullptr;
+            std::vector<uint8_t> W((size_t)(rb * rows));
+            fill_fast(7, dt, W.data(), rows, rb, n);
+            std::vector<uint8_t> X((size_t)(T * (n / 32)) * sizeof(block_q8x));
+            Rng g{3};
+            std::vector<float> xf((size_t)n);
+            for (int64_t c = 0; c < T; ++c) {
+                for (float& v : xf) v = g.sym(1.0f);
+                quantize_q8x_ref(xf.data(), reinterpret_cast<block_q8x*>(X.data()) + c * (n / 32), n);
+            }
+            CK(cudaMalloc(&dW, W.size()));
+            CK(cudaMalloc(&dX, X.size()));
+            CK(cudaMalloc(&dY, (size_t)(rows * T) * 4));
+            CK(cudaMemcpy(dW, W.data(), W.size(), cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(dX, X.data(), X.size(), cudaMemcpyHostToDevice));
+            double us[3];
+            for (int v = 0; v < 3; ++v) {
+                std::vector<double> ts;
+                for (int it = 0; it < 23; ++it) {
+                    CK(cudaEventRecord(e0, g_st));
+                    if (v == 0)
+                        CK(cuda_gemv(dt, dW, rb, rows, n, dX, n / 32, T, dY, rows, g_st));
+                    else
+                        CK(cuda_gemm_mma(dt, dW, rb, rows, n, dX, n / 32, T, dY, rows, g_st, v == 1 ? 32 : 64));
+                    CK(cudaEventRecord(e1, g_st));
+                    CK(cudaEventSynchronize(e1));
+                    float ms = 0;
+                    CK(cudaEventElapsedTime(&ms, e0, e1));
+                    if (it >= 3) ts.push_back(ms * 1e3);
+                }
+                us[v] = median(ts);
+            }
+            const double best = std::min(us[1], us[2]);
+            std::printf("| %s | %" PRId64 "x%" PRId64 " | %" PRId64 " | %.1f | %.1f | %.1f | %.1f | %.1fx |\n", tr.name, rows, n, T, us[0],
+                        us[1], us[2], 2.0 * rows * n * T / (best * 1e-6) / 1e12, us[0] / best);
+            CK(cudaFree(dW));
+            CK(cudaFree(dX));
+            CK(cudaFree(dY));
+        }
+    }
+    return 0;
+}
+
 int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int64_t mb, const std::string& only) {
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
@@ -580,7 +723,8 @@ int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+    for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
+        if (!cuda_gemv_supported((uint32_t)dt)) continue;
         const DTypeTraits& tr = dtype_traits(dt);
         if (!only.empty() && ("," + only + ",").find("," + std::string(tr.name) + ",") == std::string::npos) continue;
         for (const Shape& sh : shapes) {
@@ -675,7 +819,8 @@ int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int
         std::printf("\n|---|");
         for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) std::printf("---|");
         std::printf("\n");
-        for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+        for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
+            if (!cuda_gemv_supported((uint32_t)dt)) continue;
             bool present = false;
             for (const BenchRow& b : out) present = present || b.dt == dt;
             if (!present) continue;
@@ -702,7 +847,7 @@ int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int
 
 int main(int argc, char** argv) {
     uint64_t seed = 1;
-    bool quick = false, bench = false;
+    bool quick = false, bench = false, bench_mma = false;
     const char* json = nullptr;
     std::vector<int64_t> ncols_list = {1};
     int64_t mb = 256;
@@ -713,6 +858,7 @@ int main(int argc, char** argv) {
         else if (a == "--quick") quick = true;
         else if (a == "--verbose") g_verbose = true;
         else if (a == "--bench") bench = true;
+        else if (a == "--bench-mma") bench_mma = true;
         else if (a == "--json" && i + 1 < argc) json = argv[++i];
         else if (a == "--mb" && i + 1 < argc) mb = std::strtoll(argv[++i], nullptr, 10);
         else if (a == "--dtypes" && i + 1 < argc) only = argv[++i];
@@ -734,6 +880,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line into a pipe too: a crash keeps what ran
     int ndev = 0;
     const cudaError_t e = cudaGetDeviceCount(&ndev);
     if (e != cudaSuccess || ndev == 0) {
@@ -741,11 +888,13 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (bench) return run_bench(json, ncols_list, mb, only);
+    if (bench_mma) return run_bench_mma(only);
     CK(cudaStreamCreateWithFlags(&g_st, cudaStreamNonBlocking));
     Rng g{seed};
     test_refusals();
     test_quantize(g);
     test_lowrank(g);
+    test_gemm_mma(g, quick);
     test_gemv(g, quick);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;

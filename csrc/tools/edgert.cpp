@@ -6,6 +6,8 @@
 // --mem (e.g. 512MB, 1GB, 1.5GiB) is a hard budget for the whole process (ModelOptions::budget_covers_process).
 //   edgert verify MODEL.edge
 //   edgert kernels
+//   edgert train MODEL.edge --data FILE.txt [...]   training steps of the C++ engine, one loss a line
+//     (edgert_train.cpp: its options and output)
 //   edgert --version      (pyproject.toml's version, passed in by CMakeLists.txt as EDGE_VERSION)
 // Every option value is range-checked in parse() (one line "edgert: ...", exit 2; -n -1 = until EOS or the
 // end of the context, as llama.cpp). Errors of a command print the Status message and exit with 1; nothing
@@ -22,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "cli_parse.h"
+#include "edgert_train.h"
 #include "kernels/kernels.h"
 #include "model.h"
 #include "sampler.h"
@@ -53,6 +57,9 @@ int usage(FILE* out, int rc) {
                  "       edgert bench MODEL [-t THREADS] [--prompt-tokens N (default 256)] [--gen-tokens N (default 128)]\n"
                  "         [--mem SIZE]\n"
                  "       edgert verify MODEL\n"
+                 "       edgert train MODEL --data FILE.txt [--steps 4] [--batch 2] [--seq 32] [--method lora|bias|sparse|mezo]\n"
+                 "         [--rank 8] [--alpha 16] [--targets q,v] [--lr 1e-4] [--optimizer adamw|sgd] [--momentum 0]\n"
+                 "         [--mezo-eps 1e-3] [--seed 0] [-t THREADS] [--mem SIZE]   (one JSON line per step: its mean loss)\n"
                  "       edgert kernels\n"
                  "       edgert --version\n"
                  "  -t/--threads: 1 to 4 x the CPUs (default: all CPUs); --mem: hard budget of the process, e.g. 1GB\n"
@@ -71,40 +78,6 @@ struct Args {
     int64_t mem = 0;   // --mem in bytes (0: none)
     std::string device = "cpu";  // --device cpu|cuda (the CUDA backend plugin next to edgert)
 };
-
-// "1GB" = 1e9, "1GiB" = 2^30, "512MB", "4096" (bytes); -1 if malformed, not > 0 or beyond 2^62.
-int64_t parse_size(const char* s) {
-    char* end = nullptr;
-    const double v = std::strtod(s, &end);
-    if (end == s || !(v > 0) || !(v < 4.6e18)) return -1;
-    std::string u(end);
-    for (char& ch : u) ch = (char)std::toupper((unsigned char)ch);
-    static const struct { const char* unit; double mult; } kUnits[] = {
-        {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0},
-        {"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0}};
-    for (const auto& k : kUnits)
-        if (u == k.unit) return v * k.mult >= 1 && v * k.mult < 4.6e18 ? (int64_t)(v * k.mult) : -1;
-    return -1;
-}
-
-// The whole of `s` as a base-10 integer in [lo, hi]; false otherwise (no silent atoi wrap or truncation).
-bool parse_int(const char* s, long long lo, long long hi, long long* out) {
-    errno = 0;
-    char* end = nullptr;
-    const long long v = std::strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-// The whole of `s` as a finite float in [lo, hi].
-bool parse_float(const char* s, double lo, double hi, double* out) {
-    char* end = nullptr;
-    const double v = std::strtod(s, &end);
-    if (end == s || *end != '\0' || !std::isfinite(v) || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
 
 int max_threads() {
     const unsigned n = std::thread::hardware_concurrency();
@@ -259,6 +232,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"))) return usage(stdout, 0);
+    if (argc >= 2 && !std::strcmp(argv[1], "train")) return edgert_train(argc - 2, argv + 2);
     Args a;
     const std::string err = parse(argc, argv, &a);
     const bool known = a.cmd == "generate" || a.cmd == "bench" || a.cmd == "verify" || a.cmd == "kernels";

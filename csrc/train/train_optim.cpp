@@ -1,6 +1,9 @@
 // train_optim.cpp — updates of the flat parameters (trainer.h):
 //   adamw: kt.adamw over the flat arrays (t = the step after increment; bias corrections 1 − β^t), as
-//          torch.optim.AdamW; sgd: p −= lr · (g + wd · p), as torch.optim.SGD without momentum.
+//          torch.optim.AdamW; sgd: g' = g + wd · p, then without momentum p −= lr · g'; with momentum μ
+//          buf = μ · buf + g' (buf starts at 0, so step 1 gives buf = g' as torch's clone), p −= lr · buf —
+//          torch.optim.SGD(momentum=μ, dampening=0, nesterov=False).
+//   dtype bf16: the update runs on the f32 master, then θ = bf16(master) (RNE) for the next forward.
 //   The gradient is the accumulated d loss_sum / dθ divided by the scored positions since the last step.
 //   mezo:  z_i = rng_gauss(step_seed, i); L± = mean loss at θ0 ± ε z; θ = θ0 − lr · (L+ − L−) / 2ε · z
 //          (θ0 is kept, so θ is restored exactly between the two evaluations).
@@ -26,6 +29,7 @@ Status Trainer::optimizer_step(float lr) {
     ++step_;
     ThreadPool& pool = impl_->be->pool();
     const float wd = opt_.weight_decay;
+    float* const w = master_data();  // the optimizer's parameters (the f32 master with dtype bf16)
     if (opt_.optimizer == "adamw") {
         AdamParams a;
         a.lr = lr, a.b1 = opt_.beta1, a.b2 = opt_.beta2, a.eps = opt_.eps, a.wd = wd;
@@ -34,13 +38,25 @@ Status Trainer::optimizer_step(float lr) {
         const adamw_fn fn = impl_->kt->adamw.fn;
         pool.run(n_elem_, [&](int64_t b, int64_t e, int) {
             for (int64_t i = b; i < e; ++i) grad_[i] *= inv;
-            fn(theta_ + b, grad_ + b, m_ + b, v_ + b, e - b, a);
+            fn(w + b, grad_ + b, m_ + b, v_ + b, e - b, a);
+        }, 256);
+    } else if (mom_) {
+        const float mu = opt_.momentum;
+        pool.run(n_elem_, [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) {
+                mom_[i] = mu * mom_[i] + (grad_[i] * inv + wd * w[i]);
+                w[i] -= lr * mom_[i];
+            }
         }, 256);
     } else {
         pool.run(n_elem_, [&](int64_t b, int64_t e, int) {
-            for (int64_t i = b; i < e; ++i) theta_[i] -= lr * (grad_[i] * inv + wd * theta_[i]);
+            for (int64_t i = b; i < e; ++i) w[i] -= lr * (grad_[i] * inv + wd * w[i]);
         }, 256);
     }
+    if (master_)
+        pool.run(n_elem_, [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) theta_[i] = bf16_to_f32(f32_to_bf16(master_[i]));
+        }, 256);
     zero_grad();
     return Status::ok();
 }

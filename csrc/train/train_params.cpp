@@ -97,6 +97,15 @@ void Trainer::init_params() {
         const uint64_t key = rng_mix(opt_.seed ^ rng_mix((uint64_t)p.offset + 1));
         for (int64_t i = 0; i < p.count(); ++i) a[i] = (float)((2.0 * rng_unit(key, (uint64_t)i) - 1.0) * bound);
     }
+    if (master_) {
+        std::copy(theta_, theta_ + n_elem_, master_);
+        params_changed();
+    }
+}
+
+void Trainer::params_changed() {
+    if (!master_) return;
+    for (int64_t i = 0; i < n_elem_; ++i) theta_[i] = bf16_to_f32(f32_to_bf16(master_[i]));
 }
 
 }  // namespace edge

@@ -77,6 +77,14 @@ Status Trainer::init(Model* model, const TrainOptions& o) {
     if (o.vocab_chunk < 1) return status_error(Code::INVALID_ARGUMENT, "vocab_chunk must be >= 1");
     if (!(o.lr > 0) || !(o.mezo_eps > 0) || !(o.alpha > 0))
         return status_error(Code::INVALID_ARGUMENT, "lr, alpha and mezo_eps must be > 0");
+    if (!(o.momentum >= 0 && o.momentum < 1))
+        return status_error(Code::INVALID_ARGUMENT, strfmt("momentum %g must be in [0, 1)", (double)o.momentum));
+    if (o.dtype != "f32" && o.dtype != "bf16")
+        return status_error(Code::INVALID_ARGUMENT, "dtype '" + o.dtype + "' is not one of f32, bf16");
+    if (o.dtype == "bf16" && m == "mezo")
+        return status_error(Code::INVALID_ARGUMENT, "dtype bf16 needs gradients: method mezo trains f32 parameters");
+    if (o.momentum > 0 && o.optimizer != "sgd")
+        return status_error(Code::INVALID_ARGUMENT, "momentum applies to optimizer 'sgd' (adamw has betas)");
     if (mc.n_experts > 0 && mc.n_used > 64)
         return status_error(Code::UNSUPPORTED, strfmt("%s: %lld experts per token (training supports up to 64)", path.c_str(),
                                                       (long long)mc.n_used));
@@ -128,10 +136,13 @@ Status Trainer::init(Model* model, const TrainOptions& o) {
     const int threads = o.threads > 0 ? o.threads : model->threads();
     I.be.reset(new CpuBackend(&kt, threads));
 
-    const bool adam = o.optimizer == "adamw";
+    const bool adam = o.optimizer == "adamw", momentum = grads && o.optimizer == "sgd" && o.momentum > 0;
     count_model(*model, &I.planner);
     train_plan(d, threads, n_elem_, adam, I.be.get(), &I.planner, &I.b, &theta_, &grad_, &m_, &v_);
     if (m == "mezo") I.planner.add("mezo.theta0", MemKind::SCRATCH, I.be.get(), n_elem_, &mezo0_);
+    if (momentum) I.planner.add("sgd.momentum", MemKind::SCRATCH, I.be.get(), n_elem_, &mom_);
+    const bool master = o.dtype == "bf16";
+    if (master) I.planner.add("train.master", MemKind::SCRATCH, I.be.get(), n_elem_, &master_);
     plan_ = I.planner.plan();
     if (o.mem_budget > 0 && plan_.total() > o.mem_budget) {
         // the largest seq at this batch and batch at this seq whose plans fit (same planning function)
@@ -144,6 +155,8 @@ Status Trainer::init(Model* model, const TrainOptions& o) {
             count_model(*model, &p);
             train_plan(dd, threads, n_elem_, adam, I.be.get(), &p, &b, &th, &g, &mm, &vv);
             if (m == "mezo") p.add("mezo.theta0", MemKind::SCRATCH, I.be.get(), n_elem_, &th);
+            if (momentum) p.add("sgd.momentum", MemKind::SCRATCH, I.be.get(), n_elem_, &th);
+            if (master) p.add("train.master", MemKind::SCRATCH, I.be.get(), n_elem_, &th);
             return p.plan().total();
         };
         auto largest = [&](int64_t lo, int64_t hi, auto fits) {  // largest v in [lo, hi] with fits(v), lo - 1 if none
@@ -157,7 +170,8 @@ Status Trainer::init(Model* model, const TrainOptions& o) {
         const int64_t s_fit = largest(2, o.seq, [&](int64_t S) { return total(o.batch, S) <= o.mem_budget; });
         const int64_t b_fit = largest(1, o.batch, [&](int64_t B) { return total(B, o.seq) <= o.mem_budget; });
         const int64_t model_b = bytes_named(plan_, "model."), ckpt = bytes_named(plan_, "ckpt.");
-        const int64_t params_b = bytes_named(plan_, "train.") + bytes_named(plan_, "adam.") + bytes_named(plan_, "mezo.");
+        const int64_t params_b = bytes_named(plan_, "train.") + bytes_named(plan_, "adam.") + bytes_named(plan_, "mezo.") +
+                               bytes_named(plan_, "sgd.");
         const int64_t internals = plan_.activations - ckpt;
         const std::string what = strfmt("model weights and buffers %.1f + checkpoints %.1f (%lld layers x %lld tokens) + "
                                         "one layer's internals %.1f + parameters/gradients/optimizer %.1f + backward scratch %.1f MiB",

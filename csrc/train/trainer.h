@@ -19,6 +19,9 @@
 //   bias:   blk.{i}.{t}.bias [out] = 0, y += b (a delta on a model's own q/k/v bias)
 //   sparse: lora and bias of the targets, restricted to TrainOptions::params when given (the plan)
 //   mezo:   the lora set, updated by mezo_step (zeroth order; no gradients, no checkpoints kept)
+// dtype bf16 (not mezo): the step computes with θ rounded to bf16 (held in f32 storage: every kernel takes
+// f32), the gradients and the optimizer state are f32 and update an f32 master ("train.master"), re-rounded
+// after each update — mixed precision with f32 master weights. parameters() are the master.
 // Targets: q, k, v, o (every layer), gate, up, down (dense FFN layers, and on MoE layers every expert's
 // matrices, LoRA only: blk.{i}.exp.{e}.ffn_gate.lora_a, ...). The router stays frozen — its gradient flows through
 // the routing weights, the top-k indices are constants.
@@ -53,6 +56,9 @@ struct TrainOptions {
     uint64_t seed = 0;
     std::string optimizer = "adamw";                 // adamw | sgd
     float lr = 1e-4f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.f;
+    float momentum = 0.f;                            // sgd: torch.optim.SGD's momentum (dampening 0, no Nesterov)
+    std::string dtype = "f32";                       // f32 | bf16: the forward / backward see θ rounded to bf16
+                                                     // (RNE), the optimizer updates an f32 master copy
     int64_t batch = 4, seq = 256;                    // the largest step planned
     int64_t mem_budget = 0;                          // bytes; 0 = unlimited
     float mezo_eps = 1e-3f;
@@ -112,10 +118,15 @@ public:
 
     const std::vector<TrainParam>& params() const { return params_; }
     int64_t n_elements() const { return n_elem_; }
-    float* param_data() { return theta_; }
+    float* param_data() { return theta_; }         // what the forward reads (bf16-valued with dtype bf16)
+    // The optimizer's parameters: the f32 master (dtype bf16) or θ itself. After writing them, call
+    // params_changed() (re-rounds the working copy).
+    float* master_data() { return master_ ? master_ : theta_; }
+    void params_changed();
     const float* grad_data() const { return grad_; }
     float* adam_m() { return m_; }
     float* adam_v() { return v_; }
+    float* sgd_momentum() { return mom_; }         // the momentum buffer (sgd with momentum > 0), else nullptr
     int64_t step() const { return step_; }
     void set_step(int64_t s) { step_ = s; }
     int64_t pending_scored() const { return pending_; }
@@ -142,7 +153,8 @@ private:
     std::vector<TargetSlots> slots_;         // [layer · TGT_COUNT + target]
     std::vector<TargetSlots> expert_slots_;  // [(layer · E + expert) · 3 + target − TGT_GATE] (MoE layers)
     int64_t n_elem_ = 0;
-    float *theta_ = nullptr, *grad_ = nullptr, *m_ = nullptr, *v_ = nullptr, *mezo0_ = nullptr;
+    float *theta_ = nullptr, *grad_ = nullptr, *m_ = nullptr, *v_ = nullptr, *mezo0_ = nullptr, *mom_ = nullptr,
+          *master_ = nullptr;
     int64_t lowest_ = 0;  // the lowest layer with trainable parameters (the backward stops there)
     int64_t step_ = 0, pending_ = 0;
     MemoryPlan plan_;

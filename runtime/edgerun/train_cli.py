@@ -35,6 +35,7 @@ def cmd_train(args) -> int:
                 optimizer=args.optimizer, seed=args.seed, mem=args.mem, threads=args.threads, eval_data=args.eval,
                 save_every=args.save_every, resume=args.resume, warmup=args.warmup, schedule=args.schedule,
                 weight_decay=args.weight_decay, sparse_fraction=args.sparse_fraction, log_every=args.log_every,
+                momentum=args.momentum, dtype=args.dtype,
                 on_log=on_log, progress=progress,
                 message=lambda m: print(f"edgerun train: {m}", file=sys.stderr, flush=True))
     if json_out:
@@ -75,6 +76,10 @@ def add_train_parser(sp) -> None:
     sp.add_argument("--grad-accum", type=cc.int_range(1, 4096), default=1, help="micro-batches per optimizer step")
     sp.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="optimizer")
     sp.add_argument("--weight-decay", type=cc.nonneg_float, default=0.0, help="AdamW weight decay")
+    sp.add_argument("--momentum", type=cc.float_range(0.0, 0.999999), default=0.0,
+                    help="--optimizer sgd: momentum (torch.optim.SGD's, dampening 0)")
+    sp.add_argument("--dtype", choices=("f32", "bf16"), default="f32",
+                    help="trainable parameters: f32, or bf16 in the step with an f32 master copy")
     sp.add_argument("--warmup", type=cc.nonneg_int, default=0, help="steps of linear learning-rate warm-up")
     sp.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning rate after the warm-up")
     sp.add_argument("--sparse-fraction", type=cc.float_range(0.0, 1.0, lo_open=True), default=0.25,

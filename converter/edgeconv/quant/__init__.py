@@ -10,7 +10,7 @@ quantize -> C++ dequant == numpy dequant bit for bit):
     quantize_q8x(x) -> bytes                     numpy twin of the C++ activation quantizer
 
 Block types choose scales to minimise the (importance-weighted) squared error Σ_j imp_j (w_j - ŵ_j)²
-with the scale precision actually stored: see q8.py, int4.py, mx.py for each search. `importance`
+with the scale precision actually stored: see q8.py, int4.py, nl4.py, mx.py for each search. `importance`
 is one non-negative weight per column (e.g. the mean squared activation of that input feature);
 a small floor (1% of its mean) is added so no element is ignored entirely.
 Work is vectorised over blocks and done in row chunks of about 2^18 elements to bound memory.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import floats, int4, mx, q8
+from . import floats, int4, mx, nl4, q8
 from .dtypes import DTYPES, DType, dtype_info, row_bytes
 
 __all__ = ["DTYPES", "DType", "row_bytes", "quantize", "dequantize", "quantize_q8x"]
@@ -40,6 +40,8 @@ def _block_quantizer(name: str):
         return int4.quantize_int4a, int4.dequantize_int4a
     if name.startswith("int4_"):
         return int4.quantize_int4, int4.dequantize_int4
+    if name == "nl4_32":
+        return nl4.quantize_nl4, nl4.dequantize_nl4
     return (lambda x, w: mx.quantize_mx(x, w, name)), (lambda b: mx.dequantize_mx(b, name))
 
 

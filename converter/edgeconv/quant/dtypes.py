@@ -36,6 +36,7 @@ DTYPES: dict[str, DType] = {
         DType("mxfp4", 13, 32, 17, True),
         DType("i32", 14, 1, 4, False),
         DType("blob", 15, 1, 1, False),  # opaque bytes: MoE expert blobs (docs/MOE.md)
+        DType("nl4_32", 16, 32, 18, True),  # 4-bit codes into a fixed non-uniform table (= GGML IQ4_NL)
     )
 }
 

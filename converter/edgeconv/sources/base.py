@@ -14,7 +14,7 @@ A Source is opened on a path and exposes, without loading any weight:
               that no .edge dtype holds exactly
 and loads one tensor at a time with load(name) -> float32 array in source layout.
 stored_dtype(name) is the .edge dtype whose bytes are exactly how the source stores tensor `name` (GGUF
-Q4_0 -> int4_32, Q4_1 -> int4a_32, Q8_0 -> q8_0, F32/F16/BF16 -> f32/f16/bf16), None when no .edge dtype
+Q4_0 -> int4_32, Q4_1 -> int4a_32, Q8_0 -> q8_0, IQ4_NL -> nl4_32, F32/F16/BF16 -> f32/f16/bf16), None when no .edge dtype
 holds it exactly (K-quants, sources that only give floats); load_stored(name) then gives those bytes as
 uint8 [rows, row bytes] (rows = all dims but the last, source layout), so the exporter can copy the
 blocks instead of dequantizing and re-quantizing them (export.py, recipes.py "keep"). mapped_file(name) is the

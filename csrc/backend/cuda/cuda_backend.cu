@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include <unistd.h>
+
 #include "../../kernels/cuda/cuda_kernels.h"
 #include "../../moe.h"
 #include "../planner.h"
@@ -40,6 +42,12 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->graphs_ = cuda_env_enabled("EDGE_CUDA_GRAPH");
     be->gpu_sampler_ = cuda_env_enabled("EDGE_CUDA_SAMPLER");
     be->expert_mirror_ = cuda_env_enabled("EDGE_CUDA_EXPERT_MIRROR");
+    be->cc_major_ = prop.major;
+    be->flash_ = cuda_env_enabled("EDGE_CUDA_FLASH");
+    const char* mapped = std::getenv("EDGE_CUDA_MAPPED_WEIGHTS");
+    be->weights_in_place_ = mapped ? !std::strcmp(mapped, "1") : prop.integrated != 0;
+    if (!cuda_env_enabled("EDGE_CUDA_MMA")) be->mma_min_tokens_ = INT64_MAX;
+    if (const char* mt = std::getenv("EDGE_CUDA_MMA_MIN_T"); mt && std::atoll(mt) > 0) be->mma_min_tokens_ = std::atoll(mt);
     const char* pdl = std::getenv("EDGE_CUDA_PDL");
     be->pdl_ = pdl && !std::strcmp(pdl, "1");
     int driver = 0;
@@ -56,6 +64,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
 
 CudaBackend::~CudaBackend() {
     step_reset();
+    if (registered_) cudaHostUnregister(registered_);
     if (stream_) {
         cudaStreamSynchronize(stream_);
         cudaStreamDestroy(stream_);
@@ -111,11 +120,36 @@ void CudaBackend::release(Buffer* b) {
     if (b->owned && b->data) {
         cudaStreamSynchronize(stream_);
         cudaFree(b->data);
+    } else if (b->data && registered_ && b->data == registered_view_) {  // the weights read in place
+        cudaStreamSynchronize(stream_);
+        cudaHostUnregister(registered_);
+        registered_ = nullptr;
+        registered_view_ = nullptr;
     }
     *b = Buffer();
 }
 
 Status CudaBackend::map_weights(const void* host, int64_t bytes, Buffer* out) {
+    if (weights_in_place_) {  // register the mapping's pages; the kernels read them in place (cuda_backend.h)
+        *out = Buffer();
+        if (registered_) return status_error(Code::UNSUPPORTED, "CUDA: one model's weights are registered per backend");
+        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        const uintptr_t lo = (uintptr_t)host & ~(page - 1), hi = ((uintptr_t)host + (uintptr_t)bytes + page - 1) & ~(page - 1);
+        cudaError_t e = cudaHostRegister((void*)lo, hi - lo, cudaHostRegisterMapped | cudaHostRegisterReadOnly);
+        void* dev = nullptr;
+        if (e == cudaSuccess && (e = cudaHostGetDevicePointer(&dev, const_cast<void*>(host), 0)) != cudaSuccess)
+            cudaHostUnregister((void*)lo);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            return status_error(Code::UNSUPPORTED, strfmt("CUDA: reading the weights in place (registering %.1f MiB of the mapping) failed: %s; "
+                                                          "set EDGE_CUDA_MAPPED_WEIGHTS=0 to copy them to the GPU",
+                                                          (hi - lo) / 1048576.0, cudaGetErrorString(e)));
+        }
+        registered_ = (void*)lo;
+        registered_view_ = dev;
+        *out = Buffer{dev, bytes, Device::CUDA, false};
+        return Status::ok();
+    }
     EDGE_TRY(alloc(bytes, 256, false, "the model's weights", out));
     cudaError_t e = cudaMemcpy(out->data, host, (size_t)bytes, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) {
@@ -142,10 +176,18 @@ int64_t CudaBackend::memory_free() const {
 }
 
 Status cuda_attention_prepare(int64_t ctx, int64_t max_dh, int64_t max_smem);  // cuda_ops.cu
+Status cuda_attention_kernels_prepare(int64_t max_dh, int64_t max_smem);       // cuda_attention.cu
 
 void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
     shape_ = s;
-    if (Status st = cuda_attention_prepare(s.ctx, s.head_dim, max_smem_); !st.is_ok() && plan_error_.is_ok()) plan_error_ = st;
+    Status ast = flash_ ? cuda_attention_kernels_prepare(s.head_dim, max_smem_) : cuda_attention_prepare(s.ctx, s.head_dim, max_smem_);
+    if (!ast.is_ok() && plan_error_.is_ok()) plan_error_ = ast;
+    if (flash_ && s.head_dim > 0 && s.ctx > 0) {
+        const int64_t chunk = cuda_attention_chunk(s.ctx), S = (s.ctx + chunk - 1) / chunk;
+        const int64_t heads = std::max<int64_t>(1, s.max_width / s.head_dim);  // H·Dh <= max_width
+        p->add("cuda.attention_partials", MemKind::SCRATCH, this, std::min<int64_t>(s.tokens, kSplitMaxT) * heads * S * (s.head_dim + 2),
+               &attn_part_);
+    }
     const int64_t routes = std::max<int64_t>(1, s.tokens * s.n_used);
     p->add("cuda.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);
     if (s.max_rank > 0) p->add("cuda.low_rank", MemKind::SCRATCH, this, s.tokens * s.max_rank, &lr_);
@@ -201,6 +243,14 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
     for (int i = 0; i < nw; ++i) {
         const Matrix& w = *ws[i];
         const bool q8 = dtype_traits(w.dtype).int_dot;
+        if (q8 && T >= mma_min_tokens_ && cuda_gemm_mma_supported(w.dtype, cc_major_)) {  // prefill: tensor cores
+            // column tile: 64 once the grid has >= 256 CTAs of 64 columns, else 32 (more CTAs; measured in
+            // bench/cuda/RESULTS.md, s16 call 2: 2048-row matrices at T = 128 faster at 32, 8192+ rows at 64)
+            const int bn = (w.rows / 64) * ((T + 63) / 64) >= 256 ? 64 : 32;
+            note(cuda_gemm_mma(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, xq_, n / 32, T, ys[i], w.rows, stream_, bn),
+                 "gemm_mma");
+            continue;
+        }
         note(cuda_gemv(w.dtype, w.data, (int64_t)w.row_bytes, w.rows, n, q8 ? (const void*)xq_ : (const void*)x, q8 ? n / 32 : n, T,
                        ys[i], w.rows, stream_, fl),
              "gemv");

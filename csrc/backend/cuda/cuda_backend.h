@@ -3,16 +3,21 @@
 // order and run asynchronously; sync() waits; download() waits for what it reads.
 //
 // Memory: alloc = cudaMalloc (device memory; 256-byte aligned, so any requested alignment up to 256
-// holds); map_weights copies the mapped tensors to the device once (a desktop GPU cannot read the
-// mapping; on a unified-memory board the registered mapping would be read in place, issue 9 §3);
+// holds); map_weights copies the mapped tensors to the device once, or — on an integrated GPU (Jetson
+// Orin, prop.integrated) and with EDGE_CUDA_MAPPED_WEIGHTS=1 — registers the mapping's pages
+// (cudaHostRegisterMapped | ReadOnly) and returns their device address: the kernels read the file's
+// bytes in place, nothing is copied, and the plan counts them once as host memory (issue 9 §3;
+// docs/CUDA.md). On a discrete GPU that view is read over the bus: a stand-in for tests, slow;
 // stage_weights copies an expert's matrices into a planned staging area.
+// Prefill: a matmul of >= 16 tokens (EDGE_CUDA_MMA_MIN_T) on an int_dot dtype runs on the tensor cores
+// (kernels/cuda/gemm_mma.cu, bit-exact with the reference gemm), fewer tokens on the GEMV.
 // Numerics vs the CPU backend: matmul uses the same block_q8x activations (bit-exact quantize), so
 // int_dot dtypes differ only in the f32 order of the block sum (kernels/cuda/cuda_kernels.h);
 // rmsnorm, attention, rope and silu reduce in another order than the CPU loops (f32): |Δ| a few ulp of
 // the row's scale; embed (host dequant), add, add_bias, relu, gather / scatter / combine are exact.
 // LowRank terms: A·x by the f32 GEMV, then cuda_lowrank_add (the CPU's up-projection bit for bit).
-// Scratch of its own: q8 activations, A·x of LowRank terms, the attention launch needs none (shared memory, ctx ≤ the
-// device's opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
+// Scratch of its own: q8 activations, A·x of LowRank terms, the split-K attention's partials (cuda_attention.cu;
+// EDGE_CUDA_FLASH=0: the older kernel, scores in shared memory, ctx ≤ the opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
 // staging area, pinned host rows for embed.
 #pragma once
 
@@ -26,6 +31,11 @@
 namespace edge {
 
 // The device sampler's limits (cuda_sample.cu): beyond them the host samples.
+// Attention (cuda_attention.cu): steps of at most kSplitMaxT tokens use the split-K kernel over at most
+// kMaxSplits chunks of the context; longer steps the flash-style tile kernel.
+constexpr int kSplitMaxT = 8, kMaxSplits = 32;
+int64_t cuda_attention_chunk(int64_t ctx);
+
 constexpr int kSampleBlocks = 64, kMaxChunk = 6144, kMaxTopK = 64, kMaxPenaltyIds = 64;
 
 // The inputs of a one-token device step (cuda_step.cu), in device memory.
@@ -51,6 +61,7 @@ public:
     Status alloc(int64_t bytes, int64_t align, bool zero, const char* what, Buffer* out) override;
     void release(Buffer* b) override;
     Status map_weights(const void* host, int64_t bytes, Buffer* out) override;
+    bool weights_in_place() const override { return weights_in_place_; }
     void upload(void* dst, const void* host, int64_t bytes) override;
     void download(void* host, const void* src, int64_t bytes) override;
     void plan_scratch(const StepShape& s, Planner* p) override;
@@ -96,6 +107,10 @@ public:
 
 private:
     CudaBackend() = default;
+    void attention_split(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
+                         int64_t window, float* out);
+    void attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
+                         int64_t window, float* out);
     void note(cudaError_t e, const char* what);
 
     const KernelTable* host_ = nullptr;
@@ -112,6 +127,11 @@ private:
     uint8_t* stage_ = nullptr;      // [stage_bytes] device: staged expert matrices
     float* logits_host_ = nullptr;  // [T · E_max] pinned host: router logits for moe_route
     int64_t max_smem_ = 0;          // opt-in shared memory per block (attention scores)
+    bool weights_in_place_ = false;  // map_weights registers the mapping (integrated GPU, or EDGE_CUDA_MAPPED_WEIGHTS=1)
+    void* registered_ = nullptr;     // the page range registered for it
+    const void* registered_view_ = nullptr;  // its device address
+    bool flash_ = true;             // split-K / flash attention (EDGE_CUDA_FLASH=0: one CTA per (token, head), scores in shared memory)
+    float* attn_part_ = nullptr;    // [kSplitMaxT · H · S · (Dh + 2)] device: split-K partials
     std::string describe_;          // "NVIDIA H200 (sm_90, 139.8 GiB, driver 13.0)"
     Status plan_error_;             // what plan_scratch could not provide (reported by take_error)
     // device steps (cuda_step.cu)
@@ -132,6 +152,8 @@ private:
     std::vector<int64_t> mirror_tag_;  // per slot: the unit its device copy holds, -1 none
     // the sampler (cuda_sample.cu; EDGE_CUDA_SAMPLER=0: the host samples)
     bool gpu_sampler_ = true;
+    int cc_major_ = 0;           // compute capability (tensor-core prefill GEMM: 8+)
+    int64_t mma_min_tokens_ = 16;  // matmuls of at least this many tokens use cuda_gemm_mma (EDGE_CUDA_MMA_MIN_T; EDGE_CUDA_MMA=0: never)
     bool pdl_ = false;  // EDGE_CUDA_PDL=1: GEMVs / quantize launched with programmatic dependent launch
     float* sample_cv_ = nullptr;    // [kSampleBlocks·kMaxTopK + 2·kMaxTopK] candidate values, then the survivors'
     int32_t* sample_ci_ = nullptr;  // [kSampleBlocks·kMaxTopK + kMaxTopK] candidate ids

@@ -230,6 +230,13 @@ void CudaBackend::kv_append(const KvLayer& kv, const float* k, const float* v, i
 void CudaBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                             int64_t window, float* out) {
     if (T * H <= 0) return;
+    if (flash_) {  // cuda_attention.cu
+        if (T <= kSplitMaxT)
+            attention_split(q, kv, T, pos0, H, Hkv, Dh, window, out);
+        else
+            attention_flash(q, kv, T, pos0, H, Hkv, Dh, window, out);
+        return;
+    }
     // a recorded step is replayed at later positions: its scores get room for the whole context
     const size_t smem = (size_t)attention_smem_bytes(in_step_ ? shape_.ctx : pos0 + T, Dh);
     attention_k<<<(unsigned)(T * H), 128, smem, stream_>>>(q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, out,

@@ -31,7 +31,8 @@ namespace edge {
     EDGE_ARM_GEMM(gemm_int4a_128_##level); \
     EDGE_ARM_GEMM(gemm_mxint8_##level);    \
     EDGE_ARM_GEMM(gemm_mxfp6_##level);     \
-    EDGE_ARM_GEMM(gemm_mxfp4_##level)
+    EDGE_ARM_GEMM(gemm_mxfp4_##level);     \
+    EDGE_ARM_GEMM(gemm_nl4_32_##level)
 
 // ---- neon (armv8.0 ASIMD: Raspberry Pi 4 and every aarch64 CPU) ----
 EDGE_ARM_INT_GEMMS(neon);
@@ -52,6 +53,7 @@ EDGE_ARM_DEQUANT(dequant_mxint8_neon);
 EDGE_ARM_DEQUANT(dequant_mxfp8_neon);
 EDGE_ARM_DEQUANT(dequant_mxfp6_neon);
 EDGE_ARM_DEQUANT(dequant_mxfp4_neon);
+EDGE_ARM_DEQUANT(dequant_nl4_32_neon);
 void quantize_q8x_neon(const float* x, block_q8x* y, int64_t n);
 void attention_neon(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos,
                     int64_t head_dim, float* scratch, float* out);
@@ -88,6 +90,7 @@ EDGE_ARM_GEMM_T(gemm_t_mxint8_neon);
 EDGE_ARM_GEMM_T(gemm_t_mxfp8_neon);
 EDGE_ARM_GEMM_T(gemm_t_mxfp6_neon);
 EDGE_ARM_GEMM_T(gemm_t_mxfp4_neon);
+EDGE_ARM_GEMM_T(gemm_t_nl4_32_neon);
 void gemm_tn_f32_neon(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
 void rmsnorm_bwd_neon(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
 void silu_mul_bwd_neon(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);

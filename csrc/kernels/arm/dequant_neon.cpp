@@ -1,11 +1,11 @@
 // dequant_neon.cpp — dequant_fn (kernels.h) with armv8.0 NEON for f16, bf16, q8_0, int4_B, int4a_B,
-// mxint8, mxfp8, mxfp6 and mxfp4: one row of n elements -> n floats, bit for bit equal to dequant_*_ref
+// mxint8, mxfp8, mxfp6, mxfp4 and nl4_32: one row of n elements -> n floats, bit for bit equal to dequant_*_ref
 // (embedding lookups, one row at a time; the dotprod/i8mm levels keep these).
 // src: any alignment; y: n floats; n a multiple of the block size. Every value is the reference's
 // expression with the same single rounding: d·q and d·(q-8) are exact products (f16 scale × small
 // integer); int4a's d·q + m is one FMA (the product is exact, so fused or not rounds the same);
 // mxint8 is (2^(e-127)/64)·q, mxfp6 (2^(e-127)/8)·(8·E2M3), mxfp4 (2^(e-127)/2)·(2·E2M1) with the
-// integer codes from TBL tables; mxfp8 decodes E4M3 exactly (via f16 bits, times 2^8) and multiplies
+// integer codes from TBL tables (nl4_32: d·kNl4Values[q], exact); mxfp8 decodes E4M3 exactly (via f16 bits, times 2^8) and multiplies
 // by 2^(e-127) once.
 // NaNs match too: FCVTL would quiet a signaling f16 NaN (set bit 22), the reference copies the payload,
 // so NaN lanes are rebuilt from the bits; E4M3 NaN codes 0x7F/0xFF give the reference's ±0x7FC00000.
@@ -127,6 +127,17 @@ void dequant_mxfp4_neon(const void* src, float* y, int64_t n) {
         const uint8x16_t v = vld1q_u8(p + 1);
         scale_codes16(vqtbl1q_s8(lut, vandq_u8(v, vdupq_n_u8(0x0F))), s, y);
         scale_codes16(vqtbl1q_s8(lut, vshrq_n_u8(v, 4)), s, y + 16);
+    }
+}
+
+void dequant_nl4_32_neon(const void* src, float* y, int64_t n) {
+    const int8x16_t lut = vld1q_s8(kNl4Values);
+    const uint8_t* p = (const uint8_t*)src;
+    for (int64_t b = 0; b < n / 32; ++b, p += 18, y += 32) {
+        const float d = vgetq_lane_f32(f16x4(vdup_n_u16(load_u16u(p))), 0);
+        const uint8x16_t v = vld1q_u8(p + 2);
+        scale_codes16(vqtbl1q_s8(lut, vandq_u8(v, vdupq_n_u8(0x0F))), d, y);
+        scale_codes16(vqtbl1q_s8(lut, vshrq_n_u8(v, 4)), d, y + 16);
     }
 }
 

@@ -1,5 +1,5 @@
 // gemm_int_dotprod.cpp — gemm_fn for every integer-dot dtype (q8_0, int4_32/64/128, int4a_32/64/128,
-// mxint8, mxfp6, mxfp4) × block_q8x activations with SDOT (armv8.2-a+dotprod: Raspberry Pi 5). Built
+// mxint8, mxfp6, mxfp4, nl4_32) × block_q8x activations with SDOT (armv8.2-a+dotprod: Raspberry Pi 5). Built
 // with -march=armv8.2-a+dotprod+fp16 and used only when AT_HWCAP has ASIMDDP (dispatch.cpp).
 // The reference is gemm_<dtype>_ref; the tiling, decoders and accuracy are in gemm_q8x_arm.h and
 // q8x_formats_arm.h. The block dot: two SDOTs per row (4 int8 products per int32 lane, exact).

@@ -1,5 +1,5 @@
 // gemm_int_i8mm.cpp — gemm_fn for every integer-dot dtype (q8_0, int4_32/64/128, int4a_32/64/128,
-// mxint8, mxfp6, mxfp4) × block_q8x activations with SMMLA (armv8.6-a i8mm: Cortex-A510/A710/X2+,
+// mxint8, mxfp6, mxfp4, nl4_32) × block_q8x activations with SMMLA (armv8.6-a i8mm: Cortex-A510/A710/X2+,
 // Neoverse V1/N2; not the Pi 5). Built with -march=armv8.2-a+dotprod+fp16+i8mm and used only when
 // AT_HWCAP2 has I8MM (dispatch.cpp). The reference is gemm_<dtype>_ref.
 //
@@ -172,6 +172,7 @@ EDGE_ARM_MMLA_DEF(gemm_int4a_64_i8mm, arm::Int4<64 EDGE_ARM_COMMA true>)
 EDGE_ARM_MMLA_DEF(gemm_int4a_128_i8mm, arm::Int4<128 EDGE_ARM_COMMA true>)
 EDGE_ARM_MMLA_DEF(gemm_mxfp6_i8mm, arm::MxFp6)
 EDGE_ARM_MMLA_DEF(gemm_mxfp4_i8mm, arm::MxFp4)
+EDGE_ARM_MMLA_DEF(gemm_nl4_32_i8mm, arm::Nl4)
 #undef EDGE_ARM_MMLA_DEF
 
 }  // namespace edge

@@ -1,5 +1,5 @@
 // gemm_int_neon.cpp — gemm_fn for every integer-dot dtype (q8_0, int4_32/64/128, int4a_32/64/128,
-// mxint8, mxfp6, mxfp4) × block_q8x activations with armv8.0 NEON (no SDOT: Raspberry Pi 4).
+// mxint8, mxfp6, mxfp4, nl4_32) × block_q8x activations with armv8.0 NEON (no SDOT: Raspberry Pi 4).
 // The reference is gemm_<dtype>_ref; the tiling, decoders and accuracy are in gemm_q8x_arm.h and
 // q8x_formats_arm.h. The block dot: SMULL + SMLAL2 put two products per int16 lane (|w|·|q| ≤ 128·127,
 // two of them < 2^15, so never saturating or wrapping), SADDLP/SADALP widen to int32 exactly.

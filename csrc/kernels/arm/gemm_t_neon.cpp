@@ -124,6 +124,7 @@ EDGE_GEMM_T_NEON(gemm_t_mxint8_neon, dequant_mxint8_neon, 32, 33)
 EDGE_GEMM_T_NEON(gemm_t_mxfp8_neon, dequant_mxfp8_neon, 32, 33)
 EDGE_GEMM_T_NEON(gemm_t_mxfp6_neon, dequant_mxfp6_neon, 32, 25)
 EDGE_GEMM_T_NEON(gemm_t_mxfp4_neon, dequant_mxfp4_neon, 32, 17)
+EDGE_GEMM_T_NEON(gemm_t_nl4_32_neon, dequant_nl4_32_neon, 32, 18)
 
 #undef EDGE_GEMM_T_NEON
 

@@ -1,5 +1,5 @@
 // q8x_formats_arm.h — weight-block decoders (format policies of gemm_q8x_arm.h) for every integer-dot
-// dtype, and EDGE_ARM_DEFINE_INT_GEMMS(level, Dot), which defines the ten gemm_<dtype>_<level> functions
+// dtype, and EDGE_ARM_DEFINE_INT_GEMMS(level, Dot), which defines the eleven gemm_<dtype>_<level> functions
 // of arm.h from a dot policy. armv8.0 NEON only (every level includes it).
 //
 // Each decoder turns 32 elements of a weight block into the reference's integer codes wc (gemm_int_ref.cpp)
@@ -10,6 +10,7 @@
 //                  (B = 32) or 32 (B = 64, 128) consecutive bytes of the block (see Int4::load)
 //   mxfp4          2·E2M1 from a 16-entry TBL: {0,1,2,3,4,6,8,12} and negatives
 //   mxfp6          8·E2M3 from a 64-entry TBL (neon_util.h e2m3x8_codes32)
+//   nl4_32      kNl4Values (quant.h, int8 in [-127, 113]) from a 16-entry TBL on the split-half nibbles
 // Scales: f16 d (and int4a m) widened by FCVTL; E8M0 as 2^(e-127) times 1/64 (mxint8), 1/8 (mxfp6),
 // 1/2 (mxfp4), the reference's sw.
 #pragma once
@@ -96,6 +97,21 @@ struct MxFp4 {
     }
 };
 
+struct Nl4 {
+    static constexpr int kBlock = 32;
+    static constexpr int kBlockBytes = 18;
+    static constexpr bool kAsym = false;
+    static constexpr int kKey = 0;
+    template <int s>
+    static void load(const uint8_t* blk, int8x16_t& w0, int8x16_t& w1) {
+        const int8x16_t lut = vld1q_s8(kNl4Values);
+        const uint8x16_t v = vld1q_u8(blk + 2);
+        w0 = vqtbl1q_s8(lut, vandq_u8(v, vdupq_n_u8(0x0F)));
+        w1 = vqtbl1q_s8(lut, vshrq_n_u8(v, 4));
+    }
+    static void scales(const uint8_t* const* blk, float32x4_t* sw, float32x4_t*) { *sw = f16_gather4(blk); }
+};
+
 struct MxFp6 {
     static constexpr int kBlock = 32;
     static constexpr int kBlockBytes = 25;
@@ -116,7 +132,7 @@ struct MxFp6 {
 }  // namespace arm
 }  // namespace edge
 
-// The ten integer-dot gemm_fn of one level (arm.h), given its dot policy type.
+// The eleven integer-dot gemm_fn of one level (arm.h), given its dot policy type.
 #define EDGE_ARM_GEMM_DEF(fn, Fmt, Dot)                                                                   \
     void fn(const void* W, int64_t ws, int64_t rows, int64_t n, const void* X, int64_t xs, int64_t ncols, \
             float* Y, int64_t ldy) {                                                                      \
@@ -132,5 +148,6 @@ struct MxFp6 {
     EDGE_ARM_GEMM_DEF(gemm_int4a_64_##level, arm::Int4<64 EDGE_ARM_COMMA true>, Dot)   \
     EDGE_ARM_GEMM_DEF(gemm_int4a_128_##level, arm::Int4<128 EDGE_ARM_COMMA true>, Dot) \
     EDGE_ARM_GEMM_DEF(gemm_mxfp6_##level, arm::MxFp6, Dot)                       \
-    EDGE_ARM_GEMM_DEF(gemm_mxfp4_##level, arm::MxFp4, Dot)
+    EDGE_ARM_GEMM_DEF(gemm_mxfp4_##level, arm::MxFp4, Dot)                       \
+    EDGE_ARM_GEMM_DEF(gemm_nl4_32_##level, arm::Nl4, Dot)
 #define EDGE_ARM_COMMA ,

@@ -17,6 +17,7 @@ void kernels_register_i8mm(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_INT4A_128], gemm_int4a_128_i8mm, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_i8mm, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_i8mm, L);
 }
 
 }  // namespace edge

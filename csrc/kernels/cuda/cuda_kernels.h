@@ -12,7 +12,7 @@
 //      (const char*)W + r * w_stride bytes. Any byte alignment of W and w_stride (block dtypes);
 //      f32/f16/bf16 rows need only their element alignment for the fast path and work at any byte
 //      alignment through a slower path.
-//   X: int_dot dtypes (q8_0, int4*, mxint8, mxfp6, mxfp4): block_q8x activations, column c at
+//   X: int_dot dtypes (q8_0, int4*, mxint8, mxfp6, mxfp4, nl4_32): block_q8x activations, column c at
 //      X + c * x_stride blocks (n/32 blocks each) — the CPU's format, from cuda_quantize_q8x below;
 //      float dtypes (f32, f16, bf16, mxfp8): f32, column c at (const float*)X + c * x_stride.
 //      X and Y must be 4-byte aligned (ldy, x_stride in elements).
@@ -69,5 +69,14 @@ cudaError_t cuda_quantize_q8x(const float* x, int64_t x_stride, int64_t n, int64
 // All pointers 4-byte aligned, rows, r, ncols >= 1, ldy >= rows.
 cudaError_t cuda_lowrank_add(const float* B, int64_t rows, int64_t r, const float* U, int64_t ncols, float scale, float* Y,
                              int64_t ldy, cudaStream_t stream);
+
+// Prefill GEMM on the tensor cores, gemm_mma.cu: cuda_gemv's contract and layouts for the int_dot dtypes (block_q8x
+// X), for many columns (prefill: ncols = T tokens), on int8 mma.sync (sm_80+: cuda_gemm_mma_supported). Bit-exact
+// with the reference gemm (gemm_int_ref.cpp): every block term is formed and added in k order with its roundings.
+// Reads W once per BN columns (bn = 32 or 64: the column tile). W at any byte alignment; X, Y 4-byte aligned;
+// n % 32 == 0 and a multiple of the dtype's block; ncols <= 65535·32.
+bool cuda_gemm_mma_supported(uint32_t dtype, int cc_major);
+cudaError_t cuda_gemm_mma(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                          int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, cudaStream_t stream, int bn = 64);
 
 }  // namespace edge

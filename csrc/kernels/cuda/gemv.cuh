@@ -1,7 +1,7 @@
 // gemv.cuh — the decode GEMV kernels behind cuda_gemv (cuda_kernels.h states the contract; this file
 // is internal to csrc/kernels/cuda/). Two kernels:
 //
-// 1. Block dtypes (q8_0, int4_B, int4a_B, mxint8, mxfp8, mxfp6, mxfp4): gemv_blocks_kernel<D, NC>.
+// 1. Block dtypes (q8_0, int4_B, int4a_B, mxint8, mxfp8, mxfp6, mxfp4, nl4_32): gemv_blocks_kernel<D, NC>.
 //    A CTA of 8 warps; each warp owns whole rows (row = global warp id + k * warps in the grid, a
 //    persistent grid sized by occupancy). A row is cut into pieces of whole blocks (<= 2016 bytes);
 //    the warp loads each piece's 16-byte-aligned span with coalesced 16-byte streaming loads
@@ -404,6 +404,8 @@ cudaError_t launch_blocks(const void* W, int64_t w_stride, int64_t rows, int64_t
 
 cudaError_t gemv_int4(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                       int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_nl4(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
+                        int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_q8_0(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
                       int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_mx(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,

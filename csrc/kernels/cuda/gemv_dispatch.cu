@@ -3,7 +3,7 @@
 
 namespace edge {
 
-bool cuda_gemv_supported(uint32_t dtype) { return dtype <= EDGE_DTYPE_MXFP4; }
+bool cuda_gemv_supported(uint32_t dtype) { return dtype <= EDGE_DTYPE_MXFP4 || dtype == EDGE_DTYPE_NL4_32; }
 
 cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                       int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, cudaStream_t stream, uint32_t flags) {
@@ -27,6 +27,8 @@ cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t r
         case EDGE_DTYPE_MXFP6:
         case EDGE_DTYPE_MXFP4:
             return gemv_mx(dtype, W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
+        case EDGE_DTYPE_NL4_32:
+            return gemv_nl4(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
         default:
             return cudaErrorInvalidValue;
     }

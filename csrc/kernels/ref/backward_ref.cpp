@@ -58,6 +58,7 @@ EDGE_GEMM_T_REF(gemm_t_mxint8_ref, dequant_mxint8_ref, 32, sizeof(block_mxint8))
 EDGE_GEMM_T_REF(gemm_t_mxfp8_ref, dequant_mxfp8_ref, 32, sizeof(block_mxfp8))
 EDGE_GEMM_T_REF(gemm_t_mxfp6_ref, dequant_mxfp6_ref, 32, sizeof(block_mxfp6))
 EDGE_GEMM_T_REF(gemm_t_mxfp4_ref, dequant_mxfp4_ref, 32, sizeof(block_mxfp4))
+EDGE_GEMM_T_REF(gemm_t_nl4_32_ref, dequant_nl4_32_ref, 32, sizeof(block_nl4))
 
 #undef EDGE_GEMM_T_REF
 

@@ -14,6 +14,7 @@
 //   mxfp8         2^(e-127) * e4m3(q)
 //   mxfp6         (2^(e-127) / 8) * e2m3x8(q)
 //   mxfp4         (2^(e-127) / 2) * e2m1x2(q)
+//   nl4_32     d * kNl4Values[q]        (f16 d times an int8: exact)
 #include "ref.h"
 
 #include "../../common.h"
@@ -112,6 +113,18 @@ void dequant_mxfp4_ref(const void* src, float* y, int64_t n) {
         for (int j = 0; j < 16; ++j) {
             y[j] = s * (float)kE2M1x2[qs[j] & 15];
             y[j + 16] = s * (float)kE2M1x2[qs[j] >> 4];
+        }
+    }
+}
+
+void dequant_nl4_32_ref(const void* src, float* y, int64_t n) {
+    const uint8_t* p = (const uint8_t*)src;
+    for (int64_t b = 0; b < n / 32; ++b, p += sizeof(block_nl4), y += 32) {
+        float d = f16_to_f32(load_u16(p));
+        const uint8_t* qs = p + 2;
+        for (int j = 0; j < 16; ++j) {
+            y[j] = d * (float)kNl4Values[qs[j] & 15];
+            y[j + 16] = d * (float)kNl4Values[qs[j] >> 4];
         }
     }
 }

@@ -1,4 +1,4 @@
-// gemm_int_ref.cpp — integer-dot weights (q8_0, int4_B, int4a_B, mxint8, mxfp6, mxfp4) times
+// gemm_int_ref.cpp — integer-dot weights (q8_0, int4_B, int4a_B, mxint8, mxfp6, mxfp4, nl4_32) times
 // block_q8x activations: the reference of gemm_fn (kernels.h) for every int_dot dtype.
 //
 // Y[c * ldy + r] = Σ over the n/32 activation blocks k of row r, column c, in order k = 0, 1, ...:
@@ -14,6 +14,7 @@
 //   mxint8   wc = q               sw = 2^(e-127) / 64
 //   mxfp6    wc = 8 · e2m3(q)     sw = 2^(e-127) / 8      (integers in [-60, 60])
 //   mxfp4    wc = 2 · e2m1(q)     sw = 2^(e-127) / 2      ({0,±1,±2,±3,±4,±6,±8,±12})
+//   nl4_32 wc = kNl4Values[q] sw = f16 d             (int8 in [-127, 113], quant.h)
 // Rounding: each block term has ≤ 3 f32 roundings and the running sum one per add; vs the exact
 // product of dequant(W) and dequant(Xq) (x = x.d·q, and x.s's own rounding for int4a) the error is
 // ≤ (n/32 + 4)·2^-24·Σ|block terms| — the bound tests/test_quant.py checks. SIMD variants may reorder
@@ -127,6 +128,19 @@ float dot_mxfp4(const uint8_t* w, const uint8_t* x, int64_t n) {
     return sumf;
 }
 
+float dot_nl4(const uint8_t* w, const uint8_t* x, int64_t n) {
+    float sumf = 0.0f;
+    for (int64_t k = 0; k < n / 32; ++k, w += sizeof(block_nl4), x += sizeof(block_q8x)) {
+        Q8x a = q8x_at(x);
+        const uint8_t* qs = w + 2;
+        int32_t isum = 0;
+        for (int j = 0; j < 16; ++j)
+            isum += kNl4Values[qs[j] & 15] * a.q[j] + kNl4Values[qs[j] >> 4] * a.q[j + 16];
+        sumf += (f16_to_f32(load_u16(w)) * a.d) * (float)isum;
+    }
+    return sumf;
+}
+
 }  // namespace
 
 #define EDGE_GEMM_REF(name, dot)                                                                       \
@@ -145,6 +159,7 @@ EDGE_GEMM_REF(gemm_int4a_128_ref, dot_int4a<128>)
 EDGE_GEMM_REF(gemm_mxint8_ref, dot_mxint8)
 EDGE_GEMM_REF(gemm_mxfp6_ref, dot_mxfp6)
 EDGE_GEMM_REF(gemm_mxfp4_ref, dot_mxfp4)
+EDGE_GEMM_REF(gemm_nl4_32_ref, dot_nl4)
 
 #undef EDGE_GEMM_REF
 

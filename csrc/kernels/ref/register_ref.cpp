@@ -21,6 +21,7 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP8], gemm_mxfp8_ref, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_ref, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_ref, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_ref, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F32], dequant_f32_ref, L);
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_ref, L);
@@ -36,6 +37,7 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP8], dequant_mxfp8_ref, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP6], dequant_mxfp6_ref, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP4], dequant_mxfp4_ref, L);
+    kernel_set(&t->dequant[EDGE_DTYPE_NL4_32], dequant_nl4_32_ref, L);
 
     kernel_set(&t->quantize_q8x, quantize_q8x_ref, L);
     kernel_set(&t->attention, attention_ref, L);
@@ -57,6 +59,7 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_ref, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_ref, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_NL4_32], gemm_t_nl4_32_ref, L);
     kernel_set(&t->gemm_tn_f32, gemm_tn_f32_ref, L);
     kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_ref, L);
     kernel_set(&t->silu_mul_bwd, silu_mul_bwd_ref, L);

@@ -8,6 +8,7 @@
 //   mxint8, mxfp6, mxfp4  sw · wc with the                   rounding either way, as the reference says)
 //                  reference's sw = 2^(e-127)/64, /8, /2 and wc from the same decoders as the gemms
 //                  (rvv_codes.h): int8 codes sign-extended to int32 and converted exactly
+//   nl4_32      f16 d · kNl4Values[q] (exact products), the codes by vrgather.vv as in the gemm
 //   mxfp8          2^(e-127) · e4m3(q), E4M3 decoded exactly (0x7F/0xFF -> NaN as in the reference;
 //                  the product of a NaN is the canonical NaN on RISC-V, in both)
 // Blocked formats go 32 elements per vector step (e32m8 holds >= 32 lanes since VLEN >= 128); the
@@ -98,5 +99,6 @@ void dequant_int4a_128_rvv(const void* src, float* y, int64_t n) { rvv::dequant_
 void dequant_mxint8_rvv(const void* src, float* y, int64_t n) { rvv::dequant_codes<rvv::MxInt8>(src, y, n); }
 void dequant_mxfp6_rvv(const void* src, float* y, int64_t n) { rvv::dequant_codes<rvv::MxFp6>(src, y, n); }
 void dequant_mxfp4_rvv(const void* src, float* y, int64_t n) { rvv::dequant_codes<rvv::MxFp4>(src, y, n); }
+void dequant_nl4_32_rvv(const void* src, float* y, int64_t n) { rvv::dequant_codes<rvv::Nl4>(src, y, n); }
 
 }  // namespace edge

@@ -86,6 +86,7 @@ EDGE_GEMM_T_RVV(gemm_t_mxint8_rvv, dequant_mxint8_rvv, 32, 33)
 EDGE_GEMM_T_RVV(gemm_t_mxfp8_rvv, dequant_mxfp8_rvv, 32, 33)
 EDGE_GEMM_T_RVV(gemm_t_mxfp6_rvv, dequant_mxfp6_rvv, 32, 25)
 EDGE_GEMM_T_RVV(gemm_t_mxfp4_rvv, dequant_mxfp4_rvv, 32, 17)
+EDGE_GEMM_T_RVV(gemm_t_nl4_32_rvv, dequant_nl4_32_rvv, 32, 18)
 
 #undef EDGE_GEMM_T_RVV
 

@@ -22,6 +22,7 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP8], gemm_mxfp8_rvv, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_rvv, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_rvv, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_rvv, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F32], dequant_f32_rvv, L);
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_rvv, L);
@@ -37,6 +38,7 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP8], dequant_mxfp8_rvv, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP6], dequant_mxfp6_rvv, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP4], dequant_mxfp4_rvv, L);
+    kernel_set(&t->dequant[EDGE_DTYPE_NL4_32], dequant_nl4_32_rvv, L);
 
     kernel_set(&t->quantize_q8x, quantize_q8x_rvv, L);
     kernel_set(&t->attention, attention_rvv, L);
@@ -58,6 +60,7 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_rvv, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_rvv, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_rvv, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_NL4_32], gemm_t_nl4_32_rvv, L);
     kernel_set(&t->gemm_tn_f32, gemm_tn_f32_rvv, L);
     kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_rvv, L);
     kernel_set(&t->silu_mul_bwd, silu_mul_bwd_rvv, L);

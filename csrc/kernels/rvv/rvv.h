@@ -32,6 +32,7 @@ EDGE_RVV_GEMM(gemm_int4a_64_rvv);
 EDGE_RVV_GEMM(gemm_int4a_128_rvv);
 EDGE_RVV_GEMM(gemm_mxfp6_rvv);
 EDGE_RVV_GEMM(gemm_mxfp4_rvv);
+EDGE_RVV_GEMM(gemm_nl4_32_rvv);
 
 // ---- gemm, float weights x f32 activations (gemm_float_rvv.cpp) ----
 EDGE_RVV_GEMM(gemm_f32_rvv);
@@ -54,6 +55,7 @@ EDGE_RVV_DEQUANT(dequant_mxint8_rvv);
 EDGE_RVV_DEQUANT(dequant_mxfp8_rvv);
 EDGE_RVV_DEQUANT(dequant_mxfp6_rvv);
 EDGE_RVV_DEQUANT(dequant_mxfp4_rvv);
+EDGE_RVV_DEQUANT(dequant_nl4_32_rvv);
 
 // ---- the rest ----
 void quantize_q8x_rvv(const float* x, block_q8x* y, int64_t n);
@@ -84,6 +86,7 @@ EDGE_RVV_GEMM_T(gemm_t_mxint8_rvv);
 EDGE_RVV_GEMM_T(gemm_t_mxfp8_rvv);
 EDGE_RVV_GEMM_T(gemm_t_mxfp6_rvv);
 EDGE_RVV_GEMM_T(gemm_t_mxfp4_rvv);
+EDGE_RVV_GEMM_T(gemm_t_nl4_32_rvv);
 void gemm_tn_f32_rvv(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
 void rmsnorm_bwd_rvv(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
 void silu_mul_bwd_rvv(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);

@@ -16,6 +16,8 @@
 //                                                          then the 16 high ones (one vslideup)
 //     mxfp4         2 · e2m1(q)                            the nibbles through vrgather.vv on the
 //                                                          16-entry table ref.h kE2M1x2
+//     nl4_32     kNl4Values[q]                       the nibbles through vrgather.vv on the
+//                                                          16-entry int8 table of quant.h
 //     mxfp6         8 · e2m3(q)                            two vrgather.vv pick each code's low and high
 //                                                          byte of the 24-bit groups, per-lane shifts
 //                                                          cut the 6 bits, a 32-entry magnitude table
@@ -95,6 +97,18 @@ struct MxFp4 {
     static vint8m2_t codes(const uint8_t* b, int) {
         const vint8m2_t table = __riscv_vle8_v_i8m2(kE2M1x2, 16);  // lanes >= 16 are never indexed
         return __riscv_vrgather_vv_i8m2(table, nibbles<32>(b + 1, 0), kVl32);
+    }
+};
+
+struct Nl4 {
+    static constexpr int kBlock = 32, kBlockBytes = 18;
+    static constexpr bool kAsym = false;
+    static constexpr float kMx = 0.0f;
+    static float scale(const uint8_t* b) { return f16_at(b); }
+    static float offset(const uint8_t*) { return 0.0f; }
+    static vint8m2_t codes(const uint8_t* b, int) {
+        const vint8m2_t table = __riscv_vle8_v_i8m2(kNl4Values, 16);  // lanes >= 16 are never indexed
+        return __riscv_vrgather_vv_i8m2(table, nibbles<32>(b + 2, 0), kVl32);
     }
 };
 

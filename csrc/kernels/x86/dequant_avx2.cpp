@@ -1,11 +1,12 @@
 // dequant_avx2.cpp — dequant_fn (kernels.h) with AVX2 + F16C for f16, bf16, q8_0, int4_B, int4a_B,
-// mxint8, mxfp8 and mxfp4: one row of n elements -> n floats, bit for bit equal to dequant_*_ref
+// mxint8, mxfp8, mxfp4 and nl4_32: one row of n elements -> n floats, bit for bit equal to dequant_*_ref
 // (used for embedding lookups, so one row at a time; the AVX-512 levels keep these).
 // src: any alignment; y: n floats; n a multiple of the block size. Every value is the reference's
 // expression with the same single rounding: d·q and d·(q-8) are exact products (f16 scale × small
 // integer); int4a's d·q + m is one FMA (the product is exact, so fused or not rounds the same);
 // mxint8 is (2^(e-127)/64)·q; mxfp8 decodes E4M3 exactly (via f16 bits, times 2^8) and multiplies by
-// 2^(e-127) once; mxfp4 is (2^(e-127)/2)·(2·E2M1) with the doubled values from a vpshufb table.
+// 2^(e-127) once; mxfp4 is (2^(e-127)/2)·(2·E2M1) with the doubled values from a vpshufb table;
+// nl4_32 is d·value with the int8 values of kNl4Values from a vpshufb table (exact products).
 // NaNs match too: f16 signaling NaNs keep their payload (F16C would quiet them) and the E4M3 NaN
 // codes 0x7F/0xFF give the reference's ±0x7FC00000.
 #include <cstring>
@@ -127,6 +128,18 @@ void dequant_mxfp4_avx2(const void* src, float* y, int64_t n) {
         const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, m4));
         const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m4));
         scale_codes32(_mm256_set_m128i(hi, lo), _mm256_set1_ps(e8m0_f32(p[0]) * 0.5f), y);
+    }
+}
+
+void dequant_nl4_32_avx2(const void* src, float* y, int64_t n) {
+    const uint8_t* p = (const uint8_t*)src;
+    const __m128i lut = _mm_loadu_si128((const __m128i*)kNl4Values);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n / 32; ++b, p += 18, y += 32) {
+        const __m128i v = _mm_loadu_si128((const __m128i*)(p + 2));
+        const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, m4));
+        const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+        scale_codes32(_mm256_set_m128i(hi, lo), _mm256_set1_ps(f16_scalar(p)), y);
     }
 }
 

@@ -87,7 +87,7 @@ struct Tile : sched::FloatShape<8, 4, 2, true, 512 << 10> {  // row blocks of 51
             for (int r = 0; r < valid_rows; ++r) {
                 float y = hsum8(acc[r][c]);
                 if constexpr (Wt::kTail)
-                    for (int64_t i = nv; i < n; ++i) y += Wt::at(row[r], i) * x[c * x_stride + i];
+                    for (int64_t i = nv; i < n; ++i) y += Wt::at(row[r], i) * load_f32u(x + c * x_stride + i);
                 std::memcpy(Y + c * ldy + r, &y, 4);
             }
     }

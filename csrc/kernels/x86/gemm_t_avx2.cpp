@@ -132,6 +132,7 @@ EDGE_GEMM_T_AVX2(gemm_t_mxint8_avx2, dequant_mxint8_avx2, 32, 33)
 EDGE_GEMM_T_AVX2(gemm_t_mxfp8_avx2, dequant_mxfp8_avx2, 32, 33)
 EDGE_GEMM_T_AVX2(gemm_t_mxfp6_avx2, dequant_mxfp6_ref, 32, 25)
 EDGE_GEMM_T_AVX2(gemm_t_mxfp4_avx2, dequant_mxfp4_avx2, 32, 17)
+EDGE_GEMM_T_AVX2(gemm_t_nl4_32_avx2, dequant_nl4_32_avx2, 32, 18)
 
 #undef EDGE_GEMM_T_AVX2
 

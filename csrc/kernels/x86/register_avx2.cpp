@@ -21,6 +21,7 @@ void kernels_register_avx2(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP8], gemm_mxfp8_avx2, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_avx2, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_avx2, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_avx2, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_avx2, L);
     kernel_set(&t->dequant[EDGE_DTYPE_BF16], dequant_bf16_avx2, L);
@@ -34,6 +35,7 @@ void kernels_register_avx2(KernelTable* t) {
     kernel_set(&t->dequant[EDGE_DTYPE_MXINT8], dequant_mxint8_avx2, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP8], dequant_mxfp8_avx2, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP4], dequant_mxfp4_avx2, L);
+    kernel_set(&t->dequant[EDGE_DTYPE_NL4_32], dequant_nl4_32_avx2, L);
 
     kernel_set(&t->quantize_q8x, quantize_q8x_avx2, L);
     kernel_set(&t->attention, attention_avx2, L);
@@ -55,6 +57,7 @@ void kernels_register_avx2(KernelTable* t) {
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_avx2, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_avx2, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_avx2, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_NL4_32], gemm_t_nl4_32_avx2, L);
     kernel_set(&t->gemm_tn_f32, gemm_tn_f32_avx2, L);
     kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_avx2, L);
     kernel_set(&t->silu_mul_bwd, silu_mul_bwd_avx2, L);

@@ -32,6 +32,7 @@ void kernels_register_avx512(KernelTable* t) {
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP8], gemm_t_mxfp8_avx512, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_avx512, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_avx512, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_NL4_32], gemm_t_nl4_32_avx512, L);
     kernel_set(&t->gemm_tn_f32, gemm_tn_f32_avx512, L);
 }
 

@@ -17,6 +17,7 @@ void kernels_register_avx512vnni(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXINT8], gemm_mxint8_avx512vnni, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_avx512vnni, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_avx512vnni, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_avx512vnni, L);
 }
 
 }  // namespace edge

@@ -34,6 +34,7 @@ EDGE_X86_GEMM(gemm_int4a_128_avx2);
 EDGE_X86_GEMM(gemm_mxint8_avx2);
 EDGE_X86_GEMM(gemm_mxfp4_avx2);
 EDGE_X86_GEMM(gemm_mxfp6_avx2);
+EDGE_X86_GEMM(gemm_nl4_32_avx2);
 EDGE_X86_GEMM(gemm_f32_avx2);
 EDGE_X86_GEMM(gemm_f16_avx2);
 EDGE_X86_GEMM(gemm_bf16_avx2);
@@ -50,6 +51,7 @@ EDGE_X86_DEQUANT(dequant_int4a_128_avx2);
 EDGE_X86_DEQUANT(dequant_mxint8_avx2);
 EDGE_X86_DEQUANT(dequant_mxfp8_avx2);
 EDGE_X86_DEQUANT(dequant_mxfp4_avx2);
+EDGE_X86_DEQUANT(dequant_nl4_32_avx2);
 
 void attention_avx2(const float* q, const float* kt, const float* v, int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                     float* scratch, float* out);
@@ -77,6 +79,7 @@ EDGE_X86_GEMM_T(gemm_t_mxint8_avx2);
 EDGE_X86_GEMM_T(gemm_t_mxfp8_avx2);
 EDGE_X86_GEMM_T(gemm_t_mxfp6_avx2);
 EDGE_X86_GEMM_T(gemm_t_mxfp4_avx2);
+EDGE_X86_GEMM_T(gemm_t_nl4_32_avx2);
 void gemm_tn_f32_avx2(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
 void rmsnorm_bwd_avx2(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
 void silu_mul_bwd_avx2(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);
@@ -114,6 +117,7 @@ EDGE_X86_GEMM_T(gemm_t_mxint8_avx512);
 EDGE_X86_GEMM_T(gemm_t_mxfp8_avx512);
 EDGE_X86_GEMM_T(gemm_t_mxfp6_avx512);
 EDGE_X86_GEMM_T(gemm_t_mxfp4_avx512);
+EDGE_X86_GEMM_T(gemm_t_nl4_32_avx512);
 void gemm_tn_f32_avx512(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
 
 // ---- avx512vnni (avx512 + VNNI) ----
@@ -127,5 +131,6 @@ EDGE_X86_GEMM(gemm_q8_0_avx512vnni);
 EDGE_X86_GEMM(gemm_mxint8_avx512vnni);
 EDGE_X86_GEMM(gemm_mxfp4_avx512vnni);
 EDGE_X86_GEMM(gemm_mxfp6_avx512vnni);
+EDGE_X86_GEMM(gemm_nl4_32_avx512vnni);
 
 }  // namespace edge

@@ -79,6 +79,8 @@ class Metrics:
                    [({}, sched.last_decode_batch)])
             metric("batch_decode_slots_max", "gauge", "the most slots decoding in one step so far",
                    [({}, sched.max_decode_batch)])
+            metric("batch_prompt_slots_max", "gauge", "the most slots whose prompts were read in one step so far",
+                   [({}, sched.max_prompt_readers)])
             metric("slots_active", "gauge", "slots in the scheduler (reading a prompt or decoding)",
                    [({}, sched.active)])
         hits = sum(m.moe_stats["hits"] for m in models)

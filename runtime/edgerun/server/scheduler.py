@@ -1,11 +1,12 @@
 """The batching scheduler: one thread steps every active slot of one multi-sequence Model at once.
 
 Each step gathers the next token of every slot that is decoding (one token per slot, at that slot's
-own position) and, while some slot is still reading its prompt, a chunk of at most `prefill_chunk`
-prompt tokens of the oldest such slot; they run as ONE Model.eval_batch (csrc/model.h: the matmuls take
+own position) and, while slots are still reading their prompts, at most `prefill_chunk` prompt tokens
+(beside decoding slots; `batch` when none decodes) taken from the reading slots oldest first, so several
+short prompts are read in one step; they run as ONE Model.eval_batch (csrc/model.h: the matmuls take
 all the columns at once, attention reads each slot's own KV sequence). A long prompt is read across
 several steps while the other slots keep decoding, so their time per token grows by one chunk's cost,
-not by the whole prompt, and the time to a new request's first token is bounded by its own prompt.
+not by the whole prompt, and the time to a new request's first token is bounded by the prompts ahead.
 
 Per slot, sampling is Model.generate's (the same sampler, history and stop rules), so a seeded request
 gives the text `edgerun generate` gives: its logits are a single-sequence eval's (eval_batch's contract).
@@ -84,6 +85,7 @@ class Scheduler:
         self.last_step_size = 0       # tokens in the latest step
         self.last_decode_batch = 0    # decoding slots in the latest step
         self.max_decode_batch = 0
+        self.max_prompt_readers = 0   # slots whose prompts were read in one step
 
     @property
     def active(self) -> int:
@@ -197,12 +199,16 @@ class Scheduler:
             owners.append((a, [a.next]))
         # beside decoding slots a prompt goes in chunks (their time per token stays bounded); alone, whole batches
         room = min(self.prefill_chunk, m.batch - len(decoding)) if decoding else m.batch
-        reader = next((a for a in self._active if a.feed), None)
-        if reader is not None and room > 0:
+        readers = 0
+        for reader in (a for a in self._active if a.feed):  # oldest first
+            if room <= 0:
+                break
             part = reader.feed[:room]
             seqs += [reader.seq] * len(part)
             toks += part
             owners.append((reader, part))
+            room -= len(part)
+            readers += 1
         if not owners:
             return
         logits = m.eval_batch(seqs, toks)
@@ -211,6 +217,7 @@ class Scheduler:
         self.decode_tokens += len(decoding)
         self.last_step_size, self.last_decode_batch = len(toks), len(decoding)
         self.max_decode_batch = max(self.max_decode_batch, len(decoding))
+        self.max_prompt_readers = max(self.max_prompt_readers, readers)
         for row, (a, part) in zip(logits, owners):
             a.cached_list.extend(part)
             if a.feed:

@@ -40,7 +40,9 @@ _MEZO_SEED_STRIDE = 1_000_003
 
 # settings a resumed run must share with the saved one (anything else, e.g. threads, may change)
 _RESUME_KEYS = ("method", "rank", "alpha", "targets", "lr", "batch", "seq", "grad_accum", "optimizer", "seed",
-                "total_steps", "warmup", "schedule", "weight_decay", "mezo_eps", "data")
+                "total_steps", "warmup", "schedule", "weight_decay", "mezo_eps", "data", "momentum", "dtype")
+# a checkpoint written before a setting existed ran with its default
+_RESUME_DEFAULTS = {"momentum": 0.0, "dtype": "f32"}
 
 
 def lr_at(step: int, lr: float, total: int, warmup: int = 0, schedule: str = "constant") -> float:
@@ -161,6 +163,7 @@ def train(model_path: str | os.PathLike, data: str | os.PathLike, out: str | os.
           threads: int | None = None, eval_data: str | os.PathLike | None = None, save_every: int = 0,
           resume: bool = False, warmup: int = 0, schedule: str = "constant", weight_decay: float = 0.0,
           mezo_eps: float = 1e-3, sparse_fraction: float = 0.25, sparse_batches: int = 2, log_every: int = 1,
+          momentum: float = 0.0, dtype: str = "f32",
           on_log: Callable[[dict], None] | None = None, progress: bool = False,
           message: Callable[[str], None] | None = None) -> dict:
     """Train an adapter of `model_path` on `data` (text or .jsonl chat) and write it to `out`.
@@ -190,7 +193,7 @@ def train(model_path: str | os.PathLike, data: str | os.PathLike, out: str | os.
     settings = dict(method=method, rank=int(rank), alpha=float(alpha), targets=",".join(targets), lr=float(lr),
                     batch=int(batch), seq=int(seq), grad_accum=int(grad_accum), optimizer=optimizer, seed=int(seed),
                     total_steps=int(total), warmup=int(warmup), schedule=schedule, weight_decay=float(weight_decay),
-                    mezo_eps=float(mezo_eps), data=ds.digest)
+                    mezo_eps=float(mezo_eps), data=ds.digest, momentum=float(momentum), dtype=dtype)
 
     start_step, k, resumed, plan = 0, 0, None, None
     saved = None
@@ -199,7 +202,8 @@ def train(model_path: str | os.PathLike, data: str | os.PathLike, out: str | os.
             raise FileNotFoundError(f"{ckpt}: no checkpoint to resume from (runs with --save-every write one)")
         saved = read_checkpoint(ckpt)
         st = saved[2]
-        diff = [key for key in _RESUME_KEYS if st.get("settings", {}).get(key) != settings[key]]
+        diff = [key for key in _RESUME_KEYS
+                if st.get("settings", {}).get(key, _RESUME_DEFAULTS.get(key)) != settings[key]]
         if diff:
             raise ValueError(f"{ckpt}: cannot resume with different settings: "
                              + ", ".join(f"{key} {st['settings'].get(key)!r} -> {settings[key]!r}" for key in diff))
@@ -210,6 +214,10 @@ def train(model_path: str | os.PathLike, data: str | os.PathLike, out: str | os.
     kw: dict[str, Any] = dict(method=method, rank=int(rank), alpha=float(alpha), targets=list(targets), seed=int(seed),
                               optimizer=optimizer, lr=float(lr), weight_decay=float(weight_decay), batch=int(batch),
                               seq=int(seq), mem_budget=parse_size(mem), mezo_eps=float(mezo_eps))
+    if momentum:
+        kw["momentum"] = float(momentum)
+    if dtype != "f32":
+        kw["dtype"] = dtype
     if method == "sparse" and plan is None:
         probe = Trainer(model._m, **kw)
         scores: dict[str, float] = {}

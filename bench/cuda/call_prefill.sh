@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bench/cuda/call_prefill.sh — one device call for the prefill work of issue 9 (session s16): build for sm_90, the
+# CUDA tests, the tensor-core GEMM vs GEMV vs cuBLAS at the 1.2B prefill shapes, and bench/bench_cuda.py with the
+# new paths on and, in the same call, off (EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0: the code before them).
+# At most 8 files in $OUT: env_build.log test_cuda.log kernels.md bench.log bench_cuda.{json,md} before.{json,md}.
+#   WHEELS=../.whl bash bench/cuda/call_prefill.sh [SHAPES] [RECIPES]
+set -uo pipefail
+OUT=${OUT:-bench/out/prefill}; mkdir -p "$OUT"
+SHAPES=${1:-1b,4b}; RECIPES=${2:-int4,q8}
+t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv; python3 --version
+  [ -n "${WHEELS:-}" ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
+} >"$OUT/env_build.log" 2>&1
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DEDGE_TESTS=ON \
+  -Dpybind11_DIR="$(python3 -c 'import pybind11;print(pybind11.get_cmake_dir())')" >>"$OUT/env_build.log" 2>&1 &&
+  ninja -C build/gpu -j16 >>"$OUT/env_build.log" 2>&1
+rc=$?; el "build rc=$rc"; [ $rc -ne 0 ] && { tail -30 "$OUT/env_build.log"; exit 1; }
+export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -rfE ${TESTS:-tests/test_cuda.py tests/test_cuda_decode.py tests/test_cuda_attention.py} >"$OUT/test_cuda.log" 2>&1
+  el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")"; grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -20
+fi
+{ echo "## edge_test_cuda_gemv --quick (summary)"; timeout 120 build/gpu/edge_test_cuda_gemv --quick > /tmp/gemv_quick.log 2>&1; echo "rc=$?"
+  grep -c "^ok.*gemm_mma" /tmp/gemv_quick.log | sed 's/^/gemm_mma cases ok: /'; grep -E "^FAIL" /tmp/gemv_quick.log | head -10; tail -1 /tmp/gemv_quick.log
+  echo; echo "## edge_test_cuda_gemv --bench-mma"; timeout 120 build/gpu/edge_test_cuda_gemv --bench-mma
+  echo; echo "## bench/cuda/cublas_prefill.py"; timeout 120 python3 bench/cuda/cublas_prefill.py; } >"$OUT/kernels.md" 2>&1
+el "kernels"; grep -E "^\||rc=|ok:|passed" "$OUT/kernels.md" | head -40
+left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
+timeout $left python3 bench/bench_cuda.py --out "$OUT" --shapes "$SHAPES" --recipes "$RECIPES" --no-hf --runs ${RUNS:-2} --moe-budget 0 \
+  --edgert build/gpu/edgert >"$OUT/bench.log" 2>&1
+el "bench (new paths) rc=$?"; tail -8 "$OUT/bench.log"
+left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
+mkdir -p /tmp/before
+EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0 timeout $left python3 bench/bench_cuda.py --out /tmp/before --shapes "${BEFORE_SHAPES:-1b}" --recipes "$RECIPES" \
+  --no-hf --runs ${RUNS:-2} --moe-budget 0 --edgert build/gpu/edgert >>"$OUT/bench.log" 2>&1
+el "bench (EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0) rc=$?"; tail -5 "$OUT/bench.log"
+cp /tmp/before/bench_cuda.json "$OUT/before.json" 2>/dev/null; cp /tmp/before/bench_cuda.md "$OUT/before.md" 2>/dev/null
+ls "$OUT"

@@ -1,0 +1,251 @@
+// cuda_attention.cu — attention over the KV cache on the GPU (backend.h `attention`), two kernels:
+//
+// 1. Split-K ("flash-decoding") for steps of at most kSplitMaxT tokens (decode, the server's slots): the
+//    positions of each (token, head) are cut into S chunks of `chunk` positions (S and chunk fixed at plan
+//    time from ctx, so a recorded step replays at any position; chunks past the token's position write an
+//    empty partial). Grid (T·H, S), 128 threads: a chunk is walked in tiles of 128 positions (one score per
+//    thread, coalesced reads of the transposed K tiles), with a running max / sum; each CTA writes its
+//    unnormalised Σ e^(s-m)·V, m and l to the scratch `part`; attn_combine_k merges the S partials
+//    (weights e^(m_s - M)) and normalises. Parallelism: T·H·S CTAs instead of T·H.
+// 2. Flash-style tiles for prefill (more tokens): one CTA of 8 warps per (8 consecutive tokens, head);
+//    the CTA walks the union of their key ranges in tiles of 32 positions, staged once in shared memory
+//    (K as [Dh][32], V as [32][Dh]) for the 8 queries; warp w keeps token w's running max / sum and its
+//    output (lane owns dims lane + 32k), with the causal / sliding-window mask per query. K and V are
+//    read once per 8 tokens instead of once per token.
+// Numerics: f32, the same softmax as kernels.h attention_fn computed in pieces (e^(s-m_tile)·e^(m_tile-M)
+// for e^(s-M)): a few ulp from the reference; tests/test_cuda_attention.py states the bound.
+// Shared memory: (1) q [Dh], scores [128], partial sums [P·Dh] (P = 128 / Dh parts, >= 1), 32 floats;
+// (2) Ks + Vs 2·32·Dh, q 8·Dh, p 8·32 floats (Dh = 256: 73 KB, opted in by cuda_attention_prepare).
+#include <cmath>
+
+#include "cuda_backend.h"
+
+namespace edge {
+
+namespace {
+
+constexpr int kSplitThreads = 128, kFlashQ = 8, kFlashKeys = 32, kMaxDhRegs = 8;  // Dh <= 256 in the flash kernel
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+// block-wide max / sum (128 threads = 4 warps); red: 4 floats; every thread gets the result
+template <bool kMax>
+__device__ float block4(float v, float* red) {
+    v = kMax ? warp_max(v) : warp_sum(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    const float a = red[0], b = red[1], c = red[2], d = red[3];
+    return kMax ? fmaxf(fmaxf(a, b), fmaxf(c, d)) : (a + b) + (c + d);
+}
+
+__device__ __forceinline__ int64_t first_pos(int64_t pos, int64_t window) {
+    return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+}
+
+__global__ void attn_split_k(const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc,
+                             int64_t k_head_stride, int64_t pos0, int H, int Hkv, int Dh, int64_t window, int64_t chunk,
+                             float* __restrict__ part, const CudaStepInputs* ds) {
+    extern __shared__ float sh[];
+    if (ds) pos0 = ds->pos;
+    const int S = gridDim.y, s = blockIdx.y, th = blockIdx.x, t = th / H, h = th % H, kvh = h / (H / Hkv);
+    const int P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1;
+    float* qs = sh;
+    float* ps = qs + Dh;
+    float* red = ps + kSplitThreads;
+    float* accs = red + 32;  // [P][Dh]
+    const int64_t pos = pos0 + t, pb = first_pos(pos, window);
+    const int64_t beg = pb + s * chunk, end = beg + chunk < pos + 1 ? beg + chunk : pos + 1;
+    const int64_t Dq = (int64_t)H * Dh, Dkv = (int64_t)Hkv * Dh;
+    float* out = part + ((int64_t)th * S + s) * (Dh + 2);
+    for (int i = threadIdx.x; i < Dh; i += blockDim.x) qs[i] = q[t * Dq + (int64_t)h * Dh + i];
+    for (int i = threadIdx.x; i < P * Dh; i += blockDim.x) accs[i] = 0.f;
+    __syncthreads();
+    const float scale = 1.0f / sqrtf((float)Dh);
+    const float* kh = kc + kvh * k_head_stride;
+    const float* vh = vc + (int64_t)kvh * Dh;
+    const int part_i = threadIdx.x / Dh, dim = threadIdx.x % Dh;  // the V sum: thread owns (part, dim) when P > 1
+    float m = -INFINITY, l = 0.f;
+    for (int64_t t0 = beg; t0 < end; t0 += kSplitThreads) {
+        const int64_t p = t0 + threadIdx.x;
+        float sc = -INFINITY;
+        if (p < end) {
+            const float* tile = kh + (p / kKTile) * kKTile * Dh + p % kKTile;
+            float d = 0.f;
+            for (int i = 0; i < Dh; ++i) d += qs[i] * tile[(int64_t)i * kKTile];
+            sc = d * scale;
+        }
+        const float mn = fmaxf(m, block4<true>(sc, red));
+        const float e = p < end ? expf(sc - mn) : 0.f;
+        ps[threadIdx.x] = e;
+        const float corr = expf(m - mn);  // m = -inf on the first tile: 0
+        l = l * corr + block4<false>(e, red);  // its barriers also publish ps[]
+        m = mn;
+        const int nt = (int)(end - t0 < kSplitThreads ? end - t0 : kSplitThreads);
+        if (P > 1) {
+            if (part_i < P) {
+                float a = accs[part_i * Dh + dim] * corr;
+                for (int j = part_i; j < nt; j += P) a += ps[j] * vh[(t0 + j) * Dkv + dim];
+                accs[part_i * Dh + dim] = a;
+            }
+        } else {
+            for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
+                float a = accs[i] * corr;
+                for (int j = 0; j < nt; ++j) a += ps[j] * vh[(t0 + j) * Dkv + i];
+                accs[i] = a;
+            }
+        }
+        __syncthreads();  // ps is rewritten by the next tile
+    }
+    for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
+        float a = 0.f;
+        for (int k = 0; k < P; ++k) a += accs[k * Dh + i];
+        out[i] = a;
+    }
+    if (threadIdx.x == 0) {
+        out[Dh] = m;  // -inf with l = 0: an empty chunk
+        out[Dh + 1] = l;
+    }
+}
+
+__global__ void attn_combine_k(const float* __restrict__ part, int S, int H, int Dh, float* __restrict__ o) {
+    const int th = blockIdx.x;
+    const float* pp = part + (int64_t)th * S * (Dh + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < S; ++s) M = fmaxf(M, pp[s * (Dh + 2) + Dh]);
+    float L = 0.f;
+    for (int s = 0; s < S; ++s) {
+        const float ms = pp[s * (Dh + 2) + Dh];
+        if (ms != -INFINITY) L += expf(ms - M) * pp[s * (Dh + 2) + Dh + 1];
+    }
+    const float inv = 1.0f / L;
+    for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
+        float a = 0.f;
+        for (int s = 0; s < S; ++s) {
+            const float ms = pp[s * (Dh + 2) + Dh];
+            if (ms != -INFINITY) a += expf(ms - M) * pp[s * (Dh + 2) + i];
+        }
+        o[(int64_t)(th / H) * H * Dh + (int64_t)(th % H) * Dh + i] = a * inv;
+    }
+}
+
+__global__ void __launch_bounds__(32 * kFlashQ) attn_flash_k(const float* __restrict__ q, const float* __restrict__ kc,
+                                                              const float* __restrict__ vc, int64_t k_head_stride, int64_t T,
+                                                              int64_t pos0, int H, int Hkv, int Dh, int64_t window,
+                                                              float* __restrict__ out) {
+    extern __shared__ float sh[];
+    float* ks = sh;                        // [Dh][32]
+    float* vs = ks + Dh * kFlashKeys;      // [32][Dh]
+    float* qs = vs + kFlashKeys * Dh;      // [8][Dh]
+    float* ps = qs + kFlashQ * Dh;         // [8][32]
+    const int h = blockIdx.y, kvh = h / (H / Hkv), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t t0 = (int64_t)blockIdx.x * kFlashQ, t = t0 + warp;
+    const bool active = t < T;
+    const int64_t tl = t0 + kFlashQ - 1 < T - 1 ? t0 + kFlashQ - 1 : T - 1;  // the CTA's last token
+    const int64_t pos = pos0 + t, pb = first_pos(pos, window);
+    const int64_t lo = first_pos(pos0 + t0, window), hi = pos0 + tl;  // key range of the CTA's tokens
+    const int64_t Dq = (int64_t)H * Dh, Dkv = (int64_t)Hkv * Dh;
+    for (int i = lane; i < Dh; i += 32) qs[warp * Dh + i] = active ? q[t * Dq + (int64_t)h * Dh + i] : 0.f;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    const float* kh = kc + kvh * k_head_stride;
+    const float* vh = vc + (int64_t)kvh * Dh;
+    float acc[kMaxDhRegs];
+#pragma unroll
+    for (int k = 0; k < kMaxDhRegs; ++k) acc[k] = 0.f;
+    float m = -INFINITY, l = 0.f;
+    for (int64_t k0 = lo; k0 <= hi; k0 += kFlashKeys) {
+        __syncthreads();  // the previous tile's ks / vs / ps are no longer read (and qs is written)
+        for (int i = threadIdx.x; i < Dh * kFlashKeys; i += blockDim.x) {
+            const int d = i / kFlashKeys, j = i % kFlashKeys;
+            const int64_t p = k0 + j;
+            ks[i] = p <= hi ? kh[(p / kKTile) * kKTile * Dh + (int64_t)d * kKTile + p % kKTile] : 0.f;
+        }
+        for (int i = threadIdx.x; i < Dh * kFlashKeys; i += blockDim.x) {
+            const int j = i / Dh, d = i % Dh;
+            const int64_t p = k0 + j;
+            vs[i] = p <= hi ? vh[p * Dkv + d] : 0.f;
+        }
+        __syncthreads();
+        if (!active) continue;
+        const int64_t p = k0 + lane;
+        float sc = -INFINITY;
+        if (p >= pb && p <= pos) {
+            float d = 0.f;
+            for (int i = 0; i < Dh; ++i) d += qs[warp * Dh + i] * ks[i * kFlashKeys + lane];
+            sc = d * scale;
+        }
+        const float mt = warp_max(sc);
+        if (mt == -INFINITY) continue;  // no key of this tile is visible to this token
+        const float mn = fmaxf(m, mt);
+        const float e = sc == -INFINITY ? 0.f : expf(sc - mn);
+        const float corr = expf(m - mn);
+        l = l * corr + warp_sum(e);
+        m = mn;
+        ps[warp * kFlashKeys + lane] = e;
+        __syncwarp();
+#pragma unroll
+        for (int k = 0; k < kMaxDhRegs; ++k) {
+            const int d = lane + 32 * k;
+            if (d < Dh) {
+                float a = acc[k] * corr;
+                for (int j = 0; j < kFlashKeys; ++j) a += ps[warp * kFlashKeys + j] * vs[j * Dh + d];
+                acc[k] = a;
+            }
+        }
+        __syncwarp();  // ps is rewritten by the next tile
+    }
+    if (!active) return;
+    const float inv = 1.0f / l;
+#pragma unroll
+    for (int k = 0; k < kMaxDhRegs; ++k) {
+        const int d = lane + 32 * k;
+        if (d < Dh) out[t * Dq + (int64_t)h * Dh + d] = acc[k] * inv;
+    }
+}
+
+int64_t split_smem_bytes(int64_t Dh) {
+    const int64_t P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1;
+    return (Dh + kSplitThreads + 32 + P * Dh) * (int64_t)sizeof(float);
+}
+int64_t flash_smem_bytes(int64_t Dh) { return (2 * kFlashKeys * Dh + kFlashQ * Dh + kFlashQ * kFlashKeys) * (int64_t)sizeof(float); }
+
+}  // namespace
+
+// The split of ctx positions into chunks: chunk a multiple of 128, at most kMaxSplits chunks.
+int64_t cuda_attention_chunk(int64_t ctx) {
+    const int64_t per = (ctx + kMaxSplits - 1) / kMaxSplits;
+    const int64_t c = (per + kSplitThreads - 1) / kSplitThreads * kSplitThreads;
+    return c < kSplitThreads ? kSplitThreads : c;
+}
+
+Status cuda_attention_kernels_prepare(int64_t max_dh, int64_t max_smem) {
+    const int64_t fb = flash_smem_bytes(max_dh), sb = split_smem_bytes(max_dh);
+    if (max_dh > 32 * kMaxDhRegs || fb > max_smem || sb > max_smem)
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA attention: head_dim %lld is larger than the kernels support (256)", (long long)max_dh));
+    cudaError_t e = cudaFuncSetAttribute(attn_flash_k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)fb);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(attn_split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sb);
+    if (e != cudaSuccess) return status_error(Code::UNSUPPORTED, strfmt("CUDA attention: %s", cudaGetErrorString(e)));
+    return Status::ok();
+}
+
+void CudaBackend::attention_split(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
+                                  int64_t window, float* out) {
+    const int64_t chunk = cuda_attention_chunk(shape_.ctx), S = (shape_.ctx + chunk - 1) / chunk;
+    attn_split_k<<<dim3((unsigned)(T * H), (unsigned)S), kSplitThreads, (size_t)split_smem_bytes(Dh), stream_>>>(
+        q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_, in_step_ ? step_ : nullptr);
+    attn_combine_k<<<(unsigned)(T * H), Dh < 128 ? 64 : 128, 0, stream_>>>(attn_part_, (int)S, (int)H, (int)Dh, out);
+}
+
+void CudaBackend::attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
+                                  int64_t window, float* out) {
+    attn_flash_k<<<dim3((unsigned)((T + kFlashQ - 1) / kFlashQ), (unsigned)H), 32 * kFlashQ, (size_t)flash_smem_bytes(Dh), stream_>>>(
+        q, kv.k, kv.v, kv.k_head_stride, T, pos0, (int)H, (int)Hkv, (int)Dh, window, out);
+}
+
+}  // namespace edge
