@@ -78,7 +78,7 @@ def rel(a, b):
 def test_prefill_attention_equals_cpu(files, name, n):
     path = files(name, "f32")
     toks = ids(n, seed=n)
-    cpu = edgerun.Model(path, ctx=300).logits(toks)
+    cpu = edgerun.Model(path, ctx=300, kv="f32").logits(toks)
     gpu = load(path).logits(toks)
     assert np.isfinite(gpu).all() and rel(gpu, cpu) <= TOL["f32"]
     old = load(path, EDGE_CUDA_FLASH=0).logits(toks)
@@ -90,7 +90,7 @@ def test_decode_split_attention_across_chunks(files, name):
     """Prompt of 100, then one-token steps to position 160 (crossing the 128-position chunk), graph on."""
     path = files(name, "f32")
     toks = ids(161, seed=1)
-    cpu, gpu, old = edgerun.Model(path, ctx=300), load(path), load(path, EDGE_CUDA_FLASH=0)
+    cpu, gpu, old = edgerun.Model(path, ctx=300, kv="f32"), load(path), load(path, EDGE_CUDA_FLASH=0)
     outs = []
     for m in (cpu, gpu, old):
         m.reset()
@@ -109,7 +109,7 @@ def test_decode_split_attention_across_chunks(files, name):
 def test_tensor_core_prefill_equals_cpu(files, name, recipe):
     path = files(name, recipe)
     toks = ids(40, seed=3)
-    cpu = edgerun.Model(path, ctx=300)
+    cpu = edgerun.Model(path, ctx=300, kv="f32")
     mma, gemv = load(path, EDGE_CUDA_MMA_MIN_T=2), load(path, EDGE_CUDA_MMA=0)
     a, b, c = cpu.logits(toks), mma.logits(toks), gemv.logits(toks)
     assert rel(b, a) <= TOL[recipe] and rel(c, a) <= TOL[recipe]

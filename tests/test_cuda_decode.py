@@ -67,7 +67,7 @@ def test_graph_decode_equals_eager(files, arch, recipe):
     a, b = decode_logits(load(path, graph=True)), decode_logits(load(path, graph=False))
     assert np.array_equal(a, b)  # same kernels, same bits
     fed = [int(t) for t in a.argmax(1)[:-1]]
-    cpu = decode_logits(edgerun.Model(path), tokens=fed)  # the CPU on the GPU's tokens
+    cpu = decode_logits(edgerun.Model(path, kv="f32"), tokens=fed)  # the CPU on the GPU's tokens
     assert float(np.abs(a - cpu).max() / np.abs(cpu).max()) <= TOL[recipe]
 
 
@@ -101,7 +101,7 @@ def test_gpu_sampler_distribution(files):
         list(gpu.generate(PROMPT, max_tokens=1, temperature=1.0, top_k=40, top_p=0.95, min_p=0.0, seed=seed,
                           stop_ids=[], tokens_out=out))
         counts[out[0]] = counts.get(out[0], 0) + 1
-    logits = edgerun.Model(path).logits(PROMPT)[-1].astype(np.float64)
+    logits = edgerun.Model(path, kv="f32").logits(PROMPT)[-1].astype(np.float64)
     order = np.argsort(-logits, kind="stable")[:40]
     p = np.exp(logits[order] - logits[order[0]])
     p /= p.sum()
