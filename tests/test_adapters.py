@@ -130,9 +130,9 @@ def rel_err(a, b):
 def test_lora_equals_merged_reference(tiny, tmp_path, arch, recipe):
     base, _ = tiny(arch, recipe)
     ad = random_adapter(tmp_path / "a.edge", base, seed=1)
-    got = edgerun.Model(base, threads=2, adapter=ad).logits(TOKENS)
+    got = edgerun.Model(base, threads=2, kv="f32", adapter=ad).logits(TOKENS)
     ref = merged_reference_logits(base, [(ad, 1.0)])
-    plain = edgerun.Model(base, threads=2).logits(TOKENS)
+    plain = edgerun.Model(base, threads=2, kv="f32").logits(TOKENS)
     assert rel_err(got, ref) < TOL[recipe]
     assert rel_err(plain, ref) > 20 * TOL[recipe]  # the adapter matters: the test can fail
 
@@ -142,10 +142,10 @@ def test_lora_equals_merged_reference(tiny, tmp_path, arch, recipe):
 def test_lora_and_bias_equal_hooked_hf(tiny, tmp_path, arch, recipe):
     base, hf = tiny(arch, recipe)
     ad = random_adapter(tmp_path / "ab.edge", base, seed=2, bias=True)
-    got = edgerun.Model(base, threads=2, adapter=ad).logits(TOKENS)
+    got = edgerun.Model(base, threads=2, kv="f32", adapter=ad).logits(TOKENS)
     ref = hooked_hf_logits(hf, base, [(ad, 1.0)])
     assert rel_err(got, ref) < TOL[recipe]
-    assert rel_err(edgerun.Model(base, threads=2).logits(TOKENS), ref) > 20 * TOL[recipe]
+    assert rel_err(edgerun.Model(base, threads=2, kv="f32").logits(TOKENS), ref) > 20 * TOL[recipe]
 
 
 def test_two_adapters_with_scales(tiny, tmp_path):
@@ -153,12 +153,12 @@ def test_two_adapters_with_scales(tiny, tmp_path):
     a1 = random_adapter(tmp_path / "a1.edge", base, seed=3, rank=3, alpha=6.0, stems=["attn_q", "attn_v", "ffn_down"])
     a2 = random_adapter(tmp_path / "a2.edge", base, seed=4, rank=5, alpha=5.0, stems=["attn_v", "ffn_up"], bias=True)
     specs = [(a1, 0.5), (a2, -1.5)]
-    m = edgerun.Model(base, threads=2, adapter=[f"{a1}:0.5", (a2, -1.5)])
+    m = edgerun.Model(base, threads=2, kv="f32", adapter=[f"{a1}:0.5", (a2, -1.5)])
     got = m.logits(TOKENS)
     assert rel_err(got, hooked_hf_logits(hf, base, specs)) < TOL["f32"]
     # LoRA-only, the merged reference agrees too (a1 + a1 scaled: both folded into W)
     lo = [(a1, 0.5), (a1, 0.25)]
-    assert rel_err(edgerun.Model(base, threads=2, adapter=lo).logits(TOKENS), merged_reference_logits(base, lo)) < TOL["f32"]
+    assert rel_err(edgerun.Model(base, threads=2, kv="f32", adapter=lo).logits(TOKENS), merged_reference_logits(base, lo)) < TOL["f32"]
     # both adapters' terms in one LowRank: planned memory = their f32 tensors (padded to 64 bytes each)
     plan = m.memory_plan
     n_floats = sum(a.size for p in (a1, a2) for a in read_adapter(p).tensors.values())
@@ -166,8 +166,8 @@ def test_two_adapters_with_scales(tiny, tmp_path):
     assert plan["total"] >= plan["adapters"] > 0
     assert edgerun.Model(base).memory_plan["adapters"] == 0
     # scale 0 is the base model
-    z = edgerun.Model(base, threads=2, adapter=[(a1, 0.0), (a2, 0.0)]).logits(TOKENS)
-    assert rel_err(z, edgerun.Model(base, threads=2).logits(TOKENS)) < 1e-6
+    z = edgerun.Model(base, threads=2, kv="f32", adapter=[(a1, 0.0), (a2, 0.0)]).logits(TOKENS)
+    assert rel_err(z, edgerun.Model(base, threads=2, kv="f32").logits(TOKENS)) < 1e-6
 
 
 def test_base_checksum_matches_cpp(tiny):
@@ -257,12 +257,12 @@ def test_merge_equals_runtime_adapter(tiny, tmp_path, arch, src, quant):
     out = tmp_path / "merged.edge"
     args = ["merge", base, f"{ad}:0.8", adb, "-o", str(out)] + (["--quant", quant] if quant else [])
     assert edgeconv_main(args) in (0, None)
-    want = edgerun.Model(base, threads=2, adapter=[(ad, 0.8), adb]).logits(TOKENS)
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
+    want = edgerun.Model(base, threads=2, kv="f32", adapter=[(ad, 0.8), adb]).logits(TOKENS)
+    got = edgerun.Model(str(out), threads=2, kv="f32").logits(TOKENS)
     tol = MERGE_TOL[quant or src]
     err = rel_err(got, want)
     assert err < tol
-    assert rel_err(edgerun.Model(base, threads=2).logits(TOKENS), want) > (5 * tol if (quant or src) == "f32" else 2 * err)
+    assert rel_err(edgerun.Model(base, threads=2, kv="f32").logits(TOKENS), want) > (5 * tol if (quant or src) == "f32" else 2 * err)
     from edgeconv.format import EdgeFile
 
     with EdgeFile(base) as b, EdgeFile(str(out)) as m:
