@@ -68,7 +68,7 @@ def test_cpp_stats_layer_range_counts_and_forward_unchanged(tiny_llama):
     """Hessians only for the asked layers; count = tokens; the forward's logits are the same with stats on."""
     folder, f32, config, _ = tiny_llama["qwen2"]
     toks = np.arange(3, 35, dtype=np.int32)
-    m = _core.Model(str(f32), ctx=64, batch=16)
+    m = _core.Model(str(f32), ctx=64, batch=16, kv="f32")
     want = m.eval(toks, all_logits=True)
     m.reset()
     m.calib_begin(hessian=True, layer_begin=1, layer_end=2, head_hessian=False)
@@ -94,7 +94,7 @@ def test_cpp_stats_moe_experts_see_their_routed_tokens(tmp_path):
     d = tmp_path / "moe"
     _, config, _ = make_tiny("qwen3moe", seed=1, dir=d)
     export(d, tmp_path / "m.edge", recipe="f32")
-    m = _core.Model(str(tmp_path / "m.edge"), ctx=64, batch=32)
+    m = _core.Model(str(tmp_path / "m.edge"), ctx=64, batch=32, kv="f32")
     m.calib_begin(hessian=True, expert_hessian=True)
     m.eval(np.arange(3, 43, dtype=np.int32), all_logits=True)
     entries = m.calib_end()

@@ -100,7 +100,7 @@ def decisive_tokens(ref, n=8, margin=0.05, tries=100):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_f32_matches_reference_and_transformers(tiny, arch):
     path, hf, ref = tiny(arch)
-    m = edgerun.Model(path, threads=2)
+    m = edgerun.Model(path, threads=2, kv="f32")
     assert m.is_moe and m.config["n_experts"] == 8
     got = m.logits(TOKENS)
     assert got.shape == (len(TOKENS), m.vocab_size)
@@ -123,7 +123,7 @@ def test_quantized_matches_reference(tiny, arch, recipe):
 def test_mixtral_sliding_window_matches_transformers(tiny):
     path, hf, ref = tiny("mixtral", sliding_window=5)
     assert edgerun.Model(path).metadata("llm.swa_window") == 5
-    got = edgerun.Model(path, threads=2).logits(TOKENS)
+    got = edgerun.Model(path, threads=2, kv="f32").logits(TOKENS)
     with torch.no_grad():
         want = hf(torch.tensor([TOKENS])).logits[0].numpy()
     assert rel_err(got, want) < TOL_FLOAT
@@ -139,9 +139,9 @@ def test_smallthinker_nope_and_window_layers_matter(tiny):
     base, _, ref = tiny("smallthinker")
     for layout in [dict(rope_layout=[1, 1, 1, 1]), dict(sliding_window_layout=[0, 0, 0, 0])]:
         path, _, ref2 = tiny("smallthinker", **layout)
-        got = edgerun.Model(path).logits(TOKENS)
+        got = edgerun.Model(path, kv="f32").logits(TOKENS)
         assert rel_err(got, ref_logits(ref2)) < TOL_FLOAT
-        assert rel_err(got[-1], edgerun.Model(base).logits(TOKENS)[-1]) > 1e-3
+        assert rel_err(got[-1], edgerun.Model(base, kv="f32").logits(TOKENS)[-1]) > 1e-3
 
 
 @pytest.mark.parametrize("arch", ["smallthinker", "qwen3moe"])

@@ -138,7 +138,7 @@ def test_torch_onnx_export_imports_exactly(tiny, tmp_path, arch, exporter):
     out = tmp_path / "m.edge"
     export(path, out, recipe="f32")
     assert_same_model(out, ref)
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
+    got = edgerun.Model(str(out), threads=2, kv="f32").logits(TOKENS)
     assert rel_err(got, ort_logits(path, TOKENS)) < TOL_FLOAT
 
 
@@ -172,7 +172,7 @@ def test_genai_builder_layout(tiny, tmp_path, arch):
     assert_same_model(out, ref, skip=("tokenizer.pre",))
     meta, _ = read_all(out)
     assert meta["llm.max_ctx"] == hf.config.max_position_embeddings  # genai_config context_length
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
+    got = edgerun.Model(str(out), threads=2, kv="f32").logits(TOKENS)
     kv = {"kv": hf.config.num_key_value_heads, "hd": meta["llm.head_dim"]}
     assert rel_err(got, ort_logits(os.path.join(folder, "model.onnx"), TOKENS, kv)) < TOL_FLOAT
 
@@ -188,7 +188,7 @@ def test_genai_builder_int4_requantized_with_note(tiny, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "MatMulNBits weights have no exact .edge form" in err and "f16 grid" in err and "int4_32" in err
     meta, _ = read_all(out)
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
+    got = edgerun.Model(str(out), threads=2, kv="f32").logits(TOKENS)
     kv = {"kv": hf.config.num_key_value_heads, "hd": meta["llm.head_dim"]}
     assert rel_err(got, ort_logits(os.path.join(folder, "model.onnx"), TOKENS, kv)) < TOL_INT4_REQUANT
 
@@ -250,7 +250,7 @@ def test_matmul_nbits_from_ort_quantizer_is_bit_exact(tiny, tmp_path, block):
             n_exact += 1
     assert n_exact == len(nodes)
     assert any("kept their stored blocks exactly" in n for n in res.notes)
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
+    got = edgerun.Model(str(out), threads=2, kv="f32").logits(TOKENS)
     assert rel_err(got, ort_logits(qpath, TOKENS)) < TOL_F16_MODEL
 
 

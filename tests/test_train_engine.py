@@ -251,7 +251,7 @@ def test_reference_forward_is_the_models_reference(tiny):
 
 def test_eval_loss_equals_model_logits(tiny):
     path = tiny("qwen3", "q8")
-    m = edgerun.Model(path, threads=2)
+    m = edgerun.Model(path, threads=2, kv="f32")
     t = _core.Trainer(m, batch=1, seq=S, method="bias", targets=["q"])
     tokens, mask = batch(m.vocab_size, b=1)
     loss, n = t.eval_loss(tokens, mask)

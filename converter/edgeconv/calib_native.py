@@ -55,7 +55,7 @@ def collect_native(edge_path: str, plan: Iterable, tokens: list[int], ctx: int =
     tokens = [int(t) for t in list(tokens)[:max_tokens]]
     if len(tokens) < 2:
         raise ValueError(f"calibration text gives {len(tokens)} tokens; need at least 2")
-    m = _core.Model(edge_path, threads=threads, ctx=ctx, batch=min(ctx, 512))
+    m = _core.Model(edge_path, threads=threads, ctx=ctx, batch=min(ctx, 512), kv="f32")  # f32 activations
     m.calib_begin(hessian=hessians)
     try:
         for s in range(0, len(tokens), ctx):

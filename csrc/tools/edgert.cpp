@@ -65,6 +65,7 @@ int usage(FILE* out, int rc) {
                  "  -t/--threads: 1 to 4 x the CPUs (default: all CPUs); --mem: hard budget of the process, e.g. 1GB\n"
                  "  (default: none); --device cpu|cuda: where generate / bench run (default cpu; cuda loads the CUDA\n"
                  "  backend plugin libedge_cuda_backend.so from edgert's folder or $EDGE_CUDA_PLUGIN)\n"
+                 "  --kv auto|f32|f16|q8: the KV cache's stored type (default auto: f16 on the CPU, f32 on cuda)\n"
                  "exit codes: 0 ok; 1 the command failed (a bad file, a failed check); 2 bad usage\n");
     return rc;
 }
@@ -77,6 +78,7 @@ struct Args {
     bool ids = false;  // print token ids instead of text (for cross-platform golden checks)
     int64_t mem = 0;   // --mem in bytes (0: none)
     std::string device = "cpu";  // --device cpu|cuda (the CUDA backend plugin next to edgert)
+    std::string kv = "auto";     // --kv auto|f32|f16|q8: the KV cache's stored type (auto: f16 on the CPU)
 };
 
 int max_threads() {
@@ -90,6 +92,8 @@ ModelOptions model_options(const Args& a) {
     opt.mem_budget = a.mem;
     opt.budget_covers_process = true;
     opt.device = a.device;
+    opt.kv_explicit = a.kv != "auto";
+    if (opt.kv_explicit) kv_type_parse(a.kv, &opt.kv);  // checked in parse()
     return opt;
 }
 
@@ -106,7 +110,7 @@ std::string parse(int argc, char** argv, Args* a) {
         long long n = 0;
         double f = 0;
         if (s == "-p" || s == "--prompt" || s == "-n" || s == "-t" || s == "--threads" || s == "--temp" ||
-            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--mem" || s == "--device") {
+            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--mem" || s == "--device" || s == "--kv") {
             if (!value()) return "option " + s + " needs a value";
         }
         if (s == "-p" || s == "--prompt") a->prompt = v;
@@ -132,6 +136,10 @@ std::string parse(int argc, char** argv, Args* a) {
         } else if (s == "--device") {
             if (std::string(v) != "cpu" && std::string(v) != "cuda") return bad("must be cpu or cuda");
             a->device = v;
+        } else if (s == "--kv") {
+            KvType t;
+            if (std::string(v) != "auto" && !kv_type_parse(v, &t)) return bad("must be auto, f32, f16 or q8");
+            a->kv = v;
         } else if (s == "--ids") a->ids = true;
         else if (s == "--mem") {
             if ((a->mem = parse_size(v)) < 0) return bad("must be a size > 0, e.g. 512MB, 1GB, 1.5GiB");
