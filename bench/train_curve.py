@@ -41,9 +41,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-for sub in ("runtime", "converter", ""):
+for sub in ("converter", ""):
     if os.path.isdir(os.path.join(REPO, sub)):
         sys.path.insert(0, os.path.join(REPO, sub))
+# the tree's runtime only when its extension is built there (a clean clone has only _core.pyi: use the installed one)
+if any(n.startswith("_core") and n.endswith(".so") for n in os.listdir(os.path.join(REPO, "runtime", "edgerun"))):
+    sys.path.insert(0, os.path.join(REPO, "runtime"))
 
 HF_MODULES = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj",
               "down": "down_proj"}

@@ -455,7 +455,7 @@ def test_every_kernel_level_gives_the_reference_step(tiny, level):
     tokens, mask = batch(t_vocab(path), seed=9)
     out = []
     for lv in ("ref", level):
-        t = _core.Trainer(edgerun.Model(path, threads=2, kernels=lv), batch=B, seq=S, method="sparse",
+        t = _core.Trainer(edgerun.Model(path, threads=2, kernels=lv, kv="f32"), batch=B, seq=S, method="sparse",
                           targets=ALL_TARGETS, rank=4, vocab_chunk=VOCAB_CHUNK)
         t.load_parameters(random_params(t, seed=6))
         loss, _ = t.forward_backward(tokens, mask)
