@@ -289,12 +289,13 @@ def train(model_path: str | os.PathLike, data: str | os.PathLike, out: str | os.
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rec['tok_s']:.0f}", rss=f"{rec['peak_rss_mb']:.0f}MB",
                                 refresh=False)
                 bar.update(1)
+            saving = save_every and done % save_every == 0 and done != total
+            if saving:  # before the step's record: a logged step that was due a save is on disk
+                save(done, loss)
             if on_log is not None and (done % max(1, log_every) == 0 or done == total):
                 on_log(rec)
-            if save_every and done % save_every == 0 and done != total:
-                save(done, loss)
-                if ev is not None:
-                    say(f"step {done}: eval perplexity {_evaluate(t, ev, batch)['eval_ppl']:.4f}")
+            if saving and ev is not None:
+                say(f"step {done}: eval perplexity {_evaluate(t, ev, batch)['eval_ppl']:.4f}")
     finally:
         if bar is not None:
             bar.close()
