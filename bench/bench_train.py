@@ -58,32 +58,16 @@ def _vmhwm_mib() -> float:
 
 def peft_worker(a) -> None:
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
+
+    from train_curve import torch_nll, with_lora
 
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[a.dtype]
     gguf = smollm2_gguf()
     model = AutoModelForCausalLM.from_pretrained(os.path.dirname(gguf), gguf_file=os.path.basename(gguf), dtype=dtype)
-    mods = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj",
-            "down": "down_proj"}
-    targets = a.targets.split(",")
-    cfg = LoraConfig(r=a.rank, lora_alpha=a.alpha, target_modules=[mods[t] for t in targets], lora_dropout=0.0,
-                     bias="none")
-    model = get_peft_model(model, cfg)
-    init = np.load(a.init)
-    stems = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_o", "gate_proj": "ffn_gate",
-             "up_proj": "ffn_up", "down_proj": "ffn_down"}
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_" not in name:
-                continue
-            parts = name.split(".")
-            i = int(parts[parts.index("layers") + 1])
-            stem = stems[next(x for x in parts if x in stems)]
-            key = f"blk.{i}.{stem}.lora_a" if "lora_A" in name else f"blk.{i}.{stem}.lora_b"
-            p.copy_(torch.from_numpy(init[key]).to(p.dtype))
+    model = with_lora(model, a.rank, a.alpha, a.targets.split(","), dict(np.load(a.init)))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=0.0)
     data = np.load(a.data)
@@ -92,12 +76,8 @@ def peft_worker(a) -> None:
     model.train()
     t0 = time.perf_counter()
     for k in range(toks.shape[0]):
-        x = torch.from_numpy(toks[k].astype(np.int64))
-        m = torch.from_numpy(mask[k][:, :-1].astype(bool))
-        logits = model(input_ids=x).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
-                                                reduction="none").reshape(m.shape)
-        loss = nll[m].mean()
+        loss, n = torch_nll(model, toks[k], mask[k])
+        loss = loss / n
         opt.zero_grad()
         loss.backward()
         opt.step()

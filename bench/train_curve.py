@@ -60,7 +60,6 @@ def peft_model(hf: str, edge_path: str, rank: int, alpha: float, targets: list[s
     """transformers' model of `hf`'s config (a folder, or a .gguf file) with every weight taken from the .edge
     file dequantized to f32, wrapped in PEFT LoRA whose A / B are `init` (edgerun's names)."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from models.edge_loader import edge_weights
@@ -85,6 +84,15 @@ def peft_model(hf: str, edge_path: str, rank: int, alpha: float, targets: list[s
         raise SystemExit(f"{edge_path}: weights do not fit the HF model: missing {missing[:4]}, unexpected {unexpected[:4]}")
     if cfg.tie_word_embeddings:
         model.tie_weights()
+    return with_lora(model, rank, alpha, targets, init)
+
+
+def with_lora(model, rank: int, alpha: float, targets: list[str], init: dict):
+    """`model` wrapped in PEFT LoRA (dropout 0, no bias) on `targets` (edgerun's names: q, v, ...), its lora_A /
+    lora_B set to `init` (edgerun's tensors blk.{i}.{stem}.lora_a / lora_b), cast to each parameter's dtype."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=[HF_MODULES[t] for t in targets],
                                              lora_dropout=0.0, bias="none"))
     with torch.no_grad():
@@ -94,7 +102,7 @@ def peft_model(hf: str, edge_path: str, rank: int, alpha: float, targets: list[s
             parts = name.split(".")
             i = int(parts[parts.index("layers") + 1])
             stem = STEMS[next(x for x in parts if x in STEMS)]
-            p.copy_(torch.from_numpy(init[f"blk.{i}.{stem}." + ("lora_a" if "lora_A" in name else "lora_b")]))
+            p.copy_(torch.from_numpy(init[f"blk.{i}.{stem}." + ("lora_a" if "lora_A" in name else "lora_b")]).to(p.dtype))
     return model
 
 
