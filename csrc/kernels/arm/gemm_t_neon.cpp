@@ -1,16 +1,15 @@
 // gemm_t_neon.cpp — gemm_t_fn (backward.h) for every stored dtype with armv8.0 ASIMD (every aarch64 level):
 //   dX[c·ldx + j] += Σ_r W[r][j] · dY[c·ldy + r]
-// As gemm_t_avx2.cpp: W dequantized kRT rows × kJT columns at a time into a 16 KB stack tile with the
+// As gemm_t_avx2.cpp: W dequantized 32 rows × 128 columns at a time into a 16 KB stack tile with the
 // neon dequant kernels (bit-exact with the reference; f32 weights read in place), then each pair of dY
 // columns applies the tile with 32 dX values per column in 8 registers (16 accumulators; each loaded W
 // vector feeds 2 FMAs). Tails: 4 lanes, then scalar. Order: r ascending per element with FMA (bound as
 // gemm_t_avx2.cpp). Pointers: W any byte alignment; dY / dX naturally aligned floats.
 #include <arm_neon.h>
 
-#include <cstring>
-
 #include "arm.h"
 #include "neon_util.h"
+#include "../gemm_t_tiled.h"
 
 namespace edge {
 
@@ -18,9 +17,6 @@ namespace {
 
 using namespace arm;
 
-// kRT rows × kJT columns of W per tile (16 KB); kCT columns of dY per pass over a tile strip, so one
-// strip of dX (kCT × kJT floats), its dY values and the tile stay in L1 together.
-constexpr int64_t kRT = 32, kJT = 128, kCT = 32;
 
 inline const float* row(const char* T, int64_t ts, int64_t r, int64_t j) { return (const float*)(T + r * ts) + j; }
 
@@ -74,41 +70,9 @@ void tile_apply(const char* T, int64_t ts, int64_t rt, int64_t len, const float*
         }
 }
 
-void copy_f32(const void* src, float* y, int64_t n) { std::memcpy(y, src, (size_t)n * 4); }
-
-// deq == nullptr: f32 weights, read in place for a few columns (no copy to amortize), else copied into
-// the tile (contiguous rows in L1 instead of rows a whole W stride apart).
-void gemm_t_tiled(dequant_fn deq, int64_t block, int64_t block_bytes, const void* W, int64_t w_stride, int64_t rows, int64_t n,
-                  const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx) {
-    alignas(64) float tile[kRT * kJT];
-    const char* w = (const char*)W;
-    if (!deq && ncols >= 8) deq = copy_f32;
-    for (int64_t j0 = 0; j0 < n; j0 += kJT) {
-        const int64_t len = n - j0 < kJT ? n - j0 : kJT, off = j0 / block * block_bytes;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kCT) {
-            const int64_t nc = ncols - c0 < kCT ? ncols - c0 : kCT;
-            const float* y = dY + c0 * ldy;
-            float* x = dX + c0 * ldx + j0;
-            for (int64_t r0 = 0; r0 < rows; r0 += kRT) {
-                const int64_t rt = rows - r0 < kRT ? rows - r0 : kRT;
-                if (!deq) {
-                    tile_apply(w + r0 * w_stride + off, w_stride, rt, len, y + r0, ldy, nc, x, ldx);
-                    continue;
-                }
-                for (int64_t r = 0; r < rt; ++r) deq(w + (r0 + r) * w_stride + off, tile + r * kJT, len);
-                tile_apply((const char*)tile, kJT * 4, rt, len, y + r0, ldy, nc, x, ldx);
-            }
-        }
-    }
-}
-
 }  // namespace
 
-#define EDGE_GEMM_T_NEON(name, deq, block, bytes)                                                                 \
-    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, \
-              float* dX, int64_t ldx) {                                                                          \
-        gemm_t_tiled(deq, block, bytes, W, w_stride, rows, n, dY, ldy, ncols, dX, ldx);                          \
-    }
+#define EDGE_GEMM_T_NEON(name, deq, block, bytes) EDGE_GEMM_T_TILED(name, tile_apply, deq, block, bytes)
 
 EDGE_GEMM_T_NEON(gemm_t_f32_neon, nullptr, 1, 4)
 EDGE_GEMM_T_NEON(gemm_t_f16_neon, dequant_f16_neon, 1, 2)

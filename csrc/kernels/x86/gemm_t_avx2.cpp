@@ -1,20 +1,19 @@
 // gemm_t_avx2.cpp — gemm_t_fn (backward.h) for every stored dtype with AVX2 + FMA:
 //   dX[c·ldx + j] += Σ_r W[r][j] · dY[c·ldy + r]
-// Tiled: W is dequantized kRT rows × kJT columns at a time into a 16 KB stack tile (f32 weights are
+// Tiled: W is dequantized 32 rows × 128 columns at a time into a 16 KB stack tile (f32 weights are
 // read in place), with the level's dequant kernels (bit-exact with the reference), then every column c
 // of dY applies the tile: 32 dX values per column sit in 4 registers while the tile's rows stream from
-// L1 (two columns at a time: each loaded W vector feeds 2 FMAs). Loops: column strips of kJT,
-// then groups of kCT dY columns, then row tiles (a tile is dequantized once per column group: ncols/32
+// L1 (two columns at a time: each loaded W vector feeds 2 FMAs). Loops (gemm_t_tiled.h): column strips of 128,
+// then groups of 32 dY columns, then row tiles (a tile is dequantized once per column group: ncols/32
 // times in all, cheap next to its 32·ncols FMAs per element), so the dX strip in use stays in L1.
 // Order: for every dX element r still ascends (the tiles ascend), with FMA instead of multiply + add,
 // so |Δ| vs the reference ≤ rows · 2^-24 · Σ|W·dY| — inside backward.h's 1e-5 bound for rows < 160;
 // beyond that the (rare, cancellation-free) worst case is the same f32 accumulation error the
 // reference has. Tails: 8-lane vectors, then scalar, for n not a multiple of 32 (f32/f16/bf16).
 // Pointers: W any byte alignment; dY / dX naturally aligned floats.
-#include <cstring>
-
 #include "avx2_util.h"
 #include "x86.h"
+#include "../gemm_t_tiled.h"
 
 namespace edge {
 
@@ -24,9 +23,6 @@ namespace {
 
 using namespace x86;
 
-// kRT rows × kJT columns of W per tile (16 KB); kCT columns of dY per pass over a tile strip, so one
-// strip of dX (kCT × kJT floats), its dY values and the tile stay in L1 together.
-constexpr int64_t kRT = 32, kJT = 128, kCT = 32;
 
 // dX[c][0..len) += Σ_{r < rt} T_r[0..len) · dY[c][r], T_r at (const char*)T + r·ts bytes (unaligned ok).
 void tile_apply(const char* T, int64_t ts, int64_t rt, int64_t len, const float* dY, int64_t ldy, int64_t ncols, float* dX,
@@ -82,41 +78,9 @@ void tile_apply(const char* T, int64_t ts, int64_t rt, int64_t len, const float*
         }
 }
 
-void copy_f32(const void* src, float* y, int64_t n) { std::memcpy(y, src, (size_t)n * 4); }
-
-// deq == nullptr: f32 weights, read in place for a few columns (no copy to amortize), else copied into
-// the tile (contiguous rows in L1 instead of rows a whole W stride apart).
-void gemm_t_tiled(dequant_fn deq, int64_t block, int64_t block_bytes, const void* W, int64_t w_stride, int64_t rows, int64_t n,
-                  const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx) {
-    alignas(64) float tile[kRT * kJT];
-    const char* w = (const char*)W;
-    if (!deq && ncols >= 8) deq = copy_f32;
-    for (int64_t j0 = 0; j0 < n; j0 += kJT) {
-        const int64_t len = n - j0 < kJT ? n - j0 : kJT, off = j0 / block * block_bytes;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kCT) {
-            const int64_t nc = ncols - c0 < kCT ? ncols - c0 : kCT;
-            const float* y = dY + c0 * ldy;
-            float* x = dX + c0 * ldx + j0;
-            for (int64_t r0 = 0; r0 < rows; r0 += kRT) {
-                const int64_t rt = rows - r0 < kRT ? rows - r0 : kRT;
-                if (!deq) {
-                    tile_apply(w + r0 * w_stride + off, w_stride, rt, len, y + r0, ldy, nc, x, ldx);
-                    continue;
-                }
-                for (int64_t r = 0; r < rt; ++r) deq(w + (r0 + r) * w_stride + off, tile + r * kJT, len);
-                tile_apply((const char*)tile, kJT * 4, rt, len, y + r0, ldy, nc, x, ldx);
-            }
-        }
-    }
-}
-
 }  // namespace
 
-#define EDGE_GEMM_T_AVX2(name, deq, block, bytes)                                                                 \
-    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, \
-              float* dX, int64_t ldx) {                                                                          \
-        gemm_t_tiled(deq, block, bytes, W, w_stride, rows, n, dY, ldy, ncols, dX, ldx);                          \
-    }
+#define EDGE_GEMM_T_AVX2(name, deq, block, bytes) EDGE_GEMM_T_TILED(name, tile_apply, deq, block, bytes)
 
 EDGE_GEMM_T_AVX2(gemm_t_f32_avx2, nullptr, 1, 4)
 EDGE_GEMM_T_AVX2(gemm_t_f16_avx2, dequant_f16_avx2, 1, 2)

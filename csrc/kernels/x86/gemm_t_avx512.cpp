@@ -1,14 +1,13 @@
 // gemm_t_avx512.cpp — gemm_t_fn (backward.h) for every stored dtype with AVX-512 (F+BW+VL+DQ):
 //   dX[c·ldx + j] += Σ_r W[r][j] · dY[c·ldy + r]
-// The structure of gemm_t_avx2.cpp (a kRT × kJT stack tile dequantized with the level's dequant kernels,
+// The structure of gemm_t_avx2.cpp (a 32 × 128 stack tile dequantized with the level's dequant kernels,
 // which are the AVX2 ones: bit-exact with the reference; f32 weights in place), with 16-lane vectors:
 // 32 dX values per column in 2 registers, four columns at a time (each loaded W vector feeds 4 FMAs),
 // masked loads / stores for n not a multiple of 16. Order: r ascending per element with FMA, bound as
 // gemm_t_avx2.cpp. Pointers: W any byte alignment; dY / dX naturally aligned floats.
-#include <cstring>
-
 #include "avx512_util.h"
 #include "x86.h"
+#include "../gemm_t_tiled.h"
 
 namespace edge {
 
@@ -18,9 +17,6 @@ namespace {
 
 using namespace x86;
 
-// kRT rows × kJT columns of W per tile (16 KB); kCT columns of dY per pass over a tile strip, so one
-// strip of dX (kCT × kJT floats), its dY values and the tile stay in L1 together.
-constexpr int64_t kRT = 32, kJT = 128, kCT = 32;
 
 inline __mmask16 lanes(int64_t k) { return k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << k) - 1); }
 
@@ -78,41 +74,9 @@ void tile_apply(const char* T, int64_t ts, int64_t rt, int64_t len, const float*
     }
 }
 
-void copy_f32(const void* src, float* y, int64_t n) { std::memcpy(y, src, (size_t)n * 4); }
-
-// deq == nullptr: f32 weights, read in place for a few columns (no copy to amortize), else copied into
-// the tile (contiguous rows in L1 instead of rows a whole W stride apart).
-void gemm_t_tiled(dequant_fn deq, int64_t block, int64_t block_bytes, const void* W, int64_t w_stride, int64_t rows, int64_t n,
-                  const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx) {
-    alignas(64) float tile[kRT * kJT];
-    const char* w = (const char*)W;
-    if (!deq && ncols >= 8) deq = copy_f32;
-    for (int64_t j0 = 0; j0 < n; j0 += kJT) {
-        const int64_t len = n - j0 < kJT ? n - j0 : kJT, off = j0 / block * block_bytes;
-        for (int64_t c0 = 0; c0 < ncols; c0 += kCT) {
-            const int64_t nc = ncols - c0 < kCT ? ncols - c0 : kCT;
-            const float* y = dY + c0 * ldy;
-            float* x = dX + c0 * ldx + j0;
-            for (int64_t r0 = 0; r0 < rows; r0 += kRT) {
-                const int64_t rt = rows - r0 < kRT ? rows - r0 : kRT;
-                if (!deq) {
-                    tile_apply(w + r0 * w_stride + off, w_stride, rt, len, y + r0, ldy, nc, x, ldx);
-                    continue;
-                }
-                for (int64_t r = 0; r < rt; ++r) deq(w + (r0 + r) * w_stride + off, tile + r * kJT, len);
-                tile_apply((const char*)tile, kJT * 4, rt, len, y + r0, ldy, nc, x, ldx);
-            }
-        }
-    }
-}
-
 }  // namespace
 
-#define EDGE_GEMM_T_AVX512(name, deq, block, bytes)                                                               \
-    void name(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, \
-              float* dX, int64_t ldx) {                                                                          \
-        gemm_t_tiled(deq, block, bytes, W, w_stride, rows, n, dY, ldy, ncols, dX, ldx);                          \
-    }
+#define EDGE_GEMM_T_AVX512(name, deq, block, bytes) EDGE_GEMM_T_TILED(name, tile_apply, deq, block, bytes)
 
 EDGE_GEMM_T_AVX512(gemm_t_f32_avx512, nullptr, 1, 4)
 EDGE_GEMM_T_AVX512(gemm_t_f16_avx512, dequant_f16_avx2, 1, 2)
