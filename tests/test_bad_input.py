@@ -1,6 +1,7 @@
 """Bad files and bad arguments reach the runtime (C++ loader, Model, edgert) as clear errors; the process
 always survives. The converter-side reader has its own corruption tests in test_format.py."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -159,9 +160,11 @@ def test_edgert_cli_reports_errors(good, tmp_path):
     bad.write_bytes(open(good, "rb").read()[:300])
     r = subprocess.run([exe, "generate", str(bad), "-p", "hi"], capture_output=True, text=True)
     assert r.returncode == 1 and "truncated" in r.stderr
-    r = subprocess.run([exe, "bench", good, "--prompt-tokens", "8", "--gen-tokens", "4", "-t", "1"],
+    r = subprocess.run([exe, "bench", good, "--prompt-tokens", "8", "--gen-tokens", "4", "-t", "1", "--repeat", "2"],
                        capture_output=True, text=True)
-    assert r.returncode == 0 and "decode_tok_s" in r.stdout
+    assert r.returncode == 0 and json.loads(r.stdout)["repeat"] == 2 and json.loads(r.stdout)["decode_tok_s"] > 0
+    r = subprocess.run([exe, "bench", good, "--repeat", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--repeat 0: must be 1 to 1000" in r.stderr
 
 
 @pytest.mark.parametrize("key,value", [("llm.norm", "layer"), ("llm.ffn_act", "gelu_erf"), ("llm.rope_type", "interleaved")])

@@ -2,7 +2,8 @@
 //   edgert generate MODEL.edge -p TEXT [-n 64] [-t threads] [--temp 0] [--seed 0] [--ids] [--mem SIZE]
 //     greedy by default (a golden check across boards); --temp T > 0 samples with llama.cpp's other
 //     defaults (SamplerParams: top-k 40, top-p 0.95, min-p 0.05, repetition penalty off).
-//   edgert bench MODEL.edge [-t threads] [--prompt-tokens 256] [--gen-tokens 128] [--mem SIZE]
+//   edgert bench MODEL.edge [-t threads] [--prompt-tokens 256] [--gen-tokens 128] [--repeat 3] [--mem SIZE]
+//     medians of --repeat rounds, each from an empty cache (as `edgerun bench`)
 // --mem (e.g. 512MB, 1GB, 1.5GiB) is a hard budget for the whole process (ModelOptions::budget_covers_process).
 //   edgert verify MODEL.edge
 //   edgert kernels
@@ -12,6 +13,7 @@
 // Every option value is range-checked in parse() (one line "edgert: ...", exit 2; -n -1 = until EOS or the
 // end of the context, as llama.cpp). Errors of a command print the Status message and exit with 1; nothing
 // aborts on a bad file. Exit codes as edgerun's: 0 ok, 1 the command failed, 2 bad usage.
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -55,7 +57,7 @@ int usage(FILE* out, int rc) {
                  "         repetition penalty (llama.cpp's defaults); --seed: the draw's seed (default 0)\n"
                  "         --ids: print token ids, one a line, instead of text (default: text)\n"
                  "       edgert bench MODEL [-t THREADS] [--prompt-tokens N (default 256)] [--gen-tokens N (default 128)]\n"
-                 "         [--mem SIZE]\n"
+                 "         [--repeat N (rounds from an empty cache, medians; default 3)] [--mem SIZE]\n"
                  "       edgert verify MODEL\n"
                  "       edgert train MODEL --data FILE.txt [--steps 4] [--batch 2] [--seq 32] [--method lora|bias|sparse|mezo]\n"
                  "         [--rank 8] [--alpha 16] [--targets q,v] [--lr 1e-4] [--optimizer adamw|sgd] [--momentum 0]\n"
@@ -72,7 +74,7 @@ int usage(FILE* out, int rc) {
 
 struct Args {
     std::string cmd, model, prompt;
-    int n = 64, threads = 0, prompt_tokens = 256, gen_tokens = 128;
+    int n = 64, threads = 0, prompt_tokens = 256, gen_tokens = 128, repeat = 3;
     float temp = 0.f;
     uint64_t seed = 0;
     bool ids = false;  // print token ids instead of text (for cross-platform golden checks)
@@ -110,7 +112,7 @@ std::string parse(int argc, char** argv, Args* a) {
         long long n = 0;
         double f = 0;
         if (s == "-p" || s == "--prompt" || s == "-n" || s == "-t" || s == "--threads" || s == "--temp" ||
-            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--mem" || s == "--device" || s == "--kv") {
+            s == "--seed" || s == "--prompt-tokens" || s == "--gen-tokens" || s == "--repeat" || s == "--mem" || s == "--device" || s == "--kv") {
             if (!value()) return "option " + s + " needs a value";
         }
         if (s == "-p" || s == "--prompt") a->prompt = v;
@@ -133,6 +135,9 @@ std::string parse(int argc, char** argv, Args* a) {
         } else if (s == "--prompt-tokens" || s == "--gen-tokens") {
             if (!parse_int(v, 1, kMaxTokens, &n)) return bad("must be >= 1");
             (s == "--gen-tokens" ? a->gen_tokens : a->prompt_tokens) = (int)n;
+        } else if (s == "--repeat") {
+            if (!parse_int(v, 1, 1000, &n)) return bad("must be 1 to 1000");
+            a->repeat = (int)n;
         } else if (s == "--device") {
             if (std::string(v) != "cpu" && std::string(v) != "cuda") return bad("must be cpu or cuda");
             a->device = v;
@@ -192,19 +197,30 @@ int cmd_bench(const Args& a) {
     std::vector<int32_t> prompt((size_t)a.prompt_tokens);
     for (int32_t& t : prompt) t = (int32_t)(rng() % (uint32_t)m->config().vocab);
     std::vector<float> logits((size_t)m->config().vocab);
-    double t0 = now_s();
-    st = m->eval(prompt.data(), (int64_t)prompt.size(), false, logits.data());
-    if (!st.is_ok()) return fail(st);
-    double t1 = now_s();
-    int32_t tok = 0;
-    for (int i = 0; i < a.gen_tokens; ++i) {
-        st = m->eval(&tok, 1, false, logits.data());
+    // --repeat rounds from an empty cache, medians reported (as `edgerun bench`): the first round also pays
+    // for first touches (page faults, an expert cache filling, a device's lazy uploads).
+    std::vector<double> prefill, decode;
+    for (int r = 0; r < a.repeat; ++r) {
+        m->reset();
+        double t0 = now_s();
+        st = m->eval(prompt.data(), (int64_t)prompt.size(), false, logits.data());
         if (!st.is_ok()) return fail(st);
-        tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        double t1 = now_s();
+        int32_t tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        for (int i = 0; i < a.gen_tokens; ++i) {
+            st = m->eval(&tok, 1, false, logits.data());
+            if (!st.is_ok()) return fail(st);
+            tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        }
+        prefill.push_back(a.prompt_tokens / (t1 - t0));
+        decode.push_back(a.gen_tokens / (now_s() - t1));
     }
-    double t2 = now_s();
-    std::printf("{\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"threads\": %d, \"kernels\": \"%s\"}\n",
-                a.prompt_tokens / (t1 - t0), a.gen_tokens / (t2 - t1), m->threads(), m->kernels().level);
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    };
+    std::printf("{\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"repeat\": %d, \"threads\": %d, \"kernels\": \"%s\"}\n",
+                median(prefill), median(decode), a.repeat, m->threads(), m->kernels().level);
     return 0;
 }
 
