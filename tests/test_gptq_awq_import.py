@@ -233,32 +233,58 @@ def test_int4_recipe_copies_matching_blocks(tmp_path):
         export(str(tmp_path / "hf"), str(tmp_path / "n.edge"), recipe="keep")
 
 
-def _autoawq_packer(w, q, zeros, scales, group):
-    """AutoAWQ's own WQLinear_GEMM.from_linear on our scales / zeros (it re-derives the codes by rounding)."""
-    from awq.modules.linear.gemm import WQLinear_GEMM
+def _autoawq(monkeypatch):
+    """AutoAWQ's packer and unpacker modules (awq/modules/linear/gemm.py, awq/utils/packing_utils.py), or a skip.
+    awq/__init__.py imports its model zoo (datasets, ...), which the two modules do not need, so its packages are
+    entered as bare namespaces for the duration of the test."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
 
-    lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w))
-    m = WQLinear_GEMM.from_linear(lin, 4, group, scales=torch.from_numpy(scales.astype(np.float32)),
+    spec = importlib.util.find_spec("awq")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("AutoAWQ is not installed (pip install --no-deps autoawq; PYTHONPATH to it)")
+    root = list(spec.submodule_search_locations)[0]
+    for pkg in ("awq", "awq.modules", "awq.modules.linear", "awq.utils"):
+        mod = types.ModuleType(pkg)
+        mod.__path__ = [os.path.join(root, *pkg.split(".")[1:])]
+        monkeypatch.setitem(sys.modules, pkg, mod)
+    for name in ("awq.utils.packing_utils", "awq.modules.linear.gemm"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        gemm = importlib.import_module("awq.modules.linear.gemm")
+        packing = importlib.import_module("awq.utils.packing_utils")
+    except ImportError as e:
+        pytest.skip(f"AutoAWQ's packer does not import here: {e}")
+    for name in ("awq.utils.packing_utils", "awq.modules.linear.gemm"):
+        monkeypatch.setitem(sys.modules, name, sys.modules[name])  # removed again after the test
+    return gemm.WQLinear_GEMM, packing.dequantize_gemm
+
+
+def test_autoawq_packed_checkpoint(tmp_path, monkeypatch):
+    """The checkpoint packed by AutoAWQ itself (WQLinear_GEMM.from_linear on our scales / zeros; skipped without
+    AutoAWQ): its codes are AutoAWQ's rounding of (w + s·z) / s, so the reference is AutoAWQ's own unpacker
+    (dequantize_gemm) on its qweight / qzeros, in f32 (exact)."""
+    wq_linear, dequantize_gemm = _autoawq(monkeypatch)
+
+    def packer(w, q, zeros, scales, group):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))
+        m = wq_linear.from_linear(lin, 4, group, scales=torch.from_numpy(scales.astype(np.float32)),
                                   zeros=torch.from_numpy(zeros.astype(np.float32)))
-    return {"qweight": m.qweight.numpy(), "qzeros": m.qzeros.numpy(), "scales": m.scales.numpy()}
-
-
-def test_autoawq_packed_checkpoint(tmp_path):
-    """The same checkpoint packed by AutoAWQ itself (skipped without it): its codes are AutoAWQ's rounding of
-    (w + s·z) / s, so the reference dequantizes AutoAWQ's own qweight with AutoAWQ's own unpacker."""
-    pytest.importorskip("awq.modules.linear.gemm")
-    from awq.utils.packing_utils import dequantize_gemm
+        return {"qweight": m.qweight.numpy(), "qzeros": m.qzeros.numpy(), "scales": m.scales.numpy()}
 
     folder = tmp_path / "hf"
-    make_checkpoint(folder, "llama", "awq", 32, "grid", packer=_autoawq_packer)
+    make_checkpoint(folder, "llama", "awq", 32, "grid", packer=packer)
     sd = safetensors_np.load_file(str(folder / "model.safetensors"))
     deq = {}
     for name in sd:
         if name.endswith(".qweight"):
             p = name[:-len(".qweight")]
             w = dequantize_gemm(torch.from_numpy(sd[name]), torch.from_numpy(sd[p + ".qzeros"]),
-                                torch.from_numpy(sd[p + ".scales"]).float(), 4, 32)  # [K, N], f32
+                                torch.from_numpy(sd[p + ".scales"]).float(), 4, 32)  # [K, N]
             deq[p + ".weight"] = w.T.contiguous().numpy()
+    assert len(deq) == 7 * 2
     check_exact_and_logits(folder, tmp_path / "m.edge", deq, "int4a", 32, log=None)
