@@ -120,7 +120,7 @@ def make_checkpoint(folder, arch: str, method: str, group: int, kind: str, v1: b
         q, zeros, scales = (_quantize_by_index(w, gk, group, kind, rng) if act_order else
                             quantize_groups(w, group, kind, rng))
         deq[name] = dequant_ref(q, zeros, scales, gk)
-        parts = packer(w, q, zeros, scales, group) if packer else (
+        parts = packer(deq[name], q, zeros, scales, gk, group) if packer else (
             pack_gptq(q, zeros, scales, gk, v1) if method == "gptq" else pack_awq(q, zeros, scales))
         out.update({f"{p}.{part}": a for part, a in parts.items()})
     os.remove(os.path.join(folder, "model.safetensors"))
@@ -233,33 +233,69 @@ def test_int4_recipe_copies_matching_blocks(tmp_path):
         export(str(tmp_path / "hf"), str(tmp_path / "n.edge"), recipe="keep")
 
 
-def _autoawq(monkeypatch):
-    """AutoAWQ's packer and unpacker modules (awq/modules/linear/gemm.py, awq/utils/packing_utils.py), or a skip.
-    awq/__init__.py imports its model zoo (datasets, ...), which the two modules do not need, so its packages are
-    entered as bare namespaces for the duration of the test."""
+def _bare_import(monkeypatch, packages: tuple[str, ...], modules: tuple[str, ...], hint: str):
+    """Import `modules` of an installed package without running its packages' __init__.py (AutoAWQ's and
+    AutoGPTQ's import their model zoos, datasets, CUDA kernels, ...; the packers need none of it): the packages
+    are entered as bare namespaces for the duration of the test. Skips when the package is absent."""
     import importlib
     import importlib.util
     import sys
     import types
 
-    spec = importlib.util.find_spec("awq")
+    spec = importlib.util.find_spec(packages[0])
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("AutoAWQ is not installed (pip install --no-deps autoawq; PYTHONPATH to it)")
+        pytest.skip(f"{packages[0]} is not installed ({hint})")
     root = list(spec.submodule_search_locations)[0]
-    for pkg in ("awq", "awq.modules", "awq.modules.linear", "awq.utils"):
+    for pkg in packages:
         mod = types.ModuleType(pkg)
         mod.__path__ = [os.path.join(root, *pkg.split(".")[1:])]
         monkeypatch.setitem(sys.modules, pkg, mod)
-    for name in ("awq.utils.packing_utils", "awq.modules.linear.gemm"):
+    for name in modules:
         monkeypatch.delitem(sys.modules, name, raising=False)
     try:
-        gemm = importlib.import_module("awq.modules.linear.gemm")
-        packing = importlib.import_module("awq.utils.packing_utils")
+        got = [importlib.import_module(name) for name in modules]
     except ImportError as e:
-        pytest.skip(f"AutoAWQ's packer does not import here: {e}")
-    for name in ("awq.utils.packing_utils", "awq.modules.linear.gemm"):
+        pytest.skip(f"{packages[0]}'s packer does not import here: {e}")
+    for name in modules:
         monkeypatch.setitem(sys.modules, name, sys.modules[name])  # removed again after the test
+    return got
+
+
+def _autoawq(monkeypatch):
+    """AutoAWQ's packer and unpacker (awq/modules/linear/gemm.py, awq/utils/packing_utils.py), or a skip."""
+    packing, gemm = _bare_import(monkeypatch, ("awq", "awq.modules", "awq.modules.linear", "awq.utils"),
+                                 ("awq.utils.packing_utils", "awq.modules.linear.gemm"),
+                                 "pip install --no-deps autoawq; PYTHONPATH to it")
     return gemm.WQLinear_GEMM, packing.dequantize_gemm
+
+
+@pytest.mark.parametrize("kind,act_order,want", [("sym", False, "int4"), ("grid", False, "int4a"),
+                                                 ("sym", True, None)])
+def test_autogptq_packed_checkpoint(tmp_path, monkeypatch, kind, act_order, want):
+    """Checkpoints packed by AutoGPTQ's own QuantLinear.pack (auto_gptq/nn_modules/qlinear/qlinear_cuda.py: v1
+    zeros, its g_idx; skipped without AutoGPTQ) from our scales / zeros and the weights they quantize exactly:
+    imported bit for bit (act-order: re-quantized with its note)."""
+    (qlinear,) = _bare_import(monkeypatch, ("auto_gptq", "auto_gptq.nn_modules", "auto_gptq.nn_modules.qlinear"),
+                              ("auto_gptq.nn_modules.qlinear.qlinear_cuda",),
+                              "pip install --no-deps auto-gptq==0.7.1; PYTHONPATH to it")
+
+    def packer(w, q, zeros, scales, gk, group):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))  # already on the grid: pack's rounding gives back q
+        m = qlinear.QuantLinear(4, group, w.shape[1], w.shape[0], False, weight_dtype=torch.float32)
+        m.pack(lin, torch.from_numpy(scales.astype(np.float32).T.copy()),
+               torch.from_numpy(zeros.astype(np.float32).T.copy()), torch.from_numpy(gk.astype(np.int32)))
+        return {"qweight": m.qweight.numpy(), "qzeros": m.qzeros.numpy(),
+                "scales": m.scales.numpy().astype(np.float16), "g_idx": m.g_idx.numpy()}  # f16, as f16 models store
+
+    folder = tmp_path / "hf"
+    deq = make_checkpoint(folder, "llama", "gptq", 32, kind, act_order=act_order, packer=packer)
+    if want:
+        check_exact_and_logits(folder, tmp_path / "m.edge", deq, want, 32, log=None)
+    else:
+        res = export(str(folder), str(tmp_path / "m.edge"), recipe="keep")
+        assert [n for n in res.notes if "no exact .edge form" in n and "act-order" in n], res.notes
 
 
 def test_autoawq_packed_checkpoint(tmp_path, monkeypatch):
@@ -268,7 +304,7 @@ def test_autoawq_packed_checkpoint(tmp_path, monkeypatch):
     (dequantize_gemm) on its qweight / qzeros, in f32 (exact)."""
     wq_linear, dequantize_gemm = _autoawq(monkeypatch)
 
-    def packer(w, q, zeros, scales, group):
+    def packer(w, q, zeros, scales, gk, group):
         lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(w))
