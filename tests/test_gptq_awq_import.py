@@ -233,6 +233,26 @@ def test_int4_recipe_copies_matching_blocks(tmp_path):
         export(str(tmp_path / "hf"), str(tmp_path / "n.edge"), recipe="keep")
 
 
+def test_quantize_config_json_and_bad_tensors(tmp_path):
+    """AutoGPTQ's own quantize_config.json (no quantization_config in config.json, no quant_method) is read; packed
+    tensors that do not fit one linear are one error naming the folder and the linear."""
+    folder = tmp_path / "hf"
+    deq = make_checkpoint(folder, "llama", "gptq", 32, "sym")
+    cfg = json.loads((folder / "config.json").read_text())
+    qc = cfg.pop("quantization_config")
+    qc.pop("quant_method")
+    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / "quantize_config.json").write_text(json.dumps(qc))
+    res = export(str(folder), str(tmp_path / "m.edge"), recipe="keep")
+    assert any(f"{len(deq)} tensors kept their stored blocks exactly" in n for n in res.notes), res.notes
+    sd = safetensors_np.load_file(str(folder / "model.safetensors"))
+    p = "model.layers.1.mlp.down_proj"
+    sd[f"{p}.qzeros"] = sd[f"{p}.qzeros"][:, :-1].copy()
+    safetensors_np.save_file(sd, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match=f"{folder}.*{p}.*do not fit one linear"):
+        export(str(folder), str(tmp_path / "n.edge"), recipe="keep")
+
+
 def _bare_import(monkeypatch, packages: tuple[str, ...], modules: tuple[str, ...], hint: str):
     """Import `modules` of an installed package without running its packages' __init__.py (AutoAWQ's and
     AutoGPTQ's import their model zoos, datasets, CUDA kernels, ...; the packers need none of it): the packages

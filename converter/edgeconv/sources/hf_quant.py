@@ -9,6 +9,8 @@ quantization_config (config.json, or AutoGPTQ's quantize_config.json beside it):
 Per linear `P` (P.weight of the float model), K = in_features, N = out_features, g = group size, w = s·(q − z):
   GPTQ  P.qweight int32 [K·bits/32, N]: word [r, n] holds inputs r·32/bits + j at bits bits·j (low first)
         P.qzeros  int32 [ceil(K/g), N·bits/32]: word [i, c] holds outputs c·32/bits + j at bits bits·j
+        (words of another integer width — GPTQModel has a pack_dtype option — are read as width/bits fields the same
+        way; only int32 files, the default of every packer, are tested)
         P.scales  f16 [ceil(K/g), N]; P.g_idx int32 [K]: the group of input k (absent: k // g)
         (AutoGPTQ auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py QuantLinear.pack: `qweight[row] |= intweight[j]
         << (bits·(j − i))` over rows of inputs, `zeros -= 1` before packing qzeros along the outputs; its forward
@@ -65,7 +67,8 @@ def read_quant_config(folder: str, config: dict) -> QuantConfig | None:
         with open(path, encoding="utf-8") as f:
             qc = json.load(f)
         where = path
-        qc.setdefault("quant_method", "gptq")
+        if isinstance(qc, dict):
+            qc.setdefault("quant_method", "gptq")
     if not isinstance(qc, dict):
         raise ValueError(f"{where} must be an object")
     method = str(qc.get("quant_method", "")).lower()
@@ -74,7 +77,7 @@ def read_quant_config(folder: str, config: dict) -> QuantConfig | None:
     if group != -1 and group < 1:
         raise ValueError(f"{where}: group_size {group} is neither -1 nor positive")
     if method == "gptq":
-        fmt = str(qc.get("checkpoint_format", "gptq")).lower()
+        fmt = str(qc.get("checkpoint_format", qc.get("format", "gptq"))).lower()
         if fmt not in ("gptq", "gptq_v2"):
             raise ValueError(f"{where}: GPTQ checkpoint_format {fmt!r} is not supported (gptq, gptq_v2 are)")
         if bits not in (2, 4, 8):
@@ -94,10 +97,11 @@ def read_quant_config(folder: str, config: dict) -> QuantConfig | None:
 
 
 def _nibbles(words: np.ndarray, bits: int) -> np.ndarray:
-    """uint8 [..., 32/bits] of each int32 word's fields, lowest first."""
-    u = words.astype(np.int64) & 0xFFFFFFFF
-    shifts = np.arange(0, 32, bits, dtype=np.int64)
-    return ((u[..., None] >> shifts) & ((1 << bits) - 1)).astype(np.uint8)
+    """uint8 [..., word bits / bits] of each integer word's fields, lowest first."""
+    width = words.dtype.itemsize * 8
+    u = words.view(f"<u{words.dtype.itemsize}")
+    shifts = np.arange(0, width, bits, dtype=u.dtype)
+    return ((u[..., None] >> shifts) & u.dtype.type((1 << bits) - 1)).astype(np.uint8)
 
 
 @dataclass
@@ -140,10 +144,11 @@ def _blocked(name: str, bits: int, q: np.ndarray, s: np.ndarray, z: np.ndarray, 
 def decode_gptq(name: str, cfg: QuantConfig, qweight: np.ndarray, qzeros: np.ndarray, scales: np.ndarray,
                 g_idx: np.ndarray | None) -> PackedLinear:
     """One GPTQ linear (layouts in the module docstring); ValueError on shapes that do not fit."""
-    per = 32 // cfg.bits
+    per = qweight.dtype.itemsize * 8 // cfg.bits
     k, n = qweight.shape[0] * per, qweight.shape[1]
     ng = scales.shape[0]
-    if scales.ndim != 2 or scales.shape[1] != n or qzeros.shape != (ng, n // per) or n % per:
+    zper = qzeros.dtype.itemsize * 8 // cfg.bits
+    if scales.ndim != 2 or scales.shape[1] != n or qzeros.shape != (ng, n // zper) or n % zper:
         raise ValueError(f"{name}: GPTQ qweight {list(qweight.shape)}, qzeros {list(qzeros.shape)}, scales "
                          f"{list(scales.shape)} do not fit one linear of {k} inputs and {n} outputs")
     q = _nibbles(qweight, cfg.bits).transpose(0, 2, 1).reshape(k, n).T  # [N, K]: word r holds inputs r·per + j
@@ -162,6 +167,8 @@ def decode_gptq(name: str, cfg: QuantConfig, qweight: np.ndarray, qzeros: np.nda
 def decode_awq(name: str, cfg: QuantConfig, qweight: np.ndarray, qzeros: np.ndarray,
                scales: np.ndarray) -> PackedLinear:
     """One AWQ GEMM linear (layouts in the module docstring); ValueError on shapes that do not fit."""
+    if qweight.dtype != np.int32 or qzeros.dtype != np.int32:
+        raise ValueError(f"{name}: AWQ qweight / qzeros are {qweight.dtype} / {qzeros.dtype}, expected int32")
     k, n = qweight.shape[0], qweight.shape[1] * 8
     ng = -(-k // cfg.group)
     if scales.shape != (ng, n) or qzeros.shape != (ng, n // 8):
