@@ -179,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=cc.HelpFormatter)
 
     e = add("export", "convert a checkpoint to .edge")
-    e.add_argument("src", help="GGUF file, HF model folder (config.json + safetensors), or .pt/.pth")
+    e.add_argument("src", help="GGUF file, HF model folder (config.json + safetensors; float, GPTQ or AWQ), "
+                   ".onnx, or .pt/.pth")
     e.add_argument("-o", "--output", required=True, help="output .edge path (written atomically)")
     e.add_argument("--quant", default=None, help="recipe: f32 f16 bf16 q8 mxint8 mxfp8 mxfp6 mxfp4 int4 int4a nl4 int4nl keep "
                    "keep:RECIPE (default int4, or the --device choice). keep: every tensor the source already stores "
                    "quantized in blocks an .edge dtype holds exactly (GGUF Q4_0 -> int4_32, Q4_1 -> int4a_32, "
-                   "Q8_0 -> q8_0, IQ4_NL -> nl4_32) keeps its blocks byte for byte; the rest (K-quants, F16/F32 weights) get q8_0, "
+                   "Q8_0 -> q8_0, IQ4_NL -> nl4_32; ONNX MatMulNBits, HF GPTQ / AWQ int4 -> int4_B / int4a_B where exact) "
+                   "keeps its blocks byte for byte; the rest (K-quants, F16/F32 weights) get q8_0, "
                    "or RECIPE's dtypes with keep:RECIPE; norms stay f32. Any recipe copies a tensor's blocks where the dtype it picks "
                    "is the stored one (q8 on a Q8_0 tensor); where it differs (int4 or q8 on Q4_1) the stored "
                    "values are re-quantized (double rounding). nl4: every weight nl4_32 (non-uniform 4-bit, GGML IQ4_NL's "

@@ -332,7 +332,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             qt = ", ".join(src.quant_types)
             n_req = sum(1 for p in plan if p.name not in copied and len(p.shape) > 1 and p.min_dtype != "f32")
             if not copied:
-                notes.append(f"source weights are already quantized ({qt}); they were dequantized and re-quantized")
+                notes.append(f"source weights are already quantized ({qt}); they were dequantized and re-quantized"
+                             + (f" (--quant keep keeps the {len(stored)} exactly stored tensors)" if stored else ""))
             else:
                 notes.append(f"source weights are already quantized ({qt}); {len(copied)} tensors kept their stored "
                              f"blocks exactly, {n_req} weight tensors were dequantized and re-quantized"

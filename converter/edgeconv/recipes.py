@@ -108,7 +108,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        "less (importance-weighted) error"),
     Recipe("keep", "q8_0", keep_source=True,
            description="keep each already-quantized tensor whose blocks an .edge dtype holds exactly (GGUF Q4_0, "
-                       "Q4_1, Q8_0: blocks copied), q8_0 for the rest (keep:RECIPE names another fallback)"),
+                       "Q4_1, Q8_0; ONNX MatMulNBits, HF GPTQ / AWQ where exact: blocks copied), q8_0 for the rest "
+                       "(keep:RECIPE names another fallback)"),
 )}
 KEEP_PREFIX = "keep:"
 

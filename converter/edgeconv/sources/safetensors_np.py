@@ -2,7 +2,8 @@
 
 File: u64 header_len, a JSON header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": ...},
 then the data; offsets are relative to the end of the header. load(name) returns a float32 copy of one
-tensor; nothing else is read, so converting streams the model one tensor at a time.
+tensor (load_int: an integer tensor as it is stored); nothing else is read, so converting streams the model one
+tensor at a time.
 """
 from __future__ import annotations
 
@@ -65,6 +66,15 @@ class SafetensorsFile:
         if dt == "BF16":
             return (raw.astype(np.uint32) << 16).view(np.float32)
         return raw.astype(np.float32)
+
+    def load_int(self, name: str) -> np.ndarray:
+        """An integer tensor as its own dtype (a fresh array): packed GPTQ / AWQ words, g_idx."""
+        dt, shape, b, e = self.tensors[name]
+        if dt not in ("I32", "I64", "I16", "I8", "U8"):
+            raise ValueError(f"{self.path}: tensor {name!r} is {dt}, expected an integer tensor")
+        if b == e:
+            return np.zeros(shape, np.dtype(_NP[dt]))
+        return self._mm[self._base + b:self._base + e].view(_NP[dt]).reshape(shape).copy()
 
     def close(self) -> None:
         self._mm = None
