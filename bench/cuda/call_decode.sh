@@ -19,8 +19,8 @@ rc=$?; el "build rc=$rc"; [ $rc -ne 0 ] && { grep -E "error" "$OUT/env_build.log
 export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
 { echo "## edge_test_cuda_gemv --quick (summary)"; timeout 120 build/gpu/edge_test_cuda_gemv --quick > /tmp/gemv_quick.log 2>&1; echo "rc=$?"
   grep -c "^ok.*fused" /tmp/gemv_quick.log | sed 's/^/fused cases ok: /'; grep -E "^FAIL" /tmp/gemv_quick.log | head -10; tail -1 /tmp/gemv_quick.log
-  echo; echo "## edge_test_cuda_gemv --bench --dtypes int4_32,int4a_32,q8_0"
-  timeout 150 build/gpu/edge_test_cuda_gemv --bench --dtypes int4_32,int4a_32,q8_0 --ncols 1; } >"$OUT/kernels.md" 2>&1
+  if [ "${GEMV_BENCH:-0}" = 1 ]; then echo; echo "## edge_test_cuda_gemv --bench --dtypes int4_32,q8_0"
+  timeout 150 build/gpu/edge_test_cuda_gemv --bench --dtypes int4_32,q8_0 --ncols 1; fi; } >"$OUT/kernels.md" 2>&1
 el "kernels"; grep -E "rc=|ok:|passed|FAIL" "$OUT/kernels.md" | head -14
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -rfE ${TESTS:-tests/test_cuda.py tests/test_cuda_decode.py tests/test_cuda_attention.py} >"$OUT/test_cuda.log" 2>&1
@@ -30,11 +30,11 @@ left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
 timeout $left python3 bench/bench_cuda.py --out "$OUT" --shapes "$SHAPES" --recipes "$RECIPES" --no-hf --runs ${RUNS:-2} --moe-budget 0 \
   --edgert build/gpu/edgert >"$OUT/bench.log" 2>&1
 el "bench (fused) rc=$?"; grep -E "^\| (135m|1b|4b)" "$OUT/bench_cuda.md" 2>/dev/null
+timeout 90 python3 bench/cuda/count_kernels.py /tmp/edge_bench/*.${KCOUNT_RECIPE:-int4}.edge >"$OUT/kcount.md" 2>&1; el "kernel count"; cat "$OUT/kcount.md"
 left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
 mkdir -p /tmp/before
-EDGE_CUDA_FUSE=0 timeout $left python3 bench/bench_cuda.py --out /tmp/before --shapes "${BEFORE_SHAPES:-$SHAPES}" --recipes "$RECIPES" \
+EDGE_CUDA_FUSE=0 timeout $left python3 bench/bench_cuda.py --out /tmp/before --shapes "${BEFORE_SHAPES:-$SHAPES}" --recipes "${BEFORE_RECIPES:-$RECIPES}" \
   --no-hf --runs ${RUNS_BEFORE:-1} --moe-budget 0 --edgert build/gpu/edgert >>"$OUT/bench.log" 2>&1
 el "bench (EDGE_CUDA_FUSE=0) rc=$?"; grep -E "^\| (135m|1b|4b)" /tmp/before/bench_cuda.md 2>/dev/null
 cp /tmp/before/bench_cuda.json "$OUT/before.json" 2>/dev/null
-timeout 120 python3 bench/cuda/count_kernels.py /tmp/edge_bench/*.edge >"$OUT/kcount.md" 2>&1; el "kernel count"; cat "$OUT/kcount.md"
 ls "$OUT"

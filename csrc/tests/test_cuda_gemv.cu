@@ -426,10 +426,10 @@ void test_fused(Rng& g, bool quick) {
                 CK(cudaMalloc(&da, n * 4));
                 CK(cudaMalloc(&daout, n * 4));
                 CK(cudaMalloc(&dq, (n / 32) * sizeof(block_q8x)));
-                CK(cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice));
-                CK(cudaMemcpy(du, u.data(), n * 4, cudaMemcpyHostToDevice));
-                CK(cudaMemcpy(dnw, nw.data(), n * 4, cudaMemcpyHostToDevice));
-                CK(cudaMemset(daout, 0xFF, n * 4));
+                CK(cudaMemcpyAsync(dx, x.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                CK(cudaMemcpyAsync(du, u.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                CK(cudaMemcpyAsync(dnw, nw.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                CK(cudaMemsetAsync(daout, 0xFF, n * 4, g_st));
                 CudaGemvInput in;
                 in.kind = kind;
                 in.x = dx;
@@ -458,18 +458,18 @@ void test_fused(Rng& g, bool quick) {
                     Wh[m].assign((size_t)(ws * rows), 0);
                     for (int64_t r = 0; r < rows; ++r) fill_row(g, dt, Wh[m].data() + r * ws, n, true);
                     CK(cudaMalloc(&dW[m], Wh[m].size() + 512));
-                    CK(cudaMemcpy(dW[m] + wmis, Wh[m].data(), Wh[m].size(), cudaMemcpyHostToDevice));
+                    CK(cudaMemcpyAsync(dW[m] + wmis, Wh[m].data(), Wh[m].size(), cudaMemcpyHostToDevice, g_st));
                     CK(cudaMalloc(&dY[m], rows * 4));
                     CK(cudaMalloc(&dYu[m], rows * 4));
-                    CK(cudaMemset(dY[m], 0xFF, rows * 4));
+                    CK(cudaMemsetAsync(dY[m], 0xFF, rows * 4, g_st));
                     dR[m] = nullptr;
                     if (g.range(0, 1)) {
                         Rh[m].resize((size_t)rows);
                         for (float& v : Rh[m]) v = g.sym(4.0f);
                         CK(cudaMalloc(&dR[m], rows * 4));
-                        CK(cudaMemcpy(dR[m], Rh[m].data(), rows * 4, cudaMemcpyHostToDevice));
+                        CK(cudaMemcpyAsync(dR[m], Rh[m].data(), rows * 4, cudaMemcpyHostToDevice, g_st));
                         if (g.range(0, 1)) {  // in place: Y = R
-                            CK(cudaMemcpy(dY[m], Rh[m].data(), rows * 4, cudaMemcpyHostToDevice));
+                            CK(cudaMemcpyAsync(dY[m], Rh[m].data(), rows * 4, cudaMemcpyHostToDevice, g_st));
                             dR[m] = dY[m];
                         }
                     }
