@@ -30,7 +30,7 @@ left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
 timeout $left python3 bench/bench_cuda.py --out "$OUT" --shapes "$SHAPES" --recipes "$RECIPES" --no-hf --runs ${RUNS:-2} --moe-budget 0 \
   --edgert build/gpu/edgert >"$OUT/bench.log" 2>&1
 el "bench (fused) rc=$?"; grep -E "^\| (135m|1b|4b)" "$OUT/bench_cuda.md" 2>/dev/null
-timeout 60 python3 bench/cuda/count_kernels.py /tmp/edge_bench/*.${KCOUNT_RECIPE:-int4}.edge >"$OUT/kcount.md" 2>&1; el "kernel count"; cat "$OUT/kcount.md"
+timeout 60 python3 bench/cuda/count_kernels.py --shapes "$SHAPES" >"$OUT/kcount.md" 2>&1; el "kernel count"; cat "$OUT/kcount.md"
 left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
 mkdir -p /tmp/before
 EDGE_CUDA_FUSE=0 timeout $left python3 bench/bench_cuda.py --out /tmp/before --shapes "${BEFORE_SHAPES:-$SHAPES}" --recipes "${BEFORE_RECIPES:-$RECIPES}" \

@@ -234,7 +234,7 @@ void CudaBackend::embed(const Matrix& table, const int32_t* tokens, int64_t T, f
 
 void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, const float* x, int64_t T,
                          const LowRank* const* adapters) {
-    if (fusable(ws, nw, T, adapters)) {  // one token: the input quantized inside the GEMV (cuda_fused.cu)
+    if (((uintptr_t)x & 15) == 0 && fusable(ws, nw, T, adapters)) {  // one token: the input quantized inside the GEMV (cuda_fused.cu)
         CudaGemvInput in;
         in.x = x;
         gemv_fused(ws, ys, nullptr, nw, in);

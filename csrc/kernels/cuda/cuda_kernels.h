@@ -80,7 +80,7 @@ cudaError_t cuda_act_mul(float* g, const float* u, int64_t n, int act, cudaStrea
 //   add; R may equal Y), r < rows_i.
 // The result is bit for bit that of cuda_rmsnorm / cuda_act_mul, cuda_quantize_q8x, cuda_gemv (ncols 1) and an
 // add — the same device functions — so the bound of cuda_gemv holds. W_i: any byte alignment (as cuda_gemv);
-// x, u, norm_w, Y, R, a_out 4-byte aligned; n % 32 == 0 and a multiple of the dtype's block. flags: as cuda_gemv.
+// x, u, a_out 16-byte aligned, norm_w, Y, R 4-byte aligned; n % 32 == 0 and a multiple of the dtype's block. flags: as cuda_gemv.
 constexpr int kCudaFusedMaxMats = 3;
 constexpr int kCudaInF32 = 0, kCudaInRmsnorm = 1, kCudaInActMul = 2;
 struct CudaGemvMat {

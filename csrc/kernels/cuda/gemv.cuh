@@ -222,8 +222,10 @@ __device__ __forceinline__ typename D::Act stage(uint8_t* act, const uint8_t* X,
 // ---------------------------------------------------------------- the fused input stage
 
 // The fused GEMV's activation (cuda_kernels.h cuda_gemv_fused): every CTA forms a = prologue(x) per element
-// and quantizes it into the ActQ8 layout of stage_q8 (one warp per 32-element block), with the device
-// functions of the standalone kernels (rowops.cuh), so the codes equal cuda_quantize_q8x's of the unfused a.
+// and quantizes it into the ActQ8 layout of stage_q8, one 32-element block per thread (x read as 16-byte
+// vectors: a warp-per-block form made each warp quantize n/256 blocks one after the other, a latency chain that
+// cost ~5 µs at n = 8192 on the H200, s17 call 1), with the device functions of the standalone kernels
+// (rowops.cuh), so the codes equal cuda_quantize_q8x's of the unfused a.
 template <class D>
 __device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
     static_assert(!D::kF32Act, "the fused input stage forms block_q8x activations");
@@ -233,22 +235,50 @@ __device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
     float2* meta = reinterpret_cast<float2*>(act + qcol);
     int8_t* lut = reinterpret_cast<int8_t*>(act + qcol + nb32 * 8);
     const float s = in.kind == kCudaInRmsnorm ? cuda_rowops::row_rms_scale(in.x, n, in.eps, red) : 1.0f;
-    const int lane = threadIdx.x & 31;
     const bool write_a = in.a_out != nullptr && blockIdx.x == 0;
-    // interleaved activations (mxfp4): element e of a block at byte 2e (e < 16) or 2(e - 16) + 1 (stage_q8)
-    const uint32_t pos = D::kInterleave ? (lane < 16 ? 2 * lane : 2 * (lane - 16) + 1) : lane;
-    for (uint32_t k = threadIdx.x >> 5; k < nb32; k += kWarps) {
-        const int64_t i = 32 * (int64_t)k + lane;
-        float a = in.x[i];
-        if (in.kind == kCudaInRmsnorm)
-            a = cuda_rowops::rms_apply(a, s, in.norm_w, i);
-        else if (in.kind == kCudaInActMul)
-            a = cuda_rowops::act_apply(a, in.u[i], in.act);
-        if (write_a) in.a_out[i] = a;
+    for (uint32_t k = threadIdx.x; k < nb32; k += kThreads) {
+        float v[32];
+        const float4* x4 = reinterpret_cast<const float4*>(in.x + 32 * (int64_t)k);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float4 t = x4[j];
+            v[4 * j] = t.x, v[4 * j + 1] = t.y, v[4 * j + 2] = t.z, v[4 * j + 3] = t.w;
+        }
+        if (in.kind == kCudaInRmsnorm) {
+#pragma unroll
+            for (int i = 0; i < 32; ++i) v[i] = cuda_rowops::rms_apply(v[i], s, in.norm_w, 32 * (int64_t)k + i);
+        } else if (in.kind == kCudaInActMul) {
+            const float4* u4 = reinterpret_cast<const float4*>(in.u + 32 * (int64_t)k);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float4 t = u4[j];
+                v[4 * j] = cuda_rowops::act_apply(v[4 * j], t.x, in.act);
+                v[4 * j + 1] = cuda_rowops::act_apply(v[4 * j + 1], t.y, in.act);
+                v[4 * j + 2] = cuda_rowops::act_apply(v[4 * j + 2], t.z, in.act);
+                v[4 * j + 3] = cuda_rowops::act_apply(v[4 * j + 3], t.w, in.act);
+            }
+        }
+        if (write_a) {
+            float4* a4 = reinterpret_cast<float4*>(in.a_out + 32 * (int64_t)k);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) a4[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+        }
+        uint32_t w[8];
         float d, bs;
-        const int qi = cuda_rowops::q8x_lane(a, &d, &bs);
-        q[swz(32 * k + pos)] = (uint8_t)(int8_t)qi;
-        if (lane == 0) meta[k] = make_float2(d, bs);
+        cuda_rowops::q8x_thread(v, w, &d, &bs);
+        uint4 lo, hi;
+        if (D::kInterleave) {  // stage_q8's order: word k = elements 2k, 2k+16, 2k+1, 2k+17
+            lo = make_uint4(prmt(w[0], w[4], 0x5140), prmt(w[0], w[4], 0x7362), prmt(w[1], w[5], 0x5140),
+                            prmt(w[1], w[5], 0x7362));
+            hi = make_uint4(prmt(w[2], w[6], 0x5140), prmt(w[2], w[6], 0x7362), prmt(w[3], w[7], 0x5140),
+                            prmt(w[3], w[7], 0x7362));
+        } else {
+            lo = make_uint4(w[0], w[1], w[2], w[3]);
+            hi = make_uint4(w[4], w[5], w[6], w[7]);
+        }
+        *reinterpret_cast<uint4*>(q + swz(32 * k)) = lo;
+        *reinterpret_cast<uint4*>(q + swz(32 * k + 16)) = hi;
+        meta[k] = make_float2(d, bs);
     }
     if (D::kLut && threadIdx.x < 64) lut[threadIdx.x] = (int8_t)e2m3_x8_dev(threadIdx.x);
     return ActQ8{q, meta, lut, qcol, nb32};
@@ -509,9 +539,9 @@ template <class D>
 cudaError_t launch_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
                          cudaStream_t stream) {
     if (n_mats < 1 || n_mats > kCudaFusedMaxMats || n <= 0 || n % D::kB != 0 || n % 32 != 0 || n > INT_MAX / 4 ||
-        in.kind < kCudaInF32 || in.kind > kCudaInActMul || in.x == nullptr || ((uintptr_t)in.x & 3) ||
-        (in.kind == kCudaInActMul && (in.u == nullptr || ((uintptr_t)in.u & 3) || in.act < 0 || in.act > 2)) ||
-        ((uintptr_t)in.norm_w & 3) || ((uintptr_t)in.a_out & 3))
+        in.kind < kCudaInF32 || in.kind > kCudaInActMul || in.x == nullptr || ((uintptr_t)in.x & 15) ||
+        (in.kind == kCudaInActMul && (in.u == nullptr || ((uintptr_t)in.u & 15) || in.act < 0 || in.act > 2)) ||
+        ((uintptr_t)in.norm_w & 3) || ((uintptr_t)in.a_out & 15))
         return cudaErrorInvalidValue;
     FusedParams P = {};
     int64_t total = 0;
