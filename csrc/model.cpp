@@ -125,13 +125,12 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
     const float eps = (float)c.rms_eps;
     Backend& be = *be_;
     const int64_t il = &L - layers_.data();
-    be.rmsnorm(x_, w.attn_norm, eps, T, D, xn_);
-    if (stats_) stats_->add(il, ACT_ATTN_IN, -1, xn_, T, D, *cpu_);
-    {
+    {  // xn = attn_norm(x); q, k, v = W·xn
         const Matrix* ws[3] = {&w.q, &w.k, &w.v};
         float* ys[3] = {q_, k_, v_};
-        be.matmul(ws, ys, 3, xn_, T, L.lora_ptr + AT_Q);
+        be.rmsnorm_matmul(x_, w.attn_norm, eps, T, xn_, ws, ys, 3, L.lora_ptr + AT_Q);
     }
+    if (stats_) stats_->add(il, ACT_ATTN_IN, -1, xn_, T, D, *cpu_);
     if (w.q_bias) {
         be.add_bias(q_, w.q_bias, T, Dq);
         be.add_bias(k_, w.k_bias, T, Dkv);
@@ -147,22 +146,30 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
         be.rmsnorm(q_, w.q_norm, eps, T * H, Dh, q_);
         be.rmsnorm(k_, w.k_norm, eps, T * Hkv, Dh, k_);
     }
-    if (L.rope) {
-        const float* cs = L.swa ? rope_cos_swa_ : rope_cos_;
-        const float* sn = L.swa ? rope_sin_swa_ : rope_sin_;
-        be.rope(q_, T, H, Dh, cs, sn);
-        be.rope(k_, T, Hkv, Dh, cs, sn);
-    }
-    // every run's K/V first, then attention: a run reads only its own sequence's positions <= its own
-    for (int64_t r = 0; r < n_runs; ++r) {
-        const Run& u = runs[r];
-        be.kv_append(L.kv[(size_t)u.seq], k_ + u.t0 * Dkv, v_ + u.t0 * Dkv, u.len, u.pos0, Hkv, Dh);
+    const float* cs = L.swa ? rope_cos_swa_ : rope_cos_;
+    const float* sn = L.swa ? rope_sin_swa_ : rope_sin_;
+    if (L.rope && n_runs == 1 && runs[0].t0 == 0 && runs[0].len == T) {  // one run: RoPE and the K/V append as one op
+        be.rope_kv_append(q_, k_, v_, T, H, Hkv, Dh, cs, sn, L.kv[(size_t)runs[0].seq], runs[0].pos0);
+    } else {
+        if (L.rope) {
+            be.rope(q_, T, H, Dh, cs, sn);
+            be.rope(k_, T, Hkv, Dh, cs, sn);
+        }
+        // every run's K/V first, then attention: a run reads only its own sequence's positions <= its own
+        for (int64_t r = 0; r < n_runs; ++r) {
+            const Run& u = runs[r];
+            be.kv_append(L.kv[(size_t)u.seq], k_ + u.t0 * Dkv, v_ + u.t0 * Dkv, u.len, u.pos0, Hkv, Dh);
+        }
     }
     for (int64_t r = 0; r < n_runs; ++r) {
         const Run& u = runs[r];
         be.attention(q_ + u.t0 * Dq, L.kv[(size_t)u.seq], u.len, u.pos0, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_ + u.t0 * Dq);
     }
     if (stats_) stats_->add(il, ACT_ATTN_OUT, -1, att_, T, Dq, *cpu_);
+    if (!L.bias[AT_O] && !w.attn_post_norm) {  // x += o·att (one op: the backend may add in the matmul)
+        be.matmul_add(w.o, att_, T, xn_, x_, L.lora_ptr[AT_O]);
+        return;
+    }
     const Matrix* wo = &w.o;
     float* y = xn_;
     be.matmul(&wo, &y, 1, att_, T, L.lora_ptr + AT_O);
@@ -171,19 +178,23 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
     be.add(x_, xn_, T * D);
 }
 
-// x += down(act(gate(xn) + bg) * (up(xn) + bu)) + bd, xn = n2 x already in xn_ (each matmul with its
+// x += down(act(gate(xn) + bg) * (up(xn) + bu)) + bd, xn = ffn_norm(x) (into xn_; each matmul with its
 // adapters' LoRA term, b* their bias deltas).
 void Model::dense_ffn(const Layer& L, const LayerWeights& w, int64_t T) {
     Backend& be = *be_;
     const int64_t il = &L - layers_.data();
-    if (stats_) stats_->add(il, ACT_FFN_IN, -1, xn_, T, cfg_.d_model, *cpu_);
     {
         const Matrix* ws[2] = {&w.gate, &w.up};
         float* ys[2] = {gate_, up_};
-        be.matmul(ws, ys, 2, xn_, T, L.lora_ptr + AT_GATE);
+        be.rmsnorm_matmul(x_, w.ffn_norm, (float)cfg_.rms_eps, T, xn_, ws, ys, 2, L.lora_ptr + AT_GATE);
     }
+    if (stats_) stats_->add(il, ACT_FFN_IN, -1, xn_, T, cfg_.d_model, *cpu_);
     add_adapter_bias(L, AT_GATE, gate_, T, cfg_.d_ff);
     add_adapter_bias(L, AT_UP, up_, T, cfg_.d_ff);
+    if (!stats_ && !L.bias[AT_DOWN] && !w.ffn_post_norm) {  // x += down·(act(gate)·up), one op
+        be.act_mul_matmul_add(gate_, up_, cfg_.ffn_act, w.down, T, xn_, x_, L.lora_ptr[AT_DOWN]);
+        return;
+    }
     be.act_mul(gate_, up_, T * cfg_.d_ff, cfg_.ffn_act);
     if (stats_) stats_->add(il, ACT_FFN_MID, -1, gate_, T, cfg_.d_ff, *cpu_);
     const Matrix* wd = &w.down;
@@ -278,11 +289,11 @@ Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs) {
         if (L.moe) st = moe_predict(il, *w, T);
         if (st.is_ok()) {
             attention(L, *w, T, runs, n_runs);
-            be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
             if (L.moe) {
+                be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
                 st = moe_forward(il, *w, T);
             } else {
-                dense_ffn(L, *w, T);
+                dense_ffn(L, *w, T);  // its ffn_norm too
             }
         }
         if (stream_) {
@@ -306,9 +317,8 @@ Status Model::device_step(int32_t token, float* logits) {
         if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, c.d_model);
         rope_angles(&run, 1);
         Status st = forward_layers(1, &run, 1);
-        be.rmsnorm(x_, output_norm_, (float)c.rms_eps, 1, c.d_model, xn_);
         const Matrix* head = &output_;
-        be.matmul(&head, &logits_out_, 1, xn_, 1);
+        be.rmsnorm_matmul(x_, output_norm_, (float)c.rms_eps, 1, xn_, &head, &logits_out_, 1);
         return st;
     };
     be.step_inputs(token, past_[0]);

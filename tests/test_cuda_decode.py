@@ -34,8 +34,9 @@ def files(tmp_path_factory):
     return out
 
 
-def load(path, graph=True, sampler=True):
-    env = {"EDGE_CUDA_GRAPH": "1" if graph else "0", "EDGE_CUDA_SAMPLER": "1" if sampler else "0"}
+def load(path, graph=True, sampler=True, fuse=True):
+    env = {"EDGE_CUDA_GRAPH": "1" if graph else "0", "EDGE_CUDA_SAMPLER": "1" if sampler else "0",
+           "EDGE_CUDA_FUSE": "1" if fuse else "0"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -69,6 +70,17 @@ def test_graph_decode_equals_eager(files, arch, recipe):
     fed = [int(t) for t in a.argmax(1)[:-1]]
     cpu = decode_logits(edgerun.Model(path, kv="f32"), tokens=fed)  # the CPU on the GPU's tokens
     assert float(np.abs(a - cpu).max() / np.abs(cpu).max()) <= TOL[recipe]
+
+
+@pytest.mark.parametrize("recipe", ["q8", "int4"])
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_fused_decode_equals_unfused(files, arch, recipe):
+    """The fused one-token GEMV (norm / act·mul / quantize inside it, q/k/v and gate/up in one launch, the residual
+    in its epilogue: cuda_fused.cu) computes the unfused ops' bits (EDGE_CUDA_FUSE=0), graph and eager alike."""
+    path = files[(arch, recipe)]
+    fused = decode_logits(load(path))
+    assert np.array_equal(fused, decode_logits(load(path, fuse=False)))
+    assert np.array_equal(fused, decode_logits(load(path, graph=False)))
 
 
 @pytest.mark.parametrize("arch", ["llama", "llama-v5000"])

@@ -183,6 +183,36 @@ public:
     // x[i] += y[i], i < n (residual).
     virtual void add(float* x, const float* y, int64_t n) = 0;
 
+    // ---- fused forms (defaults: the ops above in sequence; a backend may do each in fewer launches) ----
+    // Results are those of the sequence, except that buffers named "scratch" hold unspecified values after.
+    // xn = rmsnorm(x, w, eps) (rows = T, n = ws[i]->cols), then matmul(ws, ys, nw, xn, T, adapters).
+    virtual void rmsnorm_matmul(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix* const* ws,
+                                float* const* ys, int nw, const LowRank* const* adapters = nullptr) {
+        rmsnorm(x, w, eps, T, ws[0]->cols, xn);
+        matmul(ws, ys, nw, xn, T, adapters);
+    }
+    // x += W·in: matmul into y [T, W.rows] (scratch), then add(x, y). in must not alias x.
+    virtual void matmul_add(const Matrix& w, const float* in, int64_t T, float* y, float* x, const LowRank* adapter = nullptr) {
+        const Matrix* ws = &w;
+        matmul(&ws, &y, 1, in, T, adapter ? &adapter : nullptr);
+        add(x, y, T * w.rows);
+    }
+    // g = act(g)·u (g [T, W.cols]; scratch after), then matmul_add(W, g, T, y, x, adapter).
+    virtual void act_mul_matmul_add(float* g, const float* u, Act act, const Matrix& w, int64_t T, float* y, float* x,
+                                    const LowRank* adapter = nullptr) {
+        act_mul(g, u, T * w.cols, act);
+        matmul_add(w, g, T, y, x, adapter);
+    }
+
+    // rope(q, T, H, Dh, cos, sin); rope(k, T, Hkv, Dh, cos, sin); kv_append(kv, k, v, T, pos0, Hkv, Dh): one run's
+    // RoPE and its K/V written to the cache (a backend may do it in one launch).
+    virtual void rope_kv_append(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh,
+                                const float* cos, const float* sin, const KvLayer& kv, int64_t pos0) {
+        rope(q, T, H, Dh, cos, sin);
+        rope(k, T, Hkv, Dh, cos, sin);
+        kv_append(kv, k, v, T, pos0, Hkv, Dh);
+    }
+
     // ---- MoE (moe.h) ----
     // Per token t < T: idx[t][0..k) = top-k of logits[t] [E] (descending, ties to the lower index) and,
     // with w != nullptr, the routing weights of c's gating (moe.h). idx, w: host memory.

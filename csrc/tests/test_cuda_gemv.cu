@@ -18,6 +18,8 @@
 //             T = Σ|block terms| in float64 (test_kernels.cpp's bound for SIMD levels).
 //   quantize  cuda_quantize_q8x bit-exact vs quantize_q8x_ref (random magnitudes 2^-30..2^30, zero
 //             blocks, ties), strided columns, nothing written past the last block.
+//   fused     cuda_gemv_fused (input formed in the kernel, several matrices, residual) bit-exact vs the unfused
+//             kernels, and vs the reference (test_fused).
 //   gemm_mma  cuda_gemm_mma (the tensor-core prefill GEMM) for every int_dot dtype, bn 32 and 64: rows 1, 63,
 //             65, 130; n 1 / 5 / 129 activation blocks (partial K stages); ncols 1, 17, 33, 64, 100 (partial
 //             column tiles); W misaligned, padded strides: BIT-EXACT vs the reference gemm, gaps poisoned.
@@ -383,6 +385,177 @@ void test_quantize(Rng& g) {
             std::printf("     first differing byte %" PRId64 " (block %" PRId64 "): %02x vs ref %02x\n", bad,
                         bad / (int64_t)sizeof(block_q8x), y[(size_t)bad], yref[(size_t)bad]);
     }
+}
+
+// cuda_gemv_fused (the one-token GEMV forming its own input) vs the unfused kernels on the same inputs, BIT FOR BIT:
+// a = x / cuda_rmsnorm(x) / cuda_act_mul(x, u), cuda_quantize_q8x(a), cuda_gemv per matrix, + R (host add); a_out
+// equal to that a. Then against the scalar reference: the unfused result vs gemm_ref on quantize_q8x_ref(a) (the
+// gemv bound), and a vs the float64 prologue (rmsnorm: 1e-5·|a|; act·mul: 1e-5·(|a| + |x·u|), tanh-GELU's
+// cancellation). Every fused dtype × input kind, 1..3 matrices of 1..1023 rows, n 1..33 blocks of the dtype,
+// W misaligned, padded strides, residual on some matrices; Y poisoned first.
+void test_fused(Rng& g, bool quick) {
+    const int dts[] = {EDGE_DTYPE_Q8_0, EDGE_DTYPE_INT4_32, EDGE_DTYPE_INT4_64, EDGE_DTYPE_INT4_128,
+                       EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128};
+    // kind, act (kCudaInActMul), norm weight (kCudaInRmsnorm)
+    const int kinds[][2] = {{kCudaInF32, 0}, {kCudaInRmsnorm, 1}, {kCudaInRmsnorm, 0}, {kCudaInActMul, 0},
+                            {kCudaInActMul, 1}, {kCudaInActMul, 2}};
+    const int64_t rows_set[] = {1, 3, 33, 130, 1023};
+    int idx = 0;
+    for (int dt : dts) {
+        const int B = dtype_traits(dt).block;
+        for (const auto& kd : kinds)
+            for (int64_t nblk : {(int64_t)1, (int64_t)3, (int64_t)33 * 128 / B}) {
+                if (quick && (++idx % 2) && nblk != 3) continue;
+                const int64_t n = nblk * B;
+                const int nm = g.range(1, 3);
+                const int kind = kd[0];
+                // inputs
+                std::vector<float> x((size_t)n), u((size_t)n), nw((size_t)n);
+                const float amp = (float)std::ldexp(1.0, g.range(-4, 4));
+                for (int64_t i = 0; i < n; ++i) {
+                    x[i] = g.sym(amp);
+                    u[i] = g.sym(2.0f);
+                    nw[i] = g.sym(1.5f);
+                }
+                if (n >= 64) std::memset(&x[32], 0, 32 * 4);  // a zero block
+                float *dx = nullptr, *du = nullptr, *dnw = nullptr, *da = nullptr, *daout = nullptr;
+                block_q8x* dq = nullptr;
+                CK(cudaMalloc(&dx, n * 4));
+                CK(cudaMalloc(&du, n * 4));
+                CK(cudaMalloc(&dnw, n * 4));
+                CK(cudaMalloc(&da, n * 4));
+                CK(cudaMalloc(&daout, n * 4));
+                CK(cudaMalloc(&dq, (n / 32) * sizeof(block_q8x)));
+                CK(cudaMemcpyAsync(dx, x.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                CK(cudaMemcpyAsync(du, u.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                CK(cudaMemcpyAsync(dnw, nw.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                CK(cudaMemsetAsync(daout, 0xFF, n * 4, g_st));
+                CudaGemvInput in;
+                in.kind = kind;
+                in.x = dx;
+                in.eps = 1e-5f;
+                in.norm_w = kind == kCudaInRmsnorm && kd[1] ? dnw : nullptr;
+                in.u = du;
+                in.act = kd[1];
+                in.a_out = g.range(0, 1) ? daout : nullptr;
+                // the unfused a
+                if (kind == kCudaInRmsnorm) {
+                    CK(cuda_rmsnorm(dx, in.norm_w, in.eps, 1, n, da, g_st));
+                } else {
+                    CK(cudaMemcpyAsync(da, dx, n * 4, cudaMemcpyDeviceToDevice, g_st));
+                    if (kind == kCudaInActMul) CK(cuda_act_mul(da, du, n, in.act, g_st));
+                }
+                CK(cuda_quantize_q8x(da, n, n, 1, dq, n / 32, g_st));
+                // matrices
+                CudaGemvMat mats[kCudaFusedMaxMats];
+                std::vector<std::vector<uint8_t>> Wh(nm);
+                std::vector<std::vector<float>> Rh(nm);
+                std::vector<uint8_t*> dW(nm);
+                std::vector<float*> dY(nm), dYu(nm), dR(nm);
+                const int64_t rb = (int64_t)dtype_row_bytes(dt, n);
+                for (int m = 0; m < nm; ++m) {
+                    const int64_t rows = rows_set[g.range(0, 4)], ws = rb + g.range(0, 17), wmis = g.range(0, 15);
+                    Wh[m].assign((size_t)(ws * rows), 0);
+                    for (int64_t r = 0; r < rows; ++r) fill_row(g, dt, Wh[m].data() + r * ws, n, true);
+                    CK(cudaMalloc(&dW[m], Wh[m].size() + 512));
+                    CK(cudaMemcpyAsync(dW[m] + wmis, Wh[m].data(), Wh[m].size(), cudaMemcpyHostToDevice, g_st));
+                    CK(cudaMalloc(&dY[m], rows * 4));
+                    CK(cudaMalloc(&dYu[m], rows * 4));
+                    CK(cudaMemsetAsync(dY[m], 0xFF, rows * 4, g_st));
+                    dR[m] = nullptr;
+                    if (g.range(0, 1)) {
+                        Rh[m].resize((size_t)rows);
+                        for (float& v : Rh[m]) v = g.sym(4.0f);
+                        CK(cudaMalloc(&dR[m], rows * 4));
+                        CK(cudaMemcpyAsync(dR[m], Rh[m].data(), rows * 4, cudaMemcpyHostToDevice, g_st));
+                        if (g.range(0, 1)) {  // in place: Y = R
+                            CK(cudaMemcpyAsync(dY[m], Rh[m].data(), rows * 4, cudaMemcpyHostToDevice, g_st));
+                            dR[m] = dY[m];
+                        }
+                    }
+                    mats[m] = CudaGemvMat{dW[m] + wmis, ws, rows, dY[m], dR[m]};
+                    CK(cuda_gemv(dt, dW[m] + wmis, ws, rows, n, dq, n / 32, 1, dYu[m], rows, g_st));
+                }
+                const bool overlap = g.range(0, 1) == 1;
+                CK(cuda_gemv_fused(dt, mats, nm, n, in, g_st, overlap ? kCudaOverlapPrevious : 0));
+                CK(cudaStreamSynchronize(g_st));
+                std::vector<float> a((size_t)n), aout((size_t)n);
+                std::vector<block_q8x> q((size_t)(n / 32));
+                CK(cudaMemcpy(a.data(), da, n * 4, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(aout.data(), daout, n * 4, cudaMemcpyDeviceToHost));
+                int64_t bad = 0;
+                char first[256] = "";
+                if (in.a_out && std::memcmp(a.data(), aout.data(), n * 4) != 0) {
+                    ++bad;
+                    std::snprintf(first, sizeof first, "a_out differs from the unfused a");
+                }
+                // a vs the float64 prologue
+                double ss = 0;
+                for (int64_t i = 0; i < n; ++i) ss += (double)x[i] * x[i];
+                const double rs = 1.0 / std::sqrt(ss / (double)n + 1e-5);
+                for (int64_t i = 0; i < n && !bad; ++i) {
+                    double want = x[i], bound = 0;
+                    if (kind == kCudaInRmsnorm) {
+                        want = x[i] * rs * (in.norm_w ? nw[i] : 1.0);
+                        bound = 1e-5 * std::fabs(want) + 1e-30;
+                    } else if (kind == kCudaInActMul) {
+                        const double gg = x[i];
+                        const double y = in.act == 1 ? (gg > 0 ? gg : 0)
+                                         : in.act == 2 ? 0.5 * gg * (1 + std::tanh(0.7978845608028654 * (gg + 0.044715 * gg * gg * gg)))
+                                                       : gg / (1 + std::exp(-gg));
+                        want = y * u[i];
+                        bound = 1e-5 * (std::fabs(want) + std::fabs(gg * u[i])) + 1e-30;
+                    }
+                    if (!(std::fabs(a[i] - want) <= bound)) {
+                        ++bad;
+                        std::snprintf(first, sizeof first, "a[%" PRId64 "] = %.9g, f64 %.9g", i, a[i], want);
+                    }
+                }
+                std::vector<block_q8x> qref((size_t)(n / 32));
+                quantize_q8x_ref(a.data(), qref.data(), n);
+                std::vector<float> wdeq((size_t)n);
+                for (int m = 0; m < nm; ++m) {
+                    const int64_t rows = mats[m].rows, ws = mats[m].w_stride;
+                    std::vector<float> y((size_t)rows), yu((size_t)rows), yref((size_t)rows);
+                    CK(cudaMemcpy(y.data(), dY[m], rows * 4, cudaMemcpyDeviceToHost));
+                    CK(cudaMemcpy(yu.data(), dYu[m], rows * 4, cudaMemcpyDeviceToHost));
+                    ref_gemm(dt)(Wh[m].data(), ws, rows, n, reinterpret_cast<const uint8_t*>(qref.data()), n / 32, 1, yref.data(), rows);
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const float want = dR[m] ? Rh[m][(size_t)r] + yu[(size_t)r] : yu[(size_t)r];
+                        if (std::memcmp(&want, &y[(size_t)r], 4) != 0) {
+                            if (!bad++)
+                                std::snprintf(first, sizeof first, "mat %d Y[%" PRId64 "] = %.9g, unfused %.9g", m, r, y[(size_t)r], want);
+                        }
+                        double ex = 0, terms = 0;
+                        ref_dequant(dt)(Wh[m].data() + r * ws, wdeq.data(), n);
+                        exact_dot(dt, Wh[m].data() + r * ws, wdeq.data(), n, reinterpret_cast<const uint8_t*>(qref.data()), &ex, &terms);
+                        if (!(std::fabs((double)yu[(size_t)r] - yref[(size_t)r]) <= 1e-5 * terms + 1e-30)) {
+                            if (!bad++)
+                                std::snprintf(first, sizeof first, "mat %d unfused Y[%" PRId64 "] = %.9g, ref %.9g", m, r, yu[(size_t)r],
+                                              yref[(size_t)r]);
+                        }
+                    }
+                    CK(cudaFree(dW[m]));
+                    CK(cudaFree(dYu[m]));
+                    if (dR[m] && dR[m] != dY[m]) CK(cudaFree(dR[m]));
+                    CK(cudaFree(dY[m]));
+                }
+                for (float* p : {dx, du, dnw, da, daout}) CK(cudaFree(p));
+                CK(cudaFree(dq));
+                const bool ok = bad == 0;
+                ok ? ++g_passed : ++g_failed;
+                std::printf("%s fused %-9s n=%-5" PRId64 " mats=%d in=%s%s%s  %s\n", ok ? "ok  " : "FAIL", dtype_traits(dt).name, n, nm,
+                            kind == kCudaInF32 ? "f32" : kind == kCudaInRmsnorm ? (in.norm_w ? "rmsnorm·w" : "rmsnorm") : "act_mul",
+                            kind == kCudaInActMul ? (in.act == 0 ? "(silu)" : in.act == 1 ? "(relu)" : "(gelu)") : "",
+                            overlap ? " overlap" : "", ok ? "bit-exact vs unfused" : first);
+            }
+    }
+    CudaGemvMat m{};
+    CudaGemvInput in;
+    const bool refused = cuda_gemv_fused(EDGE_DTYPE_F32, &m, 1, 32, in, g_st) == cudaErrorInvalidValue &&
+                         cuda_gemv_fused(EDGE_DTYPE_Q8_0, &m, 4, 32, in, g_st) == cudaErrorInvalidValue;
+    refused ? ++g_passed : ++g_failed;
+    std::printf("%s refuses: fused gemv of a float dtype / 4 matrices / no input (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
 }
 
 // A shape the contract excludes is refused without a launch.
@@ -896,6 +1069,7 @@ int main(int argc, char** argv) {
     test_lowrank(g);
     test_gemm_mma(g, quick);
     test_gemv(g, quick);
+    test_fused(g, quick);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

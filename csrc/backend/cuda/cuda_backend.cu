@@ -44,6 +44,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->expert_mirror_ = cuda_env_enabled("EDGE_CUDA_EXPERT_MIRROR");
     be->cc_major_ = prop.major;
     be->flash_ = cuda_env_enabled("EDGE_CUDA_FLASH");
+    be->fuse_ = cuda_env_enabled("EDGE_CUDA_FUSE");
     const char* mapped = std::getenv("EDGE_CUDA_MAPPED_WEIGHTS");
     be->weights_in_place_ = mapped ? !std::strcmp(mapped, "1") : prop.integrated != 0;
     if (!cuda_env_enabled("EDGE_CUDA_MMA")) be->mma_min_tokens_ = INT64_MAX;
@@ -233,6 +234,12 @@ void CudaBackend::embed(const Matrix& table, const int32_t* tokens, int64_t T, f
 
 void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, const float* x, int64_t T,
                          const LowRank* const* adapters) {
+    if (((uintptr_t)x & 15) == 0 && fusable(ws, nw, T, adapters)) {  // one token: the input quantized inside the GEMV (cuda_fused.cu)
+        CudaGemvInput in;
+        in.x = x;
+        gemv_fused(ws, ys, nullptr, nw, in);
+        return;
+    }
     const int64_t n = ws[0]->cols;
     bool need_q8 = false;
     for (int i = 0; i < nw; ++i) need_q8 |= dtype_traits(ws[i]->dtype).int_dot;

@@ -16,6 +16,9 @@
 // rmsnorm, attention, rope and silu reduce in another order than the CPU loops (f32): |Δ| a few ulp of
 // the row's scale; embed (host dequant), add, add_bias, relu, gather / scatter / combine are exact.
 // LowRank terms: A·x by the f32 GEMV, then cuda_lowrank_add (the CPU's up-projection bit for bit).
+// One-token steps (T = 1) on q8_0 / int4* matrices without adapters use the fused GEMV (cuda_fused.cu): the
+// input's norm / act·mul and its quantization inside the GEMV, q/k/v (gate/up) in one launch, the residual in
+// its epilogue — the same bits as the unfused ops (EDGE_CUDA_FUSE=0).
 // Scratch of its own: q8 activations, A·x of LowRank terms, the split-K attention's partials (cuda_attention.cu;
 // EDGE_CUDA_FLASH=0: the older kernel, scores in shared memory, ctx ≤ the opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
 // staging area, pinned host rows for embed.
@@ -29,6 +32,8 @@
 #include "../backend.h"
 
 namespace edge {
+
+struct CudaGemvInput;  // kernels/cuda/cuda_kernels.h
 
 // The device sampler's limits (cuda_sample.cu): beyond them the host samples.
 // Attention (cuda_attention.cu): steps of at most kSplitMaxT tokens use the split-K kernel over at most
@@ -85,6 +90,13 @@ public:
     void act_mul(float* g, const float* u, int64_t n, Act act) override;
     void scale(float* x, float s, int64_t n) override;
     void add(float* x, const float* y, int64_t n) override;
+    void rope_kv_append(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh, const float* cos,
+                        const float* sin, const KvLayer& kv, int64_t pos0) override;
+    void rmsnorm_matmul(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix* const* ws,
+                        float* const* ys, int nw, const LowRank* const* adapters = nullptr) override;
+    void matmul_add(const Matrix& w, const float* in, int64_t T, float* y, float* x, const LowRank* adapter = nullptr) override;
+    void act_mul_matmul_add(float* g, const float* u, Act act, const Matrix& w, int64_t T, float* y, float* x,
+                            const LowRank* adapter = nullptr) override;
 
     void moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) override;
     void moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) override;
@@ -112,6 +124,9 @@ private:
     void attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                          int64_t window, float* out);
     void note(cudaError_t e, const char* what);
+    // the fused one-token GEMV (cuda_fused.cu)
+    bool fusable(const Matrix* const* ws, int nw, int64_t T, const LowRank* const* adapters) const;
+    void gemv_fused(const Matrix* const* ws, float* const* ys, float* const* residual, int nw, const CudaGemvInput& in);
 
     const KernelTable* host_ = nullptr;
     int device_ = 0;
@@ -154,6 +169,8 @@ private:
     bool gpu_sampler_ = true;
     int cc_major_ = 0;           // compute capability (tensor-core prefill GEMM: 8+)
     int64_t mma_min_tokens_ = 16;  // matmuls of at least this many tokens use cuda_gemm_mma (EDGE_CUDA_MMA_MIN_T; EDGE_CUDA_MMA=0: never)
+    bool fuse_ = true;  // one-token matmuls through cuda_gemv_fused (EDGE_CUDA_FUSE=0: quantize + GEMV + separate ops)
+    int graph_nodes_ = 0;  // kernel nodes of the recorded step (EDGE_CUDA_GRAPH_REPORT=1 prints them)
     bool pdl_ = false;  // EDGE_CUDA_PDL=1: GEMVs / quantize launched with programmatic dependent launch
     float* sample_cv_ = nullptr;    // [kSampleBlocks·kMaxTopK + 2·kMaxTopK] candidate values, then the survivors'
     int32_t* sample_ci_ = nullptr;  // [kSampleBlocks·kMaxTopK + kMaxTopK] candidate ids

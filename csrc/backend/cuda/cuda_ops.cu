@@ -5,6 +5,8 @@
 // on x86. Reductions (rmsnorm, attention) use a block tree: another f32 order than the CPU's loops.
 #include <cmath>
 
+#include "../../kernels/cuda/cuda_kernels.h"
+#include "../../kernels/cuda/rowops.cuh"
 #include "../planner.h"
 #include "cuda_backend.h"
 
@@ -16,38 +18,7 @@ constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t n) { return (unsigned)((n + kThreads - 1) / kThreads); }
 
-// Sum (or max) over the block; every thread gets the result. red: 32 floats of shared memory.
-template <bool kMax>
-__device__ float block_reduce(float v, float* red) {
-    for (int o = 16; o > 0; o >>= 1) {
-        const float w = __shfl_xor_sync(0xffffffffu, v, o);
-        v = kMax ? fmaxf(v, w) : v + w;
-    }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
-    __syncthreads();  // red may still be read by a previous reduction
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    v = lane < nwarps ? red[lane] : (kMax ? -INFINITY : 0.f);
-    for (int o = 16; o > 0; o >>= 1) {
-        const float w = __shfl_xor_sync(0xffffffffu, v, o);
-        v = kMax ? fmaxf(v, w) : v + w;
-    }
-    return v;
-}
-
-__global__ void rmsnorm_k(const float* __restrict__ x, const float* __restrict__ w, float eps, int64_t n, float* y) {
-    __shared__ float red[32];
-    const float* xr = x + blockIdx.x * n;
-    float* yr = y + blockIdx.x * n;
-    float ss = 0.f;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    ss = block_reduce<false>(ss, red);
-    const float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        const float v = __fmul_rn(xr[i], scale);
-        yr[i] = w ? __fmul_rn(v, w[i]) : v;
-    }
-}
+using cuda_rowops::block_reduce;
 
 __global__ void add_bias_k(float* y, const float* __restrict__ b, int64_t rows, int64_t n) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
@@ -57,23 +28,6 @@ __global__ void add_bias_k(float* y, const float* __restrict__ b, int64_t rows, 
 __global__ void add_k(float* x, const float* __restrict__ y, int64_t n) {
     const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     if (i < n) x[i] = __fadd_rn(x[i], y[i]);
-}
-
-// act: 0 SiLU, 1 ReLU, 2 tanh-GELU (Act order).
-__global__ void act_mul_k(float* g, const float* __restrict__ u, int64_t n, int act) {
-    const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    const float a = g[i];
-    float y;
-    if (act == 1) {
-        y = a > 0.f ? a : 0.f;
-    } else if (act == 2) {
-        const float inner = __fmul_rn(0.7978845608028654f, __fadd_rn(a, __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, a), a), a)));
-        y = __fmul_rn(__fmul_rn(0.5f, a), __fadd_rn(1.0f, tanhf(inner)));
-    } else {
-        y = __fdiv_rn(a, __fadd_rn(1.0f, expf(-a)));
-    }
-    g[i] = __fmul_rn(y, u[i]);
 }
 
 __global__ void scale_k(float* x, float s, int64_t n) {
@@ -110,6 +64,37 @@ __global__ void kv_append_k(float* kc, float* vc, int64_t k_head_stride, const f
     const int64_t t = i / Dkv, h = (i % Dkv) / Dh, d = i % Dh, pos = pos0 + t;
     kc[h * k_head_stride + (pos / kKTile) * kKTile * Dh + d * kKTile + pos % kKTile] = k[i];
     vc[pos * Dkv + h * Dh + d] = v[i];
+}
+
+// rope_k over q (T·H·half pairs) and k (T·Hkv·half pairs, each rotated pair also written to the cache), then
+// kv_append_k's V copy (T·Dkv): one launch, the same operations as the three kernels.
+__global__ void rope_kv_k(float* q, float* k, const float* __restrict__ v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh,
+                          const float* __restrict__ c, const float* __restrict__ s, float* kc, float* vc, int64_t k_head_stride,
+                          int64_t pos0, const CudaStepInputs* ds) {
+    const int64_t half = Dh / 2, nq = T * H * half, nk = T * Hkv * half, Dkv = Hkv * Dh;
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (ds) pos0 = ds->pos;
+    if (i < nq + nk) {
+        const bool isq = i < nq;
+        if (!isq) i -= nq;
+        const int64_t heads = isq ? H : Hkv, t = i / (heads * half), j = i % half;
+        float* vv = (isq ? q : k) + (i / half) * Dh;
+        const float a = vv[j], b = vv[j + half], cs = c[t * half + j], sn = s[t * half + j];
+        const float r0 = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn)), r1 = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+        vv[j] = r0;
+        vv[j + half] = r1;
+        if (!isq) {
+            const int64_t h = (i / half) % Hkv, pos = pos0 + t;
+            float* kt = kc + h * k_head_stride + (pos / kKTile) * kKTile * Dh + pos % kKTile;
+            kt[j * kKTile] = r0;
+            kt[(j + half) * kKTile] = r1;
+        }
+        return;
+    }
+    i -= nq + nk;
+    if (i >= T * Dkv) return;
+    const int64_t t = i / Dkv;
+    vc[(pos0 + t) * Dkv + i % Dkv] = v[i];
 }
 
 // One block per (token, head): scores of its positions in shared memory, softmax, then V.
@@ -190,8 +175,7 @@ Status cuda_attention_prepare(int64_t ctx, int64_t max_dh, int64_t max_smem) {
 }
 
 void CudaBackend::rmsnorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y) {
-    if (rows <= 0) return;
-    rmsnorm_k<<<(unsigned)rows, n >= 256 ? 256 : 64, 0, stream_>>>(x, w, eps, n, y);
+    note(cuda_rmsnorm(x, w, eps, rows, n, y, stream_), "rmsnorm");  // kernels/cuda/rowops.cu
 }
 
 void CudaBackend::add_bias(float* y, const float* b, int64_t rows, int64_t n) {
@@ -203,7 +187,7 @@ void CudaBackend::add(float* x, const float* y, int64_t n) {
 }
 
 void CudaBackend::act_mul(float* g, const float* u, int64_t n, Act act) {
-    if (n > 0) act_mul_k<<<blocks_for(n), kThreads, 0, stream_>>>(g, u, n, (int)act);
+    note(cuda_act_mul(g, u, n, (int)act, stream_), "act_mul");  // kernels/cuda/rowops.cu
 }
 
 void CudaBackend::scale(float* x, float s, int64_t n) {
@@ -225,6 +209,18 @@ void CudaBackend::kv_append(const KvLayer& kv, const float* k, const float* v, i
     if (n > 0)
         kv_append_k<<<blocks_for(n), kThreads, 0, stream_>>>(kv.k, kv.v, kv.k_head_stride, k, v, T, pos0, Hkv, Dh,
                                                              in_step_ ? step_ : nullptr);
+}
+
+void CudaBackend::rope_kv_append(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh,
+                                 const float* cos, const float* sin, const KvLayer& kv, int64_t pos0) {
+    if (!fuse_ || Dh % 2 || kv.type != KvType::F32 || kv.ring) {
+        Backend::rope_kv_append(q, k, v, T, H, Hkv, Dh, cos, sin, kv, pos0);
+        return;
+    }
+    const int64_t n = T * (H + Hkv) * (Dh / 2) + T * Hkv * Dh;
+    if (n > 0)
+        rope_kv_k<<<blocks_for(n), kThreads, 0, stream_>>>(q, k, v, T, H, Hkv, Dh, cos, sin, kv.k, kv.v, kv.k_head_stride, pos0,
+                                                           in_step_ ? step_ : nullptr);
 }
 
 void CudaBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,

@@ -10,10 +10,14 @@
 // issues nothing). The graph stays valid because every pointer it holds is planned once at load and the
 // attention's shared memory is sized for the whole context (cuda_attention_prepare).
 //
+// EDGE_CUDA_GRAPH_REPORT=1 prints the recorded step's kernel count to stderr (bench/cuda: kernels per token).
+//
 // embed_step: x[c] = dequant(row token of table), the table a device copy (the weights' mirror), one
 // block per row: exact, the expressions of dequant_ref.cpp (d·q, d·(q−8), d·q + m with one rounding each).
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "cuda_backend.h"
 
@@ -120,6 +124,18 @@ bool CudaBackend::step_end() {
     cudaGraph_t g = nullptr;
     cudaError_t e = cudaStreamEndCapture(stream_, &g);
     if (e == cudaSuccess) {
+        size_t n_nodes = 0;
+        if (cudaGraphGetNodes(g, nullptr, &n_nodes) == cudaSuccess && n_nodes > 0) {  // kernels per recorded step
+            std::vector<cudaGraphNode_t> nodes(n_nodes);
+            graph_nodes_ = 0;
+            if (cudaGraphGetNodes(g, nodes.data(), &n_nodes) == cudaSuccess)
+                for (cudaGraphNode_t nd : nodes) {
+                    cudaGraphNodeType t;
+                    if (cudaGraphNodeGetType(nd, &t) == cudaSuccess && t == cudaGraphNodeTypeKernel) ++graph_nodes_;
+                }
+            if (const char* r = std::getenv("EDGE_CUDA_GRAPH_REPORT"); r && !std::strcmp(r, "1"))
+                std::fprintf(stderr, "edgerun cuda: recorded step: %d kernels (%zu graph nodes)\n", graph_nodes_, n_nodes);
+        }
         e = cudaGraphInstantiate(&graph_exec_, g, 0);
         cudaGraphDestroy(g);
         if (e != cudaSuccess) graph_exec_ = nullptr;

@@ -63,6 +63,46 @@ cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t r
 cudaError_t cuda_quantize_q8x(const float* x, int64_t x_stride, int64_t n, int64_t ncols, block_q8x* y,
                               int64_t y_stride, cudaStream_t stream, uint32_t flags = 0);
 
+// Row ops (rowops.cu; arithmetic in rowops.cuh). cuda_rmsnorm: y[r] = x[r] · s_r · w (w = nullptr: unweighted),
+// s_r = 1 / sqrt(Σ x[r]_i² / n + eps), rows rows of n f32 (y may alias x), f32 sums in a block tree.
+// cuda_act_mul: g[i] = act(g[i]) · u[i], i < n, act 0 SiLU / 1 ReLU / 2 tanh-GELU (backend.h Act order).
+cudaError_t cuda_rmsnorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t stream);
+cudaError_t cuda_act_mul(float* g, const float* u, int64_t n, int act, cudaStream_t stream);
+
+// Fused decode GEMV (one token), gemv.cuh: one launch over n_mats <= kCudaFusedMaxMats matrices of one int_dot
+// dtype (cuda_gemv_fused_supported) and width n that share one input, whose block_q8x activation the kernel forms
+// itself from f32 (every CTA redoes it in shared memory; nothing goes through device memory):
+//   in.kind kCudaInF32      a = x
+//           kCudaInRmsnorm  a = cuda_rmsnorm(x, in.norm_w, in.eps) of the one row x [n]
+//           kCudaInActMul   a = act(x) · u (cuda_act_mul's arithmetic; x is not written)
+//   a_out != nullptr: a (f32, n) is also written there (by one CTA); then, for each matrix i,
+//   mats[i].Y[r] = dot(W_i row r, quantize_q8x(a)) (+ mats[i].R[r] when R != nullptr: the residual, one rounded
+//   add; R may equal Y), r < rows_i.
+// The result is bit for bit that of cuda_rmsnorm / cuda_act_mul, cuda_quantize_q8x, cuda_gemv (ncols 1) and an
+// add — the same device functions — so the bound of cuda_gemv holds. W_i: any byte alignment (as cuda_gemv);
+// x, u, a_out 16-byte aligned, norm_w, Y, R 4-byte aligned; n % 32 == 0 and a multiple of the dtype's block. flags: as cuda_gemv.
+constexpr int kCudaFusedMaxMats = 3;
+constexpr int kCudaInF32 = 0, kCudaInRmsnorm = 1, kCudaInActMul = 2;
+struct CudaGemvMat {
+    const void* W = nullptr;
+    int64_t w_stride = 0;  // bytes
+    int64_t rows = 0;
+    float* Y = nullptr;
+    const float* R = nullptr;  // residual added to the result, or nullptr
+};
+struct CudaGemvInput {
+    int kind = kCudaInF32;
+    const float* x = nullptr;       // [n]
+    const float* norm_w = nullptr;  // kCudaInRmsnorm: the norm's weight [n] or nullptr
+    float eps = 0.f;
+    const float* u = nullptr;       // kCudaInActMul: [n]
+    int act = 0;                    // kCudaInActMul
+    float* a_out = nullptr;         // [n] or nullptr
+};
+bool cuda_gemv_fused_supported(uint32_t dtype);
+cudaError_t cuda_gemv_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
+                            cudaStream_t stream, uint32_t flags = 0);
+
 // LowRank (LoRA) up-projection, lowrank.cu: Y[c·ldy + o] += scale · Σ_{j<r} B[o·r + j] · U[c·r + j] for o < rows,
 // c < ncols; B [rows, r], U [ncols, r] f32 (U = A·x by cuda_gemv on the f32 A). The sum in j order without FMA,
 // then one product and one add: CpuBackend::low_rank's operations, bit for bit for the same U.

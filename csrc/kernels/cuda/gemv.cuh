@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "cuda_kernels.h"
+#include "rowops.cuh"
 
 namespace edge {
 namespace cuda_gemv_detail {
@@ -218,12 +219,118 @@ __device__ __forceinline__ typename D::Act stage(uint8_t* act, const uint8_t* X,
         return stage_q8<D, NC>(act, X, x_stride, n);
 }
 
+// ---------------------------------------------------------------- the fused input stage
+
+// The fused GEMV's activation (cuda_kernels.h cuda_gemv_fused): every CTA forms a = prologue(x) per element
+// and quantizes it into the ActQ8 layout of stage_q8, one 32-element block per thread (x read as 16-byte
+// vectors: a warp-per-block form made each warp quantize n/256 blocks one after the other, a latency chain that
+// cost ~5 µs at n = 8192 on the H200, s17 call 1), with the device functions of the standalone kernels
+// (rowops.cuh), so the codes equal cuda_quantize_q8x's of the unfused a.
+template <class D>
+__device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
+    static_assert(!D::kF32Act, "the fused input stage forms block_q8x activations");
+    __shared__ float red[32];
+    const uint32_t nb32 = n / 32, qcol = round_up(n, 128);
+    uint8_t* q = act;
+    float2* meta = reinterpret_cast<float2*>(act + qcol);
+    int8_t* lut = reinterpret_cast<int8_t*>(act + qcol + nb32 * 8);
+    const float s = in.kind == kCudaInRmsnorm ? cuda_rowops::row_rms_scale(in.x, n, in.eps, red) : 1.0f;
+    const bool write_a = in.a_out != nullptr && blockIdx.x == 0;
+    for (uint32_t k = threadIdx.x; k < nb32; k += kThreads) {
+        float v[32];
+        const float4* x4 = reinterpret_cast<const float4*>(in.x + 32 * (int64_t)k);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float4 t = x4[j];
+            v[4 * j] = t.x, v[4 * j + 1] = t.y, v[4 * j + 2] = t.z, v[4 * j + 3] = t.w;
+        }
+        if (in.kind == kCudaInRmsnorm) {
+#pragma unroll
+            for (int i = 0; i < 32; ++i) v[i] = cuda_rowops::rms_apply(v[i], s, in.norm_w, 32 * (int64_t)k + i);
+        } else if (in.kind == kCudaInActMul) {
+            const float4* u4 = reinterpret_cast<const float4*>(in.u + 32 * (int64_t)k);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float4 t = u4[j];
+                v[4 * j] = cuda_rowops::act_apply(v[4 * j], t.x, in.act);
+                v[4 * j + 1] = cuda_rowops::act_apply(v[4 * j + 1], t.y, in.act);
+                v[4 * j + 2] = cuda_rowops::act_apply(v[4 * j + 2], t.z, in.act);
+                v[4 * j + 3] = cuda_rowops::act_apply(v[4 * j + 3], t.w, in.act);
+            }
+        }
+        if (write_a) {
+            float4* a4 = reinterpret_cast<float4*>(in.a_out + 32 * (int64_t)k);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) a4[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+        }
+        uint32_t w[8];
+        float d, bs;
+        cuda_rowops::q8x_thread(v, w, &d, &bs);
+        uint4 lo, hi;
+        if (D::kInterleave) {  // stage_q8's order: word k = elements 2k, 2k+16, 2k+1, 2k+17
+            lo = make_uint4(prmt(w[0], w[4], 0x5140), prmt(w[0], w[4], 0x7362), prmt(w[1], w[5], 0x5140),
+                            prmt(w[1], w[5], 0x7362));
+            hi = make_uint4(prmt(w[2], w[6], 0x5140), prmt(w[2], w[6], 0x7362), prmt(w[3], w[7], 0x5140),
+                            prmt(w[3], w[7], 0x7362));
+        } else {
+            lo = make_uint4(w[0], w[1], w[2], w[3]);
+            hi = make_uint4(w[4], w[5], w[6], w[7]);
+        }
+        *reinterpret_cast<uint4*>(q + swz(32 * k)) = lo;
+        *reinterpret_cast<uint4*>(q + swz(32 * k + 16)) = hi;
+        meta[k] = make_float2(d, bs);
+    }
+    if (D::kLut && threadIdx.x < 64) lut[threadIdx.x] = (int8_t)e2m3_x8_dev(threadIdx.x);
+    return ActQ8{q, meta, lut, qcol, nb32};
+}
+
 // ---------------------------------------------------------------- the block kernel
 
-template <class D, int NC>
-__global__ void EDGE_GEMV_BOUNDS gemv_blocks_kernel(const uint8_t* __restrict__ W, int64_t w_stride,
-                                                               int rows, int n, const uint8_t* __restrict__ X,
-                                                               int64_t x_stride, float* __restrict__ Y, int64_t ldy) {
+// Which weight rows a launch covers and where their results go. RowsOne: one matrix, NC columns of Y (ldy
+// apart). RowsFused: up to kCudaFusedMaxMats matrices one after the other (launch row g: matrix m with
+// end[m-1] <= g < end[m]), one column, an optional residual per matrix.
+struct RowsOne {
+    const uint8_t* W;
+    int64_t w_stride;
+    float* Y;
+    int64_t ldy;
+    __device__ __forceinline__ const uint8_t* row(int g) const { return W + (int64_t)g * w_stride; }
+    __device__ __forceinline__ void store(int g, int c, float v) const { Y[(int64_t)c * ldy + g] = v; }
+};
+
+struct FusedParams {
+    const uint8_t* W[kCudaFusedMaxMats];
+    int64_t w_stride[kCudaFusedMaxMats];
+    float* Y[kCudaFusedMaxMats];
+    const float* R[kCudaFusedMaxMats];
+    int end[kCudaFusedMaxMats];  // cumulative rows; unused matrices repeat the total
+    int n;
+    CudaGemvInput in;
+};
+
+struct RowsFused {
+    const FusedParams& P;
+    __device__ __forceinline__ int mat(int g) const { return g < P.end[0] ? 0 : (g < P.end[1] ? 1 : 2); }
+    __device__ __forceinline__ const uint8_t* row(int g) const {
+        const int m = mat(g);
+        const int r = m == 0 ? g : g - P.end[m - 1];
+        const uint8_t* W = m == 0 ? P.W[0] : (m == 1 ? P.W[1] : P.W[2]);
+        const int64_t ws = m == 0 ? P.w_stride[0] : (m == 1 ? P.w_stride[1] : P.w_stride[2]);
+        return W + (int64_t)r * ws;
+    }
+    __device__ __forceinline__ void store(int g, int, float v) const {
+        const int m = mat(g);
+        const int r = m == 0 ? g : g - P.end[m - 1];
+        float* Y = m == 0 ? P.Y[0] : (m == 1 ? P.Y[1] : P.Y[2]);
+        const float* R = m == 0 ? P.R[0] : (m == 1 ? P.R[1] : P.R[2]);
+        Y[r] = R ? __fadd_rn(R[r], v) : v;
+    }
+};
+
+// The kernel body (gemv.cuh header, point 1): `rows` launch rows of n elements; stage_act() fills the
+// activations in shared memory (after the first weight loads are in flight and the previous kernel is done).
+template <class D, int NC, class Rows, class Stage>
+__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
     extern __shared__ __align__(128) uint8_t smem[];
     constexpr int BB = D::kBB;
     constexpr int BPP = kPieceData / BB;  // blocks per piece
@@ -240,7 +347,7 @@ __global__ void EDGE_GEMV_BOUNDS gemv_blocks_kernel(const uint8_t* __restrict__ 
     auto issue = [&](int r, int pp) {
         const int b0 = pp * BPP;
         nblk = min(BPP, nb - b0);
-        const uint8_t* base = W + (int64_t)r * w_stride + (int64_t)b0 * BB;
+        const uint8_t* base = R.row(r) + (int64_t)b0 * BB;
         const uintptr_t a0 = (uintptr_t)base & ~(uintptr_t)15;
         const uintptr_t a1 = ((uintptr_t)base + (uintptr_t)nblk * BB + 15) & ~(uintptr_t)15;
         off0 = (uint32_t)((uintptr_t)base - a0);
@@ -255,7 +362,7 @@ __global__ void EDGE_GEMV_BOUNDS gemv_blocks_kernel(const uint8_t* __restrict__ 
     if (row < rows) issue(row, p);  // weights only: they may be read before the previous kernel ends
     pdl_wait();                     // X (and Y) belong to the stream order
 
-    const typename D::Act A = stage<D, NC>(smem + kWarps * kWarpBuf, X, x_stride, n);
+    const typename D::Act A = stage_act(smem + kWarps * kWarpBuf);
     __syncthreads();
 
     float acc[NC];
@@ -286,11 +393,38 @@ __global__ void EDGE_GEMV_BOUNDS gemv_blocks_kernel(const uint8_t* __restrict__ 
                 float v = acc[c];
 #pragma unroll
                 for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-                if (lane == c) Y[(int64_t)c * ldy + cur_row] = v;
+                if (lane == c) R.store(cur_row, c, v);
                 acc[c] = 0.0f;
             }
         }
     }
+}
+
+template <class D, int NC>
+struct StageInput {
+    const uint8_t* X;
+    int64_t x_stride;
+    int n;
+    __device__ __forceinline__ typename D::Act operator()(uint8_t* act) const { return stage<D, NC>(act, X, x_stride, n); }
+};
+
+template <class D, int NC>
+__global__ void EDGE_GEMV_BOUNDS gemv_blocks_kernel(const uint8_t* __restrict__ W, int64_t w_stride,
+                                                               int rows, int n, const uint8_t* __restrict__ X,
+                                                               int64_t x_stride, float* __restrict__ Y, int64_t ldy) {
+    gemv_blocks_body<D, NC>(RowsOne{W, w_stride, Y, ldy}, rows, n, StageInput<D, NC>{X, x_stride, n});
+}
+
+template <class D>
+struct StageFused {
+    const CudaGemvInput& in;
+    int n;
+    __device__ __forceinline__ ActQ8 operator()(uint8_t* act) const { return stage_fused<D>(act, in, n); }
+};
+
+template <class D>
+__global__ void EDGE_GEMV_BOUNDS gemv_fused_kernel(const __grid_constant__ FusedParams P) {
+    gemv_blocks_body<D, 1>(RowsFused{P}, P.end[kCudaFusedMaxMats - 1], P.n, StageFused<D>{P.in, P.n});
 }
 
 // ---------------------------------------------------------------- host side
@@ -400,6 +534,50 @@ cudaError_t launch_blocks(const void* W, int64_t w_stride, int64_t rows, int64_t
     return cudaSuccess;
 }
 
+// cuda_gemv_fused for decoder D (cuda_kernels.h): checks, then one launch over the n_mats matrices.
+template <class D>
+cudaError_t launch_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
+                         cudaStream_t stream) {
+    if (n_mats < 1 || n_mats > kCudaFusedMaxMats || n <= 0 || n % D::kB != 0 || n % 32 != 0 || n > INT_MAX / 4 ||
+        in.kind < kCudaInF32 || in.kind > kCudaInActMul || in.x == nullptr || ((uintptr_t)in.x & 15) ||
+        (in.kind == kCudaInActMul && (in.u == nullptr || ((uintptr_t)in.u & 15) || in.act < 0 || in.act > 2)) ||
+        ((uintptr_t)in.norm_w & 3) || ((uintptr_t)in.a_out & 15))
+        return cudaErrorInvalidValue;
+    FusedParams P = {};
+    int64_t total = 0;
+    for (int i = 0; i < kCudaFusedMaxMats; ++i) {
+        if (i < n_mats) {
+            const CudaGemvMat& m = mats[i];
+            if (m.rows < 0 || (m.rows > 0 && (m.W == nullptr || m.Y == nullptr)) || ((uintptr_t)m.Y & 3) ||
+                ((uintptr_t)m.R & 3))
+                return cudaErrorInvalidValue;
+            P.W[i] = static_cast<const uint8_t*>(m.W);
+            P.w_stride[i] = m.w_stride;
+            P.Y[i] = m.Y;
+            P.R[i] = m.R;
+            total += m.rows;
+            if (total > INT_MAX) return cudaErrorInvalidValue;
+        }
+        P.end[i] = (int)total;
+    }
+    P.n = (int)n;
+    P.in = in;
+    if (total == 0) return cudaSuccess;
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return e;
+    const size_t smem = blocks_fixed_smem() + act_col_bytes<D>((uint32_t)n) + kLutBytes;
+    if (smem + 32 * sizeof(float) > (size_t)optin) return cudaErrorInvalidValue;
+    auto kernel = gemv_fused_kernel<D>;
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    int grid = 0;
+    e = persistent_grid(kernel, smem, total, &grid);
+    if (e != cudaSuccess) return e;
+    return launch_kernel(kernel, grid, smem, stream, (flags & kCudaOverlapPrevious) != 0, P);
+}
+
 // ---------------------------------------------------------------- per-family entry points
 
 cudaError_t gemv_int4(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
@@ -410,6 +588,10 @@ cudaError_t gemv_q8_0(const void* W, int64_t w_stride, int64_t rows, int64_t n, 
                       int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_mx(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                     int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
+                            uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_q8_0_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
+                            cudaStream_t stream);
 cudaError_t gemv_float(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                        int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
 

@@ -34,4 +34,15 @@ cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t r
     }
 }
 
+// The fused GEMV (cuda_kernels.h) exists for the decode dtypes of the models we ship: q8_0, int4_B, int4a_B.
+bool cuda_gemv_fused_supported(uint32_t dtype) { return dtype == EDGE_DTYPE_Q8_0 || (dtype >= EDGE_DTYPE_INT4_32 && dtype <= EDGE_DTYPE_INT4A_128); }
+
+cudaError_t cuda_gemv_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
+                            cudaStream_t stream, uint32_t flags) {
+    using namespace cuda_gemv_detail;
+    if (dtype == EDGE_DTYPE_Q8_0) return gemv_q8_0_fused(mats, n_mats, n, in, flags, stream);
+    if (cuda_gemv_fused_supported(dtype)) return gemv_int4_fused(dtype, mats, n_mats, n, in, flags, stream);
+    return cudaErrorInvalidValue;
+}
+
 }  // namespace edge

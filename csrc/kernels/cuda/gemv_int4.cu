@@ -85,5 +85,18 @@ cudaError_t gemv_int4(uint32_t dtype, const void* W, int64_t w_stride, int64_t r
     }
 }
 
+cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
+                            uint32_t flags, cudaStream_t stream) {
+    switch (dtype) {
+        case EDGE_DTYPE_INT4_32: return launch_fused<DecInt4<32, false>>(mats, n_mats, n, in, flags, stream);
+        case EDGE_DTYPE_INT4_64: return launch_fused<DecInt4<64, false>>(mats, n_mats, n, in, flags, stream);
+        case EDGE_DTYPE_INT4_128: return launch_fused<DecInt4<128, false>>(mats, n_mats, n, in, flags, stream);
+        case EDGE_DTYPE_INT4A_32: return launch_fused<DecInt4<32, true>>(mats, n_mats, n, in, flags, stream);
+        case EDGE_DTYPE_INT4A_64: return launch_fused<DecInt4<64, true>>(mats, n_mats, n, in, flags, stream);
+        case EDGE_DTYPE_INT4A_128: return launch_fused<DecInt4<128, true>>(mats, n_mats, n, in, flags, stream);
+        default: return cudaErrorInvalidValue;
+    }
+}
+
 }  // namespace cuda_gemv_detail
 }  // namespace edge

@@ -33,5 +33,10 @@ cudaError_t gemv_q8_0(const void* W, int64_t w_stride, int64_t rows, int64_t n, 
     return launch_blocks<DecQ8_0>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
 }
 
+cudaError_t gemv_q8_0_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
+                            cudaStream_t stream) {
+    return launch_fused<DecQ8_0>(mats, n_mats, n, in, flags, stream);
+}
+
 }  // namespace cuda_gemv_detail
 }  // namespace edge

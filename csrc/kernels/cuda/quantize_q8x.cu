@@ -5,8 +5,10 @@
 // reference's IEEE steps with explicit round-to-nearest intrinsics so that nothing is contracted
 // into an FMA or approximated: d = amax / 127 (__fdiv_rn), id = 1 / d (__frcp_rn, the correctly
 // rounded reciprocal = 1.0f / d), q = clamp(rint(x * id)) (__fmul_rn, __float2int_rn: half to even),
-// s = d * (float)Σq (Σ exact, __reduce_add_sync).
+// s = d * (float)Σq (Σ exact, __reduce_add_sync) — cuda_rowops::q8x_lane (rowops.cuh), which the fused
+// GEMV shares.
 #include "gemv.cuh"
+#include "rowops.cuh"
 
 namespace edge {
 namespace {
@@ -23,19 +25,13 @@ __global__ void __launch_bounds__(32 * kWarpsQ) quantize_q8x_kernel(const float*
     if (gw >= nblocks) return;
     const int64_t c = gw / nb, k = gw % nb;
     const float v = x[c * x_stride + 32 * k + lane];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = __fdiv_rn(amax, 127.0f);
-    const float id = d != 0.0f ? __frcp_rn(d) : 0.0f;
-    int q = __float2int_rn(__fmul_rn(v, id));
-    q = q < -127 ? -127 : (q > 127 ? 127 : q);
-    const int sum = __reduce_add_sync(0xffffffffu, q);
+    float d, bs;
+    const int q = cuda_rowops::q8x_lane(v, &d, &bs);
     uint8_t* blk = y + (c * y_stride + k) * (int64_t)sizeof(block_q8x);
     blk[8 + lane] = (uint8_t)(int8_t)q;
     if (lane == 0) {
         reinterpret_cast<float*>(blk)[0] = d;
-        reinterpret_cast<float*>(blk)[1] = __fmul_rn(d, (float)sum);
+        reinterpret_cast<float*>(blk)[1] = bs;
     }
 }
 
