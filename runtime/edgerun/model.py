@@ -222,7 +222,8 @@ class Model:
 
     def seq_keepable(self, seq: int, n: int) -> int:
         """The longest prefix <= n of sequence `seq` that seq_truncate can keep: n, or 0 where a sliding-window
-        ring (swa_ring) has overwritten positions the next token's window needs."""
+        ring (swa_ring) has overwritten positions the next token's window needs, or (kv kivi4 / kivi2) positions
+        after the prefix's quantized groups have left the f16 residual ring."""
         return self._m.seq_keepable(seq, n)
 
     def seq_truncate(self, seq: int, n: int) -> None:
