@@ -18,6 +18,10 @@ int64_t Model::seq_keepable(int64_t s, int64_t n) const {
     // [n - window + 1, n - 1], intact iff n - window + 1 + R > n_past - 1
     if (s < 0 || s >= n_seq()) return 0;
     if (ring_ > 0 && n > 0 && past_[(size_t)s] - n >= ring_ - cfg_.swa_window + 2) return 0;
+    // KIVI: positions [kivi_quantized(n), n) are read (and later quantized) from the f16 ring, which holds the
+    // last kivi_ring positions written
+    for (const Layer& L : layers_)
+        if (kv_type_kivi(L.kv[(size_t)s].type) && past_[(size_t)s] - kivi_quantized(n) > L.kv[(size_t)s].kivi_ring) return 0;
     return n;
 }
 
@@ -31,6 +35,9 @@ Status Model::set_activation_stats(ActivationStats* stats) {
 Status Model::seq_truncate(int64_t s, int64_t n) {
     if (s < 0 || s >= n_seq()) return status_error(Code::INVALID_ARGUMENT, strfmt("sequence %lld is not one of the %lld sequences", (long long)s, (long long)n_seq()));
     if (n < 0 || n > past_[(size_t)s]) return status_error(Code::INVALID_ARGUMENT, "truncate: position out of range");
+    if (seq_keepable(s, n) != n && kv_type_kivi(kv_) && !(ring_ > 0 && past_[(size_t)s] - n >= ring_ - cfg_.swa_window + 2))
+        return status_error(Code::INVALID_ARGUMENT, strfmt("truncate: the --kv %s residual ring no longer holds position %lld in f16 (it was "
+                                                           "quantized); truncate to 0 (see keepable)", kv_type_name(kv_), (long long)n));
     if (seq_keepable(s, n) != n)
         return status_error(Code::INVALID_ARGUMENT, strfmt("truncate: the sliding-window ring (%lld slots) no longer holds the window "
                                                            "before position %lld; truncate to 0 (see keepable)", (long long)ring_, (long long)n));

@@ -200,6 +200,7 @@ private:
     void rebase_weights(const uint8_t* origin, const uint8_t* base);
     uint64_t weights_end() const;
     Status plan_buffers();
+    void plan_kivi(Layer& L, size_t i);  // one layer's KIVI caches (model_load.cpp)
     Status load_adapters(const ModelOptions& opt);  // model_adapter.cpp
     void plan_adapters();
     void bind_adapters();

@@ -237,6 +237,9 @@ Status Model::init(const std::string& path, const ModelOptions& opt) {
     if (kv_ != KvType::F32 && be_->device() != Device::CPU)
         return status_error(Code::UNSUPPORTED, std::string("--kv ") + kv_type_name(kv_) + " is not implemented on the " + be_->name() +
                                                    " backend; use --kv f32 or --device cpu");
+    if (kv_type_kivi(kv_) && cfg_.head_dim % kKiviGroup)
+        return status_error(Code::UNSUPPORTED, strfmt("--kv %s needs a head dim that is a multiple of %lld (this model's is %lld); use --kv q8 or f16",
+                                                      kv_type_name(kv_), (long long)kKiviGroup, (long long)cfg_.head_dim));
     batch_ = std::max<int64_t>(1, std::min<int64_t>(opt.batch, ctx_));
     if (opt.n_seq < 1 || opt.n_seq > 1024)
         return status_error(Code::INVALID_ARGUMENT, strfmt("n_seq must be in [1, 1024], got %lld", (long long)opt.n_seq));
@@ -350,10 +353,14 @@ Status Model::plan_buffers() {
         const bool r = use_ring && L.swa;
         const int64_t slots = r ? 2 * ring : ctx_tiles;  // positions (slots) of K tiles, V rows and scales
         L.kv.assign(past_.size(), KvLayer());
+        if (kv_type_kivi(kv_) && !r) {  // KIVI (backend.h): blocks of the positions that can be quantized + the f16 ring
+            plan_kivi(L, i);
+            continue;
+        }
         for (size_t s = 0; s < L.kv.size(); ++s) {
             const std::string tag = s ? strfmt(".s%zu", s) : std::string();
             KvLayer& kv = L.kv[s];
-            kv.type = kv_;
+            kv.type = kv_type_kivi(kv_) ? KvType::F16 : kv_;  // a KIVI model's sliding-window rings stay f16
             kv.ring = r ? ring : 0;
             kv.k_head_stride = slots * Dh;
             p.add_bytes(strfmt("kv.%zu.k%s", i, tag.c_str()), MemKind::KV_CACHE, be, slots * Dh * c.n_kv_heads * eb,
@@ -412,6 +419,31 @@ Status Model::plan_buffers() {
     shape.vocab = c.vocab;
     be->plan_scratch(shape, &p);
     return Status::ok();
+}
+
+// One layer's KIVI caches, one per sequence (backend.h KvLayer): K blocks [Hkv][groups][Dh], V blocks
+// [groups·32][Dkv/32] (groups = the most that can leave the residual window, kivi_quantized(ctx) / 32), the
+// f16 ring of kivi_ring slots (K tiles per kv head, V rows). The plan counts exactly these bytes.
+void Model::plan_kivi(Layer& L, size_t i) {
+    const LlmConfig& c = cfg_;
+    const int64_t Dh = c.head_dim, Hkv = c.n_kv_heads, Dkv = Hkv * Dh;
+    const int64_t ctx_tiles = (ctx_ + kKTile - 1) / kKTile * kKTile;
+    const int64_t ring = std::min<int64_t>((kKiviResidual + 31 + batch_ + kKTile - 1) / kKTile * kKTile, ctx_tiles);
+    const int64_t groups = kivi_quantized(ctx_) / kKiviGroup;
+    const int64_t bsize = kv_ == KvType::KIVI4 ? (int64_t)sizeof(block_kivi4) : (int64_t)sizeof(block_kivi2);
+    for (size_t s = 0; s < L.kv.size(); ++s) {
+        const std::string tag = s ? strfmt(".s%zu", s) : std::string();
+        KvLayer& kv = L.kv[s];
+        kv.type = kv_;
+        kv.kivi_ring = ring;
+        kv.k_head_stride = ring * Dh;
+        kv.kq_head_stride = groups * Dh;
+        planner_.add_bytes(strfmt("kv.%zu.k%s", i, tag.c_str()), MemKind::KV_CACHE, be_, ring * Dkv * 2, reinterpret_cast<void**>(&kv.k), false, 64);
+        planner_.add_bytes(strfmt("kv.%zu.v%s", i, tag.c_str()), MemKind::KV_CACHE, be_, ring * Dkv * 2, reinterpret_cast<void**>(&kv.v), false, 64);
+        planner_.add_bytes(strfmt("kv.%zu.kq%s", i, tag.c_str()), MemKind::KV_CACHE, be_, Hkv * groups * Dh * bsize, &kv.kq, false, 64);
+        planner_.add_bytes(strfmt("kv.%zu.vq%s", i, tag.c_str()), MemKind::KV_CACHE, be_, groups * kKiviGroup * (Dkv / kKiviGroup) * bsize,
+                           &kv.vq, false, 64);
+    }
 }
 
 // With a budget and no ctx (dense models): the longest context up to the trained one whose plan fits

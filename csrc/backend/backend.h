@@ -42,11 +42,21 @@ struct Buffer {
 };
 
 // How K and V are stored (--kv): f32; f16; q8 = int8 codes with one f32 scale per (position, kv head),
-// symmetric, d = amax / 127 over the head's Dh values (kernels.h attention_q8_fn).
-enum class KvType : int { F32 = 0, F16 = 1, Q8 = 2 };
-const char* kv_type_name(KvType t);                    // "f32" | "f16" | "q8"
+// symmetric, d = amax / 127 over the head's Dh values (kernels.h attention_q8_fn); kivi4 / kivi2 = KIVI
+// (kernels.h attention_kivi_fn): 4- / 2-bit asymmetric blocks, K per channel over 32 positions, V per token
+// over 32 channels, the most recent kKiviResidual (+ up to 31) positions in an f16 ring.
+enum class KvType : int { F32 = 0, F16 = 1, Q8 = 2, KIVI4 = 3, KIVI2 = 4 };
+const char* kv_type_name(KvType t);                    // "f32" | "f16" | "q8" | "kivi4" | "kivi2"
 bool kv_type_parse(const std::string& s, KvType* out);  // false for an unknown name
-int64_t kv_type_bytes(KvType t);                       // bytes per element (4, 2, 1)
+int64_t kv_type_bytes(KvType t);                       // bytes per element (4, 2, 1); kivi: 2 (its f16 residual ring)
+inline bool kv_type_kivi(KvType t) { return t == KvType::KIVI4 || t == KvType::KIVI2; }
+
+// KIVI's residual window R: positions p < kivi_quantized(n) of a cache holding n positions are read from the
+// quantized blocks, the rest (R to R + 31 positions) from the f16 ring. A group of 32 positions is
+// quantized (K and V alike) when the whole group has left the most recent R positions. Attention for the
+// query at position pos reads with n = pos + 1 (its own view, so a prefill step equals one-token decode).
+constexpr int64_t kKiviResidual = 128;
+inline int64_t kivi_quantized(int64_t n) { return n > kKiviResidual ? (n - kKiviResidual) / 32 * 32 : 0; }
 
 // One layer's KV cache on the device. K per kv head h at k + h·k_head_stride elements, in transposed
 // tiles of kKTile positions (kernels.h: K_p[i] = kt[(p / kKTile)·kKTile·Dh + i·kKTile + p % kKTile]);
@@ -66,6 +76,15 @@ struct KvLayer {
     float* v_scale = nullptr;
     int64_t scale_head_stride = 0;  // ctx rounded up to whole tiles (with a ring: 2R)
     int64_t ring = 0;               // R, or 0: position p at slot p
+    // kivi4 / kivi2 (never with ring): k / v hold the f16 residual ring of kivi_ring slots (a multiple of
+    // kKTile, >= kKiviResidual + 31 + the largest step: every position a step's queries read in f16 is still
+    // there), position p at slot p % kivi_ring, laid out as the f16 cache above (k_head_stride = kivi_ring·Dh).
+    // Quantized blocks (block_kivi4 / block_kivi2): K of kv head h, group g, channel i at
+    // kq[h·kq_head_stride + g·Dh + i]; V of position p, kv head h, channels 32c.. at vq[p·Dkv/32 + h·Dh/32 + c].
+    void* kq = nullptr;
+    void* vq = nullptr;
+    int64_t kq_head_stride = 0;  // blocks: (groups that can be quantized)·Dh
+    int64_t kivi_ring = 0;
 };
 
 // Optional low-rank term of one matrix of a matmul: y += scale · B·(A·x), A [r, n] f32, B [rows, r] f32

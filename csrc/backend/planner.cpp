@@ -9,10 +9,18 @@ namespace edge {
 
 const char* device_name(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
 
-const char* kv_type_name(KvType t) { return t == KvType::F16 ? "f16" : t == KvType::Q8 ? "q8" : "f32"; }
+const char* kv_type_name(KvType t) {
+    switch (t) {
+    case KvType::F16: return "f16";
+    case KvType::Q8: return "q8";
+    case KvType::KIVI4: return "kivi4";
+    case KvType::KIVI2: return "kivi2";
+    default: return "f32";
+    }
+}
 
 bool kv_type_parse(const std::string& s, KvType* out) {
-    for (KvType t : {KvType::F32, KvType::F16, KvType::Q8})
+    for (KvType t : {KvType::F32, KvType::F16, KvType::Q8, KvType::KIVI4, KvType::KIVI2})
         if (s == kv_type_name(t)) {
             *out = t;
             return true;
@@ -20,7 +28,7 @@ bool kv_type_parse(const std::string& s, KvType* out) {
     return false;
 }
 
-int64_t kv_type_bytes(KvType t) { return t == KvType::F32 ? 4 : t == KvType::F16 ? 2 : 1; }
+int64_t kv_type_bytes(KvType t) { return t == KvType::F32 ? 4 : t == KvType::Q8 ? 1 : 2; }
 
 const char* mem_kind_name(MemKind k) {
     static const char* const kNames[] = {"weights", "kv_cache", "scratch", "io_buffers", "expert_cache", "activations", "adapters", "process"};

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -164,6 +165,75 @@ py::tuple py_attention_kv(f32_array q, f32_array k, f32_array v, const std::stri
     return py::make_tuple(out, kd, vd);
 }
 
+// attention over a KIVI cache of k, v [n_pos, Dh] (kernels.h attention_kivi_fn; bits 4 | 2): positions < n_quant
+// (a multiple of 32) quantized (kv_quantize_kivi*, float_ops.h), the rest f16 in a ring of `ring` slots (0: the
+// residual rounded up to whole tiles; else a multiple of 16 >= n_pos - n_quant), whose first slot holds position
+// n_quant % ring (as the model's ring would). Returns (out [Dh], the stored cache dequantized: k, v) as attention_kv.
+py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, const std::string& level, int64_t p_begin,
+                            int64_t n_quant, int64_t ring) {
+    const KernelTable* t = table_or_raise(level);
+    if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != q.shape(0) ||
+        v.shape(1) != q.shape(0) || k.shape(0) < 1 || q.shape(0) % kKiviGroup)
+        raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: q [Dh] (Dh a multiple of 32), k and v [n_pos, Dh]"));
+    const int64_t dh = q.shape(0), n_pos = k.shape(0);
+    if (bits != 4 && bits != 2) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: bits must be 4 or 2"));
+    if (p_begin < 0 || p_begin >= n_pos || n_quant < 0 || n_quant % kKiviGroup || n_quant > n_pos)
+        raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: need 0 <= p_begin < n_pos, n_quant a multiple of 32 <= n_pos"));
+    if (ring == 0) ring = std::max<int64_t>(kKTile, (n_pos - n_quant + kKTile - 1) / kKTile * kKTile);
+    if (ring % kKTile || ring < n_pos - n_quant) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: bad ring"));
+    py::array_t<float> out(dh), kd({n_pos, dh}), vd({n_pos, dh});
+    float* kdp = kd.mutable_data();
+    float* vdp = vd.mutable_data();
+    std::vector<float> scratch((size_t)n_pos);
+    const int64_t groups = n_quant / kKiviGroup, nb = dh / kKiviGroup;
+    std::vector<block_kivi4> k4((size_t)(groups * dh)), v4((size_t)(n_quant * nb));
+    std::vector<block_kivi2> k2((size_t)(groups * dh)), v2((size_t)(n_quant * nb));
+    std::vector<uint16_t> kr((size_t)(ring * dh), 0x7e00), vr((size_t)(ring * dh), 0x7e00);  // unused slots: NaN
+    float x[kKiviGroup];
+    auto code = [&](int64_t idx, bool is_k, int64_t j) -> float {  // dequantized lane j of block idx
+        if (bits == 4) {
+            const block_kivi4& b = (is_k ? k4 : v4)[(size_t)idx];
+            return f16_to_f32(b.d) * (float)(j < 16 ? (b.qs[j] & 15) : (b.qs[j - 16] >> 4)) + f16_to_f32(b.m);
+        }
+        const block_kivi2& b = (is_k ? k2 : v2)[(size_t)idx];
+        return f16_to_f32(b.d) * (float)((b.qs[j % 8] >> (2 * (j / 8))) & 3) + f16_to_f32(b.m);
+    };
+    for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = 0; i < dh; ++i) {
+            for (int64_t j = 0; j < kKiviGroup; ++j) x[j] = k.data()[(g * kKiviGroup + j) * dh + i];
+            if (bits == 4) kv_quantize_kivi4(x, &k4[(size_t)(g * dh + i)]);
+            else kv_quantize_kivi2(x, &k2[(size_t)(g * dh + i)]);
+            for (int64_t j = 0; j < kKiviGroup; ++j) kdp[(g * kKiviGroup + j) * dh + i] = code(g * dh + i, true, j);
+        }
+    for (int64_t p = 0; p < n_quant; ++p)
+        for (int64_t c = 0; c < nb; ++c) {
+            if (bits == 4) kv_quantize_kivi4(v.data() + p * dh + c * kKiviGroup, &v4[(size_t)(p * nb + c)]);
+            else kv_quantize_kivi2(v.data() + p * dh + c * kKiviGroup, &v2[(size_t)(p * nb + c)]);
+            for (int64_t j = 0; j < kKiviGroup; ++j) vdp[p * dh + c * kKiviGroup + j] = code(p * nb + c, false, j);
+        }
+    for (int64_t p = n_quant; p < n_pos; ++p) {
+        const int64_t sl = p % ring;
+        for (int64_t i = 0; i < dh; ++i) {
+            uint16_t& kh = kr[(size_t)((sl / kKTile) * kKTile * dh + i * kKTile + sl % kKTile)];
+            kh = f32_to_f16(k.data()[p * dh + i]);
+            kdp[p * dh + i] = f16_to_f32(kh);
+            vr[(size_t)(sl * dh + i)] = f32_to_f16(v.data()[p * dh + i]);
+            vdp[p * dh + i] = f16_to_f32(vr[(size_t)(sl * dh + i)]);
+        }
+    }
+    KiviHead c;
+    c.kq = bits == 4 ? (const void*)k4.data() : (const void*)k2.data();
+    c.vq = bits == 4 ? (const void*)v4.data() : (const void*)v2.data();
+    c.vq_stride = nb;
+    c.n_quant = n_quant;
+    c.kr = kr.data();
+    c.vr = vr.data();
+    c.vr_stride = dh;
+    c.ring = ring;
+    (bits == 4 ? t->attention_kivi4 : t->attention_kivi2).fn(q.data(), c, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
+    return py::make_tuple(out, kd, vd);
+}
+
 py::array_t<float> py_silu_mul(f32_array g, f32_array u, const std::string& level) {
     const KernelTable* t = table_or_raise(level);
     if (g.ndim() != 1 || u.ndim() != 1 || g.shape(0) != u.shape(0))
@@ -214,6 +284,8 @@ void bind_kernels(py::module_& m) {
     m.def("silu_mul", &py_silu_mul, py::arg("g"), py::arg("u"), py::arg("level") = "ref");
     m.def("attention_kv", &py_attention_kv, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("kv"), py::arg("level") = "ref",
           py::arg("p_begin") = 0);
+    m.def("attention_kivi", &py_attention_kivi, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("bits"), py::arg("level") = "ref",
+          py::arg("p_begin") = 0, py::arg("n_quant") = 0, py::arg("ring") = 0);
     m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref", py::arg("p_begin") = 0);
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),

@@ -89,7 +89,7 @@ std::unique_ptr<PyModel> py_model_new(const std::string& path, int threads, int6
     opt.swa_ring = swa_ring;
     opt.kv_explicit = kv != "auto";
     if (opt.kv_explicit && !kv_type_parse(kv, &opt.kv))
-        check(status_error(Code::INVALID_ARGUMENT, "kv must be one of auto, f32, f16, q8, not '" + kv + "'"));
+        check(status_error(Code::INVALID_ARGUMENT, "kv must be one of auto, f32, f16, q8, kivi4, kivi2, not '" + kv + "'"));
     opt.device = device;
     opt.gpu_mem = gpu_mem;
     opt.budget_covers_process = mem_covers_process;

@@ -72,6 +72,67 @@ typedef void (*attention_f16_fn)(const float* q, const uint16_t* kt, const uint1
 typedef void (*attention_q8_fn)(const float* q, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                                 int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 
+// KIVI (Liu et al. 2024; --kv kivi4 | kivi2): asymmetric b-bit codes (b = 4 or 2) with an f16 scale and min per
+// block of kKiviGroup = 32 values, K per channel and V per token, and the most recent positions kept in f16.
+// One block: x_j = d · c_j + m (f32 products of the f16-converted d, m; c_j in [0, 2^b)), j < 32:
+//   block_kivi4: c_j in the low nibble of qs[j] (j < 16) or the high nibble of qs[j - 16];
+//   block_kivi2: c_j in bits 2·(j / 8) .. 2·(j / 8) + 1 of qs[j % 8].
+// One kv head's cache for the attention kernels (all offsets in elements of the pointer's type):
+//   quantized part, positions p < n_quant (n_quant a multiple of 32; group g = p / 32, lane j = p % 32):
+//     K_p[i] = lane j of kq[g · head_dim + i]          (channel i's 32 positions of group g: one block)
+//     V_p[i] = lane i % 32 of vq[p · vq_stride + i / 32] (position p's head vector, 32 channels a block)
+//   residual, n_quant <= p < n_pos: f16 in a ring of `ring` slots (a multiple of kKTile), position p at slot
+//     s = p % ring: K_p[i] = kr[(s / kKTile) · kKTile · head_dim + i · kKTile + s % kKTile] (attention_fn's
+//     transposed tiles over slots), V_p[i] = vr[s · vr_stride + i]. The ring holds n_pos - n_quant <= ring
+//     positions; a tile never straddles the wrap (n_quant and ring are multiples of kKTile).
+// head_dim must be a multiple of 32. Any p_begin < n_pos (a window may start inside a group or the ring).
+constexpr int64_t kKiviGroup = 32;
+struct block_kivi4 {
+    uint16_t d, m;  // f16 scale and min
+    uint8_t qs[16];
+};
+struct block_kivi2 {
+    uint16_t d, m;
+    uint8_t qs[8];
+};
+static_assert(sizeof(block_kivi4) == 20 && sizeof(block_kivi2) == 12, "KIVI block layout");
+// Both layouts in pieces of 8 lanes, as the SIMD kernels decode them: lanes 8k .. 8k+7 (k < 4) are
+// (qs[KiviBits<B>::off(k) + t] >> KiviBits<B>::shift(k)) & KiviBits<B>::mask, t < 8.
+template <class B>
+struct KiviBits;
+template <>
+struct KiviBits<block_kivi4> {
+    static constexpr int mask = 15, levels = 15;
+    static constexpr int off(int k) { return (k & 1) * 8; }
+    static constexpr int shift(int k) { return (k >> 1) * 4; }
+};
+template <>
+struct KiviBits<block_kivi2> {
+    static constexpr int mask = 3, levels = 3;
+    static constexpr int off(int) { return 0; }
+    static constexpr int shift(int k) { return 2 * k; }
+};
+struct KiviHead {
+    const void* kq = nullptr;  // block_kivi4 / block_kivi2 (the slot's b)
+    const void* vq = nullptr;
+    int64_t vq_stride = 0;     // blocks between positions of V
+    int64_t n_quant = 0;
+    const uint16_t* kr = nullptr;
+    const uint16_t* vr = nullptr;
+    int64_t vr_stride = 0;
+    int64_t ring = 0;
+};
+// out = attention over the head's positions [p_begin, n_pos) as attention_fn, reading the stored form:
+// the reference (attention_kivi4_ref / attention_kivi2_ref) dequantizes each K / V element as the block
+// formula says (f32) and then computes exactly as attention_f16_ref; with n_quant = 0 and n_pos <= ring
+// (nothing quantized, no wrap) every level's kernel is that level's attention_f16 on (kr, vr), bit for bit.
+// SIMD variants regroup the quantized part: scores (Σ_i (q_i·d_i)·c_i + Σ_i q_i·m_i) / sqrt(Dh), V sums
+// Σ_p (a_p·d)·c + Σ_p a_p·m. Declared bound vs the reference: |Δout| ≤ 1e-5 · Vmax · max(1, S), where Vmax =
+// the largest |d|·(2^b - 1) + |m| of a V block read (max |V_p[i]| for residual rows) and S = the largest
+// Σ_i |q_i|·(|d_i|·(2^b - 1) + |m_i|) / sqrt(Dh) of a quantized K position (the score terms' magnitude).
+typedef void (*attention_kivi_fn)(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim,
+                                  float* scratch, float* out);
+
 // One slot of the table: the function and the name of the level that implements it ("ref", "avx2", ...;
 // "none" while empty), for `edgerun --verbose`, `_core.kernel_table` and tests.
 template <class F>
@@ -88,6 +149,8 @@ struct KernelTable {
     KernelSlot<attention_fn> attention;
     KernelSlot<attention_f16_fn> attention_f16;
     KernelSlot<attention_q8_fn> attention_q8;
+    KernelSlot<attention_kivi_fn> attention_kivi4;
+    KernelSlot<attention_kivi_fn> attention_kivi2;
     KernelSlot<silu_mul_fn> silu_mul;
     // training (backward.h)
     KernelSlot<gemm_t_fn> gemm_t[EDGE_DTYPE_COUNT];
@@ -119,6 +182,8 @@ void kernels_each_slot(Table& t, Fn&& f) {
     f("attention", t.attention);
     f("attention_f16", t.attention_f16);
     f("attention_q8", t.attention_q8);
+    f("attention_kivi4", t.attention_kivi4);
+    f("attention_kivi2", t.attention_kivi2);
     f("silu_mul", t.silu_mul);
     f("gemm_t", t.gemm_t);
     f("gemm_tn_f32", t.gemm_tn_f32);

@@ -37,6 +37,7 @@
 #include "quant.h"
 #include "test_levels.h"
 #include "test_util.h"
+#include "test_kivi_cases.h"
 
 using namespace edge;
 using namespace edge::test;
@@ -520,7 +521,8 @@ int own_slots(size_t li) {
     int k = 0;
     for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d) k += (t->gemm[d].fn != b->gemm[d].fn) + (t->dequant[d].fn != b->dequant[d].fn);
     return k + (t->quantize_q8x.fn != b->quantize_q8x.fn) + (t->attention.fn != b->attention.fn) + (t->silu_mul.fn != b->silu_mul.fn) +
-           (t->attention_f16.fn != b->attention_f16.fn) + (t->attention_q8.fn != b->attention_q8.fn);
+           (t->attention_f16.fn != b->attention_f16.fn) + (t->attention_q8.fn != b->attention_q8.fn) +
+           (t->attention_kivi4.fn != b->attention_kivi4.fn) + (t->attention_kivi2.fn != b->attention_kivi2.fn);
 }
 
 }  // namespace
@@ -563,6 +565,7 @@ int main(int argc, char** argv) {
     test_dequant(g, kFirstDtypes, (int)EDGE_DTYPE_COUNT);
     test_gemms(g, kFirstDtypes, (int)EDGE_DTYPE_COUNT);
     test_attention_kv(g);  // after the gemms: their random cases stay those they always drew
+    test_attention_kivi(g);
     int64_t failures = 0;
     for (size_t i = 0; i < g_levels.size(); ++i) {
         LevelRun& L = g_levels[i];

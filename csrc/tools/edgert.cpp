@@ -67,7 +67,7 @@ int usage(FILE* out, int rc) {
                  "  -t/--threads: 1 to 4 x the CPUs (default: all CPUs); --mem: hard budget of the process, e.g. 1GB\n"
                  "  (default: none); --device cpu|cuda: where generate / bench run (default cpu; cuda loads the CUDA\n"
                  "  backend plugin libedge_cuda_backend.so from edgert's folder or $EDGE_CUDA_PLUGIN)\n"
-                 "  --kv auto|f32|f16|q8: the KV cache's stored type (default auto: f16 on the CPU, f32 on cuda)\n"
+                 "  --kv auto|f32|f16|q8|kivi4|kivi2: the KV cache's stored type (default auto: f16 on the CPU, f32 on cuda)\n"
                  "exit codes: 0 ok; 1 the command failed (a bad file, a failed check); 2 bad usage\n");
     return rc;
 }
@@ -80,7 +80,7 @@ struct Args {
     bool ids = false;  // print token ids instead of text (for cross-platform golden checks)
     int64_t mem = 0;   // --mem in bytes (0: none)
     std::string device = "cpu";  // --device cpu|cuda (the CUDA backend plugin next to edgert)
-    std::string kv = "auto";     // --kv auto|f32|f16|q8: the KV cache's stored type (auto: f16 on the CPU)
+    std::string kv = "auto";     // --kv auto|f32|f16|q8|kivi4|kivi2: the KV cache's stored type (auto: f16 on the CPU)
 };
 
 int max_threads() {
@@ -143,7 +143,7 @@ std::string parse(int argc, char** argv, Args* a) {
             a->device = v;
         } else if (s == "--kv") {
             KvType t;
-            if (std::string(v) != "auto" && !kv_type_parse(v, &t)) return bad("must be auto, f32, f16 or q8");
+            if (std::string(v) != "auto" && !kv_type_parse(v, &t)) return bad("must be auto, f32, f16, q8, kivi4 or kivi2");
             a->kv = v;
         } else if (s == "--ids") a->ids = true;
         else if (s == "--mem") {

@@ -46,13 +46,15 @@ def _load(args, quiet: bool = False):
 
 
 DEFAULT_KV = "auto"
+KV_CHOICES = ("auto", "f32", "f16", "q8", "kivi4", "kivi2")
 
 
 def _kv_arg(sp) -> None:
-    sp.add_argument("--kv", choices=("auto", "f32", "f16", "q8"), default=DEFAULT_KV,
+    sp.add_argument("--kv", choices=KV_CHOICES, default=DEFAULT_KV,
                     help="KV cache storage: f16 (half of f32's bytes), q8 (int8 + one scale per token and head, about a "
-                         "quarter) or f32; default auto: f16 on the CPU, f32 with --device cuda (the CUDA backend has f32 "
-                         "attention only)")
+                         "quarter), kivi4 / kivi2 (KIVI: 4- / 2-bit K per channel and V per token in groups of 32, the "
+                         "latest 128-159 positions in f16; sliding-window layers keep their f16 ring) or f32; default "
+                         "auto: f16 on the CPU, f32 with --device cuda (the CUDA backend has f32 attention only)")
 
 
 def _device_options(args) -> dict:
@@ -280,6 +282,11 @@ def cmd_bench(args) -> int:
         "peak_rss_mb": _peak_rss_mb(),
         "file_mb": os.path.getsize(model.path) / 1e6,
         "memory_plan_mb": {k: v / 1e6 for k, v in plan.items()},
+        # the KV cache as planned: its stored form, and bytes per position of the context (codes, scales and
+        # KIVI's f16 residual ring included: the plan's kv_cache term / ctx)
+        "kv": model.kv,
+        "ctx": model.ctx,
+        "kv_bytes_per_token": plan["kv_cache"] / model.ctx,
         "mem_budget_mb": parse_size(args.mem) / 1e6 if args.mem else None,
         # docs/MOE.md §4: each term of the budget in bytes, and what the process really peaked at
         "memory": dict(plan, budget=parse_size(args.mem) if args.mem else None,

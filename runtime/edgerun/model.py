@@ -51,8 +51,10 @@ class Model:
     and at least k expert slots) must fit; ctx: KV-cache length (default min(trained, 4096); with `mem`
     and no ctx, the longest up to the trained context that fits: `ctx_from_budget` says so).
     kv: how the KV cache stores K and V: "auto" (default: "f16" on the CPU, "f32" on the CUDA backend, which has
-    f32 attention only), "f32", "f16" (half of f32's bytes) or "q8" (int8 with one scale per token and head,
-    about a quarter); the CUDA backend refuses an explicit f16 / q8. swa_ring: sliding-window
+    f32 attention only), "f32", "f16" (half of f32's bytes), "q8" (int8 with one scale per token and head,
+    about a quarter) or "kivi4" / "kivi2" (KIVI: K per channel and V per token in 4- / 2-bit groups of 32 with
+    an f16 scale and min, the most recent 128 (+ up to 31) positions in f16; head dims that are multiples of
+    32; sliding-window layers keep their f16 ring); the CUDA backend refuses an explicit f16 / q8 / kivi. swa_ring: sliding-window
     layers keep a ring of about `window` positions instead of the whole context (CPU; same results).
 
     MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from
@@ -220,7 +222,8 @@ class Model:
 
     def seq_keepable(self, seq: int, n: int) -> int:
         """The longest prefix <= n of sequence `seq` that seq_truncate can keep: n, or 0 where a sliding-window
-        ring (swa_ring) has overwritten positions the next token's window needs."""
+        ring (swa_ring) has overwritten positions the next token's window needs, or (kv kivi4 / kivi2) positions
+        after the prefix's quantized groups have left the f16 residual ring."""
         return self._m.seq_keepable(seq, n)
 
     def seq_truncate(self, seq: int, n: int) -> None:

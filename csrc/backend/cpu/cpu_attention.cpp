@@ -1,13 +1,14 @@
 // cpu_attention.cpp — the KV cache append and attention over it (cpu_backend.h): one kernel-table
 // attention call per (token, head), split over the pool, with the kernel of the cache's KvType.
 // kv_append converts to the stored type: f16 with round-to-nearest-even (f32_to_f16), q8 per (token,
-// kv head) with kv_quantize_q8 (float_ops.h).
+// kv head) with kv_quantize_q8 (float_ops.h), kivi4 / kivi2 in kivi_cache.h.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "cpu_backend.h"
 #include "float_ops.h"
+#include "kivi_cache.h"
 
 namespace edge {
 
@@ -18,6 +19,10 @@ void CpuBackend::kv_append(const KvLayer& kv, const float* k, const float* v, in
         const int64_t pos = pos0 + t;
         const float* kt = k + t * Dkv;
         const float* vt = v + t * Dkv;
+        if (kv_type_kivi(kv.type)) {  // its own ring and blocks (kivi_cache.h)
+            kivi_append(kv, kt, vt, pos, Hkv, Dh);
+            continue;
+        }
         for (int copy = 0; copy < (kv.ring ? 2 : 1); ++copy) {
             const int64_t slot = kv.ring ? pos % kv.ring + copy * kv.ring : pos;
             const int64_t tile_off = (slot / kKTile) * kKTile * Dh + slot % kKTile;  // transposed tiles per kv head
@@ -43,6 +48,9 @@ void CpuBackend::kv_append(const KvLayer& kv, const float* k, const float* v, in
                     kv.v_scale[h * kv.scale_head_stride + slot] = kv_quantize_q8(vt + h * Dh, Dh, vr, 1);
                     break;
                 }
+                case KvType::KIVI4:
+                case KvType::KIVI2:
+                    break;  // kivi_append above
                 }
             }
             if (kv.type == KvType::F32) std::memcpy(kv.v + slot * Dkv, vt, (size_t)Dkv * sizeof(float));
@@ -79,6 +87,12 @@ void CpuBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t
                 kt->attention_q8.fn(qh, reinterpret_cast<const int8_t*>(kv.k) + ko, kv.k_scale + so,
                                     reinterpret_cast<const int8_t*>(kv.v) + vo, kv.v_scale + so, Dkv, p_begin, p_end, Dh,
                                     scratch, oh);
+                break;
+            }
+            case KvType::KIVI4:
+            case KvType::KIVI2: {
+                const KiviHead c = kivi_head(kv, kvh, pos, Hkv, Dh);
+                (kv.type == KvType::KIVI4 ? kt->attention_kivi4 : kt->attention_kivi2).fn(qh, c, p_begin, p_end, Dh, scratch, oh);
                 break;
             }
             }

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../../common.h"
+
 namespace edge {
 
 void rmsnorm(const float* x, const float* w, float eps, int64_t n, float* y) {
@@ -51,6 +53,36 @@ float kv_quantize_q8(const float* x, int64_t Dh, int8_t* q, int64_t q_step) {
         q[i * q_step] = (int8_t)(c < -127 ? -127 : (c > 127 ? 127 : c));
     }
     return d;
+}
+
+namespace {
+
+// codes of 32 values into c[32]; writes the block's d and m
+void kivi_codes(const float* x, int qmax, uint16_t* dh, uint16_t* mh, uint8_t* c) {
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < kKiviGroup; ++j) lo = std::min(lo, x[j]), hi = std::max(hi, x[j]);
+    *dh = f32_to_f16((hi - lo) / (float)qmax);
+    *mh = f32_to_f16(lo);
+    const float d = f16_to_f32(*dh), m = f16_to_f32(*mh);
+    const float id = d != 0.f ? 1.0f / d : 0.f;
+    for (int j = 0; j < kKiviGroup; ++j) {
+        const float r = std::nearbyintf((x[j] - m) * id);
+        c[j] = (uint8_t)(r > (float)qmax ? qmax : (r > 0.f ? (int)r : 0));
+    }
+}
+
+}  // namespace
+
+void kv_quantize_kivi4(const float* x, block_kivi4* b) {
+    uint8_t c[kKiviGroup];
+    kivi_codes(x, 15, &b->d, &b->m, c);
+    for (int j = 0; j < 16; ++j) b->qs[j] = (uint8_t)(c[j] | (c[j + 16] << 4));
+}
+
+void kv_quantize_kivi2(const float* x, block_kivi2* b) {
+    uint8_t c[kKiviGroup];
+    kivi_codes(x, 3, &b->d, &b->m, c);
+    for (int j = 0; j < 8; ++j) b->qs[j] = (uint8_t)(c[j] | (c[j + 8] << 2) | (c[j + 16] << 4) | (c[j + 24] << 6));
 }
 
 }  // namespace edge

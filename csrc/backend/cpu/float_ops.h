@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "../../kernels/kernels.h"
+
 namespace edge {
 
 // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] (w = nullptr: no weight), i < n. y may alias x. f32.
@@ -24,5 +26,12 @@ void gelu_tanh_mul(float* g, const float* u, int64_t n);
 // The q8 KV form of one head vector x[Dh]: d = amax / 127, id = 1 / d (0 for an all-zero vector),
 // q[i · q_step] = clamp(nearbyint(x[i] · id), -127, 127) (quantize_q8x's rounding steps); returns d.
 float kv_quantize_q8(const float* x, int64_t Dh, int8_t* q, int64_t q_step);
+
+// The KIVI block (kernels.h) of 32 values x[0..32): asymmetric over [min, max] with 2^b - 1 steps, scale and
+// min stored as f16 (round-to-nearest-even) and the codes computed with the stored ones: d = f16(max - min) /
+// (2^b - 1)), m = f16(min), c_j = clamp(nearbyint((x_j - m) · (1 / d)), 0, 2^b - 1) (c = 0 where d = 0). So
+// |x_j - (d · c_j + m)| <= d / 2 plus the f16 rounding of m (clamped codes: at most |m - min| more).
+void kv_quantize_kivi4(const float* x, block_kivi4* b);
+void kv_quantize_kivi2(const float* x, block_kivi2* b);
 
 }  // namespace edge

@@ -80,6 +80,11 @@ void attention_f16_ref(const float* q, const uint16_t* kt, const uint16_t* v, in
                        int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 void attention_q8_ref(const float* q, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                       int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+// ---- attention over a KIVI cache (attention_kivi_ref.cpp) ----
+void attention_kivi4_ref(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                         float* out);
+void attention_kivi2_ref(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                         float* out);
 
 // ---- dequant (dequant_ref.cpp): one per dtype, dequant_fn contract ----
 void dequant_f32_ref(const void* src, float* y, int64_t n);

@@ -65,6 +65,10 @@ void attention_f16_rvv(const float* q, const uint16_t* kt, const uint16_t* v, in
                        int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 void attention_q8_rvv(const float* q, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                       int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch, float* out);
+void attention_kivi4_rvv(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                          float* out);
+void attention_kivi2_rvv(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                          float* out);
 void silu_mul_rvv(const float* g, const float* u, int64_t n, float* y);
 
 // ---- training (backward.h): gemm_t_rvv.cpp (every dtype), gemm_tn_rvv.cpp, attention_bwd_rvv.cpp,

@@ -61,6 +61,11 @@ void attention_f16_avx2(const float* q, const uint16_t* kt, const uint16_t* v, i
 void attention_q8_avx2(const float* q, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                        int64_t v_stride, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch, float* out);
 
+void attention_kivi4_avx2(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                          float* out);
+void attention_kivi2_avx2(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                          float* out);
+
 void silu_mul_avx2(const float* g, const float* u, int64_t n, float* y);
 
 // training (backward.h): gemm_t_avx2.cpp for every dtype, gemm_tn_avx2.cpp, attention_bwd_avx2.cpp,

@@ -1,0 +1,131 @@
+// attention_kivi_neon.cpp — attention_kivi_fn (kernels.h) for kivi4 / kivi2 with armv8.0 NEON: the loops of
+// attention_kivi_avx2 in 4-lane vectors. Quantized part: a group of 32 positions per step, per channel one
+// by-element FMA of q_i·d_i into the 8 vectors of its block's codes (ushl + and + uxtl + ucvtf, exact) and the
+// scalar Σ_i q_i·m_i added to the group's scores; V per 32-channel block: Σ_p (a_p·d)·c, Σ_p a_p·m added at the
+// end. The f16 residual ring: attention_f16_neon's tile loop with the slot of each tile / row; softmax: its
+// polynomial exp. Nothing quantized and no wrap: attention_f16_neon itself (bit for bit).
+// Bound vs the reference: kernels.h attention_kivi_fn.
+#include <cmath>
+#include <cstring>
+
+#include "../../common.h"
+#include "arm.h"
+#include "neon_util.h"
+
+namespace edge {
+
+namespace {
+
+inline float32x4_t f16x4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+
+// lanes 8k .. 8k+7 of block b as two vectors
+template <class B, int k>
+inline void piece(const B& b, float32x4_t* o) {
+    typedef KiviBits<B> L;
+    const uint8x8_t c = vand_u8(vshl_u8(vld1_u8(b.qs + L::off(k)), vdup_n_s8((int8_t)-L::shift(k))), vdup_n_u8((uint8_t)L::mask));
+    const uint16x8_t w = vmovl_u8(c);
+    o[0] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(w)));
+    o[1] = vcvtq_f32_u32(vmovl_u16(vget_high_u16(w)));
+}
+
+template <class B>
+inline void codes32(const B& b, float32x4_t* x) {
+    piece<B, 0>(b, x);
+    piece<B, 1>(b, x + 2);
+    piece<B, 2>(b, x + 4);
+    piece<B, 3>(b, x + 6);
+}
+
+template <class B>
+void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t Dh, float* scratch, float* out) {
+    static_assert(kKTile == 16 && kKiviGroup == 32, "four vectors per tile row, eight per block");
+    if (c.n_quant == 0 && n_pos <= c.ring) {
+        attention_f16_neon(q, c.kr, c.vr, c.vr_stride, p_begin, n_pos, Dh, scratch, out);
+        return;
+    }
+    const float scale = 1.0f / std::sqrt((float)Dh);
+    const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
+    const B* kq = static_cast<const B*>(c.kq);
+    for (int64_t g = p_begin / kKiviGroup; g * kKiviGroup < nq; ++g) {
+        float32x4_t a[8], x[8];
+        for (int j = 0; j < 8; ++j) a[j] = vdupq_n_f32(0.0f);
+        float bias = 0.f;
+        const B* blk = kq + g * Dh;
+        for (int64_t i = 0; i < Dh; ++i) {
+            const float qd = q[i] * f16_to_f32(blk[i].d);
+            bias += q[i] * f16_to_f32(blk[i].m);
+            codes32(blk[i], x);
+            for (int j = 0; j < 8; ++j) a[j] = vfmaq_n_f32(a[j], x[j], qd);
+        }
+        const float32x4_t vb = vdupq_n_f32(bias);
+        for (int j = 0; j < 8; ++j) vst1q_f32(scratch + g * kKiviGroup + 4 * j, vmulq_n_f32(vaddq_f32(a[j], vb), scale));
+    }
+    for (int64_t p = (p_begin > nq ? p_begin : nq) & ~(int64_t)15; p < n_pos; p += 16) {
+        const uint16_t* tile = c.kr + (p % c.ring) * Dh;  // p and ring are multiples of 16
+        float32x4_t a[4];
+        for (int j = 0; j < 4; ++j) a[j] = vdupq_n_f32(0.0f);
+        for (int64_t i = 0; i < Dh; ++i)
+            for (int j = 0; j < 4; ++j) a[j] = vfmaq_n_f32(a[j], f16x4(tile + i * 16 + 4 * j), q[i]);
+        float s[16];
+        for (int j = 0; j < 4; ++j) vst1q_f32(s + 4 * j, a[j]);
+        const int64_t k = n_pos - p < 16 ? n_pos - p : 16;
+        for (int64_t j = 0; j < k; ++j) scratch[p + j] = s[j] * scale;
+    }
+    float m = -INFINITY;
+    for (int64_t p = p_begin; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
+    const float32x4_t mx = vdupq_n_f32(m);
+    float32x4_t vsum = vdupq_n_f32(0.0f);
+    float tail_sum = 0.0f;
+    int64_t p = p_begin;
+    for (; p + 4 <= n_pos; p += 4) {
+        const float32x4_t e = arm::exp4(vsubq_f32(vld1q_f32(scratch + p), mx));
+        vsum = vaddq_f32(vsum, e);
+        vst1q_f32(scratch + p, e);
+    }
+    if (p < n_pos) {
+        float t[4] = {m, m, m, m};
+        const int64_t k = n_pos - p;
+        std::memcpy(t, scratch + p, (size_t)k * 4);
+        vst1q_f32(t, arm::exp4(vsubq_f32(vld1q_f32(t), mx)));
+        for (int64_t j = 0; j < k; ++j) tail_sum += t[j], scratch[p + j] = t[j];
+    }
+    const float inv = 1.0f / (vaddvq_f32(vsum) + tail_sum);
+    const B* vq = static_cast<const B*>(c.vq);
+    const int64_t r0 = p_begin > nq ? p_begin : nq;
+    for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
+        float32x4_t o[8], x[8];
+        for (int j = 0; j < 8; ++j) o[j] = vdupq_n_f32(0.0f);
+        float msum = 0.f;
+        for (int64_t pq = p_begin; pq < nq; ++pq) {
+            const B& b = vq[pq * c.vq_stride + cb];
+            const float a = scratch[pq];
+            msum += a * f16_to_f32(b.m);
+            const float ad = a * f16_to_f32(b.d);
+            codes32(b, x);
+            for (int j = 0; j < 8; ++j) o[j] = vfmaq_n_f32(o[j], x[j], ad);
+        }
+        const float32x4_t ms = vdupq_n_f32(msum);
+        for (int j = 0; j < 8; ++j) o[j] = vaddq_f32(o[j], ms);
+        int64_t s = r0 % c.ring;
+        for (int64_t pr = r0; pr < n_pos; ++pr) {
+            const uint16_t* vp = c.vr + s * c.vr_stride + cb * kKiviGroup;
+            for (int j = 0; j < 8; ++j) o[j] = vfmaq_n_f32(o[j], f16x4(vp + 4 * j), scratch[pr]);
+            if (++s == c.ring) s = 0;
+        }
+        for (int j = 0; j < 8; ++j) vst1q_f32(out + cb * kKiviGroup + 4 * j, vmulq_n_f32(o[j], inv));
+    }
+}
+
+}  // namespace
+
+void attention_kivi4_neon(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                          float* out) {
+    attention_kivi<block_kivi4>(q, c, p_begin, n_pos, head_dim, scratch, out);
+}
+
+void attention_kivi2_neon(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
+                          float* out) {
+    attention_kivi<block_kivi2>(q, c, p_begin, n_pos, head_dim, scratch, out);
+}
+
+}  // namespace edge

@@ -1,0 +1,198 @@
+"""The KIVI KV cache (--kv kivi4 | kivi2; kernels.h attention_kivi_fn, backend.h): each level's attention over
+the stored form against float64 attention on the dequantized cache within the declared bound; the quantizer's
+error; the model equal to the f16 model bit for bit while the context is within the residual window (128
+positions), within a declared bound beyond it, prefill equal to one-token decode; the plan's bytes; n_seq;
+truncation; the CLI's values."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import edgerun
+from edgerun import _core
+from edgeconv.cli import main as edgeconv_main
+from models.tiny import make_tiny
+
+LEVELS = _core.kernel_levels()
+R = 128  # backend.h kKiviResidual
+
+
+def attention64(q, k, v):
+    s = (k.astype(np.float64) @ q.astype(np.float64)) / np.sqrt(len(q))
+    p = np.exp(s - s.max())
+    return (p / p.sum()) @ v.astype(np.float64)
+
+
+def kivi_bound(q, kd, vd, n_quant, bits):
+    """kernels.h: 1e-5 · Vmax · max(1, S), from the dequantized cache (an upper estimate of |d|·(2^b-1) + |m|
+    per block: the block's max |value| + its range)."""
+    lv = 2 ** bits - 1
+    kq, vq = kd[:n_quant], vd[:n_quant]
+    vmax = np.abs(vd[n_quant:]).max() if n_quant < len(vd) else 0.0
+    S = 0.0
+    if n_quant:
+        kg = kq.reshape(-1, 32, kq.shape[1])  # [groups, 32, Dh]
+        dm = (kg.max(1) - kg.min(1)) + np.abs(kg).max(1)  # >= |d|·lv + |m| per (group, channel), up to rounding
+        S = (np.abs(q)[None, :] * dm).sum(1).max() / np.sqrt(len(q)) * 1.01
+        vg = vq.reshape(n_quant, -1, 32)
+        vmax = max(vmax, ((vg.max(2) - vg.min(2)) + np.abs(vg).max(2)).max() * 1.01)
+    return 1e-5 * vmax * max(1.0, S)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("bits", [4, 2])
+@pytest.mark.parametrize("n_pos,n_quant,p_begin", [(1, 0, 0), (31, 0, 0), (33, 32, 0), (127, 96, 5), (129, 64, 0),
+                                                    (129, 128, 100), (300, 160, 0), (1000, 864, 0), (1000, 512, 700)])
+@pytest.mark.parametrize("head_dim", [32, 64, 128])
+def test_attention_kivi_matches_float64(level, bits, n_pos, n_quant, p_begin, head_dim):
+    rng = np.random.default_rng(n_pos * 7 + head_dim + bits)
+    q = rng.standard_normal(head_dim).astype(np.float32) * 2
+    k = (rng.standard_normal((n_pos, head_dim)) * 0.5 + rng.standard_normal(head_dim) * 0.3).astype(np.float32)
+    v = rng.standard_normal((n_pos, head_dim)).astype(np.float32)
+    ring = ((n_pos - n_quant + 15) // 16 * 16 or 16) + 32  # wraps where n_quant % ring + the residual > ring
+    got, kd, vd = _core.attention_kivi(q, k, v, bits, level, p_begin, n_quant, ring)
+    ref, kd2, vd2 = _core.attention_kivi(q, k, v, bits, "ref", p_begin, n_quant, ring)
+    np.testing.assert_array_equal(kd, kd2)
+    bound = kivi_bound(q, kd, vd, n_quant, bits)
+    want = attention64(q, kd[p_begin:], vd[p_begin:])
+    assert np.abs(ref - want).max() <= bound
+    assert np.abs(got - want).max() <= bound
+    if n_quant == 0:  # nothing quantized, no wrap: attention_f16 of the same level, bit for bit
+        f16, _, _ = _core.attention_kv(q, k, v, "f16", level, p_begin)
+        np.testing.assert_array_equal(got, f16)
+
+
+@pytest.mark.parametrize("bits", [4, 2])
+def test_kivi_block_error(bits):
+    """The quantizer (float_ops.h): per block of 32 the error is at most half a step plus the min's f16 rounding;
+    K per channel, V per token; a constant block is exact."""
+    rng = np.random.default_rng(bits)
+    k = rng.standard_normal((64, 32)).astype(np.float32) * np.geomspace(1e-2, 1e2, 32, dtype=np.float32)
+    k[:, 5] = 0.75  # a constant channel
+    _, kd, vd = _core.attention_kivi(np.ones(32, np.float32), k, k, bits, "ref", 0, 64, 16)
+    rng_k = k.reshape(2, 32, 32).max(1) - k.reshape(2, 32, 32).min(1)  # per (group, channel)
+    step_k = np.repeat(rng_k, 32, axis=0) / (2 ** bits - 1)
+    slack = np.abs(np.repeat(k.reshape(2, 32, 32).min(1), 32, axis=0)) * 2 ** -11
+    assert np.all(np.abs(kd - k) <= step_k * (0.5 + 2e-3) + 2 * slack)
+    assert np.all(kd[:, 5] == 0.75)
+    step_v = (k.max(1) - k.min(1))[:, None] / (2 ** bits - 1)
+    assert np.all(np.abs(vd - k) <= step_v * (0.5 + 2e-3) + 2 * np.abs(k.min(1))[:, None] * 2 ** -11)
+    assert not np.array_equal(kd, vd)  # K grouped per channel, V per token: different blocks
+
+
+@pytest.fixture(scope="module")
+def tiny32(tmp_path_factory):
+    """The tiny llama with head_dim 32 (KIVI's channel groups) and a 512-position context."""
+    root = tmp_path_factory.mktemp("kivi")
+    make_tiny("llama", seed=1, dir=root / "hf", head_dim=32, max_position_embeddings=512)
+    out = root / "tiny.f32.edge"
+    assert edgeconv_main(["export", str(root / "hf"), "-o", str(out), "--quant", "f32", "--quiet"]) in (0, None)
+    return str(out)
+
+
+TOKENS = ([1, 17, 33, 250, 7, 99, 3, 12, 200, 5, 64, 128, 31, 77, 150] * 40)[:500]
+# Declared bounds of the logits beyond the residual window vs the f16 cache, max|Δ| / max|logit| over 500
+# positions of the tiny random model (measured: kivi4 0.057, kivi2 0.18; its K / V are near-uniform, the hard
+# case for 4 / 2 levels)
+TOL_KIVI = {"kivi4": 0.12, "kivi2": 0.35}
+
+
+@pytest.mark.parametrize("kv", ["kivi4", "kivi2"])
+@pytest.mark.parametrize("kernels", sorted({"ref", LEVELS[-1]}))
+def test_model_with_kivi(tiny32, kv, kernels):
+    base = edgerun.Model(tiny32, threads=2, kernels=kernels, kv="f16")
+    m = edgerun.Model(tiny32, threads=2, kernels=kernels, kv=kv)
+    assert m.kv == kv
+    want = base.logits(TOKENS)
+    got = m.logits(TOKENS)
+    # within the residual window (nothing quantized yet: the query at position p reads p + 1 positions, the first
+    # group leaves when p + 1 = R + 32) the f16 model, bit for bit; the next position differs
+    np.testing.assert_array_equal(got[:R + 31], want[:R + 31])
+    assert not np.array_equal(got[R + 31], want[R + 31])
+    err = np.abs(got - want).max() / np.abs(want).max()
+    assert 0 < err <= TOL_KIVI[kv]
+    # prefill (steps of 128) equals one-token decode bit for bit: each query reads its own view
+    m.reset()
+    step = np.stack([m._m.eval([t]) for t in TOKENS])
+    np.testing.assert_array_equal(step, got)
+
+
+def test_plan_counts_the_kivi_bytes(tiny32):
+    """codes + f16 scale/min per block (K: per (kv head, channel, group of 32 positions), V: per (position, kv head,
+    32 channels)) for the positions that can leave the window, plus the f16 ring (K tiles + V rows); the plan is
+    the allocation (kv.<layer>.* buffers)."""
+    for ctx, batch in [(512, 128), (1024, 16), (160, 128)]:
+        for kv, blk in [("kivi4", 20), ("kivi2", 12)]:
+            m = edgerun.Model(tiny32, threads=1, ctx=ctx, batch=batch, kv=kv)
+            c = m.config
+            L, Hkv, Dh = c["n_layers"], c["n_kv_heads"], c["head_dim"]
+            ring = min((R + 31 + batch + 15) // 16 * 16, (ctx + 15) // 16 * 16)
+            groups = max(0, (ctx - R) // 32)
+            want = L * (2 * ring * Hkv * Dh * 2 + Hkv * groups * Dh * blk + groups * 32 * (Hkv * Dh // 32) * blk)
+            assert m.memory_plan["kv_cache"] == want, (ctx, batch, kv)
+            bufs = {b["name"]: b["bytes"] for b in m._m.memory_buffers}
+            assert sum(bufs[f"kv.{i}.{t}"] for i in range(L) for t in ("k", "v", "kq", "vq")) == want
+    f16 = edgerun.Model(tiny32, threads=1, ctx=512, kv="f16").memory_plan["kv_cache"]
+    k4 = edgerun.Model(tiny32, threads=1, ctx=512, batch=16, kv="kivi4").memory_plan["kv_cache"]
+    k2 = edgerun.Model(tiny32, threads=1, ctx=512, batch=16, kv="kivi2").memory_plan["kv_cache"]
+    assert k2 < k4 < f16
+
+
+def test_kivi_sequences_and_truncate(tiny32):
+    """n_seq = 2: each sequence has its own KIVI cache; eval_batch over both equals each alone, bit for bit.
+    Truncating keeps a prefix whose residual is still in the ring, refuses an older one."""
+    rng = np.random.default_rng(3)
+    prompts = [[int(t) for t in rng.integers(0, 320, n)] for n in (300, 170)]
+    one = edgerun.Model(tiny32, threads=2, batch=16, kv="kivi2")
+    want = []
+    for p in prompts:
+        one.reset()
+        want.append(one.eval(p))
+    m = edgerun.Model(tiny32, threads=2, batch=16, kv="kivi2", n_seq=2)
+    assert {"kv.0.kq", "kv.0.kq.s1", "kv.1.vq.s1"} <= {b["name"] for b in m._m.memory_buffers}
+    out = [None, None]
+    for i in range(0, 300, 10):
+        j = i // 10 * 6
+        a, b = prompts[0][i:i + 10], prompts[1][j:j + 6]
+        lg = m.eval_batch([0] * len(a) + [1] * len(b), a + b)
+        out[0] = lg[0]  # one row per run of equal seq_ids, after its last token
+        if b:
+            out[1] = lg[1]
+    np.testing.assert_array_equal(out[0], want[0])
+    np.testing.assert_array_equal(out[1], want[1])
+    n = m.seq_n_past(0)
+    assert m.seq_keepable(0, n - 20) == n - 20 and m.seq_keepable(0, 10) == 0
+    with pytest.raises(ValueError, match="kivi2 residual ring"):
+        m.seq_truncate(0, 10)
+    one.reset()
+    one.eval(prompts[0])
+    one._m.truncate(n - 20)
+    m.seq_truncate(0, n - 20)
+    np.testing.assert_array_equal(m.eval_batch([0, 0], [5, 6])[-1], one.eval([5, 6]))
+
+
+def test_kivi_refusals(tiny32, tmp_path):
+    with pytest.raises(ValueError, match="kivi4, kivi2"):
+        edgerun.Model(tiny32, kv="kivi3")
+    make_tiny("llama", seed=1, dir=tmp_path / "hf")  # head_dim 16
+    out = tmp_path / "h16.edge"
+    assert edgeconv_main(["export", str(tmp_path / "hf"), "-o", str(out), "--quant", "f32", "--quiet"]) in (0, None)
+    with pytest.raises(edgerun.UnsupportedError, match="multiple of 32"):
+        edgerun.Model(str(out), kv="kivi4")
+
+
+def test_cli_kv_values(tiny32):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "edgerun.cli", "bench", tiny32, "--prompt-tokens", "8",
+                                     "--gen-tokens", "2", "--repeat", "1", "--ctx", "256", "--json", *a],
+                                    capture_output=True, text=True, env=env, timeout=300)
+    r = run("--kv", "kivi2")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["kv"] == "kivi2" and res["kv_bytes_per_token"] == res["memory"]["kv_cache"] / 256
+    r = run("--kv", "kivi8")
+    assert r.returncode == 2 and "invalid choice: 'kivi8'" in r.stderr.strip().splitlines()[-1], r.stderr
