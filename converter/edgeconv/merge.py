@@ -31,6 +31,7 @@ __all__ = ["merge"]
 
 _TYPE_IDS = {v: k for k, v in META_TYPE_NAMES.items()}
 _QKV = ("attn_q", "attn_k", "attn_v")
+_F32 = ("ffn_router", "ffn_router_pred")  # stay f32 whatever the recipe (the runtime reads MoE routers as f32)
 
 
 def _role(name: str) -> str:
@@ -144,7 +145,8 @@ def _dtypes(base: EdgeFile, recipe: str | None, tensor_types) -> dict[str, str]:
     blobs = {t.name: "blob" for t in base.tensors if t.dtype == "blob"}
     plan = [PlannedTensor(t.name, t.name, _role(t.name), tuple(t.shape),
                           int(t.name.split(".")[1]) if t.name.startswith("blk.") else None,
-                          "f32" if t.dtype == "f32" and len(t.shape) == 1 else None, False, None) for t in plain]
+                          "f32" if t.dtype == "f32" and (len(t.shape) == 1 or _role(t.name) in _F32) else None, False,
+                          None) for t in plain]
     if recipe is None:  # overrides only: the base's dtypes for the rest
         out = {t.name: t.dtype for t in base.tensors}
         for rx, dt in parse_overrides(tensor_types):
