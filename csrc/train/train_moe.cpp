@@ -9,7 +9,8 @@
 // Experts come from the model's ExpertStore (streamed or resident), one pinned at a time. An expert's
 // gate / up / down may carry LoRA / bias terms (targets gate, up, down on an MoE layer): the forward is
 // moe_ffn with them as its ExpertAdapter terms, the backward's recomputation moe_expert_ffn — the code
-// inference runs with an adapter (moe.h), so a trained adapter's logits are the trainer's.
+// inference runs with an adapter (moe.h), so a trained adapter's logits are the trainer's (up to the f32 rounding
+// of alpha / r, which inference folds into B's columns).
 #include <cstring>
 
 #include "route_bwd.h"
@@ -90,7 +91,7 @@ Status train_moe_fwd(Trainer::Impl& I, int64_t il, const float* x_in, float* out
         for (int32_t e = 0; e < (int32_t)I.d.E; ++e) I.expert_ad[(size_t)e] = expert_terms(I, il, e);
         ad = I.expert_ad.data();
     }
-    // the inference code path: inference with these terms as an adapter computes the same bits
+    // the inference code path (an adapter with these terms runs the same code, alpha / r folded into B)
     return moe_ffn(mc, store, I.be.get(), (int)il, I.b.xn2, I.b.ridx, I.b.rw, I.T, I.d.D, &I.b.moe, out, ad);
 }
 
