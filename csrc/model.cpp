@@ -261,8 +261,9 @@ Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
         be.sync();
     }
     store_->note_prediction(T * k, moe_overlap(route_idx_, pred_idx_, T, k));
+    const std::vector<ExpertAdapter>& ad = layers_[(size_t)il].expert_ad;
     return moe_ffn(moe_, store_.get(), be_, (int)il, xn_, route_idx_, route_w_, T, cfg_.d_model, &moe_buf_, x_,
-                   stats_ ? cpu_.get() : nullptr, stats_);
+                   ad.empty() ? nullptr : ad.data(), stats_ ? cpu_.get() : nullptr, stats_);
 }
 
 // RoPE angles of every run's positions (both bases where the sliding-window layers have their own).

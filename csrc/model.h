@@ -14,7 +14,8 @@
 // backend reads); experts are read into the ExpertStore's cache slots. One Planner (backend/planner.h)
 // sizes and allocates every buffer — KV cache (per layer and sequence, f32 / f16 / q8, K transposed), scratch for `batch` tokens,
 // expert slots and I/O staging, the layer window — and its output, the MemoryPlan, fits one budget.
-// Adapters (adapter.h, ModelOptions::adapters): every targeted matmul gets its merged LoRA term and bias delta.
+// Adapters (adapter.h, ModelOptions::adapters): every targeted matmul gets its merged LoRA term and bias delta,
+// an MoE expert's gate / up / down included (moe_ffn's ExpertAdapter terms).
 #pragma once
 
 #include <cstdint>
@@ -77,7 +78,8 @@ struct ModelOptions {
     bool moe_lowbit = false;            // serve cold misses with a low weight from the next lower variant
     float moe_lowbit_threshold = 0.2f;
     // Trained adapters (adapter.h), each with a user scale, applied to every matmul they target; their
-    // merged terms are planned (MemoryPlan::adapters). CPU backend only (the CUDA matmul has no LowRank yet).
+    // merged terms are planned (MemoryPlan::adapters), the experts' too. CPU backend only (the CUDA matmul has no
+    // LowRank yet).
     std::vector<AdapterSpec> adapters;
 };
 
@@ -182,6 +184,7 @@ private:
         LowRank lora[AT_COUNT];
         const LowRank* lora_ptr[AT_COUNT] = {};  // &lora[t] when its rank > 0, for Backend::matmul
         float* bias[AT_COUNT] = {};
+        std::vector<ExpertAdapter> expert_ad;  // MoE: [E] the experts' --adapter terms (empty: none)
         bool moe = false, rope = true, swa = false;
         std::vector<KvLayer> kv;  // one per sequence; planned without zero-fill: pages become resident only as positions are written
     };

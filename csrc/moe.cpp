@@ -101,9 +101,35 @@ Status check_expert(const MoeConfig& c, const Backend& be, int64_t D, int layer,
 
 }  // namespace
 
+void moe_expert_ffn(Backend* be, Act act, const Matrix* m, const ExpertAdapter* ad, const float* xe, int64_t ne,
+                    float* gate, float* up, float* h, float* ye) {
+    const int64_t F = m[0].rows, D = m[2].rows;
+    auto term = [&](int j) -> const LowRank* { return ad && ad->lora[j].rank > 0 ? &ad->lora[j] : nullptr; };
+    auto bias = [&](int j, float* y, int64_t n) {
+        if (ad && ad->bias[j]) be->add_bias(y, ad->bias[j], ne, n);
+    };
+    {
+        const Matrix* ws[2] = {&m[0], &m[1]};
+        float* ys[2] = {gate, up};
+        const LowRank* lr[2] = {term(0), term(1)};
+        be->matmul(ws, ys, 2, xe, ne, ad ? lr : nullptr);
+    }
+    bias(0, gate, F);
+    bias(1, up, F);
+    if (h != gate) {
+        EDGE_ASSERT(be->host_addressable());
+        std::copy(gate, gate + ne * F, h);
+    }
+    be->act_mul(h, up, ne * F, act);
+    const Matrix* wd = &m[2];
+    const LowRank* lr = term(2);
+    be->matmul(&wd, &ye, 1, h, ne, ad ? &lr : nullptr);
+    bias(2, ye, D);
+}
+
 Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, const float* xn,
                const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x,
-               CpuBackend* cpu, ActivationStats* stats) {
+               const ExpertAdapter* adapters, CpuBackend* cpu, ActivationStats* stats) {
     const int64_t E = c.n_experts, k = c.n_used, F = c.d_expert;
     MoeBuffers& b = *buf;
     const MoeGroups& g = b.groups;
@@ -125,18 +151,9 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, c
         const int64_t ne = g.count[e];
         be->moe_gather(xn, D, routes, ne, k, b.xe);
         if (stats) stats->add(layer, ACT_EXPERT_IN, e, b.xe, ne, D, *cpu);
-        {
-            const Matrix* ws[2] = {&dm[0], &dm[1]};
-            float* ys[2] = {b.gate, b.up};
-            be->matmul(ws, ys, 2, b.xe, ne);
-        }
-        be->act_mul(b.gate, b.up, ne * F, c.act_relu ? Act::RELU : Act::SILU);
-        if (stats) stats->add(layer, ACT_EXPERT_MID, e, b.gate, ne, F, *cpu);
-        {
-            const Matrix* ws[1] = {&dm[2]};
-            float* ys[1] = {b.ye};
-            be->matmul(ws, ys, 1, b.gate, ne);
-        }
+        moe_expert_ffn(be, c.act_relu ? Act::RELU : Act::SILU, dm, adapters ? adapters + e : nullptr, b.xe, ne, b.gate,
+                       b.up, b.gate, b.ye);
+        if (stats) stats->add(layer, ACT_EXPERT_MID, e, b.gate, ne, F, *cpu);  // h, in place of gate
         be->moe_scatter(b.ye, D, routes, ne, b.yk);
         if (reads_host) be->sync();  // the slot is reused once released
         store->release(layer, e);

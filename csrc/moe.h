@@ -7,7 +7,8 @@
 //   idx = the k largest logits, in descending order; ties go to the lower expert index
 //   softmax: w_j = exp(l_j - max l) / Σ_{all e} exp(l_e - max l);  sigmoid: w_j = 1 / (1 + exp(-l_j))
 //   norm_topk: w_j /= Σ_{j in idx} w_j (summed in idx order)
-// Expert FFN: y = down(act(gate·x) * (up·x)), act = silu (SwiGLU) or relu (ReGLU).
+// Expert FFN: y = down(act(gate·x) * (up·x)), act = silu (SwiGLU) or relu (ReGLU); with an adapter each
+// of gate, up, down is W·x + LowRank term + bias (ExpertAdapter).
 #pragma once
 
 #include <cstdint>
@@ -66,6 +67,23 @@ int moe_group(const int32_t* idx, const float* w, int64_t T, int64_t k, int64_t 
 // expert's largest weight over its routes into wout (else wout untouched). seen: [E] scratch.
 int moe_union(const int32_t* idx, const float* w, int64_t n, int64_t E, uint8_t* seen, int32_t* out, float* wout);
 
+// The adapter terms of one expert (the merged --adapter terms, adapter.h; or the trainer's parameters):
+// for gate, up, down (j = 0, 1, 2) a LowRank term (rank 0: none) added by Backend::matmul, then a bias
+// [rows_j] (nullptr: none) added with add_bias. The pointers are in the backend's memory.
+struct ExpertAdapter {
+    LowRank lora[3];
+    const float* bias[3] = {nullptr, nullptr, nullptr};
+};
+
+// One expert over ne gathered rows xe [ne, D] (D, F = d_expert from m's shapes):
+//   gate = Wg·xe, up = Wu·xe [ne, F] (one matmul), each + its terms;  h = act(gate)·up [ne, F];
+//   ye = Wd·h [ne, D] + its terms.
+// m: gate, up, down as the device reads them; ad: the expert's terms or nullptr. h == gate: in place (the
+// inference path); h != gate (host-addressable backends only): gate keeps the pre-activation values that
+// the trainer's backward reads. The one implementation of an expert for inference and training.
+void moe_expert_ffn(Backend* be, Act act, const Matrix* m, const ExpertAdapter* ad, const float* xe, int64_t ne,
+                    float* gate, float* up, float* h, float* ye);
+
 class Planner;
 
 // Buffers of moe_ffn for steps of up to T tokens, planned by the model's planner: activations on the
@@ -85,10 +103,12 @@ struct MoeBuffers {
 // result is the same bits whatever order the experts arrive in (streamed == resident).
 // idx, w: host memory. On a store error every pinned expert is released, x is left unchanged and the
 // error is returned.
+// adapters: nullptr, or [E] the terms of each expert of this layer (moe_expert_ffn), whichever slot or
+// variant the store serves it from (the terms are resident: streamed == resident holds with them).
 // stats (with cpu, the backend be is then): each expert's gathered inputs and act(gate)·up go to
 // stats as ACT_EXPERT_IN / ACT_EXPERT_MID of (layer, expert) (calibration, act_stats.h).
 Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, const float* xn,
                const int32_t* idx, const float* w, int64_t T, int64_t D, MoeBuffers* buf, float* x,
-               CpuBackend* cpu = nullptr, ActivationStats* stats = nullptr);
+               const ExpertAdapter* adapters = nullptr, CpuBackend* cpu = nullptr, ActivationStats* stats = nullptr);
 
 }  // namespace edge

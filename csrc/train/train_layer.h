@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "../moe.h"
 #include "trainer.h"
@@ -72,6 +73,7 @@ struct Trainer::Impl {
     float* grad = nullptr;    // flat gradients (nullptr: forward only)
     float lora_scale = 1.f;
     int64_t B = 0, S = 0, T = 0;  // this step's shape (<= the planned maxima)
+    std::vector<ExpertAdapter> expert_ad;  // [E] one MoE layer's expert terms for moe_ffn (train_moe.cpp)
 
     const TargetSlots& slot(int64_t il, int t) const { return (*slots)[(size_t)(il * TGT_COUNT + t)]; }
     // Target t (TGT_GATE / UP / DOWN) of expert e of MoE layer il.

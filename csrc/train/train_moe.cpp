@@ -7,8 +7,10 @@
 //   dw[t, j] = d out[t] · y_tj;  d y_tj = w[t, j] · d out[t];  then down / act·mul / gate, up transposed
 // and the routing weights' gradient goes through moe_route_bwd and W_routerᵀ to the router's input.
 // Experts come from the model's ExpertStore (streamed or resident), one pinned at a time. An expert's
-// gate / up / down may carry LoRA / bias terms (targets gate, up, down on an MoE layer): the forward then
-// runs its own expert loop (same ops, ascending index, combine in rank order) instead of moe_ffn.
+// gate / up / down may carry LoRA / bias terms (targets gate, up, down on an MoE layer): the forward is
+// moe_ffn with them as its ExpertAdapter terms, the backward's recomputation moe_expert_ffn — the code
+// inference runs with an adapter (moe.h), so a trained adapter's logits are the trainer's (up to the f32 rounding
+// of alpha / r, which inference folds into B's columns).
 #include <cstring>
 
 #include "route_bwd.h"
@@ -51,32 +53,27 @@ Status acquire(Trainer::Impl& I, int64_t il, int32_t e, ExpertMatrices* em) {
     return Status::ok();
 }
 
-// One expert over its ne routed tokens, with its trainable terms: xe = xn2[routes], ge = gate·xe, ue = up·xe,
-// he = act(ge)·ue, ye = down·he (each matmul + LoRA + bias where the expert has them).
+// The trainable terms of expert e of layer il as moe_expert_ffn takes them.
+ExpertAdapter expert_terms(const Trainer::Impl& I, int64_t il, int32_t e) {
+    ExpertAdapter a;
+    for (int j = 0; j < 3; ++j) {
+        const TargetSlots& s = I.eslot(il, e, TGT_GATE + j);
+        a.lora[j] = I.lora(s);
+        a.bias[j] = I.bias(s);
+    }
+    return a;
+}
+
+// One expert over its ne routed tokens, with its trainable terms (moe_expert_ffn, the inference code):
+// xe = xn2[routes], ge = gate·xe, ue = up·xe, he = act(ge)·ue (ge kept), ye = down·he.
 void expert_fwd(Trainer::Impl& I, int64_t il, int32_t e, const ExpertMatrices& em, const int32_t* routes, int64_t ne) {
     const MoeConfig& mc = I.model->moe_config();
     TrainBuffers& b = I.b;
-    CpuBackend& be = *I.be;
-    const int64_t D = I.d.D, Fe = I.d.Fe;
-    const TargetSlots &sg = I.eslot(il, e, TGT_GATE), &su = I.eslot(il, e, TGT_UP), &sd = I.eslot(il, e, TGT_DOWN);
-    be.moe_gather(b.xn2, D, routes, ne, I.d.K, b.moe.xe);
-    {
-        const LowRank lg = I.lora(sg), lu = I.lora(su);
-        const LowRank* ad[2] = {&lg, &lu};
-        const Matrix* ws[2] = {&em.gate, &em.up};
-        float* ys[2] = {b.moe.gate, b.moe.up};
-        be.matmul(ws, ys, 2, b.moe.xe, ne, ad);
-    }
-    if (const float* p = I.bias(sg)) be.add_bias(b.moe.gate, p, ne, Fe);
-    if (const float* p = I.bias(su)) be.add_bias(b.moe.up, p, ne, Fe);
-    std::memcpy(b.he, b.moe.gate, (size_t)(ne * Fe) * sizeof(float));
-    be.act_mul(b.he, b.moe.up, ne * Fe, mc.act_relu ? Act::RELU : Act::SILU);
-    const LowRank ld = I.lora(sd);
-    const LowRank* ad = &ld;
-    const Matrix* wd = &em.down;
-    float* y = b.moe.ye;
-    be.matmul(&wd, &y, 1, b.he, ne, &ad);
-    if (const float* p = I.bias(sd)) be.add_bias(b.moe.ye, p, ne, D);
+    I.be->moe_gather(b.xn2, I.d.D, routes, ne, I.d.K, b.moe.xe);
+    const Matrix m[3] = {em.gate, em.up, em.down};
+    const ExpertAdapter ad = expert_terms(I, il, e);
+    moe_expert_ffn(I.be.get(), mc.act_relu ? Act::RELU : Act::SILU, m, &ad, b.moe.xe, ne, b.moe.gate, b.moe.up, b.he,
+                   b.moe.ye);
 }
 
 }  // namespace
@@ -88,25 +85,14 @@ Status train_moe_fwd(Trainer::Impl& I, int64_t il, const float* x_in, float* out
     ExpertStore* store = I.model->expert_store();
     store->begin_layer((int)il);
     std::memcpy(out, I.b.x2, (size_t)(I.T * I.d.D) * sizeof(float));
-    if (!I.layer_has_expert_params(il))  // the inference code path
-        return moe_ffn(mc, store, I.be.get(), (int)il, I.b.xn2, I.b.ridx, I.b.rw, I.T, I.d.D, &I.b.moe, out);
-    // experts with trainable terms: each over its tokens (ascending index), then the combine in rank order
-    TrainBuffers& b = I.b;
-    const MoeGroups& g = b.moe.groups;
-    const int n_used = moe_group(b.ridx, b.rw, I.T, I.d.K, I.d.E, g);
-    store->prefetch((int)il, g.experts, n_used);
-    for (int32_t e = 0; e < (int32_t)I.d.E; ++e) {
-        const int64_t ne = g.count[e];
-        if (ne == 0) continue;
-        const int32_t* routes = g.token_of + g.start[e];
-        ExpertMatrices em;
-        EDGE_TRY(acquire(I, il, e, &em));
-        expert_fwd(I, il, e, em, routes, ne);
-        I.be->moe_scatter(b.moe.ye, I.d.D, routes, ne, b.moe.yk);
-        store->release((int)il, e);
+    const ExpertAdapter* ad = nullptr;  // the experts' trainable terms, where the layer has some
+    if (I.layer_has_expert_params(il)) {
+        I.expert_ad.resize((size_t)I.d.E);
+        for (int32_t e = 0; e < (int32_t)I.d.E; ++e) I.expert_ad[(size_t)e] = expert_terms(I, il, e);
+        ad = I.expert_ad.data();
     }
-    I.be->moe_combine(b.moe.yk, b.rw, I.T, I.d.K, I.d.D, out);
-    return Status::ok();
+    // the inference code path (an adapter with these terms runs the same code, alpha / r folded into B)
+    return moe_ffn(mc, store, I.be.get(), (int)il, I.b.xn2, I.b.ridx, I.b.rw, I.T, I.d.D, &I.b.moe, out, ad);
 }
 
 Status train_moe_bwd(Trainer::Impl& I, int64_t il, const float* dxo, float* dxn, float* dres) {

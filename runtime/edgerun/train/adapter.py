@@ -2,7 +2,8 @@
 base file's checksum.
 
 An adapter is an .edge file of f32 tensors `blk.{i}.{stem}.lora_a [r, in]`, `.lora_b [out, r]`, `.bias [out]`
-(stem: attn_q attn_k attn_v attn_o ffn_gate ffn_up ffn_down) with general.type = "adapter" and adapter.* keys;
+(stem: attn_q attn_k attn_v attn_o ffn_gate ffn_up ffn_down; on an MoE layer the experts' matrices are
+`blk.{i}.exp.{e}.{ffn_gate|ffn_up|ffn_down}.*`) with general.type = "adapter" and adapter.* keys;
 the runtime applies it with `Model(path, adapter=...)` (csrc/adapter.h merges several). A checkpoint
 (`ADAPTER.edge.ckpt`, general.type = "train_state") holds what `--resume` needs in one file: the parameters,
 the optimizer state and the data position. Both are written by edgeconv's EdgeWriter: a temporary file in the
@@ -61,12 +62,18 @@ class Adapter:
         return float(self.metadata["adapter.alpha"]) / float(r) if r else 1.0
 
 
+_EXPERT_STEMS = ("ffn_gate", "ffn_up", "ffn_down")
+
+
 def _check_name(name: str) -> None:
     parts = name.split(".")
-    if (len(parts) != 4 or parts[0] != "blk" or not parts[1].isdigit() or parts[2] not in TARGETS.values()
-            or parts[3] not in _PARTS):
+    dense = (len(parts) == 4 and parts[0] == "blk" and parts[1].isdigit() and parts[2] in TARGETS.values()
+             and parts[3] in _PARTS)
+    expert = (len(parts) == 6 and parts[0] == "blk" and parts[1].isdigit() and parts[2] == "exp" and parts[3].isdigit()
+              and parts[4] in _EXPERT_STEMS and parts[5] in _PARTS)
+    if not (dense or expert):
         raise ValueError(f"adapter tensor name {name!r} is not blk.{{i}}.{{{'|'.join(TARGETS.values())}}}."
-                         f"{{{'|'.join(_PARTS)}}}")
+                         f"{{{'|'.join(_PARTS)}}} or blk.{{i}}.exp.{{e}}.{{{'|'.join(_EXPERT_STEMS)}}}.{{{'|'.join(_PARTS)}}}")
 
 
 def write_adapter(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], base_path: str | os.PathLike, *,
