@@ -127,10 +127,10 @@ def speed(a) -> int:
     text_file = ensure_text()
     rows = {}
     load = [loadavg()]
-    rows["edgerun (blocked prefill attention)"] = edge_speed(path, text_file, a, "")
-    load.append(loadavg())
-    rows["edgerun (per-token attention, EDGE_ATTN_BLOCK=0)"] = edge_speed(path, text_file, a, "0")
-    load.append(loadavg())
+    for name, block in (("edgerun (blocked prefill attention)", ""), ("edgerun (per-token attention, EDGE_ATTN_BLOCK=0)", "0")):
+        rows[name] = edge_speed(path, text_file, a, block)
+        load.append(loadavg())
+        print(f"{name}: {rows[name]} (load average {load[-1]:.2f})", flush=True)
     if not a.no_llamacpp:
         gguf = default_gguf()
         base = {"model": gguf, "threads": a.threads, "runs": a.runs, "text": text_file}
