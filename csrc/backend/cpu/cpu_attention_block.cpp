@@ -25,7 +25,7 @@ constexpr int64_t kBlockRows = 64;  // rows (heads × tokens) per kernel call: K
 int64_t cpu_attention_block_min_tokens() {
     // $EDGE_ATTN_BLOCK: the smallest step (tokens) that takes the blocked path; 0 = never. Default 2: every
     // multi-token step (its rows share each K/V tile); a one-token decode step keeps the per-token kernels
-    // (its block would be only the group's heads). Not yet measured per T on a quiet machine: see the report.
+    // (its block would be only the group's heads). Not yet measured per T on a quiet machine.
     const char* s = std::getenv("EDGE_ATTN_BLOCK");
     if (!s || !*s) return 2;
     char* end = nullptr;
