@@ -9,6 +9,12 @@ text; KV bytes are the memory plan's kv_cache term at --ctx positions; greedy re
 bench_exact_vs_llamacpp.py's 20 prompts through the chat template, up to --tokens tokens, compared token by token
 with the f32 cache's replies; decode tok/s is the median of --decode-tokens one-token steps after a prompt of
 --decode-at tokens (clamped to the context) of the same text.
+
+--speed instead: prefill tok/s of a --prefill-tokens (2048) prompt and decode tok/s at position --decode-at
+(1900), edgerun with the blocked prefill attention (the default) and without it (EDGE_ATTN_BLOCK=0), both
+on the f16 cache, and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
+GGUF the default model was imported from, same threads, same text (bench/corpus.py), one warm-up run then
+--runs timed runs each (medians); the load average is printed beside (the machine may be shared).
 """
 from __future__ import annotations
 
@@ -39,8 +45,15 @@ def main() -> int:
     ap.add_argument("--decode-at", type=int, default=1900)
     ap.add_argument("--decode-tokens", type=int, default=32)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--speed", action="store_true", help="prefill / decode speed vs llama.cpp instead (see above)")
+    ap.add_argument("--prefill-tokens", type=int, default=2048)
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--no-llamacpp", action="store_true")
     a = ap.parse_args()
     kv_types = [k for k in KV_TYPES if k in {"f32", "f16", *a.kv.split(",")}]
+    if a.speed:
+        return speed(a)
     import edgerun
     from edgerun.chat import template_for
     from edgerun.defaults import default_model
@@ -88,6 +101,70 @@ def main() -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": path, "ctx": a.ctx, "chunks": a.chunks, "text": describe(), "rows": rows}, f, indent=1)
+    return 0
+
+
+def edge_speed(path: str, text_file: str, a, block: str) -> dict:
+    """edgerun in this process: EDGE_ATTN_BLOCK=block is read when the model is made."""
+    import statistics
+
+    import numpy as np
+
+    import edgerun
+    os.environ["EDGE_ATTN_BLOCK"] = block
+    m = edgerun.Model(path, threads=a.threads, ctx=max(a.prefill_tokens, a.decode_at + a.gen_tokens), kv="f16")
+    with open(text_file, encoding="utf-8") as f:
+        ids = m.tokenize(f.read(20000))[:a.prefill_tokens]
+    assert len(ids) == a.prefill_tokens, "text too short for the prompt"
+    pre, dec = [], []
+    for r in range(a.runs + 1):
+        m.reset()
+        t0 = time.perf_counter()
+        m.eval(ids)
+        t1 = time.perf_counter()
+        m.reset()
+        tok = int(np.argmax(m.eval(ids[:a.decode_at])))
+        t2 = time.perf_counter()
+        for _ in range(a.gen_tokens):
+            tok = int(np.argmax(m.eval([tok])))
+        t3 = time.perf_counter()
+        if r:  # run 0: warm-up (page faults of the mapping, thread start)
+            pre.append(a.prefill_tokens / (t1 - t0))
+            dec.append(a.gen_tokens / (t3 - t2))
+    os.environ.pop("EDGE_ATTN_BLOCK")
+    return {"prefill_tok_s": statistics.median(pre), "decode_tok_s": statistics.median(dec), "prefill_runs": pre,
+            "decode_runs": dec, "kernels": m.kernel_level}
+
+
+def speed(a) -> int:
+    from bench_vs_llamacpp import ensure_text, run_worker
+    from edgerun.defaults import default_gguf, default_model
+    from sysmeasure import loadavg
+
+    path = a.model or default_model(quiet=True)
+    text_file = ensure_text()
+    rows = {}
+    load = [loadavg()]
+    for name, block in (("edgerun (blocked prefill attention)", ""), ("edgerun (per-token attention, EDGE_ATTN_BLOCK=0)", "0")):
+        rows[name] = edge_speed(path, text_file, a, block)
+        load.append(loadavg())
+        print(f"{name}: {rows[name]} (load average {load[-1]:.2f})", flush=True)
+    if not a.no_llamacpp:
+        gguf = default_gguf()
+        base = {"model": gguf, "threads": a.threads, "runs": a.runs, "text": text_file}
+        pre = run_worker("llama_speed", dict(base, prompt_tokens=a.prefill_tokens, gen_tokens=1))
+        dec = run_worker("llama_speed", dict(base, prompt_tokens=a.decode_at, gen_tokens=a.gen_tokens))
+        rows["llama.cpp " + pre.get("llama_cpp_version", "")] = {"prefill_tok_s": pre["prefill_tok_s"],
+                                                                 "decode_tok_s": dec["decode_tok_s"]}
+        load.append(loadavg())
+    print(f"{'engine':52s} prefill {a.prefill_tokens} tok/s   decode at {a.decode_at} tok/s")
+    for k, r in rows.items():
+        print(f"{k:52s} {r['prefill_tok_s']:18.1f}   {r['decode_tok_s']:14.2f}")
+    print(f"threads {a.threads}, model {path}, load average during the runs {', '.join(f'{x:.2f}' for x in load)}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"model": path, "threads": a.threads, "prefill_tokens": a.prefill_tokens, "decode_at": a.decode_at,
+                       "gen_tokens": a.gen_tokens, "loadavg": load, "rows": rows}, f, indent=1)
     return 0
 
 

@@ -132,6 +132,36 @@ struct KiviHead {
 // Σ_i |q_i|·(|d_i|·(2^b - 1) + |m_i|) / sqrt(Dh) of a quantized K position (the score terms' magnitude).
 typedef void (*attention_kivi_fn)(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                                   float* scratch, float* out);
+// Blocked attention (prefill): several query rows of ONE kv head against its cached positions, each K
+// tile read once per call instead of once per row. Rows r = t·n_head + g (t < n_tok tokens, g < n_head
+// query heads sharing the kv head, n_tok, n_head >= 1):
+//   q_r = q + t·q_stride + g·head_dim, out_r = out + t·out_stride + g·head_dim (f32, head_dim each)
+//   out_r = Σ_p softmax_p(q_r·K_p / sqrt(head_dim)) · V_p over p_begin[t] <= p < p_end[t]
+//   (per token: the causal end and the sliding window's start; 0 <= p_begin[t] < p_end[t]).
+// K / V layouts and element forms as attention_fn / attention_f16_fn / attention_q8_fn (q8: the same
+// per-position scales ks / vs). Online (flash-style) softmax, one update per K tile of kKTile positions
+// in tile order: for each tile j meeting the row's range, with s_p the row's scores there (q8: ks[p]·(q·kq_p),
+// then ·1/sqrt(head_dim), as attention_q8_ref):  mt = max(m, max s_p);  if mt > m: l·= e^(m-mt), o·= e^(m-mt),
+// m = mt;  e_p = e^(s_p - m);  l += Σ e_p;  o += Σ e_p·V_p (q8: (e_p·vs[p])·vq_p);  at the end out_r = o·(1/l).
+// A tile outside a row's range changes nothing of that row, so each row's result depends only on its own
+// q, range and the cache, never on which other rows share the call (nor on the thread split), and a ring
+// (backend.h KvLayer) gives the full cache's bits (its slot offsets are whole tiles).
+// Reads: K tiles meeting [min p_begin, max p_end) (whole tiles; lanes outside the union are never used);
+// V_p, ks[p], vs[p] for p in that union only. SIMD variants multiply rows' zero weights with V_p of the union
+// outside the row's own range, so those V_p must be finite (the model's cache always is).
+// out_r is used as the accumulator o (written before the end). scratch: n_tok·n_head·kAttnBlockRowFloats
+// floats. Reference: f32, lanes in position order, expf. SIMD: sums reordered, polynomial exp; declared
+// bound vs float64 attention: |Δout| <= 1e-5 · max_p ||V_p||_inf (as attention_fn; checked at n_pos ~1000).
+constexpr int64_t kAttnBlockRowFloats = kKTile + 2;
+typedef void (*attention_block_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                   const int64_t* p_end, const float* kt, const float* v, int64_t v_stride, int64_t head_dim,
+                                   float* scratch, float* out, int64_t out_stride);
+typedef void (*attention_block_f16_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                       const int64_t* p_end, const uint16_t* kt, const uint16_t* v, int64_t v_stride,
+                                       int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+typedef void (*attention_block_q8_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                      const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
+                                      int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
 
 // One slot of the table: the function and the name of the level that implements it ("ref", "avx2", ...;
 // "none" while empty), for `edgerun --verbose`, `_core.kernel_table` and tests.
@@ -151,6 +181,9 @@ struct KernelTable {
     KernelSlot<attention_q8_fn> attention_q8;
     KernelSlot<attention_kivi_fn> attention_kivi4;
     KernelSlot<attention_kivi_fn> attention_kivi2;
+    KernelSlot<attention_block_fn> attention_block;
+    KernelSlot<attention_block_f16_fn> attention_block_f16;
+    KernelSlot<attention_block_q8_fn> attention_block_q8;
     KernelSlot<silu_mul_fn> silu_mul;
     // training (backward.h)
     KernelSlot<gemm_t_fn> gemm_t[EDGE_DTYPE_COUNT];
@@ -184,6 +217,9 @@ void kernels_each_slot(Table& t, Fn&& f) {
     f("attention_q8", t.attention_q8);
     f("attention_kivi4", t.attention_kivi4);
     f("attention_kivi2", t.attention_kivi2);
+    f("attention_block", t.attention_block);
+    f("attention_block_f16", t.attention_block_f16);
+    f("attention_block_q8", t.attention_block_q8);
     f("silu_mul", t.silu_mul);
     f("gemm_t", t.gemm_t);
     f("gemm_tn_f32", t.gemm_tn_f32);

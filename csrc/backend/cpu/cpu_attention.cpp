@@ -1,5 +1,6 @@
 // cpu_attention.cpp — the KV cache append and attention over it (cpu_backend.h): one kernel-table
-// attention call per (token, head), split over the pool, with the kernel of the cache's KvType.
+// attention call per (token, head), split over the pool, with the kernel of the cache's KvType (steps of
+// several tokens go to the blocked kernels first: cpu_attention_block.cpp).
 // kv_append converts to the stored type: f16 with round-to-nearest-even (f32_to_f16), q8 per (token,
 // kv head) with kv_quantize_q8 (float_ops.h), kivi4 / kivi2 in kivi_cache.h.
 #include <algorithm>
@@ -60,6 +61,7 @@ void CpuBackend::kv_append(const KvLayer& kv, const float* k, const float* v, in
 
 void CpuBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                            int64_t window, float* out) {
+    if (attention_blocked(q, kv, T, pos0, H, Hkv, Dh, window, out)) return;  // steps of several tokens
     const int64_t Dq = H * Dh, Dkv = Hkv * Dh, group = H / Hkv;
     const KernelTable* kt = kt_;
     pool_.run(T * H, [&](int64_t b, int64_t e, int tid) {

@@ -17,6 +17,10 @@
 
 namespace edge {
 
+// The smallest step (tokens) whose attention takes the blocked kernels: $EDGE_ATTN_BLOCK (0 = never), else
+// the measured default (cpu_attention_block.cpp). Read when a backend is made.
+int64_t cpu_attention_block_min_tokens();
+
 class CpuBackend : public Backend {
 public:
     // kt: a kernel table from kernels_for / kernels_default; threads >= 1 (the caller included).
@@ -63,6 +67,10 @@ public:
     void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) override;
 
 private:
+    // Multi-token steps over the blocked kernels (cpu_attention_block.cpp): false (nothing done) when T is
+    // below block_min_tokens_, the KV type has no blocked kernel or the scratch is too small.
+    bool attention_blocked(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
+                           int64_t window, float* out);
     void low_rank(const LowRank& a, int64_t rows, const float* x, int64_t n, int64_t T, float* y);
 
     const KernelTable* kt_;
@@ -72,6 +80,7 @@ private:
     float* scores_ = nullptr;    // [threads][ctx] attention scores
     float* lr_ = nullptr;        // [T · max_rank] A·x of a LowRank term
     float* acc_ = nullptr;       // [max_width] one row of moe_combine's sum (MoE models only)
+    int64_t block_min_tokens_ = cpu_attention_block_min_tokens();
 };
 
 }  // namespace edge

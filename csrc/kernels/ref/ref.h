@@ -85,6 +85,16 @@ void attention_kivi4_ref(const float* q, const KiviHead& c, int64_t p_begin, int
                          float* out);
 void attention_kivi2_ref(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim, float* scratch,
                          float* out);
+// ---- blocked (prefill) attention, every KV form (attention_block_ref.cpp) ----
+void attention_block_ref(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const float* kt, const float* v, int64_t v_stride, int64_t head_dim, float* scratch, float* out,
+        int64_t out_stride);
+void attention_block_f16_ref(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const uint16_t* kt, const uint16_t* v, int64_t v_stride, int64_t head_dim, float* scratch,
+        float* out, int64_t out_stride);
+void attention_block_q8_ref(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs, int64_t v_stride,
+        int64_t head_dim, float* scratch, float* out, int64_t out_stride);
 
 // ---- dequant (dequant_ref.cpp): one per dtype, dequant_fn contract ----
 void dequant_f32_ref(const void* src, float* y, int64_t n);

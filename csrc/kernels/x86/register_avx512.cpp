@@ -16,6 +16,9 @@ void kernels_register_avx512(KernelTable* t) {
 
     kernel_set(&t->quantize_q8x, quantize_q8x_avx512, L);
     kernel_set(&t->attention, attention_avx512, L);
+    kernel_set(&t->attention_block, attention_block_avx512, L);
+    kernel_set(&t->attention_block_f16, attention_block_f16_avx512, L);
+    kernel_set(&t->attention_block_q8, attention_block_q8_avx512, L);
     kernel_set(&t->silu_mul, silu_mul_avx512, L);
 
     kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_avx512, L);

@@ -1,0 +1,248 @@
+// attention_block_neon.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with armv8.0 NEON. The loops
+// of attention_block_avx512 with a 16-position tile row as four float32x4: scores of up to 4 rows at once
+// (each K row loaded and widened once — fcvtl for f16, sxtl + scvtf for int8, exact — then a by-element
+// FMA per row), each row's online-softmax update (masked lanes -inf, the polynomial exp arm::exp4), then
+// o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step (tails 4 and 1 at a
+// time). o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group.
+// Any head_dim >= 1, any alignment. Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h).
+#include <cmath>
+#include <cstring>
+
+#include "../../common.h"
+#include "arm.h"
+#include "neon_util.h"
+
+namespace edge {
+
+namespace {
+
+struct F32 {
+    typedef float T;
+    static float32x4_t load4(const float* p) { return vld1q_f32(p); }
+    static float one(const float* p) { return *p; }
+};
+struct F16 {
+    typedef uint16_t T;
+    static float32x4_t load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+    static float one(const uint16_t* p) { return f16_to_f32(*p); }
+};
+struct I8 {
+    typedef int8_t T;
+    static float32x4_t load4(const int8_t* p) {
+        int8_t b[8] = {p[0], p[1], p[2], p[3], 0, 0, 0, 0};
+        return vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vld1_s8(b)))));
+    }
+    static float one(const int8_t* p) { return (float)*p; }
+};
+
+// 16 elements at p as 4 vectors
+template <class E>
+inline void load16(const typename E::T* p, float32x4_t* o) {
+    if constexpr (sizeof(typename E::T) == 1) {
+        const int8x16_t c = vld1q_s8(p);
+        const int16x8_t lo = vmovl_s8(vget_low_s8(c)), hi = vmovl_s8(vget_high_s8(c));
+        o[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
+        o[1] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo)));
+        o[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
+        o[3] = vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi)));
+    } else {
+        for (int j = 0; j < 4; ++j) o[j] = E::load4(p + 4 * j);
+    }
+}
+
+struct Mask16 {
+    uint32x4_t m[4];
+    bool any;
+};
+inline Mask16 lanes(int64_t lo, int64_t hi) {  // lanes j with lo <= j < hi, of 16
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    Mask16 k;
+    k.any = hi > lo;
+    const uint32_t base[4] = {0, 1, 2, 3};
+    const uint32x4_t b = vld1q_u32(base);
+    for (int j = 0; j < 4; ++j) {
+        const uint32x4_t idx = vaddq_u32(b, vdupq_n_u32(4 * j));
+        k.m[j] = k.any ? vandq_u32(vcgeq_u32(idx, vdupq_n_u32((uint32_t)lo)), vcltq_u32(idx, vdupq_n_u32((uint32_t)hi)))
+                       : vdupq_n_u32(0);
+    }
+    return k;
+}
+
+struct Ctx {
+    const float* q;
+    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    const int64_t *pb, *pe;
+    float* out;
+    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
+    float scale;
+    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
+    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
+};
+
+inline void scale_row(float* o, int64_t Dh, float f) {
+    int64_t i = 0;
+    for (; i + 4 <= Dh; i += 4) vst1q_f32(o + i, vmulq_n_f32(vld1q_f32(o + i), f));
+    for (; i < Dh; ++i) o[i] *= f;
+}
+
+template <int NR, class E>
+void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, const float32x4_t* ksv, const float32x4_t* vsv, bool scaled) {
+    Mask16 mk[NR];
+    bool any = false;
+    for (int r = 0; r < NR; ++r) {
+        const int64_t t = (r0 + r) / c.n_head;
+        mk[r] = lanes(c.pb[t] - p0, c.pe[t] - p0);
+        any = any || mk[r].any;
+    }
+    if (!any) {
+        for (int r = 0; r < NR; ++r) std::memset(c.w + (r0 + r) * 16, 0, 64);
+        return;
+    }
+    const float* qp[NR];
+    float32x4_t a[NR][4];
+    for (int r = 0; r < NR; ++r) {
+        qp[r] = c.qr(r0 + r);
+        for (int j = 0; j < 4; ++j) a[r][j] = vdupq_n_f32(0.0f);
+    }
+    for (int64_t i = 0; i < c.Dh; ++i) {
+        float32x4_t k[4];
+        load16<E>(tile + i * 16, k);
+        for (int r = 0; r < NR; ++r)
+            for (int j = 0; j < 4; ++j) a[r][j] = vfmaq_n_f32(a[r][j], k[j], qp[r][i]);
+    }
+    const float32x4_t ninf = vdupq_n_f32(-INFINITY);
+    for (int r = 0; r < NR; ++r) {
+        float* w = c.w + (r0 + r) * 16;
+        if (!mk[r].any) {
+            std::memset(w, 0, 64);
+            continue;
+        }
+        float32x4_t s[4];
+        float32x4_t mx = ninf;
+        for (int j = 0; j < 4; ++j) {
+            const float32x4_t x = scaled ? vmulq_f32(a[r][j], ksv[j]) : a[r][j];
+            s[j] = vbslq_f32(mk[r].m[j], vmulq_n_f32(x, c.scale), ninf);
+            mx = vmaxq_f32(mx, s[j]);
+        }
+        float& m = c.m[r0 + r];
+        float& l = c.l[r0 + r];
+        const float mt = vmaxvq_f32(mx);
+        if (mt > m) {
+            if (m != -INFINITY) {  // o and l are zero before the row's first tile
+                const float f = vgetq_lane_f32(arm::exp4(vdupq_n_f32(m - mt)), 0);
+                l *= f;
+                scale_row(c.o(r0 + r), c.Dh, f);
+            }
+            m = mt;
+        }
+        const float32x4_t mv = vdupq_n_f32(m);
+        float32x4_t sum = vdupq_n_f32(0.0f);
+        for (int j = 0; j < 4; ++j) {
+            const float32x4_t e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(arm::exp4(vsubq_f32(s[j], mv))), mk[r].m[j]));
+            sum = vaddq_f32(sum, e);
+            const float32x4_t x = scaled ? vmulq_f32(e, vsv[j]) : e;
+            vst1q_f32(w + 4 * j, vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(x), mk[r].m[j])));
+        }
+        l += vaddvq_f32(sum);
+    }
+}
+
+template <int NR, class E>
+void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+    float* o[NR];
+    const float* w[NR];
+    for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
+    int64_t i = 0;
+    for (; i + 16 <= c.Dh; i += 16) {
+        float32x4_t a[NR][4];
+        for (int r = 0; r < NR; ++r)
+            for (int t = 0; t < 4; ++t) a[r][t] = vld1q_f32(o[r] + i + 4 * t);
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            float32x4_t x[4];
+            load16<E>(vp, x);
+            for (int r = 0; r < NR; ++r)
+                for (int t = 0; t < 4; ++t) a[r][t] = vfmaq_n_f32(a[r][t], x[t], w[r][j]);
+        }
+        for (int r = 0; r < NR; ++r)
+            for (int t = 0; t < 4; ++t) vst1q_f32(o[r] + i + 4 * t, a[r][t]);
+    }
+    for (; i + 4 <= c.Dh; i += 4) {
+        float32x4_t a[NR];
+        for (int r = 0; r < NR; ++r) a[r] = vld1q_f32(o[r] + i);
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            const float32x4_t x = E::load4(vp);
+            for (int r = 0; r < NR; ++r) a[r] = vfmaq_n_f32(a[r], x, w[r][j]);
+        }
+        for (int r = 0; r < NR; ++r) vst1q_f32(o[r] + i, a[r]);
+    }
+    for (; i < c.Dh; ++i) {
+        float a[NR];
+        for (int r = 0; r < NR; ++r) a[r] = o[r][i];
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            const float x = E::one(vp);
+            for (int r = 0; r < NR; ++r) a[r] = std::fma(w[r][j], x, a[r]);
+        }
+        for (int r = 0; r < NR; ++r) o[r][i] = a[r];
+    }
+}
+
+template <class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    static_assert(kKTile == 16, "four vectors per tile row");
+    const int64_t R = n_tok * n_head;
+    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
+          1.0f / std::sqrt((float)Dh)};
+    int64_t lo = pb[0], hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    for (int64_t r = 0; r < R; ++r) {
+        c.m[r] = -INFINITY, c.l[r] = 0.f;
+        std::memset(c.o(r), 0, (size_t)Dh * sizeof(float));
+    }
+    const bool scaled = ks != nullptr;
+    for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
+        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
+        float32x4_t ksv[4], vsv[4];
+        for (int j = 0; j < 4; ++j) ksv[j] = vsv[j] = vdupq_n_f32(0.0f);
+        if (scaled) {  // the union lanes only (others 0)
+            float kb[16] = {}, vb[16] = {};
+            std::memcpy(kb + j0, ks + p0 + j0, (size_t)(j1 - j0) * 4);
+            std::memcpy(vb + j0, vs + p0 + j0, (size_t)(j1 - j0) * 4);
+            for (int j = 0; j < 4; ++j) ksv[j] = vld1q_f32(kb + 4 * j), vsv[j] = vld1q_f32(vb + 4 * j);
+        }
+        const typename E::T* tile = kt + p0 * Dh;
+        int64_t r = 0;
+        for (; r + 4 <= R; r += 4) scores<4, E>(c, r, p0, tile, ksv, vsv, scaled);
+        for (; r < R; ++r) scores<1, E>(c, r, p0, tile, ksv, vsv, scaled);
+        for (r = 0; r + 4 <= R; r += 4) accumulate<4, E>(c, r, p0, j0, j1, v);
+        for (; r < R; ++r) accumulate<1, E>(c, r, p0, j0, j1, v);
+    }
+    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), Dh, 1.0f / c.l[r]);
+}
+
+}  // namespace
+
+void attention_block_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                          const int64_t* p_end, const float* kt, const float* v, int64_t v_stride, int64_t head_dim,
+                          float* scratch, float* out, int64_t out_stride) {
+    block<F32>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_f16_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                              const int64_t* p_end, const uint16_t* kt, const uint16_t* v, int64_t v_stride, int64_t head_dim,
+                              float* scratch, float* out, int64_t out_stride) {
+    block<F16>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_q8_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                             const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
+                             int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
+    block<I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+}  // namespace edge

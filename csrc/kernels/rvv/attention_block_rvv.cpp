@@ -1,0 +1,213 @@
+// attention_block_rvv.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with RVV 1.0, vector-length
+// agnostic (no Zvfh: f16 widened with integer ops, rvv_util.h f16_f32m2, exact; int8 with vsext + vfcvt,
+// exact). Per K tile: scores of up to 4 rows at once in e32m2 pieces of the 16 positions (each K row piece
+// loaded once, a vfmacc per row), each row's online-softmax update (the range and the max in scalar code
+// over the 16 lanes, the polynomial exp of rvv_util.h over the pieces), then o += w·V for 4 rows at once,
+// vl head dimensions at a time, over the tile's union lanes. o lives in out (kernels.h). Each row's
+// arithmetic is the same whatever rows share its group. Any head_dim >= 1, any alignment (vle16 / vle32
+// when the pointers are aligned, else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf.
+#include <math.h>
+
+#include "rvv.h"
+#include "rvv_util.h"
+
+namespace edge {
+namespace rvv {
+namespace {
+
+struct F32 {
+    typedef float T;
+    template <bool A>
+    static vfloat32m2_t ld(const float* p, size_t vl) { return ld_f32m2<A>(p, vl); }
+};
+struct F16 {
+    typedef uint16_t T;
+    template <bool A>
+    static vfloat32m2_t ld(const uint16_t* p, size_t vl) { return f16_f32m2(ld_u16_u32m2<A>(p, vl), vl); }
+};
+struct I8 {
+    typedef int8_t T;
+    template <bool A>
+    static vfloat32m2_t ld(const int8_t* p, size_t vl) {
+        return __riscv_vfcvt_f_x_v_f32m2(__riscv_vsext_vf4_i32m2(__riscv_vle8_v_i8mf2(p, vl), vl), vl);
+    }
+};
+
+struct Ctx {
+    const float* q;
+    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    const int64_t *pb, *pe;
+    float* out;
+    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
+    float scale;
+    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
+    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
+};
+
+template <bool A>
+inline void scale_row(float* o, int64_t Dh, float f) {
+    for (int64_t i = 0; i < Dh;) {
+        const size_t vl = __riscv_vsetvl_e32m2((size_t)(Dh - i));
+        st_f32m2<A>(o + i, __riscv_vfmul_vf_f32m2(ld_f32m2<A>(o + i, vl), f, vl), vl);
+        i += (int64_t)vl;
+    }
+}
+
+template <int NR, bool A, class E>  // NR: 1 or 4
+void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, const float* ks, const float* vs) {
+    int64_t lo[NR], hi[NR];
+    bool any = false;
+    for (int r = 0; r < NR; ++r) {
+        const int64_t t = (r0 + r) / c.n_head;
+        lo[r] = c.pb[t] - p0 > 0 ? c.pb[t] - p0 : 0;
+        hi[r] = c.pe[t] - p0 < 16 ? c.pe[t] - p0 : 16;
+        any = any || hi[r] > lo[r];
+    }
+    float* w[NR];
+    const float* qp[NR];
+    for (int r = 0; r < NR; ++r) w[r] = c.w + (r0 + r) * 16, qp[r] = c.qr(r0 + r);
+    if (!any) {
+        for (int r = 0; r < NR; ++r)
+            for (int j = 0; j < 16; ++j) w[r][j] = 0.f;
+        return;
+    }
+    for (int64_t off = 0; off < 16;) {
+        const size_t vl = __riscv_vsetvl_e32m2((size_t)(16 - off));
+        // RVV register types are sizeless (no arrays): NR is 1 or 4, one named accumulator per row
+        vfloat32m2_t a0 = __riscv_vfmv_v_f_f32m2(0.0f, vl), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t i = 0; i < c.Dh; ++i) {
+            const vfloat32m2_t k = E::template ld<A>(tile + i * 16 + off, vl);
+            a0 = __riscv_vfmacc_vf_f32m2(a0, qp[0][i], k, vl);
+            if constexpr (NR == 4) {
+                a1 = __riscv_vfmacc_vf_f32m2(a1, qp[1][i], k, vl);
+                a2 = __riscv_vfmacc_vf_f32m2(a2, qp[2][i], k, vl);
+                a3 = __riscv_vfmacc_vf_f32m2(a3, qp[3][i], k, vl);
+            }
+        }
+        st_f32m2<A>(w[0] + off, a0, vl);
+        if constexpr (NR == 4) st_f32m2<A>(w[1] + off, a1, vl), st_f32m2<A>(w[2] + off, a2, vl), st_f32m2<A>(w[3] + off, a3, vl);
+        off += (int64_t)vl;
+    }
+    for (int r = 0; r < NR; ++r) {
+        float* s = w[r];
+        if (hi[r] <= lo[r]) {
+            for (int j = 0; j < 16; ++j) s[j] = 0.f;
+            continue;
+        }
+        float mt = c.m[r0 + r];
+        for (int64_t j = 0; j < 16; ++j) {
+            s[j] = j >= lo[r] && j < hi[r] ? (ks ? s[j] * ks[p0 + j] : s[j]) * c.scale : -INFINITY;
+            mt = s[j] > mt ? s[j] : mt;
+        }
+        float& m = c.m[r0 + r];
+        float& l = c.l[r0 + r];
+        if (mt > m) {
+            if (m != -INFINITY) {  // o and l are zero before the row's first tile
+                const float f = __riscv_vfmv_f_s_f32m2_f32(exp_f32m2(__riscv_vfmv_v_f_f32m2(m - mt, 1), 1));
+                l *= f;
+                scale_row<A>(c.o(r0 + r), c.Dh, f);
+            }
+            m = mt;
+        }
+        for (int64_t off = 0; off < 16;) {
+            const size_t vl = __riscv_vsetvl_e32m2((size_t)(16 - off));
+            st_f32m2<A>(s + off, exp_f32m2(__riscv_vfsub_vf_f32m2(ld_f32m2<A>(s + off, vl), m, vl), vl), vl);
+            off += (int64_t)vl;
+        }
+        float sum = 0.f;
+        for (int64_t j = 0; j < 16; ++j) {
+            const bool in = j >= lo[r] && j < hi[r];
+            sum += in ? s[j] : 0.f;
+            s[j] = in ? (vs ? s[j] * vs[p0 + j] : s[j]) : 0.f;
+        }
+        l += sum;
+    }
+}
+
+template <int NR, bool A, class E>
+void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+    float* o[NR];
+    const float* w[NR];
+    for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
+    for (int64_t i = 0; i < c.Dh;) {
+        const size_t vl = __riscv_vsetvl_e32m2((size_t)(c.Dh - i));
+        vfloat32m2_t a0 = ld_f32m2<A>(o[0] + i, vl), a1 = a0, a2 = a0, a3 = a0;  // NR is 1 or 4 (see scores)
+        if constexpr (NR == 4) a1 = ld_f32m2<A>(o[1] + i, vl), a2 = ld_f32m2<A>(o[2] + i, vl), a3 = ld_f32m2<A>(o[3] + i, vl);
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            const vfloat32m2_t x = E::template ld<A>(vp, vl);
+            a0 = __riscv_vfmacc_vf_f32m2(a0, w[0][j], x, vl);
+            if constexpr (NR == 4) {
+                a1 = __riscv_vfmacc_vf_f32m2(a1, w[1][j], x, vl);
+                a2 = __riscv_vfmacc_vf_f32m2(a2, w[2][j], x, vl);
+                a3 = __riscv_vfmacc_vf_f32m2(a3, w[3][j], x, vl);
+            }
+        }
+        st_f32m2<A>(o[0] + i, a0, vl);
+        if constexpr (NR == 4) st_f32m2<A>(o[1] + i, a1, vl), st_f32m2<A>(o[2] + i, a2, vl), st_f32m2<A>(o[3] + i, a3, vl);
+        i += (int64_t)vl;
+    }
+}
+
+template <bool A, class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
+          1.0f / sqrtf((float)Dh)};
+    int64_t lo = pb[0], hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    for (int64_t r = 0; r < R; ++r) {
+        c.m[r] = -INFINITY, c.l[r] = 0.f;
+        float* o = c.o(r);
+        for (int64_t i = 0; i < Dh; ++i) o[i] = 0.f;
+    }
+    for (int64_t p0 = lo / kKTile * kKTile; p0 < hi; p0 += kKTile) {
+        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + kKTile ? hi : p0 + kKTile) - p0;
+        const typename E::T* tile = kt + p0 * Dh;
+        int64_t r = 0;
+        for (; r + 4 <= R; r += 4) scores<4, A, E>(c, r, p0, tile, ks, vs);
+        for (; r < R; ++r) scores<1, A, E>(c, r, p0, tile, ks, vs);
+        for (r = 0; r + 4 <= R; r += 4) accumulate<4, A, E>(c, r, p0, j0, j1, v);
+        for (; r < R; ++r) accumulate<1, A, E>(c, r, p0, j0, j1, v);
+    }
+    for (int64_t r = 0; r < R; ++r) scale_row<A>(c.o(r), Dh, 1.0f / c.l[r]);
+}
+
+// Every pointer and stride the vector loads / stores use is aligned to its element (else the byte path).
+inline bool all_aligned(const void* kt, const void* v, size_t esize, const float* scratch, const float* out) {
+    return aligned(kt, esize) && aligned(v, esize) && aligned(scratch, 4) && aligned(out, 4);
+}
+
+}  // namespace
+}  // namespace rvv
+
+void attention_block_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                         const int64_t* p_end, const float* kt, const float* v, int64_t v_stride, int64_t head_dim,
+                         float* scratch, float* out, int64_t out_stride) {
+    if (rvv::all_aligned(kt, v, 4, scratch, out))
+        rvv::block<true, rvv::F32>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+    else
+        rvv::block<false, rvv::F32>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_f16_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                             const int64_t* p_end, const uint16_t* kt, const uint16_t* v, int64_t v_stride, int64_t head_dim,
+                             float* scratch, float* out, int64_t out_stride) {
+    if (rvv::all_aligned(kt, v, 2, scratch, out))
+        rvv::block<true, rvv::F16>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+    else
+        rvv::block<false, rvv::F16>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_q8_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                            const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
+                            int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
+    if (rvv::all_aligned(kt, v, 1, scratch, out))
+        rvv::block<true, rvv::I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+    else
+        rvv::block<false, rvv::I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+}  // namespace edge

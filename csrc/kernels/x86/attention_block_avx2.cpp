@@ -1,0 +1,241 @@
+// attention_block_avx2.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with AVX2+FMA+F16C. The loops
+// of attention_block_avx512 with a 16-position tile row as two ymm: scores of up to 4 rows at once (each K row
+// loaded and widened once — vcvtph2ps for f16, vpmovsxbd + vcvtdq2ps for int8, exact — then one
+// broadcast-FMA per row), each row's online-softmax update (masked lanes -inf, the polynomial exp
+// x86::exp8), then o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step
+// (tails through a zero-padded copy / maskload). o lives in out (kernels.h). Each row's arithmetic is the
+// same whatever rows share its group. Any head_dim >= 1, any alignment.
+// Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h).
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "avx2_util.h"
+#include "x86.h"
+
+namespace edge {
+
+namespace {
+
+// (no vector constants at namespace scope: their initializers would run AVX2 at load time on any CPU)
+inline __m256i iota0() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+
+struct Mask16 {
+    __m256 m0, m1;
+    bool any;
+};
+inline Mask16 lanes(int64_t lo, int64_t hi) {  // lanes j with lo <= j < hi, of 16
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    if (hi <= lo) return Mask16{_mm256_setzero_ps(), _mm256_setzero_ps(), false};
+    const __m256i l = _mm256_set1_epi32((int)lo), h = _mm256_set1_epi32((int)hi);
+    const __m256i i0 = iota0(), i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
+    const __m256i a = _mm256_andnot_si256(_mm256_cmpgt_epi32(l, i0), _mm256_cmpgt_epi32(h, i0));
+    const __m256i b = _mm256_andnot_si256(_mm256_cmpgt_epi32(l, i1), _mm256_cmpgt_epi32(h, i1));
+    return Mask16{_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), true};
+}
+inline __m256i tail_mask(int64_t left) {
+    const int64_t n = left >= 8 ? 8 : left;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), iota0());
+}
+inline float hmax8(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+struct F32 {
+    typedef float T;
+    static __m256 ld(const float* p) { return _mm256_loadu_ps(p); }
+    static __m256 ldn(const float* p, int64_t n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+};
+struct F16 {
+    typedef uint16_t T;
+    static __m256 ld(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+    static __m256 ldn(const uint16_t* p, int64_t n) {
+        uint16_t b[8] = {};
+        std::memcpy(b, p, (size_t)n * 2);
+        return ld(b);
+    }
+};
+struct I8 {
+    typedef int8_t T;
+    static __m256 ld(const int8_t* p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p))); }
+    static __m256 ldn(const int8_t* p, int64_t n) {
+        int8_t b[8] = {};
+        std::memcpy(b, p, (size_t)n);
+        return ld(b);
+    }
+};
+
+struct Ctx {
+    const float* q;
+    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    const int64_t *pb, *pe;
+    float* out;
+    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
+    float scale;
+    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
+    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
+};
+
+// o[0, Dh) *= f
+inline void scale_row(float* o, int64_t Dh, float f) {
+    const __m256 fv = _mm256_set1_ps(f);
+    int64_t i = 0;
+    for (; i + 8 <= Dh; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), fv));
+    if (i < Dh) {
+        const __m256i tm = tail_mask(Dh - i);
+        _mm256_maskstore_ps(o + i, tm, _mm256_mul_ps(_mm256_maskload_ps(o + i, tm), fv));
+    }
+}
+
+// Scores of rows [r0, r0 + NR) against the tile at p0, then each row's softmax update; w[r] = the row's
+// weights (0 outside its range; q8: times vs).
+template <int NR, class E>
+void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, const __m256* ksv, const __m256* vsv, bool scaled) {
+    Mask16 mk[NR];
+    bool any = false;
+    for (int r = 0; r < NR; ++r) {
+        const int64_t t = (r0 + r) / c.n_head;
+        mk[r] = lanes(c.pb[t] - p0, c.pe[t] - p0);
+        any = any || mk[r].any;
+    }
+    if (!any) {
+        for (int r = 0; r < NR; ++r) std::memset(c.w + (r0 + r) * 16, 0, 64);
+        return;
+    }
+    const float* qp[NR];
+    __m256 a0[NR], a1[NR];
+    for (int r = 0; r < NR; ++r) qp[r] = c.qr(r0 + r), a0[r] = a1[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < c.Dh; ++i) {
+        const __m256 k0 = E::ld(tile + i * 16), k1 = E::ld(tile + i * 16 + 8);
+        for (int r = 0; r < NR; ++r) {
+            const __m256 qi = _mm256_set1_ps(qp[r][i]);
+            a0[r] = _mm256_fmadd_ps(qi, k0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(qi, k1, a1[r]);
+        }
+    }
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), sc = _mm256_set1_ps(c.scale);
+    for (int r = 0; r < NR; ++r) {
+        float* w = c.w + (r0 + r) * 16;
+        if (!mk[r].any) {
+            std::memset(w, 0, 64);
+            continue;
+        }
+        __m256 s0 = scaled ? _mm256_mul_ps(a0[r], ksv[0]) : a0[r], s1 = scaled ? _mm256_mul_ps(a1[r], ksv[1]) : a1[r];
+        s0 = _mm256_blendv_ps(ninf, _mm256_mul_ps(s0, sc), mk[r].m0);
+        s1 = _mm256_blendv_ps(ninf, _mm256_mul_ps(s1, sc), mk[r].m1);
+        float& m = c.m[r0 + r];
+        float& l = c.l[r0 + r];
+        const float mt = hmax8(_mm256_max_ps(s0, s1));
+        if (mt > m) {
+            if (m != -INFINITY) {  // o and l are zero before the row's first tile
+                const float f = _mm256_cvtss_f32(x86::exp8(_mm256_set1_ps(m - mt)));
+                l *= f;
+                scale_row(c.o(r0 + r), c.Dh, f);
+            }
+            m = mt;
+        }
+        const __m256 mv = _mm256_set1_ps(m);
+        const __m256 e0 = _mm256_and_ps(x86::exp8(_mm256_sub_ps(s0, mv)), mk[r].m0);
+        const __m256 e1 = _mm256_and_ps(x86::exp8(_mm256_sub_ps(s1, mv)), mk[r].m1);
+        l += x86::hsum8(_mm256_add_ps(e0, e1));
+        _mm256_storeu_ps(w, _mm256_and_ps(scaled ? _mm256_mul_ps(e0, vsv[0]) : e0, mk[r].m0));
+        _mm256_storeu_ps(w + 8, _mm256_and_ps(scaled ? _mm256_mul_ps(e1, vsv[1]) : e1, mk[r].m1));
+    }
+}
+
+// o[r] += Σ_j w[r][j] · V_{p0+j} for rows [r0, r0 + NR), j in [j0, j1).
+template <int NR, class E>
+void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+    float* o[NR];
+    const float* w[NR];
+    for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
+    int64_t i = 0;
+    for (; i + 16 <= c.Dh; i += 16) {
+        __m256 a0[NR], a1[NR];
+        for (int r = 0; r < NR; ++r) a0[r] = _mm256_loadu_ps(o[r] + i), a1[r] = _mm256_loadu_ps(o[r] + i + 8);
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            const __m256 x0 = E::ld(vp), x1 = E::ld(vp + 8);
+            for (int r = 0; r < NR; ++r) {
+                const __m256 wj = _mm256_set1_ps(w[r][j]);
+                a0[r] = _mm256_fmadd_ps(wj, x0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(wj, x1, a1[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) _mm256_storeu_ps(o[r] + i, a0[r]), _mm256_storeu_ps(o[r] + i + 8, a1[r]);
+    }
+    for (; i < c.Dh; i += 8) {  // tail: 8 (or fewer) dimensions
+        const int64_t n = c.Dh - i;
+        const __m256i tm = tail_mask(n);
+        __m256 a[NR];
+        for (int r = 0; r < NR; ++r) a[r] = _mm256_maskload_ps(o[r] + i, tm);
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            const __m256 x = n >= 8 ? E::ld(vp) : E::ldn(vp, n);
+            for (int r = 0; r < NR; ++r) a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w[r][j]), x, a[r]);
+        }
+        for (int r = 0; r < NR; ++r) _mm256_maskstore_ps(o[r] + i, tm, a[r]);
+    }
+}
+
+template <class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    static_assert(kKTile == 16, "two ymm per tile row");
+    const int64_t R = n_tok * n_head;
+    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
+          1.0f / std::sqrt((float)Dh)};
+    int64_t lo = pb[0], hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    for (int64_t r = 0; r < R; ++r) {
+        c.m[r] = -INFINITY, c.l[r] = 0.f;
+        std::memset(c.o(r), 0, (size_t)Dh * sizeof(float));
+    }
+    const bool scaled = ks != nullptr;
+    for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
+        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
+        __m256 ksv[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, vsv[2] = {ksv[0], ksv[1]};
+        if (scaled) {
+            const Mask16 um = lanes(j0, j1);
+            ksv[0] = _mm256_maskload_ps(ks + p0, _mm256_castps_si256(um.m0));
+            ksv[1] = _mm256_maskload_ps(ks + p0 + 8, _mm256_castps_si256(um.m1));
+            vsv[0] = _mm256_maskload_ps(vs + p0, _mm256_castps_si256(um.m0));
+            vsv[1] = _mm256_maskload_ps(vs + p0 + 8, _mm256_castps_si256(um.m1));
+        }
+        const typename E::T* tile = kt + p0 * Dh;
+        int64_t r = 0;
+        for (; r + 4 <= R; r += 4) scores<4, E>(c, r, p0, tile, ksv, vsv, scaled);
+        for (; r < R; ++r) scores<1, E>(c, r, p0, tile, ksv, vsv, scaled);
+        for (r = 0; r + 4 <= R; r += 4) accumulate<4, E>(c, r, p0, j0, j1, v);
+        for (; r < R; ++r) accumulate<1, E>(c, r, p0, j0, j1, v);
+    }
+    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), Dh, 1.0f / c.l[r]);
+}
+
+}  // namespace
+
+void attention_block_avx2(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                          const int64_t* p_end, const float* kt, const float* v, int64_t v_stride, int64_t head_dim,
+                          float* scratch, float* out, int64_t out_stride) {
+    block<F32>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_f16_avx2(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                              const int64_t* p_end, const uint16_t* kt, const uint16_t* v, int64_t v_stride, int64_t head_dim,
+                              float* scratch, float* out, int64_t out_stride) {
+    block<F16>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_q8_avx2(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                             const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
+                             int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
+    block<I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+}  // namespace edge

@@ -1,0 +1,193 @@
+// attention_block_avx512.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with AVX-512 (F+BW+VL+DQ).
+// Per K tile (16 positions = one zmm per head dimension): scores of up to 8 rows at once (each K row loaded
+// and widened once — vcvtph2ps for f16, vpmovsxbd + vcvtdq2ps for int8, exact — then one broadcast-FMA per
+// row), each row's online-softmax update (masked lanes -inf, the polynomial exp x86::exp16), then
+// o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per zmm (masked tail).
+// o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group, so its
+// result never depends on the block it was called in. Any head_dim >= 1, any alignment.
+// Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h).
+#include "avx512_util.h"
+#include "x86.h"
+
+#include <cmath>
+
+namespace edge {
+
+namespace {
+
+inline __mmask16 lanes(int64_t lo, int64_t hi) {  // lanes j with lo <= j < hi, of 16
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+struct F32 {
+    typedef float T;
+    static __m512 ld(const float* p) { return _mm512_loadu_ps(p); }
+    static __m512 ldm(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct F16 {
+    typedef uint16_t T;
+    static __m512 ld(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+    static __m512 ldm(__mmask16 m, const uint16_t* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
+struct I8 {
+    typedef int8_t T;
+    static __m512 ld(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
+    static __m512 ldm(__mmask16 m, const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p))); }
+};
+
+struct Ctx {
+    const float* q;
+    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    const int64_t *pb, *pe;
+    float* out;
+    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
+    float scale;
+    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
+    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
+};
+
+// Scores of rows [r0, r0 + NR) against the tile at p0, then each row's softmax update; w[r] = the row's
+// weights (0 outside its range; q8: times vs).
+template <int NR, class E>
+void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, __m512 ksv, __m512 vsv, bool scaled) {
+    __mmask16 mk[NR];
+    bool any = false;
+    for (int r = 0; r < NR; ++r) {
+        const int64_t t = (r0 + r) / c.n_head;
+        mk[r] = lanes(c.pb[t] - p0, c.pe[t] - p0);
+        any = any || mk[r];
+    }
+    if (!any) {
+        for (int r = 0; r < NR; ++r) _mm512_storeu_ps(c.w + (r0 + r) * 16, _mm512_setzero_ps());
+        return;
+    }
+    const float* qp[NR];
+    __m512 a[NR];
+    for (int r = 0; r < NR; ++r) qp[r] = c.qr(r0 + r), a[r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < c.Dh; ++i) {
+        const __m512 k = E::ld(tile + i * 16);
+        for (int r = 0; r < NR; ++r) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qp[r][i]), k, a[r]);
+    }
+    for (int r = 0; r < NR; ++r) {
+        float* w = c.w + (r0 + r) * 16;
+        if (!mk[r]) {
+            _mm512_storeu_ps(w, _mm512_setzero_ps());
+            continue;
+        }
+        __m512 s = scaled ? _mm512_mul_ps(a[r], ksv) : a[r];
+        s = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), mk[r], _mm512_mul_ps(s, _mm512_set1_ps(c.scale)));
+        float& m = c.m[r0 + r];
+        float& l = c.l[r0 + r];
+        const float mt = _mm512_reduce_max_ps(s);
+        if (mt > m) {
+            if (m != -INFINITY) {  // o and l are zero before the row's first tile
+                const float f = _mm_cvtss_f32(_mm512_castps512_ps128(x86::exp16(_mm512_set1_ps(m - mt))));
+                l *= f;
+                float* o = c.o(r0 + r);
+                const __m512 fv = _mm512_set1_ps(f);
+                for (int64_t i = 0; i < c.Dh; i += 16) {
+                    const __mmask16 dm = lanes(0, c.Dh - i);
+                    _mm512_mask_storeu_ps(o + i, dm, _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, o + i), fv));
+                }
+            }
+            m = mt;
+        }
+        const __m512 e = _mm512_maskz_mov_ps(mk[r], x86::exp16(_mm512_sub_ps(s, _mm512_set1_ps(m))));
+        l += _mm512_reduce_add_ps(e);
+        _mm512_storeu_ps(w, _mm512_maskz_mov_ps(mk[r], scaled ? _mm512_mul_ps(e, vsv) : e));
+    }
+}
+
+// o[r] += Σ_j w[r][j] · V_{p0+j} for rows [r0, r0 + NR), j in [j0, j1).
+template <int NR, class E>
+void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+    float* o[NR];
+    const float* w[NR];
+    for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
+    for (int64_t i = 0; i < c.Dh; i += 32) {
+        const __mmask16 d0 = lanes(0, c.Dh - i), d1 = lanes(0, c.Dh - i - 16);
+        __m512 a0[NR], a1[NR];
+        for (int r = 0; r < NR; ++r) a0[r] = _mm512_maskz_loadu_ps(d0, o[r] + i), a1[r] = _mm512_maskz_loadu_ps(d1, o[r] + i + 16);
+        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+            const __m512 x0 = E::ldm(d0, vp);
+            if (d1) {
+                const __m512 x1 = E::ldm(d1, vp + 16);
+                for (int r = 0; r < NR; ++r) {
+                    const __m512 wj = _mm512_set1_ps(w[r][j]);
+                    a0[r] = _mm512_fmadd_ps(wj, x0, a0[r]);
+                    a1[r] = _mm512_fmadd_ps(wj, x1, a1[r]);
+                }
+            } else {
+                for (int r = 0; r < NR; ++r) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][j]), x0, a0[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) {
+            _mm512_mask_storeu_ps(o[r] + i, d0, a0[r]);
+            if (d1) _mm512_mask_storeu_ps(o[r] + i + 16, d1, a1[r]);
+        }
+    }
+}
+
+template <class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    static_assert(kKTile == 16, "one zmm per tile row");
+    const int64_t R = n_tok * n_head;
+    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
+          1.0f / std::sqrt((float)Dh)};
+    int64_t lo = pb[0], hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    for (int64_t r = 0; r < R; ++r) {
+        c.m[r] = -INFINITY, c.l[r] = 0.f;
+        float* o = c.o(r);
+        for (int64_t i = 0; i < Dh; i += 16) _mm512_mask_storeu_ps(o + i, lanes(0, Dh - i), _mm512_setzero_ps());
+    }
+    const bool scaled = ks != nullptr;
+    for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
+        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
+        const __mmask16 um = lanes(j0, j1);
+        const __m512 ksv = scaled ? _mm512_maskz_loadu_ps(um, ks + p0) : _mm512_setzero_ps();
+        const __m512 vsv = scaled ? _mm512_maskz_loadu_ps(um, vs + p0) : _mm512_setzero_ps();
+        const typename E::T* tile = kt + p0 * Dh;
+        int64_t r = 0;
+        for (; r + 8 <= R; r += 8) scores<8, E>(c, r, p0, tile, ksv, vsv, scaled);
+        for (; r < R; ++r) scores<1, E>(c, r, p0, tile, ksv, vsv, scaled);
+        for (r = 0; r + 4 <= R; r += 4) accumulate<4, E>(c, r, p0, j0, j1, v);
+        for (; r < R; ++r) accumulate<1, E>(c, r, p0, j0, j1, v);
+    }
+    for (int64_t r = 0; r < R; ++r) {
+        float* o = c.o(r);
+        const __m512 inv = _mm512_set1_ps(1.0f / c.l[r]);
+        for (int64_t i = 0; i < Dh; i += 16) {
+            const __mmask16 dm = lanes(0, Dh - i);
+            _mm512_mask_storeu_ps(o + i, dm, _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, o + i), inv));
+        }
+    }
+}
+
+}  // namespace
+
+void attention_block_avx512(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                            const int64_t* p_end, const float* kt, const float* v, int64_t v_stride, int64_t head_dim,
+                            float* scratch, float* out, int64_t out_stride) {
+    block<F32>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_f16_avx512(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                const int64_t* p_end, const uint16_t* kt, const uint16_t* v, int64_t v_stride,
+                                int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
+    block<F16>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, nullptr, v, nullptr, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_q8_avx512(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                               const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
+                               int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
+    block<I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+}  // namespace edge
