@@ -192,13 +192,13 @@ int edgert_train(int argc, char** argv) {
             if (n > 0) loss /= (double)n;
         }
         if (!st.is_ok()) return failed(st);
-        std::printf("{\"step\": %lld, \"loss\": %.9g, \"scored\": %lld}\n", (long long)k, loss, (long long)n);
+        std::printf("{\"step\": %lld, \"loss\": %.17g, \"scored\": %lld}\n", (long long)k, loss, (long long)n);
         std::fflush(stdout);
     }
     const double dt = now_s() - t0;
     double abs_sum = 0;
     for (int64_t i = 0; i < tr->n_elements(); ++i) abs_sum += std::fabs((double)tr->param_data()[i]);
-    std::printf("{\"result\": {\"steps\": %lld, \"seconds\": %.3f, \"tok_s\": %.2f, \"kernels\": \"%s\", \"param_abs_sum\": %.9g}}\n",
+    std::printf("{\"result\": {\"steps\": %lld, \"seconds\": %.3f, \"tok_s\": %.2f, \"kernels\": \"%s\", \"param_abs_sum\": %.17g}}\n",
                 (long long)a.steps, dt, (double)(a.steps * B * S) / (dt > 0 ? dt : 1e-9), m->kernels().level, abs_sum);
     return 0;
 }
