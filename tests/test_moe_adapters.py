@@ -23,6 +23,7 @@ from models.edge_loader import edge_weights
 from models.moe import MoeReference
 from models.tiny import make_tiny
 from models.tiny_tokenizer import CORPUS
+from test_moe_runtime import decisive_tokens  # tokens away from near-tied experts
 
 ARCHS = ["smallthinker", "qwen3moe", "mixtral", "olmoe"]
 TOKENS = [1, 17, 33, 250, 7, 99, 3, 12, 200, 5, 64, 128, 31]
@@ -103,26 +104,6 @@ def merged_reference(base, adapters):
             ref_name = f"blk.{p[1]}.exp.{p[3]}.{EXPERT[p[4]]}" if is_expert(stem) else stem
             w[ref_name] = w[ref_name] + s * a.scale * (a.tensors[stem + ".lora_b"] @ t)
     return MoeReference(meta, w)
-
-
-def decisive_tokens(ref, n=8, margin=0.05, tries=100):
-    """Tokens whose routing is decisive in every MoE layer of `ref` (tests/test_moe_runtime.py explains why a
-    quantized run is comparable only away from near-tied experts), built token by token, seeded."""
-    rng = np.random.default_rng(0)
-    k = ref.shape.n_experts_used
-    tokens: list[int] = []
-    while len(tokens) < n:
-        for _ in range(tries):
-            cand = tokens + [int(rng.integers(0, ref.shape.llm.vocab_size))]
-            tr = {}
-            ref.logits(torch.tensor(cand), trace=tr)
-            lgs = [lg.numpy() for name, lg in tr.items() if name.endswith("router_logits")]
-            if all(np.diff(np.sort(lg[-1])[-k - 1:-k + 1 or None])[0] >= margin * lg.std() for lg in lgs):
-                tokens = cand
-                break
-        else:
-            pytest.fail("no token with decisive routing found")
-    return tokens
 
 
 def rel_err(a, b):
