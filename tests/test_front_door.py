@@ -348,6 +348,46 @@ def test_ctrl_c_during_first_use_conversion(tiny, bigger_hf, tmp_path):
     assert os.listdir(tmp_path / "cache") == []  # neither the .edge nor its temporary file
 
 
+_EXEC_CTRL_C = """
+import sys
+from {pkg} import cli
+def interrupted(args):
+    exec("raise KeyboardInterrupt")  # as in a dataclass built by a lazy import: CPython 3.11 then dies of SIGINT
+cli.{cmd} = interrupted
+sys.argv = {argv!r}
+cli.entry()
+"""
+
+
+@pytest.mark.parametrize("pkg,cmd,argv,line", [
+    ("edgerun", "cmd_generate", ["edgerun", "generate", "x.edge", "-p", "hi"], "interrupted"),
+    ("edgeconv", "cmd_recipes", ["edgeconv", "recipes"], "interrupted; nothing written")])
+def test_ctrl_c_inside_exec_of_a_string_exits_130(pkg, cmd, argv, line, tmp_path):
+    # run with -m, as `python -m edgerun.cli`: only that path of CPython's checks the flag exec() left
+    (tmp_path / "ctrl_c_main.py").write_text(_EXEC_CTRL_C.format(pkg=pkg, cmd=cmd, argv=argv))
+    env = dict(CHILD_ENV, PYTHONPATH=os.pathsep.join([str(tmp_path), CHILD_ENV["PYTHONPATH"]]))
+    r = subprocess.run([sys.executable, "-m", "ctrl_c_main"], capture_output=True, text=True, env=env, timeout=60)
+    _assert_interrupted(r.returncode, r.stdout, r.stderr, prog=pkg, line=line)
+
+
+def test_ctrl_c_wrapped_by_set_name_is_an_interruption():
+    from edgerun.cli_common import EXIT_INTERRUPTED, error_line
+
+    class Hit:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    try:
+        type("C", (), {"f": Hit()})
+    except BaseException as e:  # Python 3.11: RuntimeError from KeyboardInterrupt; 3.12: the KeyboardInterrupt
+        caught = e
+    try:
+        raise ValueError("conversion of x failed") from caught
+    except ValueError as e:
+        assert error_line(e) == ("interrupted", EXIT_INTERRUPTED)
+    assert error_line(ValueError("plain")) == ("plain", 2)
+
+
 def test_ctrl_c_during_edgeconv_export(bigger_hf, tmp_path):
     out_path = tmp_path / "big.edge"
     rc, out, err = _interrupt_after([sys.executable, "-m", "edgeconv.cli", "export", str(bigger_hf), "-o",

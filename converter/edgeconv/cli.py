@@ -256,5 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     return cc.run_main("edgeconv", args.fn, args, interrupted="interrupted; nothing written")
 
 
+def entry() -> None:
+    """The console script: main() on sys.argv, then the process's exit (cli_common.exit_process)."""
+    cc.exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 from .sizes import parse_size
 
@@ -161,9 +161,21 @@ def add_version(p: argparse.ArgumentParser, prog: str) -> None:
 
 # ---- the one error path -------------------------------------------------------------------------------
 
+def _interrupted(e: BaseException | None) -> bool:
+    """Whether e is, or came of, a Ctrl-C. Python 3.11 wraps an exception raised in __set_name__ (a dataclass
+    being built during a lazy import) in a RuntimeError, and a converter error may wrap either."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def error_line(e: BaseException) -> tuple[str, int]:
     """(one-line message, exit code) for an exception that reached a CLI's main()."""
-    if isinstance(e, KeyboardInterrupt):
+    if _interrupted(e):
         return "interrupted", EXIT_INTERRUPTED
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
         msg, rc = f"{e.filename}: {e.strerror}", EXIT_BAD_INPUT
@@ -199,3 +211,18 @@ def run_main(prog: str, fn: Callable[[argparse.Namespace], int | None], args: ar
             print(file=sys.stderr)  # past the terminal's "^C" (or a progress bar)
         print(f"{prog}: {interrupted}" if rc == EXIT_INTERRUPTED else f"{prog}: error: {msg}", file=sys.stderr)
         return rc
+
+
+def exit_process(rc: int) -> NoReturn:
+    """A CLI process's exit with main()'s code. After Ctrl-C it is os._exit(130) once stdout and stderr are flushed:
+    under `python -m`, CPython 3.11 kills the process with SIGINT at exit (status -2, not 130) once a KeyboardInterrupt
+    went through an exec() of a string (dataclasses and namedtuple build their methods so, in lazy imports), even one
+    that main() caught. Files being written were removed on the way out (finally blocks); no worker thread is awaited."""
+    if rc == EXIT_INTERRUPTED:
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(rc)
+    sys.exit(rc)
