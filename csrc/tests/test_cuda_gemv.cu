@@ -646,9 +646,10 @@ void test_gemm_mma(Rng& g, bool quick) {
                     CK(cudaMalloc(&dW, W.size() + 512));
                     CK(cudaMalloc(&dX, X.size()));
                     CK(cudaMalloc(&dY, yref.size() * 4));
-                    CK(cudaMemcpy(dW + wmis, W.data(), W.size(), cudaMemcpyHostToDevice));
-                    CK(cudaMemcpy(dX, X.data(), X.size(), cudaMemcpyHostToDevice));
-                    CK(cudaMemset(dY, 0xFF, yref.size() * 4));
+                    // on g_st, which is non-blocking: a cudaMemset on the legacy stream could land after the kernel
+                    CK(cudaMemcpyAsync(dW + wmis, W.data(), W.size(), cudaMemcpyHostToDevice, g_st));
+                    CK(cudaMemcpyAsync(dX, X.data(), X.size(), cudaMemcpyHostToDevice, g_st));
+                    CK(cudaMemsetAsync(dY, 0xFF, yref.size() * 4, g_st));
                     CK(cuda_gemm_mma(dt, dW + wmis, w_stride, rows, n, dX, x_stride, ncols, dY, ldy, g_st, bn));
                     std::vector<uint32_t> yb(yref.size());
                     CK(cudaMemcpyAsync(yb.data(), dY, yb.size() * 4, cudaMemcpyDeviceToHost, g_st));
@@ -813,6 +814,7 @@ int run_bench_mma(const std::string& only) {
             CK(cudaMalloc(&dY, (size_t)(rows * T) * 4));
             CK(cudaMemcpy(dW, W.data(), W.size(), cudaMemcpyHostToDevice));
             CK(cudaMemcpy(dX, X.data(), X.size(), cudaMemcpyHostToDevice));
+            CK(cudaDeviceSynchronize());  // g_st is non-blocking
             double us[3];
             for (int v = 0; v < 3; ++v) {
                 std::vector<double> ts;
@@ -923,6 +925,7 @@ int run_bench(const char* json_path, const std::vector<int64_t>& ncols_list, int
             CK(cudaMalloc(&dXq, (size_t)(sh.cols / 32 * maxc) * sizeof(block_q8x) + 64));
             CK(cudaMalloc(&dY, (size_t)(sh.rows * maxc) * 4));
             CK(cudaMemcpy(dXf, xf.data(), xf.size() * 4, cudaMemcpyHostToDevice));
+            CK(cudaDeviceSynchronize());  // st is non-blocking: the copy's DMA may still be in flight
             if (tr.int_dot) CK(cuda_quantize_q8x(dXf, sh.cols, sh.cols, maxc, dXq, sh.cols / 32, st));
             const void* dX = tr.int_dot ? (const void*)dXq : (const void*)dXf;
             const int64_t xs = tr.int_dot ? sh.cols / 32 : sh.cols;

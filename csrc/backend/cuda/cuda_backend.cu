@@ -153,6 +153,8 @@ Status CudaBackend::map_weights(const void* host, int64_t bytes, Buffer* out) {
     }
     EDGE_TRY(alloc(bytes, 256, false, "the model's weights", out));
     cudaError_t e = cudaMemcpy(out->data, host, (size_t)bytes, cudaMemcpyHostToDevice);
+    // from pageable memory cudaMemcpy may return with the last DMA in flight, and stream_ is non-blocking
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
     if (e != cudaSuccess) {
         release(out);
         return status_error(Code::IO_ERROR, strfmt("copying the weights to the GPU: %s", cudaGetErrorString(e)));
