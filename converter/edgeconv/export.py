@@ -326,7 +326,10 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
-        dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment, stored)
+        mix = get_recipe(rec.gptq_mix) if gptq and rec.gptq_mix and not rec.keep_source else rec
+        dtypes = assign_dtypes(plan, mix, overrides, hp["llm.n_layers"], fixed, alignment, stored)
+        if mix is not rec:
+            notes.append(f"GPTQ dtype mix: recipe {mix.name} ({mix.description})")
         copied = {p.name for p in plan if stored.get(p.name) == dtypes[p.name]}
         if src.quantized:
             qt = ", ".join(src.quant_types)
@@ -363,17 +366,18 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label} with {how} "
                          f"({time.time() - t_cal:.1f} s, {time.process_time() - c_cal:.1f} s CPU)")
         if gptq:
-            from .quant.gptq import gptq_quantize, inverse_factor
+            from .quant.gptq import gptq_quantize, inverse_factor, supported
 
             factors: dict[int, np.ndarray] = {}  # id(H) -> its inverse factor (q/k/v and gate/up share one)
             def gptq_ok(q) -> bool:
-                return dtypes[q.name].startswith("int4") and q.name in hessians and q.name not in copied
+                return supported(dtypes[q.name]) and q.name in hessians and q.name not in copied
 
             gptq_done: dict[str, np.ndarray] = {}  # bytes of a group's tensors not written yet
             gptq_s = gptq_cpu = 0.0
             n_gptq = sum(1 for p in plan if gptq_ok(p))
-            notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
-                         "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
+            n_nl = sum(1 for p in plan if gptq_ok(p) and dtypes[p.name] == "nl4_32")
+            notes.append(f"GPTQ-quantized {n_gptq - n_nl} int4 tensors" + (f" and {n_nl} nl4_32 tensors" if n_nl else "")
+                         if n_gptq else "--gptq: no int4 / nl4 tensor in this recipe, nothing was GPTQ-quantized")
         if rec.choose:
             dtypes, choice_note = _choose_dtypes(src, plan, dtypes, rec.choose, copied, overrides, importance)
             notes.append(choice_note)
@@ -433,7 +437,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU)")
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):
-                    if gptq and h_e is not None and dt.startswith("int4"):
+                    if gptq and h_e is not None and supported(dt):
                         return gptq_quantize(wm, dt, h_e, factor=inverse_factor(h_e, damp))
                     return quantize(wm, dt, importance=imp_e)
 

@@ -78,6 +78,7 @@ class Recipe:
     description: str = ""
     keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
     choose: tuple[str, ...] = ()  # equal-size candidate dtypes chosen per tensor by measured error (rule 3b)
+    gptq_mix: str | None = None  # the recipe whose dtypes an export with GPTQ uses instead (rule 0)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -89,7 +90,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("mxfp8", "mxfp8", description="weights MXFP8 E4M3 (8.25 bpw)"),
     Recipe("mxfp6", "mxfp6", description="weights MXFP6 E2M3 (6.25 bpw)"),
     Recipe("mxfp4", "mxfp4", description="weights MXFP4 E2M1 (4.25 bpw)"),
-    Recipe("int4", "int4_64", {"embedding": "int4_32", "head": "int4_32"},
+    Recipe("int4", "int4_64", {"embedding": "int4_32", "head": "int4_32"}, gptq_mix="int4g",
            upgrades=(Upgrade(("head",), "all", "q8_0"),
                      Upgrade(("attn_v",), "edge", "q8_0"),
                      Upgrade(("attn_v",), "more_bits", "q8_0"),
@@ -99,6 +100,25 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            budget_bpw=4.5,
            description="quality 4-bit mix: int4_64, int4_32 embedding/head, q8_0 for sensitive tensors "
                        "while the file stays <= 4.5 bpw"),
+    Recipe("int4g", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
+           upgrades=(Upgrade(("head",), "all", "q8_0"),
+                     Upgrade(("attn_v",), "edge", "q8_0"),
+                     Upgrade(("attn_v",), "more_bits", "q8_0"),
+                     Upgrade(("attn_v", "ffn_down"), "all", "nl4_32"),
+                     Upgrade(("attn_o", "attn_k", "attn_q"), "all", "nl4_32"),
+                     Upgrade(("ffn_up", "ffn_gate"), "all", "nl4_32")),
+           budget_bpw=4.5,
+           description="the int4 mix for GPTQ: nl4_32 embedding/head, q8_0 attn_v of the edge and more_bits layers, "
+                       "then nl4_32 for attn_v, ffn_down, attention, ffn_up/gate while the file stays <= 4.5 bpw, "
+                       "int4_64 for the rest"),
+    Recipe("int4g0", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
+           upgrades=(Upgrade(("head",), "all", "q8_0"),
+                     Upgrade(("attn_v",), "edge", "q8_0"),
+                     Upgrade(("attn_v",), "more_bits", "q8_0"),
+                     Upgrade(("attn_v",), "all", "q8_0"),
+                     Upgrade(("ffn_down",), "edge", "q8_0"),
+                     Upgrade(("ffn_down",), "more_bits", "q8_0")),
+           budget_bpw=4.5, description="experiment: int4 with an nl4_32 embedding"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
     Recipe("nl4", "nl4_32",
