@@ -15,7 +15,7 @@ import pytest
 from edgeconv import cli
 from edgeconv import quant as Q
 from edgeconv.format import EdgeFile
-from edgeconv.quant.gptq import gptq_quantize, output_error
+from edgeconv.quant.gptq import DAMP, gptq_quantize, output_error
 from edgeconv.recipes import RECIPES, assign_dtypes, file_size, get_recipe
 
 
@@ -123,3 +123,21 @@ def test_cli_int4_gptq_mix_is_deterministic_and_uses_nl4(tiny_llama, tmp_path, c
     with EdgeFile(a) as f:
         assert f.metadata["quant.recipe"] == "int4"
         assert "nl4_32" in {t.dtype for t in f.tensors}
+
+
+@pytest.mark.parametrize("name", ["int4_32", "int4_64", "nl4_32"])
+def test_refine_scales_never_raises_the_output_error_of_a_row(name):
+    rng = np.random.default_rng(11)
+    x = _inputs(rng, 1024, 192)
+    h = x.T @ x / len(x)
+    w = rng.standard_normal((48, 192)).astype(np.float32)
+    b0, b1 = gptq_quantize(w, name, h), gptq_quantize(w, name, h, refine=True)
+    bpb = Q.row_bytes(name, 192) // (192 // Q.DTYPES[name].block)
+    same_codes = b0.reshape(48, -1, bpb)[..., 2:] == b1.reshape(48, -1, bpb)[..., 2:]
+    assert same_codes.all()  # only the scales move
+    hd = h + DAMP * np.mean(np.diag(h)) * np.eye(192)  # the (damped) objective GPTQ minimises
+    e0, e1 = (np.array([output_error(w[i:i + 1], Q.dequantize(b[i:i + 1], name, (1, 192)), hd) for i in range(48)])
+              for b in (b0, b1))
+    assert np.all(e1 <= e0 * (1 + 1e-6)) and e1.sum() < 0.995 * e0.sum(), (e0.sum(), e1.sum())
+    # and the undamped output error drops as well
+    assert output_error(w, Q.dequantize(b1, name, w.shape), h) < output_error(w, Q.dequantize(b0, name, w.shape), h)

@@ -238,7 +238,8 @@ def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, ma
         os.unlink(tmp)
 
 
-def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors) -> dict[str, np.ndarray]:
+def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors,
+                refine: bool = False) -> dict[str, np.ndarray]:
     """GPTQ bytes of p and of every tensor that reads the same input (same H object) in the same dtype
     (attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the same
     problem (rows are independent given H) with a third of the per-column Python steps."""
@@ -250,7 +251,8 @@ def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp
         factors.clear()  # inputs are shared only by neighbouring tensors of one block
         factors[id(h)] = inverse_factor(h, damp)
     mats = [(derived[q.name] if q.derived else _load(src, q)).reshape(-1, q.shape[-1]) for q in group]
-    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, factor=factors[id(h)])
+    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp,
+                        factor=factors[id(h)], refine=refine)
     res, r0 = {}, 0
     for q, m in zip(group, mats):
         res[q.name] = out[r0:r0 + m.shape[0]]
@@ -327,6 +329,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
         mix = get_recipe(rec.gptq_mix) if gptq and rec.gptq_mix and not rec.keep_source else rec
+        refine = mix.refine_scales
         dtypes = assign_dtypes(plan, mix, overrides, hp["llm.n_layers"], fixed, alignment, stored)
         if mix is not rec:
             notes.append(f"GPTQ dtype mix: recipe {mix.name} ({mix.description})")
@@ -414,7 +417,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                     if p.name not in gptq_done:
                         t_g, c_g = time.time(), time.process_time()
                         gptq_done.update(_gptq_group(src, plan, p, dtypes, hessians, gptq_ok, damp,
-                                                     derived, factors))
+                                                     derived, factors, refine))
                         gptq_s += time.time() - t_g
                         gptq_cpu += time.process_time() - c_g
                     w.write_chunk(p.name, gptq_done.pop(p.name))

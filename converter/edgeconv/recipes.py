@@ -79,6 +79,7 @@ class Recipe:
     keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
     choose: tuple[str, ...] = ()  # equal-size candidate dtypes chosen per tensor by measured error (rule 3b)
     gptq_mix: str | None = None  # the recipe whose dtypes an export with GPTQ uses instead (rule 0)
+    refine_scales: bool = False  # GPTQ: re-fit int4_B / nl4_32 block scales to the codes (quant/gptq.refine_scales)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -111,6 +112,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            description="the int4 mix for GPTQ: nl4_32 embedding/head, q8_0 attn_v of the edge and more_bits layers, "
                        "then nl4_32 for attn_v, ffn_down, attention, ffn_up/gate while the file stays <= 4.5 bpw, "
                        "int4_64 for the rest"),
+    Recipe("int4gr", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
+           upgrades=(Upgrade(("head",), "all", "q8_0"),
+                     Upgrade(("attn_v",), "edge", "q8_0"),
+                     Upgrade(("attn_v",), "more_bits", "q8_0"),
+                     Upgrade(("attn_v", "ffn_down"), "all", "nl4_32"),
+                     Upgrade(("attn_o", "attn_k", "attn_q"), "all", "nl4_32"),
+                     Upgrade(("ffn_up", "ffn_gate"), "all", "nl4_32")),
+           budget_bpw=4.5, refine_scales=True, description="experiment: int4g + refine_scales"),
     Recipe("int4g0", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
            upgrades=(Upgrade(("head",), "all", "q8_0"),
                      Upgrade(("attn_v",), "edge", "q8_0"),
