@@ -264,7 +264,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
            calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
-           calib_auto: bool = False,
+           calib_auto: bool = False, gptq_mix: bool = False,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
            log: Callable[[str], None] | None = None) -> ExportResult:
@@ -279,6 +279,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     gptq: int4-family tensors are quantized with GPTQ (quant/gptq.py) against the input second moments
     H collected on the calibration text (needs `calib`); other dtypes are quantized as without it.
     gptq_damp: GPTQ's dampening λ / mean(diag H) (default quant.gptq.DAMP).
+    gptq_mix: with gptq, use the dtypes of the recipe's `gptq_mix` recipe (recipes.py rule 0; the CLI does, so
+    `edgeconv export --quant int4` gets int4g), and its refine_scales.
     calib_auto: calib / gptq are a default, not a request (the CLI's int4 recipes): where this model cannot
     be calibrated natively (MoE: the reference path needs torch and time; a source without a tokenizer)
     the export goes on without calibration and says so in a note.
@@ -328,7 +330,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
-        mix = get_recipe(rec.gptq_mix) if gptq and rec.gptq_mix and not rec.keep_source else rec
+        mix = get_recipe(rec.gptq_mix) if gptq and gptq_mix and rec.gptq_mix and not rec.keep_source else rec
         refine = mix.refine_scales
         dtypes = assign_dtypes(plan, mix, overrides, hp["llm.n_layers"], fixed, alignment, stored)
         if mix is not rec:

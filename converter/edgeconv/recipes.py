@@ -1,6 +1,10 @@
 """Quantization recipes: which dtype each tensor of the plan gets.
 
 A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_role` exceptions). Then:
+  0. an export that runs GPTQ with export(gptq_mix=True) (the CLI always asks: its calibrated default of --quant
+     int4) uses the recipe named by `gptq_mix` instead, when there is one: int4 -> int4g (--no-calib, --no-gptq and the export()
+     API's default keep int4's dtypes: the fast round-to-nearest path is unchanged); `refine_scales` then re-fits
+     the block scales after GPTQ;
   1. 1-D tensors and tensors with min_dtype "f32" (norms, biases) are always f32;
   1b. a recipe with keep_source ("keep", "keep:RECIPE") gives every tensor that the source stores already
      quantized in a block type an .edge dtype holds exactly (`stored`: GGUF Q4_0 -> int4_32, Q4_1 ->
@@ -127,7 +131,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                      Upgrade(("attn_v",), "all", "q8_0"),
                      Upgrade(("ffn_down",), "edge", "q8_0"),
                      Upgrade(("ffn_down",), "more_bits", "q8_0")),
-           budget_bpw=4.5, description="experiment: int4 with an nl4_32 embedding"),
+           budget_bpw=4.5, refine_scales=True, description="experiment: int4 with an nl4_32 embedding, refined scales"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
     Recipe("nl4", "nl4_32",
