@@ -47,7 +47,9 @@ from the C++ forward pass on calib_builtin.txt (4803 SmolLM2 tokens) + GPTQ, no 
 --no-calib: round-to-nearest, the export() API's default). Same protocol, 2026-12-02 on the contended 2-core
 machine: default 13.51 (+13.0 %), --no-calib 18.80, --calib stdlib (8192 tokens, now also through C++) 13.21 —
 the same as the torch path's 13.21, so the C++ statistics lose nothing; stdlib's edge is partly its genre (Python
-docs, like the evaluation text).
+docs, like the evaluation text). Session 18: with GPTQ the CLI uses int4g (rule 0): the same mix with the embedding /
+head in nl4_32 (GPTQ'd against the non-uniform table; same bytes as int4_32) and refined scales: 13.35 (+11.7 %);
+nl4_32 upgrades of attn_v / ffn_down in place of q8_0 attn_v were worse (13.66). bench/README.md has the table.
 """
 from __future__ import annotations
 
@@ -109,29 +111,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            upgrades=(Upgrade(("head",), "all", "q8_0"),
                      Upgrade(("attn_v",), "edge", "q8_0"),
                      Upgrade(("attn_v",), "more_bits", "q8_0"),
-                     Upgrade(("attn_v", "ffn_down"), "all", "nl4_32"),
-                     Upgrade(("attn_o", "attn_k", "attn_q"), "all", "nl4_32"),
-                     Upgrade(("ffn_up", "ffn_gate"), "all", "nl4_32")),
-           budget_bpw=4.5,
-           description="the int4 mix for GPTQ: nl4_32 embedding/head, q8_0 attn_v of the edge and more_bits layers, "
-                       "then nl4_32 for attn_v, ffn_down, attention, ffn_up/gate while the file stays <= 4.5 bpw, "
-                       "int4_64 for the rest"),
-    Recipe("int4gr", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
-           upgrades=(Upgrade(("head",), "all", "q8_0"),
-                     Upgrade(("attn_v",), "edge", "q8_0"),
-                     Upgrade(("attn_v",), "more_bits", "q8_0"),
-                     Upgrade(("attn_v", "ffn_down"), "all", "nl4_32"),
-                     Upgrade(("attn_o", "attn_k", "attn_q"), "all", "nl4_32"),
-                     Upgrade(("ffn_up", "ffn_gate"), "all", "nl4_32")),
-           budget_bpw=4.5, refine_scales=True, description="experiment: int4g + refine_scales"),
-    Recipe("int4g0", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
-           upgrades=(Upgrade(("head",), "all", "q8_0"),
-                     Upgrade(("attn_v",), "edge", "q8_0"),
-                     Upgrade(("attn_v",), "more_bits", "q8_0"),
                      Upgrade(("attn_v",), "all", "q8_0"),
                      Upgrade(("ffn_down",), "edge", "q8_0"),
                      Upgrade(("ffn_down",), "more_bits", "q8_0")),
-           budget_bpw=4.5, refine_scales=True, description="experiment: int4 with an nl4_32 embedding, refined scales"),
+           budget_bpw=4.5, refine_scales=True,
+           description="the int4 mix for GPTQ: int4's with an nl4_32 embedding/head (same size), block scales "
+                       "re-fitted after GPTQ"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
     Recipe("nl4", "nl4_32",
