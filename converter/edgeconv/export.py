@@ -238,7 +238,8 @@ def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, ma
         os.unlink(tmp)
 
 
-def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors) -> dict[str, np.ndarray]:
+def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors,
+                refine: bool = False) -> dict[str, np.ndarray]:
     """GPTQ bytes of p and of every tensor that reads the same input (same H object) in the same dtype
     (attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the same
     problem (rows are independent given H) with a third of the per-column Python steps."""
@@ -250,7 +251,8 @@ def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp
         factors.clear()  # inputs are shared only by neighbouring tensors of one block
         factors[id(h)] = inverse_factor(h, damp)
     mats = [(derived[q.name] if q.derived else _load(src, q)).reshape(-1, q.shape[-1]) for q in group]
-    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, factor=factors[id(h)])
+    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp,
+                        factor=factors[id(h)], refine=refine)
     res, r0 = {}, 0
     for q, m in zip(group, mats):
         res[q.name] = out[r0:r0 + m.shape[0]]
@@ -262,7 +264,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
            calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
-           calib_auto: bool = False,
+           calib_auto: bool = False, gptq_mix: bool = False,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
            log: Callable[[str], None] | None = None) -> ExportResult:
@@ -277,6 +279,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     gptq: int4-family tensors are quantized with GPTQ (quant/gptq.py) against the input second moments
     H collected on the calibration text (needs `calib`); other dtypes are quantized as without it.
     gptq_damp: GPTQ's dampening λ / mean(diag H) (default quant.gptq.DAMP).
+    gptq_mix: with gptq, use the dtypes of the recipe's `gptq_mix` recipe (recipes.py rule 0; the CLI does, so
+    `edgeconv export --quant int4` gets int4g), and its refine_scales.
     calib_auto: calib / gptq are a default, not a request (the CLI's int4 recipes): where this model cannot
     be calibrated natively (MoE: the reference path needs torch and time; a source without a tokenizer)
     the export goes on without calibration and says so in a note.
@@ -326,7 +330,11 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         moe_meta = [] if moe is None else [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
         fixed = (HEADER_SIZE + len(encode_metadata(meta + moe_meta + [("quant.bits_per_weight", F64, 0.0)]))
                  + len(encode_table([TensorInfo(p.name, "f32", p.shape) for p in plan])))
-        dtypes = assign_dtypes(plan, rec, overrides, hp["llm.n_layers"], fixed, alignment, stored)
+        mix = get_recipe(rec.gptq_mix) if gptq and gptq_mix and rec.gptq_mix and not rec.keep_source else rec
+        refine = mix.refine_scales
+        dtypes = assign_dtypes(plan, mix, overrides, hp["llm.n_layers"], fixed, alignment, stored)
+        if mix is not rec:
+            notes.append(f"GPTQ dtype mix: recipe {mix.name} ({mix.description})")
         copied = {p.name for p in plan if stored.get(p.name) == dtypes[p.name]}
         if src.quantized:
             qt = ", ".join(src.quant_types)
@@ -363,17 +371,18 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label} with {how} "
                          f"({time.time() - t_cal:.1f} s, {time.process_time() - c_cal:.1f} s CPU)")
         if gptq:
-            from .quant.gptq import gptq_quantize, inverse_factor
+            from .quant.gptq import gptq_quantize, inverse_factor, supported
 
             factors: dict[int, np.ndarray] = {}  # id(H) -> its inverse factor (q/k/v and gate/up share one)
             def gptq_ok(q) -> bool:
-                return dtypes[q.name].startswith("int4") and q.name in hessians and q.name not in copied
+                return supported(dtypes[q.name]) and q.name in hessians and q.name not in copied
 
             gptq_done: dict[str, np.ndarray] = {}  # bytes of a group's tensors not written yet
             gptq_s = gptq_cpu = 0.0
             n_gptq = sum(1 for p in plan if gptq_ok(p))
-            notes.append(f"GPTQ-quantized {n_gptq} int4 tensors" if n_gptq else
-                         "--gptq: no int4 tensor in this recipe, nothing was GPTQ-quantized")
+            n_nl = sum(1 for p in plan if gptq_ok(p) and dtypes[p.name] == "nl4_32")
+            notes.append(f"GPTQ-quantized {n_gptq - n_nl} int4 tensors" + (f" and {n_nl} nl4_32 tensors" if n_nl else "")
+                         if n_gptq else "--gptq: no int4 / nl4 tensor in this recipe, nothing was GPTQ-quantized")
         if rec.choose:
             dtypes, choice_note = _choose_dtypes(src, plan, dtypes, rec.choose, copied, overrides, importance)
             notes.append(choice_note)
@@ -410,7 +419,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                     if p.name not in gptq_done:
                         t_g, c_g = time.time(), time.process_time()
                         gptq_done.update(_gptq_group(src, plan, p, dtypes, hessians, gptq_ok, damp,
-                                                     derived, factors))
+                                                     derived, factors, refine))
                         gptq_s += time.time() - t_g
                         gptq_cpu += time.process_time() - c_g
                     w.write_chunk(p.name, gptq_done.pop(p.name))
@@ -433,7 +442,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU)")
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):
-                    if gptq and h_e is not None and dt.startswith("int4"):
+                    if gptq and h_e is not None and supported(dt):
                         return gptq_quantize(wm, dt, h_e, factor=inverse_factor(h_e, damp))
                     return quantize(wm, dt, importance=imp_e)
 

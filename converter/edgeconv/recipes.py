@@ -1,6 +1,10 @@
 """Quantization recipes: which dtype each tensor of the plan gets.
 
 A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_role` exceptions). Then:
+  0. an export that runs GPTQ with export(gptq_mix=True) (the CLI always asks: its calibrated default of --quant
+     int4) uses the recipe named by `gptq_mix` instead, when there is one: int4 -> int4g (--no-calib, --no-gptq and the export()
+     API's default keep int4's dtypes: the fast round-to-nearest path is unchanged); `refine_scales` then re-fits
+     the block scales after GPTQ;
   1. 1-D tensors and tensors with min_dtype "f32" (norms, biases) are always f32;
   1b. a recipe with keep_source ("keep", "keep:RECIPE") gives every tensor that the source stores already
      quantized in a block type an .edge dtype holds exactly (`stored`: GGUF Q4_0 -> int4_32, Q4_1 ->
@@ -43,7 +47,9 @@ from the C++ forward pass on calib_builtin.txt (4803 SmolLM2 tokens) + GPTQ, no 
 --no-calib: round-to-nearest, the export() API's default). Same protocol, 2026-12-02 on the contended 2-core
 machine: default 13.51 (+13.0 %), --no-calib 18.80, --calib stdlib (8192 tokens, now also through C++) 13.21 —
 the same as the torch path's 13.21, so the C++ statistics lose nothing; stdlib's edge is partly its genre (Python
-docs, like the evaluation text).
+docs, like the evaluation text). Session 18: with GPTQ the CLI uses int4g (rule 0): the same mix with the embedding /
+head in nl4_32 (GPTQ'd against the non-uniform table; same bytes as int4_32) and refined scales: 13.35 (+11.7 %);
+nl4_32 upgrades of attn_v / ffn_down in place of q8_0 attn_v were worse (13.66). bench/README.md has the table.
 """
 from __future__ import annotations
 
@@ -78,6 +84,8 @@ class Recipe:
     description: str = ""
     keep_source: bool = False  # already-quantized tensors an .edge dtype holds exactly keep it (rule 1b)
     choose: tuple[str, ...] = ()  # equal-size candidate dtypes chosen per tensor by measured error (rule 3b)
+    gptq_mix: str | None = None  # the recipe whose dtypes an export with GPTQ uses instead (rule 0)
+    refine_scales: bool = False  # GPTQ: re-fit int4_B / nl4_32 block scales to the codes (quant/gptq.refine_scales)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -89,7 +97,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("mxfp8", "mxfp8", description="weights MXFP8 E4M3 (8.25 bpw)"),
     Recipe("mxfp6", "mxfp6", description="weights MXFP6 E2M3 (6.25 bpw)"),
     Recipe("mxfp4", "mxfp4", description="weights MXFP4 E2M1 (4.25 bpw)"),
-    Recipe("int4", "int4_64", {"embedding": "int4_32", "head": "int4_32"},
+    Recipe("int4", "int4_64", {"embedding": "int4_32", "head": "int4_32"}, gptq_mix="int4g",
            upgrades=(Upgrade(("head",), "all", "q8_0"),
                      Upgrade(("attn_v",), "edge", "q8_0"),
                      Upgrade(("attn_v",), "more_bits", "q8_0"),
@@ -99,6 +107,16 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            budget_bpw=4.5,
            description="quality 4-bit mix: int4_64, int4_32 embedding/head, q8_0 for sensitive tensors "
                        "while the file stays <= 4.5 bpw"),
+    Recipe("int4g", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
+           upgrades=(Upgrade(("head",), "all", "q8_0"),
+                     Upgrade(("attn_v",), "edge", "q8_0"),
+                     Upgrade(("attn_v",), "more_bits", "q8_0"),
+                     Upgrade(("attn_v",), "all", "q8_0"),
+                     Upgrade(("ffn_down",), "edge", "q8_0"),
+                     Upgrade(("ffn_down",), "more_bits", "q8_0")),
+           budget_bpw=4.5, refine_scales=True,
+           description="the int4 mix for GPTQ: int4's with an nl4_32 embedding/head (same size), block scales "
+                       "re-fitted after GPTQ"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
     Recipe("nl4", "nl4_32",

@@ -4,7 +4,7 @@ error onto the columns not yet quantized, so the matmul OUTPUT error, not the we
 
     gptq_quantize(w, dtype, h, damp=DAMP) -> uint8 [rows, row_bytes(dtype, cols)]
         w      float32 [rows, cols]   weight, W [out, in] (the matmul computes x @ W.T)
-        dtype  int4_32/64/128 or int4a_32/64/128
+        dtype  int4_32/64/128, int4a_32/64/128 or nl4_32
         h      float [cols, cols]     input second moment H = XᵀX / N over calibration tokens (calib.py)
         The bytes are exactly quantize()'s layout (int4.pack_int4 / pack_int4a), so the runtime reads
         them unchanged; only the choice of codes and scales differs.
@@ -31,6 +31,8 @@ with error e_j = (w_j - ŵ_j) / U_jj and updating every later column k by -e_j·
     plain quantization; in the setting above with 8192 tokens, unweighted gave 14.05 vs 13.56 at damp
     0.01, and GPTQ's own column weights 1/U_jj² 13.39 vs 13.21 at damp 0.1). Each column's codes are
     then the nearest for that fixed scale.
+  * nl4_32 (the non-uniform table of nl4.py): the block's scale is nl4.nl4_scale's weighted search on the
+    current weights, each column's code the nearest table value for it (nl4.nl4_nearest), ŵ = d·VALUES[q].
   * a diagonal H has nothing to feed forward: the result is then quantize(w, dtype, importance=diag H)
     byte for byte (tests/test_gptq.py).
 Precision: float32 weights/updates (as the reference implementation), H⁻¹ and its factor in float64.
@@ -39,8 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import int4
-from ._blocks import safe_div
+from . import int4, nl4
+from ._blocks import f16_bytes, f16_from_bytes, f16_round, safe_div, unpack_nibbles
 from .dtypes import dtype_info, row_bytes
 
 __all__ = ["gptq_quantize", "inverse_factor", "output_error"]
@@ -48,6 +50,11 @@ __all__ = ["gptq_quantize", "inverse_factor", "output_error"]
 DAMP = 0.1                # λ / mean(diag H), see above
 LAZY = 128                # columns per lazy batch (a multiple of every int4 block size)
 _ROW_CHUNK = 1 << 21      # ~elements per row chunk (W chunk of 2M float32 = 8 MB)
+
+
+def supported(dtype: str) -> bool:
+    """Whether gptq_quantize handles dtype (the int4 families and nl4_32)."""
+    return dtype.startswith("int4") or dtype == "nl4_32"
 
 
 def inverse_factor(h: np.ndarray, damp: float = DAMP) -> np.ndarray:
@@ -99,16 +106,19 @@ def output_error(w: np.ndarray, w_hat: np.ndarray, h: np.ndarray) -> float:
 
 
 def gptq_quantize(w: np.ndarray, dtype: str, h: np.ndarray, damp: float = DAMP,
-                  scale_weights: np.ndarray | str | None = "hdiag", factor: np.ndarray | None = None) -> np.ndarray:
+                  scale_weights: np.ndarray | str | None = "hdiag", factor: np.ndarray | None = None,
+                  refine: bool = False) -> np.ndarray:
     """GPTQ-quantize float32 [rows, cols] to `dtype`'s bytes, uint8 [rows, row_bytes(dtype, cols)].
 
     scale_weights: per-column weights of the per-block scale search: "hdiag" (diag H, default),
     None (unweighted), or an array of `cols` values >= 0. factor: inverse_factor(h, damp) when the
-    caller already has it (tensors sharing an input share it). ValueError on a non-int4 dtype, cols
+    caller already has it (tensors sharing an input share it). refine: then re-fit the block scales of
+    int4_B / nl4_32 to the codes (refine_scales; a row keeps its scales where that is not better).
+    ValueError on a non-int4 dtype, cols
     not a multiple of the block, non-finite w or H, or H of the wrong size."""
     t = dtype_info(dtype)
-    if not dtype.startswith("int4"):
-        raise ValueError(f"gptq: only the int4 block types are supported, not {dtype}")
+    if not supported(dtype):
+        raise ValueError(f"gptq: only the int4 block types and nl4_32 are supported, not {dtype}")
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 2:
         raise ValueError(f"gptq: expected a 2-D weight, got shape {w.shape}")
@@ -123,10 +133,49 @@ def gptq_quantize(w: np.ndarray, dtype: str, h: np.ndarray, damp: float = DAMP,
     sw = _scale_weights(scale_weights, h, cols, t.block)
     out = np.empty((rows, row_bytes(dtype, cols)), dtype=np.uint8)
     step = max(1, _ROW_CHUNK // cols)
+    hd = None
+    if refine and not dtype.startswith("int4a"):
+        hd = np.array(h, np.float64)
+        hd[np.diag_indices(cols)] += damp * float(np.mean(np.diag(hd)))
+        hd = hd.astype(np.float32)
     with np.errstate(over="ignore", under="ignore"):
         for r0 in range(0, rows, step):
             out[r0:r0 + step] = _gptq_rows(w[r0:r0 + step], dtype, t.block, u, sw)
+            if hd is not None:
+                out[r0:r0 + step] = refine_scales(w[r0:r0 + step], out[r0:r0 + step], dtype, hd)
     return out
+
+
+def refine_scales(w: np.ndarray, packed: np.ndarray, dtype: str, h: np.ndarray) -> np.ndarray:
+    """Codes fixed, the per-block scales d of int4_B / nl4_32 rows re-fitted to GPTQ's own objective:
+    per row, min over d of (w - ŵ) H (w - ŵ)ᵀ with ŵ_j = d_b(j) · v_j (v the code values) is the linear
+    least-squares problem G d = c, G[b, b'] = Σ_{j∈b, k∈b'} v_j H_jk v_k, c[b] = Σ_{j∈b} v_j (H w)_j.
+    The solution is rounded to f16; a row keeps its old scales unless its objective drops.
+    w [r, cols], packed [r, row_bytes] -> packed with new scales. Cost ~ r · cols² flops."""
+    r, cols = w.shape
+    t = dtype_info(dtype)
+    B, nb = t.block, cols // t.block
+    blocks = packed.reshape(r, nb, -1)
+    nibbles = unpack_nibbles(blocks[..., 2:])
+    v = nl4.VALUES[nibbles] if dtype == "nl4_32" else nibbles.astype(np.float32) - np.float32(8)
+    d_old = f16_from_bytes(blocks[..., 0:2])                        # [r, nb]
+    v = v.reshape(r, cols).astype(np.float32)
+    g = np.empty((r, nb, nb), np.float64)
+    for b in range(nb):
+        pb = v[:, b * B:(b + 1) * B] @ h[b * B:(b + 1) * B]          # [r, cols]
+        g[:, b, :] = (pb * v).reshape(r, nb, B).sum(-1)
+    c = (v * (w @ h)).reshape(r, nb, B).sum(-1).astype(np.float64)
+    ridge = 1e-9 * np.maximum(np.einsum("ibb->i", g), 1e-30)[:, None, None] * np.eye(nb)
+    d_new = f16_round(np.linalg.solve(g + ridge, c[..., None])[..., 0].astype(np.float32))
+
+    def objective(d):
+        e = w - (d[:, :, None] * v.reshape(r, nb, B)).reshape(r, cols)
+        return np.einsum("ij,ij->i", e @ h, e, dtype=np.float64)
+
+    better = np.isfinite(d_new).all(axis=1) & (objective(d_new) < objective(d_old))
+    out = blocks.copy()
+    out[better, :, 0:2] = f16_bytes(d_new[better])
+    return out.reshape(r, -1)
 
 
 def _scale_weights(sw, h, cols: int, block: int) -> np.ndarray | None:
@@ -150,6 +199,7 @@ def _gptq_rows(w: np.ndarray, dtype: str, block: int, u: np.ndarray, sw: np.ndar
     steps are the inner loop); every step is vectorised over the r rows of W."""
     r, cols = w.shape
     asym = dtype.startswith("int4a")
+    nl = dtype == "nl4_32"
     lo, hi = (0, 15) if asym else (-8, 7)
     Wt = np.array(w.T, dtype=np.float32, order="C")          # [cols, r], updated in place
     codes = np.empty((cols, r), np.float32)
@@ -167,6 +217,8 @@ def _gptq_rows(w: np.ndarray, dtype: str, block: int, u: np.ndarray, sw: np.ndar
             if asym:
                 d, m = int4.int4a_params(x, wts)
                 m_all[gi] = m[:, 0]
+            elif nl:
+                d = nl4.nl4_scale(x, wts)
             else:
                 d = int4.int4_scale(x, wts)
             d = d[:, 0]
@@ -175,11 +227,16 @@ def _gptq_rows(w: np.ndarray, dtype: str, block: int, u: np.ndarray, sw: np.ndar
             inv_d = safe_div(np.float32(1), d)               # as int4_codes / int4a_codes
             for j in range(g0, g1):
                 col = Wt[j]
-                q = (col - m) * inv_d if asym else col * inv_d
-                np.rint(q, out=q)
-                np.clip(q, lo, hi, out=q)
-                codes[j] = q
-                col_hat = d * q + m if asym else d * q
+                if nl:
+                    q = nl4.nl4_nearest(col, d)
+                    codes[j] = q
+                    col_hat = d * nl4.VALUES[q]
+                else:
+                    q = (col - m) * inv_d if asym else col * inv_d
+                    np.rint(q, out=q)
+                    np.clip(q, lo, hi, out=q)
+                    codes[j] = q
+                    col_hat = d * q + m if asym else d * q
                 e = Et[j]
                 np.subtract(col, col_hat, out=e)
                 e /= u[j, j]
@@ -190,6 +247,8 @@ def _gptq_rows(w: np.ndarray, dtype: str, block: int, u: np.ndarray, sw: np.ndar
         if b1 < cols:
             Wt[b1:] -= u[b0:b1, b1:].T @ Et[b0:b1]
     cb = np.ascontiguousarray(codes.T).reshape(r, nb, block)
+    if nl:
+        return nl4.pack_nl4(d_all.T, cb.astype(np.uint8)).reshape(r, -1)
     if asym:
         return int4.pack_int4a(d_all.T, m_all.T, cb).reshape(r, -1)
     return int4.pack_int4(d_all.T, cb).reshape(r, -1)

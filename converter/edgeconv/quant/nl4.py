@@ -31,6 +31,11 @@ _GRID = tuple(float(v) for v in np.round(np.concatenate([-127.0 * np.linspace(0.
                                                          113.0 * np.linspace(0.8, 1.2, 9)]), 3))
 
 
+def nl4_nearest(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Nearest table codes (uint8) of x · (1/d) elementwise, x and d of one shape (GPTQ's column step)."""
+    return nl4_codes(x[..., None], d)[..., 0]
+
+
 def nl4_codes(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Nearest table codes (uint8 0..15) of x · (1/d); x [..., 32], d [...] (d = 0 gives the code of 1)."""
     y = x * safe_div(np.float32(2), d)[..., None]
