@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cmath>
 
 #include "backend/backend_cuda_loader.h"
 #include "io_reader.h"
 #include "model.h"
+
+#include <cstring>
 
 namespace edge {
 
@@ -257,6 +260,9 @@ Status Model::load_layers() {
         if (!t) return bad_model(path, "missing tensor '" + name + "'");
         if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols)
             return bad_model(path, strfmt("tensor '%s' should be [%lld, %lld]", name.c_str(), (long long)rows, (long long)cols));
+        if (!be_->supports(t->dtype) && std::strcmp(be_->name(), "cpu") && dtype_traits(t->dtype).int_dot && cols % 32 == 0)
+            return status_error(Code::UNSUPPORTED, path + ": tensor '" + name + "' has dtype " + dtype_traits(t->dtype).name +
+                                                       ", which the " + be_->name() + " backend cannot multiply yet: run it with --device cpu");
         if (!be_->supports(t->dtype) || (dtype_traits(t->dtype).int_dot && cols % 32))
             return status_error(Code::UNSUPPORTED, path + ": tensor '" + name + "' has dtype " + dtype_traits(t->dtype).name + ", which cannot be a matmul weight");
         *m = Matrix{t->data, t->dtype, rows, cols, dtype_row_bytes(t->dtype, cols)};

@@ -11,7 +11,8 @@ static const DTypeTraits kTraits[EDGE_DTYPE_COUNT] = {
     {"int4_128", 128, 66, true},   {"int4a_32", 32, 20, true},    {"int4a_64", 64, 36, true},
     {"int4a_128", 128, 68, true},  {"mxint8", 32, 33, true},      {"mxfp8", 32, 33, false},
     {"mxfp6", 32, 25, true},       {"mxfp4", 32, 17, true},       {"i32", 1, 4, false},       {"blob", 1, 1, false},
-    {"nl4_32", 32, 18, true},
+    {"nl4_32", 32, 18, true},      {"q5_0", 32, 22, true},        {"q4_k", 256, 144, true},
+    {"q6_k", 256, 210, true},
 };
 
 bool dtype_valid(uint32_t dtype) { return dtype < EDGE_DTYPE_COUNT; }

@@ -49,8 +49,10 @@ def rand_weights(rng, dtype, rows, n):
         w = (rng.standard_normal((rows, n)) * np.exp2(rng.integers(-12, 12, (rows, 1)))).astype(np.float32)
         return (w.view(np.uint32) >> 16).astype(np.uint16).tobytes()
     blk = rng.integers(0, 256, (rows, nb, BLOCK_BYTES[dtype]), dtype=np.uint8)
-    if dtype in ("q8_0", "nl4_32") or dtype.startswith("int4"):
-        for off in (0, 2) if dtype.startswith("int4a") else (0,):
+    if dtype in ("q8_0", "nl4_32", "q5_0", "q4_k", "q6_k") or dtype.startswith("int4"):
+        # offsets of the f16 fields: d (q4_k: d, dmin; q6_k's d is last)
+        offs = {"q4_k": (0, 2), "q6_k": (208,)}.get(dtype, (0, 2) if dtype.startswith("int4a") else (0,))
+        for off in offs:
             d = np.exp2(rng.uniform(-16, 2, (rows, nb))) * rng.choice([-1.0, 1.0], (rows, nb))
             d[rng.random((rows, nb)) < 0.1] = 0.0  # zero blocks
             blk[:, :, off:off + 2] = d.astype(np.float16).view(np.uint8).reshape(rows, nb, 2)

@@ -89,6 +89,29 @@ def decode_int(dtype, wbytes, rows, n):
         sw = f16(blk[:, :, 0:2].copy().view(np.uint16)[..., 0])
         qs = blk[:, :, 2:].astype(np.int64)
         codes = NL4[np.concatenate([qs & 15, qs >> 4], axis=2)]
+    elif dtype == "q5_0":  # GGML Q5_0: nibbles (split-half) | bit i of the u32 qh << 4, minus 16
+        sw = f16(blk[:, :, 0:2].copy().view(np.uint16)[..., 0])
+        qh = blk[:, :, 2:6].copy().view("<u4")[..., 0].astype(np.int64)
+        qs = blk[:, :, 6:].astype(np.int64)
+        codes = np.concatenate([qs & 15, qs >> 4], axis=2) + 16 * ((qh[..., None] >> np.arange(32)) & 1) - 16
+    elif dtype == "q4_k":  # GGML Q4_K: per 32-element sub-block j, scale d·sc_j and offset -dmin·m_j
+        d, dmin = f16(blk[:, :, 0:2].copy().view(np.uint16)[..., 0]), f16(blk[:, :, 2:4].copy().view(np.uint16)[..., 0])
+        s = blk[:, :, 4:16].astype(np.int64)
+        sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 15) | (s[..., 0:4] >> 6) << 4], axis=-1)
+        mn = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | (s[..., 4:8] >> 6) << 4], axis=-1)
+        qs = blk[:, :, 16:].astype(np.int64).reshape(rows, nb, 4, 1, 32)
+        codes = np.concatenate([qs & 15, qs >> 4], axis=3)
+        sw = (d[..., None] * sc).reshape(rows, -1)
+        return codes.reshape(rows, n), sw, (-dmin[..., None] * mn).reshape(rows, -1)
+    elif dtype == "q6_k":  # GGML Q6_K: code sc·(q - 32) (sc per 16 elements), block scale d
+        d = f16(blk[:, :, 208:210].copy().view(np.uint16)[..., 0])
+        ql = blk[:, :, 0:128].astype(np.int64).reshape(rows, nb, 2, 1, 64)
+        qh = blk[:, :, 128:192].astype(np.int64).reshape(rows, nb, 2, 1, 32)
+        lo = ((ql >> np.array([0, 4]).reshape(2, 1)) & 15).reshape(rows, nb, 2, 4, 32)
+        hi = ((qh >> np.array([0, 2, 4, 6]).reshape(4, 1)) & 3).reshape(rows, nb, 2, 4, 32)
+        sc = blk[:, :, 192:208].view(np.int8).astype(np.int64)
+        codes = ((lo | hi << 4) - 32).reshape(rows, nb, 16, 16) * sc[..., None]
+        return codes.reshape(rows, n), np.repeat(d, 8, axis=1), None
     elif dtype == "mxint8":
         sw, codes = e8m0(blk[:, :, 0]) / 64, blk[:, :, 1:].view(np.int8).astype(np.int64)
     elif dtype == "mxfp4":
@@ -158,10 +181,12 @@ def rand_weights(rng, dtype, rows, n):
         w = (rng.standard_normal((rows, n)) * np.exp2(rng.integers(-30, 30, (rows, 1)))).astype(np.float32)
         return (w.view(np.uint32) >> 16).astype(np.uint16).tobytes()
     blk = rng.integers(0, 256, (rows, nb, bb), dtype=np.uint8)
-    if dtype in ("q8_0", "nl4_32") or dtype.startswith("int4"):
+    if dtype in ("q8_0", "nl4_32", "q5_0", "q4_k") or dtype.startswith("int4"):
         blk[:, :, 0:2] = rand_f16_scales(rng, (rows, nb)).view(np.uint8).reshape(rows, nb, 2)
-        if dtype.startswith("int4a"):
+        if dtype.startswith("int4a") or dtype == "q4_k":  # int4a's m, q4_k's dmin
             blk[:, :, 2:4] = rand_f16_scales(rng, (rows, nb)).view(np.uint8).reshape(rows, nb, 2)
+    elif dtype == "q6_k":  # d is the last field
+        blk[:, :, 208:210] = rand_f16_scales(rng, (rows, nb)).view(np.uint8).reshape(rows, nb, 2)
     else:
         blk[:, :, 0] = rand_e8m0(rng, (rows, nb))
         if dtype == "mxfp8":  # 0x7F / 0xFF are NaN codes, never written
@@ -250,6 +275,8 @@ def check_gemm(level, dtype, rows, n, ncols, misalign, rng):
 def gemm_cases(dtype):
     """(rows, n, ncols, misalign): every n the block allows; rows and ncols cycle through all values."""
     ns = [n for n in N_SIZES if n % BLOCK[dtype] == 0 and n % 32 == 0]
+    if BLOCK[dtype] == 256:  # q4_k / q6_k super-blocks: 1, 3 and 9 of them (9: past one 2048-element k-chunk)
+        ns = [256, 768, 2304]
     combos = list(itertools.product(ROWS, NCOLS))
     out = []
     for i, n in enumerate(ns):
@@ -299,7 +326,7 @@ def test_gemm_row_blocks(level, dtype):
     """Several columns groups over more rows than one L2 row block (and a partial last block)."""
     if dtype not in filled(level, "gemm"):
         pytest.skip(f"{level} does not fill gemm[{dtype}]")
-    n = 1152 if BLOCK[dtype] == 128 else 1088
+    n = {128: 1152, 256: 1280}.get(BLOCK[dtype], 1088)
     rows = ROW_BLOCK_BYTES // (n // BLOCK[dtype] * _core.DTYPES[dtype][2]) + 13
     check_gemm(level, dtype, rows, n, 6, 2, np.random.default_rng(3))
     # Two k-chunks (2048 elements) with two full column groups and a partial one.

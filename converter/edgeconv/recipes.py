@@ -64,6 +64,7 @@ FALLBACK = {
     "int4_128": "int4_64", "int4_64": "int4_32", "int4_32": "q8_0",
     "int4a_128": "int4a_64", "int4a_64": "int4a_32", "int4a_32": "q8_0",
     "q8_0": "f16", "mxint8": "f16", "mxfp8": "f16", "mxfp6": "f16", "mxfp4": "f16", "nl4_32": "q8_0",
+    "q5_0": "q8_0", "q4_k": "q8_0", "q6_k": "q8_0",  # import-only (quant/kquant.py); GGUF rows always fit
 }
 
 

@@ -78,8 +78,8 @@ void fill_w(Rng& g, int dt, uint8_t* row, int64_t n) {
                     if ((p[i] & 0x7F) == 0x7F) p[i] ^= 1;
         } else {
             const uint16_t d = g.f16(g.range(0, 9) == 0 ? 0 : 5, 16);
-            std::memcpy(p, &d, 2);
-            if (is_int4a(dt)) {
+            std::memcpy(dt == EDGE_DTYPE_Q6_K ? p + tr.block_bytes - 2 : p, &d, 2);  // q6_k's d is last
+            if (is_int4a(dt) || dt == EDGE_DTYPE_Q4_K) {  // int4a's offset m, q4_k's dmin
                 const uint16_t m = g.f16(5, 17);
                 std::memcpy(p + 2, &m, 2);
             }

@@ -101,8 +101,8 @@ void fill_row(Rng& g, int dt, uint8_t* row, int64_t n, bool for_gemm) {
                     if ((p[i] & 0x7F) == 0x7F) p[i] ^= 1;  // NaN codes are never written: not a gemm input
         } else {  // f16 scale (and int4a offset) first
             uint16_t d = for_gemm ? g.f16(g.range(0, 9) == 0 ? 0 : 5, 16) : g.f16(0, 30);
-            std::memcpy(p, &d, 2);
-            if (is_int4a(dt)) {
+            std::memcpy(dt == EDGE_DTYPE_Q6_K ? p + tr.block_bytes - 2 : p, &d, 2);  // q6_k's d is last
+            if (is_int4a(dt) || dt == EDGE_DTYPE_Q4_K) {  // int4a's offset m, q4_k's dmin
                 uint16_t m = for_gemm ? g.f16(5, 17) : g.f16(0, 30);
                 std::memcpy(p + 2, &m, 2);
             }

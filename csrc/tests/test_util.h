@@ -58,6 +58,13 @@ inline void exact_dot(int dt, const uint8_t* wrow, const float* wdeq, int64_t n,
                 uint16_t mh;
                 std::memcpy(&mh, wrow + wb * tr.block_bytes + 2, 2);
                 m = f16_to_f32(mh);
+            } else if (dt == (int)EDGE_DTYPE_Q4_K) {  // the offset of sub-block k % 8: -dmin·m_j
+                const uint8_t* wb = wrow + (k / 8) * tr.block_bytes;
+                uint16_t dm;
+                std::memcpy(&dm, wb + 2, 2);
+                int sc, mj;
+                q4_k_scale_min(wb + 4, (int)(k % 8), &sc, &mj);
+                m = -(double)f16_to_f32(dm) * mj;
             }
             double s = 0;
             for (int i = 0; i < 32; ++i) s += ((double)wdeq[32 * k + i] - m) * (double)a.d * a.q[i];

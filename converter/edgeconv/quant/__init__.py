@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import floats, int4, mx, nl4, q8
+from . import floats, int4, kquant, mx, nl4, q8
 from .dtypes import DTYPES, DType, dtype_info, row_bytes
 
 __all__ = ["DTYPES", "DType", "row_bytes", "quantize", "dequantize", "quantize_q8x"]
@@ -42,6 +42,8 @@ def _block_quantizer(name: str):
         return int4.quantize_int4, int4.dequantize_int4
     if name == "nl4_32":
         return nl4.quantize_nl4, nl4.dequantize_nl4
+    if name in kquant.DEQUANT:  # import-only: GGUF blocks copied exactly, never quantized here
+        return kquant.refuse_quantize(name), kquant.DEQUANT[name]
     return (lambda x, w: mx.quantize_mx(x, w, name)), (lambda b: mx.dequantize_mx(b, name))
 
 

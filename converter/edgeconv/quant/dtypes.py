@@ -37,6 +37,10 @@ DTYPES: dict[str, DType] = {
         DType("i32", 14, 1, 4, False),
         DType("blob", 15, 1, 1, False),  # opaque bytes: MoE expert blobs (docs/MOE.md)
         DType("nl4_32", 16, 32, 18, True),  # 4-bit codes into a fixed non-uniform table (= GGML IQ4_NL)
+        # GGML's blocks, imported exactly from GGUF (quant/kquant.py: dequantizers only, no quantizer)
+        DType("q5_0", 17, 32, 22, True),
+        DType("q4_k", 18, 256, 144, True),
+        DType("q6_k", 19, 256, 210, True),
     )
 }
 

@@ -14,8 +14,9 @@ A Source is opened on a path and exposes, without loading any weight:
               that no .edge dtype holds exactly
 and loads one tensor at a time with load(name) -> float32 array in source layout.
 stored_dtype(name) is the .edge dtype whose bytes are exactly how the source stores tensor `name` (GGUF
-Q4_0 -> int4_32, Q4_1 -> int4a_32, Q8_0 -> q8_0, IQ4_NL -> nl4_32, F32/F16/BF16 -> f32/f16/bf16), None when no .edge dtype
-holds it exactly (K-quants, sources that only give floats); load_stored(name) then gives those bytes as
+Q4_0 -> int4_32, Q4_1 -> int4a_32, Q8_0 -> q8_0, IQ4_NL -> nl4_32, Q5_0/Q4_K/Q6_K -> q5_0/q4_k/q6_k,
+F32/F16/BF16 -> f32/f16/bf16), None when no .edge dtype
+holds it exactly (Q5_1, other K-quants, sources that only give floats); load_stored(name) then gives those bytes as
 uint8 [rows, row bytes] (rows = all dims but the last, source layout), so the exporter can copy the
 blocks instead of dequantizing and re-quantizing them (export.py, recipes.py "keep"). mapped_file(name) is the
 safetensors mapping holding tensor `name` (None for sources that load through a library), which lets the

@@ -7,8 +7,9 @@
   byte are GGUF_EXACT (Q4_0 = int4_32: f16 d + 16 bytes, x = d·(q − 8); Q4_1 = int4a_32: f16 d, f16 m +
   16 bytes, x = d·q + m; both with byte j = element j low nibble, element j + 16 high nibble, as
   csrc/quant.h; Q8_0 = q8_0; IQ4_NL = nl4_32: f16 d + 16 bytes of the same nibble order, x = d·table[q]
-  with the same 16-entry table; F32/F16/BF16 = f32/f16/bf16), for little-endian files. Other types
-  (K-quants, the other IQ*) have no exact .edge form and are only dequantized.
+  with the same 16-entry table; Q5_0 / Q4_K / Q6_K = q5_0 / q4_k / q6_k, GGML's own blocks (csrc/quant.h);
+  F32/F16/BF16 = f32/f16/bf16), for little-endian files. Other types (Q5_1, Q2_K/Q3_K/Q5_K, the other IQ*)
+  have no exact .edge form and are only dequantized.
 * MoE families (qwen3moe, llama with expert_count = Mixtral, olmoe, smallthinker): moe.* keys and the
   layout from sources/gguf_moe.py; experts are slices of the fused blk.i.ffn_{gate,up,down}_exps tensors
   (archs/plan.plan_experts).
@@ -38,7 +39,7 @@ from .base import Source
 _PLAIN = ("F32", "F16", "BF16", "F64")
 # GGML type name -> the .edge dtype whose blocks are the same bytes (tests/test_gguf_exact.py checks it)
 GGUF_EXACT = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0", "Q4_0": "int4_32", "Q4_1": "int4a_32",
-              "IQ4_NL": "nl4_32"}
+              "IQ4_NL": "nl4_32", "Q5_0": "q5_0", "Q4_K": "q4_k", "Q6_K": "q6_k"}
 
 
 def _field(reader, key: str) -> Any:

@@ -345,7 +345,8 @@ cudaError_t launch(const void* W, int64_t w_stride, int64_t rows, int64_t n, con
 
 bool cuda_gemm_mma_supported(uint32_t dtype, int cc_major) {
     // the int_dot dtypes Layout<DT> decodes (the switch below); nl4_32 (a table lookup) takes the GEMV path
-    return cc_major >= 8 && dtype < EDGE_DTYPE_COUNT && dtype_traits(dtype).int_dot && dtype != EDGE_DTYPE_NL4_32;
+    return cc_major >= 8 && dtype < EDGE_DTYPE_COUNT && dtype_traits(dtype).int_dot && dtype != EDGE_DTYPE_NL4_32 &&
+           dtype < EDGE_DTYPE_Q5_0;  // nor the GGML block types q5_0 / q4_k / q6_k (no CUDA kernel yet)
 }
 
 cudaError_t cuda_gemm_mma(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,

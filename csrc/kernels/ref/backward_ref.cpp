@@ -15,8 +15,9 @@ namespace edge {
 
 namespace {
 
-// Elements dequantized at once: a multiple of every block size (1, 32, 64, 128).
-constexpr int64_t kChunk = 128;
+// Elements dequantized at once: a multiple of every block size (1, 32, 64, 128, 256). The r loop is
+// outside the chunks, so the chunk length does not change any element's order of accumulation.
+constexpr int64_t kChunk = 256;
 
 template <dequant_fn deq, int64_t Block, int64_t BlockBytes>
 void gemm_t_drive(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy,
@@ -59,6 +60,9 @@ EDGE_GEMM_T_REF(gemm_t_mxfp8_ref, dequant_mxfp8_ref, 32, sizeof(block_mxfp8))
 EDGE_GEMM_T_REF(gemm_t_mxfp6_ref, dequant_mxfp6_ref, 32, sizeof(block_mxfp6))
 EDGE_GEMM_T_REF(gemm_t_mxfp4_ref, dequant_mxfp4_ref, 32, sizeof(block_mxfp4))
 EDGE_GEMM_T_REF(gemm_t_nl4_32_ref, dequant_nl4_32_ref, 32, sizeof(block_nl4))
+EDGE_GEMM_T_REF(gemm_t_q5_0_ref, dequant_q5_0_ref, 32, sizeof(block_q5_0))
+EDGE_GEMM_T_REF(gemm_t_q4_k_ref, dequant_q4_k_ref, 256, sizeof(block_q4_k))
+EDGE_GEMM_T_REF(gemm_t_q6_k_ref, dequant_q6_k_ref, 256, sizeof(block_q6_k))
 
 #undef EDGE_GEMM_T_REF
 

@@ -15,6 +15,10 @@
 //   mxfp6         (2^(e-127) / 8) * e2m3x8(q)
 //   mxfp4         (2^(e-127) / 2) * e2m1x2(q)
 //   nl4_32     d * kNl4Values[q]        (f16 d times an int8: exact)
+//   q5_0       d * (q - 16)             (exact)
+//   q4_k       (d * sc) * q - dmin * m  (d*sc, dmin*m and (d*sc)*q exact; one rounding: the subtraction)
+//   q6_k       (d * sc) * (q - 32)      (d*sc exact; the second product rounds: 19 + 6 bits; the order is
+//                                        GGML's, so values equal llama.cpp's and gguf.quants')
 #include "ref.h"
 
 #include "../../common.h"
@@ -126,6 +130,50 @@ void dequant_nl4_32_ref(const void* src, float* y, int64_t n) {
             y[j] = d * (float)kNl4Values[qs[j] & 15];
             y[j + 16] = d * (float)kNl4Values[qs[j] >> 4];
         }
+    }
+}
+
+void dequant_q5_0_ref(const void* src, float* y, int64_t n) {
+    const uint8_t* p = (const uint8_t*)src;
+    for (int64_t b = 0; b < n / 32; ++b, p += sizeof(block_q5_0), y += 32) {
+        float d = f16_to_f32(load_u16(p));
+        uint32_t qh = (uint32_t)p[2] | (uint32_t)p[3] << 8 | (uint32_t)p[4] << 16 | (uint32_t)p[5] << 24;
+        const uint8_t* qs = p + 6;
+        for (int j = 0; j < 16; ++j) {
+            y[j] = d * (float)((int)((qs[j] & 15) | ((qh >> j) & 1) << 4) - 16);
+            y[j + 16] = d * (float)((int)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+        }
+    }
+}
+
+void dequant_q4_k_ref(const void* src, float* y, int64_t n) {
+    const uint8_t* p = (const uint8_t*)src;
+    for (int64_t b = 0; b < n / 256; ++b, p += sizeof(block_q4_k), y += 256) {
+        const float d = f16_to_f32(load_u16(p)), dmin = f16_to_f32(load_u16(p + 2));
+        const uint8_t* qs = p + 16;
+        for (int j = 0; j < 8; ++j) {
+            int sc, m;
+            q4_k_scale_min(p + 4, j, &sc, &m);
+            const float d1 = d * (float)sc, m1 = dmin * (float)m;
+            const uint8_t* q = qs + 32 * (j / 2);
+            const int sh = 4 * (j & 1);
+            for (int i = 0; i < 32; ++i) y[32 * j + i] = d1 * (float)((q[i] >> sh) & 15) - m1;
+        }
+    }
+}
+
+void dequant_q6_k_ref(const void* src, float* y, int64_t n) {
+    const uint8_t* p = (const uint8_t*)src;
+    for (int64_t b = 0; b < n / 256; ++b, p += sizeof(block_q6_k), y += 256) {
+        const float d = f16_to_f32(load_u16(p + 208));
+        const int8_t* sc = (const int8_t*)(p + 192);
+        for (int h = 0; h < 2; ++h)
+            for (int g = 0; g < 4; ++g)
+                for (int l = 0; l < 32; ++l) {
+                    const int lo = (p[64 * h + l + 32 * (g & 1)] >> (g < 2 ? 0 : 4)) & 15;
+                    const int hi = (p[128 + 32 * h + l] >> (2 * g)) & 3;
+                    y[128 * h + 32 * g + l] = (d * (float)sc[8 * h + 2 * g + l / 16]) * (float)((lo | hi << 4) - 32);
+                }
     }
 }
 

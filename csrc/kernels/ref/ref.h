@@ -112,6 +112,9 @@ void dequant_mxfp8_ref(const void* src, float* y, int64_t n);
 void dequant_mxfp6_ref(const void* src, float* y, int64_t n);
 void dequant_mxfp4_ref(const void* src, float* y, int64_t n);
 void dequant_nl4_32_ref(const void* src, float* y, int64_t n);
+void dequant_q5_0_ref(const void* src, float* y, int64_t n);
+void dequant_q4_k_ref(const void* src, float* y, int64_t n);
+void dequant_q6_k_ref(const void* src, float* y, int64_t n);
 
 // ---- gemm, integer-dot weights x block_q8x activations (gemm_int_ref.cpp), gemm_fn contract ----
 void gemm_q8_0_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
@@ -136,6 +139,12 @@ void gemm_mxfp4_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, co
                     int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
 void gemm_nl4_32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                         int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_q5_0_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                   int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_q4_k_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                   int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
+void gemm_q6_k_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
+                   int64_t x_stride, int64_t ncols, float* Y, int64_t ldy);
 
 // ---- gemm, float weights x f32 activations (gemm_float_ref.cpp), gemm_fn contract ----
 void gemm_f32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
@@ -163,6 +172,9 @@ void gemm_t_mxfp8_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, 
 void gemm_t_mxfp6_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
 void gemm_t_mxfp4_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
 void gemm_t_nl4_32_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_q5_0_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_q4_k_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
+void gemm_t_q6_k_ref(const void* W, int64_t w_stride, int64_t rows, int64_t n, const float* dY, int64_t ldy, int64_t ncols, float* dX, int64_t ldx);
 void gemm_tn_f32_ref(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t T, int64_t M, int64_t N, float* C, int64_t ldc);
 void rmsnorm_bwd_ref(const float* x, const float* w, float eps, int64_t n, const float* dy, float* dx, float* dw);
 void silu_mul_bwd_ref(const float* g, const float* u, const float* dy, int64_t n, float* dg, float* du);

@@ -22,6 +22,9 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_ref, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_ref, L);
     kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_ref, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q5_0], gemm_q5_0_ref, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q4_K], gemm_q4_k_ref, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q6_K], gemm_q6_k_ref, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F32], dequant_f32_ref, L);
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_ref, L);
@@ -38,6 +41,9 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP6], dequant_mxfp6_ref, L);
     kernel_set(&t->dequant[EDGE_DTYPE_MXFP4], dequant_mxfp4_ref, L);
     kernel_set(&t->dequant[EDGE_DTYPE_NL4_32], dequant_nl4_32_ref, L);
+    kernel_set(&t->dequant[EDGE_DTYPE_Q5_0], dequant_q5_0_ref, L);
+    kernel_set(&t->dequant[EDGE_DTYPE_Q4_K], dequant_q4_k_ref, L);
+    kernel_set(&t->dequant[EDGE_DTYPE_Q6_K], dequant_q6_k_ref, L);
 
     kernel_set(&t->quantize_q8x, quantize_q8x_ref, L);
     kernel_set(&t->attention, attention_ref, L);
@@ -65,6 +71,9 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP6], gemm_t_mxfp6_ref, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_MXFP4], gemm_t_mxfp4_ref, L);
     kernel_set(&t->gemm_t[EDGE_DTYPE_NL4_32], gemm_t_nl4_32_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_Q5_0], gemm_t_q5_0_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_Q4_K], gemm_t_q4_k_ref, L);
+    kernel_set(&t->gemm_t[EDGE_DTYPE_Q6_K], gemm_t_q6_k_ref, L);
     kernel_set(&t->gemm_tn_f32, gemm_tn_f32_ref, L);
     kernel_set(&t->rmsnorm_bwd, rmsnorm_bwd_ref, L);
     kernel_set(&t->silu_mul_bwd, silu_mul_bwd_ref, L);

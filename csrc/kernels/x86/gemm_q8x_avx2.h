@@ -27,9 +27,12 @@
 //   load_pair(row, j, elems, w)        steps 2j, 2j+1 of a row -> w[0], w[1] (u bytes, or the signed
 //                                      codes when kSign); elems = 64, or 32 at the end of a row
 //   scale(dw), offset(dw)              8 block scales (int4a: offsets) from the first 4 bytes of 8 blocks
+//   sub_scale(block, j, &s, &m)        kBlock = 256 instead (q4_k): the scale and offset of 32-element
+//                                      sub-block j of a super-block, computed per lane in scalar code
 #pragma once
 
 #include <cstring>
+#include <type_traits>
 
 #include "avx2_util.h"
 #include "../gemm_schedule.h"
@@ -80,6 +83,21 @@ inline void act_prep2(const block_q8x* a, int nact, ActChunk2* out) {
 // pair p = the scale of the weight block under activation block 2p + g of row r (0 past R / nact).
 template <class F>
 inline void row_scales2(const uint8_t* w, int64_t w_stride, int R, int nact, __m256* sw, __m256* m) {
+    if constexpr (F::kBlock == 256) {  // sub-blocked super-blocks (q4_k): F::sub_scale per lane, scalar
+        for (int p = 0; p * 2 < nact; ++p) {
+            alignas(32) float s8[8], m8[8];
+            for (int g = 0; g < 2; ++g)
+                for (int r = 0; r < 4; ++r) {
+                    const int k = 2 * p + g;
+                    s8[4 * g + r] = m8[4 * g + r] = 0.0f;
+                    if (r < R && k < nact)
+                        F::sub_scale(w + r * w_stride + (k / 8) * F::kBlockBytes, k % 8, &s8[4 * g + r], &m8[4 * g + r]);
+                }
+            sw[p] = _mm256_load_ps(s8);
+            if (F::kAsym) m[p] = _mm256_load_ps(m8);
+        }
+        return;
+    }
     constexpr int shift = F::kBlock == 32 ? 0 : F::kBlock == 64 ? 1 : 2;  // activation -> weight block
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i r = _mm256_and_si256(lane, _mm256_set1_epi32(3));
@@ -132,6 +150,13 @@ inline __m256i block_sums2(const __m256i (&v)[4][2]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
 }
 
+// F::kLaneScale (optional, q6_k): F::lane_scale(row, k) gives 8 int32 factors of activation block k's
+// lane sums (lanes 0-3: elements 0..15, lanes 4-7: 16..31), applied before the tree (exact in int32).
+template <class F, class = void>
+struct lane_scaled : std::false_type {};
+template <class F>
+struct lane_scaled<F, std::void_t<decltype(F::kLaneScale)>> : std::bool_constant<F::kLaneScale> {};
+
 template <class F, int C>
 void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2* act, const __m256* sw,
            const __m256* m, float* Y, int64_t ldy, bool accumulate) {
@@ -148,10 +173,17 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
         } else {
             for (int r = 0; r < 4; ++r) F::load_pair(row[r], p, 32, wv[r]);
         }
+        __m256i ls[4][2];
+        if constexpr (lane_scaled<F>::value)
+            for (int r = 0; r < 4; ++r)
+                for (int g = 0; g < 2; ++g) ls[r][g] = F::lane_scale(row[r], 2 * p + g);
         for (int c = 0; c < C; ++c) {
             __m256i v[4][2];
             for (int r = 0; r < 4; ++r)
-                for (int g = 0; g < 2; ++g) v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g]);
+                for (int g = 0; g < 2; ++g) {
+                    v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g]);
+                    if constexpr (lane_scaled<F>::value) v[r][g] = _mm256_mullo_epi32(v[r][g], ls[r][g]);
+                }
             __m256i z = block_sums2<F::kNarrow>(v);
             if (F::kKey) z = _mm256_add_epi32(z, act[c].negk[p]);
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(z), _mm256_mul_ps(sw[p], act[c].d[p]), acc[c]);
