@@ -153,7 +153,8 @@ void test_attention_kivi(Rng& g) {
                     if (nq > 40) begins.push_back(37);                              // inside a quantized group
                     for (int64_t pb : begins) {
                         for (bool sink : {false, true}) {
-                            if (sink && nq == 0) continue;
+                            // the sink cases on one ring and not from inside the ring (qemu's time in CI)
+                            if (sink && (nq == 0 || ring != tight || pb >= nq)) continue;
                             kivi_case<block_kivi4>(g, Dh, n_pos, nq, pb, ring, sink);
                             kivi_case<block_kivi2>(g, Dh, n_pos, nq, pb, ring, sink);
                         }
