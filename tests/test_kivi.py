@@ -66,6 +66,36 @@ def test_attention_kivi_matches_float64(level, bits, n_pos, n_quant, p_begin, he
         np.testing.assert_array_equal(got, f16)
 
 
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("bits", [4, 2])
+@pytest.mark.parametrize("n_pos,n_quant,p_begin", [(33, 32, 0), (33, 32, 31), (127, 96, 5), (129, 64, 0), (129, 128, 100),
+                                                    (300, 160, 17), (1000, 864, 0), (1000, 512, 700)])
+@pytest.mark.parametrize("head_dim", [32, 64])
+def test_attention_kivi_sink_matches_float64(level, bits, n_pos, n_quant, p_begin, head_dim):
+    """The sink group (kernels.h KiviHead n_sink): positions 0..31 read in f16 from their own buffer, the quantized
+    blocks from group 1 on; a large first position (the attention sink the model makes) is kept to f16."""
+    rng = np.random.default_rng(n_pos * 5 + head_dim + bits)
+    q = rng.standard_normal(head_dim).astype(np.float32) * 2
+    k = (rng.standard_normal((n_pos, head_dim)) * 0.5 + rng.standard_normal(head_dim) * 0.3).astype(np.float32)
+    v = rng.standard_normal((n_pos, head_dim)).astype(np.float32)
+    k[0] *= 20  # a sink: quantized with its group it would flatten the other 31 positions' codes
+    v[0] *= 10
+    ring = ((n_pos - n_quant + 15) // 16 * 16 or 16) + 32
+    got, kd, vd = _core.attention_kivi(q, k, v, bits, level, p_begin, n_quant, ring, sink=True)
+    ref, kd2, vd2 = _core.attention_kivi(q, k, v, bits, "ref", p_begin, n_quant, ring, sink=True)
+    np.testing.assert_array_equal(kd, kd2)
+    np.testing.assert_array_equal(kd[:32], k[:32].astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(vd[:32], v[:32].astype(np.float16).astype(np.float32))
+    nosink = _core.attention_kivi(q, k, v, bits, "ref", p_begin, n_quant, ring)[1]
+    np.testing.assert_array_equal(kd[32:], nosink[32:])  # the other groups as before
+    bound = kivi_bound(q, kd, vd, n_quant, bits)  # sink rows counted as blocks: an over-estimate of S and Vmax
+    want = attention64(q, kd[p_begin:], vd[p_begin:])
+    assert np.abs(ref - want).max() <= bound
+    assert np.abs(got - want).max() <= bound
+    with pytest.raises(ValueError, match="sink needs"):
+        _core.attention_kivi(q[:32], k[:20, :32], v[:20, :32], bits, level, 0, 0, 32, sink=True)
+
+
 @pytest.mark.parametrize("bits", [4, 2])
 def test_kivi_block_error(bits):
     """The quantizer (float_ops.h): per block of 32 the error is at most half a step plus the min's f16 rounding;
@@ -114,9 +144,14 @@ def test_model_with_kivi(tiny32, kv, kernels, monkeypatch):
     want = base.logits(TOKENS)
     got = m.logits(TOKENS)
     # within the residual window (nothing quantized yet: the query at position p reads p + 1 positions, the first
-    # group leaves when p + 1 = R + 32) the f16 model, bit for bit; the next position differs
+    # group leaves when p + 1 = R + 32) the f16 model, bit for bit
     np.testing.assert_array_equal(got[:R + 31], want[:R + 31])
-    assert not np.array_equal(got[R + 31], want[R + 31])
+    # the first group to leave is the sink group, kept f16 beside the ring (backend.h kivi_sink): still the f16
+    # values — bit for bit in the reference (same order of the same f32 products), within reordered f32 sums in
+    # SIMD (the kivi kernel, not attention_f16); the first quantized group leaves at p + 1 = R + 64
+    sink = np.abs(got[R + 31:R + 63] - want[R + 31:R + 63]).max()
+    assert sink == 0 if kernels == "ref" else sink <= 1e-4 * np.abs(want).max()
+    assert not np.array_equal(got[R + 63], want[R + 63])
     err = np.abs(got - want).max() / np.abs(want).max()
     assert 0 < err <= TOL_KIVI[kv]
     # prefill (steps of 128) equals one-token decode bit for bit: each query reads its own view
@@ -127,8 +162,9 @@ def test_model_with_kivi(tiny32, kv, kernels, monkeypatch):
 
 def test_plan_counts_the_kivi_bytes(tiny32):
     """codes + f16 scale/min per block (K: per (kv head, channel, group of 32 positions), V: per (position, kv head,
-    32 channels)) for the positions that can leave the window, plus the f16 ring (K tiles + V rows); the plan is
-    the allocation (kv.<layer>.* buffers)."""
+    32 channels)) for the positions that can leave the window but the first 32, plus the f16 ring (K tiles + V
+    rows) and, where groups leave it, the 32 sink positions in f16; the plan is the allocation (kv.<layer>.*
+    buffers)."""
     for ctx, batch in [(512, 128), (1024, 16), (160, 128)]:
         for kv, blk in [("kivi4", 20), ("kivi2", 12)]:
             m = edgerun.Model(tiny32, threads=1, ctx=ctx, batch=batch, kv=kv)
@@ -136,7 +172,9 @@ def test_plan_counts_the_kivi_bytes(tiny32):
             L, Hkv, Dh = c["n_layers"], c["n_kv_heads"], c["head_dim"]
             ring = min((R + 31 + batch + 15) // 16 * 16, (ctx + 15) // 16 * 16)
             groups = max(0, (ctx - R) // 32)
-            want = L * (2 * ring * Hkv * Dh * 2 + Hkv * groups * Dh * blk + groups * 32 * (Hkv * Dh // 32) * blk)
+            sink = 32 if groups else 0  # the first group stays f16 beside the ring
+            groups -= sink // 32
+            want = L * (2 * (ring + sink) * Hkv * Dh * 2 + Hkv * groups * Dh * blk + groups * 32 * (Hkv * Dh // 32) * blk)
             assert m.memory_plan["kv_cache"] == want, (ctx, batch, kv)
             bufs = {b["name"]: b["bytes"] for b in m._m.memory_buffers}
             assert sum(bufs[f"kv.{i}.{t}"] for i in range(L) for t in ("k", "v", "kq", "vq")) == want

@@ -44,7 +44,8 @@ struct Buffer {
 // How K and V are stored (--kv): f32; f16; q8 = int8 codes with one f32 scale per (position, kv head),
 // symmetric, d = amax / 127 over the head's Dh values (kernels.h attention_q8_fn); kivi4 / kivi2 = KIVI
 // (kernels.h attention_kivi_fn): 4- / 2-bit asymmetric blocks, K per channel over 32 positions, V per token
-// over 32 channels, the most recent kKiviResidual (+ up to 31) positions in an f16 ring.
+// over 32 channels, the most recent kKiviResidual (+ up to 31) positions in an f16 ring, the first 32 (the
+// attention sinks) in f16 beside it.
 enum class KvType : int { F32 = 0, F16 = 1, Q8 = 2, KIVI4 = 3, KIVI2 = 4 };
 const char* kv_type_name(KvType t);                    // "f32" | "f16" | "q8" | "kivi4" | "kivi2"
 bool kv_type_parse(const std::string& s, KvType* out);  // false for an unknown name
@@ -78,13 +79,18 @@ struct KvLayer {
     int64_t ring = 0;               // R, or 0: position p at slot p
     // kivi4 / kivi2 (never with ring): k / v hold the f16 residual ring of kivi_ring slots (a multiple of
     // kKTile, >= kKiviResidual + 31 + the largest step: every position a step's queries read in f16 is still
-    // there), position p at slot p % kivi_ring, laid out as the f16 cache above (k_head_stride = kivi_ring·Dh).
-    // Quantized blocks (block_kivi4 / block_kivi2): K of kv head h, group g, channel i at
-    // kq[h·kq_head_stride + g·Dh + i]; V of position p, kv head h, channels 32c.. at vq[p·Dkv/32 + h·Dh/32 + c].
+    // there), position p at slot p % kivi_ring, laid out as the f16 cache above. kivi_sink = 32 (the context has
+    // quantized groups) or 0: the attention sinks, positions 0..31, are copied in f16 to kivi_sink more slots
+    // after the ring (slots kivi_ring.. of each kv head's K and of V) when their group leaves the window, and
+    // are never quantized; k_head_stride = (kivi_ring + kivi_sink)·Dh. Quantized blocks (block_kivi4 /
+    // block_kivi2), g0 = kivi_sink / 32: K of kv head h, group g >= g0, channel i at
+    // kq[h·kq_head_stride + (g - g0)·Dh + i]; V of position p >= kivi_sink, kv head h, channels 32c.. at
+    // vq[(p - kivi_sink)·Dkv/32 + h·Dh/32 + c].
     void* kq = nullptr;
     void* vq = nullptr;
     int64_t kq_head_stride = 0;  // blocks: (groups that can be quantized)·Dh
     int64_t kivi_ring = 0;
+    int64_t kivi_sink = 0;
 };
 
 // Optional low-rank term of one matrix of a matmul: y += scale · B·(A·x), A [r, n] f32, B [rows, r] f32

@@ -168,9 +168,10 @@ py::tuple py_attention_kv(f32_array q, f32_array k, f32_array v, const std::stri
 // attention over a KIVI cache of k, v [n_pos, Dh] (kernels.h attention_kivi_fn; bits 4 | 2): positions < n_quant
 // (a multiple of 32) quantized (kv_quantize_kivi*, float_ops.h), the rest f16 in a ring of `ring` slots (0: the
 // residual rounded up to whole tiles; else a multiple of 16 >= n_pos - n_quant), whose first slot holds position
-// n_quant % ring (as the model's ring would). Returns (out [Dh], the stored cache dequantized: k, v) as attention_kv.
+// n_quant % ring (as the model's ring would); sink: positions < 32 kept f16 in the sink buffer (KiviHead n_sink,
+// needs n_quant >= 32). Returns (out [Dh], the stored cache dequantized: k, v) as attention_kv.
 py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, const std::string& level, int64_t p_begin,
-                            int64_t n_quant, int64_t ring) {
+                            int64_t n_quant, int64_t ring, bool sink) {
     const KernelTable* t = table_or_raise(level);
     if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != q.shape(0) ||
         v.shape(1) != q.shape(0) || k.shape(0) < 1 || q.shape(0) % kKiviGroup)
@@ -179,15 +180,25 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
     if (bits != 4 && bits != 2) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: bits must be 4 or 2"));
     if (p_begin < 0 || p_begin >= n_pos || n_quant < 0 || n_quant % kKiviGroup || n_quant > n_pos)
         raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: need 0 <= p_begin < n_pos, n_quant a multiple of 32 <= n_pos"));
+    if (sink && n_quant < kKiviGroup) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: a sink needs n_quant >= 32"));
     if (ring == 0) ring = std::max<int64_t>(kKTile, (n_pos - n_quant + kKTile - 1) / kKTile * kKTile);
     if (ring % kKTile || ring < n_pos - n_quant) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: bad ring"));
     py::array_t<float> out(dh), kd({n_pos, dh}), vd({n_pos, dh});
     float* kdp = kd.mutable_data();
     float* vdp = vd.mutable_data();
     std::vector<float> scratch((size_t)n_pos);
-    const int64_t groups = n_quant / kKiviGroup, nb = dh / kKiviGroup;
-    std::vector<block_kivi4> k4((size_t)(groups * dh)), v4((size_t)(n_quant * nb));
-    std::vector<block_kivi2> k2((size_t)(groups * dh)), v2((size_t)(n_quant * nb));
+    const int64_t groups = n_quant / kKiviGroup, nb = dh / kKiviGroup, g0 = sink ? 1 : 0, ns = g0 * kKiviGroup;
+    std::vector<block_kivi4> k4((size_t)((groups - g0) * dh)), v4((size_t)((n_quant - ns) * nb));
+    std::vector<block_kivi2> k2((size_t)((groups - g0) * dh)), v2((size_t)((n_quant - ns) * nb));
+    std::vector<uint16_t> ks((size_t)(ns * dh)), vs((size_t)(ns * dh));
+    for (int64_t p = 0; p < ns; ++p)
+        for (int64_t i = 0; i < dh; ++i) {
+            uint16_t& kh = ks[(size_t)((p / kKTile) * kKTile * dh + i * kKTile + p % kKTile)];
+            kh = f32_to_f16(k.data()[p * dh + i]);
+            kdp[p * dh + i] = f16_to_f32(kh);
+            vs[(size_t)(p * dh + i)] = f32_to_f16(v.data()[p * dh + i]);
+            vdp[p * dh + i] = f16_to_f32(vs[(size_t)(p * dh + i)]);
+        }
     std::vector<uint16_t> kr((size_t)(ring * dh), 0x7e00), vr((size_t)(ring * dh), 0x7e00);  // unused slots: NaN
     float x[kKiviGroup];
     auto code = [&](int64_t idx, bool is_k, int64_t j) -> float {  // dequantized lane j of block idx
@@ -198,18 +209,20 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
         const block_kivi2& b = (is_k ? k2 : v2)[(size_t)idx];
         return f16_to_f32(b.d) * (float)((b.qs[j % 8] >> (2 * (j / 8))) & 3) + f16_to_f32(b.m);
     };
-    for (int64_t g = 0; g < groups; ++g)
+    for (int64_t g = g0; g < groups; ++g)
         for (int64_t i = 0; i < dh; ++i) {
+            const int64_t b = (g - g0) * dh + i;
             for (int64_t j = 0; j < kKiviGroup; ++j) x[j] = k.data()[(g * kKiviGroup + j) * dh + i];
-            if (bits == 4) kv_quantize_kivi4(x, &k4[(size_t)(g * dh + i)]);
-            else kv_quantize_kivi2(x, &k2[(size_t)(g * dh + i)]);
-            for (int64_t j = 0; j < kKiviGroup; ++j) kdp[(g * kKiviGroup + j) * dh + i] = code(g * dh + i, true, j);
+            if (bits == 4) kv_quantize_kivi4(x, &k4[(size_t)b]);
+            else kv_quantize_kivi2(x, &k2[(size_t)b]);
+            for (int64_t j = 0; j < kKiviGroup; ++j) kdp[(g * kKiviGroup + j) * dh + i] = code(b, true, j);
         }
-    for (int64_t p = 0; p < n_quant; ++p)
+    for (int64_t p = ns; p < n_quant; ++p)
         for (int64_t c = 0; c < nb; ++c) {
-            if (bits == 4) kv_quantize_kivi4(v.data() + p * dh + c * kKiviGroup, &v4[(size_t)(p * nb + c)]);
-            else kv_quantize_kivi2(v.data() + p * dh + c * kKiviGroup, &v2[(size_t)(p * nb + c)]);
-            for (int64_t j = 0; j < kKiviGroup; ++j) vdp[p * dh + c * kKiviGroup + j] = code(p * nb + c, false, j);
+            const int64_t b = (p - ns) * nb + c;
+            if (bits == 4) kv_quantize_kivi4(v.data() + p * dh + c * kKiviGroup, &v4[(size_t)b]);
+            else kv_quantize_kivi2(v.data() + p * dh + c * kKiviGroup, &v2[(size_t)b]);
+            for (int64_t j = 0; j < kKiviGroup; ++j) vdp[p * dh + c * kKiviGroup + j] = code(b, false, j);
         }
     for (int64_t p = n_quant; p < n_pos; ++p) {
         const int64_t sl = p % ring;
@@ -230,6 +243,9 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
     c.vr = vr.data();
     c.vr_stride = dh;
     c.ring = ring;
+    c.ks = ns ? ks.data() : nullptr;
+    c.vs = ns ? vs.data() : nullptr;
+    c.n_sink = ns;
     (bits == 4 ? t->attention_kivi4 : t->attention_kivi2).fn(q.data(), c, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
     return py::make_tuple(out, kd, vd);
 }
@@ -285,7 +301,8 @@ void bind_kernels(py::module_& m) {
     m.def("attention_kv", &py_attention_kv, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("kv"), py::arg("level") = "ref",
           py::arg("p_begin") = 0);
     m.def("attention_kivi", &py_attention_kivi, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("bits"), py::arg("level") = "ref",
-          py::arg("p_begin") = 0, py::arg("n_quant") = 0, py::arg("ring") = 0);
+          py::arg("p_begin") = 0, py::arg("n_quant") = 0, py::arg("ring") = 0,
+          py::arg("sink") = false);
     m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref", py::arg("p_begin") = 0);
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),

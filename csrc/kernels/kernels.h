@@ -78,9 +78,13 @@ typedef void (*attention_q8_fn)(const float* q, const int8_t* kt, const float* k
 //   block_kivi4: c_j in the low nibble of qs[j] (j < 16) or the high nibble of qs[j - 16];
 //   block_kivi2: c_j in bits 2·(j / 8) .. 2·(j / 8) + 1 of qs[j % 8].
 // One kv head's cache for the attention kernels (all offsets in elements of the pointer's type):
-//   quantized part, positions p < n_quant (n_quant a multiple of 32; group g = p / 32, lane j = p % 32):
-//     K_p[i] = lane j of kq[g · head_dim + i]          (channel i's 32 positions of group g: one block)
-//     V_p[i] = lane i % 32 of vq[p · vq_stride + i / 32] (position p's head vector, 32 channels a block)
+//   attention sinks, p < n_sink (0, or kKiviGroup once the first group has left the residual window: the first
+//     32 positions stay f16 and are never quantized, as KIVI / KVQuant / IntactKV keep them): K_p[i] =
+//     ks[(p / kKTile) · kKTile · head_dim + i · kKTile + p % kKTile], V_p[i] = vs[p · vr_stride + i]
+//   quantized part, n_sink <= p < n_quant (n_quant a multiple of 32; group g = p / 32, lane j = p % 32,
+//     g0 = n_sink / 32 the groups before the first block):
+//     K_p[i] = lane j of kq[(g - g0) · head_dim + i]          (channel i's 32 positions of group g: one block)
+//     V_p[i] = lane i % 32 of vq[(p - n_sink) · vq_stride + i / 32] (position p's head vector, 32 channels a block)
 //   residual, n_quant <= p < n_pos: f16 in a ring of `ring` slots (a multiple of kKTile), position p at slot
 //     s = p % ring: K_p[i] = kr[(s / kKTile) · kKTile · head_dim + i · kKTile + s % kKTile] (attention_fn's
 //     transposed tiles over slots), V_p[i] = vr[s · vr_stride + i]. The ring holds n_pos - n_quant <= ring
@@ -121,6 +125,9 @@ struct KiviHead {
     const uint16_t* vr = nullptr;
     int64_t vr_stride = 0;
     int64_t ring = 0;
+    const uint16_t* ks = nullptr;  // the sink group (n_sink > 0 only)
+    const uint16_t* vs = nullptr;
+    int64_t n_sink = 0;            // 0 or kKiviGroup, <= n_quant
 };
 // out = attention over the head's positions [p_begin, n_pos) as attention_fn, reading the stored form:
 // the reference (attention_kivi4_ref / attention_kivi2_ref) dequantizes each K / V element as the block

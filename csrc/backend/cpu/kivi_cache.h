@@ -2,7 +2,8 @@
 // attention_kivi_fn). kivi_append stores one position in the f16 residual ring and, when a group of 32
 // positions has left the residual window (kivi_quantized grew), quantizes that group from the ring: K per
 // (kv head, channel) over the group's 32 positions, V per (position, kv head, 32 channels)
-// (kv_quantize_kivi4 / kv_quantize_kivi2, float_ops.h). kivi_head is the kernel's view of one kv head for the
+// (kv_quantize_kivi4 / kv_quantize_kivi2, float_ops.h); the first group (the attention sinks) is instead
+// copied in f16 beside the ring (backend.h KvLayer kivi_sink) and never quantized. kivi_head is the kernel's view of one kv head for the
 // query at position pos.
 #pragma once
 

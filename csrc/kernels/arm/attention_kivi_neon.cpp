@@ -3,7 +3,8 @@
 // by-element FMA of q_i·d_i into the 8 vectors of its block's codes (ushl + and + uxtl + ucvtf, exact) and the
 // scalar Σ_i q_i·m_i added to the group's scores; V per 32-channel block: Σ_p (a_p·d)·c, Σ_p a_p·m added at the
 // end. The f16 residual ring: attention_f16_neon's tile loop with the slot of each tile / row; softmax: its
-// polynomial exp. Nothing quantized and no wrap: attention_f16_neon itself (bit for bit).
+// polynomial exp. The sink group (kernels.h KiviHead n_sink): the same f16 tile / row loops over its own
+// buffer. Nothing quantized and no wrap: attention_f16_neon itself (bit for bit).
 // Bound vs the reference: kernels.h attention_kivi_fn.
 #include <cmath>
 #include <cstring>
@@ -46,11 +47,27 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const float scale = 1.0f / std::sqrt((float)Dh);
     const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
     const B* kq = static_cast<const B*>(c.kq);
-    for (int64_t g = p_begin / kKiviGroup; g * kKiviGroup < nq; ++g) {
+    const int64_t ns = c.n_sink < nq ? c.n_sink : nq, g0 = c.n_sink / kKiviGroup;
+    // f16 K tiles of positions [p_from rounded down to a tile, p_to): tile p at kbase + (p % ring)·Dh
+    auto f16_scores = [&](const uint16_t* kbase, int64_t ring, int64_t p_from, int64_t p_to) {
+        for (int64_t p = p_from & ~(int64_t)15; p < p_to; p += 16) {
+            const uint16_t* tile = kbase + (p % ring) * Dh;  // p and ring are multiples of 16
+            float32x4_t a[4];
+            for (int j = 0; j < 4; ++j) a[j] = vdupq_n_f32(0.0f);
+            for (int64_t i = 0; i < Dh; ++i)
+                for (int j = 0; j < 4; ++j) a[j] = vfmaq_n_f32(a[j], f16x4(tile + i * 16 + 4 * j), q[i]);
+            float s[16];
+            for (int j = 0; j < 4; ++j) vst1q_f32(s + 4 * j, a[j]);
+            const int64_t k = p_to - p < 16 ? p_to - p : 16;
+            for (int64_t j = 0; j < k; ++j) scratch[p + j] = s[j] * scale;
+        }
+    };
+    if (p_begin < ns) f16_scores(c.ks, kKiviGroup, p_begin, ns);
+    for (int64_t g = (p_begin > ns ? p_begin : ns) / kKiviGroup; g * kKiviGroup < nq; ++g) {
         float32x4_t a[8], x[8];
         for (int j = 0; j < 8; ++j) a[j] = vdupq_n_f32(0.0f);
         float bias = 0.f;
-        const B* blk = kq + g * Dh;
+        const B* blk = kq + (g - g0) * Dh;
         for (int64_t i = 0; i < Dh; ++i) {
             const float qd = q[i] * f16_to_f32(blk[i].d);
             bias += q[i] * f16_to_f32(blk[i].m);
@@ -60,17 +77,7 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         const float32x4_t vb = vdupq_n_f32(bias);
         for (int j = 0; j < 8; ++j) vst1q_f32(scratch + g * kKiviGroup + 4 * j, vmulq_n_f32(vaddq_f32(a[j], vb), scale));
     }
-    for (int64_t p = (p_begin > nq ? p_begin : nq) & ~(int64_t)15; p < n_pos; p += 16) {
-        const uint16_t* tile = c.kr + (p % c.ring) * Dh;  // p and ring are multiples of 16
-        float32x4_t a[4];
-        for (int j = 0; j < 4; ++j) a[j] = vdupq_n_f32(0.0f);
-        for (int64_t i = 0; i < Dh; ++i)
-            for (int j = 0; j < 4; ++j) a[j] = vfmaq_n_f32(a[j], f16x4(tile + i * 16 + 4 * j), q[i]);
-        float s[16];
-        for (int j = 0; j < 4; ++j) vst1q_f32(s + 4 * j, a[j]);
-        const int64_t k = n_pos - p < 16 ? n_pos - p : 16;
-        for (int64_t j = 0; j < k; ++j) scratch[p + j] = s[j] * scale;
-    }
+    f16_scores(c.kr, c.ring, p_begin > nq ? p_begin : nq, n_pos);
     float m = -INFINITY;
     for (int64_t p = p_begin; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const float32x4_t mx = vdupq_n_f32(m);
@@ -95,9 +102,13 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
         float32x4_t o[8], x[8];
         for (int j = 0; j < 8; ++j) o[j] = vdupq_n_f32(0.0f);
+        for (int64_t ps = p_begin; ps < ns; ++ps) {  // the sink rows
+            const uint16_t* vp = c.vs + ps * c.vr_stride + cb * kKiviGroup;
+            for (int j = 0; j < 8; ++j) o[j] = vfmaq_n_f32(o[j], f16x4(vp + 4 * j), scratch[ps]);
+        }
         float msum = 0.f;
-        for (int64_t pq = p_begin; pq < nq; ++pq) {
-            const B& b = vq[pq * c.vq_stride + cb];
+        for (int64_t pq = p_begin > ns ? p_begin : ns; pq < nq; ++pq) {
+            const B& b = vq[(pq - c.n_sink) * c.vq_stride + cb];
             const float a = scratch[pq];
             msum += a * f16_to_f32(b.m);
             const float ad = a * f16_to_f32(b.d);

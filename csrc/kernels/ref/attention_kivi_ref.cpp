@@ -1,7 +1,7 @@
 // attention_kivi_ref.cpp — one attention head over a KIVI KV cache (kernels.h attention_kivi_fn): the
 // references attention_kivi4_ref / attention_kivi2_ref. Each K / V element is dequantized as the block
 // formula says (d · c + m in f32 with the f16 scale and min converted exactly) or converted from the f16
-// residual ring, and then everything is computed as attention_f16_ref: f32, position order, expf.
+// sink group / residual ring, and then everything is computed as attention_f16_ref: f32, position order, expf.
 #include <cmath>
 
 #include "../../common.h"
@@ -21,14 +21,18 @@ inline float dequant(const B& b, int64_t j) {
 
 template <class B>
 float k_elem(const KiviHead& c, int64_t p, int64_t i, int64_t Dh) {
-    if (p < c.n_quant) return dequant(static_cast<const B*>(c.kq)[(p / kKiviGroup) * Dh + i], p % kKiviGroup);
+    if (p < c.n_sink) return f16_to_f32(c.ks[(p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile]);
+    if (p < c.n_quant)
+        return dequant(static_cast<const B*>(c.kq)[((p - c.n_sink) / kKiviGroup) * Dh + i], p % kKiviGroup);
     const int64_t s = p % c.ring;
     return f16_to_f32(c.kr[(s / kKTile) * kKTile * Dh + i * kKTile + s % kKTile]);
 }
 
 template <class B>
 float v_elem(const KiviHead& c, int64_t p, int64_t i) {
-    if (p < c.n_quant) return dequant(static_cast<const B*>(c.vq)[p * c.vq_stride + i / kKiviGroup], i % kKiviGroup);
+    if (p < c.n_sink) return f16_to_f32(c.vs[p * c.vr_stride + i]);
+    if (p < c.n_quant)
+        return dequant(static_cast<const B*>(c.vq)[(p - c.n_sink) * c.vq_stride + i / kKiviGroup], i % kKiviGroup);
     return f16_to_f32(c.vr[(p % c.ring) * c.vr_stride + i]);
 }
 

@@ -2,7 +2,7 @@
 // loops of attention_kivi_avx2 with a block's 32 lanes as four e32m2 pieces of 8 (vl = 8 fits every VLEN):
 // codes by vle8 + vsrl + vand + vzext + vfcvt (exact), scores Σ_i (q_i·d_i)·c + Σ_i q_i·m_i, V Σ_p (a_p·d)·c +
 // Σ_p a_p·m. The f16 residual ring: attention_f16_rvv's tile loop (rvv_util.h f16_f32m2, exact) with the slot
-// of each tile / row; softmax: its vfredmax, polynomial exp and unordered sum. Nothing quantized and no wrap:
+// of each tile / row (the sink group, kernels.h KiviHead n_sink: the same loops over its own buffer); softmax: its vfredmax, polynomial exp and unordered sum. Nothing quantized and no wrap:
 // attention_f16_rvv itself (bit for bit). Scalars d, m through f16_f32s (no inline function of common.h:
 // rvv_util.h says why). Bound vs the reference: kernels.h attention_kivi_fn.
 #include <math.h>
@@ -28,10 +28,27 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const float scale = 1.0f / sqrtf((float)Dh);
     const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
     const B* kq = static_cast<const B*>(c.kq);
-    for (int64_t g = p_begin / kKiviGroup; g * kKiviGroup < nq; ++g) {
+    const int64_t ns = c.n_sink < nq ? c.n_sink : nq, g0 = c.n_sink / kKiviGroup;
+    // f16 K tiles of positions [p_from rounded down to a tile, p_to): tile p at kbase + (p % ring)·Dh
+    auto f16_scores = [&](const uint16_t* kbase, int64_t ring, int64_t p_from, int64_t p_to) {
+        for (int64_t p = p_from & ~(int64_t)(kKTile - 1); p < p_to; p += kKTile) {
+            const int64_t k = p_to - p < kKTile ? p_to - p : kKTile;
+            const uint16_t* tile = kbase + (p % ring) * Dh;  // p and ring are multiples of kKTile
+            for (int64_t off = 0; off < k;) {
+                const size_t vl = __riscv_vsetvl_e32m2((size_t)(k - off));
+                vfloat32m2_t a = __riscv_vfmv_v_f_f32m2(0.0f, vl);
+                for (int64_t i = 0; i < Dh; ++i)
+                    a = __riscv_vfmacc_vf_f32m2(a, q[i], f16_f32m2(ld_u16_u32m2<A>(tile + i * kKTile + off, vl), vl), vl);
+                st_f32m2<A>(scratch + p + off, __riscv_vfmul_vf_f32m2(a, scale, vl), vl);
+                off += (int64_t)vl;
+            }
+        }
+    };
+    if (p_begin < ns) f16_scores(c.ks, kKiviGroup, p_begin, ns);
+    for (int64_t g = (p_begin > ns ? p_begin : ns) / kKiviGroup; g * kKiviGroup < nq; ++g) {
         vfloat32m2_t a0 = __riscv_vfmv_v_f_f32m2(0.0f, 8), a1 = a0, a2 = a0, a3 = a0;
         float bias = 0.f;
-        const B* blk = kq + g * Dh;
+        const B* blk = kq + (g - g0) * Dh;
         for (int64_t i = 0; i < Dh; ++i) {
             const float qd = q[i] * f16_f32s(ld_u16s(&blk[i].d));
             bias += q[i] * f16_f32s(ld_u16s(&blk[i].m));
@@ -46,18 +63,7 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         st_f32m2<A>(s + 16, __riscv_vfmul_vf_f32m2(__riscv_vfadd_vf_f32m2(a2, bias, 8), scale, 8), 8);
         st_f32m2<A>(s + 24, __riscv_vfmul_vf_f32m2(__riscv_vfadd_vf_f32m2(a3, bias, 8), scale, 8), 8);
     }
-    for (int64_t p = (p_begin > nq ? p_begin : nq) & ~(int64_t)(kKTile - 1); p < n_pos; p += kKTile) {
-        const int64_t k = n_pos - p < kKTile ? n_pos - p : kKTile;
-        const uint16_t* tile = c.kr + (p % c.ring) * Dh;  // p and ring are multiples of kKTile
-        for (int64_t off = 0; off < k;) {
-            const size_t vl = __riscv_vsetvl_e32m2((size_t)(k - off));
-            vfloat32m2_t a = __riscv_vfmv_v_f_f32m2(0.0f, vl);
-            for (int64_t i = 0; i < Dh; ++i)
-                a = __riscv_vfmacc_vf_f32m2(a, q[i], f16_f32m2(ld_u16_u32m2<A>(tile + i * kKTile + off, vl), vl), vl);
-            st_f32m2<A>(scratch + p + off, __riscv_vfmul_vf_f32m2(a, scale, vl), vl);
-            off += (int64_t)vl;
-        }
-    }
+    f16_scores(c.kr, c.ring, p_begin > nq ? p_begin : nq, n_pos);
     vfloat32m1_t mx = __riscv_vfmv_v_f_f32m1(-INFINITY, 1);
     for (int64_t p = p_begin; p < n_pos;) {
         const size_t vl = __riscv_vsetvl_e32m2((size_t)(n_pos - p));
@@ -79,9 +85,17 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const int64_t r0 = p_begin > nq ? p_begin : nq;
     for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
         vfloat32m2_t o0 = __riscv_vfmv_v_f_f32m2(0.0f, 8), o1 = o0, o2 = o0, o3 = o0;
+        for (int64_t p = p_begin; p < ns; ++p) {  // the sink rows
+            const uint16_t* vp = c.vs + p * c.vr_stride + cb * kKiviGroup;
+            const float a = scratch[p];
+            o0 = __riscv_vfmacc_vf_f32m2(o0, a, f16_f32m2(ld_u16_u32m2<A>(vp, 8), 8), 8);
+            o1 = __riscv_vfmacc_vf_f32m2(o1, a, f16_f32m2(ld_u16_u32m2<A>(vp + 8, 8), 8), 8);
+            o2 = __riscv_vfmacc_vf_f32m2(o2, a, f16_f32m2(ld_u16_u32m2<A>(vp + 16, 8), 8), 8);
+            o3 = __riscv_vfmacc_vf_f32m2(o3, a, f16_f32m2(ld_u16_u32m2<A>(vp + 24, 8), 8), 8);
+        }
         float msum = 0.f;
-        for (int64_t p = p_begin; p < nq; ++p) {
-            const B& b = vq[p * c.vq_stride + cb];
+        for (int64_t p = p_begin > ns ? p_begin : ns; p < nq; ++p) {
+            const B& b = vq[(p - c.n_sink) * c.vq_stride + cb];
             const float a = scratch[p];
             const float ad = a * f16_f32s(ld_u16s(&b.d));
             msum += a * f16_f32s(ld_u16s(&b.m));
@@ -117,7 +131,7 @@ void attention_kivi_entry(const float* q, const KiviHead& c, int64_t p_begin, in
         attention_f16_rvv(q, c.kr, c.vr, c.vr_stride, p_begin, n_pos, head_dim, scratch, out);
         return;
     }
-    const bool a = aligned(c.kr, 2) && aligned(c.vr, 2) && aligned(scratch, 4) && aligned(out, 4);
+    const bool a = aligned(c.kr, 2) && aligned(c.vr, 2) && aligned(c.ks, 2) && aligned(c.vs, 2) && aligned(scratch, 4) && aligned(out, 4);
     if (a) attention_kivi<true, B>(q, c, p_begin, n_pos, head_dim, scratch, out);
     else attention_kivi<false, B>(q, c, p_begin, n_pos, head_dim, scratch, out);
 }

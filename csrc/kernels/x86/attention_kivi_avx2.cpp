@@ -3,7 +3,8 @@
 // pieces of its block's codes (vpmovzxbd + vcvtdq2ps, exact) and the scalar Σ_i q_i·m_i added to all 32
 // scores; V per 32-channel block: Σ_p (a_p·d)·c into four accumulators, Σ_p a_p·m added at the end. The f16
 // residual ring: attention_f16_avx2's tile loop with the slot of each tile / row. Softmax: that kernel's
-// (polynomial exp). Nothing quantized and no wrap: attention_f16_avx2 itself (kernels.h: bit for bit).
+// (polynomial exp). The sink group (kernels.h KiviHead n_sink): the same f16 tile / row loops over its own
+// buffer. Nothing quantized and no wrap: attention_f16_avx2 itself (kernels.h: bit for bit).
 // Bound vs the reference: kernels.h attention_kivi_fn.
 #include <immintrin.h>
 
@@ -50,10 +51,26 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const __m256 vscale = _mm256_set1_ps(scale);
     const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
     const B* kq = static_cast<const B*>(c.kq);
-    for (int64_t g = p_begin / kKiviGroup; g * kKiviGroup < nq; ++g) {
+    const int64_t ns = c.n_sink < nq ? c.n_sink : nq, g0 = c.n_sink / kKiviGroup;
+    // f16 K tiles of positions [p_from rounded down to a tile, p_to): tile p at kbase + (p % ring)·Dh
+    auto f16_scores = [&](const uint16_t* kbase, int64_t ring, int64_t p_from, int64_t p_to) {
+        for (int64_t p = p_from & ~(int64_t)15; p < p_to; p += 16) {
+            const uint16_t* tile = kbase + (p % ring) * Dh;  // p and ring are multiples of 16
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            for (int64_t i = 0; i < Dh; ++i) {
+                __m256 qi = _mm256_set1_ps(q[i]);
+                a0 = _mm256_fmadd_ps(qi, f16x8_load(tile + i * 16), a0);
+                a1 = _mm256_fmadd_ps(qi, f16x8_load(tile + i * 16 + 8), a1);
+            }
+            _mm256_maskstore_ps(scratch + p, tail_mask(p_to - p), _mm256_mul_ps(a0, vscale));
+            if (p_to - p > 8) _mm256_maskstore_ps(scratch + p + 8, tail_mask(p_to - p - 8), _mm256_mul_ps(a1, vscale));
+        }
+    };
+    if (p_begin < ns) f16_scores(c.ks, kKiviGroup, p_begin, ns);
+    for (int64_t g = (p_begin > ns ? p_begin : ns) / kKiviGroup; g * kKiviGroup < nq; ++g) {
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         float bias = 0.f;
-        const B* blk = kq + g * Dh;
+        const B* blk = kq + (g - g0) * Dh;
         for (int64_t i = 0; i < Dh; ++i) {
             const __m256 qd = _mm256_set1_ps(q[i] * _cvtsh_ss(blk[i].d));
             bias += q[i] * _cvtsh_ss(blk[i].m);
@@ -69,17 +86,7 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         _mm256_storeu_ps(s + 16, _mm256_mul_ps(_mm256_add_ps(a2, vb), vscale));
         _mm256_storeu_ps(s + 24, _mm256_mul_ps(_mm256_add_ps(a3, vb), vscale));
     }
-    for (int64_t p = (p_begin > nq ? p_begin : nq) & ~(int64_t)15; p < n_pos; p += 16) {
-        const uint16_t* tile = c.kr + (p % c.ring) * Dh;  // p and ring are multiples of 16
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        for (int64_t i = 0; i < Dh; ++i) {
-            __m256 qi = _mm256_set1_ps(q[i]);
-            a0 = _mm256_fmadd_ps(qi, f16x8_load(tile + i * 16), a0);
-            a1 = _mm256_fmadd_ps(qi, f16x8_load(tile + i * 16 + 8), a1);
-        }
-        _mm256_maskstore_ps(scratch + p, tail_mask(n_pos - p), _mm256_mul_ps(a0, vscale));
-        if (n_pos - p > 8) _mm256_maskstore_ps(scratch + p + 8, tail_mask(n_pos - p - 8), _mm256_mul_ps(a1, vscale));
-    }
+    f16_scores(c.kr, c.ring, p_begin > nq ? p_begin : nq, n_pos);
     float m = -INFINITY;
     for (int64_t p = p_begin; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const __m256 mx = _mm256_set1_ps(m);
@@ -95,9 +102,17 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const int64_t r0 = p_begin > nq ? p_begin : nq;
     for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        for (int64_t p = p_begin; p < ns; ++p) {  // the sink rows
+            const uint16_t* vp = c.vs + p * c.vr_stride + cb * kKiviGroup;
+            const __m256 a = _mm256_set1_ps(scratch[p]);
+            o0 = _mm256_fmadd_ps(a, f16x8_load(vp), o0);
+            o1 = _mm256_fmadd_ps(a, f16x8_load(vp + 8), o1);
+            o2 = _mm256_fmadd_ps(a, f16x8_load(vp + 16), o2);
+            o3 = _mm256_fmadd_ps(a, f16x8_load(vp + 24), o3);
+        }
         float msum = 0.f;
-        for (int64_t p = p_begin; p < nq; ++p) {
-            const B& b = vq[p * c.vq_stride + cb];
+        for (int64_t p = p_begin > ns ? p_begin : ns; p < nq; ++p) {
+            const B& b = vq[(p - c.n_sink) * c.vq_stride + cb];
             const float a = scratch[p];
             const __m256 ad = _mm256_set1_ps(a * _cvtsh_ss(b.d));
             msum += a * _cvtsh_ss(b.m);

@@ -68,19 +68,40 @@ def shared_bytes(plan: dict) -> int:
 
 
 def fitted_ctx(path: str, parallel: int, mem: int, threads: int | None, **model_kw) -> int | None:
-    """--mem without --ctx: the longest context at which `parallel` slots fit, or None (a MoE model, or not even
-    one K tile fits: the default context and the checks of load_slots decide). The C++ planner picks the longest
-    context for all `parallel` KV sequences (Model.ctx_from_budget); it then gives up whole 64-position steps
-    until each slot's host state (host_bytes, not in the C++ plan) fits too."""
+    """--mem without --ctx: the longest context (a multiple of 64) at which `parallel` slots fit, or None (a MoE
+    model, or not even one K tile fits: the default context and the checks of load_slots decide). The C++
+    planner picks the longest context for all `parallel` KV sequences (Model.ctx_from_budget) without the slots'
+    host state (host_bytes, not in the C++ plan); the context is then shortened by whole 64-position steps until
+    the planner's own bytes at that context (the model's plan, KV caches of every --kv form — a KIVI cache is a
+    fixed f16 ring plus blocks per 32 positions, not bytes x positions — and scratch alike) plus the process and
+    the host state fit. The first step is estimated from the plan at two contexts, then each candidate is
+    planned, so the answer is the planner's, not a linear guess."""
     sized = Model(path, threads=threads, mem=mem, mem_scope="process", n_seq=parallel, **model_kw)
     if not sized.ctx_from_budget:
         return None
-    ctx, kv, vocab = sized.ctx, int(sized.memory_plan["kv_cache"]), sized.vocab_size
+    ctx, vocab, process = sized.ctx, sized.vocab_size, int(sized.memory_plan["process"])
     del sized
-    per_pos = max(1, kv // (parallel * ctx))
-    short = parallel * host_bytes(ctx, vocab)
-    drop = -(-short // (parallel * per_pos))
-    return max(64, ctx - (drop + 127) // 64 * 64)  # rounded up, plus one step for the per-thread score rows
+
+    def need(n: int) -> int:  # the whole budget's use at context n (load_slots' final model + host state)
+        m = Model(path, threads=threads, ctx=n, n_seq=parallel, **model_kw)
+        total = int(m.memory_plan["total"])
+        del m
+        return process + total + parallel * host_bytes(n, vocab)
+
+    n = max(64, ctx // 64 * 64)
+    hi = need(n)
+    if hi > mem and n > 64:  # one estimated jump: the bytes per position between two planned contexts
+        lo_n = max(64, n - 256)
+        per_pos = max(1, (hi - need(lo_n)) // max(1, n - lo_n)) if lo_n < n else 1
+        drop = -(-(hi - mem) // per_pos)
+        n = max(64, n - (drop + 63) // 64 * 64)
+        hi = need(n)
+    while hi > mem and n > 64:
+        n -= 64
+        hi = need(n)
+    while n + 64 <= ctx and need(n + 64) <= mem:  # the estimate over-shot (a KIVI cache's ring is fixed)
+        n += 64
+    return n
 
 
 def load_slots(path: str, parallel: int, mem: int | None, ctx: int | None, threads: int | None,
