@@ -388,7 +388,9 @@ def test_api_shapes():
 def test_bad_input():
     w = np.zeros((2, 64), np.float32)
     with pytest.raises(ValueError, match="unknown dtype"):
-        Q.quantize(w, "q4_k")
+        Q.quantize(w, "q2_k")
+    with pytest.raises(ValueError, match="import-only"):  # GGML's K-quant blocks are copied, never made
+        Q.quantize(np.zeros((2, 256), np.float32), "q4_k")
     with pytest.raises(ValueError, match="multiple of 64"):
         Q.quantize(np.zeros((2, 96), np.float32), "int4_64")
     with pytest.raises(ValueError, match="multiple of 32"):

@@ -89,6 +89,14 @@ class Recipe:
     refine_scales: bool = False  # GPTQ: re-fit int4_B / nl4_32 block scales to the codes (quant/gptq.refine_scales)
 
 
+# int4 / int4g: q8_0 for the sensitive tensors, in this order, while the file stays within budget_bpw
+_INT4_UPGRADES = (Upgrade(("head",), "all", "q8_0"),
+                  Upgrade(("attn_v",), "edge", "q8_0"),
+                  Upgrade(("attn_v",), "more_bits", "q8_0"),
+                  Upgrade(("attn_v",), "all", "q8_0"),
+                  Upgrade(("ffn_down",), "edge", "q8_0"),
+                  Upgrade(("ffn_down",), "more_bits", "q8_0"))
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("f32", "f32", description="everything f32"),
     Recipe("f16", "f16", description="weights f16"),
@@ -99,22 +107,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("mxfp6", "mxfp6", description="weights MXFP6 E2M3 (6.25 bpw)"),
     Recipe("mxfp4", "mxfp4", description="weights MXFP4 E2M1 (4.25 bpw)"),
     Recipe("int4", "int4_64", {"embedding": "int4_32", "head": "int4_32"}, gptq_mix="int4g",
-           upgrades=(Upgrade(("head",), "all", "q8_0"),
-                     Upgrade(("attn_v",), "edge", "q8_0"),
-                     Upgrade(("attn_v",), "more_bits", "q8_0"),
-                     Upgrade(("attn_v",), "all", "q8_0"),
-                     Upgrade(("ffn_down",), "edge", "q8_0"),
-                     Upgrade(("ffn_down",), "more_bits", "q8_0")),
+           upgrades=_INT4_UPGRADES,
            budget_bpw=4.5,
            description="quality 4-bit mix: int4_64, int4_32 embedding/head, q8_0 for sensitive tensors "
                        "while the file stays <= 4.5 bpw"),
     Recipe("int4g", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
-           upgrades=(Upgrade(("head",), "all", "q8_0"),
-                     Upgrade(("attn_v",), "edge", "q8_0"),
-                     Upgrade(("attn_v",), "more_bits", "q8_0"),
-                     Upgrade(("attn_v",), "all", "q8_0"),
-                     Upgrade(("ffn_down",), "edge", "q8_0"),
-                     Upgrade(("ffn_down",), "more_bits", "q8_0")),
+           upgrades=_INT4_UPGRADES,
            budget_bpw=4.5, refine_scales=True,
            description="the int4 mix for GPTQ: int4's with an nl4_32 embedding/head (same size), block scales "
                        "re-fitted after GPTQ"),
