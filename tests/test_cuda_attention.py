@@ -21,6 +21,7 @@ import pytest
 import edgerun
 from edgerun import _core
 from edgeconv.export import export
+from greedy_path import assert_greedy_path
 from models.tiny import make_tiny
 
 GPU = _core.cuda_info()["available"]
@@ -113,8 +114,8 @@ def test_tensor_core_prefill_equals_cpu(files, name, recipe):
     mma, gemv = load(path, EDGE_CUDA_MMA_MIN_T=2), load(path, EDGE_CUDA_MMA=0)
     a, b, c = cpu.logits(toks), mma.logits(toks), gemv.logits(toks)
     assert rel(b, a) <= TOL[recipe] and rel(c, a) <= TOL[recipe]
-    greedy = dict(max_tokens=12, temperature=0)
-    assert list(cpu.generate(toks[:20], **greedy)) == list(mma.generate(toks[:20], **greedy))
+    # greedy: the GPU's path is the CPU's up to near-ties (the CPU's SIMD sums differ from the reference's order)
+    assert_greedy_path(cpu, mma, toks[:20], 12, 2 * TOL[recipe])
 
 
 @pytest.mark.parametrize("arch,recipe", [("llama-d16", "q8"), ("llama-d64", "int4"), ("smallthinker-w8", "int4")])

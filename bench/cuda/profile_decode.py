@@ -68,16 +68,17 @@ def profile_shape(path: str, vocab: int, tokens: int) -> str:
         pass
     m.reset()
     m.eval(ids)
+    out: list[int] = []
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         t0 = time.perf_counter()
-        n = 0
-        for _ in m.generate(ids, max_tokens=tokens, temperature=0, stop_ids=[]):
-            n += 1
+        for _ in m.generate(ids, max_tokens=tokens, temperature=0, stop_ids=[], tokens_out=out):
+            pass
         wall = time.perf_counter() - t0
+    n = len(out)
     ev = kernel_events(prof)
     del m
-    if not ev:
-        return "(the profiler saw no kernels)\n"
+    if not ev or not n:
+        return f"(the profiler saw {len(ev)} kernels over {n} tokens)\n"
     groups: dict[str, list[float]] = collections.defaultdict(list)
     for name, s, e in ev:
         groups[name].append(e - s)
