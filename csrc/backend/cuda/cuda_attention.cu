@@ -3,8 +3,9 @@
 // 1. Split-K ("flash-decoding") for steps of at most kSplitMaxT tokens (decode, the server's slots): the
 //    positions of each (token, head) are cut into S chunks of `chunk` positions (S and chunk fixed at plan
 //    time from ctx, so a recorded step replays at any position; chunks past the token's position write an
-//    empty partial). Grid (T·H, S), 128 threads: a chunk is walked in tiles of 128 positions (one score per
-//    thread, coalesced reads of the transposed K tiles), with a running max / sum; each CTA writes its
+//    empty partial). Grid (T·H, S), 128 threads: a chunk is walked in tiles of TP positions, each tile's K
+//    and V first copied into shared memory with cp.async (all its loads in flight at once), then one score per
+//    thread, with a running max / sum; each CTA writes its
 //    unnormalised Σ e^(s-m)·V, m and l to the scratch `part`; attn_combine_k merges the S partials
 //    (weights e^(m_s - M)) and normalises. Parallelism: T·H·S CTAs instead of T·H.
 // 2. Flash-style tiles for prefill (more tokens): one CTA of 8 warps per (8 consecutive tokens, head);
@@ -14,7 +15,8 @@
 //    read once per 8 tokens instead of once per token.
 // Numerics: f32, the same softmax as kernels.h attention_fn computed in pieces (e^(s-m_tile)·e^(m_tile-M)
 // for e^(s-M)): a few ulp from the reference; tests/test_cuda_attention.py states the bound.
-// Shared memory: (1) q [Dh], scores [128], partial sums [P·Dh] (P = 128 / Dh parts, >= 1), 32 floats;
+// Shared memory: (1) the tile's K (TP + kKTile positions) and V (TP positions) × Dh, q [Dh], scores [128],
+// partial sums [P·Dh] (P = 128 / Dh parts, >= 1), 32 floats (TP = 128, or 8192 / Dh for Dh > 64: 85 KB at most, Dh = 256);
 // (2) Ks + Vs 2·32·Dh, q 8·Dh, p 8·32 floats (Dh = 256: 73 KB, opted in by cuda_attention_prepare).
 #include <cmath>
 
@@ -49,14 +51,44 @@ __device__ __forceinline__ int64_t first_pos(int64_t pos, int64_t window) {
     return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
 }
 
+// Asynchronous global -> shared copies (sm_80+): every load of a tile is in flight at once, instead of one
+// latency per position of a serial loop (the kernel was latency-bound at ~16 µs per layer, s19 profile).
+__device__ __forceinline__ void cp_async4(float* dst, const float* src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src));
+}
+__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src));
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+// n floats from src to dst by the CTA; 16-byte copies where both sides and n allow.
+__device__ __forceinline__ void stage_floats(float* dst, const float* src, int n, bool vec) {
+    if (vec)
+        for (int i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) cp_async16(dst + i, src + i);
+    else
+        for (int i = threadIdx.x; i < n; i += blockDim.x) cp_async4(dst + i, src + i);
+}
+
+// Positions per tile of the split kernel: kSplitThreads, fewer for wide heads so K + V of a tile fit in
+// shared memory (tile_positions · Dh <= 8192 floats each).
+__host__ __device__ constexpr int split_tile_positions(int Dh) {
+    return Dh * kSplitThreads <= 8192 ? kSplitThreads : (8192 / Dh) / kKTile * kKTile;
+}
+
+// One (token, head, chunk): tiles of TP positions; each tile's K (whole transposed kKTile tiles covering it,
+// one contiguous span) and V rows are copied into shared memory first, then one score per thread, the
+// running max / sum and Σ e·V from shared memory. The arithmetic and its order are the old kernel's.
 __global__ void attn_split_k(const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc,
                              int64_t k_head_stride, int64_t pos0, int H, int Hkv, int Dh, int64_t window, int64_t chunk,
                              float* __restrict__ part, const CudaStepInputs* ds) {
-    extern __shared__ float sh[];
+    extern __shared__ __align__(16) float sh[];
     if (ds) pos0 = ds->pos;
     const int S = gridDim.y, s = blockIdx.y, th = blockIdx.x, t = th / H, h = th % H, kvh = h / (H / Hkv);
     const int P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1;
-    float* qs = sh;
+    const int TP = split_tile_positions(Dh);
+    float* ks = sh;                              // [(TP + kKTile) · Dh]: kKTile-position tiles, transposed
+    float* vs = ks + (TP + kKTile) * Dh;         // [TP][Dh]
+    float* qs = vs + TP * Dh;
     float* ps = qs + Dh;
     float* red = ps + kSplitThreads;
     float* accs = red + 32;  // [P][Dh]
@@ -66,43 +98,54 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
     float* out = part + ((int64_t)th * S + s) * (Dh + 2);
     for (int i = threadIdx.x; i < Dh; i += blockDim.x) qs[i] = q[t * Dq + (int64_t)h * Dh + i];
     for (int i = threadIdx.x; i < P * Dh; i += blockDim.x) accs[i] = 0.f;
-    __syncthreads();
     const float scale = 1.0f / sqrtf((float)Dh);
     const float* kh = kc + kvh * k_head_stride;
     const float* vh = vc + (int64_t)kvh * Dh;
+    const bool vec_k = (((uintptr_t)kh) & 15) == 0 && Dh % 4 == 0;
+    const bool vec_v = (((uintptr_t)vh) & 15) == 0 && Dh % 4 == 0 && Dkv % 4 == 0;
     const int part_i = threadIdx.x / Dh, dim = threadIdx.x % Dh;  // the V sum: thread owns (part, dim) when P > 1
     float m = -INFINITY, l = 0.f;
-    for (int64_t t0 = beg; t0 < end; t0 += kSplitThreads) {
+    for (int64_t t0 = beg; t0 < end; t0 += TP) {
+        const int nt = (int)(end - t0 < TP ? end - t0 : TP);
+        const int64_t kt0 = t0 / kKTile, kt1 = (t0 + nt - 1) / kKTile;
+        __syncthreads();  // the previous tile's ks / vs / ps are no longer read
+        stage_floats(ks, kh + kt0 * kKTile * Dh, (int)(kt1 - kt0 + 1) * kKTile * Dh, vec_k);
+        if (vec_v)
+            for (int i = 4 * threadIdx.x; i < nt * Dh; i += 4 * blockDim.x)
+                cp_async16(vs + i, vh + (t0 + i / Dh) * Dkv + i % Dh);
+        else
+            for (int i = threadIdx.x; i < nt * Dh; i += blockDim.x) cp_async4(vs + i, vh + (t0 + i / Dh) * Dkv + i % Dh);
+        cp_async_wait_all();
+        __syncthreads();
         const int64_t p = t0 + threadIdx.x;
         float sc = -INFINITY;
-        if (p < end) {
-            const float* tile = kh + (p / kKTile) * kKTile * Dh + p % kKTile;
+        if (threadIdx.x < nt) {
+            const float* tile = ks + (p / kKTile - kt0) * kKTile * Dh + p % kKTile;
             float d = 0.f;
-            for (int i = 0; i < Dh; ++i) d += qs[i] * tile[(int64_t)i * kKTile];
+            for (int i = 0; i < Dh; ++i) d += qs[i] * tile[i * kKTile];
             sc = d * scale;
         }
         const float mn = fmaxf(m, block4<true>(sc, red));
-        const float e = p < end ? expf(sc - mn) : 0.f;
+        const float e = threadIdx.x < nt ? expf(sc - mn) : 0.f;
         ps[threadIdx.x] = e;
         const float corr = expf(m - mn);  // m = -inf on the first tile: 0
         l = l * corr + block4<false>(e, red);  // its barriers also publish ps[]
         m = mn;
-        const int nt = (int)(end - t0 < kSplitThreads ? end - t0 : kSplitThreads);
         if (P > 1) {
             if (part_i < P) {
                 float a = accs[part_i * Dh + dim] * corr;
-                for (int j = part_i; j < nt; j += P) a += ps[j] * vh[(t0 + j) * Dkv + dim];
+                for (int j = part_i; j < nt; j += P) a += ps[j] * vs[j * Dh + dim];
                 accs[part_i * Dh + dim] = a;
             }
         } else {
             for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
                 float a = accs[i] * corr;
-                for (int j = 0; j < nt; ++j) a += ps[j] * vh[(t0 + j) * Dkv + i];
+                for (int j = 0; j < nt; ++j) a += ps[j] * vs[j * Dh + i];
                 accs[i] = a;
             }
         }
-        __syncthreads();  // ps is rewritten by the next tile
     }
+    __syncthreads();
     for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
         float a = 0.f;
         for (int k = 0; k < P; ++k) a += accs[k * Dh + i];
@@ -210,8 +253,8 @@ __global__ void __launch_bounds__(32 * kFlashQ) attn_flash_k(const float* __rest
 }
 
 int64_t split_smem_bytes(int64_t Dh) {
-    const int64_t P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1;
-    return (Dh + kSplitThreads + 32 + P * Dh) * (int64_t)sizeof(float);
+    const int64_t P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1, TP = split_tile_positions((int)Dh);
+    return ((2 * TP + kKTile) * Dh + Dh + kSplitThreads + 32 + P * Dh) * (int64_t)sizeof(float);
 }
 int64_t flash_smem_bytes(int64_t Dh) { return (2 * kFlashKeys * Dh + kFlashQ * Dh + kFlashQ * kFlashKeys) * (int64_t)sizeof(float); }
 

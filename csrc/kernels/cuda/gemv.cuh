@@ -4,10 +4,11 @@
 // 1. Block dtypes (q8_0, int4_B, int4a_B, mxint8, mxfp8, mxfp6, mxfp4, nl4_32): gemv_blocks_kernel<D, NC>.
 //    A CTA of 8 warps; each warp owns whole rows (row = global warp id + k * warps in the grid, a
 //    persistent grid sized by occupancy). A row is cut into pieces of whole blocks (<= 2016 bytes);
-//    the warp loads each piece's 16-byte-aligned span with coalesced 16-byte streaming loads
-//    (ld.global.nc.L1::no_allocate, every weight byte read once from DRAM), parks it in its own
-//    shared-memory buffer, and each lane decodes whole blocks from there (lane j: blocks j, j+32, ...),
-//    while the next piece's loads are already in flight (software pipelining across pieces and rows).
+//    the warp copies each piece's 16-byte-aligned span into one of its kGemvStages shared-memory buffers
+//    with coalesced 16-byte cp.async copies (L2 only: every weight byte read once from DRAM), and each
+//    lane decodes whole blocks from there (lane j: blocks j, j+32, ...) while the next kGemvStages - 1
+//    pieces are in flight (software pipelining across pieces and rows, no registers held by the copies;
+//    EDGE_CUDA_GEMV_STAGES=0 builds the older pipeline of one piece in registers).
 //    Because the span is aligned down/up to 16 bytes, a warp may read up to 15 bytes before and after
 //    a piece inside the same 16-byte granule (never a different page, so never a fault); those bytes
 //    are never used. This is why no alignment is needed of W or w_stride.
@@ -54,6 +55,10 @@ constexpr int kPieceSpan = 32 * 16 * kGranPerLane;  // aligned bytes a warp load
 constexpr int kPieceData = kPieceSpan - 32;         // block bytes per piece (room for misalignment)
 constexpr int kWarpBuf = kPieceSpan + 16;           // + slack: decoders read a few bytes past a block
 constexpr int kLutBytes = 64;                       // the E2M3 table (mxfp6)
+#ifndef EDGE_CUDA_GEMV_STAGES
+#define EDGE_CUDA_GEMV_STAGES 3
+#endif
+constexpr int kGemvStages = EDGE_CUDA_GEMV_STAGES;  // shared buffers per warp (cp.async); 0: the register pipeline
 
 // ---------------------------------------------------------------- device helpers
 
@@ -327,10 +332,10 @@ struct RowsFused {
     }
 };
 
-// The kernel body (gemv.cuh header, point 1): `rows` launch rows of n elements; stage_act() fills the
-// activations in shared memory (after the first weight loads are in flight and the previous kernel is done).
+// The register pipeline (EDGE_CUDA_GEMV_STAGES=0): one piece in flight per warp, in registers, while the
+// previous one is decoded from the warp's shared buffer.
 template <class D, int NC, class Rows, class Stage>
-__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
+__device__ __forceinline__ void gemv_blocks_body_regs(const Rows& R, int rows, int n, Stage stage_act) {
     extern __shared__ __align__(128) uint8_t smem[];
     constexpr int BB = D::kBB;
     constexpr int BPP = kPieceData / BB;  // blocks per piece
@@ -398,6 +403,105 @@ __device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n,
             }
         }
     }
+}
+
+// cp.async pipeline (EDGE_CUDA_GEMV_STAGES = k >= 2, default): each warp owns k shared buffers; k - 1 pieces
+// are in flight (global -> shared, no registers held) while the oldest is decoded. A warp's pieces come in
+// the order (row, piece) -> (row, piece + 1) ... -> (row + warps in the grid, 0). cp.async groups are per
+// thread: each lane waits for its own copies, then __syncwarp makes the warp's buffer visible to all lanes.
+template <class D, int NC, class Rows, class Stage>
+__device__ __forceinline__ void gemv_blocks_body_async(const Rows& R, int rows, int n, Stage stage_act) {
+    extern __shared__ __align__(128) uint8_t smem[];
+    constexpr int BB = D::kBB;
+    constexpr int BPP = kPieceData / BB;  // blocks per piece
+    constexpr int K = kGemvStages;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int nb = n / D::kB;
+    const int np = (nb + BPP - 1) / BPP;
+    uint8_t* bufs = smem + warp * K * kWarpBuf;
+    const int total_warps = gridDim.x * kWarps;
+    auto advance = [&](int& r, int& pp) {
+        if (++pp == np) {
+            pp = 0;
+            r += total_warps;
+        }
+    };
+    // piece (r, pp): blocks [pp·BPP, +nblk) of row r, from the 16-byte granule at a0, first block at byte off0
+    auto geom = [&](int r, int pp, uintptr_t& a0, uint32_t& off0, int& ng, int& nblk) {
+        const int b0 = pp * BPP;
+        nblk = min(BPP, nb - b0);
+        const uint8_t* base = R.row(r) + (int64_t)b0 * BB;
+        a0 = (uintptr_t)base & ~(uintptr_t)15;
+        const uintptr_t a1 = ((uintptr_t)base + (uintptr_t)nblk * BB + 15) & ~(uintptr_t)15;
+        off0 = (uint32_t)((uintptr_t)base - a0);
+        ng = (int)((a1 - a0) >> 4);
+    };
+    auto issue = [&](int r, int pp, int st) {
+        if (r < rows) {
+            uintptr_t a0;
+            uint32_t off0;
+            int ng, nblk;
+            geom(r, pp, a0, off0, ng, nblk);
+            uint8_t* dst = bufs + st * kWarpBuf;
+            for (int g = lane; g < ng; g += 32)
+                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst + 16 * g)),
+                             "l"(reinterpret_cast<const uint8_t*>(a0) + 16 * g));
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");  // empty groups keep the count uniform
+    };
+    int irow = blockIdx.x * kWarps + warp, ip = 0;
+    int drow = irow, dp = 0, st = 0;
+    pdl_launch_dependents();
+#pragma unroll
+    for (int k = 0; k < K - 1; ++k) {  // weights only: they may be read before the previous kernel ends
+        issue(irow, ip, k);
+        advance(irow, ip);
+    }
+    pdl_wait();  // X (and Y) belong to the stream order
+
+    const typename D::Act A = stage_act(smem + kWarps * K * kWarpBuf);
+    __syncthreads();
+
+    float acc[NC];
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
+    while (drow < rows) {
+        issue(irow, ip, st == 0 ? K - 1 : st - 1);  // the buffer decoded last iteration
+        advance(irow, ip);
+        asm volatile("cp.async.wait_group %0;" ::"n"(K - 1) : "memory");  // this lane's copies of piece st
+        __syncwarp();
+        uintptr_t a0;
+        uint32_t off0;
+        int ng, nblk;
+        geom(drow, dp, a0, off0, ng, nblk);
+        const uint8_t* buf = bufs + st * kWarpBuf;
+        for (int j = lane; j < nblk; j += 32)
+            D::template dot<NC>(buf, off0 + (uint32_t)(j * BB), A, (dp * BPP + j) * (D::kB / 32), acc);
+        if (dp == np - 1) {
+#pragma unroll
+            for (int c = 0; c < NC; ++c) {
+                float v = acc[c];
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+                if (lane == c) R.store(drow, c, v);
+                acc[c] = 0.0f;
+            }
+        }
+        __syncwarp();  // every lane is done reading buffer st before it is refilled
+        advance(drow, dp);
+        st = st == K - 1 ? 0 : st + 1;
+    }
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
+// The kernel body (gemv.cuh header, point 1): `rows` launch rows of n elements; stage_act() fills the
+// activations in shared memory (after the first weight loads are in flight and the previous kernel is done).
+template <class D, int NC, class Rows, class Stage>
+__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
+    if constexpr (kGemvStages >= 2)
+        gemv_blocks_body_async<D, NC>(R, rows, n, stage_act);
+    else
+        gemv_blocks_body_regs<D, NC>(R, rows, n, stage_act);
 }
 
 template <class D, int NC>
@@ -474,7 +578,7 @@ inline cudaError_t launch_kernel(void (*kernel)(P...), int grid, size_t smem, cu
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
-inline size_t blocks_fixed_smem() { return (size_t)kWarps * kWarpBuf; }
+inline size_t blocks_fixed_smem() { return (size_t)kWarps * (kGemvStages >= 2 ? kGemvStages : 1) * kWarpBuf; }
 
 template <class D, int NC>
 cudaError_t launch_blocks_nc(const uint8_t* W, int64_t w_stride, int64_t rows, int64_t n, const uint8_t* X,
