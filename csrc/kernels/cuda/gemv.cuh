@@ -4,11 +4,10 @@
 // 1. Block dtypes (q8_0, int4_B, int4a_B, mxint8, mxfp8, mxfp6, mxfp4, nl4_32): gemv_blocks_kernel<D, NC>.
 //    A CTA of 8 warps; each warp owns whole rows (row = global warp id + k * warps in the grid, a
 //    persistent grid sized by occupancy). A row is cut into pieces of whole blocks (<= 2016 bytes);
-//    the warp copies each piece's 16-byte-aligned span into one of its kGemvStages shared-memory buffers
-//    with coalesced 16-byte cp.async copies (L2 only: every weight byte read once from DRAM), and each
-//    lane decodes whole blocks from there (lane j: blocks j, j+32, ...) while the next kGemvStages - 1
-//    pieces are in flight (software pipelining across pieces and rows, no registers held by the copies;
-//    EDGE_CUDA_GEMV_STAGES=0 builds the older pipeline of one piece in registers).
+//    the warp loads each piece's 16-byte-aligned span with coalesced 16-byte streaming loads
+//    (ld.global.nc.L1::no_allocate, every weight byte read once from DRAM), parks it in its own
+//    shared-memory buffer, and each lane decodes whole blocks from there (lane j: blocks j, j+32, ...),
+//    while the next piece's loads are already in flight (software pipelining across pieces and rows).
 //    Because the span is aligned down/up to 16 bytes, a warp may read up to 15 bytes before and after
 //    a piece inside the same 16-byte granule (never a different page, so never a fault); those bytes
 //    are never used. This is why no alignment is needed of W or w_stride.
@@ -55,10 +54,6 @@ constexpr int kPieceSpan = 32 * 16 * kGranPerLane;  // aligned bytes a warp load
 constexpr int kPieceData = kPieceSpan - 32;         // block bytes per piece (room for misalignment)
 constexpr int kWarpBuf = kPieceSpan + 16;           // + slack: decoders read a few bytes past a block
 constexpr int kLutBytes = 64;                       // the E2M3 table (mxfp6)
-#ifndef EDGE_CUDA_GEMV_STAGES
-#define EDGE_CUDA_GEMV_STAGES 3
-#endif
-constexpr int kGemvStages = EDGE_CUDA_GEMV_STAGES;  // shared buffers per warp (cp.async); 0: the register pipeline
 
 // ---------------------------------------------------------------- device helpers
 
@@ -227,10 +222,12 @@ __device__ __forceinline__ typename D::Act stage(uint8_t* act, const uint8_t* X,
 // ---------------------------------------------------------------- the fused input stage
 
 // The fused GEMV's activation (cuda_kernels.h cuda_gemv_fused): every CTA forms a = prologue(x) per element
-// and quantizes it into the ActQ8 layout of stage_q8, one 32-element block per thread (x read as 16-byte
-// vectors: a warp-per-block form made each warp quantize n/256 blocks one after the other, a latency chain that
-// cost ~5 µs at n = 8192 on the H200, s17 call 1), with the device functions of the standalone kernels
-// (rowops.cuh), so the codes equal cuda_quantize_q8x's of the unfused a.
+// and quantizes it into the ActQ8 layout of stage_q8, 8 threads per 32-element block (4 elements, one 16-byte
+// load each; amax and Σq over the 8 lanes). History, on the H200: a warp per block made each warp quantize
+// n/256 blocks one after the other (~5 µs at n = 8192, s17 call 1); a thread per block left 3/4 of the CTA
+// idle at n = 2048 with a 32-element chain per thread (s19 profile: the fused int4 GEMVs of the 1.2B shape
+// took ~9.5 µs each). The device functions are the standalone kernels' (rowops.cuh), so the codes equal
+// cuda_quantize_q8x's of the unfused a.
 template <class D>
 __device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
     static_assert(!D::kF32Act, "the fused input stage forms block_q8x activations");
@@ -241,49 +238,42 @@ __device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
     int8_t* lut = reinterpret_cast<int8_t*>(act + qcol + nb32 * 8);
     const float s = in.kind == kCudaInRmsnorm ? cuda_rowops::row_rms_scale(in.x, n, in.eps, red) : 1.0f;
     const bool write_a = in.a_out != nullptr && blockIdx.x == 0;
-    for (uint32_t k = threadIdx.x; k < nb32; k += kThreads) {
-        float v[32];
-        const float4* x4 = reinterpret_cast<const float4*>(in.x + 32 * (int64_t)k);
+    // 8 lanes per block, 4 elements (one code word) each: thread t has block t / 8, word t % 8. The loop runs
+    // whole warps (the bound rounded up to 32) so that the 8-lane shuffles see every lane.
+    const uint32_t nb8 = nb32 * 8, lim = round_up(nb8, 32);
+    const int lane = threadIdx.x & 31, g0 = lane & ~7;
+    for (uint32_t t = threadIdx.x; t < lim; t += kThreads) {
+        const bool on = t < nb8;
+        const uint32_t k = t >> 3, j = t & 7;
+        const int64_t e0 = 32 * (int64_t)k + 4 * j;
+        float v[4] = {0.f, 0.f, 0.f, 0.f};
+        if (on) {
+            const float4 x4 = *reinterpret_cast<const float4*>(in.x + e0);
+            v[0] = x4.x, v[1] = x4.y, v[2] = x4.z, v[3] = x4.w;
+            if (in.kind == kCudaInRmsnorm) {
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float4 t = x4[j];
-            v[4 * j] = t.x, v[4 * j + 1] = t.y, v[4 * j + 2] = t.z, v[4 * j + 3] = t.w;
-        }
-        if (in.kind == kCudaInRmsnorm) {
-#pragma unroll
-            for (int i = 0; i < 32; ++i) v[i] = cuda_rowops::rms_apply(v[i], s, in.norm_w, 32 * (int64_t)k + i);
-        } else if (in.kind == kCudaInActMul) {
-            const float4* u4 = reinterpret_cast<const float4*>(in.u + 32 * (int64_t)k);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const float4 t = u4[j];
-                v[4 * j] = cuda_rowops::act_apply(v[4 * j], t.x, in.act);
-                v[4 * j + 1] = cuda_rowops::act_apply(v[4 * j + 1], t.y, in.act);
-                v[4 * j + 2] = cuda_rowops::act_apply(v[4 * j + 2], t.z, in.act);
-                v[4 * j + 3] = cuda_rowops::act_apply(v[4 * j + 3], t.w, in.act);
+                for (int i = 0; i < 4; ++i) v[i] = cuda_rowops::rms_apply(v[i], s, in.norm_w, e0 + i);
+            } else if (in.kind == kCudaInActMul) {
+                const float4 u4 = *reinterpret_cast<const float4*>(in.u + e0);
+                v[0] = cuda_rowops::act_apply(v[0], u4.x, in.act);
+                v[1] = cuda_rowops::act_apply(v[1], u4.y, in.act);
+                v[2] = cuda_rowops::act_apply(v[2], u4.z, in.act);
+                v[3] = cuda_rowops::act_apply(v[3], u4.w, in.act);
             }
+            if (write_a) *reinterpret_cast<float4*>(in.a_out + e0) = make_float4(v[0], v[1], v[2], v[3]);
         }
-        if (write_a) {
-            float4* a4 = reinterpret_cast<float4*>(in.a_out + 32 * (int64_t)k);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) a4[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
-        }
-        uint32_t w[8];
         float d, bs;
-        cuda_rowops::q8x_thread(v, w, &d, &bs);
-        uint4 lo, hi;
-        if (D::kInterleave) {  // stage_q8's order: word k = elements 2k, 2k+16, 2k+1, 2k+17
-            lo = make_uint4(prmt(w[0], w[4], 0x5140), prmt(w[0], w[4], 0x7362), prmt(w[1], w[5], 0x5140),
-                            prmt(w[1], w[5], 0x7362));
-            hi = make_uint4(prmt(w[2], w[6], 0x5140), prmt(w[2], w[6], 0x7362), prmt(w[3], w[7], 0x5140),
-                            prmt(w[3], w[7], 0x7362));
-        } else {
-            lo = make_uint4(w[0], w[1], w[2], w[3]);
-            hi = make_uint4(w[4], w[5], w[6], w[7]);
+        const uint32_t word = cuda_rowops::q8x_lanes8(v, &d, &bs);
+        uint32_t out = word;
+        if (D::kInterleave) {  // stage_q8's order: word o = prmt(w[o / 2], w[o / 2 + 4], o odd ? 0x7362 : 0x5140)
+            const uint32_t wa = __shfl_sync(0xffffffffu, word, g0 + (int)(j >> 1));
+            const uint32_t wb = __shfl_sync(0xffffffffu, word, g0 + (int)(j >> 1) + 4);
+            out = prmt(wa, wb, (j & 1) ? 0x7362 : 0x5140);
         }
-        *reinterpret_cast<uint4*>(q + swz(32 * k)) = lo;
-        *reinterpret_cast<uint4*>(q + swz(32 * k + 16)) = hi;
-        meta[k] = make_float2(d, bs);
+        if (on) {
+            *reinterpret_cast<uint32_t*>(q + swz(32 * k + 4 * j)) = out;
+            if (j == 0) meta[k] = make_float2(d, bs);
+        }
     }
     if (D::kLut && threadIdx.x < 64) lut[threadIdx.x] = (int8_t)e2m3_x8_dev(threadIdx.x);
     return ActQ8{q, meta, lut, qcol, nb32};
@@ -332,10 +322,10 @@ struct RowsFused {
     }
 };
 
-// The register pipeline (EDGE_CUDA_GEMV_STAGES=0): one piece in flight per warp, in registers, while the
-// previous one is decoded from the warp's shared buffer.
+// The kernel body (gemv.cuh header, point 1): `rows` launch rows of n elements; stage_act() fills the
+// activations in shared memory (after the first weight loads are in flight and the previous kernel is done).
 template <class D, int NC, class Rows, class Stage>
-__device__ __forceinline__ void gemv_blocks_body_regs(const Rows& R, int rows, int n, Stage stage_act) {
+__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
     extern __shared__ __align__(128) uint8_t smem[];
     constexpr int BB = D::kBB;
     constexpr int BPP = kPieceData / BB;  // blocks per piece
@@ -403,105 +393,6 @@ __device__ __forceinline__ void gemv_blocks_body_regs(const Rows& R, int rows, i
             }
         }
     }
-}
-
-// cp.async pipeline (EDGE_CUDA_GEMV_STAGES = k >= 2, default): each warp owns k shared buffers; k - 1 pieces
-// are in flight (global -> shared, no registers held) while the oldest is decoded. A warp's pieces come in
-// the order (row, piece) -> (row, piece + 1) ... -> (row + warps in the grid, 0). cp.async groups are per
-// thread: each lane waits for its own copies, then __syncwarp makes the warp's buffer visible to all lanes.
-template <class D, int NC, class Rows, class Stage>
-__device__ __forceinline__ void gemv_blocks_body_async(const Rows& R, int rows, int n, Stage stage_act) {
-    extern __shared__ __align__(128) uint8_t smem[];
-    constexpr int BB = D::kBB;
-    constexpr int BPP = kPieceData / BB;  // blocks per piece
-    constexpr int K = kGemvStages;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int nb = n / D::kB;
-    const int np = (nb + BPP - 1) / BPP;
-    uint8_t* bufs = smem + warp * K * kWarpBuf;
-    const int total_warps = gridDim.x * kWarps;
-    auto advance = [&](int& r, int& pp) {
-        if (++pp == np) {
-            pp = 0;
-            r += total_warps;
-        }
-    };
-    // piece (r, pp): blocks [pp·BPP, +nblk) of row r, from the 16-byte granule at a0, first block at byte off0
-    auto geom = [&](int r, int pp, uintptr_t& a0, uint32_t& off0, int& ng, int& nblk) {
-        const int b0 = pp * BPP;
-        nblk = min(BPP, nb - b0);
-        const uint8_t* base = R.row(r) + (int64_t)b0 * BB;
-        a0 = (uintptr_t)base & ~(uintptr_t)15;
-        const uintptr_t a1 = ((uintptr_t)base + (uintptr_t)nblk * BB + 15) & ~(uintptr_t)15;
-        off0 = (uint32_t)((uintptr_t)base - a0);
-        ng = (int)((a1 - a0) >> 4);
-    };
-    auto issue = [&](int r, int pp, int st) {
-        if (r < rows) {
-            uintptr_t a0;
-            uint32_t off0;
-            int ng, nblk;
-            geom(r, pp, a0, off0, ng, nblk);
-            uint8_t* dst = bufs + st * kWarpBuf;
-            for (int g = lane; g < ng; g += 32)
-                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst + 16 * g)),
-                             "l"(reinterpret_cast<const uint8_t*>(a0) + 16 * g));
-        }
-        asm volatile("cp.async.commit_group;" ::: "memory");  // empty groups keep the count uniform
-    };
-    int irow = blockIdx.x * kWarps + warp, ip = 0;
-    int drow = irow, dp = 0, st = 0;
-    pdl_launch_dependents();
-#pragma unroll
-    for (int k = 0; k < K - 1; ++k) {  // weights only: they may be read before the previous kernel ends
-        issue(irow, ip, k);
-        advance(irow, ip);
-    }
-    pdl_wait();  // X (and Y) belong to the stream order
-
-    const typename D::Act A = stage_act(smem + kWarps * K * kWarpBuf);
-    __syncthreads();
-
-    float acc[NC];
-#pragma unroll
-    for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
-    while (drow < rows) {
-        issue(irow, ip, st == 0 ? K - 1 : st - 1);  // the buffer decoded last iteration
-        advance(irow, ip);
-        asm volatile("cp.async.wait_group %0;" ::"n"(K - 1) : "memory");  // this lane's copies of piece st
-        __syncwarp();
-        uintptr_t a0;
-        uint32_t off0;
-        int ng, nblk;
-        geom(drow, dp, a0, off0, ng, nblk);
-        const uint8_t* buf = bufs + st * kWarpBuf;
-        for (int j = lane; j < nblk; j += 32)
-            D::template dot<NC>(buf, off0 + (uint32_t)(j * BB), A, (dp * BPP + j) * (D::kB / 32), acc);
-        if (dp == np - 1) {
-#pragma unroll
-            for (int c = 0; c < NC; ++c) {
-                float v = acc[c];
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-                if (lane == c) R.store(drow, c, v);
-                acc[c] = 0.0f;
-            }
-        }
-        __syncwarp();  // every lane is done reading buffer st before it is refilled
-        advance(drow, dp);
-        st = st == K - 1 ? 0 : st + 1;
-    }
-    asm volatile("cp.async.wait_all;" ::: "memory");
-}
-
-// The kernel body (gemv.cuh header, point 1): `rows` launch rows of n elements; stage_act() fills the
-// activations in shared memory (after the first weight loads are in flight and the previous kernel is done).
-template <class D, int NC, class Rows, class Stage>
-__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
-    if constexpr (kGemvStages >= 2)
-        gemv_blocks_body_async<D, NC>(R, rows, n, stage_act);
-    else
-        gemv_blocks_body_regs<D, NC>(R, rows, n, stage_act);
 }
 
 template <class D, int NC>
@@ -578,7 +469,7 @@ inline cudaError_t launch_kernel(void (*kernel)(P...), int grid, size_t smem, cu
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 
-inline size_t blocks_fixed_smem() { return (size_t)kWarps * (kGemvStages >= 2 ? kGemvStages : 1) * kWarpBuf; }
+inline size_t blocks_fixed_smem() { return (size_t)kWarps * kWarpBuf; }
 
 template <class D, int NC>
 cudaError_t launch_blocks_nc(const uint8_t* W, int64_t w_stride, int64_t rows, int64_t n, const uint8_t* X,

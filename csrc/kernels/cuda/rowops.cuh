@@ -10,7 +10,7 @@
 //   act_apply      act(g) · u with act 0 SiLU g / (1 + e^-g), 1 ReLU, 2 tanh-GELU (backend.h Act), f32.
 //   q8x_lane       one lane's part of quantize_q8x_ref for a warp holding one 32-element block (lane i
 //                  holds x_i): d = amax / 127, q_i = clamp(rint(x_i / d)), s = d · Σq (IEEE, no FMA).
-//   q8x_thread     the same for one thread holding the whole block (the fused GEMV's input stage).
+//   q8x_lanes8     the same for 8 consecutive lanes holding 4 elements each (the fused GEMV's input stage).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -83,29 +83,29 @@ __device__ __forceinline__ int q8x_lane(float v, float* d_out, float* s_out) {
     return q;
 }
 
-// One thread quantizes a whole 32-element block v (quantize_q8x_ref's operations, as q8x_lane; the max and the
-// integer sum are exact in any order): codes packed 4 per word in element order, d and s = d · Σq.
-__device__ __forceinline__ void q8x_thread(const float (&v)[32], uint32_t (&w)[8], float* d_out, float* s_out) {
-    float amax = fabsf(v[0]);
+// 8 consecutive lanes (an aligned group; every lane of the warp calls it) hold a block's elements 4j .. 4j+3 in
+// lane j of the group: returns lane j's code word (elements in order, 4 per word), d and s = d · Σq in every
+// lane of the group (max and integer sum are exact in any order: the bits of q8x_lane and quantize_q8x_ref).
+__device__ __forceinline__ uint32_t q8x_lanes8(const float (&v)[4], float* d_out, float* s_out) {
+    float amax = fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3])));
 #pragma unroll
-    for (int i = 1; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+    for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = __fdiv_rn(amax, 127.0f);
     const float id = d != 0.0f ? __frcp_rn(d) : 0.0f;
     int sum = 0;
+    uint32_t word = 0;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        uint32_t word = 0;
-#pragma unroll
-        for (int b = 0; b < 4; ++b) {
-            int q = __float2int_rn(__fmul_rn(v[4 * j + b], id));
-            q = q < -127 ? -127 : (q > 127 ? 127 : q);
-            sum += q;
-            word |= (uint32_t)(uint8_t)(int8_t)q << (8 * b);
-        }
-        w[j] = word;
+    for (int b = 0; b < 4; ++b) {
+        int q = __float2int_rn(__fmul_rn(v[b], id));
+        q = q < -127 ? -127 : (q > 127 ? 127 : q);
+        sum += q;
+        word |= (uint32_t)(uint8_t)(int8_t)q << (8 * b);
     }
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     *d_out = d;
     *s_out = __fmul_rn(d, (float)sum);
+    return word;
 }
 
 }  // namespace cuda_rowops
