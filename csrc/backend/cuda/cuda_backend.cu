@@ -49,8 +49,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->weights_in_place_ = mapped ? !std::strcmp(mapped, "1") : prop.integrated != 0;
     if (!cuda_env_enabled("EDGE_CUDA_MMA")) be->mma_min_tokens_ = INT64_MAX;
     if (const char* mt = std::getenv("EDGE_CUDA_MMA_MIN_T"); mt && std::atoll(mt) > 0) be->mma_min_tokens_ = std::atoll(mt);
-    const char* pdl = std::getenv("EDGE_CUDA_PDL");
-    be->pdl_ = pdl && !std::strcmp(pdl, "1");
+    be->pdl_ = cuda_env_enabled("EDGE_CUDA_PDL");
     int driver = 0;
     cudaDriverGetVersion(&driver);
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,
@@ -245,7 +244,7 @@ void CudaBackend::matmul(const Matrix* const* ws, float* const* ys, int nw, cons
     const int64_t n = ws[0]->cols;
     bool need_q8 = false;
     for (int i = 0; i < nw; ++i) need_q8 |= dtype_traits(ws[i]->dtype).int_dot;
-    // EDGE_CUDA_PDL=1: each kernel starts while its predecessor drains (programmatic dependent launch;
+    // PDL (default; EDGE_CUDA_PDL=0 off): each kernel starts while its predecessor drains (programmatic dependent launch;
     // the weights are never written, so streaming them early is safe) — measured in bench/cuda/RESULTS.md
     const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0;
     if (need_q8) note(cuda_quantize_q8x(x, n, n, T, xq_, n / 32, stream_, fl), "quantize_q8x");

@@ -242,37 +242,53 @@ __device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
     // whole warps (the bound rounded up to 32) so that the 8-lane shuffles see every lane.
     const uint32_t nb8 = nb32 * 8, lim = round_up(nb8, 32);
     const int lane = threadIdx.x & 31, g0 = lane & ~7;
-    for (uint32_t t = threadIdx.x; t < lim; t += kThreads) {
-        const bool on = t < nb8;
-        const uint32_t k = t >> 3, j = t & 7;
-        const int64_t e0 = 32 * (int64_t)k + 4 * j;
-        float v[4] = {0.f, 0.f, 0.f, 0.f};
-        if (on) {
-            const float4 x4 = *reinterpret_cast<const float4*>(in.x + e0);
-            v[0] = x4.x, v[1] = x4.y, v[2] = x4.z, v[3] = x4.w;
-            if (in.kind == kCudaInRmsnorm) {
+    constexpr int U = 4;  // a thread's loads of U iterations are issued before any of them is used (n = 8192: 8)
+    for (uint32_t t0 = threadIdx.x; t0 < lim; t0 += U * kThreads) {
+        float4 xs[U], us[U], ws[U];
 #pragma unroll
-                for (int i = 0; i < 4; ++i) v[i] = cuda_rowops::rms_apply(v[i], s, in.norm_w, e0 + i);
-            } else if (in.kind == kCudaInActMul) {
-                const float4 u4 = *reinterpret_cast<const float4*>(in.u + e0);
-                v[0] = cuda_rowops::act_apply(v[0], u4.x, in.act);
-                v[1] = cuda_rowops::act_apply(v[1], u4.y, in.act);
-                v[2] = cuda_rowops::act_apply(v[2], u4.z, in.act);
-                v[3] = cuda_rowops::act_apply(v[3], u4.w, in.act);
+        for (int u = 0; u < U; ++u) {
+            const uint32_t t = t0 + u * kThreads;
+            if (t < nb8) {
+                const int64_t e0 = 4 * (int64_t)t;  // = 32 · (t / 8) + 4 · (t % 8)
+                xs[u] = *reinterpret_cast<const float4*>(in.x + e0);
+                if (in.kind == kCudaInActMul) us[u] = *reinterpret_cast<const float4*>(in.u + e0);
+                if (in.kind == kCudaInRmsnorm && in.norm_w) ws[u] = *reinterpret_cast<const float4*>(in.norm_w + e0);
             }
-            if (write_a) *reinterpret_cast<float4*>(in.a_out + e0) = make_float4(v[0], v[1], v[2], v[3]);
         }
-        float d, bs;
-        const uint32_t word = cuda_rowops::q8x_lanes8(v, &d, &bs);
-        uint32_t out = word;
-        if (D::kInterleave) {  // stage_q8's order: word o = prmt(w[o / 2], w[o / 2 + 4], o odd ? 0x7362 : 0x5140)
-            const uint32_t wa = __shfl_sync(0xffffffffu, word, g0 + (int)(j >> 1));
-            const uint32_t wb = __shfl_sync(0xffffffffu, word, g0 + (int)(j >> 1) + 4);
-            out = prmt(wa, wb, (j & 1) ? 0x7362 : 0x5140);
-        }
-        if (on) {
-            *reinterpret_cast<uint32_t*>(q + swz(32 * k + 4 * j)) = out;
-            if (j == 0) meta[k] = make_float2(d, bs);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const uint32_t t = t0 + u * kThreads;
+            if (t >= lim) break;  // warp-uniform: lim and the strides are multiples of 32
+            const bool on = t < nb8;
+            const uint32_t k = t >> 3, j = t & 7;
+            const int64_t e0 = 4 * (int64_t)t;
+            float v[4] = {0.f, 0.f, 0.f, 0.f};
+            if (on) {
+                v[0] = xs[u].x, v[1] = xs[u].y, v[2] = xs[u].z, v[3] = xs[u].w;
+                if (in.kind == kCudaInRmsnorm) {
+                    const float w4[4] = {ws[u].x, ws[u].y, ws[u].z, ws[u].w};
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) v[i] = cuda_rowops::rms_apply(v[i], s, in.norm_w ? w4 + i : nullptr, 0);
+                } else if (in.kind == kCudaInActMul) {
+                    v[0] = cuda_rowops::act_apply(v[0], us[u].x, in.act);
+                    v[1] = cuda_rowops::act_apply(v[1], us[u].y, in.act);
+                    v[2] = cuda_rowops::act_apply(v[2], us[u].z, in.act);
+                    v[3] = cuda_rowops::act_apply(v[3], us[u].w, in.act);
+                }
+                if (write_a) *reinterpret_cast<float4*>(in.a_out + e0) = make_float4(v[0], v[1], v[2], v[3]);
+            }
+            float d, bs;
+            const uint32_t word = cuda_rowops::q8x_lanes8(v, &d, &bs);
+            uint32_t out = word;
+            if (D::kInterleave) {  // stage_q8's order: word o = prmt(w[o / 2], w[o / 2 + 4], o odd ? 0x7362 : 0x5140)
+                const uint32_t wa = __shfl_sync(0xffffffffu, word, g0 + (int)(j >> 1));
+                const uint32_t wb = __shfl_sync(0xffffffffu, word, g0 + (int)(j >> 1) + 4);
+                out = prmt(wa, wb, (j & 1) ? 0x7362 : 0x5140);
+            }
+            if (on) {
+                *reinterpret_cast<uint32_t*>(q + swz(32 * k + 4 * j)) = out;
+                if (j == 0) meta[k] = make_float2(d, bs);
+            }
         }
     }
     if (D::kLut && threadIdx.x < 64) lut[threadIdx.x] = (int8_t)e2m3_x8_dev(threadIdx.x);
