@@ -6,8 +6,9 @@
 //    empty partial). Grid (T·H, S), 128 threads: a chunk is walked in tiles of TP positions, each tile's K
 //    and V first copied into shared memory with cp.async (all its loads in flight at once), then one score per
 //    thread, with a running max / sum; each CTA writes its
-//    unnormalised Σ e^(s-m)·V, m and l to the scratch `part`; attn_combine_k merges the S partials
-//    (weights e^(m_s - M)) and normalises. Parallelism: T·H·S CTAs instead of T·H.
+//    unnormalised Σ e^(s-m)·V, m and l to the scratch `part`, and the last of the S CTAs to finish (a
+//    counter per (token, head), reset by it) merges the S partials (weights e^(m_s - M)) and normalises.
+//    Parallelism: T·H·S CTAs instead of T·H.
 // 2. Flash-style tiles for prefill (more tokens): one CTA of 8 warps per (8 consecutive tokens, head);
 //    the CTA walks the union of their key ranges in tiles of 32 positions, staged once in shared memory
 //    (K as [Dh][32], V as [32][Dh]) for the 8 queries; warp w keeps token w's running max / sum and its
@@ -80,7 +81,8 @@ __host__ __device__ constexpr int split_tile_positions(int Dh) {
 // running max / sum and Σ e·V from shared memory. The arithmetic and its order are the old kernel's.
 __global__ void attn_split_k(const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc,
                              int64_t k_head_stride, int64_t pos0, int H, int Hkv, int Dh, int64_t window, int64_t chunk,
-                             float* __restrict__ part, const CudaStepInputs* ds) {
+                             float* __restrict__ part, int* __restrict__ done, float* __restrict__ o,
+                             const CudaStepInputs* ds) {
     extern __shared__ __align__(16) float sh[];
     if (ds) pos0 = ds->pos;
     const int S = gridDim.y, s = blockIdx.y, th = blockIdx.x, t = th / H, h = th % H, kvh = h / (H / Hkv);
@@ -155,27 +157,33 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
         out[Dh] = m;  // -inf with l = 0: an empty chunk
         out[Dh + 1] = l;
     }
-}
-
-__global__ void attn_combine_k(const float* __restrict__ part, int S, int H, int Dh, float* __restrict__ o) {
-    const int th = blockIdx.x;
+    // The last of the S CTAs of (token, head) to finish merges the partials (one launch per layer fewer than a
+    // separate combine kernel): partials published by __threadfence before the count, read past L1 (__ldcg).
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(done + th, 1) == S - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
     const float* pp = part + (int64_t)th * S * (Dh + 2);
     float M = -INFINITY;
-    for (int s = 0; s < S; ++s) M = fmaxf(M, pp[s * (Dh + 2) + Dh]);
+    for (int c = 0; c < S; ++c) M = fmaxf(M, __ldcg(pp + c * (Dh + 2) + Dh));
     float L = 0.f;
-    for (int s = 0; s < S; ++s) {
-        const float ms = pp[s * (Dh + 2) + Dh];
-        if (ms != -INFINITY) L += expf(ms - M) * pp[s * (Dh + 2) + Dh + 1];
+    for (int c = 0; c < S; ++c) {
+        const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
+        if (ms != -INFINITY) L += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + Dh + 1);
     }
     const float inv = 1.0f / L;
     for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
         float a = 0.f;
-        for (int s = 0; s < S; ++s) {
-            const float ms = pp[s * (Dh + 2) + Dh];
-            if (ms != -INFINITY) a += expf(ms - M) * pp[s * (Dh + 2) + i];
+        for (int c = 0; c < S; ++c) {
+            const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
+            if (ms != -INFINITY) a += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + i);
         }
-        o[(int64_t)(th / H) * H * Dh + (int64_t)(th % H) * Dh + i] = a * inv;
+        o[(int64_t)t * H * Dh + (int64_t)h * Dh + i] = a * inv;
     }
+    if (threadIdx.x == 0) done[th] = 0;  // ready for the next launch (a replayed graph too)
 }
 
 __global__ void __launch_bounds__(32 * kFlashQ) attn_flash_k(const float* __restrict__ q, const float* __restrict__ kc,
@@ -281,8 +289,8 @@ void CudaBackend::attention_split(const float* q, const KvLayer& kv, int64_t T, 
                                   int64_t window, float* out) {
     const int64_t chunk = cuda_attention_chunk(shape_.ctx), S = (shape_.ctx + chunk - 1) / chunk;
     attn_split_k<<<dim3((unsigned)(T * H), (unsigned)S), kSplitThreads, (size_t)split_smem_bytes(Dh), stream_>>>(
-        q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_, in_step_ ? step_ : nullptr);
-    attn_combine_k<<<(unsigned)(T * H), Dh < 128 ? 64 : 128, 0, stream_>>>(attn_part_, (int)S, (int)H, (int)Dh, out);
+        q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_, attn_done_, out,
+        in_step_ ? step_ : nullptr);
 }
 
 void CudaBackend::attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,

@@ -189,6 +189,7 @@ void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
         const int64_t heads = std::max<int64_t>(1, s.max_width / s.head_dim);  // H·Dh <= max_width
         p->add("cuda.attention_partials", MemKind::SCRATCH, this, std::min<int64_t>(s.tokens, kSplitMaxT) * heads * S * (s.head_dim + 2),
                &attn_part_);
+        p->add("cuda.attention_counters", MemKind::SCRATCH, this, std::min<int64_t>(s.tokens, kSplitMaxT) * heads, &attn_done_);
     }
     const int64_t routes = std::max<int64_t>(1, s.tokens * s.n_used);
     p->add("cuda.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);

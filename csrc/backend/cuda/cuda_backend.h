@@ -147,6 +147,7 @@ private:
     const void* registered_view_ = nullptr;  // its device address
     bool flash_ = true;             // split-K / flash attention (EDGE_CUDA_FLASH=0: one CTA per (token, head), scores in shared memory)
     float* attn_part_ = nullptr;    // [kSplitMaxT · H · S · (Dh + 2)] device: split-K partials
+    int* attn_done_ = nullptr;      // [kSplitMaxT · H] device: split-K CTAs done per (token, head), zero between launches
     std::string describe_;          // "NVIDIA H200 (sm_90, 139.8 GiB, driver 13.0)"
     Status plan_error_;             // what plan_scratch could not provide (reported by take_error)
     // device steps (cuda_step.cu)
