@@ -133,3 +133,15 @@ def test_weights_read_in_place_equal_the_device_copy(files, arch, recipe):
     moved_to_host = b["resident"] - a["resident"]  # the non-expert tensors, now counted as the host mapping
     assert 0 < moved_to_host <= a["device"] - b["device"]  # the device copy (its byte range) is gone
     assert b["total"] + b["device"] <= a["total"] + a["device"]  # host + device (one pool on a unified board): once
+
+
+@pytest.mark.parametrize("name", ["llama-d64", "smallthinker-w8"])
+def test_split_combine_in_last_cta_equals_combine_launch(files, name):
+    """The split-K decode attention's merge in the last CTA (default) is the combine kernel's arithmetic: the
+    logits of one-token steps (replayed graphs, crossing the 128-position chunks at ctx 300) are bit-equal."""
+    path = files(name, "f32")
+    fused, separate = load(path), load(path, EDGE_CUDA_SPLIT_COMBINE=0)
+    toks = ids(140, seed=11)
+    assert np.array_equal(fused.eval(toks[:120]), separate.eval(toks[:120]))
+    for t in toks[120:]:
+        assert np.array_equal(fused.eval([t]), separate.eval([t]))

@@ -76,6 +76,33 @@ __host__ __device__ constexpr int split_tile_positions(int Dh) {
     return Dh * kSplitThreads <= 8192 ? kSplitThreads : (8192 / Dh) / kKTile * kKTile;
 }
 
+// o[t, h] = Σ_c e^(m_c - M)·acc_c / Σ_c e^(m_c - M)·l_c over the S partials of th = t·H + h (empty ones skipped),
+// by the calling CTA; partials read past L1 (other CTAs wrote them).
+__device__ __forceinline__ void combine_partials(const float* part, int S, int th, int H, int Dh, float* __restrict__ o) {
+    const float* pp = part + (int64_t)th * S * (Dh + 2);
+    float M = -INFINITY;
+    for (int c = 0; c < S; ++c) M = fmaxf(M, __ldcg(pp + c * (Dh + 2) + Dh));
+    float L = 0.f;
+    for (int c = 0; c < S; ++c) {
+        const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
+        if (ms != -INFINITY) L += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + Dh + 1);
+    }
+    const float inv = 1.0f / L;
+    for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
+        float a = 0.f;
+        for (int c = 0; c < S; ++c) {
+            const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
+            if (ms != -INFINITY) a += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + i);
+        }
+        o[(int64_t)(th / H) * H * Dh + (int64_t)(th % H) * Dh + i] = a * inv;
+    }
+}
+
+// The merge as its own launch (EDGE_CUDA_SPLIT_COMBINE=0: the split kernel is given no counters).
+__global__ void attn_combine_k(const float* __restrict__ part, int S, int H, int Dh, float* __restrict__ o) {
+    combine_partials(part, S, blockIdx.x, H, Dh, o);
+}
+
 // One (token, head, chunk): tiles of TP positions; each tile's K (whole transposed kKTile tiles covering it,
 // one contiguous span) and V rows are copied into shared memory first, then one score per thread, the
 // running max / sum and Σ e·V from shared memory. The arithmetic and its order are the old kernel's.
@@ -157,8 +184,9 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
         out[Dh] = m;  // -inf with l = 0: an empty chunk
         out[Dh + 1] = l;
     }
-    // The last of the S CTAs of (token, head) to finish merges the partials (one launch per layer fewer than a
-    // separate combine kernel): partials published by __threadfence before the count, read past L1 (__ldcg).
+    // The last of the S CTAs of (token, head) to finish merges the partials (one launch per layer fewer than
+    // attn_combine_k): partials published by __threadfence before the count.
+    if (!done) return;
     __shared__ int last;
     __threadfence();
     __syncthreads();
@@ -166,23 +194,7 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
     __syncthreads();
     if (!last) return;
     __threadfence();
-    const float* pp = part + (int64_t)th * S * (Dh + 2);
-    float M = -INFINITY;
-    for (int c = 0; c < S; ++c) M = fmaxf(M, __ldcg(pp + c * (Dh + 2) + Dh));
-    float L = 0.f;
-    for (int c = 0; c < S; ++c) {
-        const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
-        if (ms != -INFINITY) L += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + Dh + 1);
-    }
-    const float inv = 1.0f / L;
-    for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
-        float a = 0.f;
-        for (int c = 0; c < S; ++c) {
-            const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
-            if (ms != -INFINITY) a += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + i);
-        }
-        o[(int64_t)t * H * Dh + (int64_t)h * Dh + i] = a * inv;
-    }
+    combine_partials(part, S, th, H, Dh, o);
     if (threadIdx.x == 0) done[th] = 0;  // ready for the next launch (a replayed graph too)
 }
 
@@ -289,8 +301,10 @@ void CudaBackend::attention_split(const float* q, const KvLayer& kv, int64_t T, 
                                   int64_t window, float* out) {
     const int64_t chunk = cuda_attention_chunk(shape_.ctx), S = (shape_.ctx + chunk - 1) / chunk;
     attn_split_k<<<dim3((unsigned)(T * H), (unsigned)S), kSplitThreads, (size_t)split_smem_bytes(Dh), stream_>>>(
-        q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_, attn_done_, out,
-        in_step_ ? step_ : nullptr);
+        q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_,
+        split_combine_ ? attn_done_ : nullptr, out, in_step_ ? step_ : nullptr);
+    if (!split_combine_)
+        attn_combine_k<<<(unsigned)(T * H), Dh < 128 ? 64 : 128, 0, stream_>>>(attn_part_, (int)S, (int)H, (int)Dh, out);
 }
 
 void CudaBackend::attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,

@@ -50,6 +50,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     if (!cuda_env_enabled("EDGE_CUDA_MMA")) be->mma_min_tokens_ = INT64_MAX;
     if (const char* mt = std::getenv("EDGE_CUDA_MMA_MIN_T"); mt && std::atoll(mt) > 0) be->mma_min_tokens_ = std::atoll(mt);
     be->pdl_ = cuda_env_enabled("EDGE_CUDA_PDL");
+    be->split_combine_ = cuda_env_enabled("EDGE_CUDA_SPLIT_COMBINE");
     int driver = 0;
     cudaDriverGetVersion(&driver);
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,

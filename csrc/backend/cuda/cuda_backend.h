@@ -172,6 +172,7 @@ private:
     int64_t mma_min_tokens_ = 16;  // matmuls of at least this many tokens use cuda_gemm_mma (EDGE_CUDA_MMA_MIN_T; EDGE_CUDA_MMA=0: never)
     bool fuse_ = true;  // one-token matmuls through cuda_gemv_fused (EDGE_CUDA_FUSE=0: quantize + GEMV + separate ops)
     int graph_nodes_ = 0;  // kernel nodes of the recorded step (EDGE_CUDA_GRAPH_REPORT=1 prints them)
+    bool split_combine_ = true;  // the split-K attention's last CTA merges (EDGE_CUDA_SPLIT_COMBINE=0: a combine launch)
     bool pdl_ = true;  // GEMVs / quantize launched with programmatic dependent launch (EDGE_CUDA_PDL=0: plain)
     float* sample_cv_ = nullptr;    // [kSampleBlocks·kMaxTopK + 2·kMaxTopK] candidate values, then the survivors'
     int32_t* sample_ci_ = nullptr;  // [kSampleBlocks·kMaxTopK + kMaxTopK] candidate ids
