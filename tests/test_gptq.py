@@ -177,7 +177,8 @@ def test_export_gptq_tiny_model_logits_closer(tmp_path):
     make_tiny("llama", seed=0, dir=d)
     export(d, tmp_path / "f32.edge", recipe="f32")
     plain = export(d, tmp_path / "c.edge", recipe="int4", calib="stdlib", calib_tokens=2048)
-    res = export(d, tmp_path / "g.edge", recipe="int4", calib="stdlib", calib_tokens=2048, gptq=True)
+    # gptq_mix=False: GPTQ against round-to-nearest at the same dtypes (the default would use int4g's mix)
+    res = export(d, tmp_path / "g.edge", recipe="int4", calib="stdlib", calib_tokens=2048, gptq=True, gptq_mix=False)
     assert res.dtypes == plain.dtypes and res.file_size == plain.file_size
     # every int4 matmul weight; tok_embd of this untied model is only looked up (no input, no H)
     n_int4 = sum(dt.startswith("int4") for n, dt in res.dtypes.items() if n != "tok_embd")

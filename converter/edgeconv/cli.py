@@ -77,7 +77,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     calib, gptq, auto = calib_choice(recipe, a.calib, a.no_calib, a.gptq, a.no_gptq)
     res = export(a.src, a.output, recipe=recipe, tensor_types=a.tensor_type or [], name=a.name,
                  alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=calib, calib_tokens=a.calib_tokens,
-                 gptq=gptq, gptq_damp=a.gptq_damp, calib_auto=auto, gptq_mix=True, progress=not a.quiet,
+                 gptq=gptq, gptq_damp=a.gptq_damp, calib_auto=auto, progress=not a.quiet,
                  expert_variants=a.expert_variants,
                  predictor=a.predictor, expert_bits=a.expert_bits,
                  log=lambda m: print(m, file=sys.stderr))

@@ -264,7 +264,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
            calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
-           calib_auto: bool = False, gptq_mix: bool = False,
+           calib_auto: bool = False, gptq_mix: bool = True,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
            log: Callable[[str], None] | None = None) -> ExportResult:
@@ -279,8 +279,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     gptq: int4-family tensors are quantized with GPTQ (quant/gptq.py) against the input second moments
     H collected on the calibration text (needs `calib`); other dtypes are quantized as without it.
     gptq_damp: GPTQ's dampening λ / mean(diag H) (default quant.gptq.DAMP).
-    gptq_mix: with gptq, use the dtypes of the recipe's `gptq_mix` recipe (recipes.py rule 0; the CLI does, so
-    `edgeconv export --quant int4` gets int4g), and its refine_scales.
+    gptq_mix: with gptq, use the dtypes of the recipe's `gptq_mix` recipe and its refine_scales (recipes.py
+    rule 0: int4 with GPTQ is int4g, from this API as from the CLI); False keeps the recipe's own dtypes (a
+    GPTQ-vs-RTN comparison at equal dtypes).
     calib_auto: calib / gptq are a default, not a request (the CLI's int4 recipes): where this model cannot
     be calibrated natively (MoE: the reference path needs torch and time; a source without a tokenizer)
     the export goes on without calibration and says so in a note.

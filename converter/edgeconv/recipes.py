@@ -1,10 +1,10 @@
 """Quantization recipes: which dtype each tensor of the plan gets.
 
 A Recipe maps tensor roles to a dtype (`default` for every matmul weight, `by_role` exceptions). Then:
-  0. an export that runs GPTQ with export(gptq_mix=True) (the CLI always asks: its calibrated default of --quant
-     int4) uses the recipe named by `gptq_mix` instead, when there is one: int4 -> int4g (--no-calib, --no-gptq and the export()
-     API's default keep int4's dtypes: the fast round-to-nearest path is unchanged); `refine_scales` then re-fits
-     the block scales after GPTQ;
+  0. an export that runs GPTQ (the CLI's calibrated default of --quant int4; export(gptq=True)) uses the recipe
+     named by `gptq_mix` instead, when there is one: int4 -> int4g (--no-calib, --no-gptq and export() without
+     gptq keep int4's dtypes: the fast round-to-nearest path is unchanged; export(gptq_mix=False) keeps them
+     under GPTQ too); `refine_scales` then re-fits the block scales after GPTQ;
   1. 1-D tensors and tensors with min_dtype "f32" (norms, biases) are always f32;
   1b. a recipe with keep_source ("keep", "keep:RECIPE") gives every tensor that the source stores already
      quantized in a block type an .edge dtype holds exactly (`stored`: GGUF Q4_0 -> int4_32, Q4_1 ->
