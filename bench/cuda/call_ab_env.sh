@@ -5,13 +5,7 @@
 set -uo pipefail
 OUT=${OUT:-bench/out/abenv}; mkdir -p "$OUT"
 AB=${AB:-"EDGE_CUDA_SPLIT_COMBINE=1 EDGE_CUDA_SPLIT_COMBINE=0"}
-t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-[ -n "${WHEELS:-}" ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DEDGE_TESTS=ON \
-  -Dpybind11_DIR="$(python3 -c 'import pybind11;print(pybind11.get_cmake_dir())')" >"$OUT/env_build.log" 2>&1 && ninja -C build/gpu -j16 >>"$OUT/env_build.log" 2>&1
-rc=$?; el "build rc=$rc"; [ $rc -ne 0 ] && { grep -E "error" "$OUT/env_build.log" | head -20; exit 1; }
-export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
+. "$(dirname "$0")/build_gpu.sh"
 timeout 150 python3 -m pytest -q -rfE tests/test_cuda.py tests/test_cuda_decode.py tests/test_cuda_attention.py >"$OUT/test_cuda.log" 2>&1
 el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")"; grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -10
 for round in 1 2; do for e in $AB; do

@@ -7,16 +7,7 @@
 set -uo pipefail
 OUT=${OUT:-bench/out/decode}; mkdir -p "$OUT"
 SHAPES=${1:-135m,1b}; RECIPES=${2:-int4,q8}
-t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv; python3 --version
-  [ -n "${WHEELS:-}" ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
-} >"$OUT/env_build.log" 2>&1
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DEDGE_TESTS=ON \
-  -Dpybind11_DIR="$(python3 -c 'import pybind11;print(pybind11.get_cmake_dir())')" >>"$OUT/env_build.log" 2>&1 &&
-  ninja -C build/gpu -j16 >>"$OUT/env_build.log" 2>&1
-rc=$?; el "build rc=$rc"; [ $rc -ne 0 ] && { grep -E "error" "$OUT/env_build.log" | head -20; tail -20 "$OUT/env_build.log"; exit 1; }
-export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
+. "$(dirname "$0")/build_gpu.sh"
 { echo "## edge_test_cuda_gemv --quick (summary)"; timeout 120 build/gpu/edge_test_cuda_gemv --quick > /tmp/gemv_quick.log 2>&1; echo "rc=$?"
   grep -c "^ok.*fused" /tmp/gemv_quick.log | sed 's/^/fused cases ok: /'; grep -E "^FAIL" /tmp/gemv_quick.log | head -10; tail -1 /tmp/gemv_quick.log
   if [ "${GEMV_BENCH:-0}" = 1 ]; then echo; echo "## edge_test_cuda_gemv --bench --dtypes int4_32,q8_0"

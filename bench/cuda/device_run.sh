@@ -11,22 +11,7 @@ mkdir -p "$OUT"
 steps=(); args=()
 for a in "$@"; do case $a in test|gemv|bench) steps+=("$a");; *) args+=("$a");; esac; done
 [ ${#steps[@]} -eq 0 ] && steps=(test gemv bench)
-t0=$(date +%s)
-el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-{
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv
-  python3 --version; nproc
-  if [ -n "${WHEELS:-}" ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
-  fi
-} >"$OUT/env_build.log" 2>&1
-export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DEDGE_TESTS=ON \
-  -Dpybind11_DIR="$(python3 -c 'import pybind11;print(pybind11.get_cmake_dir())')" >>"$OUT/env_build.log" 2>&1 &&
-  ninja -C build/gpu -j16 >>"$OUT/env_build.log" 2>&1
-rc=$?
-el "build rc=$rc"; [ $rc -ne 0 ] && { tail -30 "$OUT/env_build.log"; exit 1; }
-export EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so
+. "$(dirname "$0")/build_gpu.sh"
 for s in "${steps[@]}"; do
   case $s in
     test)
