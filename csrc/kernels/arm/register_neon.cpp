@@ -22,6 +22,9 @@ void kernels_register_neon(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_neon, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_neon, L);
     kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_neon, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q5_0], gemm_q5_0_neon, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q4_K], gemm_q4_k_neon, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q6_K], gemm_q6_k_neon, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_neon, L);
     kernel_set(&t->dequant[EDGE_DTYPE_BF16], dequant_bf16_neon, L);
