@@ -8,10 +8,9 @@
 //         spread over byte i by vpshufb, tested against 1 << (i % 8)). Codes u = q are 0..31 and the
 //         "- 16" is the driver's K = 16; 8 products u·q fit in int16 (8·31·127 < 2^15): kNarrow 2.
 //   q4_k  A pair (sub-blocks 2c, 2c + 1 of a super-block) is one 32-byte load: low nibbles = step 0, high
-//         = step 1; u = q ≤ 15 (K = 0, kNarrow 2 as int4). super_scales decodes the 8 scales d·sc_j and
+//         = step 1; u = q ≤ 15 (K = 0, kNarrow 2 as int4). super_scales gives the 8 scales d·sc_j and
 //         offsets −dmin·m_j of 4 rows at once (exact f32 products, as the reference; the offsets go
-//         through x.s, kAsym): each row's first 16 bytes are loaded, transposed to one 32-bit word per
-//         row and field, and the 6-bit fields cut out with shifts and masks of every row and byte together.
+//         through x.s, kAsym) from q4_k_x86.h's codes of the 4 rows.
 //   q6_k  Pair c of a super-block (activation blocks 2c, 2c + 1 = groups g0 = 2(c % 2), g0 + 1 of half
 //         h = c / 2) reads ql[64h ..+32) and ql[64h + 32 ..+32) (low nibbles for c even, high for c odd)
 //         and qh[32h ..+32) shifted by 2·g0 and 2·g0 + 2: the signed codes q − 32 in [−32, 31], dotted by
@@ -19,6 +18,7 @@
 //         the vpmaddubsw pair sums in the vpmaddwd that widens them (lane_scale: |sum| ≤ 2·32·127·128,
 //         int32; kNarrow 0), so the tree's sums are the reference's exact isum; the block scale is d.
 #include "gemm_q8x_avx2.h"
+#include "q4_k_x86.h"
 #include "x86.h"
 
 namespace edge {
@@ -46,18 +46,6 @@ struct Q5_0 : F16Block32<Q5_0> {
     }
 };
 
-// The first 16 bytes of 4 rows' blocks, transposed: lane r of out[t] = 32-bit word t of row r.
-inline void words4x4(const uint8_t* const* row, __m128i* out) {
-    const __m128i r0 = _mm_loadu_si128((const __m128i*)row[0]), r1 = _mm_loadu_si128((const __m128i*)row[1]);
-    const __m128i r2 = _mm_loadu_si128((const __m128i*)row[2]), r3 = _mm_loadu_si128((const __m128i*)row[3]);
-    const __m128i a = _mm_unpacklo_epi32(r0, r1), b = _mm_unpacklo_epi32(r2, r3);  // words 0, 1
-    const __m128i c = _mm_unpackhi_epi32(r0, r1), d = _mm_unpackhi_epi32(r2, r3);  // words 2, 3
-    out[0] = _mm_unpacklo_epi64(a, b);
-    out[1] = _mm_unpackhi_epi64(a, b);
-    out[2] = _mm_unpacklo_epi64(c, d);
-    out[3] = _mm_unpackhi_epi64(c, d);
-}
-
 struct Q4K {
     static constexpr int kBlock = 256;
     static constexpr int kBlockBytes = 144;
@@ -72,32 +60,18 @@ struct Q4K {
         w[0] = _mm256_and_si256(v, m4);
         w[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     }
-    // Words 1..3 (scales[12]) hold, per byte j < 4: sc_j, m_j in the low 6 bits of words 1 / 2, the low
-    // 4 bits of sc_{j+4} / m_{j+4} in the nibbles of word 3, their top 2 bits in the top bits of words 1 / 2
-    // (quant.h q4_k_scale_min). Pair q (sub-blocks 2q, 2q + 1) takes bytes 2(q % 2), 2(q % 2) + 1 of the
-    // codes of sub-blocks 0..3 (q < 2) or 4..7.
+    // Pair q (sub-blocks 2q, 2q + 1): bytes 2(q % 2) + g of the codes of sub-blocks 0..3 (q < 2) or 4..7.
     static void super_scales(const uint8_t* const* row, __m256* sw, __m256* m) {
-        __m128i wd[4];
-        words4x4(row, wd);
-        const __m256i dd = _mm256_broadcastsi128_si256(wd[0]);
+        const Q4kCodes4 k = q4_k_codes4(row);
+        const __m256i dd = _mm256_broadcastsi128_si256(k.d);
         const __m256 d = f16x8(dd), dmin = f16x8(_mm256_srli_epi32(dd, 16));
-        const __m256i w1 = _mm256_broadcastsi128_si256(wd[1]), w2 = _mm256_broadcastsi128_si256(wd[2]);
-        const __m256i w3 = _mm256_broadcastsi128_si256(wd[3]);
-        const __m256i m6 = _mm256_set1_epi8(0x3F), m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
-        const __m256i sc[2] = {_mm256_and_si256(w1, m6),
-                               _mm256_or_si256(_mm256_and_si256(w3, m4), _mm256_and_si256(_mm256_srli_epi32(w1, 2), m2))};
-        const __m256i mn[2] = {_mm256_and_si256(w2, m6),
-                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w3, 4), m4),
-                                               _mm256_and_si256(_mm256_srli_epi32(w2, 2), m2))};
         const __m256i ff = _mm256_set1_epi32(0xFF);
-        const __m256 sign = _mm256_set1_ps(-0.0f);
         for (int q = 0; q < 4; ++q) {
-            const __m256i sh = _mm256_setr_epi32(0, 0, 0, 0, 8, 8, 8, 8);
-            const __m256i shq = _mm256_add_epi32(sh, _mm256_set1_epi32(16 * (q % 2)));
-            const __m256 s = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(sc[q / 2], shq), ff));
-            const __m256 o = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(mn[q / 2], shq), ff));
-            sw[q] = _mm256_mul_ps(d, s);
-            m[q] = _mm256_xor_ps(_mm256_mul_ps(dmin, o), sign);
+            const __m256i sh = _mm256_add_epi32(_mm256_setr_epi32(0, 0, 0, 0, 8, 8, 8, 8), _mm256_set1_epi32(16 * (q % 2)));
+            const __m256i sc = _mm256_srlv_epi32(_mm256_broadcastsi128_si256(k.sc[q / 2]), sh);
+            const __m256i mn = _mm256_srlv_epi32(_mm256_broadcastsi128_si256(k.mn[q / 2]), sh);
+            sw[q] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_and_si256(sc, ff)));
+            m[q] = _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_and_si256(mn, ff))), _mm256_set1_ps(-0.0f));
         }
     }
 };
