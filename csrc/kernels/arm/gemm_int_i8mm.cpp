@@ -69,8 +69,8 @@ template <class F, int CP>
 void mmla_tile(const uint8_t* w, int64_t w_stride, int R, int C, int nact, const PairChunk* pc, float* Y, int64_t ldy,
                bool accumulate) {
     constexpr int S = F::kBlock / 32;
-    constexpr int NS = scale_count<F>::value;
-    constexpr bool kHalves = half_scaled<F>::value;
+    constexpr int NS = q8x::scale_count<F>::value;
+    constexpr bool kHalves = q8x::half_scaled<F>::value;
     const uint8_t* row[4];
     for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
     float32x4_t acc[2][CP];

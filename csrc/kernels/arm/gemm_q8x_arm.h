@@ -36,10 +36,10 @@
 #pragma once
 
 #include <cstring>
-#include <type_traits>
 #include <utility>
 
 #include "../gemm_schedule.h"
+#include "../q8x_traits.h"
 #include "neon_util.h"
 
 namespace edge {
@@ -73,16 +73,6 @@ inline void act_prep(const uint8_t* x, int nact, ActChunk* a) {
         }
     }
 }
-
-// F::kScales (default 1) and F::kHalves (default false), see above.
-template <class F, class = void>
-struct scale_count : std::integral_constant<int, 1> {};
-template <class F>
-struct scale_count<F, std::void_t<decltype(F::kScales)>> : std::integral_constant<int, F::kScales> {};
-template <class F, class = void>
-struct half_scaled : std::false_type {};
-template <class F>
-struct half_scaled<F, std::void_t<decltype(F::kHalves)>> : std::bool_constant<F::kHalves> {};
 
 // Lane r = Σ of s[r]'s four lanes (the 4-row pairwise-add tree of the dot policies).
 inline int32x4_t rows_sum4(const int32x4_t* s) { return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3])); }
@@ -121,8 +111,8 @@ template <class F, class D, int C>
 void q8x_tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* act, float* Y, int64_t ldy,
               bool accumulate) {
     constexpr int S = F::kBlock / 32;  // activation blocks per weight block
-    constexpr int NS = scale_count<F>::value;
-    constexpr bool kHalves = half_scaled<F>::value;
+    constexpr int NS = q8x::scale_count<F>::value;
+    constexpr bool kHalves = q8x::half_scaled<F>::value;
     const uint8_t* row[4];
     for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
     float32x4_t acc[C];

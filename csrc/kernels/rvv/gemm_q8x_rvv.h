@@ -45,8 +45,8 @@ template <class F, int C>
 inline void row_dot(const uint8_t* w, int nact, const uint8_t* x, int64_t xs, const ColChunk* cc, float* y,
                     int64_t ldy, bool accumulate) {
     constexpr int kSub = F::kBlock / 32;
-    constexpr bool kPerSub = scale_count<F>::value > 1;  // a scale per activation block (q4_k)
-    constexpr bool kHalves = half_scaled<F>::value;
+    constexpr bool kPerSub = q8x::scale_count<F>::value > 1;  // a scale per activation block (q4_k)
+    constexpr bool kHalves = q8x::half_scaled<F>::value;
     const int nwb = nact / kSub;
     float sw[kChunk], m[F::kAsym ? kChunk : 1];
     if constexpr (kPerSub) F::sub_scales(w, nwb, sw, m);

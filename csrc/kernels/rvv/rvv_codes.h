@@ -32,12 +32,11 @@
 //                                                          half_scales (kHalves), sw = f16 d at byte 208
 // value(element) = sw · wc (+ m): dequant_rvv.cpp uses the same decoders, so gemm and dequant read the
 // formats one way. Every wc fits int8 (|wc| <= 128), so wc · x.q fits the int16 of vwmul.
-// Optional fields (defaults in the traits at the end): kScaleAt (byte of the f16 scale, 0), kScales (scales
-// per block, 1), kHalves (false).
+// Optional fields (defaults: q8x_traits.h): kScaleAt (byte of the f16 scale, 0), kScales (scales per
+// block, 1), kHalves (false).
 #pragma once
 
-#include <type_traits>
-
+#include "../q8x_traits.h"
 #include "../ref/ref.h"  // kE2M1x2 (data only: no inline function of ref.h is called here)
 #include "rvv_util.h"
 
@@ -244,29 +243,15 @@ struct Q6K {
     }
 };
 
-// The optional fields of a format (see the top): kScaleAt, kScales, kHalves.
-template <class F, class = void>
-struct scale_at : std::integral_constant<int, 0> {};
-template <class F>
-struct scale_at<F, std::void_t<decltype(F::kScaleAt)>> : std::integral_constant<int, F::kScaleAt> {};
-template <class F, class = void>
-struct scale_count : std::integral_constant<int, 1> {};
-template <class F>
-struct scale_count<F, std::void_t<decltype(F::kScales)>> : std::integral_constant<int, F::kScales> {};
-template <class F, class = void>
-struct half_scaled : std::false_type {};
-template <class F>
-struct half_scaled<F, std::void_t<decltype(F::kHalves)>> : std::bool_constant<F::kHalves> {};
-
 // sw (and, kAsym, m) of nwb consecutive weight blocks at w -> f32 arrays, nwb at a time by strided byte
 // loads (any alignment); the same values as F::scale / F::offset (exact conversions, and the MX factor
 // times a power of two is one exact multiply as in the reference). The f16 scale is at byte
-// scale_at<F> of a block (q6_k: its last two bytes).
+// q8x::scale_at<F> of a block (q6_k: its last two bytes).
 template <class F>
 inline void block_scales(const uint8_t* w, int64_t nwb, float* sw, float* m) {
     for (int64_t b = 0; b < nwb;) {
         const size_t vl = __riscv_vsetvl_e32m2((size_t)(nwb - b));
-        const uint8_t* p = w + b * F::kBlockBytes + scale_at<F>::value;
+        const uint8_t* p = w + b * F::kBlockBytes + q8x::scale_at<F>::value;
         if (F::kMx != 0.0f) {
             const vuint32m2_t e = __riscv_vzext_vf4_u32m2(__riscv_vlse8_v_u8mf2(p, F::kBlockBytes, vl), vl);
             const vuint32m2_t bits = __riscv_vmerge_vxm_u32m2(__riscv_vsll_vx_u32m2(e, 23, vl), 0x00400000u,

@@ -33,8 +33,7 @@ struct Q5_0 : F16Block32<Q5_0> {
     static constexpr int kKey = 16;
 
     static __m256i block(const uint8_t* p) {
-        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + 6)));
-        const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+        const __m256i lo = nibbles32(p + 6);
         uint32_t qh;
         std::memcpy(&qh, p + 2, 4);
         const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),

@@ -20,8 +20,7 @@ struct Nl4 : F16Block32<Nl4> {
     static constexpr int kKey = 0;
 
     static __m256i block(const uint8_t* p) {
-        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + 2)));
-        const __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+        const __m256i idx = nibbles32(p + 2);
         const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)kNl4Values));
         return _mm256_shuffle_epi8(lut, idx);
     }

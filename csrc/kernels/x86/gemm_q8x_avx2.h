@@ -36,11 +36,11 @@
 #pragma once
 
 #include <cstring>
-#include <type_traits>
 
 #include "avx2_util.h"
 #include "../gemm_schedule.h"
 #include "../kernels.h"
+#include "../q8x_traits.h"
 
 namespace edge {
 namespace x86 {
@@ -148,12 +148,6 @@ inline __m256i block_sums2(const __m256i (&v)[4][2]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
 }
 
-// F::kLaneScale (optional, q6_k): F::lane_scale(row, k), see the top.
-template <class F, class = void>
-struct lane_scaled : std::false_type {};
-template <class F>
-struct lane_scaled<F, std::void_t<decltype(F::kLaneScale)>> : std::bool_constant<F::kLaneScale> {};
-
 template <class F, int C>
 void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2* act, const __m256* sw,
            const __m256* m, float* Y, int64_t ldy, bool accumulate) {
@@ -173,7 +167,7 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
         __m256i f[4][2];
         for (int r = 0; r < 4; ++r)
             for (int g = 0; g < 2; ++g) {
-                if constexpr (lane_scaled<F>::value) f[r][g] = F::lane_scale(row[r], 2 * p + g);
+                if constexpr (q8x::lane_scaled<F>::value) f[r][g] = F::lane_scale(row[r], 2 * p + g);
                 else f[r][g] = _mm256_set1_epi16(1);
             }
         for (int c = 0; c < C; ++c) {
@@ -197,6 +191,13 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
             std::memcpy(dst, &v, 4);
         }
     }
+}
+
+// The codes of a split-half 32-element block from its 16 nibble bytes at qs: elements 0..15 (low
+// nibbles) in the lower 128 bits, 16..31 (high nibbles) in the upper.
+inline __m256i nibbles32(const uint8_t* qs) {
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)qs));
+    return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
 // The common part of the 32-element formats with one f16 scale at byte 0 and no offset (q5_0, nl4_32):

@@ -53,13 +53,12 @@
 //                                in place of ones: exact in int32), in place of vpdpbusd (K = 0)
 #pragma once
 
-#include <type_traits>
-
 #include <cstring>
 
 #include "avx512_util.h"
 #include "../gemm_schedule.h"
 #include "../kernels.h"
+#include "../q8x_traits.h"
 
 namespace edge {
 namespace x86 {
@@ -127,12 +126,6 @@ struct Steps32 {
         w[1] = elems > 64 ? D::step(p + 2 * D::kBlockBytes, elems == 128 ? 2 : 1) : w[0];
     }
 };
-
-// F::kLaneScale (optional, q6_k), see the top.
-template <class F, class = void>
-struct lane_scaled : std::false_type {};
-template <class F>
-struct lane_scaled<F, std::void_t<decltype(F::kLaneScale)>> : std::bool_constant<F::kLaneScale> {};
 
 // Word index (and right shift of the 16-bit word: 8 for a byte at an odd offset) of the scale of
 // block g in a 4-block pair, for result word L = 4g + r, and of the int4a offset for L = 16 + 4g + r.
@@ -286,7 +279,7 @@ void tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* a
           const __m512* m, float* Y, int64_t ldy, bool accumulate) {
     const uint8_t* row[4];
     for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
-    constexpr bool kLaneScale = lane_scaled<F>::value;
+    constexpr bool kLaneScale = q8x::lane_scaled<F>::value;
     __m512 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
     const int npairs = (nact + 3) / 4;
