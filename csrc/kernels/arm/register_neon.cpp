@@ -1,6 +1,7 @@
 // register_neon.cpp — fills the KernelTable slots implemented for the neon level (armv8.0 ASIMD, e.g.
-// Raspberry Pi 4's Cortex-A72): every gemm and dequant but f32 dequant (a memcpy), quantize_q8x,
-// attention, silu_mul and every training kernel. Slots not set here keep the reference (dispatch.cpp copies the level below).
+// Raspberry Pi 4's Cortex-A72): every gemm, every dequant but f32's (a memcpy) and the import-only q5_0 /
+// q4_k / q6_k's, quantize_q8x, attention, silu_mul and every training kernel. Slots not set here keep the
+// reference (dispatch.cpp copies the level below).
 #include "arm.h"
 
 namespace edge {
