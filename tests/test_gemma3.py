@@ -14,6 +14,7 @@ import torch
 
 import edgerun
 from edgeconv.export import export
+from lm_scores import perplexity
 from models.edge_loader import load_edge_reference
 from models.tiny import _reinit
 from models.tiny_tokenizer import make_tokenizer, write_tokenizer
@@ -270,14 +271,6 @@ def test_real_gemma_generates_sense(real_gemma):
     assert text.startswith(" five, six"), text
 
 
-def _ppl(logits, ids):
-    lg = np.asarray(logits[:-1], dtype=np.float64)
-    tgt = np.asarray(ids[1:])
-    mx = lg.max(1, keepdims=True)
-    lse = np.log(np.exp(lg - mx).sum(1)) + mx[:, 0]
-    return float(np.exp(np.mean(lse - lg[np.arange(len(tgt)), tgt])))
-
-
 @needs_gemma
 @pytest.mark.slow
 def test_real_gemma_matches_llama_cpp(real_gemma):
@@ -289,6 +282,6 @@ def test_real_gemma_matches_llama_cpp(real_gemma):
     text = open("/usr/share/common-licenses/GPL-3").read()
     ids = llm.tokenize(text.encode(), add_bos=True, special=False)[:257]
     llm.eval(ids)
-    theirs = _ppl(np.array(llm.scores[:len(ids)]), ids)
-    ours = _ppl(edgerun.Model(real_gemma, threads=2).logits(ids), ids)
+    theirs = perplexity(np.array(llm.scores[:len(ids)]), ids)
+    ours = perplexity(edgerun.Model(real_gemma, threads=2).logits(ids), ids)
     assert abs(ours / theirs - 1) < 0.005, (ours, theirs)

@@ -89,7 +89,9 @@ def test_rvv_kernels_under_qemu(rvv_build, vlen):
     assert rc == 0, f"exit {rc} at VLEN {vlen}:\n{out[-6000:]}"
     check_output(out, ["ref", "rvv"])
     own = int(re.search(r"^level rvv: \d+ checks ok \((\d+) slots", out, re.M).group(1))
-    assert own >= 31, out  # every gemm and dequant slot (14 + 14), quantize_q8x, attention, silu_mul
+    # every gemm slot (18), every dequant slot but the import-only q5_0 / q4_k / q6_k (15), quantize_q8x,
+    # attention over the 5 KV forms, attention_block (3), silu_mul
+    assert own >= 43, out
 
 
 @pytest.mark.slow

@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-import edgerun
 from edgerun import _core
 from edgeconv import quant as Q
-from edgeconv.export import export, permute_rope_rows
-from edgeconv.format import EdgeFile
 from edgeconv.quant import _blocks, kquant
 from edgeconv.sources.gguf import GGUF_EXACT
-from models.llama import Reference
 from models.tiny import make_tiny
-from test_converter import write_gguf
-from test_gguf_exact import _heads, _source_names
-from test_runtime import TOKENS, TOL_INT_DOT, rel_err
+from gguf_import_check import check_import, with_encoders
 
 gguf = pytest.importorskip("gguf")
 QT = gguf.GGMLQuantizationType
@@ -205,20 +198,6 @@ def _q6_k_blocks(x):
     return out
 
 
-def _with_kquant_encoders(monkeypatch):
-    """gguf.quants.quantize for Q4_K / Q6_K (not implemented by the gguf package) from the plain encoders above."""
-    orig = gguf.quants.quantize
-    enc = {QT.Q4_K: _q4_k_blocks, QT.Q6_K: _q6_k_blocks}
-
-    def quantize(data, qtype):
-        if qtype in enc:
-            a = np.asarray(data, np.float32)
-            return enc[qtype](a.reshape(-1, 256)).reshape(a.shape[0], -1)
-        return orig(data, qtype)
-
-    monkeypatch.setattr(gguf.quants, "quantize", quantize)
-
-
 @pytest.fixture(scope="module")
 def tiny256(tmp_path_factory):
     d = tmp_path_factory.mktemp("llama256")
@@ -229,29 +208,7 @@ def tiny256(tmp_path_factory):
 
 @pytest.mark.parametrize("dtype", list(TYPES))
 def test_gguf_imports_bit_exact(tiny256, tmp_path, monkeypatch, dtype):
-    folder, model, config, weights = tiny256
-    _with_kquant_encoders(monkeypatch)
-    g = str(tmp_path / "m.gguf")
-    write_gguf(folder, model, g, permute=True, qtype=TYPES[dtype])
-    out = tmp_path / "m.edge"
-    res = export(g, out, recipe="keep")
-    assert any("kept their stored blocks exactly" in n for n in res.notes), res.notes
-    stored = {t.name: t for t in gguf.GGUFReader(g).tensors}
-    src_name = _source_names(g)
-    ref_w, n_exact = {}, 0
-    with EdgeFile(out) as f:
-        for name, w in weights.items():
-            if w.ndim == 1:
-                ref_w[name] = f.array(name).astype(np.float32).reshape(w.shape)
-                continue
-            assert f.tensor(name).dtype == dtype, name
-            ours = np.array(f.raw(name)).reshape(w.shape[0], -1)
-            src = np.asarray(stored[src_name[name]].data).reshape(w.shape[0], -1)
-            heads = _heads(name, config)
-            np.testing.assert_array_equal(permute_rope_rows(ours, heads) if heads else ours, src, err_msg=name)
-            ref_w[name] = gguf.quants.dequantize(ours, TYPES[dtype]).reshape(w.shape)  # gguf's decoder
-            n_exact += 1
-    assert n_exact == 2 + 7 * config["llm.n_layers"]  # tok_embd, output, 7 matrices a block
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
-    ref = Reference(config, ref_w).logits(torch.tensor(TOKENS)).numpy()
-    assert rel_err(got, ref) < TOL_INT_DOT
+    # gguf.quants cannot quantize Q4_K / Q6_K: the plain encoders above
+    with_encoders(monkeypatch, {QT.Q4_K: _q4_k_blocks, QT.Q6_K: _q6_k_blocks})
+    n_exact = check_import(tmp_path, tiny256, TYPES[dtype], dtype)
+    assert n_exact == 2 + 7 * tiny256[2]["llm.n_layers"]  # tok_embd, output, 7 matrices a block

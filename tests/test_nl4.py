@@ -17,15 +17,14 @@ import torch
 import edgerun
 from edgerun import _core
 from edgeconv import quant as Q
-from edgeconv.export import export, permute_rope_rows
+from edgeconv.export import export
 from edgeconv.format import EdgeFile
 from edgeconv.quant import nl4
 from edgeconv.quant.choose import choose_dtype
 from edgeconv.sources.gguf import GGUF_EXACT
 from models.llama import Reference
 from models.tiny import make_tiny
-from test_converter import write_gguf
-from test_gguf_exact import _heads, _quantizable, _source_names
+from gguf_import_check import check_import, with_encoders
 from test_runtime import TOKENS, TOL_INT_DOT, rel_err
 
 gguf = pytest.importorskip("gguf")
@@ -81,47 +80,11 @@ def tiny(tmp_path_factory):
     return out
 
 
-def _with_iq4nl_quantizer(monkeypatch):
-    """gguf.quants.quantize for IQ4_NL (not implemented by the gguf package) from edgeconv's nl4_32 blocks."""
-    orig = gguf.quants.quantize
-
-    def quantize(data, qtype):
-        if qtype == IQ4_NL:
-            return Q.quantize(np.asarray(data, np.float32), "nl4_32")
-        return orig(data, qtype)
-
-    monkeypatch.setattr(gguf.quants, "quantize", quantize)
-
-
 @pytest.mark.parametrize("recipe", ["keep", "nl4"])
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_iq4nl_gguf_imports_bit_exact(tiny, tmp_path, monkeypatch, arch, recipe):
-    folder, model, config, weights = tiny[arch]
-    _with_iq4nl_quantizer(monkeypatch)
-    g = str(tmp_path / "m.gguf")
-    write_gguf(folder, model, g, permute=(arch == "llama"), qtype=IQ4_NL)
-    out = tmp_path / "m.edge"
-    res = export(g, out, recipe=recipe)
-    assert any("kept their stored blocks exactly" in n for n in res.notes), res.notes
-    stored = {t.name: t for t in gguf.GGUFReader(g).tensors}
-    src_name = _source_names(g)
-    ref_w, n_exact = {}, 0
-    with EdgeFile(out) as f:
-        for name, w in weights.items():
-            if w.ndim == 1 or not _quantizable(w):
-                ref_w[name] = f.array(name).astype(np.float32).reshape(w.shape)  # f32 / f16 as in test_gguf_exact
-                continue
-            assert f.tensor(name).dtype == "nl4_32", name
-            ours = np.array(f.raw(name)).reshape(w.shape[0], -1)
-            src = np.asarray(stored[src_name[name]].data).reshape(w.shape[0], -1)
-            heads = _heads(name, config) if arch == "llama" else None
-            np.testing.assert_array_equal(permute_rope_rows(ours, heads) if heads else ours, src, err_msg=name)
-            ref_w[name] = gguf.quants.dequantize(ours, IQ4_NL).reshape(w.shape)  # gguf's decoder, not ours
-            n_exact += 1
-    assert n_exact >= 6
-    got = edgerun.Model(str(out), threads=2).logits(TOKENS)
-    ref = Reference(config, ref_w).logits(torch.tensor(TOKENS)).numpy()
-    assert rel_err(got, ref) < TOL_INT_DOT
+    with_encoders(monkeypatch, {IQ4_NL: lambda w: Q.quantize(w, "nl4_32")})  # edgeconv's nl4_32 blocks
+    assert check_import(tmp_path, tiny[arch], IQ4_NL, "nl4_32", recipe=recipe, permute=(arch == "llama")) >= 6
 
 
 def test_float_model_round_trip_and_int4nl_choice(tiny, tmp_path):

@@ -32,7 +32,10 @@ namespace edge {
     EDGE_ARM_GEMM(gemm_mxint8_##level);    \
     EDGE_ARM_GEMM(gemm_mxfp6_##level);     \
     EDGE_ARM_GEMM(gemm_mxfp4_##level);     \
-    EDGE_ARM_GEMM(gemm_nl4_32_##level)
+    EDGE_ARM_GEMM(gemm_nl4_32_##level);    \
+    EDGE_ARM_GEMM(gemm_q5_0_##level);      \
+    EDGE_ARM_GEMM(gemm_q4_k_##level);      \
+    EDGE_ARM_GEMM(gemm_q6_k_##level)
 
 // ---- neon (armv8.0 ASIMD: Raspberry Pi 4 and every aarch64 CPU) ----
 EDGE_ARM_INT_GEMMS(neon);

@@ -1,5 +1,5 @@
 // gemm_int_i8mm.cpp — gemm_fn for every integer-dot dtype (q8_0, int4_32/64/128, int4a_32/64/128,
-// mxint8, mxfp6, mxfp4, nl4_32) × block_q8x activations with SMMLA (armv8.6-a i8mm: Cortex-A510/A710/X2+,
+// mxint8, mxfp6, mxfp4, nl4_32, q5_0, q4_k, q6_k) × block_q8x activations with SMMLA (armv8.6-a i8mm: Cortex-A510/A710/X2+,
 // Neoverse V1/N2; not the Pi 5). Built with -march=armv8.2-a+dotprod+fp16+i8mm and used only when
 // AT_HWCAP2 has I8MM (dispatch.cpp). The reference is gemm_<dtype>_ref.
 //
@@ -8,7 +8,8 @@
 // products (r0,c0) (r0,c1) (r1,c0) (r1,c1), exactly (int32; |Σ| ≤ 32·128·127 per block). A tile is
 // 4 weight rows (2 row pairs) × up to 4 columns (2 column pairs): per 32-element activation block,
 // 4 SMMLAs per (row pair, column pair) give the exact block sums in lanes [r0c0, r0c1, r1c0, r1c1] with
-// no reduction tree, half the instructions of SDOT. Weights are decoded by the same format policies as
+// no reduction tree, half the instructions of SDOT (q6_k: the SMMLAs of each 16-element half apart, times
+// the halves' int8 scales, exact in int32). Weights are decoded by the same format policies as
 // the neon/dotprod levels (q8x_formats_arm.h) and paired with ZIP1/ZIP2 on 64-bit lanes; activations are
 // paired once per k-chunk. Then acc += (float)isum · (sw·x.d) (+ m·x.s), lanes as above: the reference's
 // block terms, only the f32 order differs, so the bound is kernels.h's |Δ| ≤ 1e-5·Σ|block terms| + 1e-30.
@@ -16,19 +17,12 @@
 // column is paired with itself (the duplicate's results are dropped). Rows past the end of a 4-row group
 // reuse the group's last row (valid memory, results dropped).
 #include "arm.h"
+#include "dot_sdot_arm.h"
 #include "q8x_formats_arm.h"
 
 namespace edge {
 namespace arm {
 namespace {
-
-struct DotSdot {  // the single-column path (as gemm_int_dotprod.cpp)
-    static int32x4_t dot4(const int8x16_t* w0, const int8x16_t* w1, int8x16_t a0, int8x16_t a1) {
-        int32x4_t s[4];
-        for (int r = 0; r < 4; ++r) s[r] = vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0[r], a0), w1[r], a1);
-        return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
-    }
-};
 
 inline int8x16_t zip_lo64(int8x16_t a, int8x16_t b) {
     return vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(a), vreinterpretq_s64_s8(b)));
@@ -75,6 +69,8 @@ template <class F, int CP>
 void mmla_tile(const uint8_t* w, int64_t w_stride, int R, int C, int nact, const PairChunk* pc, float* Y, int64_t ldy,
                bool accumulate) {
     constexpr int S = F::kBlock / 32;
+    constexpr int NS = q8x::scale_count<F>::value;
+    constexpr bool kHalves = q8x::half_scaled<F>::value;
     const uint8_t* row[4];
     for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
     float32x4_t acc[2][CP];
@@ -83,12 +79,17 @@ void mmla_tile(const uint8_t* w, int64_t w_stride, int R, int C, int nact, const
     for (int j = 0; j < nact / S; ++j) {
         const uint8_t* blk[4];
         for (int r = 0; r < 4; ++r) blk[r] = row[r] + (int64_t)j * F::kBlockBytes;
-        float32x4_t sw, m = vdupq_n_f32(0.0f);
-        F::scales(blk, &sw, &m);
-        const float32x4_t swp[2] = {vzip1q_f32(sw, sw), vzip2q_f32(sw, sw)};  // [s0 s0 s1 s1], [s2 s2 s3 s3]
-        const float32x4_t mp[2] = {vzip1q_f32(m, m), vzip2q_f32(m, m)};
+        float32x4_t sw[NS], m[NS];
+        for (int i = 0; i < NS; ++i) m[i] = vdupq_n_f32(0.0f);
+        F::scales(blk, sw, m);
+        int32x4_t hs[kHalves ? 2 * S : 1];
+        if constexpr (kHalves) F::half_scales(blk, hs);
         unroll<S>([&](auto s) {
+            constexpr int i = NS == 1 ? 0 : (int)s;
             const int k = j * S + s;
+            // row-pair lanes: [s0 s0 s1 s1], [s2 s2 s3 s3]
+            const float32x4_t swp[2] = {vzip1q_f32(sw[i], sw[i]), vzip2q_f32(sw[i], sw[i])};
+            const float32x4_t mp[2] = {vzip1q_f32(m[i], m[i]), vzip2q_f32(m[i], m[i])};
             int8x16_t w0[4], w1[4], A[2][4];
             for (int r = 0; r < 4; ++r) F::template load<s>(blk[r], w0[r], w1[r]);
             for (int rp = 0; rp < 2; ++rp) {
@@ -102,8 +103,16 @@ void mmla_tile(const uint8_t* w, int64_t w_stride, int R, int C, int nact, const
                 for (int rp = 0; rp < 2; ++rp) {
                     int32x4_t z = vmmlaq_s32(vdupq_n_s32(0), A[rp][0], b[0]);
                     z = vmmlaq_s32(z, A[rp][1], b[1]);
-                    z = vmmlaq_s32(z, A[rp][2], b[2]);
-                    z = vmmlaq_s32(z, A[rp][3], b[3]);
+                    if constexpr (kHalves) {  // elements 0..15 in z, 16..31 in z1
+                        int32x4_t z1 = vmmlaq_s32(vdupq_n_s32(0), A[rp][2], b[2]);
+                        z1 = vmmlaq_s32(z1, A[rp][3], b[3]);
+                        const int32x4_t ha = hs[2 * s], hb = hs[2 * s + 1];
+                        z = vmlaq_s32(vmulq_s32(z, rp ? vzip2q_s32(ha, ha) : vzip1q_s32(ha, ha)), z1,
+                                      rp ? vzip2q_s32(hb, hb) : vzip1q_s32(hb, hb));
+                    } else {
+                        z = vmmlaq_s32(z, A[rp][2], b[2]);
+                        z = vmmlaq_s32(z, A[rp][3], b[3]);
+                    }
                     if (F::kKey) z = vaddq_s32(z, pc[cp].negk[k]);
                     acc[rp][cp] = vfmaq_f32(acc[rp][cp], vcvtq_f32_s32(z), vmulq_f32(swp[rp], pc[cp].d[k]));
                     if (F::kAsym) acc[rp][cp] = vfmaq_f32(acc[rp][cp], mp[rp], pc[cp].s[k]);
@@ -173,6 +182,9 @@ EDGE_ARM_MMLA_DEF(gemm_int4a_128_i8mm, arm::Int4<128 EDGE_ARM_COMMA true>)
 EDGE_ARM_MMLA_DEF(gemm_mxfp6_i8mm, arm::MxFp6)
 EDGE_ARM_MMLA_DEF(gemm_mxfp4_i8mm, arm::MxFp4)
 EDGE_ARM_MMLA_DEF(gemm_nl4_32_i8mm, arm::Nl4)
+EDGE_ARM_MMLA_DEF(gemm_q5_0_i8mm, arm::Q5_0)
+EDGE_ARM_MMLA_DEF(gemm_q4_k_i8mm, arm::Q4K)
+EDGE_ARM_MMLA_DEF(gemm_q6_k_i8mm, arm::Q6K)
 #undef EDGE_ARM_MMLA_DEF
 
 }  // namespace edge

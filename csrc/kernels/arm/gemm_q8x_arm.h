@@ -23,14 +23,23 @@
 //   kAsym, kKey                  int4a offset term; K of the "- K" above (0 when codes are signed)
 //   load<s>(blk, w0, w1)         codes of elements 32s..32s+31 of the block at blk (s < kBlock/32), as
 //                                signed int8: w0 = elements 0..15, w1 = 16..31 of that activation block
-//   scales(blk[4], sw, m)        f32 scale (int4a: and offset) of the blocks at blk[0..3], lane r = blk[r]
-// A dot policy D provides dot4(w0[4], w1[4], a0, a1) -> int32x4, lane r = Σ codes of row r × a.
+//   scales(blk[4], sw, m)        f32 scale (int4a: and offset) of the blocks at blk[0..3], lane r = blk[r],
+//                                into sw[0], m[0]; with sub-block scales (kScales = kBlock/32: q4_k) the
+//                                scale and offset of activation block s into sw[s], m[s]
+//   kScales (optional)           1 (default) or kBlock/32, as above
+//   kHalves (optional, q6_k)     each activation block's two 16-element halves carry their own integer
+//                                factor: half_scales(blk[4], hs) writes hs[2s], hs[2s+1] (int32, lane r =
+//                                row r) for s < kBlock/32, and the block sum is hs[2s]·Σ(elements 0..15)
+//                                + hs[2s+1]·Σ(16..31), exact in int32 (the format bounds it)
+// A dot policy D provides dot4(w0[4], w1[4], a0, a1) -> int32x4, lane r = Σ codes of row r × a, and
+// halves4(w0, w1, a0, a1, &lo, &hi): the same sums of elements 0..15 (w0·a0) and 16..31 (w1·a1) apart.
 #pragma once
 
 #include <cstring>
 #include <utility>
 
 #include "../gemm_schedule.h"
+#include "../q8x_traits.h"
 #include "neon_util.h"
 
 namespace edge {
@@ -64,6 +73,9 @@ inline void act_prep(const uint8_t* x, int nact, ActChunk* a) {
         }
     }
 }
+
+// Lane r = Σ of s[r]'s four lanes (the 4-row pairwise-add tree of the dot policies).
+inline int32x4_t rows_sum4(const int32x4_t* s) { return vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3])); }
 
 template <int... Is, class Fn>
 inline void unroll_seq(std::integer_sequence<int, Is...>, Fn&& f) {
@@ -99,6 +111,8 @@ template <class F, class D, int C>
 void q8x_tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* act, float* Y, int64_t ldy,
               bool accumulate) {
     constexpr int S = F::kBlock / 32;  // activation blocks per weight block
+    constexpr int NS = q8x::scale_count<F>::value;
+    constexpr bool kHalves = q8x::half_scaled<F>::value;
     const uint8_t* row[4];
     for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
     float32x4_t acc[C];
@@ -106,18 +120,29 @@ void q8x_tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChun
     for (int j = 0; j < nact / S; ++j) {
         const uint8_t* blk[4];
         for (int r = 0; r < 4; ++r) blk[r] = row[r] + (int64_t)j * F::kBlockBytes;
-        float32x4_t sw, m = vdupq_n_f32(0.0f);
-        F::scales(blk, &sw, &m);
+        float32x4_t sw[NS], m[NS];
+        for (int i = 0; i < NS; ++i) m[i] = vdupq_n_f32(0.0f);
+        F::scales(blk, sw, m);
+        int32x4_t hs[kHalves ? 2 * S : 1];
+        if constexpr (kHalves) F::half_scales(blk, hs);
         unroll<S>([&](auto s) {
+            constexpr int i = NS == 1 ? 0 : (int)s;
             const int k = j * S + s;
             int8x16_t w0[4], w1[4];
             for (int r = 0; r < 4; ++r) F::template load<s>(blk[r], w0[r], w1[r]);
             for (int c = 0; c < C; ++c) {
                 const int8_t* a = act[c].q + (int64_t)k * sizeof(block_q8x);
-                int32x4_t z = D::dot4(w0, w1, vld1q_s8(a), vld1q_s8(a + 16));
+                int32x4_t z;
+                if constexpr (kHalves) {
+                    int32x4_t lo, hi;
+                    D::halves4(w0, w1, vld1q_s8(a), vld1q_s8(a + 16), &lo, &hi);
+                    z = vmlaq_s32(vmulq_s32(lo, hs[2 * s]), hi, hs[2 * s + 1]);
+                } else {
+                    z = D::dot4(w0, w1, vld1q_s8(a), vld1q_s8(a + 16));
+                }
                 if (F::kKey) z = vaddq_s32(z, vdupq_n_s32(act[c].negk[k]));
-                acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(z), vmulq_n_f32(sw, act[c].d[k]));
-                if (F::kAsym) acc[c] = vfmaq_n_f32(acc[c], m, act[c].s[k]);
+                acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(z), vmulq_n_f32(sw[i], act[c].d[k]));
+                if (F::kAsym) acc[c] = vfmaq_n_f32(acc[c], m[i], act[c].s[k]);
             }
         });
     }

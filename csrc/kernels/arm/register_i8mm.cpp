@@ -18,6 +18,9 @@ void kernels_register_i8mm(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_i8mm, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_i8mm, L);
     kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q5_0], gemm_q5_0_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q4_K], gemm_q4_k_i8mm, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q6_K], gemm_q6_k_i8mm, L);
 }
 
 }  // namespace edge

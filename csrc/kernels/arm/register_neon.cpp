@@ -1,6 +1,7 @@
 // register_neon.cpp — fills the KernelTable slots implemented for the neon level (armv8.0 ASIMD, e.g.
-// Raspberry Pi 4's Cortex-A72): every gemm and dequant but f32 dequant (a memcpy), quantize_q8x,
-// attention, silu_mul and every training kernel. Slots not set here keep the reference (dispatch.cpp copies the level below).
+// Raspberry Pi 4's Cortex-A72): every gemm, every dequant but f32's (a memcpy) and the import-only q5_0 /
+// q4_k / q6_k's, quantize_q8x, attention, silu_mul and every training kernel. Slots not set here keep the
+// reference (dispatch.cpp copies the level below).
 #include "arm.h"
 
 namespace edge {
@@ -22,6 +23,9 @@ void kernels_register_neon(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_neon, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_neon, L);
     kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_neon, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q5_0], gemm_q5_0_neon, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q4_K], gemm_q4_k_neon, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q6_K], gemm_q6_k_neon, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_neon, L);
     kernel_set(&t->dequant[EDGE_DTYPE_BF16], dequant_bf16_neon, L);

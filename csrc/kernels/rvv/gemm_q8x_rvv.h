@@ -11,7 +11,8 @@
 // in the reference's order and with its expression (the running sum continues through Y across k-chunks),
 // so the result is the reference's up to FMA contraction (well inside kernels.h's
 // |Δ| ≤ 1e-5·Σ|block terms| + 1e-30). vl is 32 at e8m2 / e16m4 for every VLEN >= 128 (V's minimum),
-// so one block is one vector step.
+// so one block is one vector step. q4_k has a scale and offset per activation block (kScales), q6_k an
+// integer factor per 16-element half (kHalves: two reductions, the masked one over lanes 16..31).
 // The scalar side is kept small: per k-chunk of 64 activation blocks, x.d / x.s of each column are
 // unpacked once for all rows, and each row's block scales (and int4a offsets) are decoded 8..64 at a
 // time by strided vector loads (block_scales), not one f16/E8M0 conversion per block.
@@ -44,21 +45,35 @@ template <class F, int C>
 inline void row_dot(const uint8_t* w, int nact, const uint8_t* x, int64_t xs, const ColChunk* cc, float* y,
                     int64_t ldy, bool accumulate) {
     constexpr int kSub = F::kBlock / 32;
+    constexpr bool kPerSub = q8x::scale_count<F>::value > 1;  // a scale per activation block (q4_k)
+    constexpr bool kHalves = q8x::half_scaled<F>::value;
     const int nwb = nact / kSub;
     float sw[kChunk], m[F::kAsym ? kChunk : 1];
-    block_scales<F>(w, nwb, sw, m);
+    if constexpr (kPerSub) F::sub_scales(w, nwb, sw, m);
+    else block_scales<F>(w, nwb, sw, m);
     float acc[C];
     for (int c = 0; c < C; ++c) acc[c] = accumulate ? ld_f32s(y + c * ldy) : 0.0f;
     const vint32m1_t zero = __riscv_vmv_v_x_i32m1(0, 1);
+    const vbool4_t upper = __riscv_vmsgeu_vx_u16m4_b4(__riscv_vid_v_u16m4(kVl32), 16, kVl32);  // lanes 16..31
     for (int b = 0, ka = 0; b < nwb; ++b, w += F::kBlockBytes) {
         for (int k = 0; k < kSub; ++k, ++ka, x += kQ8xBytes) {
             const vint8m2_t wc = F::codes(w, k);
+            const int si = kPerSub ? ka : b;
+            int32_t sa = 0, sb = 0;
+            if constexpr (kHalves) F::half_scales(w, k, &sa, &sb);
             for (int c = 0; c < C; ++c) {
                 const int8_t* q = (const int8_t*)(x + c * xs + 8);
                 const vint16m4_t p = __riscv_vwmul_vv_i16m4(wc, __riscv_vle8_v_i8m2(q, kVl32), kVl32);
-                const int32_t isum = __riscv_vmv_x_s_i32m1_i32(__riscv_vwredsum_vs_i16m4_i32m1(p, zero, kVl32));
-                if (F::kAsym) acc[c] += (sw[b] * cc[c].d[ka]) * (float)isum + m[b] * cc[c].s[ka];
-                else acc[c] += (sw[b] * cc[c].d[ka]) * (float)isum;
+                int32_t isum;
+                if constexpr (kHalves) {  // the reference's sc_a·Σ(0..15) + sc_b·Σ(16..31)
+                    const int32_t lo = __riscv_vmv_x_s_i32m1_i32(__riscv_vwredsum_vs_i16m4_i32m1(p, zero, 16));
+                    const int32_t hi = __riscv_vmv_x_s_i32m1_i32(__riscv_vwredsum_vs_i16m4_i32m1_m(upper, p, zero, kVl32));
+                    isum = sa * lo + sb * hi;
+                } else {
+                    isum = __riscv_vmv_x_s_i32m1_i32(__riscv_vwredsum_vs_i16m4_i32m1(p, zero, kVl32));
+                }
+                if (F::kAsym) acc[c] += (sw[si] * cc[c].d[ka]) * (float)isum + m[si] * cc[c].s[ka];
+                else acc[c] += (sw[si] * cc[c].d[ka]) * (float)isum;
             }
         }
     }

@@ -1,6 +1,7 @@
 // register_rvv.cpp — fills the KernelTable slots implemented for the rvv level (RVV 1.0, any VLEN >= 128):
-// every gemm and dequant slot, quantize_q8x, attention, silu_mul and every training kernel. dispatch.cpp calls this only when
-// AT_HWCAP has the 'V' bit; on boards without vectors (VisionFive 2) the table stays at "ref".
+// every gemm slot, every dequant slot but the import-only q5_0 / q4_k / q6_k, quantize_q8x, attention,
+// silu_mul and every training kernel. dispatch.cpp calls this only when AT_HWCAP has the 'V' bit; on boards
+// without vectors (VisionFive 2) the table stays at "ref".
 // (Built with V like every *_rvv.cpp file; it only stores function addresses.)
 #include "rvv.h"
 
@@ -23,6 +24,9 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_rvv, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_rvv, L);
     kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_rvv, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q5_0], gemm_q5_0_rvv, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q4_K], gemm_q4_k_rvv, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q6_K], gemm_q6_k_rvv, L);
 
     kernel_set(&t->dequant[EDGE_DTYPE_F32], dequant_f32_rvv, L);
     kernel_set(&t->dequant[EDGE_DTYPE_F16], dequant_f16_rvv, L);

@@ -21,7 +21,8 @@ namespace edge {
               int64_t ncols, float* Y, int64_t ldy)
 #define EDGE_RVV_DEQUANT(name) void name(const void* src, float* y, int64_t n)
 
-// ---- gemm, integer-dot weights x block_q8x (gemm_q8_rvv.cpp, gemm_int4_rvv.cpp, gemm_mxfp_rvv.cpp) ----
+// ---- gemm, integer-dot weights x block_q8x (gemm_q8_rvv.cpp, gemm_int4_rvv.cpp, gemm_mxfp_rvv.cpp,
+// gemm_nl4_rvv.cpp, gemm_kquant_rvv.cpp) ----
 EDGE_RVV_GEMM(gemm_q8_0_rvv);
 EDGE_RVV_GEMM(gemm_mxint8_rvv);
 EDGE_RVV_GEMM(gemm_int4_32_rvv);
@@ -33,6 +34,9 @@ EDGE_RVV_GEMM(gemm_int4a_128_rvv);
 EDGE_RVV_GEMM(gemm_mxfp6_rvv);
 EDGE_RVV_GEMM(gemm_mxfp4_rvv);
 EDGE_RVV_GEMM(gemm_nl4_32_rvv);
+EDGE_RVV_GEMM(gemm_q5_0_rvv);
+EDGE_RVV_GEMM(gemm_q4_k_rvv);
+EDGE_RVV_GEMM(gemm_q6_k_rvv);
 
 // ---- gemm, float weights x f32 activations (gemm_float_rvv.cpp) ----
 EDGE_RVV_GEMM(gemm_f32_rvv);

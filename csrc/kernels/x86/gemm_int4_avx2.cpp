@@ -25,10 +25,7 @@ struct Int4 {
     static constexpr bool kSign = false;
     static constexpr int kKey = A ? 0 : 8;
 
-    static __m256i block32(const uint8_t* p) {
-        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + kData)));
-        return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
-    }
+    static __m256i block32(const uint8_t* p) { return nibbles32(p + kData); }
     static void load_pair(const uint8_t* row, int64_t j, int elems, __m256i* w) {
         const __m256i m4 = _mm256_set1_epi8(0x0F);
         if (B == 32) {

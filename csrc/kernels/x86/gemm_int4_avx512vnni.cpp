@@ -20,11 +20,6 @@ namespace {
 
 using namespace x86;
 
-// Bytes -> their low nibble where `hi` (one bit per 16-bit word) is clear, high nibble where set.
-inline __m512i nibbles(__m512i v, __mmask32 hi) {
-    return _mm512_and_si512(_mm512_mask_srli_epi16(v, hi, v, 4), _mm512_set1_epi8(0x0F));
-}
-
 template <int B, bool A, bool kInPlace>
 struct Int4 {
     static constexpr int kBlock = B;

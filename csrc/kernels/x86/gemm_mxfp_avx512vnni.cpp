@@ -21,7 +21,7 @@ namespace {
 
 using namespace x86;
 
-struct MxFp4 {
+struct MxFp4 : Steps32<MxFp4> {
     static constexpr int kBlock = 32;
     static constexpr int kBlockBytes = 17;
     static constexpr bool kAsym = false;
@@ -33,24 +33,15 @@ struct MxFp4 {
     static float act_mult(int) { return 1.0f; }
 
     static __m512i step(const uint8_t* p, int nb) {
-        const __m128i b0 = _mm_loadu_si128((const __m128i*)(p + 1));
-        const __m128i b1 = nb == 2 ? _mm_loadu_si128((const __m128i*)(p + kBlockBytes + 1)) : b0;
-        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(b0)),
-                                             _mm256_broadcastsi128_si256(b1), 1);
-        const __m512i idx = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
         // 12 + 2·E2M1(code): {0,1,2,3,4,6,8,12} and their negatives
         const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0));
-        return _mm512_shuffle_epi8(lut, idx);
-    }
-    static void load_pair(const uint8_t* p, int elems, __m512i* w) {
-        w[0] = step(p, elems >= 64 ? 2 : 1);
-        w[1] = elems > 64 ? step(p + 2 * kBlockBytes, elems == 128 ? 2 : 1) : w[0];
+        return _mm512_shuffle_epi8(lut, nibble_step<1, kBlockBytes>(p, nb));
     }
     static __m512 scale(__m512i dw) { return _mm512_mul_ps(e8m0x16(dw), _mm512_set1_ps(0.5f)); }
     static __m512 offset(__m512i) { return _mm512_setzero_ps(); }
 };
 
-struct MxFp6 {
+struct MxFp6 : Steps32<MxFp6> {
     static constexpr int kBlock = 32;
     static constexpr int kBlockBytes = 25;
     static constexpr bool kAsym = false;
@@ -84,10 +75,6 @@ struct MxFp6 {
         const __m512i pos = _mm512_mask_blend_epi8(_mm512_test_epi8_mask(c, _mm512_set1_epi8(0x10)), lo, hi);
         // Negative codes: 64 - |v| = 128 - pos.
         return _mm512_mask_sub_epi8(pos, _mm512_test_epi8_mask(c, _mm512_set1_epi8(0x20)), _mm512_set1_epi8((char)128), pos);
-    }
-    static void load_pair(const uint8_t* p, int elems, __m512i* w) {
-        w[0] = step(p, elems >= 64 ? 2 : 1);
-        w[1] = elems > 64 ? step(p + 2 * kBlockBytes, elems == 128 ? 2 : 1) : w[0];
     }
     static __m512 scale(__m512i dw) { return _mm512_mul_ps(e8m0x16(dw), _mm512_set1_ps(0.125f)); }
     static __m512 offset(__m512i) { return _mm512_setzero_ps(); }

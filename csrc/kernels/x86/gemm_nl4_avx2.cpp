@@ -13,27 +13,17 @@ namespace {
 
 using namespace x86;
 
-struct Nl4 {
-    static constexpr int kBlock = 32;
+struct Nl4 : F16Block32<Nl4> {
     static constexpr int kBlockBytes = 18;
-    static constexpr bool kAsym = false;
     static constexpr bool kSign = true;
     static constexpr int kNarrow = 0;  // |w|·|q| ≤ 127·127: 4 of them overflow int16
     static constexpr int kKey = 0;
 
     static __m256i block(const uint8_t* p) {
-        const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(p + 2)));
-        const __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+        const __m256i idx = nibbles32(p + 2);
         const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)kNl4Values));
         return _mm256_shuffle_epi8(lut, idx);
     }
-    static void load_pair(const uint8_t* row, int64_t j, int elems, __m256i* w) {
-        const uint8_t* p = row + 2 * j * kBlockBytes;
-        w[0] = block(p);
-        w[1] = elems == 64 ? block(p + kBlockBytes) : w[0];
-    }
-    static __m256 scale(__m256i dw) { return f16x8(dw); }
-    static __m256 offset(__m256i) { return _mm256_setzero_ps(); }
 };
 
 }  // namespace

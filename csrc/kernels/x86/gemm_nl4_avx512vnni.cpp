@@ -12,7 +12,7 @@ namespace {
 
 using namespace x86;
 
-struct Nl4 {
+struct Nl4 : Steps32<Nl4> {
     static constexpr int kBlock = 32;
     static constexpr int kBlockBytes = 18;
     static constexpr bool kAsym = false;
@@ -24,19 +24,10 @@ struct Nl4 {
     static float act_mult(int) { return 1.0f; }
 
     static __m512i step(const uint8_t* p, int nb) {
-        const __m128i b0 = _mm_loadu_si128((const __m128i*)(p + 2));
-        const __m128i b1 = nb == 2 ? _mm_loadu_si128((const __m128i*)(p + kBlockBytes + 2)) : b0;
-        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(b0)),
-                                             _mm256_broadcastsi128_si256(b1), 1);
-        const __m512i idx = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
         // kNl4Values + 128 as unsigned bytes (XOR 0x80 of the signed table)
         const __m512i lut = _mm512_broadcast_i32x4(
             _mm_xor_si128(_mm_loadu_si128((const __m128i*)kNl4Values), _mm_set1_epi8((char)0x80)));
-        return _mm512_shuffle_epi8(lut, idx);
-    }
-    static void load_pair(const uint8_t* p, int elems, __m512i* w) {
-        w[0] = step(p, elems >= 64 ? 2 : 1);
-        w[1] = elems > 64 ? step(p + 2 * kBlockBytes, elems == 128 ? 2 : 1) : w[0];
+        return _mm512_shuffle_epi8(lut, nibble_step<2, kBlockBytes>(p, nb));
     }
     static __m512 scale(__m512i dw) { return f16x16(dw); }
     static __m512 offset(__m512i) { return _mm512_setzero_ps(); }

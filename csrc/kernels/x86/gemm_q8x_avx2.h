@@ -27,16 +27,20 @@
 //   load_pair(row, j, elems, w)        steps 2j, 2j+1 of a row -> w[0], w[1] (u bytes, or the signed
 //                                      codes when kSign); elems = 64, or 32 at the end of a row
 //   scale(dw), offset(dw)              8 block scales (int4a: offsets) from the first 4 bytes of 8 blocks
-//   sub_scale(block, j, &s, &m)        kBlock = 256 instead (q4_k): the scale and offset of 32-element
-//                                      sub-block j of a super-block, computed per lane in scalar code
+//   super_scales(row[4], sw, m)        kBlock = 256 instead (q4_k, q6_k): the scales (q4_k: and offsets)
+//                                      of the 4 pairs of one super-block of rows row[0..3], lanes as above
+//                                      (vector code: each row's scale bytes loaded once, no per-lane decode)
+//   kLaneScale, lane_scale(row, k)     optional (q6_k): int16 factors of activation block k's vpmaddubsw
+//                                      pair sums (lanes 0-7: elements 0..15, 8-15: 16..31), taken by the
+//                                      vpmaddwd that widens them (in place of ones): exact in int32
 #pragma once
 
 #include <cstring>
-#include <type_traits>
 
 #include "avx2_util.h"
 #include "../gemm_schedule.h"
 #include "../kernels.h"
+#include "../q8x_traits.h"
 
 namespace edge {
 namespace x86 {
@@ -80,46 +84,40 @@ inline void act_prep2(const block_q8x* a, int nact, ActChunk2* out) {
 }
 
 // Weight scales (int4a: offsets) of 4 rows × activation blocks [2·p0, 2·p0 + nact); lane 4g + r of
-// pair p = the scale of the weight block under activation block 2p + g of row r (0 past R / nact).
+// pair p = the scale of the weight block under activation block 2p + g of row r (0 past R / nact; for
+// super-blocks, whose chunks never end inside one, rows past R get row R - 1's, as the tile reads them).
 template <class F>
 inline void row_scales2(const uint8_t* w, int64_t w_stride, int R, int nact, __m256* sw, __m256* m) {
-    if constexpr (F::kBlock == 256) {  // sub-blocked super-blocks (q4_k): F::sub_scale per lane, scalar
-        for (int p = 0; p * 2 < nact; ++p) {
-            alignas(32) float s8[8], m8[8];
-            for (int g = 0; g < 2; ++g)
-                for (int r = 0; r < 4; ++r) {
-                    const int k = 2 * p + g;
-                    s8[4 * g + r] = m8[4 * g + r] = 0.0f;
-                    if (r < R && k < nact)
-                        F::sub_scale(w + r * w_stride + (k / 8) * F::kBlockBytes, k % 8, &s8[4 * g + r], &m8[4 * g + r]);
-                }
-            sw[p] = _mm256_load_ps(s8);
-            if (F::kAsym) m[p] = _mm256_load_ps(m8);
+    if constexpr (F::kBlock == 256) {  // super-blocks of 4 pairs; rows past R repeat row R - 1 (dropped)
+        for (int b = 0; 8 * b < nact; ++b) {
+            const uint8_t* row[4];
+            for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride + b * F::kBlockBytes;
+            F::super_scales(row, sw + 4 * b, F::kAsym ? m + 4 * b : m);
         }
-        return;
-    }
-    constexpr int shift = F::kBlock == 32 ? 0 : F::kBlock == 64 ? 1 : 2;  // activation -> weight block
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i r = _mm256_and_si256(lane, _mm256_set1_epi32(3));
-    const __m256i g = _mm256_srli_epi32(lane, 2);
-    const __m256i rofs = _mm256_mullo_epi32(r, _mm256_set1_epi32((int)w_stride));
-    const __m256i rows_ok = _mm256_cmpgt_epi32(_mm256_set1_epi32(R), r);
-    for (int p = 0; p * 2 < nact; ++p) {
-        const __m256i k = _mm256_add_epi32(g, _mm256_set1_epi32(2 * p));
-        const __m256i idx = _mm256_add_epi32(rofs, _mm256_mullo_epi32(_mm256_srli_epi32(k, shift), _mm256_set1_epi32(F::kBlockBytes)));
-        const __m256i ok = _mm256_and_si256(rows_ok, _mm256_cmpgt_epi32(_mm256_set1_epi32(nact), k));
-        const __m256i dw = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)w, idx, ok, 1);
-        sw[p] = _mm256_and_ps(F::scale(dw), _mm256_castsi256_ps(ok));
-        if (F::kAsym) m[p] = _mm256_and_ps(F::offset(dw), _mm256_castsi256_ps(ok));
+    } else {
+        constexpr int shift = F::kBlock == 32 ? 0 : F::kBlock == 64 ? 1 : 2;  // activation -> weight block
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i r = _mm256_and_si256(lane, _mm256_set1_epi32(3));
+        const __m256i g = _mm256_srli_epi32(lane, 2);
+        const __m256i rofs = _mm256_mullo_epi32(r, _mm256_set1_epi32((int)w_stride));
+        const __m256i rows_ok = _mm256_cmpgt_epi32(_mm256_set1_epi32(R), r);
+        for (int p = 0; p * 2 < nact; ++p) {
+            const __m256i k = _mm256_add_epi32(g, _mm256_set1_epi32(2 * p));
+            const __m256i idx = _mm256_add_epi32(rofs, _mm256_mullo_epi32(_mm256_srli_epi32(k, shift), _mm256_set1_epi32(F::kBlockBytes)));
+            const __m256i ok = _mm256_and_si256(rows_ok, _mm256_cmpgt_epi32(_mm256_set1_epi32(nact), k));
+            const __m256i dw = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)w, idx, ok, 1);
+            sw[p] = _mm256_and_ps(F::scale(dw), _mm256_castsi256_ps(ok));
+            if (F::kAsym) m[p] = _mm256_and_ps(F::offset(dw), _mm256_castsi256_ps(ok));
+        }
     }
 }
 
-// 8 int32 lane sums of one step: u·q (or |w|·sign(q, w)).
+// 8 int32 lane sums of one step: u·q (or |w|·sign(q, w)), the pair sums weighted by f (ones, or the
+// format's lane scales).
 template <class F>
-inline __m256i step_dot(__m256i w, __m256i q) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    if (F::kSign) return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w)), ones);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), ones);
+inline __m256i step_dot(__m256i w, __m256i q, __m256i f) {
+    if (F::kSign) return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w)), f);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), f);
 }
 
 // v[r][g] (8 lanes, all of block g) -> lane 4g + r = Σ of v[r][g]'s lanes. Transpose-add tree as in
@@ -150,13 +148,6 @@ inline __m256i block_sums2(const __m256i (&v)[4][2]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
 }
 
-// F::kLaneScale (optional, q6_k): F::lane_scale(row, k) gives 8 int32 factors of activation block k's
-// lane sums (lanes 0-3: elements 0..15, lanes 4-7: 16..31), applied before the tree (exact in int32).
-template <class F, class = void>
-struct lane_scaled : std::false_type {};
-template <class F>
-struct lane_scaled<F, std::void_t<decltype(F::kLaneScale)>> : std::bool_constant<F::kLaneScale> {};
-
 template <class F, int C>
 void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2* act, const __m256* sw,
            const __m256* m, float* Y, int64_t ldy, bool accumulate) {
@@ -173,17 +164,16 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
         } else {
             for (int r = 0; r < 4; ++r) F::load_pair(row[r], p, 32, wv[r]);
         }
-        __m256i ls[4][2];
-        if constexpr (lane_scaled<F>::value)
-            for (int r = 0; r < 4; ++r)
-                for (int g = 0; g < 2; ++g) ls[r][g] = F::lane_scale(row[r], 2 * p + g);
+        __m256i f[4][2];
+        for (int r = 0; r < 4; ++r)
+            for (int g = 0; g < 2; ++g) {
+                if constexpr (q8x::lane_scaled<F>::value) f[r][g] = F::lane_scale(row[r], 2 * p + g);
+                else f[r][g] = _mm256_set1_epi16(1);
+            }
         for (int c = 0; c < C; ++c) {
             __m256i v[4][2];
             for (int r = 0; r < 4; ++r)
-                for (int g = 0; g < 2; ++g) {
-                    v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g]);
-                    if constexpr (lane_scaled<F>::value) v[r][g] = _mm256_mullo_epi32(v[r][g], ls[r][g]);
-                }
+                for (int g = 0; g < 2; ++g) v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g], f[r][g]);
             __m256i z = block_sums2<F::kNarrow>(v);
             if (F::kKey) z = _mm256_add_epi32(z, act[c].negk[p]);
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(z), _mm256_mul_ps(sw[p], act[c].d[p]), acc[c]);
@@ -202,6 +192,28 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
         }
     }
 }
+
+// The codes of a split-half 32-element block from its 16 nibble bytes at qs: elements 0..15 (low
+// nibbles) in the lower 128 bits, 16..31 (high nibbles) in the upper.
+inline __m256i nibbles32(const uint8_t* qs) {
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)qs));
+    return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+}
+
+// The common part of the 32-element formats with one f16 scale at byte 0 and no offset (q5_0, nl4_32):
+// a pair is two consecutive blocks, each decoded to one step by D::block(p).
+template <class D>
+struct F16Block32 {
+    static constexpr int kBlock = 32;
+    static constexpr bool kAsym = false;
+    static void load_pair(const uint8_t* row, int64_t j, int elems, __m256i* w) {
+        const uint8_t* p = row + 2 * j * D::kBlockBytes;
+        w[0] = D::block(p);
+        w[1] = elems == 64 ? D::block(p + D::kBlockBytes) : w[0];
+    }
+    static __m256 scale(__m256i dw) { return f16x8(dw); }
+    static __m256 offset(__m256i) { return _mm256_setzero_ps(); }
+};
 
 // The tile policy of sched::gemm_q8x (gemm_schedule.h): 4 rows × up to 4 columns, k-chunks of 64 blocks.
 template <class F>

@@ -43,6 +43,14 @@
 //                                128, or 32/64/96 at the end of a row (never read past those blocks;
 //                                lanes past them may hold anything, their activation codes are 0)
 //   scale(dw), offset(dw)        16 block scales (int4a: offsets) from the first 4 bytes of 16 blocks
+// or, for kBlock = 256 (q4_k, q6_k: a super-block is two pairs), instead of load_pair / scale / offset:
+//   load_half(blk, h, w)         pair h (0, 1) of the super-block at blk -> w[0], w[1]
+//   super_scales(row[4], sw, m)  the scales (q4_k: and offsets) of the 2 pairs of one super-block of rows
+//                                row[0..3], lanes as above (vector code, no per-lane decode)
+// and optionally (q6_k):
+//   kLaneScale, lane_scale(row, p, st)   int16 factors of the pair sums of step st of pair p (the signed
+//                                codes' |w|·±q through vpmaddubsw, widened by a vpmaddwd that takes them
+//                                in place of ones: exact in int32), in place of vpdpbusd (K = 0)
 #pragma once
 
 #include <cstring>
@@ -50,6 +58,7 @@
 #include "avx512_util.h"
 #include "../gemm_schedule.h"
 #include "../kernels.h"
+#include "../q8x_traits.h"
 
 namespace edge {
 namespace x86 {
@@ -93,6 +102,30 @@ inline void act_prep(const block_q8x* a, int nact, ActChunk* out) {
         if (F::kAsym) out->s[p] = _mm512_load_ps(s);
     }
 }
+
+// Bytes -> their low nibble where `hi` (one bit per 16-bit word) is clear, high nibble where set.
+inline __m512i nibbles(__m512i v, __mmask32 hi) {
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, hi, v, 4), _mm512_set1_epi8(0x0F));
+}
+
+// The nibbles of two split-half 32-element blocks (16 bytes at p + kData and p + kBytes + kData; nb = 1:
+// the first block twice) as one step: [low | high nibbles of block 0 | low | high of block 1] per 128 bits.
+template <int kData, int kBytes>
+inline __m512i nibble_step(const uint8_t* p, int nb) {
+    const __m128i b0 = _mm_loadu_si128((const __m128i*)(p + kData));
+    const __m128i b1 = nb == 2 ? _mm_loadu_si128((const __m128i*)(p + kBytes + kData)) : b0;
+    return nibbles(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(b0)), _mm256_broadcastsi128_si256(b1), 1),
+                   0xFF00FF00u);
+}
+
+// load_pair of the 32-element formats whose step D::step(p, nb) decodes nb (1, 2) blocks at p.
+template <class D>
+struct Steps32 {
+    static void load_pair(const uint8_t* p, int elems, __m512i* w) {
+        w[0] = D::step(p, elems >= 64 ? 2 : 1);
+        w[1] = elems > 64 ? D::step(p + 2 * D::kBlockBytes, elems == 128 ? 2 : 1) : w[0];
+    }
+};
 
 // Word index (and right shift of the 16-bit word: 8 for a byte at an odd offset) of the scale of
 // block g in a 4-block pair, for result word L = 4g + r, and of the int4a offset for L = 16 + 4g + r.
@@ -157,9 +190,9 @@ inline void row_scales32(const uint8_t* w, int64_t w_stride, int R, int nact, __
 // Weight scales (and int4a offsets) of 4 rows for activation blocks [0, nact) of a chunk: lane 4g + r
 // of pair p = the scale of the weight block under activation block 4p + g of row r (0 for rows ≥ R
 // and past nact). One gather fetches 4 rows × 4 weight blocks (1, 2 or 4 pairs' worth) and vpermps
-// spreads it over the pairs. w: row 0 at the chunk's first weight block.
+// spreads it over the pairs. w: row 0 at the chunk's first weight block. (Blocks of 32..128 elements.)
 template <class F>
-inline void row_scales(const uint8_t* w, int64_t w_stride, int R, int nact, __m512* sw, __m512* m) {
+inline void row_scales_gather(const uint8_t* w, int64_t w_stride, int R, int nact, __m512* sw, __m512* m) {
     constexpr int kPer = F::kBlock / 32;  // activation blocks per weight block = pairs per gather
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i r = _mm512_and_si512(lane, _mm512_set1_epi32(3));
@@ -187,6 +220,21 @@ inline void row_scales(const uint8_t* w, int64_t w_stride, int R, int nact, __m5
                 if (F::kAsym) m[p] = _mm512_permutexvar_ps(src, o);
             }
         }
+    }
+}
+
+// The scales of any block size: super-blocks (256) by F::super_scales, 2 pairs each (rows past R get row
+// R - 1's, as the tile reads them; a chunk never ends inside a super-block), else row_scales_gather.
+template <class F>
+inline void row_scales(const uint8_t* w, int64_t w_stride, int R, int nact, __m512* sw, __m512* m) {
+    if constexpr (F::kBlock == 256) {
+        for (int b = 0; 8 * b < nact; ++b) {
+            const uint8_t* row[4];
+            for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride + b * F::kBlockBytes;
+            F::super_scales(row, sw + 2 * b, F::kAsym ? m + 2 * b : m);
+        }
+    } else {
+        row_scales_gather<F>(w, w_stride, R, nact, sw, m);
     }
 }
 
@@ -231,24 +279,45 @@ void tile(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk* a
           const __m512* m, float* Y, int64_t ldy, bool accumulate) {
     const uint8_t* row[4];
     for (int r = 0; r < 4; ++r) row[r] = w + (r < R ? r : R - 1) * w_stride;
-    constexpr int kPairBytes = 128 / F::kBlock * F::kBlockBytes;
+    constexpr bool kLaneScale = q8x::lane_scaled<F>::value;
     __m512 acc[C];
     for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
     const int npairs = (nact + 3) / 4;
     for (int p = 0; p < npairs; ++p) {
         const int elems = nact - 4 * p >= 4 ? 128 : 32 * (nact - 4 * p);
         __m512i wv[4][2];
-        if (elems == 128) {
-            for (int r = 0; r < 4; ++r) F::load_pair(row[r] + p * kPairBytes, 128, wv[r]);
+        if constexpr (F::kBlock == 256) {  // a chunk never ends inside a super-block
+            for (int r = 0; r < 4; ++r) F::load_half(row[r] + (p / 2) * F::kBlockBytes, p % 2, wv[r]);
         } else {
-            for (int r = 0; r < 4; ++r) F::load_pair(row[r] + p * kPairBytes, elems, wv[r]);
+            constexpr int kPairBytes = 128 / F::kBlock * F::kBlockBytes;
+            if (elems == 128) {
+                for (int r = 0; r < 4; ++r) F::load_pair(row[r] + p * kPairBytes, 128, wv[r]);
+            } else {
+                for (int r = 0; r < 4; ++r) F::load_pair(row[r] + p * kPairBytes, elems, wv[r]);
+            }
         }
+        __m512i f[4][2], wa[4][2];  // kLaneScale: the factors, |w|, and w's sign bits
+        __mmask64 neg[4][2];
+        if constexpr (kLaneScale)
+            for (int r = 0; r < 4; ++r)
+                for (int st = 0; st < 2; ++st) {
+                    f[r][st] = F::lane_scale(row[r], p, st);
+                    wa[r][st] = _mm512_abs_epi8(wv[r][st]);
+                    neg[r][st] = _mm512_movepi8_mask(wv[r][st]);
+                }
 #pragma GCC unroll 4
         for (int c = 0; c < C; ++c) {
             __m512i v[4][2];
             for (int r = 0; r < 4; ++r)
-                for (int st = 0; st < 2; ++st)
-                    v[r][st] = _mm512_dpbusd_epi32(act[c].neg[2 * p + st], wv[r][st], act[c].qa[2 * p + st]);
+                for (int st = 0; st < 2; ++st) {
+                    const __m512i qa = act[c].qa[2 * p + st];
+                    if constexpr (kLaneScale) {
+                        const __m512i qs = _mm512_mask_sub_epi8(qa, neg[r][st], _mm512_setzero_si512(), qa);
+                        v[r][st] = _mm512_madd_epi16(_mm512_maddubs_epi16(wa[r][st], qs), f[r][st]);
+                    } else {
+                        v[r][st] = _mm512_dpbusd_epi32(act[c].neg[2 * p + st], wv[r][st], qa);
+                    }
+                }
             const __m512i z = block_sums<F::kNarrow, F::kLoTimes16>(v);
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_mul_ps(sw[p], act[c].d[p]), acc[c]);
             if (F::kAsym) acc[c] = _mm512_fmadd_ps(m[p], act[c].s[p], acc[c]);

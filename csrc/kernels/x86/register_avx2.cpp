@@ -1,6 +1,6 @@
 // register_avx2.cpp — fills the KernelTable slots implemented for the avx2 level (AVX2+FMA+F16C).
 // Slots not set here keep the reference (dispatch.cpp copies the table of the level below): the f32
-// dequant (a copy) and the mxfp6 dequant. Every training slot (backward.h) is set.
+// dequant (a copy), the mxfp6 dequant and the import-only q5_0 / q4_k / q6_k dequants. Every training slot (backward.h) is set.
 #include "x86.h"
 
 namespace edge {

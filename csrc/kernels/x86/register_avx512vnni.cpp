@@ -18,6 +18,9 @@ void kernels_register_avx512vnni(KernelTable* t) {
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP6], gemm_mxfp6_avx512vnni, L);
     kernel_set(&t->gemm[EDGE_DTYPE_MXFP4], gemm_mxfp4_avx512vnni, L);
     kernel_set(&t->gemm[EDGE_DTYPE_NL4_32], gemm_nl4_32_avx512vnni, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q5_0], gemm_q5_0_avx512vnni, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q4_K], gemm_q4_k_avx512vnni, L);
+    kernel_set(&t->gemm[EDGE_DTYPE_Q6_K], gemm_q6_k_avx512vnni, L);
 }
 
 }  // namespace edge

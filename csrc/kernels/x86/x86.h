@@ -159,5 +159,8 @@ EDGE_X86_GEMM(gemm_mxint8_avx512vnni);
 EDGE_X86_GEMM(gemm_mxfp4_avx512vnni);
 EDGE_X86_GEMM(gemm_mxfp6_avx512vnni);
 EDGE_X86_GEMM(gemm_nl4_32_avx512vnni);
+EDGE_X86_GEMM(gemm_q5_0_avx512vnni);
+EDGE_X86_GEMM(gemm_q4_k_avx512vnni);
+EDGE_X86_GEMM(gemm_q6_k_avx512vnni);
 
 }  // namespace edge
