@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "avx2_util.h"
+#include "kivi_avx2.h"
 #include "x86.h"
 
 namespace edge {
@@ -30,15 +31,6 @@ inline float hsum(__m256 v) {
 }
 
 inline __m256 f16x8_load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
-
-// the 8 lanes of piece k of block b as floats
-template <class B, int k>
-inline __m256 piece(const B& b) {
-    typedef KiviBits<B> L;
-    const __m128i bytes = _mm_loadl_epi64((const __m128i*)(b.qs + L::off(k)));
-    const __m256i w = _mm256_cvtepu8_epi32(bytes);
-    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, L::shift(k)), _mm256_set1_epi32(L::mask)));
-}
 
 template <class B>
 void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t Dh, float* scratch, float* out) {
@@ -74,10 +66,10 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         for (int64_t i = 0; i < Dh; ++i) {
             const __m256 qd = _mm256_set1_ps(q[i] * _cvtsh_ss(blk[i].d));
             bias += q[i] * _cvtsh_ss(blk[i].m);
-            a0 = _mm256_fmadd_ps(qd, piece<B, 0>(blk[i]), a0);
-            a1 = _mm256_fmadd_ps(qd, piece<B, 1>(blk[i]), a1);
-            a2 = _mm256_fmadd_ps(qd, piece<B, 2>(blk[i]), a2);
-            a3 = _mm256_fmadd_ps(qd, piece<B, 3>(blk[i]), a3);
+            a0 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 0>(blk[i]), a0);
+            a1 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 1>(blk[i]), a1);
+            a2 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 2>(blk[i]), a2);
+            a3 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 3>(blk[i]), a3);
         }
         const __m256 vb = _mm256_set1_ps(bias);
         float* s = scratch + g * kKiviGroup;  // the whole group is below nq <= n_pos
@@ -116,10 +108,10 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
             const float a = scratch[p];
             const __m256 ad = _mm256_set1_ps(a * _cvtsh_ss(b.d));
             msum += a * _cvtsh_ss(b.m);
-            o0 = _mm256_fmadd_ps(ad, piece<B, 0>(b), o0);
-            o1 = _mm256_fmadd_ps(ad, piece<B, 1>(b), o1);
-            o2 = _mm256_fmadd_ps(ad, piece<B, 2>(b), o2);
-            o3 = _mm256_fmadd_ps(ad, piece<B, 3>(b), o3);
+            o0 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 0>(b), o0);
+            o1 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 1>(b), o1);
+            o2 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 2>(b), o2);
+            o3 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 3>(b), o3);
         }
         const __m256 ms = _mm256_set1_ps(msum);
         o0 = _mm256_add_ps(o0, ms), o1 = _mm256_add_ps(o1, ms), o2 = _mm256_add_ps(o2, ms), o3 = _mm256_add_ps(o3, ms);
