@@ -12,7 +12,7 @@ with the f32 cache's replies; decode tok/s is the median of --decode-tokens one-
 
 --speed instead: prefill tok/s of a --prefill-tokens (2048) prompt and decode tok/s at position --decode-at
 (1900), edgerun with the blocked prefill attention (the default) and without it (EDGE_ATTN_BLOCK=0), both
-on the f16 cache, and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
+on the f16 cache (with --kv: on each of those caches, blocked only, one after the other), and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
 GGUF the default model was imported from, same threads, same text (bench/corpus.py), one warm-up run then
 --runs timed runs each (medians); the load average is printed beside (the machine may be shared).
 """
@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--no-llamacpp", action="store_true")
     a = ap.parse_args()
+    a.kv_given = any(x == "--kv" or x.startswith("--kv=") for x in sys.argv[1:])
     kv_types = [k for k in KV_TYPES if k in {"f32", "f16", *a.kv.split(",")}]
     if a.speed:
         return speed(a)
@@ -104,7 +105,7 @@ def main() -> int:
     return 0
 
 
-def edge_speed(path: str, text_file: str, a, block: str) -> dict:
+def edge_speed(path: str, text_file: str, a, block: str, kv: str = "f16") -> dict:
     """edgerun in this process: EDGE_ATTN_BLOCK=block is read when the model is made."""
     import statistics
 
@@ -112,7 +113,7 @@ def edge_speed(path: str, text_file: str, a, block: str) -> dict:
 
     import edgerun
     os.environ["EDGE_ATTN_BLOCK"] = block
-    m = edgerun.Model(path, threads=a.threads, ctx=max(a.prefill_tokens, a.decode_at + a.gen_tokens), kv="f16")
+    m = edgerun.Model(path, threads=a.threads, ctx=max(a.prefill_tokens, a.decode_at + a.gen_tokens), kv=kv)
     with open(text_file, encoding="utf-8") as f:
         ids = m.tokenize(f.read(20000))[:a.prefill_tokens]
     assert len(ids) == a.prefill_tokens, "text too short for the prompt"
@@ -145,8 +146,12 @@ def speed(a) -> int:
     text_file = ensure_text()
     rows = {}
     load = [loadavg()]
-    for name, block in (("edgerun (blocked prefill attention)", ""), ("edgerun (per-token attention, EDGE_ATTN_BLOCK=0)", "0")):
-        rows[name] = edge_speed(path, text_file, a, block)
+    kvs = a.kv.split(",") if a.kv_given else []
+    runs = [("edgerun (blocked prefill attention)", "", "f16"), ("edgerun (per-token attention, EDGE_ATTN_BLOCK=0)", "0", "f16")]
+    if kvs:
+        runs = [(f"edgerun --kv {kv} (blocked prefill attention)", "", kv) for kv in kvs]
+    for name, block, kv in runs:
+        rows[name] = edge_speed(path, text_file, a, block, kv)
         load.append(loadavg())
         print(f"{name}: {rows[name]} (load average {load[-1]:.2f})", flush=True)
     if not a.no_llamacpp:
