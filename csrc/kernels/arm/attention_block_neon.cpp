@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "../../common.h"
+#include "../kivi_parts.h"
 #include "arm.h"
 #include "kivi_neon.h"
 #include "neon_util.h"
@@ -301,22 +302,16 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
     const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     float32x4_t none[4];
     for (int j = 0; j < 4; ++j) none[j] = vdupq_n_f32(0.0f);
-    const B* kq = static_cast<const B*>(kc.kq);
-    const B* vq = static_cast<const B*>(kc.vq);
-    for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
-        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
-        if (p0 < kc.n_sink) {
-            tile(c, R, p0, j0, j1, TileK<F16>{kc.ks + p0 * Dh}, TileV<F16>{kc.vs + p0 * kc.vr_stride, kc.vr_stride}, none, none, false);
-        } else if (p0 < kc.n_quant) {
-            const B* kb = kq + (p0 - kc.n_sink) / kKiviGroup * Dh;
-            const QuantV<B> qv{vq + (p0 - kc.n_sink) * kc.vq_stride, kc.vq_stride};
-            if (p0 % kKiviGroup) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
+    kivi_walk_tiles<B>(
+        kc, lo, hi, Dh,
+        [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
+            tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
+        },
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+            const QuantV<B> qv{vb, kc.vq_stride};
+            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
             else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
-        } else {
-            const int64_t s = p0 % kc.ring;  // a multiple of 16: the tile never straddles the wrap
-            tile(c, R, p0, j0, j1, TileK<F16>{kc.kr + s * Dh}, TileV<F16>{kc.vr + s * kc.vr_stride, kc.vr_stride}, none, none, false);
-        }
-    }
+        });
     finish(c, R);
 }
 

@@ -11,6 +11,7 @@
 // else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: the dequantized cache).
 #include <math.h>
 
+#include "../kivi_parts.h"
 #include "rvv.h"
 #include "kivi_rvv.h"
 #include "rvv_util.h"
@@ -241,24 +242,16 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
     const int64_t R = n_tok * n_head;
     int64_t lo, hi;
     const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
-    const B* kq = static_cast<const B*>(kc.kq);
-    const B* vq = static_cast<const B*>(kc.vq);
-    for (int64_t p0 = lo / kKTile * kKTile; p0 < hi; p0 += kKTile) {
-        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + kKTile ? hi : p0 + kKTile) - p0;
-        if (p0 < kc.n_sink) {
-            tile<A>(c, R, p0, j0, j1, TileK<A, F16>{kc.ks + p0 * Dh}, TileV<A, F16>{kc.vs + p0 * kc.vr_stride, kc.vr_stride},
-                    nullptr, nullptr);
-        } else if (p0 < kc.n_quant) {
-            const B* kb = kq + (p0 - kc.n_sink) / kKiviGroup * Dh;
-            const QuantV<B> qv{vq + (p0 - kc.n_sink) * kc.vq_stride, kc.vq_stride};
-            if (p0 % kKiviGroup) tile<A>(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, nullptr, nullptr);
+    kivi_walk_tiles<B>(
+        kc, lo, hi, Dh,
+        [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
+            tile<A>(c, R, p0, j0, j1, TileK<A, F16>{kt}, TileV<A, F16>{vt, kc.vr_stride}, nullptr, nullptr);
+        },
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+            const QuantV<B> qv{vb, kc.vq_stride};
+            if (half) tile<A>(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, nullptr, nullptr);
             else tile<A>(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, nullptr, nullptr);
-        } else {
-            const int64_t s = p0 % kc.ring;  // a multiple of kKTile: the tile never straddles the wrap
-            tile<A>(c, R, p0, j0, j1, TileK<A, F16>{kc.kr + s * Dh}, TileV<A, F16>{kc.vr + s * kc.vr_stride, kc.vr_stride},
-                    nullptr, nullptr);
-        }
-    }
+        });
     finish<A>(c, R);
 }
 
