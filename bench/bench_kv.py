@@ -12,7 +12,7 @@ with the f32 cache's replies; decode tok/s is the median of --decode-tokens one-
 
 --speed instead: prefill tok/s of a --prefill-tokens (2048) prompt and decode tok/s at position --decode-at
 (1900), edgerun with the blocked prefill attention (the default) and without it (EDGE_ATTN_BLOCK=0), both
-on the f16 cache, and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
+on the f16 cache (with --kv: on each of those caches, blocked only, the forms interleaved within each run), and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
 GGUF the default model was imported from, same threads, same text (bench/corpus.py), one warm-up run then
 --runs timed runs each (medians); the load average is printed beside (the machine may be shared).
 """
@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--no-llamacpp", action="store_true")
     a = ap.parse_args()
+    a.kv_given = any(x == "--kv" or x.startswith("--kv=") for x in sys.argv[1:])
     kv_types = [k for k in KV_TYPES if k in {"f32", "f16", *a.kv.split(",")}]
     if a.speed:
         return speed(a)
@@ -104,36 +105,40 @@ def main() -> int:
     return 0
 
 
-def edge_speed(path: str, text_file: str, a, block: str) -> dict:
-    """edgerun in this process: EDGE_ATTN_BLOCK=block is read when the model is made."""
+def edge_speed(path: str, text_file: str, a, block: str, kvs: tuple[str, ...] = ("f16",)) -> dict:
+    """edgerun in this process, one model per KV form, the forms interleaved within each run (a shared machine's
+    load then falls on all of them alike): {kv: row}. EDGE_ATTN_BLOCK=block is read when a model is made."""
     import statistics
 
     import numpy as np
 
     import edgerun
     os.environ["EDGE_ATTN_BLOCK"] = block
-    m = edgerun.Model(path, threads=a.threads, ctx=max(a.prefill_tokens, a.decode_at + a.gen_tokens), kv="f16")
-    with open(text_file, encoding="utf-8") as f:
-        ids = m.tokenize(f.read(20000))[:a.prefill_tokens]
-    assert len(ids) == a.prefill_tokens, "text too short for the prompt"
-    pre, dec = [], []
-    for r in range(a.runs + 1):
-        m.reset()
-        t0 = time.perf_counter()
-        m.eval(ids)
-        t1 = time.perf_counter()
-        m.reset()
-        tok = int(np.argmax(m.eval(ids[:a.decode_at])))
-        t2 = time.perf_counter()
-        for _ in range(a.gen_tokens):
-            tok = int(np.argmax(m.eval([tok])))
-        t3 = time.perf_counter()
-        if r:  # run 0: warm-up (page faults of the mapping, thread start)
-            pre.append(a.prefill_tokens / (t1 - t0))
-            dec.append(a.gen_tokens / (t3 - t2))
+    models = {kv: edgerun.Model(path, threads=a.threads, ctx=max(a.prefill_tokens, a.decode_at + a.gen_tokens), kv=kv)
+              for kv in kvs}
     os.environ.pop("EDGE_ATTN_BLOCK")
-    return {"prefill_tok_s": statistics.median(pre), "decode_tok_s": statistics.median(dec), "prefill_runs": pre,
-            "decode_runs": dec, "kernels": m.kernel_level}
+    with open(text_file, encoding="utf-8") as f:
+        ids = models[kvs[0]].tokenize(f.read(20000))[:a.prefill_tokens]
+    assert len(ids) == a.prefill_tokens, "text too short for the prompt"
+    pre = {kv: [] for kv in kvs}
+    dec = {kv: [] for kv in kvs}
+    for r in range(a.runs + 1):
+        for kv, m in models.items():
+            m.reset()
+            t0 = time.perf_counter()
+            m.eval(ids)
+            t1 = time.perf_counter()
+            m.reset()
+            tok = int(np.argmax(m.eval(ids[:a.decode_at])))
+            t2 = time.perf_counter()
+            for _ in range(a.gen_tokens):
+                tok = int(np.argmax(m.eval([tok])))
+            t3 = time.perf_counter()
+            if r:  # run 0: warm-up (page faults of the mapping, thread start)
+                pre[kv].append(a.prefill_tokens / (t1 - t0))
+                dec[kv].append(a.gen_tokens / (t3 - t2))
+    return {kv: {"prefill_tok_s": statistics.median(pre[kv]), "decode_tok_s": statistics.median(dec[kv]),
+                 "prefill_runs": pre[kv], "decode_runs": dec[kv], "kernels": m.kernel_level} for kv, m in models.items()}
 
 
 def speed(a) -> int:
@@ -145,8 +150,14 @@ def speed(a) -> int:
     text_file = ensure_text()
     rows = {}
     load = [loadavg()]
-    for name, block in (("edgerun (blocked prefill attention)", ""), ("edgerun (per-token attention, EDGE_ATTN_BLOCK=0)", "0")):
-        rows[name] = edge_speed(path, text_file, a, block)
+    if a.kv_given:  # the KV forms side by side, blocked prefill
+        for kv, row in edge_speed(path, text_file, a, "", tuple(a.kv.split(","))).items():
+            rows[f"edgerun --kv {kv} (blocked prefill attention)"] = row
+            print(f"--kv {kv}: {row}", flush=True)
+        load.append(loadavg())
+    for name, block in (() if a.kv_given else (("edgerun (blocked prefill attention)", ""),
+                                               ("edgerun (per-token attention, EDGE_ATTN_BLOCK=0)", "0"))):
+        rows[name] = edge_speed(path, text_file, a, block)["f16"]
         load.append(loadavg())
         print(f"{name}: {rows[name]} (load average {load[-1]:.2f})", flush=True)
     if not a.no_llamacpp:

@@ -169,6 +169,20 @@ typedef void (*attention_block_f16_fn)(const float* q, int64_t q_stride, int64_t
 typedef void (*attention_block_q8_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
                                       const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                                       int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+// Blocked attention over one kv head's KIVI cache (--kv kivi4 | kivi2; the prefill of attention_kivi_fn): the rows,
+// ranges, scratch and online softmax of attention_block_fn over the view c (attention_kivi_fn's layout), which every
+// row of the call shares — the backend cuts blocks where kivi_quantized changes, so c is each row's own per-token
+// view. p_begin[t] < p_end[t] <= c.n_quant + c.ring (the ring holds each row's f16 part). Update units are tiles of
+// kKTile positions in position order, each in one part (n_sink, n_quant multiples of 32): the sink group's tiles,
+// the halves of a quantized group (lanes 0..15, 16..31), the ring's tiles at slot p % ring.
+// Reference (attention_block_kivi4_ref / _kivi2_ref): each element dequantized as attention_kivi_ref, then
+// attention_block_f16_ref's arithmetic (so with nothing quantized and no wrap it is attention_block_f16_ref bit for
+// bit; the backend calls each level's attention_block_f16 itself there). SIMD variants dequantize K / V rows to f32
+// as the reference (d·c + m) and run their attention_block_f16 loops over them. Declared bound vs float64 attention
+// on the dequantized cache, and vs attention_kivi_fn per row: attention_kivi_fn's |Δout| <= 1e-5 · Vmax · max(1, S).
+typedef void (*attention_block_kivi_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                                        int64_t out_stride);
 
 // One slot of the table: the function and the name of the level that implements it ("ref", "avx2", ...;
 // "none" while empty), for `edgerun --verbose`, `_core.kernel_table` and tests.
@@ -191,6 +205,8 @@ struct KernelTable {
     KernelSlot<attention_block_fn> attention_block;
     KernelSlot<attention_block_f16_fn> attention_block_f16;
     KernelSlot<attention_block_q8_fn> attention_block_q8;
+    KernelSlot<attention_block_kivi_fn> attention_block_kivi4;
+    KernelSlot<attention_block_kivi_fn> attention_block_kivi2;
     KernelSlot<silu_mul_fn> silu_mul;
     // training (backward.h)
     KernelSlot<gemm_t_fn> gemm_t[EDGE_DTYPE_COUNT];
@@ -227,6 +243,8 @@ void kernels_each_slot(Table& t, Fn&& f) {
     f("attention_block", t.attention_block);
     f("attention_block_f16", t.attention_block_f16);
     f("attention_block_q8", t.attention_block_q8);
+    f("attention_block_kivi4", t.attention_block_kivi4);
+    f("attention_block_kivi2", t.attention_block_kivi2);
     f("silu_mul", t.silu_mul);
     f("gemm_t", t.gemm_t);
     f("gemm_tn_f32", t.gemm_tn_f32);

@@ -22,6 +22,8 @@
 //             head_dim 1..130, p_begin inside a tile; K lanes outside [p_begin, n_pos) and V rows
 //             before p_begin are NaN (must never reach the result); scratch/out guarded by canaries.
 //   attention_block (f32 / f16 / q8, test_attention_block.h) vs float64 row by row, split and shifted blocks bit for bit.
+//   attention_kivi4 / 2 and attention_block_kivi4 / 2 (test_kivi_cases.h) vs float64 on the dequantized cache, the
+//             blocked form also vs the level's per-token form, row by row.
 //   silu_mul  |Δy| <= 1e-6·|g·u| + 1e-30 vs the reference ("ref" vs float64), also in place (y == g).
 #include <algorithm>
 #include <cinttypes>
@@ -519,14 +521,15 @@ void test_silu_mul(Rng& g) {
 int own_slots(size_t li) {
     const KernelTable* t = g_levels[li].t;
     const KernelTable* b = li ? g_levels[li - 1].t : nullptr;
-    if (!b) return 2 * (EDGE_DTYPE_COUNT - 1) + 10;
+    if (!b) return 2 * (EDGE_DTYPE_COUNT - 1) + 12;
     int k = 0;
     for (int d = 0; d < (int)EDGE_DTYPE_COUNT; ++d) k += (t->gemm[d].fn != b->gemm[d].fn) + (t->dequant[d].fn != b->dequant[d].fn);
     return k + (t->quantize_q8x.fn != b->quantize_q8x.fn) + (t->attention.fn != b->attention.fn) + (t->silu_mul.fn != b->silu_mul.fn) +
            (t->attention_f16.fn != b->attention_f16.fn) + (t->attention_q8.fn != b->attention_q8.fn) +
            (t->attention_kivi4.fn != b->attention_kivi4.fn) + (t->attention_kivi2.fn != b->attention_kivi2.fn) +
            (t->attention_block.fn != b->attention_block.fn) + (t->attention_block_f16.fn != b->attention_block_f16.fn) +
-           (t->attention_block_q8.fn != b->attention_block_q8.fn);
+           (t->attention_block_q8.fn != b->attention_block_q8.fn) +
+           (t->attention_block_kivi4.fn != b->attention_block_kivi4.fn) + (t->attention_block_kivi2.fn != b->attention_block_kivi2.fn);
 }
 
 }  // namespace
@@ -570,7 +573,8 @@ int main(int argc, char** argv) {
     test_gemms(g, kFirstDtypes, (int)EDGE_DTYPE_COUNT);
     test_attention_kv(g);  // after the gemms: their random cases stay those they always drew
     test_attention_kivi(g);
-    test_attention_block(g);  // last: every earlier check draws the cases it always drew
+    test_attention_block(g);  // every earlier check draws the cases it always drew
+    test_attention_block_kivi(g);
     int64_t failures = 0;
     for (size_t i = 0; i < g_levels.size(); ++i) {
         LevelRun& L = g_levels[i];

@@ -1,11 +1,15 @@
 // cpu_attention_block.cpp — CpuBackend::attention for multi-token steps (prompt chunks, eval_batch runs):
 // the blocked kernels (kernels.h attention_block*), one call per (kv head, block of heads × tokens), so a
 // K / V tile is read once per block instead of once per (token, head). Decode steps (T below the
-// threshold) and KV types without a blocked kernel keep the per-token path (cpu_attention.cpp).
+// threshold) keep the per-token path (cpu_attention.cpp).
 //
 // Blocks: the heads of one kv head (at most kBlockRows of them) × as many consecutive tokens as fit in
 // kBlockRows rows and in the thread's share of the attention scratch (cpu_backend.h: ctx floats, so the
-// memory plan is unchanged). Ranges per token as the per-token path: [max(0, pos - window + 1), pos], in
+// memory plan is unchanged). A KIVI cache (kivi_cache.h): the tokens of a block share their view (the query at
+// pos reads kivi_quantized(pos + 1) positions quantized, which changes where 32 divides pos + 1), so its blocks
+// are a power of two <= 32 tokens, aligned where pos + 1 is a multiple of it, and the kernel gets the first
+// token's kivi_head — each row's own view, as the per-token path reads it. Where nothing is quantized and the ring
+// has not wrapped, the f16 kernel reads the ring directly (the f16 cache's bits, as the per-token path does). Ranges per token as the per-token path: [max(0, pos - window + 1), pos], in
 // slot space for a ring with the block's first token's base b = (p_begin / R)·R: R >= window + T - 1
 // (backend.h KvLayer) keeps every later token of the block within slots [0, 2R). A row's result does not
 // depend on its block (kernels.h), so it is independent of the block sizes and of the thread count.
@@ -15,6 +19,7 @@
 #include <cstdlib>
 
 #include "cpu_backend.h"
+#include "kivi_cache.h"
 
 namespace edge {
 
@@ -37,12 +42,20 @@ int64_t cpu_attention_block_min_tokens() {
 bool CpuBackend::attention_blocked(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv,
                                    int64_t Dh, int64_t window, float* out) {
     if (T < block_min_tokens_) return false;
-    if (kv.type != KvType::F32 && kv.type != KvType::F16 && kv.type != KvType::Q8) return false;  // per-token path
     const int64_t group = H / Hkv, Dq = H * Dh, Dkv = Hkv * Dh;
     const int64_t rows = std::min(kBlockRows, shape_.ctx / kAttnBlockRowFloats);  // the scratch: ctx floats a thread
     if (rows < 1) return false;
-    const int64_t nh = std::min(group, rows), tq = std::max<int64_t>(1, rows / nh);
-    const int64_t n_hb = (group + nh - 1) / nh, n_tb = (T + tq - 1) / tq;
+    const bool kivi = kv_type_kivi(kv.type);
+    const int64_t nh = std::min(group, rows);
+    int64_t tq = std::max<int64_t>(1, rows / nh);
+    if (kivi) {  // the largest power of two <= min(tq, 32): it divides 32
+        int64_t p2 = 1;
+        while (2 * p2 <= std::min(tq, kKiviGroup)) p2 *= 2;
+        tq = p2;
+    }
+    // token blocks [tb·tq - off, (tb + 1)·tq - off) ∩ [0, T): for KIVI aligned where tq divides pos + 1
+    const int64_t off = kivi ? (pos0 + 1) % tq : 0;
+    const int64_t n_hb = (group + nh - 1) / nh, n_tb = (off + T + tq - 1) / tq;
     const KernelTable* kt = kt_;
     pool_.run(Hkv * n_hb * n_tb, [&](int64_t b, int64_t e, int tid) {
         float* scratch = scores_ + (size_t)tid * shape_.ctx;
@@ -50,7 +63,8 @@ bool CpuBackend::attention_blocked(const float* q, const KvLayer& kv, int64_t T,
         for (int64_t task = b; task < e; ++task) {
             const int64_t kvh = task / (n_hb * n_tb), hb = task / n_tb % n_hb;
             const int64_t tb = n_tb - 1 - task % n_tb;  // the longest rows first
-            const int64_t t0 = tb * tq, n_tok = std::min(tq, T - t0), h0 = kvh * group + hb * nh;
+            const int64_t t0 = std::max<int64_t>(0, tb * tq - off), n_tok = std::min((tb + 1) * tq - off, T) - t0;
+            const int64_t h0 = kvh * group + hb * nh;
             const int64_t n_head = std::min(nh, group - hb * nh);
             const int64_t first = pos0 + t0;
             const int64_t base = kv.ring ? (window > 0 ? std::max<int64_t>(0, first - window + 1) : 0) / kv.ring * kv.ring : 0;
@@ -75,8 +89,16 @@ bool CpuBackend::attention_blocked(const float* q, const KvLayer& kv, int64_t T,
                                           kv.k_scale + so, reinterpret_cast<const int8_t*>(kv.v) + vo, kv.v_scale + so, Dkv, Dh,
                                           scratch, ob, Dq);
                 break;
-            default:
-                break;  // not reached: checked above
+            case KvType::KIVI4:
+            case KvType::KIVI2: {
+                const KiviHead c = kivi_head(kv, kvh, first, Hkv, Dh);  // every token's of the block (see above)
+                if (c.n_quant == 0 && pe[n_tok - 1] <= c.ring)  // all f16, no wrap: the f16 cache's kernel and bits
+                    kt->attention_block_f16.fn(qb, Dq, n_tok, n_head, pb, pe, c.kr, c.vr, c.vr_stride, Dh, scratch, ob, Dq);
+                else
+                    (kv.type == KvType::KIVI4 ? kt->attention_block_kivi4 : kt->attention_block_kivi2)
+                        .fn(qb, Dq, n_tok, n_head, pb, pe, c, Dh, scratch, ob, Dq);
+                break;
+            }
             }
         }
     });

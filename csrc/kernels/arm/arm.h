@@ -77,6 +77,10 @@ void attention_block_f16_neon(const float* q, int64_t q_stride, int64_t n_tok, i
 void attention_block_q8_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
         const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs, int64_t v_stride,
         int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+void attention_block_kivi4_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+void attention_block_kivi2_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
 void silu_mul_neon(const float* g, const float* u, int64_t n, float* y);
 
 // ---- dotprod (armv8.2-a + SDOT + fp16: Raspberry Pi 5, Cortex-A55/A76/A78, Neoverse N1) ----

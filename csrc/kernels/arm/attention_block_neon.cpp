@@ -1,15 +1,20 @@
-// attention_block_neon.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with armv8.0 NEON. The loops
-// of attention_block_avx512 with a 16-position tile row as four float32x4: scores of up to 4 rows at once
-// (each K row loaded and widened once — fcvtl for f16, sxtl + scvtf for int8, exact — then a by-element
-// FMA per row), each row's online-softmax update (masked lanes -inf, the polynomial exp arm::exp4), then
-// o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step (tails 4 and 1 at a
-// time). o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group.
-// Any head_dim >= 1, any alignment. Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h).
+// attention_block_neon.cpp — attention_block_fn / _f16_fn / _q8_fn / attention_block_kivi_fn (kernels.h) with
+// armv8.0 NEON. The loops of attention_block_avx512 with a 16-position tile row as four float32x4: scores of up to
+// 4 rows at once (each K row loaded and widened once — fcvtl for f16, sxtl + scvtf for int8, exact — then a
+// by-element FMA per row), each row's online-softmax update (masked lanes -inf, the polynomial exp arm::exp4), then
+// o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step (tails 4 and 1 at a time).
+// o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group. One tile loop for
+// every form, over a K source (row i: the tile's 16 lanes of channel i) and a V source (dimensions of row j), as
+// attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized group's half dequantizes its codes
+// (d·c + m, kivi_neon.h) as it loads them. Any head_dim >= 1 (KIVI: a multiple of 32), any alignment.
+// Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: on the dequantized cache).
 #include <cmath>
 #include <cstring>
 
 #include "../../common.h"
+#include "../kivi_parts.h"
 #include "arm.h"
+#include "kivi_neon.h"
 #include "neon_util.h"
 
 namespace edge {
@@ -71,7 +76,7 @@ inline Mask16 lanes(int64_t lo, int64_t hi) {  // lanes j with lo <= j < hi, of 
 
 struct Ctx {
     const float* q;
-    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    int64_t q_stride, n_head, Dh, out_stride;
     const int64_t *pb, *pe;
     float* out;
     float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
@@ -80,14 +85,61 @@ struct Ctx {
     const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
 };
 
+// The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
+template <class E>
+struct TileK {
+    const typename E::T* tile;
+    void row(int64_t i, float32x4_t* k) const { load16<E>(tile + i * 16, k); }
+};
+template <class E>
+struct TileV {
+    const typename E::T* v;  // the tile's first position
+    int64_t stride;
+    void ld16(int64_t j, int64_t i, float32x4_t* x) const { load16<E>(v + j * stride + i, x); }
+    float32x4_t ld4(int64_t j, int64_t i) const { return E::load4(v + j * stride + i); }
+    float one(int64_t j, int64_t i) const { return E::one(v + j * stride + i); }
+};
+
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+template <class B, int H>
+struct QuantK {
+    const B* blk;
+    void row(int64_t i, float32x4_t* k) const {
+        const B& b = blk[i];
+        const float32x4_t d = vdupq_n_f32(f16_to_f32(b.d)), m = vdupq_n_f32(f16_to_f32(b.m));
+        arm::kivi_piece<B, 2 * H>(b, k);
+        arm::kivi_piece<B, 2 * H + 1>(b, k + 2);
+        for (int j = 0; j < 4; ++j) k[j] = vaddq_f32(vmulq_f32(d, k[j]), m);
+    }
+};
+// Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
+template <class B>
+struct QuantV {
+    const B* v;
+    int64_t stride;
+    void ld16(int64_t j, int64_t i, float32x4_t* x) const {
+        const B& b = v[j * stride + i / 32];
+        const float32x4_t d = vdupq_n_f32(f16_to_f32(b.d)), m = vdupq_n_f32(f16_to_f32(b.m));
+        if (i & 16) arm::kivi_piece<B, 2>(b, x), arm::kivi_piece<B, 3>(b, x + 2);
+        else arm::kivi_piece<B, 0>(b, x), arm::kivi_piece<B, 1>(b, x + 2);
+        for (int t = 0; t < 4; ++t) x[t] = vaddq_f32(vmulq_f32(d, x[t]), m);
+    }
+    float32x4_t ld4(int64_t j, int64_t i) const {  // never reached: head_dim % 16 == 0
+        float32x4_t x[4];
+        ld16(j, i & ~(int64_t)15, x);
+        return x[(i & 15) / 4];
+    }
+    float one(int64_t j, int64_t i) const { return vgetq_lane_f32(ld4(j, i & ~(int64_t)3), 0); }  // never reached
+};
+
 inline void scale_row(float* o, int64_t Dh, float f) {
     int64_t i = 0;
     for (; i + 4 <= Dh; i += 4) vst1q_f32(o + i, vmulq_n_f32(vld1q_f32(o + i), f));
     for (; i < Dh; ++i) o[i] *= f;
 }
 
-template <int NR, class E>
-void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, const float32x4_t* ksv, const float32x4_t* vsv, bool scaled) {
+template <int NR, class K>
+void scores(const Ctx& c, int64_t r0, int64_t p0, const K& tile, const float32x4_t* ksv, const float32x4_t* vsv, bool scaled) {
     Mask16 mk[NR];
     bool any = false;
     for (int r = 0; r < NR; ++r) {
@@ -107,7 +159,7 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, con
     }
     for (int64_t i = 0; i < c.Dh; ++i) {
         float32x4_t k[4];
-        load16<E>(tile + i * 16, k);
+        tile.row(i, k);
         for (int r = 0; r < NR; ++r)
             for (int j = 0; j < 4; ++j) a[r][j] = vfmaq_n_f32(a[r][j], k[j], qp[r][i]);
     }
@@ -148,8 +200,8 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, con
     }
 }
 
-template <int NR, class E>
-void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+template <int NR, class V>
+void accumulate(const Ctx& c, int64_t r0, int64_t j0, int64_t j1, const V& v) {
     float* o[NR];
     const float* w[NR];
     for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
@@ -158,10 +210,9 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
         float32x4_t a[NR][4];
         for (int r = 0; r < NR; ++r)
             for (int t = 0; t < 4; ++t) a[r][t] = vld1q_f32(o[r] + i + 4 * t);
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+        for (int64_t j = j0; j < j1; ++j) {
             float32x4_t x[4];
-            load16<E>(vp, x);
+            v.ld16(j, i, x);
             for (int r = 0; r < NR; ++r)
                 for (int t = 0; t < 4; ++t) a[r][t] = vfmaq_n_f32(a[r][t], x[t], w[r][j]);
         }
@@ -171,9 +222,8 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
     for (; i + 4 <= c.Dh; i += 4) {
         float32x4_t a[NR];
         for (int r = 0; r < NR; ++r) a[r] = vld1q_f32(o[r] + i);
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
-            const float32x4_t x = E::load4(vp);
+        for (int64_t j = j0; j < j1; ++j) {
+            const float32x4_t x = v.ld4(j, i);
             for (int r = 0; r < NR; ++r) a[r] = vfmaq_n_f32(a[r], x, w[r][j]);
         }
         for (int r = 0; r < NR; ++r) vst1q_f32(o[r] + i, a[r]);
@@ -181,29 +231,52 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
     for (; i < c.Dh; ++i) {
         float a[NR];
         for (int r = 0; r < NR; ++r) a[r] = o[r][i];
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
-            const float x = E::one(vp);
+        for (int64_t j = j0; j < j1; ++j) {
+            const float x = v.one(j, i);
             for (int r = 0; r < NR; ++r) a[r] = std::fma(w[r][j], x, a[r]);
         }
         for (int r = 0; r < NR; ++r) o[r][i] = a[r];
     }
 }
 
-template <class E>
-void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
-           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
-           float* scratch, float* out, int64_t out_stride) {
+// One tile at p0 (union lanes [j0, j1)) for all R rows: scores and softmax updates, then o += w·V.
+template <class K, class V>
+void tile(const Ctx& c, int64_t R, int64_t p0, int64_t j0, int64_t j1, const K& k, const V& v, const float32x4_t* ksv,
+          const float32x4_t* vsv, bool scaled) {
+    int64_t r = 0;
+    for (; r + 4 <= R; r += 4) scores<4>(c, r, p0, k, ksv, vsv, scaled);
+    for (; r < R; ++r) scores<1>(c, r, p0, k, ksv, vsv, scaled);
+    for (r = 0; r + 4 <= R; r += 4) accumulate<4>(c, r, j0, j1, v);
+    for (; r < R; ++r) accumulate<1>(c, r, j0, j1, v);
+}
+
+// The rows' state before the first tile; the union range [lo, hi) of the rows' positions.
+inline Ctx start(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                 int64_t Dh, float* scratch, float* out, int64_t out_stride, int64_t* lo, int64_t* hi) {
     static_assert(kKTile == 16, "four vectors per tile row");
     const int64_t R = n_tok * n_head;
-    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
+    Ctx c{q, q_stride, n_head, Dh, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
           1.0f / std::sqrt((float)Dh)};
-    int64_t lo = pb[0], hi = pe[0];
-    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    *lo = pb[0], *hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) *lo = pb[t] < *lo ? pb[t] : *lo, *hi = pe[t] > *hi ? pe[t] : *hi;
     for (int64_t r = 0; r < R; ++r) {
         c.m[r] = -INFINITY, c.l[r] = 0.f;
         std::memset(c.o(r), 0, (size_t)Dh * sizeof(float));
     }
+    return c;
+}
+
+inline void finish(const Ctx& c, int64_t R) {
+    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), c.Dh, 1.0f / c.l[r]);
+}
+
+template <class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    int64_t lo, hi;
+    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     const bool scaled = ks != nullptr;
     for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
         const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
@@ -215,14 +288,31 @@ void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, cons
             std::memcpy(vb + j0, vs + p0 + j0, (size_t)(j1 - j0) * 4);
             for (int j = 0; j < 4; ++j) ksv[j] = vld1q_f32(kb + 4 * j), vsv[j] = vld1q_f32(vb + 4 * j);
         }
-        const typename E::T* tile = kt + p0 * Dh;
-        int64_t r = 0;
-        for (; r + 4 <= R; r += 4) scores<4, E>(c, r, p0, tile, ksv, vsv, scaled);
-        for (; r < R; ++r) scores<1, E>(c, r, p0, tile, ksv, vsv, scaled);
-        for (r = 0; r + 4 <= R; r += 4) accumulate<4, E>(c, r, p0, j0, j1, v);
-        for (; r < R; ++r) accumulate<1, E>(c, r, p0, j0, j1, v);
+        tile(c, R, p0, j0, j1, TileK<E>{kt + p0 * Dh}, TileV<E>{v + p0 * v_stride, v_stride}, ksv, vsv, scaled);
     }
-    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), Dh, 1.0f / c.l[r]);
+    finish(c, R);
+}
+
+// KIVI (kernels.h attention_block_kivi_fn): the sink's tiles, the quantized groups' halves, the ring's tiles.
+template <class B>
+void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                const KiviHead& kc, int64_t Dh, float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    int64_t lo, hi;
+    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    float32x4_t none[4];
+    for (int j = 0; j < 4; ++j) none[j] = vdupq_n_f32(0.0f);
+    kivi_walk_tiles<B>(
+        kc, lo, hi, Dh,
+        [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
+            tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
+        },
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+            const QuantV<B> qv{vb, kc.vq_stride};
+            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
+            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
+        });
+    finish(c, R);
 }
 
 }  // namespace
@@ -243,6 +333,18 @@ void attention_block_q8_neon(const float* q, int64_t q_stride, int64_t n_tok, in
                              const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                              int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
     block<I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_kivi4_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                                int64_t out_stride) {
+    block_kivi<block_kivi4>(q, q_stride, n_tok, n_head, p_begin, p_end, c, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_kivi2_neon(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                                int64_t out_stride) {
+    block_kivi<block_kivi2>(q, q_stride, n_tok, n_head, p_begin, p_end, c, head_dim, scratch, out, out_stride);
 }
 
 }  // namespace edge

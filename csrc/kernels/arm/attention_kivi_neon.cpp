@@ -2,15 +2,18 @@
 // attention_kivi_avx2 in 4-lane vectors. Quantized part: a group of 32 positions per step, per channel one
 // by-element FMA of q_i·d_i into the 8 vectors of its block's codes (ushl + and + uxtl + ucvtf, exact) and the
 // scalar Σ_i q_i·m_i added to the group's scores; V per 32-channel block: Σ_p (a_p·d)·c, Σ_p a_p·m added at the
-// end. The f16 residual ring: attention_f16_neon's tile loop with the slot of each tile / row; softmax: its
-// polynomial exp. The sink group (kernels.h KiviHead n_sink): the same f16 tile / row loops over its own
-// buffer. Nothing quantized and no wrap: attention_f16_neon itself (bit for bit).
+// end. The f16 parts — the sink group (kernels.h KiviHead n_sink, its own 32 slots) and the residual ring —
+// through one tile / row loop over (buffers, range) pairs (kivi_parts.h): attention_f16_neon's, with the slot
+// p % ring of each tile / row; softmax: its polynomial exp. Nothing quantized and no wrap: attention_f16_neon
+// itself (bit for bit).
 // Bound vs the reference: kernels.h attention_kivi_fn.
 #include <cmath>
 #include <cstring>
 
 #include "../../common.h"
+#include "../kivi_parts.h"
 #include "arm.h"
+#include "kivi_neon.h"
 #include "neon_util.h"
 
 namespace edge {
@@ -19,22 +22,12 @@ namespace {
 
 inline float32x4_t f16x4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
 
-// lanes 8k .. 8k+7 of block b as two vectors
-template <class B, int k>
-inline void piece(const B& b, float32x4_t* o) {
-    typedef KiviBits<B> L;
-    const uint8x8_t c = vand_u8(vshl_u8(vld1_u8(b.qs + L::off(k)), vdup_n_s8((int8_t)-L::shift(k))), vdup_n_u8((uint8_t)L::mask));
-    const uint16x8_t w = vmovl_u8(c);
-    o[0] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(w)));
-    o[1] = vcvtq_f32_u32(vmovl_u16(vget_high_u16(w)));
-}
-
 template <class B>
 inline void codes32(const B& b, float32x4_t* x) {
-    piece<B, 0>(b, x);
-    piece<B, 1>(b, x + 2);
-    piece<B, 2>(b, x + 4);
-    piece<B, 3>(b, x + 6);
+    arm::kivi_piece<B, 0>(b, x);
+    arm::kivi_piece<B, 1>(b, x + 2);
+    arm::kivi_piece<B, 2>(b, x + 4);
+    arm::kivi_piece<B, 3>(b, x + 6);
 }
 
 template <class B>
@@ -48,21 +41,21 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
     const B* kq = static_cast<const B*>(c.kq);
     const int64_t ns = c.n_sink < nq ? c.n_sink : nq, g0 = c.n_sink / kKiviGroup;
-    // f16 K tiles of positions [p_from rounded down to a tile, p_to): tile p at kbase + (p % ring)·Dh
-    auto f16_scores = [&](const uint16_t* kbase, int64_t ring, int64_t p_from, int64_t p_to) {
-        for (int64_t p = p_from & ~(int64_t)15; p < p_to; p += 16) {
-            const uint16_t* tile = kbase + (p % ring) * Dh;  // p and ring are multiples of 16
+    KiviF16Part parts[2];  // the sink group and the residual ring
+    kivi_f16_parts(c, p_begin, n_pos, parts);
+    for (const KiviF16Part& f : parts) {  // K tiles of positions [from rounded down to a tile, to)
+        for (int64_t p = f.from & ~(int64_t)15; p < f.to; p += 16) {
+            const uint16_t* tile = f.k + (p % f.ring) * Dh;  // p and ring are multiples of 16
             float32x4_t a[4];
             for (int j = 0; j < 4; ++j) a[j] = vdupq_n_f32(0.0f);
             for (int64_t i = 0; i < Dh; ++i)
                 for (int j = 0; j < 4; ++j) a[j] = vfmaq_n_f32(a[j], f16x4(tile + i * 16 + 4 * j), q[i]);
             float s[16];
             for (int j = 0; j < 4; ++j) vst1q_f32(s + 4 * j, a[j]);
-            const int64_t k = p_to - p < 16 ? p_to - p : 16;
+            const int64_t k = f.to - p < 16 ? f.to - p : 16;
             for (int64_t j = 0; j < k; ++j) scratch[p + j] = s[j] * scale;
         }
-    };
-    if (p_begin < ns) f16_scores(c.ks, kKiviGroup, p_begin, ns);
+    }
     for (int64_t g = (p_begin > ns ? p_begin : ns) / kKiviGroup; g * kKiviGroup < nq; ++g) {
         float32x4_t a[8], x[8];
         for (int j = 0; j < 8; ++j) a[j] = vdupq_n_f32(0.0f);
@@ -77,7 +70,6 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         const float32x4_t vb = vdupq_n_f32(bias);
         for (int j = 0; j < 8; ++j) vst1q_f32(scratch + g * kKiviGroup + 4 * j, vmulq_n_f32(vaddq_f32(a[j], vb), scale));
     }
-    f16_scores(c.kr, c.ring, p_begin > nq ? p_begin : nq, n_pos);
     float m = -INFINITY;
     for (int64_t p = p_begin; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const float32x4_t mx = vdupq_n_f32(m);
@@ -98,13 +90,16 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     }
     const float inv = 1.0f / (vaddvq_f32(vsum) + tail_sum);
     const B* vq = static_cast<const B*>(c.vq);
-    const int64_t r0 = p_begin > nq ? p_begin : nq;
     for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
         float32x4_t o[8], x[8];
         for (int j = 0; j < 8; ++j) o[j] = vdupq_n_f32(0.0f);
-        for (int64_t ps = p_begin; ps < ns; ++ps) {  // the sink rows
-            const uint16_t* vp = c.vs + ps * c.vr_stride + cb * kKiviGroup;
-            for (int j = 0; j < 8; ++j) o[j] = vfmaq_n_f32(o[j], f16x4(vp + 4 * j), scratch[ps]);
+        for (const KiviF16Part& f : parts) {  // the f16 rows, slot p % ring
+            int64_t s = f.from % f.ring;
+            for (int64_t pr = f.from; pr < f.to; ++pr) {
+                const uint16_t* vp = f.v + s * c.vr_stride + cb * kKiviGroup;
+                for (int j = 0; j < 8; ++j) o[j] = vfmaq_n_f32(o[j], f16x4(vp + 4 * j), scratch[pr]);
+                if (++s == f.ring) s = 0;
+            }
         }
         float msum = 0.f;
         for (int64_t pq = p_begin > ns ? p_begin : ns; pq < nq; ++pq) {
@@ -117,12 +112,6 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         }
         const float32x4_t ms = vdupq_n_f32(msum);
         for (int j = 0; j < 8; ++j) o[j] = vaddq_f32(o[j], ms);
-        int64_t s = r0 % c.ring;
-        for (int64_t pr = r0; pr < n_pos; ++pr) {
-            const uint16_t* vp = c.vr + s * c.vr_stride + cb * kKiviGroup;
-            for (int j = 0; j < 8; ++j) o[j] = vfmaq_n_f32(o[j], f16x4(vp + 4 * j), scratch[pr]);
-            if (++s == c.ring) s = 0;
-        }
         for (int j = 0; j < 8; ++j) vst1q_f32(out + cb * kKiviGroup + 4 * j, vmulq_n_f32(o[j], inv));
     }
 }

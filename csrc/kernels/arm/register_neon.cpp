@@ -51,6 +51,8 @@ void kernels_register_neon(KernelTable* t) {
     kernel_set(&t->attention_block, attention_block_neon, L);
     kernel_set(&t->attention_block_f16, attention_block_f16_neon, L);
     kernel_set(&t->attention_block_q8, attention_block_q8_neon, L);
+    kernel_set(&t->attention_block_kivi4, attention_block_kivi4_neon, L);
+    kernel_set(&t->attention_block_kivi2, attention_block_kivi2_neon, L);
     kernel_set(&t->silu_mul, silu_mul_neon, L);
 
     kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_neon, L);

@@ -95,6 +95,10 @@ void attention_block_f16_ref(const float* q, int64_t q_stride, int64_t n_tok, in
 void attention_block_q8_ref(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
         const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs, int64_t v_stride,
         int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+void attention_block_kivi4_ref(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+void attention_block_kivi2_ref(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
 
 // ---- dequant (dequant_ref.cpp): one per dtype, dequant_fn contract ----
 void dequant_f32_ref(const void* src, float* y, int64_t n);

@@ -54,6 +54,8 @@ void kernels_register_ref(KernelTable* t) {
     kernel_set(&t->attention_block, attention_block_ref, L);
     kernel_set(&t->attention_block_f16, attention_block_f16_ref, L);
     kernel_set(&t->attention_block_q8, attention_block_q8_ref, L);
+    kernel_set(&t->attention_block_kivi4, attention_block_kivi4_ref, L);
+    kernel_set(&t->attention_block_kivi2, attention_block_kivi2_ref, L);
     kernel_set(&t->silu_mul, silu_mul_ref, L);
 
     kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_ref, L);

@@ -1,14 +1,19 @@
-// attention_block_rvv.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with RVV 1.0, vector-length
-// agnostic (no Zvfh: f16 widened with integer ops, rvv_util.h f16_f32m2, exact; int8 with vsext + vfcvt,
-// exact). Per K tile: scores of up to 4 rows at once in e32m2 pieces of the 16 positions (each K row piece
-// loaded once, a vfmacc per row), each row's online-softmax update (the range and the max in scalar code
-// over the 16 lanes, the polynomial exp of rvv_util.h over the pieces), then o += w·V for 4 rows at once,
-// vl head dimensions at a time, over the tile's union lanes. o lives in out (kernels.h). Each row's
-// arithmetic is the same whatever rows share its group. Any head_dim >= 1, any alignment (vle16 / vle32
-// when the pointers are aligned, else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf.
+// attention_block_rvv.cpp — attention_block_fn / _f16_fn / _q8_fn / attention_block_kivi_fn (kernels.h) with RVV
+// 1.0, vector-length agnostic (no Zvfh: f16 widened with integer ops, rvv_util.h f16_f32m2, exact; int8 with vsext +
+// vfcvt, exact). Per K tile: scores of up to 4 rows at once in e32m2 pieces of the 16 positions (each K row piece
+// loaded once, a vfmacc per row), each row's online-softmax update (the range and the max in scalar code over the 16
+// lanes, the polynomial exp of rvv_util.h over the pieces), then o += w·V for 4 rows at once, vl head dimensions at
+// a time, over the tile's union lanes. o lives in out (kernels.h). Each row's arithmetic is the same whatever rows
+// share its group. One tile loop for every form, over a K source (lanes off.. of channel i) and a V source
+// (dimensions i.. of row j), as attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized
+// group's half dequantizes its codes (d·c + m) as it loads them, 8 lanes at a time (one shift per piece of 8, every
+// VLEN). Any head_dim >= 1 (KIVI: a multiple of 32), any alignment (vle16 / vle32 when the pointers are aligned,
+// else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: the dequantized cache).
 #include <math.h>
 
+#include "../kivi_parts.h"
 #include "rvv.h"
+#include "kivi_rvv.h"
 #include "rvv_util.h"
 
 namespace edge {
@@ -35,13 +40,51 @@ struct I8 {
 
 struct Ctx {
     const float* q;
-    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    int64_t q_stride, n_head, Dh, out_stride;
     const int64_t *pb, *pe;
     float* out;
     float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
     float scale;
     float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
     const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
+};
+
+// The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
+// vl(n): the piece a load may take of the n lanes / dimensions left.
+template <bool A, class E>
+struct TileK {
+    const typename E::T* tile;
+    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)n); }
+    vfloat32m2_t ld(int64_t i, int64_t off, size_t vl) const { return E::template ld<A>(tile + i * 16 + off, vl); }
+};
+template <bool A, class E>
+struct TileV {
+    const typename E::T* v;  // the tile's first position
+    int64_t stride;
+    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)n); }
+    vfloat32m2_t ld(int64_t j, int64_t i, size_t vl) const { return E::template ld<A>(v + j * stride + i, vl); }
+};
+
+// lanes 8k + t, t < vl <= 8, of block b dequantized: d · c + m
+template <class B>
+inline vfloat32m2_t kivi_lanes(const B& b, int k, size_t vl) {
+    const vfloat32m2_t x = __riscv_vfmul_vf_f32m2(kivi_codes(b, k, vl), f16_f32s(ld_u16s(&b.d)), vl);
+    return __riscv_vfadd_vf_f32m2(x, f16_f32s(ld_u16s(&b.m)), vl);
+}
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+template <class B, int H>
+struct QuantK {
+    const B* blk;
+    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)(n < 8 ? n : 8)); }
+    vfloat32m2_t ld(int64_t i, int64_t off, size_t vl) const { return kivi_lanes(blk[i], 2 * H + (int)(off / 8), vl); }
+};
+// Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
+template <class B>
+struct QuantV {
+    const B* v;
+    int64_t stride;
+    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)(n < 8 ? n : 8)); }
+    vfloat32m2_t ld(int64_t j, int64_t i, size_t vl) const { return kivi_lanes(v[j * stride + i / 32], (int)(i % 32 / 8), vl); }
 };
 
 template <bool A>
@@ -53,8 +96,8 @@ inline void scale_row(float* o, int64_t Dh, float f) {
     }
 }
 
-template <int NR, bool A, class E>  // NR: 1 or 4
-void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, const float* ks, const float* vs) {
+template <int NR, bool A, class K>  // NR: 1 or 4
+void scores(const Ctx& c, int64_t r0, int64_t p0, const K& tile, const float* ks, const float* vs) {
     int64_t lo[NR], hi[NR];
     bool any = false;
     for (int r = 0; r < NR; ++r) {
@@ -72,11 +115,11 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, con
         return;
     }
     for (int64_t off = 0; off < 16;) {
-        const size_t vl = __riscv_vsetvl_e32m2((size_t)(16 - off));
+        const size_t vl = K::vl(16 - off);
         // RVV register types are sizeless (no arrays): NR is 1 or 4, one named accumulator per row
         vfloat32m2_t a0 = __riscv_vfmv_v_f_f32m2(0.0f, vl), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t i = 0; i < c.Dh; ++i) {
-            const vfloat32m2_t k = E::template ld<A>(tile + i * 16 + off, vl);
+            const vfloat32m2_t k = tile.ld(i, off, vl);
             a0 = __riscv_vfmacc_vf_f32m2(a0, qp[0][i], k, vl);
             if constexpr (NR == 4) {
                 a1 = __riscv_vfmacc_vf_f32m2(a1, qp[1][i], k, vl);
@@ -124,18 +167,17 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, con
     }
 }
 
-template <int NR, bool A, class E>
-void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+template <int NR, bool A, class V>
+void accumulate(const Ctx& c, int64_t r0, int64_t j0, int64_t j1, const V& v) {
     float* o[NR];
     const float* w[NR];
     for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
     for (int64_t i = 0; i < c.Dh;) {
-        const size_t vl = __riscv_vsetvl_e32m2((size_t)(c.Dh - i));
+        const size_t vl = V::vl(c.Dh - i);
         vfloat32m2_t a0 = ld_f32m2<A>(o[0] + i, vl), a1 = a0, a2 = a0, a3 = a0;  // NR is 1 or 4 (see scores)
         if constexpr (NR == 4) a1 = ld_f32m2<A>(o[1] + i, vl), a2 = ld_f32m2<A>(o[2] + i, vl), a3 = ld_f32m2<A>(o[3] + i, vl);
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
-            const vfloat32m2_t x = E::template ld<A>(vp, vl);
+        for (int64_t j = j0; j < j1; ++j) {
+            const vfloat32m2_t x = v.ld(j, i, vl);
             a0 = __riscv_vfmacc_vf_f32m2(a0, w[0][j], x, vl);
             if constexpr (NR == 4) {
                 a1 = __riscv_vfmacc_vf_f32m2(a1, w[1][j], x, vl);
@@ -149,30 +191,77 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
     }
 }
 
-template <bool A, class E>
-void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
-           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
-           float* scratch, float* out, int64_t out_stride) {
+// One tile at p0 (union lanes [j0, j1)) for all R rows: scores and softmax updates, then o += w·V.
+template <bool A, class K, class V>
+void tile(const Ctx& c, int64_t R, int64_t p0, int64_t j0, int64_t j1, const K& k, const V& v, const float* ks, const float* vs) {
+    int64_t r = 0;
+    for (; r + 4 <= R; r += 4) scores<4, A>(c, r, p0, k, ks, vs);
+    for (; r < R; ++r) scores<1, A>(c, r, p0, k, ks, vs);
+    for (r = 0; r + 4 <= R; r += 4) accumulate<4, A>(c, r, j0, j1, v);
+    for (; r < R; ++r) accumulate<1, A>(c, r, j0, j1, v);
+}
+
+// The rows' state before the first tile; the union range [lo, hi) of the rows' positions.
+inline Ctx start(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                 int64_t Dh, float* scratch, float* out, int64_t out_stride, int64_t* lo, int64_t* hi) {
     const int64_t R = n_tok * n_head;
-    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
-          1.0f / sqrtf((float)Dh)};
-    int64_t lo = pb[0], hi = pe[0];
-    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    Ctx c{q, q_stride, n_head, Dh, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17, 1.0f / sqrtf((float)Dh)};
+    *lo = pb[0], *hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) *lo = pb[t] < *lo ? pb[t] : *lo, *hi = pe[t] > *hi ? pe[t] : *hi;
     for (int64_t r = 0; r < R; ++r) {
         c.m[r] = -INFINITY, c.l[r] = 0.f;
         float* o = c.o(r);
         for (int64_t i = 0; i < Dh; ++i) o[i] = 0.f;
     }
+    return c;
+}
+
+template <bool A>
+inline void finish(const Ctx& c, int64_t R) {
+    for (int64_t r = 0; r < R; ++r) scale_row<A>(c.o(r), c.Dh, 1.0f / c.l[r]);
+}
+
+template <bool A, class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    int64_t lo, hi;
+    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     for (int64_t p0 = lo / kKTile * kKTile; p0 < hi; p0 += kKTile) {
         const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + kKTile ? hi : p0 + kKTile) - p0;
-        const typename E::T* tile = kt + p0 * Dh;
-        int64_t r = 0;
-        for (; r + 4 <= R; r += 4) scores<4, A, E>(c, r, p0, tile, ks, vs);
-        for (; r < R; ++r) scores<1, A, E>(c, r, p0, tile, ks, vs);
-        for (r = 0; r + 4 <= R; r += 4) accumulate<4, A, E>(c, r, p0, j0, j1, v);
-        for (; r < R; ++r) accumulate<1, A, E>(c, r, p0, j0, j1, v);
+        tile<A>(c, R, p0, j0, j1, TileK<A, E>{kt + p0 * Dh}, TileV<A, E>{v + p0 * v_stride, v_stride}, ks, vs);
     }
-    for (int64_t r = 0; r < R; ++r) scale_row<A>(c.o(r), Dh, 1.0f / c.l[r]);
+    finish<A>(c, R);
+}
+
+// KIVI (kernels.h attention_block_kivi_fn): the sink's tiles, the quantized groups' halves, the ring's tiles.
+template <bool A, class B>
+void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                const KiviHead& kc, int64_t Dh, float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    int64_t lo, hi;
+    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    kivi_walk_tiles<B>(
+        kc, lo, hi, Dh,
+        [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
+            tile<A>(c, R, p0, j0, j1, TileK<A, F16>{kt}, TileV<A, F16>{vt, kc.vr_stride}, nullptr, nullptr);
+        },
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+            const QuantV<B> qv{vb, kc.vq_stride};
+            if (half) tile<A>(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, nullptr, nullptr);
+            else tile<A>(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, nullptr, nullptr);
+        });
+    finish<A>(c, R);
+}
+
+template <class B>
+void block_kivi_entry(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                      const KiviHead& kc, int64_t Dh, float* scratch, float* out, int64_t out_stride) {
+    const bool a = aligned(kc.kr, 2) && aligned(kc.vr, 2) && aligned(kc.ks, 2) && aligned(kc.vs, 2) && aligned(scratch, 4) &&
+                   aligned(out, 4);
+    if (a) block_kivi<true, B>(q, q_stride, n_tok, n_head, pb, pe, kc, Dh, scratch, out, out_stride);
+    else block_kivi<false, B>(q, q_stride, n_tok, n_head, pb, pe, kc, Dh, scratch, out, out_stride);
 }
 
 // Every pointer and stride the vector loads / stores use is aligned to its element (else the byte path).
@@ -208,6 +297,18 @@ void attention_block_q8_rvv(const float* q, int64_t q_stride, int64_t n_tok, int
         rvv::block<true, rvv::I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
     else
         rvv::block<false, rvv::I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_kivi4_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                               const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                               int64_t out_stride) {
+    rvv::block_kivi_entry<block_kivi4>(q, q_stride, n_tok, n_head, p_begin, p_end, c, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_kivi2_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                               const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                               int64_t out_stride) {
+    rvv::block_kivi_entry<block_kivi2>(q, q_stride, n_tok, n_head, p_begin, p_end, c, head_dim, scratch, out, out_stride);
 }
 
 }  // namespace edge

@@ -1,27 +1,21 @@
 // attention_kivi_rvv.cpp — attention_kivi_fn (kernels.h) for kivi4 / kivi2 with RVV 1.0 (any VLEN >= 128): the
 // loops of attention_kivi_avx2 with a block's 32 lanes as four e32m2 pieces of 8 (vl = 8 fits every VLEN):
 // codes by vle8 + vsrl + vand + vzext + vfcvt (exact), scores Σ_i (q_i·d_i)·c + Σ_i q_i·m_i, V Σ_p (a_p·d)·c +
-// Σ_p a_p·m. The f16 residual ring: attention_f16_rvv's tile loop (rvv_util.h f16_f32m2, exact) with the slot
-// of each tile / row (the sink group, kernels.h KiviHead n_sink: the same loops over its own buffer); softmax: its vfredmax, polynomial exp and unordered sum. Nothing quantized and no wrap:
+// Σ_p a_p·m. The f16 parts — the sink group (kernels.h KiviHead n_sink, its own 32 slots) and the residual ring —
+// through one tile / row loop over (buffers, range) pairs (kivi_parts.h): attention_f16_rvv's (rvv_util.h f16_f32m2, exact) with
+// the slot p % ring of each tile / row; softmax: its vfredmax, polynomial exp and unordered sum. Nothing quantized and no wrap:
 // attention_f16_rvv itself (bit for bit). Scalars d, m through f16_f32s (no inline function of common.h:
 // rvv_util.h says why). Bound vs the reference: kernels.h attention_kivi_fn.
 #include <math.h>
 
+#include "../kivi_parts.h"
 #include "rvv.h"
+#include "kivi_rvv.h"
 #include "rvv_util.h"
 
 namespace edge {
 namespace rvv {
 namespace {
-
-// lanes 8k .. 8k+7 of block b
-template <class B, int k>
-inline vfloat32m2_t piece(const B& b) {
-    typedef KiviBits<B> L;
-    vuint8mf2_t c = __riscv_vle8_v_u8mf2(b.qs + L::off(k), 8);
-    c = __riscv_vand_vx_u8mf2(__riscv_vsrl_vx_u8mf2(c, L::shift(k), 8), (uint8_t)L::mask, 8);
-    return __riscv_vfcvt_f_xu_v_f32m2(__riscv_vzext_vf4_u32m2(c, 8), 8);
-}
 
 template <bool A, class B>
 void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t Dh, float* scratch, float* out) {
@@ -29,11 +23,12 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
     const B* kq = static_cast<const B*>(c.kq);
     const int64_t ns = c.n_sink < nq ? c.n_sink : nq, g0 = c.n_sink / kKiviGroup;
-    // f16 K tiles of positions [p_from rounded down to a tile, p_to): tile p at kbase + (p % ring)·Dh
-    auto f16_scores = [&](const uint16_t* kbase, int64_t ring, int64_t p_from, int64_t p_to) {
-        for (int64_t p = p_from & ~(int64_t)(kKTile - 1); p < p_to; p += kKTile) {
-            const int64_t k = p_to - p < kKTile ? p_to - p : kKTile;
-            const uint16_t* tile = kbase + (p % ring) * Dh;  // p and ring are multiples of kKTile
+    KiviF16Part parts[2];  // the sink group and the residual ring
+    kivi_f16_parts(c, p_begin, n_pos, parts);
+    for (const KiviF16Part& f : parts) {  // K tiles of positions [from rounded down to a tile, to)
+        for (int64_t p = f.from & ~(int64_t)(kKTile - 1); p < f.to; p += kKTile) {
+            const int64_t k = f.to - p < kKTile ? f.to - p : kKTile;
+            const uint16_t* tile = f.k + (p % f.ring) * Dh;  // p and ring are multiples of kKTile
             for (int64_t off = 0; off < k;) {
                 const size_t vl = __riscv_vsetvl_e32m2((size_t)(k - off));
                 vfloat32m2_t a = __riscv_vfmv_v_f_f32m2(0.0f, vl);
@@ -43,8 +38,7 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
                 off += (int64_t)vl;
             }
         }
-    };
-    if (p_begin < ns) f16_scores(c.ks, kKiviGroup, p_begin, ns);
+    }
     for (int64_t g = (p_begin > ns ? p_begin : ns) / kKiviGroup; g * kKiviGroup < nq; ++g) {
         vfloat32m2_t a0 = __riscv_vfmv_v_f_f32m2(0.0f, 8), a1 = a0, a2 = a0, a3 = a0;
         float bias = 0.f;
@@ -52,10 +46,10 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         for (int64_t i = 0; i < Dh; ++i) {
             const float qd = q[i] * f16_f32s(ld_u16s(&blk[i].d));
             bias += q[i] * f16_f32s(ld_u16s(&blk[i].m));
-            a0 = __riscv_vfmacc_vf_f32m2(a0, qd, piece<B, 0>(blk[i]), 8);
-            a1 = __riscv_vfmacc_vf_f32m2(a1, qd, piece<B, 1>(blk[i]), 8);
-            a2 = __riscv_vfmacc_vf_f32m2(a2, qd, piece<B, 2>(blk[i]), 8);
-            a3 = __riscv_vfmacc_vf_f32m2(a3, qd, piece<B, 3>(blk[i]), 8);
+            a0 = __riscv_vfmacc_vf_f32m2(a0, qd, kivi_codes(blk[i], 0, 8), 8);
+            a1 = __riscv_vfmacc_vf_f32m2(a1, qd, kivi_codes(blk[i], 1, 8), 8);
+            a2 = __riscv_vfmacc_vf_f32m2(a2, qd, kivi_codes(blk[i], 2, 8), 8);
+            a3 = __riscv_vfmacc_vf_f32m2(a3, qd, kivi_codes(blk[i], 3, 8), 8);
         }
         float* s = scratch + g * kKiviGroup;
         st_f32m2<A>(s, __riscv_vfmul_vf_f32m2(__riscv_vfadd_vf_f32m2(a0, bias, 8), scale, 8), 8);
@@ -63,7 +57,6 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         st_f32m2<A>(s + 16, __riscv_vfmul_vf_f32m2(__riscv_vfadd_vf_f32m2(a2, bias, 8), scale, 8), 8);
         st_f32m2<A>(s + 24, __riscv_vfmul_vf_f32m2(__riscv_vfadd_vf_f32m2(a3, bias, 8), scale, 8), 8);
     }
-    f16_scores(c.kr, c.ring, p_begin > nq ? p_begin : nq, n_pos);
     vfloat32m1_t mx = __riscv_vfmv_v_f_f32m1(-INFINITY, 1);
     for (int64_t p = p_begin; p < n_pos;) {
         const size_t vl = __riscv_vsetvl_e32m2((size_t)(n_pos - p));
@@ -82,16 +75,19 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     }
     const float inv = 1.0f / __riscv_vfmv_f_s_f32m1_f32(__riscv_vfredusum_vs_f32m2_f32m1(vsum, __riscv_vfmv_v_f_f32m1(0.0f, 1), vlmax));
     const B* vq = static_cast<const B*>(c.vq);
-    const int64_t r0 = p_begin > nq ? p_begin : nq;
     for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
         vfloat32m2_t o0 = __riscv_vfmv_v_f_f32m2(0.0f, 8), o1 = o0, o2 = o0, o3 = o0;
-        for (int64_t p = p_begin; p < ns; ++p) {  // the sink rows
-            const uint16_t* vp = c.vs + p * c.vr_stride + cb * kKiviGroup;
-            const float a = scratch[p];
-            o0 = __riscv_vfmacc_vf_f32m2(o0, a, f16_f32m2(ld_u16_u32m2<A>(vp, 8), 8), 8);
-            o1 = __riscv_vfmacc_vf_f32m2(o1, a, f16_f32m2(ld_u16_u32m2<A>(vp + 8, 8), 8), 8);
-            o2 = __riscv_vfmacc_vf_f32m2(o2, a, f16_f32m2(ld_u16_u32m2<A>(vp + 16, 8), 8), 8);
-            o3 = __riscv_vfmacc_vf_f32m2(o3, a, f16_f32m2(ld_u16_u32m2<A>(vp + 24, 8), 8), 8);
+        for (const KiviF16Part& f : parts) {  // the f16 rows, slot p % ring
+            int64_t s = f.from % f.ring;
+            for (int64_t p = f.from; p < f.to; ++p) {
+                const uint16_t* vp = f.v + s * c.vr_stride + cb * kKiviGroup;
+                const float a = scratch[p];
+                o0 = __riscv_vfmacc_vf_f32m2(o0, a, f16_f32m2(ld_u16_u32m2<A>(vp, 8), 8), 8);
+                o1 = __riscv_vfmacc_vf_f32m2(o1, a, f16_f32m2(ld_u16_u32m2<A>(vp + 8, 8), 8), 8);
+                o2 = __riscv_vfmacc_vf_f32m2(o2, a, f16_f32m2(ld_u16_u32m2<A>(vp + 16, 8), 8), 8);
+                o3 = __riscv_vfmacc_vf_f32m2(o3, a, f16_f32m2(ld_u16_u32m2<A>(vp + 24, 8), 8), 8);
+                if (++s == f.ring) s = 0;
+            }
         }
         float msum = 0.f;
         for (int64_t p = p_begin > ns ? p_begin : ns; p < nq; ++p) {
@@ -99,23 +95,13 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
             const float a = scratch[p];
             const float ad = a * f16_f32s(ld_u16s(&b.d));
             msum += a * f16_f32s(ld_u16s(&b.m));
-            o0 = __riscv_vfmacc_vf_f32m2(o0, ad, piece<B, 0>(b), 8);
-            o1 = __riscv_vfmacc_vf_f32m2(o1, ad, piece<B, 1>(b), 8);
-            o2 = __riscv_vfmacc_vf_f32m2(o2, ad, piece<B, 2>(b), 8);
-            o3 = __riscv_vfmacc_vf_f32m2(o3, ad, piece<B, 3>(b), 8);
+            o0 = __riscv_vfmacc_vf_f32m2(o0, ad, kivi_codes(b, 0, 8), 8);
+            o1 = __riscv_vfmacc_vf_f32m2(o1, ad, kivi_codes(b, 1, 8), 8);
+            o2 = __riscv_vfmacc_vf_f32m2(o2, ad, kivi_codes(b, 2, 8), 8);
+            o3 = __riscv_vfmacc_vf_f32m2(o3, ad, kivi_codes(b, 3, 8), 8);
         }
         o0 = __riscv_vfadd_vf_f32m2(o0, msum, 8), o1 = __riscv_vfadd_vf_f32m2(o1, msum, 8);
         o2 = __riscv_vfadd_vf_f32m2(o2, msum, 8), o3 = __riscv_vfadd_vf_f32m2(o3, msum, 8);
-        int64_t s = r0 % c.ring;
-        for (int64_t p = r0; p < n_pos; ++p) {
-            const uint16_t* vp = c.vr + s * c.vr_stride + cb * kKiviGroup;
-            const float a = scratch[p];
-            o0 = __riscv_vfmacc_vf_f32m2(o0, a, f16_f32m2(ld_u16_u32m2<A>(vp, 8), 8), 8);
-            o1 = __riscv_vfmacc_vf_f32m2(o1, a, f16_f32m2(ld_u16_u32m2<A>(vp + 8, 8), 8), 8);
-            o2 = __riscv_vfmacc_vf_f32m2(o2, a, f16_f32m2(ld_u16_u32m2<A>(vp + 16, 8), 8), 8);
-            o3 = __riscv_vfmacc_vf_f32m2(o3, a, f16_f32m2(ld_u16_u32m2<A>(vp + 24, 8), 8), 8);
-            if (++s == c.ring) s = 0;
-        }
         float* op = out + cb * kKiviGroup;
         st_f32m2<A>(op, __riscv_vfmul_vf_f32m2(o0, inv, 8), 8);
         st_f32m2<A>(op + 8, __riscv_vfmul_vf_f32m2(o1, inv, 8), 8);

@@ -53,6 +53,8 @@ void kernels_register_rvv(KernelTable* t) {
     kernel_set(&t->attention_block, attention_block_rvv, L);
     kernel_set(&t->attention_block_f16, attention_block_f16_rvv, L);
     kernel_set(&t->attention_block_q8, attention_block_q8_rvv, L);
+    kernel_set(&t->attention_block_kivi4, attention_block_kivi4_rvv, L);
+    kernel_set(&t->attention_block_kivi2, attention_block_kivi2_rvv, L);
     kernel_set(&t->silu_mul, silu_mul_rvv, L);
 
     kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_rvv, L);

@@ -82,6 +82,10 @@ void attention_block_f16_rvv(const float* q, int64_t q_stride, int64_t n_tok, in
 void attention_block_q8_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
         const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs, int64_t v_stride,
         int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+void attention_block_kivi4_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
+void attention_block_kivi2_rvv(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+        const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out, int64_t out_stride);
 void silu_mul_rvv(const float* g, const float* u, int64_t n, float* y);
 
 // ---- training (backward.h): gemm_t_rvv.cpp (every dtype), gemm_tn_rvv.cpp, attention_bwd_rvv.cpp,

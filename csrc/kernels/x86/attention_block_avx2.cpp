@@ -1,17 +1,22 @@
-// attention_block_avx2.cpp — attention_block_fn / _f16_fn / _q8_fn (kernels.h) with AVX2+FMA+F16C. The loops
-// of attention_block_avx512 with a 16-position tile row as two ymm: scores of up to 4 rows at once (each K row
-// loaded and widened once — vcvtph2ps for f16, vpmovsxbd + vcvtdq2ps for int8, exact — then one
-// broadcast-FMA per row), each row's online-softmax update (masked lanes -inf, the polynomial exp
-// x86::exp8), then o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step
-// (tails through a zero-padded copy / maskload). o lives in out (kernels.h). Each row's arithmetic is the
-// same whatever rows share its group. Any head_dim >= 1, any alignment.
-// Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h).
+// attention_block_avx2.cpp — attention_block_fn / _f16_fn / _q8_fn / attention_block_kivi_fn (kernels.h) with
+// AVX2+FMA+F16C. The loops of attention_block_avx512 with a 16-position tile row as two ymm: scores of up to 4 rows
+// at once (each K row loaded and widened once — vcvtph2ps for f16, vpmovsxbd + vcvtdq2ps for int8, exact — then one
+// broadcast-FMA per row), each row's online-softmax update (masked lanes -inf, the polynomial exp x86::exp8), then
+// o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step (tails through a zero-padded
+// copy / maskload). o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group.
+// One tile loop for every form: a tile is a K source (row i: its 16 lanes of channel i) and a V source (the 16
+// dimensions i.. of its row j). KIVI: the sink's and the ring's f16 tiles (at slot p % ring) are such sources, a
+// quantized group's half is one too (codes dequantized d·c + m as they are loaded, kivi_avx2.h). Any head_dim >= 1
+// (KIVI: a multiple of 32), any alignment. Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI:
+// on the dequantized cache).
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "../kivi_parts.h"
 #include "avx2_util.h"
+#include "kivi_avx2.h"
 #include "x86.h"
 
 namespace edge {
@@ -72,13 +77,59 @@ struct I8 {
 
 struct Ctx {
     const float* q;
-    int64_t q_stride, n_head, Dh, v_stride, out_stride;
+    int64_t q_stride, n_head, Dh, out_stride;
     const int64_t *pb, *pe;
     float* out;
     float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
     float scale;
     float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
     const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
+};
+
+// The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
+template <class E>
+struct TileK {
+    const typename E::T* tile;
+    void row(int64_t i, __m256& k0, __m256& k1) const { k0 = E::ld(tile + i * 16), k1 = E::ld(tile + i * 16 + 8); }
+};
+template <class E>
+struct TileV {
+    const typename E::T* v;  // the tile's first position
+    int64_t stride;
+    void ld16(int64_t j, int64_t i, __m256& x0, __m256& x1) const {
+        const typename E::T* p = v + j * stride + i;
+        x0 = E::ld(p), x1 = E::ld(p + 8);
+    }
+    __m256 ld8(int64_t j, int64_t i, int64_t n) const { return n >= 8 ? E::ld(v + j * stride + i) : E::ldn(v + j * stride + i, n); }
+};
+
+inline __m256 dequant(__m256 codes, __m256 d, __m256 m) { return _mm256_add_ps(_mm256_mul_ps(d, codes), m); }
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+template <class B, int H>
+struct QuantK {
+    const B* blk;
+    void row(int64_t i, __m256& k0, __m256& k1) const {
+        const B& b = blk[i];
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), m = _mm256_set1_ps(_cvtsh_ss(b.m));
+        k0 = dequant(x86::kivi_piece<B, 2 * H>(b), d, m), k1 = dequant(x86::kivi_piece<B, 2 * H + 1>(b), d, m);
+    }
+};
+// Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
+template <class B>
+struct QuantV {
+    const B* v;
+    int64_t stride;
+    void ld16(int64_t j, int64_t i, __m256& x0, __m256& x1) const {
+        const B& b = v[j * stride + i / 32];
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), m = _mm256_set1_ps(_cvtsh_ss(b.m));
+        if (i & 16) x0 = dequant(x86::kivi_piece<B, 2>(b), d, m), x1 = dequant(x86::kivi_piece<B, 3>(b), d, m);
+        else x0 = dequant(x86::kivi_piece<B, 0>(b), d, m), x1 = dequant(x86::kivi_piece<B, 1>(b), d, m);
+    }
+    __m256 ld8(int64_t j, int64_t i, int64_t) const {  // never reached: head_dim % 16 == 0
+        __m256 x0, x1;
+        ld16(j, i & ~(int64_t)15, x0, x1);
+        return i & 8 ? x1 : x0;
+    }
 };
 
 // o[0, Dh) *= f
@@ -94,8 +145,8 @@ inline void scale_row(float* o, int64_t Dh, float f) {
 
 // Scores of rows [r0, r0 + NR) against the tile at p0, then each row's softmax update; w[r] = the row's
 // weights (0 outside its range; q8: times vs).
-template <int NR, class E>
-void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, const __m256* ksv, const __m256* vsv, bool scaled) {
+template <int NR, class K>
+void scores(const Ctx& c, int64_t r0, int64_t p0, const K& tile, const __m256* ksv, const __m256* vsv, bool scaled) {
     Mask16 mk[NR];
     bool any = false;
     for (int r = 0; r < NR; ++r) {
@@ -111,7 +162,8 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, con
     __m256 a0[NR], a1[NR];
     for (int r = 0; r < NR; ++r) qp[r] = c.qr(r0 + r), a0[r] = a1[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < c.Dh; ++i) {
-        const __m256 k0 = E::ld(tile + i * 16), k1 = E::ld(tile + i * 16 + 8);
+        __m256 k0, k1;
+        tile.row(i, k0, k1);
         for (int r = 0; r < NR; ++r) {
             const __m256 qi = _mm256_set1_ps(qp[r][i]);
             a0[r] = _mm256_fmadd_ps(qi, k0, a0[r]);
@@ -149,8 +201,8 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, con
 }
 
 // o[r] += Σ_j w[r][j] · V_{p0+j} for rows [r0, r0 + NR), j in [j0, j1).
-template <int NR, class E>
-void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+template <int NR, class V>
+void accumulate(const Ctx& c, int64_t r0, int64_t j0, int64_t j1, const V& v) {
     float* o[NR];
     const float* w[NR];
     for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
@@ -158,9 +210,9 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
     for (; i + 16 <= c.Dh; i += 16) {
         __m256 a0[NR], a1[NR];
         for (int r = 0; r < NR; ++r) a0[r] = _mm256_loadu_ps(o[r] + i), a1[r] = _mm256_loadu_ps(o[r] + i + 8);
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
-            const __m256 x0 = E::ld(vp), x1 = E::ld(vp + 8);
+        for (int64_t j = j0; j < j1; ++j) {
+            __m256 x0, x1;
+            v.ld16(j, i, x0, x1);
             for (int r = 0; r < NR; ++r) {
                 const __m256 wj = _mm256_set1_ps(w[r][j]);
                 a0[r] = _mm256_fmadd_ps(wj, x0, a0[r]);
@@ -174,29 +226,52 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
         const __m256i tm = tail_mask(n);
         __m256 a[NR];
         for (int r = 0; r < NR; ++r) a[r] = _mm256_maskload_ps(o[r] + i, tm);
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
-            const __m256 x = n >= 8 ? E::ld(vp) : E::ldn(vp, n);
+        for (int64_t j = j0; j < j1; ++j) {
+            const __m256 x = v.ld8(j, i, n);
             for (int r = 0; r < NR; ++r) a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w[r][j]), x, a[r]);
         }
         for (int r = 0; r < NR; ++r) _mm256_maskstore_ps(o[r] + i, tm, a[r]);
     }
 }
 
-template <class E>
-void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
-           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
-           float* scratch, float* out, int64_t out_stride) {
+// One tile at p0 (union lanes [j0, j1)) for all R rows: scores and softmax updates, then o += w·V.
+template <class K, class V>
+void tile(const Ctx& c, int64_t R, int64_t p0, int64_t j0, int64_t j1, const K& k, const V& v, const __m256* ksv,
+          const __m256* vsv, bool scaled) {
+    int64_t r = 0;
+    for (; r + 4 <= R; r += 4) scores<4>(c, r, p0, k, ksv, vsv, scaled);
+    for (; r < R; ++r) scores<1>(c, r, p0, k, ksv, vsv, scaled);
+    for (r = 0; r + 4 <= R; r += 4) accumulate<4>(c, r, j0, j1, v);
+    for (; r < R; ++r) accumulate<1>(c, r, j0, j1, v);
+}
+
+// The rows' state before the first tile; returns the union range [lo, hi) of the rows' positions.
+inline Ctx start(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                 int64_t Dh, float* scratch, float* out, int64_t out_stride, int64_t* lo, int64_t* hi) {
     static_assert(kKTile == 16, "two ymm per tile row");
     const int64_t R = n_tok * n_head;
-    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
+    Ctx c{q, q_stride, n_head, Dh, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
           1.0f / std::sqrt((float)Dh)};
-    int64_t lo = pb[0], hi = pe[0];
-    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
+    *lo = pb[0], *hi = pe[0];
+    for (int64_t t = 1; t < n_tok; ++t) *lo = pb[t] < *lo ? pb[t] : *lo, *hi = pe[t] > *hi ? pe[t] : *hi;
     for (int64_t r = 0; r < R; ++r) {
         c.m[r] = -INFINITY, c.l[r] = 0.f;
         std::memset(c.o(r), 0, (size_t)Dh * sizeof(float));
     }
+    return c;
+}
+
+inline void finish(const Ctx& c, int64_t R) {
+    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), c.Dh, 1.0f / c.l[r]);
+}
+
+template <class E>
+void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+           const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
+           float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    int64_t lo, hi;
+    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     const bool scaled = ks != nullptr;
     for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
         const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
@@ -208,14 +283,30 @@ void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, cons
             vsv[0] = _mm256_maskload_ps(vs + p0, _mm256_castps_si256(um.m0));
             vsv[1] = _mm256_maskload_ps(vs + p0 + 8, _mm256_castps_si256(um.m1));
         }
-        const typename E::T* tile = kt + p0 * Dh;
-        int64_t r = 0;
-        for (; r + 4 <= R; r += 4) scores<4, E>(c, r, p0, tile, ksv, vsv, scaled);
-        for (; r < R; ++r) scores<1, E>(c, r, p0, tile, ksv, vsv, scaled);
-        for (r = 0; r + 4 <= R; r += 4) accumulate<4, E>(c, r, p0, j0, j1, v);
-        for (; r < R; ++r) accumulate<1, E>(c, r, p0, j0, j1, v);
+        tile(c, R, p0, j0, j1, TileK<E>{kt + p0 * Dh}, TileV<E>{v + p0 * v_stride, v_stride}, ksv, vsv, scaled);
     }
-    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), Dh, 1.0f / c.l[r]);
+    finish(c, R);
+}
+
+// KIVI (kernels.h attention_block_kivi_fn): the sink's tiles, the quantized groups' halves, the ring's tiles.
+template <class B>
+void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
+                const KiviHead& kc, int64_t Dh, float* scratch, float* out, int64_t out_stride) {
+    const int64_t R = n_tok * n_head;
+    int64_t lo, hi;
+    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    const __m256 none[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    kivi_walk_tiles<B>(
+        kc, lo, hi, Dh,
+        [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
+            tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
+        },
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+            const QuantV<B> qv{vb, kc.vq_stride};
+            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
+            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
+        });
+    finish(c, R);
 }
 
 }  // namespace
@@ -236,6 +327,18 @@ void attention_block_q8_avx2(const float* q, int64_t q_stride, int64_t n_tok, in
                              const int64_t* p_end, const int8_t* kt, const float* ks, const int8_t* v, const float* vs,
                              int64_t v_stride, int64_t head_dim, float* scratch, float* out, int64_t out_stride) {
     block<I8>(q, q_stride, n_tok, n_head, p_begin, p_end, kt, ks, v, vs, v_stride, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_kivi4_avx2(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                                int64_t out_stride) {
+    block_kivi<block_kivi4>(q, q_stride, n_tok, n_head, p_begin, p_end, c, head_dim, scratch, out, out_stride);
+}
+
+void attention_block_kivi2_avx2(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
+                                const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
+                                int64_t out_stride) {
+    block_kivi<block_kivi2>(q, q_stride, n_tok, n_head, p_begin, p_end, c, head_dim, scratch, out, out_stride);
 }
 
 }  // namespace edge

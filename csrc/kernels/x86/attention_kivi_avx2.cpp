@@ -2,15 +2,17 @@
 // part: a group of 32 positions per step, per channel i one broadcast FMA of q_i·d_i into the four 8-lane
 // pieces of its block's codes (vpmovzxbd + vcvtdq2ps, exact) and the scalar Σ_i q_i·m_i added to all 32
 // scores; V per 32-channel block: Σ_p (a_p·d)·c into four accumulators, Σ_p a_p·m added at the end. The f16
-// residual ring: attention_f16_avx2's tile loop with the slot of each tile / row. Softmax: that kernel's
-// (polynomial exp). The sink group (kernels.h KiviHead n_sink): the same f16 tile / row loops over its own
-// buffer. Nothing quantized and no wrap: attention_f16_avx2 itself (kernels.h: bit for bit).
+// parts — the sink group (kernels.h KiviHead n_sink, its own 32 slots) and the residual ring — through one tile /
+// row loop over (buffers, range) pairs (kivi_parts.h): attention_f16_avx2's, with the slot p % ring of each tile / row. Softmax:
+// that kernel's (polynomial exp). Nothing quantized and no wrap: attention_f16_avx2 itself (kernels.h: bit for bit).
 // Bound vs the reference: kernels.h attention_kivi_fn.
 #include <immintrin.h>
 
 #include <cmath>
 
+#include "../kivi_parts.h"
 #include "avx2_util.h"
+#include "kivi_avx2.h"
 #include "x86.h"
 
 namespace edge {
@@ -31,15 +33,6 @@ inline float hsum(__m256 v) {
 
 inline __m256 f16x8_load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
 
-// the 8 lanes of piece k of block b as floats
-template <class B, int k>
-inline __m256 piece(const B& b) {
-    typedef KiviBits<B> L;
-    const __m128i bytes = _mm_loadl_epi64((const __m128i*)(b.qs + L::off(k)));
-    const __m256i w = _mm256_cvtepu8_epi32(bytes);
-    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(w, L::shift(k)), _mm256_set1_epi32(L::mask)));
-}
-
 template <class B>
 void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t Dh, float* scratch, float* out) {
     static_assert(kKTile == 16 && kKiviGroup == 32, "two ymm per tile row, four per block");
@@ -52,21 +45,21 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     const int64_t nq = c.n_quant < n_pos ? c.n_quant : n_pos;
     const B* kq = static_cast<const B*>(c.kq);
     const int64_t ns = c.n_sink < nq ? c.n_sink : nq, g0 = c.n_sink / kKiviGroup;
-    // f16 K tiles of positions [p_from rounded down to a tile, p_to): tile p at kbase + (p % ring)·Dh
-    auto f16_scores = [&](const uint16_t* kbase, int64_t ring, int64_t p_from, int64_t p_to) {
-        for (int64_t p = p_from & ~(int64_t)15; p < p_to; p += 16) {
-            const uint16_t* tile = kbase + (p % ring) * Dh;  // p and ring are multiples of 16
+    KiviF16Part parts[2];  // the sink group and the residual ring
+    kivi_f16_parts(c, p_begin, n_pos, parts);
+    for (const KiviF16Part& f : parts) {  // K tiles of positions [from rounded down to a tile, to)
+        for (int64_t p = f.from & ~(int64_t)15; p < f.to; p += 16) {
+            const uint16_t* tile = f.k + (p % f.ring) * Dh;  // p and ring are multiples of 16
             __m256 a0 = _mm256_setzero_ps(), a1 = a0;
             for (int64_t i = 0; i < Dh; ++i) {
                 __m256 qi = _mm256_set1_ps(q[i]);
                 a0 = _mm256_fmadd_ps(qi, f16x8_load(tile + i * 16), a0);
                 a1 = _mm256_fmadd_ps(qi, f16x8_load(tile + i * 16 + 8), a1);
             }
-            _mm256_maskstore_ps(scratch + p, tail_mask(p_to - p), _mm256_mul_ps(a0, vscale));
-            if (p_to - p > 8) _mm256_maskstore_ps(scratch + p + 8, tail_mask(p_to - p - 8), _mm256_mul_ps(a1, vscale));
+            _mm256_maskstore_ps(scratch + p, tail_mask(f.to - p), _mm256_mul_ps(a0, vscale));
+            if (f.to - p > 8) _mm256_maskstore_ps(scratch + p + 8, tail_mask(f.to - p - 8), _mm256_mul_ps(a1, vscale));
         }
-    };
-    if (p_begin < ns) f16_scores(c.ks, kKiviGroup, p_begin, ns);
+    }
     for (int64_t g = (p_begin > ns ? p_begin : ns) / kKiviGroup; g * kKiviGroup < nq; ++g) {
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         float bias = 0.f;
@@ -74,10 +67,10 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         for (int64_t i = 0; i < Dh; ++i) {
             const __m256 qd = _mm256_set1_ps(q[i] * _cvtsh_ss(blk[i].d));
             bias += q[i] * _cvtsh_ss(blk[i].m);
-            a0 = _mm256_fmadd_ps(qd, piece<B, 0>(blk[i]), a0);
-            a1 = _mm256_fmadd_ps(qd, piece<B, 1>(blk[i]), a1);
-            a2 = _mm256_fmadd_ps(qd, piece<B, 2>(blk[i]), a2);
-            a3 = _mm256_fmadd_ps(qd, piece<B, 3>(blk[i]), a3);
+            a0 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 0>(blk[i]), a0);
+            a1 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 1>(blk[i]), a1);
+            a2 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 2>(blk[i]), a2);
+            a3 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 3>(blk[i]), a3);
         }
         const __m256 vb = _mm256_set1_ps(bias);
         float* s = scratch + g * kKiviGroup;  // the whole group is below nq <= n_pos
@@ -86,7 +79,6 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
         _mm256_storeu_ps(s + 16, _mm256_mul_ps(_mm256_add_ps(a2, vb), vscale));
         _mm256_storeu_ps(s + 24, _mm256_mul_ps(_mm256_add_ps(a3, vb), vscale));
     }
-    f16_scores(c.kr, c.ring, p_begin > nq ? p_begin : nq, n_pos);
     float m = -INFINITY;
     for (int64_t p = p_begin; p < n_pos; ++p) m = scratch[p] > m ? scratch[p] : m;
     const __m256 mx = _mm256_set1_ps(m);
@@ -99,16 +91,19 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
     }
     const float inv = 1.0f / hsum(vsum);
     const B* vq = static_cast<const B*>(c.vq);
-    const int64_t r0 = p_begin > nq ? p_begin : nq;
     for (int64_t cb = 0; cb < Dh / kKiviGroup; ++cb) {
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-        for (int64_t p = p_begin; p < ns; ++p) {  // the sink rows
-            const uint16_t* vp = c.vs + p * c.vr_stride + cb * kKiviGroup;
-            const __m256 a = _mm256_set1_ps(scratch[p]);
-            o0 = _mm256_fmadd_ps(a, f16x8_load(vp), o0);
-            o1 = _mm256_fmadd_ps(a, f16x8_load(vp + 8), o1);
-            o2 = _mm256_fmadd_ps(a, f16x8_load(vp + 16), o2);
-            o3 = _mm256_fmadd_ps(a, f16x8_load(vp + 24), o3);
+        for (const KiviF16Part& f : parts) {  // the f16 rows, slot p % ring
+            int64_t s = f.from % f.ring;
+            for (int64_t p = f.from; p < f.to; ++p) {
+                const uint16_t* vp = f.v + s * c.vr_stride + cb * kKiviGroup;
+                const __m256 a = _mm256_set1_ps(scratch[p]);
+                o0 = _mm256_fmadd_ps(a, f16x8_load(vp), o0);
+                o1 = _mm256_fmadd_ps(a, f16x8_load(vp + 8), o1);
+                o2 = _mm256_fmadd_ps(a, f16x8_load(vp + 16), o2);
+                o3 = _mm256_fmadd_ps(a, f16x8_load(vp + 24), o3);
+                if (++s == f.ring) s = 0;
+            }
         }
         float msum = 0.f;
         for (int64_t p = p_begin > ns ? p_begin : ns; p < nq; ++p) {
@@ -116,23 +111,13 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
             const float a = scratch[p];
             const __m256 ad = _mm256_set1_ps(a * _cvtsh_ss(b.d));
             msum += a * _cvtsh_ss(b.m);
-            o0 = _mm256_fmadd_ps(ad, piece<B, 0>(b), o0);
-            o1 = _mm256_fmadd_ps(ad, piece<B, 1>(b), o1);
-            o2 = _mm256_fmadd_ps(ad, piece<B, 2>(b), o2);
-            o3 = _mm256_fmadd_ps(ad, piece<B, 3>(b), o3);
+            o0 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 0>(b), o0);
+            o1 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 1>(b), o1);
+            o2 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 2>(b), o2);
+            o3 = _mm256_fmadd_ps(ad, x86::kivi_piece<B, 3>(b), o3);
         }
         const __m256 ms = _mm256_set1_ps(msum);
         o0 = _mm256_add_ps(o0, ms), o1 = _mm256_add_ps(o1, ms), o2 = _mm256_add_ps(o2, ms), o3 = _mm256_add_ps(o3, ms);
-        int64_t s = r0 % c.ring;
-        for (int64_t p = r0; p < n_pos; ++p) {
-            const uint16_t* vp = c.vr + s * c.vr_stride + cb * kKiviGroup;
-            const __m256 a = _mm256_set1_ps(scratch[p]);
-            o0 = _mm256_fmadd_ps(a, f16x8_load(vp), o0);
-            o1 = _mm256_fmadd_ps(a, f16x8_load(vp + 8), o1);
-            o2 = _mm256_fmadd_ps(a, f16x8_load(vp + 16), o2);
-            o3 = _mm256_fmadd_ps(a, f16x8_load(vp + 24), o3);
-            if (++s == c.ring) s = 0;
-        }
         const __m256 vi = _mm256_set1_ps(inv);
         float* op = out + cb * kKiviGroup;
         _mm256_storeu_ps(op, _mm256_mul_ps(o0, vi));

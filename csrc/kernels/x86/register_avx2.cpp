@@ -49,6 +49,8 @@ void kernels_register_avx2(KernelTable* t) {
     kernel_set(&t->attention_block, attention_block_avx2, L);
     kernel_set(&t->attention_block_f16, attention_block_f16_avx2, L);
     kernel_set(&t->attention_block_q8, attention_block_q8_avx2, L);
+    kernel_set(&t->attention_block_kivi4, attention_block_kivi4_avx2, L);
+    kernel_set(&t->attention_block_kivi2, attention_block_kivi2_avx2, L);
     kernel_set(&t->silu_mul, silu_mul_avx2, L);
 
     kernel_set(&t->gemm_t[EDGE_DTYPE_F32], gemm_t_f32_avx2, L);
