@@ -6,7 +6,7 @@
 // o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group. One tile loop for
 // every form, over a K source (row i: the tile's 16 lanes of channel i) and a V source (dimensions of row j), as
 // attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized group's half dequantizes its codes
-// (d·c + m, kivi_neon.h) as it loads them. Any head_dim >= 1 (KIVI: a multiple of 32), any alignment.
+// (d·c + m, kivi_neon.h) as it loads them, its K outlier channels' f16 values extra K rows. Any head_dim >= 1 (KIVI: a multiple of 32), any alignment.
 // Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: on the dequantized cache).
 #include <cmath>
 #include <cstring>
@@ -86,10 +86,13 @@ struct Ctx {
 };
 
 // The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
+// extras(): rows beyond the head_dim channels, extra(o, ...): row o's lanes and the channel of q it multiplies.
 template <class E>
 struct TileK {
     const typename E::T* tile;
     void row(int64_t i, float32x4_t* k) const { load16<E>(tile + i * 16, k); }
+    static int64_t extras() { return 0; }
+    void extra(int64_t, int64_t*, float32x4_t*) const {}
 };
 template <class E>
 struct TileV {
@@ -100,10 +103,18 @@ struct TileV {
     float one(int64_t j, int64_t i) const { return E::one(v + j * stride + i); }
 };
 
-// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]; the group's K outlier
+// channels as extra rows (f16 values; their blocks are zero)
 template <class B, int H>
 struct QuantK {
     const B* blk;
+    const KiviOutlier* ko;
+    int64_t n_out;
+    int64_t extras() const { return n_out; }
+    void extra(int64_t o, int64_t* ch, float32x4_t* k) const {
+        *ch = ko[o].ch;
+        load16<F16>(ko[o].v + 16 * H, k);
+    }
     void row(int64_t i, float32x4_t* k) const {
         const B& b = blk[i];
         const float32x4_t d = vdupq_n_f32(f16_to_f32(b.d)), m = vdupq_n_f32(f16_to_f32(b.m));
@@ -162,6 +173,13 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const K& tile, const float32x4
         tile.row(i, k);
         for (int r = 0; r < NR; ++r)
             for (int j = 0; j < 4; ++j) a[r][j] = vfmaq_n_f32(a[r][j], k[j], qp[r][i]);
+    }
+    for (int64_t o = 0; o < tile.extras(); ++o) {
+        int64_t ch;
+        float32x4_t k[4];
+        tile.extra(o, &ch, k);
+        for (int r = 0; r < NR; ++r)
+            for (int j = 0; j < 4; ++j) a[r][j] = vfmaq_n_f32(a[r][j], k[j], qp[r][ch]);
     }
     const float32x4_t ninf = vdupq_n_f32(-INFINITY);
     for (int r = 0; r < NR; ++r) {
@@ -307,10 +325,10 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
         [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
             tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
         },
-        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb, const KiviOutlier* ko) {
             const QuantV<B> qv{vb, kc.vq_stride};
-            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
-            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
+            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb, ko, kc.n_out}, qv, none, none, false);
+            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb, ko, kc.n_out}, qv, none, none, false);
         });
     finish(c, R);
 }

@@ -6,7 +6,8 @@
 // copy / maskload). o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group.
 // One tile loop for every form: a tile is a K source (row i: its 16 lanes of channel i) and a V source (the 16
 // dimensions i.. of its row j). KIVI: the sink's and the ring's f16 tiles (at slot p % ring) are such sources, a
-// quantized group's half is one too (codes dequantized d·c + m as they are loaded, kivi_avx2.h). Any head_dim >= 1
+// quantized group's half is one too (codes dequantized d·c + m as they are loaded, kivi_avx2.h; the K outlier
+// channels' f16 values as extra K rows). Any head_dim >= 1
 // (KIVI: a multiple of 32), any alignment. Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI:
 // on the dequantized cache).
 #include <immintrin.h>
@@ -87,10 +88,13 @@ struct Ctx {
 };
 
 // The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
+// extras(): rows beyond the head_dim channels, extra(o, ...): row o's lanes and the channel of q it multiplies.
 template <class E>
 struct TileK {
     const typename E::T* tile;
     void row(int64_t i, __m256& k0, __m256& k1) const { k0 = E::ld(tile + i * 16), k1 = E::ld(tile + i * 16 + 8); }
+    static int64_t extras() { return 0; }
+    void extra(int64_t, int64_t*, __m256&, __m256&) const {}
 };
 template <class E>
 struct TileV {
@@ -104,14 +108,22 @@ struct TileV {
 };
 
 inline __m256 dequant(__m256 codes, __m256 d, __m256 m) { return _mm256_add_ps(_mm256_mul_ps(d, codes), m); }
-// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]; the group's K outlier
+// channels as extra rows (f16 values; their blocks are zero)
 template <class B, int H>
 struct QuantK {
     const B* blk;
+    const KiviOutlier* ko;
+    int64_t n_out;
     void row(int64_t i, __m256& k0, __m256& k1) const {
         const B& b = blk[i];
         const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), m = _mm256_set1_ps(_cvtsh_ss(b.m));
         k0 = dequant(x86::kivi_piece<B, 2 * H>(b), d, m), k1 = dequant(x86::kivi_piece<B, 2 * H + 1>(b), d, m);
+    }
+    int64_t extras() const { return n_out; }
+    void extra(int64_t o, int64_t* ch, __m256& k0, __m256& k1) const {
+        *ch = ko[o].ch;
+        k0 = F16::ld(ko[o].v + 16 * H), k1 = F16::ld(ko[o].v + 16 * H + 8);
     }
 };
 // Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
@@ -166,6 +178,16 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const K& tile, const __m256* k
         tile.row(i, k0, k1);
         for (int r = 0; r < NR; ++r) {
             const __m256 qi = _mm256_set1_ps(qp[r][i]);
+            a0[r] = _mm256_fmadd_ps(qi, k0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(qi, k1, a1[r]);
+        }
+    }
+    for (int64_t o = 0; o < tile.extras(); ++o) {
+        int64_t ch;
+        __m256 k0, k1;
+        tile.extra(o, &ch, k0, k1);
+        for (int r = 0; r < NR; ++r) {
+            const __m256 qi = _mm256_set1_ps(qp[r][ch]);
             a0[r] = _mm256_fmadd_ps(qi, k0, a0[r]);
             a1[r] = _mm256_fmadd_ps(qi, k1, a1[r]);
         }
@@ -301,10 +323,10 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
         [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
             tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
         },
-        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb, const KiviOutlier* ko) {
             const QuantV<B> qv{vb, kc.vq_stride};
-            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
-            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
+            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb, ko, kc.n_out}, qv, none, none, false);
+            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb, ko, kc.n_out}, qv, none, none, false);
         });
     finish(c, R);
 }
