@@ -413,6 +413,7 @@ Status Model::plan_buffers() {
     shape.ctx = ctx_;
     shape.max_width = std::max({D, c.d_ff, Dq, F});
     shape.head_dim = Dh;
+    shape.kv = kv_;
     shape.max_rank = adapters_.max_rank;
     plan_adapters();
     if (E > 0 && !be->host_addressable()) {  // experts are read into host slots, then staged for the device

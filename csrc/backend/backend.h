@@ -121,6 +121,7 @@ struct StepShape {
     int64_t stage_bytes = 0;  // the most weight bytes stage_weights() is given at once (an expert slot)
     int64_t n_experts = 0, n_used = 0;  // MoE: E and k (0 for a dense model)
     int64_t vocab = 0;      // V: the head's rows (the device sampler's candidates)
+    KvType kv = KvType::F32;  // the KV cache's form (the CPU's blocked KIVI kernels take a dequantized tile of scratch)
 };
 
 class Planner;

@@ -187,9 +187,12 @@ typedef void (*attention_block_q8_fn)(const float* q, int64_t q_stride, int64_t 
 // the halves of a quantized group (lanes 0..15, 16..31), the ring's tiles at slot p % ring.
 // Reference (attention_block_kivi4_ref / _kivi2_ref): each element dequantized as attention_kivi_ref, then
 // attention_block_f16_ref's arithmetic (so with nothing quantized and no wrap it is attention_block_f16_ref bit for
-// bit; the backend calls each level's attention_block_f16 itself there). SIMD variants dequantize K / V rows to f32
-// as the reference (d·c + m) and run their attention_block_f16 loops over them. Declared bound vs float64 attention
+// bit; the backend calls each level's attention_block_f16 itself there). SIMD variants dequantize each quantized tile
+// once (d·c + m as the reference, the outlier channels' f16 values in place) into the scratch after the rows' part
+// and run their attention_block loops over it (f32 tiles) and over the f16 sink / ring tiles. scratch:
+// n_tok·n_head·kAttnBlockRowFloats + kAttnBlockKiviTileFloats·head_dim floats. Declared bound vs float64 attention
 // on the dequantized cache, and vs attention_kivi_fn per row: attention_kivi_fn's |Δout| <= 1e-5 · Vmax · max(1, S).
+constexpr int64_t kAttnBlockKiviTileFloats = 2 * kKTile;  // per head_dim: a tile's K [head_dim][16] and V [16][head_dim]
 typedef void (*attention_block_kivi_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
                                         const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
                                         int64_t out_stride);

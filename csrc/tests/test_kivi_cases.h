@@ -258,7 +258,7 @@ void kivi_block_case(Rng& g, const KiviBlockCase& bc) {
         bound[(size_t)r] = kc.bound(qr(r), pb[(size_t)t], pe[(size_t)t]);
     }
     auto run = [&](attention_block_kivi_fn fn, int64_t t0, int64_t t1, std::vector<float>& out) {
-        std::vector<float> scratch((size_t)((t1 - t0) * n_head * kAttnBlockRowFloats) + 2, -7.0f);
+        std::vector<float> scratch((size_t)((t1 - t0) * n_head * kAttnBlockRowFloats + kAttnBlockKiviTileFloats * Dh) + 2, -7.0f);
         fn(qp + t0 * q_stride, q_stride, t1 - t0, n_head, pb.data() + t0, pe.data() + t0, kc.c, Dh, scratch.data() + 1,
            out.data() + 1 + t0 * o_stride, o_stride);
         return scratch.front() == -7.0f && scratch.back() == -7.0f;
