@@ -413,6 +413,7 @@ Status Model::plan_buffers() {
     shape.ctx = ctx_;
     shape.max_width = std::max({D, c.d_ff, Dq, F});
     shape.head_dim = Dh;
+    shape.kv = kv_;
     shape.max_rank = adapters_.max_rank;
     plan_adapters();
     if (E > 0 && !be->host_addressable()) {  // experts are read into host slots, then staged for the device
@@ -429,8 +430,9 @@ Status Model::plan_buffers() {
 
 // One layer's KIVI caches, one per sequence (backend.h KvLayer): K blocks [Hkv][groups][Dh], V blocks
 // [groups·32][Dkv/32] (groups = the most that can leave the residual window, kivi_quantized(ctx) / 32, less
-// the sink group), the f16 ring of kivi_ring slots + the 32 sink slots where groups exist (K tiles per kv
-// head, V rows). The plan counts exactly these bytes.
+// the sink group), kivi2's K outlier channels [Hkv][groups][kKiviOutliers2] (kernels.h KiviOutlier), the f16 ring
+// of kivi_ring slots + the 32 sink slots where groups exist (K tiles per kv head, V rows). The plan counts exactly
+// these bytes.
 void Model::plan_kivi(Layer& L, size_t i) {
     const LlmConfig& c = cfg_;
     const int64_t Dh = c.head_dim, Hkv = c.n_kv_heads, Dkv = Hkv * Dh;
@@ -439,6 +441,7 @@ void Model::plan_kivi(Layer& L, size_t i) {
     const int64_t all = kivi_quantized(ctx_) / kKiviGroup, sink = all > 0 ? kKiviGroup : 0;
     const int64_t groups = all - sink / kKiviGroup, slots = ring + sink;
     const int64_t bsize = kv_ == KvType::KIVI4 ? (int64_t)sizeof(block_kivi4) : (int64_t)sizeof(block_kivi2);
+    const int64_t n_out = kv_ == KvType::KIVI2 ? kKiviOutliers2 : 0;
     for (size_t s = 0; s < L.kv.size(); ++s) {
         const std::string tag = s ? strfmt(".s%zu", s) : std::string();
         KvLayer& kv = L.kv[s];
@@ -447,11 +450,16 @@ void Model::plan_kivi(Layer& L, size_t i) {
         kv.kivi_sink = sink;
         kv.k_head_stride = slots * Dh;
         kv.kq_head_stride = groups * Dh;
+        kv.kivi_out = n_out;
+        kv.ko_head_stride = groups * n_out;
         planner_.add_bytes(strfmt("kv.%zu.k%s", i, tag.c_str()), MemKind::KV_CACHE, be_, slots * Dkv * 2, reinterpret_cast<void**>(&kv.k), false, 64);
         planner_.add_bytes(strfmt("kv.%zu.v%s", i, tag.c_str()), MemKind::KV_CACHE, be_, slots * Dkv * 2, reinterpret_cast<void**>(&kv.v), false, 64);
         planner_.add_bytes(strfmt("kv.%zu.kq%s", i, tag.c_str()), MemKind::KV_CACHE, be_, Hkv * groups * Dh * bsize, &kv.kq, false, 64);
         planner_.add_bytes(strfmt("kv.%zu.vq%s", i, tag.c_str()), MemKind::KV_CACHE, be_, groups * kKiviGroup * (Dkv / kKiviGroup) * bsize,
                            &kv.vq, false, 64);
+        if (n_out)
+            planner_.add_bytes(strfmt("kv.%zu.ko%s", i, tag.c_str()), MemKind::KV_CACHE, be_,
+                               Hkv * groups * n_out * (int64_t)sizeof(KiviOutlier), &kv.ko, false, 64);
     }
 }
 

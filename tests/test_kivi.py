@@ -49,14 +49,16 @@ def kivi_bound(q, kd, vd, n_quant, bits):
 @pytest.mark.parametrize("n_pos,n_quant,p_begin", [(1, 0, 0), (31, 0, 0), (33, 32, 0), (127, 96, 5), (129, 64, 0),
                                                     (129, 128, 100), (300, 160, 0), (1000, 864, 0), (1000, 512, 700)])
 @pytest.mark.parametrize("head_dim", [32, 64, 128])
-def test_attention_kivi_matches_float64(level, bits, n_pos, n_quant, p_begin, head_dim):
+@pytest.mark.parametrize("outliers", [0, 4])
+def test_attention_kivi_matches_float64(level, bits, n_pos, n_quant, p_begin, head_dim, outliers):
     rng = np.random.default_rng(n_pos * 7 + head_dim + bits)
     q = rng.standard_normal(head_dim).astype(np.float32) * 2
     k = (rng.standard_normal((n_pos, head_dim)) * 0.5 + rng.standard_normal(head_dim) * 0.3).astype(np.float32)
+    k[:, ::11] *= 5  # channels of large magnitude (the outliers' candidates)
     v = rng.standard_normal((n_pos, head_dim)).astype(np.float32)
     ring = ((n_pos - n_quant + 15) // 16 * 16 or 16) + 32  # wraps where n_quant % ring + the residual > ring
-    got, kd, vd = _core.attention_kivi(q, k, v, bits, level, p_begin, n_quant, ring)
-    ref, kd2, vd2 = _core.attention_kivi(q, k, v, bits, "ref", p_begin, n_quant, ring)
+    got, kd, vd = _core.attention_kivi(q, k, v, bits, level, p_begin, n_quant, ring, outliers=outliers)
+    ref, kd2, vd2 = _core.attention_kivi(q, k, v, bits, "ref", p_begin, n_quant, ring, outliers=outliers)
     np.testing.assert_array_equal(kd, kd2)
     bound = kivi_bound(q, kd, vd, n_quant, bits)
     want = attention64(q, kd[p_begin:], vd[p_begin:])
@@ -95,6 +97,34 @@ def test_attention_kivi_sink_matches_float64(level, bits, n_pos, n_quant, p_begi
     assert np.abs(got - want).max() <= bound
     with pytest.raises(ValueError, match="sink needs"):
         _core.attention_kivi(q[:32], k[:20, :32], v[:20, :32], bits, level, 0, 0, 32, sink=True)
+
+
+def test_kivi_outlier_channels():
+    """kv_quantize_kivi_k_group (float_ops.h): per group the `outliers` channels of largest max |K| (of the f16
+    values; ties to the lower channel) are kept in f16 exactly, the others quantized as without outliers."""
+    rng = np.random.default_rng(11)
+    k = rng.standard_normal((96, 64)).astype(np.float32)
+    k[:, [3, 17, 40]] *= 8
+    k[32:64, 50] = 30  # group 1 only
+    k[64:, 5] = k[64:, 6] = k[64:, 7] = 100
+    k[65:, 30], k[65:, 20] = k[65:, 30] * 5, k[65:, 20] * 5
+    k[64, 30] = k[64, 20] = 60  # group 2: the fourth place a tie of 20 and 30: 20 is kept
+    k16 = k.astype(np.float16).astype(np.float32)
+    q = np.ones(64, np.float32)
+    _, plain, _ = _core.attention_kivi(q, k, k, 2, "ref", 0, 96, 16)
+    _, kd, _ = _core.attention_kivi(q, k, k, 2, "ref", 0, 96, 16, outliers=4)
+    for g in range(3):
+        rows = slice(32 * g, 32 * g + 32)
+        amax = np.abs(k16[rows]).max(0)
+        top = sorted(sorted(range(64), key=lambda i: (-amax[i], i))[:4])
+        exact = [i for i in range(64) if np.array_equal(kd[rows, i], k16[rows, i])]
+        assert set(top) <= set(exact), (g, top, exact)
+        rest = [i for i in range(64) if i not in top]
+        np.testing.assert_array_equal(kd[rows][:, rest], plain[rows][:, rest])
+        if g == 2:
+            assert top == [5, 6, 7, 20] and not np.array_equal(kd[rows, 30], k16[rows, 30])
+    with pytest.raises(ValueError, match="outliers"):
+        _core.attention_kivi(q, k, k, 2, "ref", 0, 96, 16, outliers=65)
 
 
 @pytest.mark.parametrize("bits", [4, 2])
@@ -187,9 +217,9 @@ def test_kivi_blocked_prefill(tiny32, kv, kernels, batch, monkeypatch):
 
 def test_plan_counts_the_kivi_bytes(tiny32):
     """codes + f16 scale/min per block (K: per (kv head, channel, group of 32 positions), V: per (position, kv head,
-    32 channels)) for the positions that can leave the window but the first 32, plus the f16 ring (K tiles + V
-    rows) and, where groups leave it, the 32 sink positions in f16; the plan is the allocation (kv.<layer>.*
-    buffers)."""
+    32 channels)) for the positions that can leave the window but the first 32, kivi2's K outlier channels (4
+    KiviOutlier entries of 66 bytes per (kv head, group)), plus the f16 ring (K tiles + V rows) and, where groups
+    leave it, the 32 sink positions in f16; the plan is the allocation (kv.<layer>.* buffers)."""
     for ctx, batch in [(512, 128), (1024, 16), (160, 128)]:
         for kv, blk in [("kivi4", 20), ("kivi2", 12)]:
             m = edgerun.Model(tiny32, threads=1, ctx=ctx, batch=batch, kv=kv)
@@ -199,10 +229,13 @@ def test_plan_counts_the_kivi_bytes(tiny32):
             groups = max(0, (ctx - R) // 32)
             sink = 32 if groups else 0  # the first group stays f16 beside the ring
             groups -= sink // 32
-            want = L * (2 * (ring + sink) * Hkv * Dh * 2 + Hkv * groups * Dh * blk + groups * 32 * (Hkv * Dh // 32) * blk)
+            outliers = Hkv * groups * 4 * 66 if kv == "kivi2" else 0  # kKiviOutliers2 KiviOutlier entries per group
+            want = L * (2 * (ring + sink) * Hkv * Dh * 2 + Hkv * groups * Dh * blk + groups * 32 * (Hkv * Dh // 32) * blk
+                        + outliers)
             assert m.memory_plan["kv_cache"] == want, (ctx, batch, kv)
             bufs = {b["name"]: b["bytes"] for b in m._m.memory_buffers}
-            assert sum(bufs[f"kv.{i}.{t}"] for i in range(L) for t in ("k", "v", "kq", "vq")) == want
+            kinds = ("k", "v", "kq", "vq") + (("ko",) if kv == "kivi2" and groups else ())
+            assert sum(bufs[f"kv.{i}.{t}"] for i in range(L) for t in kinds) == want
     f16 = edgerun.Model(tiny32, threads=1, ctx=512, kv="f16").memory_plan["kv_cache"]
     k4 = edgerun.Model(tiny32, threads=1, ctx=512, batch=16, kv="kivi4").memory_plan["kv_cache"]
     k2 = edgerun.Model(tiny32, threads=1, ctx=512, batch=16, kv="kivi2").memory_plan["kv_cache"]

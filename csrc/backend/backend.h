@@ -57,6 +57,9 @@ inline bool kv_type_kivi(KvType t) { return t == KvType::KIVI4 || t == KvType::K
 // quantized (K and V alike) when the whole group has left the most recent R positions. Attention for the
 // query at position pos reads with n = pos + 1 (its own view, so a prefill step equals one-token decode).
 constexpr int64_t kKiviResidual = 128;
+// K outlier channels per (kv head, group of 32 positions) kept in f16 (kernels.h KiviOutlier), by form: kivi2's
+// 2-bit K channels of largest magnitude are its largest error (bench/README.md: KV cache forms); kivi4 needs none.
+constexpr int64_t kKiviOutliers2 = 4;
 inline int64_t kivi_quantized(int64_t n) { return n > kKiviResidual ? (n - kKiviResidual) / 32 * 32 : 0; }
 
 // One layer's KV cache on the device. K per kv head h at k + h·k_head_stride elements, in transposed
@@ -85,10 +88,14 @@ struct KvLayer {
     // are never quantized; k_head_stride = (kivi_ring + kivi_sink)·Dh. Quantized blocks (block_kivi4 /
     // block_kivi2), g0 = kivi_sink / 32: K of kv head h, group g >= g0, channel i at
     // kq[h·kq_head_stride + (g - g0)·Dh + i]; V of position p >= kivi_sink, kv head h, channels 32c.. at
-    // vq[(p - kivi_sink)·Dkv/32 + h·Dh/32 + c].
+    // vq[(p - kivi_sink)·Dkv/32 + h·Dh/32 + c]. K outlier channels (kivi_out per group, kernels.h KiviOutlier) of
+    // kv head h, group g >= g0: ko[h·ko_head_stride + (g - g0)·kivi_out + o], o < kivi_out.
     void* kq = nullptr;
     void* vq = nullptr;
+    void* ko = nullptr;
     int64_t kq_head_stride = 0;  // blocks: (groups that can be quantized)·Dh
+    int64_t ko_head_stride = 0;  // outlier entries: (groups that can be quantized)·kivi_out
+    int64_t kivi_out = 0;
     int64_t kivi_ring = 0;
     int64_t kivi_sink = 0;
 };
@@ -114,6 +121,7 @@ struct StepShape {
     int64_t stage_bytes = 0;  // the most weight bytes stage_weights() is given at once (an expert slot)
     int64_t n_experts = 0, n_used = 0;  // MoE: E and k (0 for a dense model)
     int64_t vocab = 0;      // V: the head's rows (the device sampler's candidates)
+    KvType kv = KvType::F32;  // the KV cache's form (the CPU's blocked KIVI kernels take a dequantized tile of scratch)
 };
 
 class Planner;

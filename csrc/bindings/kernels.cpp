@@ -169,9 +169,10 @@ py::tuple py_attention_kv(f32_array q, f32_array k, f32_array v, const std::stri
 // (a multiple of 32) quantized (kv_quantize_kivi*, float_ops.h), the rest f16 in a ring of `ring` slots (0: the
 // residual rounded up to whole tiles; else a multiple of 16 >= n_pos - n_quant), whose first slot holds position
 // n_quant % ring (as the model's ring would); sink: positions < 32 kept f16 in the sink buffer (KiviHead n_sink,
-// needs n_quant >= 32). Returns (out [Dh], the stored cache dequantized: k, v) as attention_kv.
+// needs n_quant >= 32); outliers: K outlier channels per group (kernels.h KiviOutlier, kv_quantize_kivi_k_group:
+// the quantized groups' K from its f16 values). Returns (out [Dh], the stored cache dequantized: k, v) as attention_kv.
 py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, const std::string& level, int64_t p_begin,
-                            int64_t n_quant, int64_t ring, bool sink) {
+                            int64_t n_quant, int64_t ring, bool sink, int64_t outliers) {
     const KernelTable* t = table_or_raise(level);
     if (q.ndim() != 1 || k.ndim() != 2 || v.ndim() != 2 || k.shape(0) != v.shape(0) || k.shape(1) != q.shape(0) ||
         v.shape(1) != q.shape(0) || k.shape(0) < 1 || q.shape(0) % kKiviGroup)
@@ -181,6 +182,7 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
     if (p_begin < 0 || p_begin >= n_pos || n_quant < 0 || n_quant % kKiviGroup || n_quant > n_pos)
         raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: need 0 <= p_begin < n_pos, n_quant a multiple of 32 <= n_pos"));
     if (sink && n_quant < kKiviGroup) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: a sink needs n_quant >= 32"));
+    if (outliers < 0 || outliers > dh) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: need 0 <= outliers <= Dh"));
     if (ring == 0) ring = std::max<int64_t>(kKTile, (n_pos - n_quant + kKTile - 1) / kKTile * kKTile);
     if (ring % kKTile || ring < n_pos - n_quant) raise_status(status_error(Code::INVALID_ARGUMENT, "attention_kivi: bad ring"));
     py::array_t<float> out(dh), kd({n_pos, dh}), vd({n_pos, dh});
@@ -200,7 +202,6 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
             vdp[p * dh + i] = f16_to_f32(vs[(size_t)(p * dh + i)]);
         }
     std::vector<uint16_t> kr((size_t)(ring * dh), 0x7e00), vr((size_t)(ring * dh), 0x7e00);  // unused slots: NaN
-    float x[kKiviGroup];
     auto code = [&](int64_t idx, bool is_k, int64_t j) -> float {  // dequantized lane j of block idx
         if (bits == 4) {
             const block_kivi4& b = (is_k ? k4 : v4)[(size_t)idx];
@@ -209,14 +210,19 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
         const block_kivi2& b = (is_k ? k2 : v2)[(size_t)idx];
         return f16_to_f32(b.d) * (float)((b.qs[j % 8] >> (2 * (j / 8))) & 3) + f16_to_f32(b.m);
     };
-    for (int64_t g = g0; g < groups; ++g)
-        for (int64_t i = 0; i < dh; ++i) {
-            const int64_t b = (g - g0) * dh + i;
-            for (int64_t j = 0; j < kKiviGroup; ++j) x[j] = k.data()[(g * kKiviGroup + j) * dh + i];
-            if (bits == 4) kv_quantize_kivi4(x, &k4[(size_t)b]);
-            else kv_quantize_kivi2(x, &k2[(size_t)b]);
-            for (int64_t j = 0; j < kKiviGroup; ++j) kdp[(g * kKiviGroup + j) * dh + i] = code(b, true, j);
-        }
+    std::vector<KiviOutlier> ko((size_t)((groups - g0) * outliers));
+    std::vector<float> xg((size_t)(dh * kKiviGroup));
+    for (int64_t g = g0; g < groups; ++g) {
+        for (int64_t i = 0; i < dh; ++i)
+            for (int64_t j = 0; j < kKiviGroup; ++j) xg[(size_t)(i * kKiviGroup + j)] = f16_to_f32(f32_to_f16(k.data()[(g * kKiviGroup + j) * dh + i]));
+        KiviOutlier* go = ko.data() + (g - g0) * outliers;
+        if (bits == 4) kv_quantize_kivi_k_group(xg.data(), dh, outliers, &k4[(size_t)((g - g0) * dh)], go);
+        else kv_quantize_kivi_k_group(xg.data(), dh, outliers, &k2[(size_t)((g - g0) * dh)], go);
+        for (int64_t i = 0; i < dh; ++i)
+            for (int64_t j = 0; j < kKiviGroup; ++j) kdp[(g * kKiviGroup + j) * dh + i] = code((g - g0) * dh + i, true, j);
+        for (int64_t o = 0; o < outliers; ++o)  // the outlier channel's f16 values (its block is zero)
+            for (int64_t j = 0; j < kKiviGroup; ++j) kdp[(g * kKiviGroup + j) * dh + go[o].ch] += f16_to_f32(go[o].v[j]);
+    }
     for (int64_t p = ns; p < n_quant; ++p)
         for (int64_t c = 0; c < nb; ++c) {
             const int64_t b = (p - ns) * nb + c;
@@ -246,6 +252,8 @@ py::tuple py_attention_kivi(f32_array q, f32_array k, f32_array v, int bits, con
     c.ks = ns ? ks.data() : nullptr;
     c.vs = ns ? vs.data() : nullptr;
     c.n_sink = ns;
+    c.ko = outliers ? ko.data() : nullptr;
+    c.n_out = outliers;
     (bits == 4 ? t->attention_kivi4 : t->attention_kivi2).fn(q.data(), c, p_begin, n_pos, dh, scratch.data(), out.mutable_data());
     return py::make_tuple(out, kd, vd);
 }
@@ -302,7 +310,7 @@ void bind_kernels(py::module_& m) {
           py::arg("p_begin") = 0);
     m.def("attention_kivi", &py_attention_kivi, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("bits"), py::arg("level") = "ref",
           py::arg("p_begin") = 0, py::arg("n_quant") = 0, py::arg("ring") = 0,
-          py::arg("sink") = false);
+          py::arg("sink") = false, py::arg("outliers") = 0);
     m.def("attention", &py_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("level") = "ref", py::arg("p_begin") = 0);
     m.def("quantize_q8x", &py_quantize_q8x, py::arg("x"), py::arg("level") = "ref");
     m.def("gemm", &py_gemm, py::arg("dtype"), py::arg("w"), py::arg("rows"), py::arg("n"), py::arg("x"),

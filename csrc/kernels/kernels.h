@@ -85,6 +85,9 @@ typedef void (*attention_q8_fn)(const float* q, const int8_t* kt, const float* k
 //     g0 = n_sink / 32 the groups before the first block):
 //     K_p[i] = lane j of kq[(g - g0) · head_dim + i]          (channel i's 32 positions of group g: one block)
 //     V_p[i] = lane i % 32 of vq[(p - n_sink) · vq_stride + i / 32] (position p's head vector, 32 channels a block)
+//     K outlier channels (n_out > 0, --kv kivi2): group g keeps n_out distinct channels in f16, the entries
+//     ko[(g - g0) · n_out + o], o < n_out; an entry's channel ch has an all-zero block (d = m = 0, codes 0) and
+//     K_p[ch] = (that block's lane j, +0) + f16 value v[j] of the entry — exactly the f16 value
 //   residual, n_quant <= p < n_pos: f16 in a ring of `ring` slots (a multiple of kKTile), position p at slot
 //     s = p % ring: K_p[i] = kr[(s / kKTile) · kKTile · head_dim + i · kKTile + s % kKTile] (attention_fn's
 //     transposed tiles over slots), V_p[i] = vr[s · vr_stride + i]. The ring holds n_pos - n_quant <= ring
@@ -99,7 +102,11 @@ struct block_kivi2 {
     uint16_t d, m;
     uint8_t qs[8];
 };
-static_assert(sizeof(block_kivi4) == 20 && sizeof(block_kivi2) == 12, "KIVI block layout");
+struct KiviOutlier {
+    uint16_t v[32];  // f16: the channel's 32 positions of the group
+    uint16_t ch;
+};
+static_assert(sizeof(block_kivi4) == 20 && sizeof(block_kivi2) == 12 && sizeof(KiviOutlier) == 66, "KIVI block layout");
 // Both layouts in pieces of 8 lanes, as the SIMD kernels decode them: lanes 8k .. 8k+7 (k < 4) are
 // (qs[KiviBits<B>::off(k) + t] >> KiviBits<B>::shift(k)) & KiviBits<B>::mask, t < 8.
 template <class B>
@@ -128,6 +135,8 @@ struct KiviHead {
     const uint16_t* ks = nullptr;  // the sink group (n_sink > 0 only)
     const uint16_t* vs = nullptr;
     int64_t n_sink = 0;            // 0 or kKiviGroup, <= n_quant
+    const KiviOutlier* ko = nullptr;  // the K outlier channels (n_out > 0 only)
+    int64_t n_out = 0;                // per group
 };
 // out = attention over the head's positions [p_begin, n_pos) as attention_fn, reading the stored form:
 // the reference (attention_kivi4_ref / attention_kivi2_ref) dequantizes each K / V element as the block
@@ -136,7 +145,8 @@ struct KiviHead {
 // SIMD variants regroup the quantized part: scores (Σ_i (q_i·d_i)·c_i + Σ_i q_i·m_i) / sqrt(Dh), V sums
 // Σ_p (a_p·d)·c + Σ_p a_p·m. Declared bound vs the reference: |Δout| ≤ 1e-5 · Vmax · max(1, S), where Vmax =
 // the largest |d|·(2^b - 1) + |m| of a V block read (max |V_p[i]| for residual rows) and S = the largest
-// Σ_i |q_i|·(|d_i|·(2^b - 1) + |m_i|) / sqrt(Dh) of a quantized K position (the score terms' magnitude).
+// Σ_i |q_i|·(|d_i|·(2^b - 1) + |m_i| + |the outlier value of channel i|) / sqrt(Dh) of a quantized K position (the
+// score terms' magnitude). The outlier channels' f16 values add Σ_o q_ch·v[j] to the group's scores.
 typedef void (*attention_kivi_fn)(const float* q, const KiviHead& c, int64_t p_begin, int64_t n_pos, int64_t head_dim,
                                   float* scratch, float* out);
 // Blocked attention (prefill): several query rows of ONE kv head against its cached positions, each K
@@ -177,9 +187,12 @@ typedef void (*attention_block_q8_fn)(const float* q, int64_t q_stride, int64_t 
 // the halves of a quantized group (lanes 0..15, 16..31), the ring's tiles at slot p % ring.
 // Reference (attention_block_kivi4_ref / _kivi2_ref): each element dequantized as attention_kivi_ref, then
 // attention_block_f16_ref's arithmetic (so with nothing quantized and no wrap it is attention_block_f16_ref bit for
-// bit; the backend calls each level's attention_block_f16 itself there). SIMD variants dequantize K / V rows to f32
-// as the reference (d·c + m) and run their attention_block_f16 loops over them. Declared bound vs float64 attention
+// bit; the backend calls each level's attention_block_f16 itself there). SIMD variants dequantize each quantized tile
+// once (d·c + m as the reference, the outlier channels' f16 values in place) into the scratch after the rows' part
+// and run their attention_block loops over it (f32 tiles) and over the f16 sink / ring tiles. scratch:
+// n_tok·n_head·kAttnBlockRowFloats + kAttnBlockKiviTileFloats·head_dim floats. Declared bound vs float64 attention
 // on the dequantized cache, and vs attention_kivi_fn per row: attention_kivi_fn's |Δout| <= 1e-5 · Vmax · max(1, S).
+constexpr int64_t kAttnBlockKiviTileFloats = 2 * kKTile;  // per head_dim: a tile's K [head_dim][16] and V [16][head_dim]
 typedef void (*attention_block_kivi_fn)(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* p_begin,
                                         const int64_t* p_end, const KiviHead& c, int64_t head_dim, float* scratch, float* out,
                                         int64_t out_stride);

@@ -30,7 +30,8 @@ inline void kivi_f16_parts(const KiviHead& c, int64_t p_begin, int64_t n_pos, Ki
 
 // For each tile p0 = lo rounded down to kKTile, ... < hi (union lanes [j0, j1) of [lo, hi)): an f16 tile of the sink
 // or the ring, f16(p0, j0, j1, K tile, V rows of the tile's first position), or the half (0 | 1: lanes 0..15 |
-// 16..31) of a quantized group, quant(p0, j0, j1, half, channel 0's K block, the first position's V blocks).
+// 16..31) of a quantized group, quant(p0, j0, j1, half, channel 0's K block, the first position's V blocks, the
+// group's K outlier entries (n_out of them)).
 // hi <= n_quant + ring; a ring tile's slot p0 % ring is a multiple of kKTile (never straddles the wrap).
 template <class B, class F16, class Quant>
 inline void kivi_walk_tiles(const KiviHead& c, int64_t lo, int64_t hi, int64_t head_dim, F16&& f16, Quant&& quant) {
@@ -41,8 +42,9 @@ inline void kivi_walk_tiles(const KiviHead& c, int64_t lo, int64_t hi, int64_t h
         if (p0 < c.n_sink) {
             f16(p0, j0, j1, c.ks + p0 * head_dim, c.vs + p0 * c.vr_stride);
         } else if (p0 < c.n_quant) {
-            quant(p0, j0, j1, (int)(p0 % kKiviGroup / kKTile), kq + (p0 - c.n_sink) / kKiviGroup * head_dim,
-                  vq + (p0 - c.n_sink) * c.vq_stride);
+            const int64_t g = (p0 - c.n_sink) / kKiviGroup;
+            quant(p0, j0, j1, (int)(p0 % kKiviGroup / kKTile), kq + g * head_dim, vq + (p0 - c.n_sink) * c.vq_stride,
+                  c.n_out ? c.ko + g * c.n_out : nullptr);
         } else {
             const int64_t s = p0 % c.ring;
             f16(p0, j0, j1, c.kr + s * head_dim, c.vr + s * c.vr_stride);

@@ -5,13 +5,15 @@
 // on the dequantized cache within the declared bound |Δout| <= 1e-5 · Vmax · max(1, S) (kernels.h
 // attention_kivi_fn), per query (per row for the blocked form, over its own range).
 // Per token: n_pos 1, 31, 32, 33, 127, 128, 129, 1000, head_dim 32, 64, 96, n_quant from 0 to the most whole groups,
-// p_begin 0 / inside a group / inside the ring, with and without the sink group (a large first position),
+// p_begin 0 / inside a group / inside the ring, with and without the sink group (a large first position) and K
+// outlier channels (kernels.h KiviOutlier: chosen by kv_kivi_outlier_channels from channels made large),
 // unaligned q / scratch / out; with nothing quantized and no wrap each level must equal its own attention_f16 bit
 // for bit. Blocked: blocks of n_tok tokens × n_head heads with the model's ranges (causal end, window start),
 // every row also within the bound of the same level's per-token kernel, the block split in two calls bit for bit
 // (rows never depend on their block-mates), unaligned q / out with row strides past the block, canaries.
 #pragma once
 
+#include "backend/backend.h"
 #include "backend/cpu/float_ops.h"
 
 namespace edge {
@@ -20,17 +22,19 @@ namespace test {
 template <class B>
 struct KiviCache {
     static constexpr int levels = KiviBits<B>::levels;
-    int64_t Dh, n_pos, n_quant, ring, vr_stride, ns;
+    int64_t Dh, n_pos, n_quant, ring, vr_stride, ns, n_out;
     std::vector<float> kd, vd;  // the dequantized cache, [n_pos][Dh]
     std::vector<B> kq, vq;
+    std::vector<KiviOutlier> ko;
     std::vector<uint16_t> ksink, vsink, kr, vr;
     KiviHead c;
 
-    KiviCache(Rng& g, int64_t Dh_, int64_t n_pos_, int64_t n_quant_, int64_t ring_, bool sink)
-        : Dh(Dh_), n_pos(n_pos_), n_quant(n_quant_), ring(ring_), vr_stride(Dh_ + 3), ns(sink ? kKiviGroup : 0) {
+    KiviCache(Rng& g, int64_t Dh_, int64_t n_pos_, int64_t n_quant_, int64_t ring_, bool sink, int64_t n_out_ = 0)
+        : Dh(Dh_), n_pos(n_pos_), n_quant(n_quant_), ring(ring_), vr_stride(Dh_ + 3), ns(sink ? kKiviGroup : 0), n_out(n_out_) {
         const int64_t nb = Dh / kKiviGroup, groups = n_quant / kKiviGroup, g0 = ns / kKiviGroup;
         kd.resize((size_t)(n_pos * Dh)), vd.resize((size_t)(n_pos * Dh));
         kq.resize((size_t)((groups - g0) * Dh + 1)), vq.resize((size_t)((n_quant - ns) * nb + 1));
+        ko.resize((size_t)((groups - g0) * n_out + 1));
         ksink.assign((size_t)(ns * Dh), 0), vsink.assign((size_t)(ns * vr_stride), 0x7e00);
         kr.assign((size_t)(ring * Dh), 0x7e00), vr.assign((size_t)(ring * vr_stride), 0x7e00);  // unused: NaN
         const float ks = 2.0f / std::sqrt((float)Dh);
@@ -40,15 +44,26 @@ struct KiviCache {
             for (int64_t p = 0; p < n_pos; ++p) kraw[(size_t)(p * Dh + i)] = off + g.sym(ks);
         }
         for (auto& e : vraw) e = g.sym(4.0f);
+        if (n_out)  // a few channels of large magnitude, as real K has (the outliers' candidates)
+            for (int64_t k = 0; k < n_out + 1; ++k) {
+                const int64_t i = g.range(0, (int)Dh - 1);
+                for (int64_t p = 0; p < n_pos; ++p) kraw[(size_t)(p * Dh + i)] *= 6.0f;
+            }
         if (sink)  // the attention sink the model makes: a large first position
             for (int64_t i = 0; i < Dh; ++i) kraw[(size_t)i] *= 20.0f, vraw[(size_t)i] *= 8.0f;
-        for (int64_t gi = g0; gi < groups; ++gi)
-            for (int64_t i = 0; i < Dh; ++i) {
-                const size_t bi = (size_t)((gi - g0) * Dh + i);
-                for (int64_t j = 0; j < kKiviGroup; ++j) x[(size_t)j] = kraw[(size_t)((gi * kKiviGroup + j) * Dh + i)];
-                quant(x.data(), &kq[bi]);
-                for (int64_t j = 0; j < kKiviGroup; ++j) kd[(size_t)((gi * kKiviGroup + j) * Dh + i)] = lane(kq[bi], j);
+        std::vector<float> xg((size_t)(Dh * kKiviGroup));
+        for (int64_t gi = g0; gi < groups; ++gi) {  // as kivi_cache.cpp: from the f16 values, outliers kept in f16
+            for (int64_t i = 0; i < Dh; ++i)
+                for (int64_t j = 0; j < kKiviGroup; ++j)
+                    xg[(size_t)(i * kKiviGroup + j)] = f16_to_f32(f32_to_f16(kraw[(size_t)((gi * kKiviGroup + j) * Dh + i)]));
+            kv_quantize_kivi_k_group(xg.data(), Dh, n_out, &kq[(size_t)((gi - g0) * Dh)], &ko[(size_t)((gi - g0) * n_out)]);
+            for (int64_t i = 0; i < Dh; ++i)
+                for (int64_t j = 0; j < kKiviGroup; ++j) kd[(size_t)((gi * kKiviGroup + j) * Dh + i)] = lane(kq[(size_t)((gi - g0) * Dh + i)], j);
+            for (int64_t o = 0; o < n_out; ++o) {  // an outlier channel: its f16 values, its block all zero
+                const KiviOutlier& e = ko[(size_t)((gi - g0) * n_out + o)];
+                for (int64_t j = 0; j < kKiviGroup; ++j) kd[(size_t)((gi * kKiviGroup + j) * Dh + e.ch)] = f16_to_f32(e.v[j]);
             }
+        }
         for (int64_t p = 0; p < ns; ++p)
             for (int64_t i = 0; i < Dh; ++i) {
                 uint16_t& kh = ksink[(size_t)((p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile)];
@@ -86,6 +101,8 @@ struct KiviCache {
         c.ks = sink ? ksink.data() : nullptr;
         c.vs = sink ? vsink.data() : nullptr;
         c.n_sink = ns;
+        c.ko = n_out ? ko.data() : nullptr;
+        c.n_out = n_out;
     }
     static float lane(const B& b, int64_t j) {
         const int k = (int)(j / 8);
@@ -107,9 +124,16 @@ struct KiviCache {
                 }
                 if (p % kKiviGroup && p != pb) continue;  // S: once per group
                 double s = 0;
+                const int64_t gg = p / kKiviGroup - ns / kKiviGroup;
                 for (int64_t i = 0; i < Dh; ++i) {
-                    const B& b = kq[(size_t)((p / kKiviGroup - ns / kKiviGroup) * Dh + i)];
+                    const B& b = kq[(size_t)(gg * Dh + i)];
                     s += std::fabs(q[i]) * (std::fabs(f16_to_f32(b.d)) * levels + std::fabs(f16_to_f32(b.m)));
+                }
+                for (int64_t o = 0; o < n_out; ++o) {  // an outlier channel: its f16 values' magnitude
+                    const KiviOutlier& e = ko[(size_t)(gg * n_out + o)];
+                    double vm = 0;
+                    for (int64_t j = 0; j < kKiviGroup; ++j) vm = std::max(vm, (double)std::fabs(f16_to_f32(e.v[j])));
+                    s += std::fabs(q[e.ch]) * vm;
                 }
                 S = std::max(S, s / std::sqrt((double)Dh));
             } else {
@@ -136,12 +160,12 @@ struct KiviCache {
 };
 
 template <class B>
-void kivi_case(Rng& g, int64_t Dh, int64_t n_pos, int64_t n_quant, int64_t p_begin, int64_t ring, bool sink) {
+void kivi_case(Rng& g, int64_t Dh, int64_t n_pos, int64_t n_quant, int64_t p_begin, int64_t ring, bool sink, int64_t n_out) {
     const char* name = KiviBits<B>::levels == 15 ? "attention_kivi4" : "attention_kivi2";
     std::vector<float> q((size_t)Dh + 1);
     float* qp = q.data() + 1;
     for (int64_t i = 0; i < Dh; ++i) qp[i] = g.sym(3.0f);
-    const KiviCache<B> kc(g, Dh, n_pos, n_quant, ring, sink);
+    const KiviCache<B> kc(g, Dh, n_pos, n_quant, ring, sink, n_out);
     std::vector<double> want((size_t)Dh);
     kc.attend64(qp, p_begin, n_pos, want.data());
     const double bound = kc.bound(qp, p_begin, n_pos);
@@ -155,8 +179,8 @@ void kivi_case(Rng& g, int64_t Dh, int64_t n_pos, int64_t n_quant, int64_t p_beg
             const double err = std::fabs((double)out[(size_t)i + 1] - want[(size_t)i]);
             if (!(err <= bound)) {
                 fail(L, "%s Dh=%" PRId64 " n_pos=%" PRId64 " n_quant=%" PRId64 " p_begin=%" PRId64 " ring=%" PRId64
-                        " sink=%d: out[%" PRId64 "] = %.9g, float64 %.9g, |d| = %.3g > %.3g",
-                     name, Dh, n_pos, n_quant, p_begin, ring, (int)sink, i, out[(size_t)i + 1], want[(size_t)i], err, bound);
+                        " sink=%d n_out=%" PRId64 ": out[%" PRId64 "] = %.9g, float64 %.9g, |d| = %.3g > %.3g",
+                     name, Dh, n_pos, n_quant, p_begin, ring, (int)sink, n_out, i, out[(size_t)i + 1], want[(size_t)i], err, bound);
                 break;
             }
         }
@@ -189,8 +213,11 @@ void test_attention_kivi(Rng& g) {
                         for (bool sink : {false, true}) {
                             // the sink cases on one ring and not from inside the ring (qemu's time in CI)
                             if (sink && (nq == 0 || ring != tight || pb >= nq)) continue;
-                            kivi_case<block_kivi4>(g, Dh, n_pos, nq, pb, ring, sink);
-                            kivi_case<block_kivi2>(g, Dh, n_pos, nq, pb, ring, sink);
+                            kivi_case<block_kivi4>(g, Dh, n_pos, nq, pb, ring, sink, 0);
+                            kivi_case<block_kivi2>(g, Dh, n_pos, nq, pb, ring, sink, 0);
+                            if (nq == 0 || ring != tight) continue;  // K outlier channels (kivi2's, any count)
+                            kivi_case<block_kivi2>(g, Dh, n_pos, nq, pb, ring, sink, kKiviOutliers2);
+                            kivi_case<block_kivi4>(g, Dh, n_pos, nq, pb, ring, sink, 3);
                         }
                     }
                 }
@@ -203,6 +230,7 @@ void test_attention_kivi(Rng& g) {
 struct KiviBlockCase {
     int64_t n_tok, n_head, Dh, pos0, n_quant, ring_extra, window;
     bool sink;
+    int64_t n_out;  // K outlier channels per group
 };
 
 template <class B>
@@ -221,7 +249,7 @@ void kivi_block_case(Rng& g, const KiviBlockCase& bc) {
     std::vector<float> qv((size_t)(n_tok * q_stride) + 1);
     float* qp = qv.data() + 1;  // 4 bytes past the allocation's alignment
     for (auto& x : qv) x = g.sym(3.0f);
-    const KiviCache<B> kc(g, Dh, hi, bc.n_quant, ring, bc.sink);
+    const KiviCache<B> kc(g, Dh, hi, bc.n_quant, ring, bc.sink, bc.n_out);
     auto qr = [&](int64_t r) { return qp + (r / n_head) * q_stride + (r % n_head) * Dh; };
     std::vector<double> want((size_t)(R * Dh)), bound((size_t)R);
     for (int64_t r = 0; r < R; ++r) {
@@ -230,7 +258,7 @@ void kivi_block_case(Rng& g, const KiviBlockCase& bc) {
         bound[(size_t)r] = kc.bound(qr(r), pb[(size_t)t], pe[(size_t)t]);
     }
     auto run = [&](attention_block_kivi_fn fn, int64_t t0, int64_t t1, std::vector<float>& out) {
-        std::vector<float> scratch((size_t)((t1 - t0) * n_head * kAttnBlockRowFloats) + 2, -7.0f);
+        std::vector<float> scratch((size_t)((t1 - t0) * n_head * kAttnBlockRowFloats + kAttnBlockKiviTileFloats * Dh) + 2, -7.0f);
         fn(qp + t0 * q_stride, q_stride, t1 - t0, n_head, pb.data() + t0, pe.data() + t0, kc.c, Dh, scratch.data() + 1,
            out.data() + 1 + t0 * o_stride, o_stride);
         return scratch.front() == -7.0f && scratch.back() == -7.0f;
@@ -262,9 +290,9 @@ void kivi_block_case(Rng& g, const KiviBlockCase& bc) {
                 const double err1 = std::fabs((double)out[k] - o1[(size_t)i]);
                 if (!(err <= bound[(size_t)r]) || !(err1 <= bound[(size_t)r])) {
                     fail(L, "%s Dh=%" PRId64 " n_tok=%" PRId64 " n_head=%" PRId64 " pos0=%" PRId64 " n_quant=%" PRId64
-                            " ring=%" PRId64 " window=%" PRId64 " sink=%d: row %" PRId64 " out[%" PRId64 "] = %.9g, float64 %.9g,"
-                            " per-token %.9g, bound %.3g",
-                         name, Dh, n_tok, n_head, bc.pos0, bc.n_quant, ring, bc.window, (int)bc.sink, r, i, out[k],
+                            " ring=%" PRId64 " window=%" PRId64 " sink=%d n_out=%" PRId64 ": row %" PRId64 " out[%" PRId64
+                            "] = %.9g, float64 %.9g, per-token %.9g, bound %.3g",
+                         name, Dh, n_tok, n_head, bc.pos0, bc.n_quant, ring, bc.window, (int)bc.sink, bc.n_out, r, i, out[k],
                          want[(size_t)(r * Dh + i)], o1[(size_t)i], bound[(size_t)r]);
                     return;
                 }
@@ -287,10 +315,11 @@ void kivi_block_case(Rng& g, const KiviBlockCase& bc) {
 
 void test_attention_block_kivi(Rng& g) {
     const KiviBlockCase cases[] = {
-        {16, 3, 64, 1000, 864, 0, 0, true},  {16, 3, 64, 1000, 864, 48, 0, true}, {7, 2, 32, 200, 64, 0, 0, false},
-        {32, 1, 64, 300, 160, 16, 0, true},  {1, 1, 64, 40, 32, 0, 0, true},      {5, 4, 96, 130, 96, 0, 0, false},
-        {9, 3, 64, 400, 256, 0, 100, true},  {3, 2, 128, 70, 32, 32, 20, true},   {16, 3, 64, 100, 0, 16, 0, false},
-        {21, 3, 64, 530, 384, 0, 0, true},   {2, 9, 32, 33, 32, 0, 0, true},      {11, 1, 32, 45, 32, 0, 7, false},
+        {16, 3, 64, 1000, 864, 0, 0, true, 4}, {16, 3, 64, 1000, 864, 48, 0, true, 0}, {7, 2, 32, 200, 64, 0, 0, false, 3},
+        {32, 1, 64, 300, 160, 16, 0, true, 0}, {1, 1, 64, 40, 32, 0, 0, true, 4},      {5, 4, 96, 130, 96, 0, 0, false, 1},
+        {9, 3, 64, 400, 256, 0, 100, true, 4}, {3, 2, 128, 70, 32, 32, 20, true, 0},   {16, 3, 64, 100, 0, 16, 0, false, 4},
+        {21, 3, 64, 530, 384, 0, 0, true, 4},  {2, 9, 32, 33, 32, 0, 0, true, 0},      {11, 1, 32, 45, 32, 0, 7, false, 2},
+        {16, 3, 64, 530, 384, 0, 0, true, 0},
     };
     for (const KiviBlockCase& c : cases) {
         kivi_block_case<block_kivi4>(g, c);

@@ -53,7 +53,8 @@ def _kv_arg(sp) -> None:
     sp.add_argument("--kv", choices=KV_CHOICES, default=DEFAULT_KV,
                     help="KV cache storage: f16 (half of f32's bytes), q8 (int8 + one scale per token and head, about a "
                          "quarter), kivi4 / kivi2 (KIVI: 4- / 2-bit K per channel and V per token in groups of 32, the "
-                         "latest 128-159 positions in f16; sliding-window layers keep their f16 ring) or f32; default "
+                         "latest 128-159 positions in f16; kivi2 keeps each group's 4 largest K channels in f16; "
+                         "sliding-window layers keep their f16 ring) or f32; default "
                          "auto: f16 on the CPU, f32 with --device cuda (the CUDA backend has f32 attention only)")
 
 

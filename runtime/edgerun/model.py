@@ -53,8 +53,8 @@ class Model:
     kv: how the KV cache stores K and V: "auto" (default: "f16" on the CPU, "f32" on the CUDA backend, which has
     f32 attention only), "f32", "f16" (half of f32's bytes), "q8" (int8 with one scale per token and head,
     about a quarter) or "kivi4" / "kivi2" (KIVI: K per channel and V per token in 4- / 2-bit groups of 32 with
-    an f16 scale and min, the most recent 128 (+ up to 31) positions in f16; head dims that are multiples of
-    32; sliding-window layers keep their f16 ring); the CUDA backend refuses an explicit f16 / q8 / kivi. swa_ring: sliding-window
+    an f16 scale and min, the most recent 128 (+ up to 31) positions in f16, kivi2 also each group's 4 K channels
+    of largest magnitude; head dims that are multiples of 32; sliding-window layers keep their f16 ring); the CUDA backend refuses an explicit f16 / q8 / kivi. swa_ring: sliding-window
     layers keep a ring of about `window` positions instead of the whole context (CPU; same results).
 
     MoE models (docs/MOE.md): with `mem` the experts left over after the fixed terms are streamed from

@@ -65,7 +65,7 @@ void CpuBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t
     const int64_t Dq = H * Dh, Dkv = Hkv * Dh, group = H / Hkv;
     const KernelTable* kt = kt_;
     pool_.run(T * H, [&](int64_t b, int64_t e, int tid) {
-        float* scratch = scores_ + (size_t)tid * shape_.ctx;
+        float* scratch = scores_ + (size_t)tid * scores_stride_;
         for (int64_t i = b; i < e; ++i) {
             const int64_t t = i / H, h = i % H, kvh = h / group, pos = pos0 + t;
             int64_t p_begin = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0, p_end = pos + 1;

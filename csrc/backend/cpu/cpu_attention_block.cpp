@@ -43,7 +43,8 @@ bool CpuBackend::attention_blocked(const float* q, const KvLayer& kv, int64_t T,
                                    int64_t Dh, int64_t window, float* out) {
     if (T < block_min_tokens_) return false;
     const int64_t group = H / Hkv, Dq = H * Dh, Dkv = Hkv * Dh;
-    const int64_t rows = std::min(kBlockRows, shape_.ctx / kAttnBlockRowFloats);  // the scratch: ctx floats a thread
+    // the scratch: ctx floats a thread (+ a KIVI block's dequantized tile, cpu_backend.cpp plan_scratch)
+    const int64_t rows = std::min(kBlockRows, shape_.ctx / kAttnBlockRowFloats);
     if (rows < 1) return false;
     const bool kivi = kv_type_kivi(kv.type);
     const int64_t nh = std::min(group, rows);
@@ -58,7 +59,7 @@ bool CpuBackend::attention_blocked(const float* q, const KvLayer& kv, int64_t T,
     const int64_t n_hb = (group + nh - 1) / nh, n_tb = (off + T + tq - 1) / tq;
     const KernelTable* kt = kt_;
     pool_.run(Hkv * n_hb * n_tb, [&](int64_t b, int64_t e, int tid) {
-        float* scratch = scores_ + (size_t)tid * shape_.ctx;
+        float* scratch = scores_ + (size_t)tid * scores_stride_;
         int64_t pb[kBlockRows], pe[kBlockRows];
         for (int64_t task = b; task < e; ++task) {
             const int64_t kvh = task / (n_hb * n_tb), hb = task / n_tb % n_hb;

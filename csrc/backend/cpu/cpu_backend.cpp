@@ -41,7 +41,9 @@ void CpuBackend::download(void* host, const void* src, int64_t bytes) { std::mem
 void CpuBackend::plan_scratch(const StepShape& s, Planner* p) {
     shape_ = s;
     p->add("cpu.q8_activations", MemKind::SCRATCH, this, s.tokens * ((s.max_width + 31) / 32), &xq_);
-    p->add("cpu.attention_scores", MemKind::SCRATCH, this, (int64_t)threads() * s.ctx, &scores_);
+    // per thread: the per-token kernels' ctx scores, or a block's rows; + a KIVI block's dequantized tile
+    scores_stride_ = s.ctx + (kv_type_kivi(s.kv) ? kAttnBlockKiviTileFloats * s.head_dim : 0);
+    p->add("cpu.attention_scores", MemKind::SCRATCH, this, (int64_t)threads() * scores_stride_, &scores_);
     if (s.max_rank > 0) p->add("cpu.low_rank", MemKind::SCRATCH, this, s.tokens * s.max_rank, &lr_);
     if (s.n_experts > 0) p->add("cpu.moe_combine", MemKind::SCRATCH, this, s.max_width, &acc_);
 }

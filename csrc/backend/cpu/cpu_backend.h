@@ -77,7 +77,8 @@ private:
     ThreadPool pool_;
     StepShape shape_;            // what plan_scratch sized the scratch for
     block_q8x* xq_ = nullptr;    // [T · max_width / 32] int8 activations
-    float* scores_ = nullptr;    // [threads][ctx] attention scores
+    float* scores_ = nullptr;    // [threads][scores_stride_] attention scratch
+    int64_t scores_stride_ = 0;  // ctx (+ kAttnBlockKiviTileFloats·head_dim with a KIVI cache)
     float* lr_ = nullptr;        // [T · max_rank] A·x of a LowRank term
     float* acc_ = nullptr;       // [max_width] one row of moe_combine's sum (MoE models only)
     int64_t block_min_tokens_ = cpu_attention_block_min_tokens();

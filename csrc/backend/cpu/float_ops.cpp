@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "../../common.h"
 
@@ -83,6 +85,50 @@ void kv_quantize_kivi2(const float* x, block_kivi2* b) {
     uint8_t c[kKiviGroup];
     kivi_codes(x, 3, &b->d, &b->m, c);
     for (int j = 0; j < 8; ++j) b->qs[j] = (uint8_t)(c[j] | (c[j + 8] << 2) | (c[j + 16] << 4) | (c[j + 24] << 6));
+}
+
+void kv_kivi_outlier_channels(const float* amax, int64_t Dh, int64_t n_out, uint16_t* ch) {
+    int64_t n = 0;  // ch[0..n): the largest so far, largest first (an insertion into at most n_out entries)
+    for (int64_t i = 0; i < Dh; ++i) {
+        int64_t at = n;
+        while (at > 0 && amax[ch[at - 1]] < amax[i]) --at;  // strictly larger moves up: ties keep the lower channel
+        if (at >= n_out) continue;
+        for (int64_t k = (n < n_out ? n : n_out - 1); k > at; --k) ch[k] = ch[k - 1];
+        ch[at] = (uint16_t)i;
+        if (n < n_out) ++n;
+    }
+    std::sort(ch, ch + n);
+}
+
+namespace {
+
+template <class B>
+void k_group(const float* x, int64_t Dh, int64_t n_out, B* b, KiviOutlier* ko, void (*quant)(const float*, B*)) {
+    std::vector<float> amax((size_t)Dh, 0.f);
+    std::vector<uint16_t> ch((size_t)n_out);
+    for (int64_t i = 0; i < Dh; ++i)
+        for (int64_t j = 0; j < kKiviGroup; ++j) amax[(size_t)i] = std::max(amax[(size_t)i], std::fabs(x[i * kKiviGroup + j]));
+    if (n_out) kv_kivi_outlier_channels(amax.data(), Dh, n_out, ch.data());
+    for (int64_t i = 0, o = 0; i < Dh; ++i) {
+        if (o < n_out && ch[(size_t)o] == i) {  // kept in f16 beside an all-zero block
+            std::memset(&b[i], 0, sizeof(B));
+            ko[o].ch = (uint16_t)i;
+            for (int64_t j = 0; j < kKiviGroup; ++j) ko[o].v[j] = f32_to_f16(x[i * kKiviGroup + j]);
+            ++o;
+        } else {
+            quant(x + i * kKiviGroup, &b[i]);
+        }
+    }
+}
+
+}  // namespace
+
+void kv_quantize_kivi_k_group(const float* x, int64_t Dh, int64_t n_out, block_kivi4* b, KiviOutlier* ko) {
+    k_group(x, Dh, n_out, b, ko, kv_quantize_kivi4);
+}
+
+void kv_quantize_kivi_k_group(const float* x, int64_t Dh, int64_t n_out, block_kivi2* b, KiviOutlier* ko) {
+    k_group(x, Dh, n_out, b, ko, kv_quantize_kivi2);
 }
 
 }  // namespace edge

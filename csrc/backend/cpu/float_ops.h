@@ -34,4 +34,14 @@ float kv_quantize_q8(const float* x, int64_t Dh, int8_t* q, int64_t q_step);
 void kv_quantize_kivi4(const float* x, block_kivi4* b);
 void kv_quantize_kivi2(const float* x, block_kivi2* b);
 
+// The K outlier channels of one KIVI group (kernels.h KiviOutlier): the n_out (<= Dh) channels of largest amax[i]
+// (max over the group's positions of |K_p[i]|), ties to the lower channel, into ch[0..n_out) in ascending order.
+void kv_kivi_outlier_channels(const float* amax, int64_t Dh, int64_t n_out, uint16_t* ch);
+// One kv head's K of one KIVI group: x[i·32 + j] = channel i at the group's position j (f16 values: the ring's),
+// i < Dh, into the blocks b[0..Dh) — kv_quantize_kivi4 / 2 per channel, except the n_out outlier channels
+// (kv_kivi_outlier_channels of max_j |x|), whose blocks are all zero and whose values go to ko[0..n_out) as f16
+// (exact for f16 values), in ascending channel order.
+void kv_quantize_kivi_k_group(const float* x, int64_t Dh, int64_t n_out, block_kivi4* b, KiviOutlier* ko);
+void kv_quantize_kivi_k_group(const float* x, int64_t Dh, int64_t n_out, block_kivi2* b, KiviOutlier* ko);
+
 }  // namespace edge

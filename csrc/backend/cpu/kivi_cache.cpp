@@ -2,6 +2,7 @@
 #include "kivi_cache.h"
 
 #include <cstring>
+#include <vector>
 
 #include "../../common.h"
 #include "float_ops.h"
@@ -28,20 +29,22 @@ void quantize_group(const KvLayer& kv, int64_t g, int64_t Hkv, int64_t Dh, void 
     const uint16_t* vr = reinterpret_cast<const uint16_t*>(kv.v);
     B* kq = static_cast<B*>(kv.kq);
     B* vq = static_cast<B*>(kv.vq);
-    float x[kKiviGroup];
-    for (int64_t h = 0; h < Hkv; ++h)
-        for (int64_t i = 0; i < Dh; ++i) {
+    std::vector<float> x((size_t)(Dh * kKiviGroup));  // one kv head's group: channel i's 32 positions at i·32
+    for (int64_t h = 0; h < Hkv; ++h) {
+        for (int64_t i = 0; i < Dh; ++i)
             for (int64_t j = 0; j < kKiviGroup; ++j) {
                 const int64_t s = (p0 + j) % R;
-                x[j] = f16_to_f32(kr[h * kv.k_head_stride + (s / kKTile) * kKTile * Dh + i * kKTile + s % kKTile]);
+                x[(size_t)(i * kKiviGroup + j)] =
+                    f16_to_f32(kr[h * kv.k_head_stride + (s / kKTile) * kKTile * Dh + i * kKTile + s % kKTile]);
             }
-            quant(x, kq + h * kv.kq_head_stride + (g - g0) * Dh + i);
-        }
+        kv_quantize_kivi_k_group(x.data(), Dh, kv.kivi_out, kq + h * kv.kq_head_stride + (g - g0) * Dh,
+                                 static_cast<KiviOutlier*>(kv.ko) + h * kv.ko_head_stride + (g - g0) * kv.kivi_out);
+    }
     for (int64_t j = 0; j < kKiviGroup; ++j) {
         const uint16_t* row = vr + ((p0 + j) % R) * Dkv;
         for (int64_t c = 0; c < Dkv / kKiviGroup; ++c) {
-            for (int64_t t = 0; t < kKiviGroup; ++t) x[t] = f16_to_f32(row[c * kKiviGroup + t]);
-            quant(x, vq + (p0 + j - kv.kivi_sink) * (Dkv / kKiviGroup) + c);
+            for (int64_t t = 0; t < kKiviGroup; ++t) x[(size_t)t] = f16_to_f32(row[c * kKiviGroup + t]);
+            quant(x.data(), vq + (p0 + j - kv.kivi_sink) * (Dkv / kKiviGroup) + c);
         }
     }
 }
@@ -75,6 +78,10 @@ KiviHead kivi_head(const KvLayer& kv, int64_t kvh, int64_t pos, int64_t Hkv, int
     c.vr = reinterpret_cast<const uint16_t*>(kv.v) + kvh * Dh;
     c.vr_stride = Hkv * Dh;
     c.ring = kv.kivi_ring;
+    if (kv.kivi_out) {
+        c.ko = static_cast<const KiviOutlier*>(kv.ko) + kvh * kv.ko_head_stride;
+        c.n_out = kv.kivi_out;
+    }
     if (kv.kivi_sink && c.n_quant > 0) {
         c.n_sink = kv.kivi_sink;
         c.ks = c.kr + kv.kivi_ring * Dh;

@@ -5,8 +5,8 @@
 // o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step (tails 4 and 1 at a time).
 // o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group. One tile loop for
 // every form, over a K source (row i: the tile's 16 lanes of channel i) and a V source (dimensions of row j), as
-// attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized group's half dequantizes its codes
-// (d·c + m, kivi_neon.h) as it loads them. Any head_dim >= 1 (KIVI: a multiple of 32), any alignment.
+// attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized group's half is dequantized once per
+// call into f32 tiles in the scratch (d·c + m, kivi_neon.h; the K outlier channels' f16 values in place). Any head_dim >= 1 (KIVI: a multiple of 32), any alignment.
 // Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: on the dequantized cache).
 #include <cmath>
 #include <cstring>
@@ -100,37 +100,32 @@ struct TileV {
     float one(int64_t j, int64_t i) const { return E::one(v + j * stride + i); }
 };
 
-// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group into f32 tiles: K kt[i·16 + l] (channel i's blocks kb[i],
+// the n_out outlier channels' f16 values in place of their zero blocks), V vt[j·Dh + i] for rows j in [j0, j1)
+// (position j's blocks at vb + j·vq_stride).
 template <class B, int H>
-struct QuantK {
-    const B* blk;
-    void row(int64_t i, float32x4_t* k) const {
-        const B& b = blk[i];
+void dequant_tile(const B* kb, const B* vb, const KiviOutlier* ko, int64_t n_out, int64_t vq_stride, int64_t j0, int64_t j1,
+                  int64_t Dh, float* kt, float* vt) {
+    float32x4_t x[8];
+    for (int64_t i = 0; i < Dh; ++i) {
+        const B& b = kb[i];
         const float32x4_t d = vdupq_n_f32(f16_to_f32(b.d)), m = vdupq_n_f32(f16_to_f32(b.m));
-        arm::kivi_piece<B, 2 * H>(b, k);
-        arm::kivi_piece<B, 2 * H + 1>(b, k + 2);
-        for (int j = 0; j < 4; ++j) k[j] = vaddq_f32(vmulq_f32(d, k[j]), m);
+        arm::kivi_piece<B, 2 * H>(b, x);
+        arm::kivi_piece<B, 2 * H + 1>(b, x + 2);
+        for (int t = 0; t < 4; ++t) vst1q_f32(kt + i * 16 + 4 * t, vaddq_f32(vmulq_f32(d, x[t]), m));
     }
-};
-// Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
-template <class B>
-struct QuantV {
-    const B* v;
-    int64_t stride;
-    void ld16(int64_t j, int64_t i, float32x4_t* x) const {
-        const B& b = v[j * stride + i / 32];
-        const float32x4_t d = vdupq_n_f32(f16_to_f32(b.d)), m = vdupq_n_f32(f16_to_f32(b.m));
-        if (i & 16) arm::kivi_piece<B, 2>(b, x), arm::kivi_piece<B, 3>(b, x + 2);
-        else arm::kivi_piece<B, 0>(b, x), arm::kivi_piece<B, 1>(b, x + 2);
-        for (int t = 0; t < 4; ++t) x[t] = vaddq_f32(vmulq_f32(d, x[t]), m);
+    for (int64_t o = 0; o < n_out; ++o) {
+        load16<F16>(ko[o].v + 16 * H, x);
+        for (int t = 0; t < 4; ++t) vst1q_f32(kt + ko[o].ch * 16 + 4 * t, x[t]);
     }
-    float32x4_t ld4(int64_t j, int64_t i) const {  // never reached: head_dim % 16 == 0
-        float32x4_t x[4];
-        ld16(j, i & ~(int64_t)15, x);
-        return x[(i & 15) / 4];
-    }
-    float one(int64_t j, int64_t i) const { return vgetq_lane_f32(ld4(j, i & ~(int64_t)3), 0); }  // never reached
-};
+    for (int64_t j = j0; j < j1; ++j)
+        for (int64_t cb = 0; cb < Dh / 32; ++cb) {
+            const B& b = vb[j * vq_stride + cb];
+            const float32x4_t d = vdupq_n_f32(f16_to_f32(b.d)), m = vdupq_n_f32(f16_to_f32(b.m));
+            arm::kivi_piece<B, 0>(b, x), arm::kivi_piece<B, 1>(b, x + 2), arm::kivi_piece<B, 2>(b, x + 4), arm::kivi_piece<B, 3>(b, x + 6);
+            for (int t = 0; t < 8; ++t) vst1q_f32(vt + j * Dh + cb * 32 + 4 * t, vaddq_f32(vmulq_f32(d, x[t]), m));
+        }
+}
 
 inline void scale_row(float* o, int64_t Dh, float f) {
     int64_t i = 0;
@@ -302,15 +297,17 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
     const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     float32x4_t none[4];
     for (int j = 0; j < 4; ++j) none[j] = vdupq_n_f32(0.0f);
+    float* kt = scratch + R * kAttnBlockRowFloats;  // the dequantized tile (kernels.h: after the rows' scratch)
+    float* vt = kt + 16 * Dh;
     kivi_walk_tiles<B>(
         kc, lo, hi, Dh,
         [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
             tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
         },
-        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
-            const QuantV<B> qv{vb, kc.vq_stride};
-            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
-            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb, const KiviOutlier* ko) {
+            if (half) dequant_tile<B, 1>(kb, vb, ko, kc.n_out, kc.vq_stride, j0, j1, Dh, kt, vt);
+            else dequant_tile<B, 0>(kb, vb, ko, kc.n_out, kc.vq_stride, j0, j1, Dh, kt, vt);
+            tile(c, R, p0, j0, j1, TileK<F32>{kt}, TileV<F32>{vt, Dh}, none, none, false);
         });
     finish(c, R);
 }

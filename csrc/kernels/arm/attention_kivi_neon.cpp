@@ -1,7 +1,7 @@
 // attention_kivi_neon.cpp — attention_kivi_fn (kernels.h) for kivi4 / kivi2 with armv8.0 NEON: the loops of
 // attention_kivi_avx2 in 4-lane vectors. Quantized part: a group of 32 positions per step, per channel one
 // by-element FMA of q_i·d_i into the 8 vectors of its block's codes (ushl + and + uxtl + ucvtf, exact) and the
-// scalar Σ_i q_i·m_i added to the group's scores; V per 32-channel block: Σ_p (a_p·d)·c, Σ_p a_p·m added at the
+// scalar Σ_i q_i·m_i added to the group's scores (and q_ch times the f16 values of its K outlier channels); V per 32-channel block: Σ_p (a_p·d)·c, Σ_p a_p·m added at the
 // end. The f16 parts — the sink group (kernels.h KiviHead n_sink, its own 32 slots) and the residual ring —
 // through one tile / row loop over (buffers, range) pairs (kivi_parts.h): attention_f16_neon's, with the slot
 // p % ring of each tile / row; softmax: its polynomial exp. Nothing quantized and no wrap: attention_f16_neon
@@ -66,6 +66,10 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
             bias += q[i] * f16_to_f32(blk[i].m);
             codes32(blk[i], x);
             for (int j = 0; j < 8; ++j) a[j] = vfmaq_n_f32(a[j], x[j], qd);
+        }
+        for (int64_t o = 0; o < c.n_out; ++o) {  // the outlier channels' f16 values (their blocks are zero)
+            const KiviOutlier& e = c.ko[(g - g0) * c.n_out + o];
+            for (int j = 0; j < 8; ++j) a[j] = vfmaq_n_f32(a[j], f16x4(e.v + 4 * j), q[e.ch]);
         }
         const float32x4_t vb = vdupq_n_f32(bias);
         for (int j = 0; j < 8; ++j) vst1q_f32(scratch + g * kKiviGroup + 4 * j, vmulq_n_f32(vaddq_f32(a[j], vb), scale));

@@ -1,6 +1,6 @@
 // kivi_elem.h — one element of a KIVI cache view (kernels.h KiviHead) as the references read it: a code's value
 // d · c + m in f32 (the f16 scale and min converted exactly; product, then sum), or the f16 sink / ring element
-// converted exactly. Shared by attention_kivi_ref.cpp and attention_block_ref.cpp (one definition of the form).
+// converted exactly; a K outlier channel's f16 value added to its (zero) block. Shared by attention_kivi_ref.cpp and attention_block_ref.cpp (one definition of the form).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,13 @@ inline float dequant(const B& b, int64_t j) {
 template <class B>
 inline float k_elem(const KiviHead& c, int64_t p, int64_t i, int64_t Dh) {
     if (p < c.n_sink) return f16_to_f32(c.ks[(p / kKTile) * kKTile * Dh + i * kKTile + p % kKTile]);
-    if (p < c.n_quant) return dequant(static_cast<const B*>(c.kq)[((p - c.n_sink) / kKiviGroup) * Dh + i], p % kKiviGroup);
+    if (p < c.n_quant) {
+        const int64_t g = (p - c.n_sink) / kKiviGroup, j = p % kKiviGroup;
+        float x = dequant(static_cast<const B*>(c.kq)[g * Dh + i], j);
+        for (int64_t o = 0; o < c.n_out; ++o)  // an outlier channel: its block is zero, its f16 value added
+            if (c.ko[g * c.n_out + o].ch == i) x += f16_to_f32(c.ko[g * c.n_out + o].v[j]);
+        return x;
+    }
     const int64_t s = p % c.ring;
     return f16_to_f32(c.kr[(s / kKTile) * kKTile * Dh + i * kKTile + s % kKTile]);
 }

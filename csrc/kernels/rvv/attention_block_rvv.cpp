@@ -6,9 +6,9 @@
 // a time, over the tile's union lanes. o lives in out (kernels.h). Each row's arithmetic is the same whatever rows
 // share its group. One tile loop for every form, over a K source (lanes off.. of channel i) and a V source
 // (dimensions i.. of row j), as attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized
-// group's half dequantizes its codes (d·c + m) as it loads them, 8 lanes at a time (one shift per piece of 8, every
-// VLEN). Any head_dim >= 1 (KIVI: a multiple of 32), any alignment (vle16 / vle32 when the pointers are aligned,
-// else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: the dequantized cache).
+// group's half is dequantized once per call into f32 tiles in the scratch (d·c + m, 8 lanes a piece: one shift per
+// piece of 8, every VLEN; the K outlier channels' f16 values in place). Any head_dim >= 1 (KIVI: a multiple of 32),
+// any alignment (vle16 / vle32 when the pointers are aligned, else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: the dequantized cache).
 #include <math.h>
 
 #include "../kivi_parts.h"
@@ -50,18 +50,15 @@ struct Ctx {
 };
 
 // The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
-// vl(n): the piece a load may take of the n lanes / dimensions left.
 template <bool A, class E>
 struct TileK {
     const typename E::T* tile;
-    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)n); }
     vfloat32m2_t ld(int64_t i, int64_t off, size_t vl) const { return E::template ld<A>(tile + i * 16 + off, vl); }
 };
 template <bool A, class E>
 struct TileV {
     const typename E::T* v;  // the tile's first position
     int64_t stride;
-    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)n); }
     vfloat32m2_t ld(int64_t j, int64_t i, size_t vl) const { return E::template ld<A>(v + j * stride + i, vl); }
 };
 
@@ -71,21 +68,21 @@ inline vfloat32m2_t kivi_lanes(const B& b, int k, size_t vl) {
     const vfloat32m2_t x = __riscv_vfmul_vf_f32m2(kivi_codes(b, k, vl), f16_f32s(ld_u16s(&b.d)), vl);
     return __riscv_vfadd_vf_f32m2(x, f16_f32s(ld_u16s(&b.m)), vl);
 }
-// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
-template <class B, int H>
-struct QuantK {
-    const B* blk;
-    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)(n < 8 ? n : 8)); }
-    vfloat32m2_t ld(int64_t i, int64_t off, size_t vl) const { return kivi_lanes(blk[i], 2 * H + (int)(off / 8), vl); }
-};
-// Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
-template <class B>
-struct QuantV {
-    const B* v;
-    int64_t stride;
-    static size_t vl(int64_t n) { return __riscv_vsetvl_e32m2((size_t)(n < 8 ? n : 8)); }
-    vfloat32m2_t ld(int64_t j, int64_t i, size_t vl) const { return kivi_lanes(v[j * stride + i / 32], (int)(i % 32 / 8), vl); }
-};
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group into f32 tiles: K kt[i·16 + l] (channel i's blocks kb[i],
+// the n_out outlier channels' f16 values in place of their zero blocks; 2-byte aligned by their struct), V
+// vt[j·Dh + i] for rows j in [j0, j1) (position j's blocks at vb + j·vq_stride); 8 lanes a piece.
+template <bool A, class B>
+void dequant_tile(const B* kb, const B* vb, const KiviOutlier* ko, int64_t n_out, int64_t vq_stride, int h, int64_t j0,
+                  int64_t j1, int64_t Dh, float* kt, float* vt) {
+    for (int64_t i = 0; i < Dh; ++i)
+        for (int t = 0; t < 2; ++t) st_f32m2<A>(kt + i * 16 + 8 * t, kivi_lanes(kb[i], 2 * h + t, 8), 8);
+    for (int64_t o = 0; o < n_out; ++o)
+        for (int t = 0; t < 2; ++t)
+            st_f32m2<A>(kt + ko[o].ch * 16 + 8 * t, f16_f32m2(ld_u16_u32m2<true>(ko[o].v + 16 * h + 8 * t, 8), 8), 8);
+    for (int64_t j = j0; j < j1; ++j)
+        for (int64_t cb = 0; cb < Dh / 32; ++cb)
+            for (int t = 0; t < 4; ++t) st_f32m2<A>(vt + j * Dh + cb * 32 + 8 * t, kivi_lanes(vb[j * vq_stride + cb], t, 8), 8);
+}
 
 template <bool A>
 inline void scale_row(float* o, int64_t Dh, float f) {
@@ -115,7 +112,7 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const K& tile, const float* ks
         return;
     }
     for (int64_t off = 0; off < 16;) {
-        const size_t vl = K::vl(16 - off);
+        const size_t vl = __riscv_vsetvl_e32m2((size_t)(16 - off));
         // RVV register types are sizeless (no arrays): NR is 1 or 4, one named accumulator per row
         vfloat32m2_t a0 = __riscv_vfmv_v_f_f32m2(0.0f, vl), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t i = 0; i < c.Dh; ++i) {
@@ -173,7 +170,7 @@ void accumulate(const Ctx& c, int64_t r0, int64_t j0, int64_t j1, const V& v) {
     const float* w[NR];
     for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
     for (int64_t i = 0; i < c.Dh;) {
-        const size_t vl = V::vl(c.Dh - i);
+        const size_t vl = __riscv_vsetvl_e32m2((size_t)(c.Dh - i));
         vfloat32m2_t a0 = ld_f32m2<A>(o[0] + i, vl), a1 = a0, a2 = a0, a3 = a0;  // NR is 1 or 4 (see scores)
         if constexpr (NR == 4) a1 = ld_f32m2<A>(o[1] + i, vl), a2 = ld_f32m2<A>(o[2] + i, vl), a3 = ld_f32m2<A>(o[3] + i, vl);
         for (int64_t j = j0; j < j1; ++j) {
@@ -242,15 +239,16 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
     const int64_t R = n_tok * n_head;
     int64_t lo, hi;
     const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    float* kt = scratch + R * kAttnBlockRowFloats;  // the dequantized tile (kernels.h: after the rows' scratch)
+    float* vt = kt + 16 * Dh;
     kivi_walk_tiles<B>(
         kc, lo, hi, Dh,
         [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
             tile<A>(c, R, p0, j0, j1, TileK<A, F16>{kt}, TileV<A, F16>{vt, kc.vr_stride}, nullptr, nullptr);
         },
-        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
-            const QuantV<B> qv{vb, kc.vq_stride};
-            if (half) tile<A>(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, nullptr, nullptr);
-            else tile<A>(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, nullptr, nullptr);
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb, const KiviOutlier* ko) {
+            dequant_tile<A>(kb, vb, ko, kc.n_out, kc.vq_stride, half, j0, j1, Dh, kt, vt);
+            tile<A>(c, R, p0, j0, j1, TileK<A, F32>{kt}, TileV<A, F32>{vt, Dh}, nullptr, nullptr);
         });
     finish<A>(c, R);
 }

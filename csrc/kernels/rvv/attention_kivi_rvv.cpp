@@ -1,6 +1,7 @@
 // attention_kivi_rvv.cpp — attention_kivi_fn (kernels.h) for kivi4 / kivi2 with RVV 1.0 (any VLEN >= 128): the
 // loops of attention_kivi_avx2 with a block's 32 lanes as four e32m2 pieces of 8 (vl = 8 fits every VLEN):
-// codes by vle8 + vsrl + vand + vzext + vfcvt (exact), scores Σ_i (q_i·d_i)·c + Σ_i q_i·m_i, V Σ_p (a_p·d)·c +
+// codes by vle8 + vsrl + vand + vzext + vfcvt (exact), scores Σ_i (q_i·d_i)·c + Σ_i q_i·m_i (+ the K outlier
+// channels' q_ch·v), V Σ_p (a_p·d)·c +
 // Σ_p a_p·m. The f16 parts — the sink group (kernels.h KiviHead n_sink, its own 32 slots) and the residual ring —
 // through one tile / row loop over (buffers, range) pairs (kivi_parts.h): attention_f16_rvv's (rvv_util.h f16_f32m2, exact) with
 // the slot p % ring of each tile / row; softmax: its vfredmax, polynomial exp and unordered sum. Nothing quantized and no wrap:
@@ -50,6 +51,14 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
             a1 = __riscv_vfmacc_vf_f32m2(a1, qd, kivi_codes(blk[i], 1, 8), 8);
             a2 = __riscv_vfmacc_vf_f32m2(a2, qd, kivi_codes(blk[i], 2, 8), 8);
             a3 = __riscv_vfmacc_vf_f32m2(a3, qd, kivi_codes(blk[i], 3, 8), 8);
+        }
+        for (int64_t o = 0; o < c.n_out; ++o) {  // the outlier channels' f16 values (their blocks are zero)
+            const KiviOutlier& e = c.ko[(g - g0) * c.n_out + o];
+            const float qo = q[e.ch];
+            a0 = __riscv_vfmacc_vf_f32m2(a0, qo, f16_f32m2(ld_u16_u32m2<true>(e.v, 8), 8), 8);
+            a1 = __riscv_vfmacc_vf_f32m2(a1, qo, f16_f32m2(ld_u16_u32m2<true>(e.v + 8, 8), 8), 8);
+            a2 = __riscv_vfmacc_vf_f32m2(a2, qo, f16_f32m2(ld_u16_u32m2<true>(e.v + 16, 8), 8), 8);
+            a3 = __riscv_vfmacc_vf_f32m2(a3, qo, f16_f32m2(ld_u16_u32m2<true>(e.v + 24, 8), 8), 8);
         }
         float* s = scratch + g * kKiviGroup;
         st_f32m2<A>(s, __riscv_vfmul_vf_f32m2(__riscv_vfadd_vf_f32m2(a0, bias, 8), scale, 8), 8);

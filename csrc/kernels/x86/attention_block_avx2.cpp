@@ -5,8 +5,9 @@
 // o += w·V for 4 rows at once over the tile's union lanes, 16 head dimensions per step (tails through a zero-padded
 // copy / maskload). o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group.
 // One tile loop for every form: a tile is a K source (row i: its 16 lanes of channel i) and a V source (the 16
-// dimensions i.. of its row j). KIVI: the sink's and the ring's f16 tiles (at slot p % ring) are such sources, a
-// quantized group's half is one too (codes dequantized d·c + m as they are loaded, kivi_avx2.h). Any head_dim >= 1
+// dimensions i.. of its row j). KIVI: the sink's and the ring's f16 tiles (at slot p % ring) are such sources; a
+// quantized group's half is dequantized once per call into f32 tiles in the scratch (d·c + m, kivi_avx2.h; the K
+// outlier channels' f16 values in place) and read as an f32 cache. Any head_dim >= 1
 // (KIVI: a multiple of 32), any alignment. Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI:
 // on the dequantized cache).
 #include <immintrin.h>
@@ -104,33 +105,34 @@ struct TileV {
 };
 
 inline __m256 dequant(__m256 codes, __m256 d, __m256 m) { return _mm256_add_ps(_mm256_mul_ps(d, codes), m); }
-// Half H (lanes 16H .. 16H+15) of a quantized KIVI group: channel i's block blk[i]
+
+// Half H (lanes 16H .. 16H+15) of a quantized KIVI group into f32 tiles: K kt[i·16 + l] (channel i's blocks kb[i],
+// the n_out outlier channels' f16 values in place of their zero blocks), V vt[j·Dh + i] for rows j in [j0, j1)
+// (position j's blocks at vb + j·vq_stride).
 template <class B, int H>
-struct QuantK {
-    const B* blk;
-    void row(int64_t i, __m256& k0, __m256& k1) const {
-        const B& b = blk[i];
+void dequant_tile(const B* kb, const B* vb, const KiviOutlier* ko, int64_t n_out, int64_t vq_stride, int64_t j0, int64_t j1,
+                  int64_t Dh, float* kt, float* vt) {
+    for (int64_t i = 0; i < Dh; ++i) {
+        const B& b = kb[i];
         const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), m = _mm256_set1_ps(_cvtsh_ss(b.m));
-        k0 = dequant(x86::kivi_piece<B, 2 * H>(b), d, m), k1 = dequant(x86::kivi_piece<B, 2 * H + 1>(b), d, m);
+        _mm256_storeu_ps(kt + i * 16, dequant(x86::kivi_piece<B, 2 * H>(b), d, m));
+        _mm256_storeu_ps(kt + i * 16 + 8, dequant(x86::kivi_piece<B, 2 * H + 1>(b), d, m));
     }
-};
-// Quantized V rows: position j's blocks at v + j·stride, 32 dimensions a block (head_dim % 32 == 0)
-template <class B>
-struct QuantV {
-    const B* v;
-    int64_t stride;
-    void ld16(int64_t j, int64_t i, __m256& x0, __m256& x1) const {
-        const B& b = v[j * stride + i / 32];
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), m = _mm256_set1_ps(_cvtsh_ss(b.m));
-        if (i & 16) x0 = dequant(x86::kivi_piece<B, 2>(b), d, m), x1 = dequant(x86::kivi_piece<B, 3>(b), d, m);
-        else x0 = dequant(x86::kivi_piece<B, 0>(b), d, m), x1 = dequant(x86::kivi_piece<B, 1>(b), d, m);
+    for (int64_t o = 0; o < n_out; ++o) {
+        _mm256_storeu_ps(kt + ko[o].ch * 16, F16::ld(ko[o].v + 16 * H));
+        _mm256_storeu_ps(kt + ko[o].ch * 16 + 8, F16::ld(ko[o].v + 16 * H + 8));
     }
-    __m256 ld8(int64_t j, int64_t i, int64_t) const {  // never reached: head_dim % 16 == 0
-        __m256 x0, x1;
-        ld16(j, i & ~(int64_t)15, x0, x1);
-        return i & 8 ? x1 : x0;
-    }
-};
+    for (int64_t j = j0; j < j1; ++j)
+        for (int64_t cb = 0; cb < Dh / 32; ++cb) {
+            const B& b = vb[j * vq_stride + cb];
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss(b.d)), m = _mm256_set1_ps(_cvtsh_ss(b.m));
+            float* o = vt + j * Dh + cb * 32;
+            _mm256_storeu_ps(o, dequant(x86::kivi_piece<B, 0>(b), d, m));
+            _mm256_storeu_ps(o + 8, dequant(x86::kivi_piece<B, 1>(b), d, m));
+            _mm256_storeu_ps(o + 16, dequant(x86::kivi_piece<B, 2>(b), d, m));
+            _mm256_storeu_ps(o + 24, dequant(x86::kivi_piece<B, 3>(b), d, m));
+        }
+}
 
 // o[0, Dh) *= f
 inline void scale_row(float* o, int64_t Dh, float f) {
@@ -296,15 +298,17 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
     int64_t lo, hi;
     const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     const __m256 none[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float* kt = scratch + R * kAttnBlockRowFloats;  // the dequantized tile (kernels.h: after the rows' scratch)
+    float* vt = kt + 16 * Dh;
     kivi_walk_tiles<B>(
         kc, lo, hi, Dh,
         [&](int64_t p0, int64_t j0, int64_t j1, const uint16_t* kt, const uint16_t* vt) {
             tile(c, R, p0, j0, j1, TileK<F16>{kt}, TileV<F16>{vt, kc.vr_stride}, none, none, false);
         },
-        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb) {
-            const QuantV<B> qv{vb, kc.vq_stride};
-            if (half) tile(c, R, p0, j0, j1, QuantK<B, 1>{kb}, qv, none, none, false);
-            else tile(c, R, p0, j0, j1, QuantK<B, 0>{kb}, qv, none, none, false);
+        [&](int64_t p0, int64_t j0, int64_t j1, int half, const B* kb, const B* vb, const KiviOutlier* ko) {
+            if (half) dequant_tile<B, 1>(kb, vb, ko, kc.n_out, kc.vq_stride, j0, j1, Dh, kt, vt);
+            else dequant_tile<B, 0>(kb, vb, ko, kc.n_out, kc.vq_stride, j0, j1, Dh, kt, vt);
+            tile(c, R, p0, j0, j1, TileK<F32>{kt}, TileV<F32>{vt, Dh}, none, none, false);
         });
     finish(c, R);
 }

@@ -1,7 +1,7 @@
 // attention_kivi_avx2.cpp — attention_kivi_fn (kernels.h) for kivi4 / kivi2 with AVX2+FMA+F16C. Quantized
 // part: a group of 32 positions per step, per channel i one broadcast FMA of q_i·d_i into the four 8-lane
 // pieces of its block's codes (vpmovzxbd + vcvtdq2ps, exact) and the scalar Σ_i q_i·m_i added to all 32
-// scores; V per 32-channel block: Σ_p (a_p·d)·c into four accumulators, Σ_p a_p·m added at the end. The f16
+// scores, plus q_ch times the f16 values of the group's K outlier channels; V per 32-channel block: Σ_p (a_p·d)·c into four accumulators, Σ_p a_p·m added at the end. The f16
 // parts — the sink group (kernels.h KiviHead n_sink, its own 32 slots) and the residual ring — through one tile /
 // row loop over (buffers, range) pairs (kivi_parts.h): attention_f16_avx2's, with the slot p % ring of each tile / row. Softmax:
 // that kernel's (polynomial exp). Nothing quantized and no wrap: attention_f16_avx2 itself (kernels.h: bit for bit).
@@ -71,6 +71,14 @@ void attention_kivi(const float* q, const KiviHead& c, int64_t p_begin, int64_t 
             a1 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 1>(blk[i]), a1);
             a2 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 2>(blk[i]), a2);
             a3 = _mm256_fmadd_ps(qd, x86::kivi_piece<B, 3>(blk[i]), a3);
+        }
+        for (int64_t o = 0; o < c.n_out; ++o) {  // the outlier channels' f16 values (their blocks are zero)
+            const KiviOutlier& e = c.ko[(g - g0) * c.n_out + o];
+            const __m256 qo = _mm256_set1_ps(q[e.ch]);
+            a0 = _mm256_fmadd_ps(qo, f16x8_load(e.v), a0);
+            a1 = _mm256_fmadd_ps(qo, f16x8_load(e.v + 8), a1);
+            a2 = _mm256_fmadd_ps(qo, f16x8_load(e.v + 16), a2);
+            a3 = _mm256_fmadd_ps(qo, f16x8_load(e.v + 24), a3);
         }
         const __m256 vb = _mm256_set1_ps(bias);
         float* s = scratch + g * kKiviGroup;  // the whole group is below nq <= n_pos
