@@ -79,10 +79,10 @@ def templates(work: str) -> dict:
     return out
 
 
-def bench_python(path: str, vocab: int, runs: int, **kw) -> dict:
+def bench_python(path: str, vocab: int, runs: int, device: str = "cuda", **kw) -> dict:
     import edgerun
 
-    m = edgerun.Model(path, device="cuda", ctx=PROMPT + GEN + 16, **kw)
+    m = edgerun.Model(path, device=device, ctx=PROMPT + GEN + 16, **kw)
     ids = prompt_ids(vocab)
     pre, dec, toks = [], [], []
     for r in range(runs + 1):
@@ -112,10 +112,10 @@ def bench_python(path: str, vocab: int, runs: int, **kw) -> dict:
     return row
 
 
-def bench_edgert(exe: str, path: str, runs: int) -> dict:
+def bench_edgert(exe: str, path: str, runs: int, device: str = "cuda") -> dict:
     rows = []
     for _ in range(runs):
-        r = subprocess.run([exe, "bench", path, "--device", "cuda", "--prompt-tokens", str(PROMPT),
+        r = subprocess.run([exe, "bench", path, "--device", device, "--prompt-tokens", str(PROMPT),
                             "--gen-tokens", str(GEN)], capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             return {"error": (r.stderr or r.stdout).strip()[-500:]}

@@ -168,17 +168,23 @@ def read_source(path: str):
     return reader, tensors
 
 
+def copy_keys(reader: gguf.GGUFReader, w: gguf.GGUFWriter, keep=lambda key: True) -> None:
+    """Every metadata key of `reader` for which keep(key) holds, with its types, into `w` (not the header's
+    GGUF.* fields, the architecture or the file type: the writer sets those)."""
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type") or not keep(key):
+            continue
+        vtype = gguf.GGUFValueType(field.types[0])
+        sub = gguf.GGUFValueType(field.types[-1]) if vtype == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(key, field.contents(), vtype, sub)
+
+
 def write_gguf(reader: gguf.GGUFReader, tensors: dict[str, np.ndarray], path: str, f32: bool,
                note: str) -> None:
     arch = reader.fields["general.architecture"].contents()
     tmp = path + ".tmp"
     w = gguf.GGUFWriter(tmp, arch)
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type"):
-            continue
-        vtype = gguf.GGUFValueType(field.types[0])
-        sub = gguf.GGUFValueType(field.types[-1]) if vtype == gguf.GGUFValueType.ARRAY else None
-        w.add_key_value(key, field.contents(), vtype, sub)
+    copy_keys(reader, w)
     w.add_file_type(int(gguf.LlamaFileType.ALL_F32 if f32 else gguf.LlamaFileType.MOSTLY_F16))
     w.add_string("edgerun.bench.float_transform", note)
     for t in reader.tensors:  # keep the source's tensor order

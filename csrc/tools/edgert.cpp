@@ -154,6 +154,18 @@ std::string parse(int argc, char** argv, Args* a) {
     return "";
 }
 
+// eval(tokens) then the next token by `sampler`: on the device for a one-token step where the model can
+// (Model::eval_sample_device: only the id comes back), else eval into `logits` and Sampler::sample on the host.
+Status eval_next(Model& m, const std::vector<int32_t>& tokens, Sampler& sampler, const std::vector<int32_t>& history,
+                 std::vector<float>& logits, int32_t* next) {
+    bool done = false;
+    if (tokens.size() == 1) EDGE_TRY(m.eval_sample_device(tokens[0], sampler, history, next, &done));
+    if (done) return Status::ok();
+    EDGE_TRY(m.eval(tokens.data(), (int64_t)tokens.size(), false, logits.data()));
+    *next = sampler.sample(logits.data(), (int64_t)logits.size(), history);
+    return Status::ok();
+}
+
 int cmd_generate(const Args& a) {
     const ModelOptions opt = model_options(a);
     std::unique_ptr<Model> m;
@@ -171,9 +183,9 @@ int cmd_generate(const Args& a) {
     std::vector<int32_t> feed = history;
     for (int i = 0; a.n < 0 || i < a.n; ++i) {  // -n -1: until EOS or the end of the context
         if (m->n_past() + (int64_t)feed.size() > m->ctx()) break;
-        st = m->eval(feed.data(), (int64_t)feed.size(), false, logits.data());
+        int32_t next = -1;
+        st = eval_next(*m, feed, sampler, history, logits, &next);
         if (!st.is_ok()) return fail(st);
-        int32_t next = sampler.sample(logits.data(), (int64_t)logits.size(), history);
         history.push_back(next);
         if (a.ids) std::printf("%d\n", next);
         if (next == tok.spec().eos_id) break;
@@ -197,20 +209,23 @@ int cmd_bench(const Args& a) {
     std::vector<int32_t> prompt((size_t)a.prompt_tokens);
     for (int32_t& t : prompt) t = (int32_t)(rng() % (uint32_t)m->config().vocab);
     std::vector<float> logits((size_t)m->config().vocab);
+    SamplerParams gp;
+    gp.temperature = 0.f;  // greedy: argmax, on the device where the model samples there
+    Sampler greedy(gp);
+    const std::vector<int32_t> no_history;
     // --repeat rounds from an empty cache, medians reported (as `edgerun bench`): the first round also pays
     // for first touches (page faults, an expert cache filling, a device's lazy uploads).
     std::vector<double> prefill, decode;
     for (int r = 0; r < a.repeat; ++r) {
         m->reset();
         double t0 = now_s();
-        st = m->eval(prompt.data(), (int64_t)prompt.size(), false, logits.data());
+        int32_t tok = -1;
+        st = eval_next(*m, prompt, greedy, no_history, logits, &tok);
         if (!st.is_ok()) return fail(st);
         double t1 = now_s();
-        int32_t tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
         for (int i = 0; i < a.gen_tokens; ++i) {
-            st = m->eval(&tok, 1, false, logits.data());
+            st = eval_next(*m, {tok}, greedy, no_history, logits, &tok);
             if (!st.is_ok()) return fail(st);
-            tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
         }
         prefill.push_back(a.prompt_tokens / (t1 - t0));
         decode.push_back(a.gen_tokens / (now_s() - t1));

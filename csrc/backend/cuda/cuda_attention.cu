@@ -62,12 +62,13 @@ __device__ __forceinline__ void cp_async16(float* dst, const float* src) {
 }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
-// n floats from src to dst by the CTA; 16-byte copies where both sides and n allow.
-__device__ __forceinline__ void stage_floats(float* dst, const float* src, int n, bool vec) {
+// dst[i] = src[(i / row)·stride + i % row] for i < n, by the CTA (rows of `row` floats, `stride` apart; row = n
+// for one contiguous span); 16-byte copies when vec: src, row and stride 16-byte aligned.
+__device__ __forceinline__ void stage_floats(float* dst, const float* src, int n, int row, int64_t stride, bool vec) {
     if (vec)
-        for (int i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) cp_async16(dst + i, src + i);
+        for (int i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) cp_async16(dst + i, src + (i / row) * stride + i % row);
     else
-        for (int i = threadIdx.x; i < n; i += blockDim.x) cp_async4(dst + i, src + i);
+        for (int i = threadIdx.x; i < n; i += blockDim.x) cp_async4(dst + i, src + (i / row) * stride + i % row);
 }
 
 // Positions per tile of the split kernel: kSplitThreads, fewer for wide heads so K + V of a tile fit in
@@ -138,12 +139,9 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
         const int nt = (int)(end - t0 < TP ? end - t0 : TP);
         const int64_t kt0 = t0 / kKTile, kt1 = (t0 + nt - 1) / kKTile;
         __syncthreads();  // the previous tile's ks / vs / ps are no longer read
-        stage_floats(ks, kh + kt0 * kKTile * Dh, (int)(kt1 - kt0 + 1) * kKTile * Dh, vec_k);
-        if (vec_v)
-            for (int i = 4 * threadIdx.x; i < nt * Dh; i += 4 * blockDim.x)
-                cp_async16(vs + i, vh + (t0 + i / Dh) * Dkv + i % Dh);
-        else
-            for (int i = threadIdx.x; i < nt * Dh; i += blockDim.x) cp_async4(vs + i, vh + (t0 + i / Dh) * Dkv + i % Dh);
+        const int nk = (int)(kt1 - kt0 + 1) * kKTile * Dh;
+        stage_floats(ks, kh + kt0 * kKTile * Dh, nk, nk, 0, vec_k);
+        stage_floats(vs, vh + t0 * Dkv, nt * Dh, Dh, Dkv, vec_v);
         cp_async_wait_all();
         __syncthreads();
         const int64_t p = t0 + threadIdx.x;
