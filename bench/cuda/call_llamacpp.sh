@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# bench/cuda/call_llamacpp.sh — two device calls back to back (s20; the second while the machine is still warm,
+# so build/ survives): PHASE=1 builds llama.cpp's shared libraries with CUDA (sm_90) from the slimmed
+# llama-cpp-python 0.3.36 source in .lcp/ (see bench/cuda/RESULTS.md "Session s20") beside edgerun's build, then
+# runs the kernel tests and the GPU tests; PHASE=2 runs bench/cuda/llamacpp_cuda.py (llama.cpp CUDA and edgerun on
+# the same GGUF weights) and the 4B MoE budget row of bench/bench_cuda.py. carry: [".whl", ".lcp"]. Files in $OUT.
+#   PHASE=1 bash bench/cuda/call_llamacpp.sh; PHASE=2 bash bench/cuda/call_llamacpp.sh
+set -uo pipefail
+LCP=.lcp/llama_cpp_python-0.3.36
+WHEELS=.whl
+if [ "${PHASE:-1}" = 1 ]; then
+  ( cmake -S $LCP/vendor/llama.cpp -B build/lcp -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_NATIVE=ON -DLLAMA_BUILD_COMMON=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+      -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF >"$OUT/lcp_build.log" 2>&1 &&
+    ninja -C build/lcp -j10 llama >>"$OUT/lcp_build.log" 2>&1; echo "llama.cpp build rc=$?" >>"$OUT/lcp_build.log" ) &
+  . "$(dirname "$0")/build_gpu.sh"
+  [ "${SKIP_TESTS:-0}" = 1 ] || { timeout 100 build/gpu/edge_test_cuda_gemv --quick > /tmp/q.log 2>&1; echo "kernel tests rc=$? $(tail -1 /tmp/q.log)"; grep -E "^FAIL" /tmp/q.log | head -8; } >"$OUT/kernels.md" 2>&1
+  [ "${SKIP_TESTS:-0}" = 1 ] || el "kernel tests: $(head -1 "$OUT/kernels.md")"
+  [ "${SKIP_TESTS:-0}" = 1 ] || timeout 240 python3 -m pytest -q -rfE tests/test_cuda.py tests/test_cuda_decode.py tests/test_cuda_attention.py >"$OUT/test_cuda.log" 2>&1
+  [ "${SKIP_TESTS:-0}" = 1 ] || el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")"; grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -20
+  wait; el "$(tail -1 "$OUT/lcp_build.log")"; ls build/lcp/bin/*.so 2>/dev/null | head
+else
+  t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $WHEELS/*.whl >/dev/null 2>&1
+  lib=$(dirname "$(find build/lcp -name libllama.so | head -1)")
+  export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 EDGE_CUDA_PLUGIN=$PWD/runtime/edgerun/libedge_cuda_backend.so \
+    LLAMA_CPP_PY=$PWD/$LCP LLAMA_CPP_LIB_PATH=$PWD/$lib LD_LIBRARY_PATH=$PWD/$lib:${LD_LIBRARY_PATH:-}
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv > "$OUT/env_bench.log"
+  timeout ${LC_TIMEOUT:-330} python3 bench/cuda/llamacpp_cuda.py --tok .lcp/tok.gguf --out "$OUT" --shapes ${SHAPES:-135m,1b} \
+    --quants q4_0,q8_0 --runs 3 --reps 2 --edgert build/gpu/edgert > "$OUT/llamacpp.log" 2>&1
+  el "llamacpp_cuda rc=$?"; tail -8 "$OUT/llamacpp.log"
+  mkdir -p /tmp/bb; timeout ${MOE_TIMEOUT:-200} python3 bench/bench_cuda.py --out /tmp/bb --shapes 4b --recipes int4 --no-hf --runs 2 \
+    --moe-budget 0.25 --edgert build/gpu/edgert > "$OUT/bench_4b.log" 2>&1; el "bench 4b rc=$?"
+  cp /tmp/bb/bench_cuda.json "$OUT/bench_4b.json" 2>/dev/null; cat /tmp/bb/bench_cuda.md 2>/dev/null; tail -5 "$OUT/bench_4b.log"
+fi
