@@ -19,7 +19,9 @@ has no SmallThinker): prefill = one forward of 256 ids, decode = 128 greedy step
 Roofline: weight bytes one decode token reads (every matrix, the tied head, k experts per MoE layer) over the
 copy bandwidth (--bw, 4.2e12 B/s measured on this H200): tok/s at that bound, and the fraction reached.
 --moe-budget F: the 4b shape again with the GPU's expert cache at F of the expert bytes (gpu_mem), with its
-hit rate, beside the fully resident run.
+hit rate, beside the fully resident run; then both again sampling at temperature 1 (seed 0): a random model's
+greedy decode repeats one token, so the same k experts serve every step (hit rate 1.0 at any budget), while
+sampled tokens move the routing. The two sampled rows must give the same tokens (streamed = resident).
 Numbers are medians over --runs timed rounds after one warm-up round. Output: DIR/bench_cuda.json and
 DIR/bench_cuda.md (the table), also printed.
 """
@@ -79,7 +81,7 @@ def templates(work: str) -> dict:
     return out
 
 
-def bench_python(path: str, vocab: int, runs: int, device: str = "cuda", **kw) -> dict:
+def bench_python(path: str, vocab: int, runs: int, device: str = "cuda", temperature: float = 0.0, **kw) -> dict:
     import edgerun
 
     m = edgerun.Model(path, device=device, ctx=PROMPT + GEN + 16, **kw)
@@ -93,7 +95,7 @@ def bench_python(path: str, vocab: int, runs: int, device: str = "cuda", **kw) -
         m.eval(ids)
         t1 = time.perf_counter()
         out: list[int] = []
-        for _ in m.generate(ids, max_tokens=GEN, temperature=0, stop_ids=[], tokens_out=out):
+        for _ in m.generate(ids, max_tokens=GEN, temperature=temperature, seed=0, stop_ids=[], tokens_out=out):
             pass
         t2 = time.perf_counter()
         if len(out) != GEN:
@@ -174,17 +176,20 @@ def fmt(v, nd=0):
 
 def table(rows: list[dict], hf: dict, bw: float) -> str:
     out = ["| shape | recipe | weight MB/token | edgerun py decode | edgerun py prefill | edgert decode | edgert prefill "
-           "| HF bf16 eager decode / prefill | roofline tok/s | decode / roofline | vs HF decode |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| HF bf16 eager decode / prefill | roofline tok/s | decode / roofline | vs HF decode | expert hit rate |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         py, rt, h = r.get("python", {}), r.get("edgert", {}), hf.get(r["shape"], {})
         roof = bw / r["weight_bytes"]["total"]
         best = max(py.get("decode_tok_s", 0) or 0, rt.get("decode_tok_s", 0) or 0)
-        label = r["recipe"] + (f" (gpu_mem {r['budget']:.0%} of experts)" if r.get("budget") else "")
+        label = r["recipe"] + (f" (gpu_mem {r['budget']:.0%} of experts)" if r.get("budget") else "") + (
+            ", sampled T=1" if r.get("temperature") else "")
+        hit = (py.get("moe_stats") or {}).get("hit_rate")
         out.append(f"| {r['shape']} | {label} | {r['weight_bytes']['total'] / 1e6:.0f} | {fmt(py.get('decode_tok_s'))} "
                    f"| {fmt(py.get('prefill_tok_s'))} | {fmt(rt.get('decode_tok_s'))} | {fmt(rt.get('prefill_tok_s'))} "
                    f"| {fmt(h.get('decode_tok_s'), 1)} / {fmt(h.get('prefill_tok_s'))} | {roof:,.0f} "
-                   f"| {best / roof:.1%} | {best / h['decode_tok_s'] if h.get('decode_tok_s') else 0:.1f}x |")
+                   f"| {best / roof:.1%} | {best / h['decode_tok_s'] if h.get('decode_tok_s') else 0:.1f}x "
+                   f"| {'—' if hit is None else f'{hit:.3f}'} |")
     return "\n".join(out)
 
 
@@ -245,15 +250,23 @@ def main() -> int:
             res["rows"].append(row)
             save()
             if "n_experts" in s and a.moe_budget > 0 and rk == "int4":
-                log(f"{sk} {rk}: expert cache at {a.moe_budget:.0%} of the expert bytes")
-                try:
-                    row2 = {"shape": sk, "recipe": rk, "budget": a.moe_budget, "weight_bytes": wb}
-                    row2["python"] = bench_budget(path, s, a.moe_budget, a.runs)
-                except Exception as e:
-                    row2["python"] = {"error": f"{type(e).__name__}: {e}"[:500]}
-                log(f"  {row2['python']}")
-                res["rows"].append(row2)
-                save()
+                for temp in (0.0, 1.0):
+                    rows = []
+                    if temp:
+                        rows.append(("resident", lambda: bench_python(path, s["vocab"], a.runs, temperature=temp)))
+                    rows.append(("budget", lambda: bench_budget(path, s, a.moe_budget, a.runs, temperature=temp)))
+                    for kind, fn in rows:
+                        log(f"{sk} {rk}: {kind}, temperature {temp}" + (f", expert cache at {a.moe_budget:.0%} of the "
+                                                                         "expert bytes" if kind == "budget" else ""))
+                        row2 = {"shape": sk, "recipe": rk, "weight_bytes": wb, "temperature": temp,
+                                "budget": a.moe_budget if kind == "budget" else None}
+                        try:
+                            row2["python"] = fn()
+                        except Exception as e:
+                            row2["python"] = {"error": f"{type(e).__name__}: {e}"[:500]}
+                        log(f"  {row2['python']}")
+                        res["rows"].append(row2)
+                        save()
             os.remove(path)
     md = table([r for r in res["rows"] if "weight_bytes" in r], {k: v for k, v in res["hf"].items() if "error" not in v},
                a.bw)
@@ -265,7 +278,7 @@ def main() -> int:
     return 0
 
 
-def bench_budget(path: str, s: dict, share: float, runs: int) -> dict:
+def bench_budget(path: str, s: dict, share: float, runs: int, temperature: float = 0.0) -> dict:
     """The MoE file with the expert cache holding `share` of the expert bytes: the GPU's cache (a mirror of
     the store's slots, bounded by gpu_mem) when the plan has one, else the host cache (mem)."""
     import edgerun
@@ -278,11 +291,11 @@ def bench_budget(path: str, s: dict, share: float, runs: int) -> dict:
     mirror = any("device mirror" in n for n in names)
     if mirror:
         gpu_mem = plan["device"] - plan["expert_cache"] + int(share * experts)
-        row = bench_python(path, s["vocab"], runs, gpu_mem=gpu_mem)
+        row = bench_python(path, s["vocab"], runs, temperature=temperature, gpu_mem=gpu_mem)
         row["budget_kind"] = f"gpu_mem {gpu_mem} (the GPU's expert cache: {row['plan']['expert_slots']} slots)"
     else:
         mem = plan["total"] - plan["expert_cache"] + int(share * experts)
-        row = bench_python(path, s["vocab"], runs, mem=mem)
+        row = bench_python(path, s["vocab"], runs, temperature=temperature, mem=mem)
         row["budget_kind"] = f"host mem {mem} (the expert cache is in host memory)"
     return row
 

@@ -8,7 +8,14 @@ keys (`shape` below) replace the tiny ones and every tensor is re-declared at th
 random but valid: block dtypes get uniform random codes with one finite f16 scale per matrix chosen so that
 a matmul of a unit-RMS input has outputs of RMS ~0.5 (so activations stay finite through the layers);
 norms are 1; routers N(0, 1/D); expert blobs (planes4 / concat:<dtype>) random codes with the same
-scales. Nothing is quantized, so a 4B-parameter file takes seconds rather than the converter's minutes;
+scales. For MoE routing like a trained model's (every expert used, not the same few for all tokens), codes
+are zero-mean, embedding rows have unit norm, attention writes small (_out_rms), experts at output RMS 1
+and output_norm is 4 (logits of std ~4). Otherwise the shared mean of raw codes and the attention output
+(nearly the mean of the values in a random model) swamp the token, every token's residual is alike, decode
+repeats one token, and the router sends every token to the same few experts: an expert cache then hits
+100 % at any budget (bench/cuda/RESULTS.md, s21). Measured on a tiny 4b-like file (d 512, 8 layers, 32
+experts, top-4, cache of 8 per layer): 28–32 experts per layer over 24 prompt tokens, greedy tokens vary,
+hit rate ≈ 0.25 — uniform routing, the worst case for an expert cache. Nothing is quantized, so a 4B-parameter file takes seconds rather than the converter's minutes;
 the numbers measured on it are speed, not quality.
 
 shape keys: d_model, n_layers, n_heads, n_kv_heads, head_dim, d_ff, vocab, tied (bool), max_ctx,
@@ -38,18 +45,37 @@ _TYPE_ID = {v: k for k, v in META_TYPE_NAMES.items()}
 # bytes of one block and where its f16 scale sits (int4a: d then m; both set, m = 0)
 _BLOCK = {"int4_32": (18, 32), "int4_64": (34, 64), "int4_128": (66, 128), "q8_0": (34, 32),
           "int4a_32": (20, 32), "int4a_64": (36, 64), "int4a_128": (68, 128)}
-_CODE_STD = {"q8_0": 73.9}  # uniform int8 codes; int4 (q - 8 uniform in -8..7): 4.6
 
 
-def _scale_f16(dtype: str, cols: int) -> np.ndarray:
-    std = _CODE_STD.get(dtype, 4.6)
-    return np.array([0.5 / (std * math.sqrt(cols))], dtype=np.float16).view(np.uint8)
+def _out_rms(base: str, L: int, D: int) -> float:
+    """Output RMS for a unit-RMS input of a matrix (layer prefix stripped): the embedding's rows have unit norm;
+    attention writes at ~0.7/√L of that (a random model's attention output is nearly the mean of the values,
+    alike for every token: larger, it would swamp the token and route every token alike); the rest 0.5."""
+    return {"tok_embd": 1.0, "attn_o": 0.7 / math.sqrt(L * D)}.get(base, 0.5)
 
 
-def random_matrix(rng: np.random.Generator, dtype: str, rows: int, cols: int) -> np.ndarray:
-    """uint8 bytes of a rows x cols matrix of `dtype` (quant.h layout), random codes, finite scales."""
+_CODE_STD = {"q8_0": 73.9}  # int8 codes (-128 made 0); int4 codes q - 8 in -7..7, 0 twice as likely: 4.18
+
+
+def _centre_nibbles(b: np.ndarray) -> np.ndarray:
+    """Random int4 code bytes (two nibbles q, x = d·(q − 8)) made zero-mean in place: a nibble 0 (x = −8d) becomes
+    8 (x = 0). Raw random codes have mean −0.5·d, the same sign in every row of every matrix, and that shared
+    component grows through the layers until every token's residual is alike (one MoE routing for all)."""
+    b |= ((b & 0x0F) == 0).astype(np.uint8) * 0x08
+    b |= ((b & 0xF0) == 0).astype(np.uint8) * 0x80
+    return b
+
+
+def _scale_f16(dtype: str, cols: int, rms: float = 0.5) -> np.ndarray:
+    std = _CODE_STD.get(dtype, 4.18)
+    return np.array([rms / (std * math.sqrt(cols))], dtype=np.float16).view(np.uint8)
+
+
+def random_matrix(rng: np.random.Generator, dtype: str, rows: int, cols: int, rms: float = 0.5) -> np.ndarray:
+    """uint8 bytes of a rows x cols matrix of `dtype` (quant.h layout), random codes, finite scales: a unit-RMS
+    input gives outputs of RMS ~`rms` (elements of std rms / √cols)."""
     if dtype in ("f32", "f16", "bf16"):
-        x = rng.standard_normal((rows, cols), dtype=np.float32) * (0.5 / math.sqrt(cols))
+        x = rng.standard_normal((rows, cols), dtype=np.float32) * (rms / math.sqrt(cols))
         if dtype == "f32":
             return x.view(np.uint8).ravel()
         if dtype == "f16":
@@ -60,7 +86,11 @@ def random_matrix(rng: np.random.Generator, dtype: str, rows: int, cols: int) ->
     bb, block = _BLOCK[dtype]
     nb = rows * (cols // block)
     b = np.frombuffer(rng.bytes(nb * bb), dtype=np.uint8).reshape(nb, bb).copy()
-    s = _scale_f16(dtype, cols)
+    if dtype == "q8_0":
+        b[b == 0x80] = 0  # int8 −128 -> 0: zero-mean codes
+    else:
+        _centre_nibbles(b[:, 4 if dtype.startswith("int4a") else 2:])
+    s = _scale_f16(dtype, cols, rms)
     b[:, 0:2] = s
     if dtype.startswith("int4a"):
         b[:, 2:4] = 0
@@ -68,20 +98,27 @@ def random_matrix(rng: np.random.Generator, dtype: str, rows: int, cols: int) ->
 
 
 def random_blob(rng: np.random.Generator, layout: str, D: int, F: int) -> np.ndarray:
-    """One expert blob (gate [F, D], up [F, D], down [D, F]) in `layout` (docs/MOE.md §3)."""
+    """One expert blob (gate [F, D], up [F, D], down [D, F]) in `layout` (docs/MOE.md §3), each matrix at output
+    RMS 1: the experts' outputs, a per-token function of the token, carry the residual (and the routing)."""
     size = blob_nbytes(layout, D, F)
     out = np.zeros(size, dtype=np.uint8)
     dt = concat_dtype(layout)
     if dt is not None:
         offs, _ = concat_offsets(dt, D, F)
         for off, (r, c) in zip(offs, ((F, D), (F, D), (D, F))):
-            m = random_matrix(rng, dt, r, c)
+            m = random_matrix(rng, dt, r, c, 1.0)
             out[off:off + m.size] = m
         return out
     nb, a, b = planes4_sections(D, F)
-    s = _scale_f16("int4_32", D)
+    s = _scale_f16("int4_32", D, 1.0)
     out[:2 * nb] = np.tile(s, nb)
-    out[a:a + 2 * b] = np.frombuffer(rng.bytes(2 * b), dtype=np.uint8)
+    hi = np.frombuffer(rng.bytes(8 * nb), dtype=np.uint8).copy()
+    lo = np.frombuffer(rng.bytes(8 * nb), dtype=np.uint8)
+    for f in range(4):  # q = 4·hi + lo = 0 (x = −8d) -> hi = 2 (q = 8, x = 0): zero-mean codes, as _centre_nibbles
+        zero = (((hi >> 2 * f) & 3) == 0) & (((lo >> 2 * f) & 3) == 0)
+        hi |= zero.astype(np.uint8) << (2 * f + 1)
+    out[a:a + 8 * nb] = hi
+    out[a + b:a + b + 8 * nb] = lo
     return out
 
 
@@ -162,11 +199,11 @@ def write_random_edge(template: str, out: str, shape: dict, seed: int = 0) -> di
                 b = n.split(".", 4)[4]
                 data = random_blob(rng, layouts[b], D, shape["d_expert"])
             elif base.endswith("norm"):
-                data = np.ones(shp, dtype=np.float32).view(np.uint8).ravel()
+                data = np.full(shp, 4.0 if base == "output_norm" else 1.0, dtype=np.float32).view(np.uint8).ravel()
             elif base.endswith("bias"):
                 data = np.zeros(shp, dtype=np.float32).view(np.uint8).ravel()
             else:
-                data = random_matrix(rng, dt, shp[0], shp[1])
+                data = random_matrix(rng, dt, shp[0], shp[1], _out_rms(base, L, D))
             w.write_tensor(n, data)
         size, bpw = w.file_size, w.bits_per_weight
     return {"path": out, "file_bytes": os.path.getsize(out), "bits_per_weight": bpw,
