@@ -290,11 +290,30 @@ def _interrupt_after(cmd: list[str], marker: str, stream: str, env=None, stdin=N
     return (p.returncode, text, other) if stream == "stdout" else (p.returncode, other, text)
 
 
+def _screen_lines(text: str) -> list[str]:
+    """text's lines as a terminal shows them: "\r" goes back to the line's start and what follows overwrites
+    it (a progress bar redraws and clears itself so); trailing blanks and blank last lines dropped."""
+    lines = []
+    for raw in text.split("\n"):
+        cells: list[str] = []
+        for piece in raw.split("\r"):
+            cells[:len(piece)] = piece
+        lines.append("".join(cells).rstrip())
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _assert_last_line(err: str, line: str) -> None:
+    """stderr's last line, as a terminal shows it, is exactly `line`: no progress bar's text left before it."""
+    last = _screen_lines(err)[-1] if err.strip() else ""
+    assert last == line, (last, err[-800:])
+
+
 def _assert_interrupted(rc, out, err, prog="edgerun", line="interrupted"):
     assert "Traceback" not in out + err, err[-3000:]
     assert rc == 130, (rc, err[-2000:])
-    # the message ends stderr; a progress bar's unfinished line may precede it on the same line (seen on CI)
-    assert err.strip().splitlines()[-1].endswith(f"{prog}: {line}"), err[-500:]
+    _assert_last_line(err, f"{prog}: {line}")
 
 
 def test_ctrl_c_during_generate(tiny):
@@ -397,17 +416,47 @@ def test_ctrl_c_during_edgeconv_export(bigger_hf, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+# ---- a failure while a progress bar is on screen: the bar is closed first, the error line stands alone ------
+
+@pytest.fixture(scope="module")
+def nan_expert_hf(tmp_path_factory):
+    """A tiny mixtral whose last expert has a NaN: its conversion fails in the middle of the experts' bar."""
+    from safetensors.numpy import load_file, save_file
+
+    root = tmp_path_factory.mktemp("nan_expert")
+    make_tiny("mixtral", seed=1, dir=root / "hf")
+    path = root / "hf" / "model.safetensors"
+    weights = load_file(str(path))
+    name = max(k for k in weights if ".experts." in k)
+    weights[name][0, 0] = np.nan
+    save_file(weights, str(path), metadata={"format": "pt"})
+    return root / "hf", name
+
+
+@pytest.mark.parametrize("prog", ["edgeconv", "edgerun"])
+def test_failure_under_a_progress_bar_is_one_clean_line(nan_expert_hf, prog, tmp_path):
+    src, name = nan_expert_hf
+    env = dict(CHILD_ENV, EDGERUN_CACHE=str(tmp_path / "cache"))
+    args = (["edgeconv.cli", "export", str(src), "-o", str(tmp_path / "out.edge"), "--quant", "q8"] if prog == "edgeconv"
+            else ["edgerun.cli", "generate", str(src), "-p", "hi"])
+    r = subprocess.run([sys.executable, "-m", *args], capture_output=True, env=env, timeout=300)
+    err = r.stderr.decode(errors="replace")  # bytes: the bar's "\r" kept
+    assert r.returncode == 2 and "Traceback" not in err, (r.returncode, err[-2000:])
+    assert "experts:" in err  # the bar was drawn
+    what = f"{src}: expert tensor '{name}' (up) contains NaN or infinity"
+    if prog == "edgerun":
+        what = f"conversion of {src} (recipe keep) failed: {what}"
+    _assert_last_line(err, f"{prog}: error: {what}")
+
+
 # ---- perplexity progress: on a TTY only -------------------------------------------------------------------
 
-def test_perplexity_progress_only_on_a_tty(tiny):
+def _run_on_tty(args: list[str], env=None) -> tuple[int, bytes, str]:
+    """(rc, what the child wrote to its stderr, a pseudo-terminal; stdout) of args run to the end."""
     import pty
 
-    text = str(tiny["root"] / "text.txt")
-    args = [sys.executable, "-m", "edgerun.cli", "perplexity", tiny["edge"], text, "--ctx", "64", "--chunks", "3"]
-    r = subprocess.run(args, capture_output=True, text=True, env=CHILD_ENV, timeout=120)
-    assert r.returncode == 0 and "[1/3]" not in r.stderr and "perplexity" in r.stdout
     master, slave = pty.openpty()
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, env=CHILD_ENV)
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, env=env or CHILD_ENV)
     os.close(slave)
     tty = b""
     while True:
@@ -423,10 +472,42 @@ def test_perplexity_progress_only_on_a_tty(tiny):
             break
     out = p.communicate(timeout=60)[0].decode()
     os.close(master)
-    assert p.returncode == 0, tty
+    return p.returncode, tty, out
+
+
+def test_perplexity_progress_only_on_a_tty(tiny):
+    text = str(tiny["root"] / "text.txt")
+    args = [sys.executable, "-m", "edgerun.cli", "perplexity", tiny["edge"], text, "--ctx", "64", "--chunks", "3"]
+    r = subprocess.run(args, capture_output=True, text=True, env=CHILD_ENV, timeout=120)
+    assert r.returncode == 0 and "[1/3]" not in r.stderr and "perplexity" in r.stdout
+    rc, tty, out = _run_on_tty(args)
+    assert rc == 0, tty
     assert b"[1/3] perplexity" in tty and b"[3/3] perplexity" in tty, tty
     final = float(re.search(r"perplexity ([0-9.]+)", out).group(1))
     assert f"[3/3] perplexity {final:.4f}".encode() in tty
+
+
+_PERPLEXITY_FAILS = """
+import sys
+import edgerun
+from edgerun import cli
+def fails(self, text, progress=None, **kw):
+    progress(1, 3, 9.5)
+    raise ValueError("a failure after the first chunk")
+edgerun.Model.perplexity = fails
+sys.argv = {argv!r}
+cli.entry()
+"""
+
+
+def test_perplexity_failure_ends_the_progress_line(tiny, tmp_path):
+    """A failure after a chunk: the error line goes below the TTY's progress line, not onto its end."""
+    argv = ["edgerun", "perplexity", tiny["edge"], str(tiny["root"] / "text.txt"), "--ctx", "64"]
+    (tmp_path / "ppl_fails.py").write_text(_PERPLEXITY_FAILS.format(argv=argv))
+    rc, tty, out = _run_on_tty([sys.executable, str(tmp_path / "ppl_fails.py")])
+    err = tty.decode(errors="replace")
+    assert rc == 2 and "Traceback" not in err, (rc, err)
+    assert _screen_lines(err)[-2:] == ["[1/3] perplexity 9.5000", "edgerun: error: a failure after the first chunk"], err
 
 
 # ---- edgert: its own parse() checks ranges ----------------------------------------------------------------

@@ -330,12 +330,18 @@ def cmd_perplexity(args) -> int:
         _print_kernels(model, f"--kernels {args.kernels}" if args.kernels else None)
     text = _read_text(args.textfile)
     t0 = time.perf_counter()
-    progress = None
+    progress, line_open = None, False
     if not args.json and sys.stderr.isatty():  # chunks done and the running perplexity, on one line
         def progress(done: int, total: int, ppl: float) -> None:
-            end = "\n" if done == total else ""
-            print(f"\r[{done}/{total}] perplexity {ppl:.4f}", end=end, file=sys.stderr, flush=True)
-    res = model.perplexity(text, ctx=args.ctx, chunks=args.chunks, progress=progress)
+            nonlocal line_open
+            line_open = done != total
+            print(f"\r[{done}/{total}] perplexity {ppl:.4f}", end="" if line_open else "\n", file=sys.stderr, flush=True)
+    try:
+        res = model.perplexity(text, ctx=args.ctx, chunks=args.chunks, progress=progress)
+    except Exception:
+        if line_open:  # the error line goes below the progress line, not onto it (Ctrl-C: cli_common's newline)
+            print(file=sys.stderr)
+        raise
     res["seconds"] = time.perf_counter() - t0
     if args.json:
         print(json.dumps(res))

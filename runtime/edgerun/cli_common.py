@@ -190,6 +190,18 @@ def error_line(e: BaseException) -> tuple[str, int]:
     return " ".join(msg.split()), rc
 
 
+def _close_bars() -> None:
+    """Closes the tqdm bars still open, so that the error line is not glued to one (a closed bar clears its
+    line: leave=False, or ends it: leave=True). The code that opens a bar closes it on the way out (a with, or
+    the loop over it), but a Ctrl-C can land between the bar's first drawing and that (inside tqdm())."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):  # tqdm's registry of open bars
+        try:
+            bar.close()
+        except Exception:  # a bar whose tqdm() itself was interrupted half-way
+            pass
+
+
 def run_main(prog: str, fn: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
              interrupted: str = "interrupted") -> int:
     """fn(args)'s exit code; any exception becomes `prog: error: <one line>` (Ctrl-C: `prog: <interrupted>`)."""
@@ -203,6 +215,7 @@ def run_main(prog: str, fn: Callable[[argparse.Namespace], int | None], args: ar
         if os.environ.get("EDGE_TRACEBACK"):
             raise
         msg, rc = error_line(e)
+        _close_bars()
         try:
             sys.stdout.flush()
         except (OSError, ValueError):

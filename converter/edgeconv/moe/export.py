@@ -181,7 +181,6 @@ class MoeExport:
         workers = workers or max(1, min(4, os.cpu_count() or 1))
         reader = ExpertReader(self.src)
         layer_pos = {l: j for j, l in enumerate(self.moe_layers)}
-        bar = tqdm(total=len(self.experts), unit="expert", desc="experts", leave=False, disable=not progress)
         pending: deque = deque()
 
         def drain(n: int) -> None:
@@ -194,7 +193,9 @@ class MoeExport:
                     self.sens[layer_pos[pe.layer], pe.expert] = sens
                 bar.update(1)
 
-        with ThreadPoolExecutor(workers) as pool:
+        # the bar closes (its line cleared) before an error leaves, so the CLI's error line is not glued to it
+        with tqdm(total=len(self.experts), unit="expert", desc="experts", leave=False, disable=not progress) as bar, \
+                ThreadPoolExecutor(workers) as pool:
             last_layer = None
             for pe in self.experts:
                 if pe.layer != last_layer:  # fused source tensors of the previous layer are done
@@ -203,7 +204,6 @@ class MoeExport:
                 pending.append(pool.submit(self._encode_expert, pe, reader.load(pe), quantize_rows))
                 drain(workers)
             drain(0)
-        bar.close()
         reader.release()
 
     def _encode_expert(self, pe, ws: list[np.ndarray], quantize_rows: Callable):

@@ -8,10 +8,12 @@
 // attention_block_avx2: KIVI's sink and ring tiles are f16 sources, a quantized group's half is dequantized once per
 // call into f32 tiles in the scratch (d·c + m, kivi_neon.h; the K outlier channels' f16 values in place). Any head_dim >= 1 (KIVI: a multiple of 32), any alignment.
 // Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: on the dequantized cache).
+// The ISA-neutral frame (the rows' m, l and o, their start and finish, the tile walk): attention_block_common.h.
 #include <cmath>
 #include <cstring>
 
 #include "../../common.h"
+#include "../attention_block_common.h"
 #include "../kivi_parts.h"
 #include "arm.h"
 #include "kivi_neon.h"
@@ -74,16 +76,8 @@ inline Mask16 lanes(int64_t lo, int64_t hi) {  // lanes j with lo <= j < hi, of 
     return k;
 }
 
-struct Ctx {
-    const float* q;
-    int64_t q_stride, n_head, Dh, out_stride;
-    const int64_t *pb, *pe;
-    float* out;
-    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
-    float scale;
-    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
-    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
-};
+static_assert(kKTile == 16, "four vectors per tile row");
+using Ctx = AttnBlockCtx;
 
 // The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
 template <class E>
@@ -238,31 +232,8 @@ void accumulate(const Ctx& c, int64_t r0, int64_t j0, int64_t j1, const V& v) {
 template <class K, class V>
 void tile(const Ctx& c, int64_t R, int64_t p0, int64_t j0, int64_t j1, const K& k, const V& v, const float32x4_t* ksv,
           const float32x4_t* vsv, bool scaled) {
-    int64_t r = 0;
-    for (; r + 4 <= R; r += 4) scores<4>(c, r, p0, k, ksv, vsv, scaled);
-    for (; r < R; ++r) scores<1>(c, r, p0, k, ksv, vsv, scaled);
-    for (r = 0; r + 4 <= R; r += 4) accumulate<4>(c, r, j0, j1, v);
-    for (; r < R; ++r) accumulate<1>(c, r, j0, j1, v);
-}
-
-// The rows' state before the first tile; the union range [lo, hi) of the rows' positions.
-inline Ctx start(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
-                 int64_t Dh, float* scratch, float* out, int64_t out_stride, int64_t* lo, int64_t* hi) {
-    static_assert(kKTile == 16, "four vectors per tile row");
-    const int64_t R = n_tok * n_head;
-    Ctx c{q, q_stride, n_head, Dh, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
-          1.0f / std::sqrt((float)Dh)};
-    *lo = pb[0], *hi = pe[0];
-    for (int64_t t = 1; t < n_tok; ++t) *lo = pb[t] < *lo ? pb[t] : *lo, *hi = pe[t] > *hi ? pe[t] : *hi;
-    for (int64_t r = 0; r < R; ++r) {
-        c.m[r] = -INFINITY, c.l[r] = 0.f;
-        std::memset(c.o(r), 0, (size_t)Dh * sizeof(float));
-    }
-    return c;
-}
-
-inline void finish(const Ctx& c, int64_t R) {
-    for (int64_t r = 0; r < R; ++r) scale_row(c.o(r), c.Dh, 1.0f / c.l[r]);
+    attn_block_row_groups<4>(R, [&](auto n, int64_t r) { scores<decltype(n)::value>(c, r, p0, k, ksv, vsv, scaled); });
+    attn_block_row_groups<4>(R, [&](auto n, int64_t r) { accumulate<decltype(n)::value>(c, r, j0, j1, v); });
 }
 
 template <class E>
@@ -271,10 +242,9 @@ void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, cons
            float* scratch, float* out, int64_t out_stride) {
     const int64_t R = n_tok * n_head;
     int64_t lo, hi;
-    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    const Ctx c = attn_block_start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     const bool scaled = ks != nullptr;
-    for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
-        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
+    attn_block_tiles(lo, hi, [&](int64_t p0, int64_t j0, int64_t j1) {
         float32x4_t ksv[4], vsv[4];
         for (int j = 0; j < 4; ++j) ksv[j] = vsv[j] = vdupq_n_f32(0.0f);
         if (scaled) {  // the union lanes only (others 0)
@@ -284,8 +254,8 @@ void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, cons
             for (int j = 0; j < 4; ++j) ksv[j] = vld1q_f32(kb + 4 * j), vsv[j] = vld1q_f32(vb + 4 * j);
         }
         tile(c, R, p0, j0, j1, TileK<E>{kt + p0 * Dh}, TileV<E>{v + p0 * v_stride, v_stride}, ksv, vsv, scaled);
-    }
-    finish(c, R);
+    });
+    attn_block_finish(c, R, scale_row);
 }
 
 // KIVI (kernels.h attention_block_kivi_fn): the sink's tiles, the quantized groups' halves, the ring's tiles.
@@ -294,7 +264,7 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
                 const KiviHead& kc, int64_t Dh, float* scratch, float* out, int64_t out_stride) {
     const int64_t R = n_tok * n_head;
     int64_t lo, hi;
-    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    const Ctx c = attn_block_start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     float32x4_t none[4];
     for (int j = 0; j < 4; ++j) none[j] = vdupq_n_f32(0.0f);
     float* kt = scratch + R * kAttnBlockRowFloats;  // the dequantized tile (kernels.h: after the rows' scratch)
@@ -309,7 +279,7 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
             else dequant_tile<B, 0>(kb, vb, ko, kc.n_out, kc.vq_stride, j0, j1, Dh, kt, vt);
             tile(c, R, p0, j0, j1, TileK<F32>{kt}, TileV<F32>{vt, Dh}, none, none, false);
         });
-    finish(c, R);
+    attn_block_finish(c, R, scale_row);
 }
 
 }  // namespace

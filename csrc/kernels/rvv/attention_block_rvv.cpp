@@ -9,8 +9,10 @@
 // group's half is dequantized once per call into f32 tiles in the scratch (d·c + m, 8 lanes a piece: one shift per
 // piece of 8, every VLEN; the K outlier channels' f16 values in place). Any head_dim >= 1 (KIVI: a multiple of 32),
 // any alignment (vle16 / vle32 when the pointers are aligned, else the byte path). Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h; KIVI: the dequantized cache).
+// The ISA-neutral frame (the rows' m, l and o, their start and finish, the tile walk): attention_block_common.h.
 #include <math.h>
 
+#include "../attention_block_common.h"
 #include "../kivi_parts.h"
 #include "rvv.h"
 #include "kivi_rvv.h"
@@ -38,16 +40,7 @@ struct I8 {
     }
 };
 
-struct Ctx {
-    const float* q;
-    int64_t q_stride, n_head, Dh, out_stride;
-    const int64_t *pb, *pe;
-    float* out;
-    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
-    float scale;
-    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
-    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
-};
+using Ctx = AttnBlockCtx;
 
 // The K and V of one tile of 16 positions in the cache's own layout (the tiles of kernels.h; V rows of `stride`).
 template <bool A, class E>
@@ -191,31 +184,8 @@ void accumulate(const Ctx& c, int64_t r0, int64_t j0, int64_t j1, const V& v) {
 // One tile at p0 (union lanes [j0, j1)) for all R rows: scores and softmax updates, then o += w·V.
 template <bool A, class K, class V>
 void tile(const Ctx& c, int64_t R, int64_t p0, int64_t j0, int64_t j1, const K& k, const V& v, const float* ks, const float* vs) {
-    int64_t r = 0;
-    for (; r + 4 <= R; r += 4) scores<4, A>(c, r, p0, k, ks, vs);
-    for (; r < R; ++r) scores<1, A>(c, r, p0, k, ks, vs);
-    for (r = 0; r + 4 <= R; r += 4) accumulate<4, A>(c, r, j0, j1, v);
-    for (; r < R; ++r) accumulate<1, A>(c, r, j0, j1, v);
-}
-
-// The rows' state before the first tile; the union range [lo, hi) of the rows' positions.
-inline Ctx start(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
-                 int64_t Dh, float* scratch, float* out, int64_t out_stride, int64_t* lo, int64_t* hi) {
-    const int64_t R = n_tok * n_head;
-    Ctx c{q, q_stride, n_head, Dh, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17, 1.0f / sqrtf((float)Dh)};
-    *lo = pb[0], *hi = pe[0];
-    for (int64_t t = 1; t < n_tok; ++t) *lo = pb[t] < *lo ? pb[t] : *lo, *hi = pe[t] > *hi ? pe[t] : *hi;
-    for (int64_t r = 0; r < R; ++r) {
-        c.m[r] = -INFINITY, c.l[r] = 0.f;
-        float* o = c.o(r);
-        for (int64_t i = 0; i < Dh; ++i) o[i] = 0.f;
-    }
-    return c;
-}
-
-template <bool A>
-inline void finish(const Ctx& c, int64_t R) {
-    for (int64_t r = 0; r < R; ++r) scale_row<A>(c.o(r), c.Dh, 1.0f / c.l[r]);
+    attn_block_row_groups<4>(R, [&](auto n, int64_t r) { scores<decltype(n)::value, A>(c, r, p0, k, ks, vs); });
+    attn_block_row_groups<4>(R, [&](auto n, int64_t r) { accumulate<decltype(n)::value, A>(c, r, j0, j1, v); });
 }
 
 template <bool A, class E>
@@ -224,12 +194,11 @@ void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, cons
            float* scratch, float* out, int64_t out_stride) {
     const int64_t R = n_tok * n_head;
     int64_t lo, hi;
-    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
-    for (int64_t p0 = lo / kKTile * kKTile; p0 < hi; p0 += kKTile) {
-        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + kKTile ? hi : p0 + kKTile) - p0;
+    const Ctx c = attn_block_start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    attn_block_tiles(lo, hi, [&](int64_t p0, int64_t j0, int64_t j1) {
         tile<A>(c, R, p0, j0, j1, TileK<A, E>{kt + p0 * Dh}, TileV<A, E>{v + p0 * v_stride, v_stride}, ks, vs);
-    }
-    finish<A>(c, R);
+    });
+    attn_block_finish(c, R, scale_row<A>);
 }
 
 // KIVI (kernels.h attention_block_kivi_fn): the sink's tiles, the quantized groups' halves, the ring's tiles.
@@ -238,7 +207,7 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
                 const KiviHead& kc, int64_t Dh, float* scratch, float* out, int64_t out_stride) {
     const int64_t R = n_tok * n_head;
     int64_t lo, hi;
-    const Ctx c = start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
+    const Ctx c = attn_block_start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     float* kt = scratch + R * kAttnBlockRowFloats;  // the dequantized tile (kernels.h: after the rows' scratch)
     float* vt = kt + 16 * Dh;
     kivi_walk_tiles<B>(
@@ -250,7 +219,7 @@ void block_kivi(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head,
             dequant_tile<A>(kb, vb, ko, kc.n_out, kc.vq_stride, half, j0, j1, Dh, kt, vt);
             tile<A>(c, R, p0, j0, j1, TileK<A, F32>{kt}, TileV<A, F32>{vt, Dh}, nullptr, nullptr);
         });
-    finish<A>(c, R);
+    attn_block_finish(c, R, scale_row<A>);
 }
 
 template <class B>

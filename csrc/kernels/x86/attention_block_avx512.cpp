@@ -6,6 +6,8 @@
 // o lives in out (kernels.h). Each row's arithmetic is the same whatever rows share its group, so its
 // result never depends on the block it was called in. Any head_dim >= 1, any alignment.
 // Bound vs float64: |Δout| <= 1e-5 · max_p ||V_p||_inf (kernels.h).
+// The ISA-neutral frame (the rows' m, l and o, their start and finish, the tile walk): attention_block_common.h.
+#include "../attention_block_common.h"
 #include "avx512_util.h"
 #include "x86.h"
 
@@ -38,16 +40,17 @@ struct I8 {
     static __m512 ldm(__mmask16 m, const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p))); }
 };
 
-struct Ctx {
-    const float* q;
-    int64_t q_stride, n_head, Dh, v_stride, out_stride;
-    const int64_t *pb, *pe;
-    float* out;
-    float *w, *m, *l;  // scratch: [rows][16] weights of the tile, [rows] running max, [rows] running sum
-    float scale;
-    float* o(int64_t r) const { return out + (r / n_head) * out_stride + (r % n_head) * Dh; }
-    const float* qr(int64_t r) const { return q + (r / n_head) * q_stride + (r % n_head) * Dh; }
-};
+static_assert(kKTile == 16, "one zmm per tile row");
+using Ctx = AttnBlockCtx;
+
+// o[0, Dh) *= f
+inline void scale_row(float* o, int64_t Dh, float f) {
+    const __m512 fv = _mm512_set1_ps(f);
+    for (int64_t i = 0; i < Dh; i += 16) {
+        const __mmask16 dm = lanes(0, Dh - i);
+        _mm512_mask_storeu_ps(o + i, dm, _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, o + i), fv));
+    }
+}
 
 // Scores of rows [r0, r0 + NR) against the tile at p0, then each row's softmax update; w[r] = the row's
 // weights (0 outside its range; q8: times vs).
@@ -86,12 +89,7 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, __m
             if (m != -INFINITY) {  // o and l are zero before the row's first tile
                 const float f = _mm_cvtss_f32(_mm512_castps512_ps128(x86::exp16(_mm512_set1_ps(m - mt))));
                 l *= f;
-                float* o = c.o(r0 + r);
-                const __m512 fv = _mm512_set1_ps(f);
-                for (int64_t i = 0; i < c.Dh; i += 16) {
-                    const __mmask16 dm = lanes(0, c.Dh - i);
-                    _mm512_mask_storeu_ps(o + i, dm, _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, o + i), fv));
-                }
+                scale_row(c.o(r0 + r), c.Dh, f);
             }
             m = mt;
         }
@@ -103,7 +101,7 @@ void scores(const Ctx& c, int64_t r0, int64_t p0, const typename E::T* tile, __m
 
 // o[r] += Σ_j w[r][j] · V_{p0+j} for rows [r0, r0 + NR), j in [j0, j1).
 template <int NR, class E>
-void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v) {
+void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, const typename E::T* v, int64_t v_stride) {
     float* o[NR];
     const float* w[NR];
     for (int r = 0; r < NR; ++r) o[r] = c.o(r0 + r), w[r] = c.w + (r0 + r) * 16;
@@ -111,8 +109,8 @@ void accumulate(const Ctx& c, int64_t r0, int64_t p0, int64_t j0, int64_t j1, co
         const __mmask16 d0 = lanes(0, c.Dh - i), d1 = lanes(0, c.Dh - i - 16);
         __m512 a0[NR], a1[NR];
         for (int r = 0; r < NR; ++r) a0[r] = _mm512_maskz_loadu_ps(d0, o[r] + i), a1[r] = _mm512_maskz_loadu_ps(d1, o[r] + i + 16);
-        const typename E::T* vp = v + (p0 + j0) * c.v_stride + i;
-        for (int64_t j = j0; j < j1; ++j, vp += c.v_stride) {
+        const typename E::T* vp = v + (p0 + j0) * v_stride + i;
+        for (int64_t j = j0; j < j1; ++j, vp += v_stride) {
             const __m512 x0 = E::ldm(d0, vp);
             if (d1) {
                 const __m512 x1 = E::ldm(d1, vp + 16);
@@ -136,38 +134,19 @@ template <class E>
 void block(const float* q, int64_t q_stride, int64_t n_tok, int64_t n_head, const int64_t* pb, const int64_t* pe,
            const typename E::T* kt, const float* ks, const typename E::T* v, const float* vs, int64_t v_stride, int64_t Dh,
            float* scratch, float* out, int64_t out_stride) {
-    static_assert(kKTile == 16, "one zmm per tile row");
     const int64_t R = n_tok * n_head;
-    Ctx c{q, q_stride, n_head, Dh, v_stride, out_stride, pb, pe, out, scratch, scratch + R * 16, scratch + R * 17,
-          1.0f / std::sqrt((float)Dh)};
-    int64_t lo = pb[0], hi = pe[0];
-    for (int64_t t = 1; t < n_tok; ++t) lo = pb[t] < lo ? pb[t] : lo, hi = pe[t] > hi ? pe[t] : hi;
-    for (int64_t r = 0; r < R; ++r) {
-        c.m[r] = -INFINITY, c.l[r] = 0.f;
-        float* o = c.o(r);
-        for (int64_t i = 0; i < Dh; i += 16) _mm512_mask_storeu_ps(o + i, lanes(0, Dh - i), _mm512_setzero_ps());
-    }
+    int64_t lo, hi;
+    const Ctx c = attn_block_start(q, q_stride, n_tok, n_head, pb, pe, Dh, scratch, out, out_stride, &lo, &hi);
     const bool scaled = ks != nullptr;
-    for (int64_t p0 = lo / 16 * 16; p0 < hi; p0 += 16) {
-        const int64_t j0 = (lo > p0 ? lo : p0) - p0, j1 = (hi < p0 + 16 ? hi : p0 + 16) - p0;
+    attn_block_tiles(lo, hi, [&](int64_t p0, int64_t j0, int64_t j1) {
         const __mmask16 um = lanes(j0, j1);
         const __m512 ksv = scaled ? _mm512_maskz_loadu_ps(um, ks + p0) : _mm512_setzero_ps();
         const __m512 vsv = scaled ? _mm512_maskz_loadu_ps(um, vs + p0) : _mm512_setzero_ps();
         const typename E::T* tile = kt + p0 * Dh;
-        int64_t r = 0;
-        for (; r + 8 <= R; r += 8) scores<8, E>(c, r, p0, tile, ksv, vsv, scaled);
-        for (; r < R; ++r) scores<1, E>(c, r, p0, tile, ksv, vsv, scaled);
-        for (r = 0; r + 4 <= R; r += 4) accumulate<4, E>(c, r, p0, j0, j1, v);
-        for (; r < R; ++r) accumulate<1, E>(c, r, p0, j0, j1, v);
-    }
-    for (int64_t r = 0; r < R; ++r) {
-        float* o = c.o(r);
-        const __m512 inv = _mm512_set1_ps(1.0f / c.l[r]);
-        for (int64_t i = 0; i < Dh; i += 16) {
-            const __mmask16 dm = lanes(0, Dh - i);
-            _mm512_mask_storeu_ps(o + i, dm, _mm512_mul_ps(_mm512_maskz_loadu_ps(dm, o + i), inv));
-        }
-    }
+        attn_block_row_groups<8>(R, [&](auto n, int64_t r) { scores<decltype(n)::value, E>(c, r, p0, tile, ksv, vsv, scaled); });
+        attn_block_row_groups<4>(R, [&](auto n, int64_t r) { accumulate<decltype(n)::value, E>(c, r, p0, j0, j1, v, v_stride); });
+    });
+    attn_block_finish(c, R, scale_row);
 }
 
 }  // namespace
