@@ -13,7 +13,9 @@ with the f32 cache's replies; decode tok/s is the median of --decode-tokens one-
 --speed instead: prefill tok/s of a --prefill-tokens (2048) prompt and decode tok/s at position --decode-at
 (1900), edgerun with the blocked prefill attention (the default) and without it (EDGE_ATTN_BLOCK=0), both
 on the f16 cache (with --kv: on each of those caches, blocked only, the forms interleaved within each run), and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
-GGUF the default model was imported from, same threads, same text (bench/corpus.py), one warm-up run then
+GGUF the default model was imported from — twice: n_ubatch = the prompt without flash attention, and
+n_ubatch 512 with flash attention (llama.cpp's micro-batch default, its fast attention) — same threads, same
+text (bench/corpus.py), one warm-up run then
 --runs timed runs each (medians); the load average is printed beside (the machine may be shared).
 """
 from __future__ import annotations
@@ -160,17 +162,19 @@ def speed(a) -> int:
         rows[name] = edge_speed(path, text_file, a, block)["f16"]
         load.append(loadavg())
         print(f"{name}: {rows[name]} (load average {load[-1]:.2f})", flush=True)
-    if not a.no_llamacpp:
+    if not a.no_llamacpp:  # llama.cpp as this bench always ran it, and with its own defaults plus flash attention
         gguf = default_gguf()
         base = {"model": gguf, "threads": a.threads, "runs": a.runs, "text": text_file}
-        pre = run_worker("llama_speed", dict(base, prompt_tokens=a.prefill_tokens, gen_tokens=1))
-        dec = run_worker("llama_speed", dict(base, prompt_tokens=a.decode_at, gen_tokens=a.gen_tokens))
-        rows["llama.cpp " + pre.get("llama_cpp_version", "")] = {"prefill_tok_s": pre["prefill_tok_s"],
-                                                                 "decode_tok_s": dec["decode_tok_s"]}
-        load.append(loadavg())
-    print(f"{'engine':52s} prefill {a.prefill_tokens} tok/s   decode at {a.decode_at} tok/s")
+        for name, cfg in (("n_ubatch = prompt, no flash attention", {}),
+                          ("n_ubatch 512, flash attention", {"n_ubatch": 512, "flash_attn": True})):
+            pre = run_worker("llama_speed", dict(base, prompt_tokens=a.prefill_tokens, gen_tokens=1, **cfg))
+            dec = run_worker("llama_speed", dict(base, prompt_tokens=a.decode_at, gen_tokens=a.gen_tokens, **cfg))
+            rows[f"llama.cpp {pre.get('llama_cpp_version', '')} ({name})"] = {
+                "prefill_tok_s": pre["prefill_tok_s"], "decode_tok_s": dec["decode_tok_s"]}
+            load.append(loadavg())
+    print(f"{'engine':64s} prefill {a.prefill_tokens} tok/s   decode at {a.decode_at} tok/s")
     for k, r in rows.items():
-        print(f"{k:52s} {r['prefill_tok_s']:18.1f}   {r['decode_tok_s']:14.2f}")
+        print(f"{k:64s} {r['prefill_tok_s']:18.1f}   {r['decode_tok_s']:14.2f}")
     print(f"threads {a.threads}, model {path}, load average during the runs {', '.join(f'{x:.2f}' for x in load)}")
     if a.json:
         with open(a.json, "w") as f:

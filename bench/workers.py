@@ -4,7 +4,7 @@ Run as `python bench/workers.py KIND JSON_PARAMS`; prints one line RESULT_TAG + 
 bench_vs_llamacpp.run_worker() starts it (with sysmeasure.HWM_SNIPPET for the peak RSS).
 
 Contract (params -> result)
-    llama_speed    {model, threads, prompt_tokens, gen_tokens, runs, text}
+    llama_speed    {model, threads, prompt_tokens, gen_tokens, runs, text[, n_ubatch, flash_attn]}
                    -> {prefill_tok_s, decode_tok_s (medians of runs after one warm-up run),
                        perf_* (llama_perf_context's own rates), runs, system_info, llama_cpp_version}
     llama_ppl      {model, threads, ctx, chunks, text} -> {ppl, scored, chunks, text_tokens, add_bos,
@@ -53,11 +53,13 @@ def deny_amx() -> None:
         raise OSError(ctypes.get_errno(), "seccomp filter to disable AMX could not be installed")
 
 
-def _llama(model: str, threads: int, n_ctx: int, logits_all: bool):
+def _llama(model: str, threads: int, n_ctx: int, logits_all: bool, n_ubatch: int | None = None,
+           flash_attn: bool = False):
+    """n_ubatch None: the whole context in one micro-batch (what the perplexity protocol needs)."""
     from llama_cpp import Llama
 
-    return Llama(model_path=model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=threads,
-                 n_threads_batch=threads, logits_all=logits_all, use_mmap=True, verbose=False)
+    return Llama(model_path=model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ubatch or n_ctx, n_threads=threads,
+                 n_threads_batch=threads, logits_all=logits_all, use_mmap=True, verbose=False, flash_attn=flash_attn)
 
 
 def _last_logits(llm) -> np.ndarray:
@@ -69,10 +71,12 @@ def _last_logits(llm) -> np.ndarray:
 
 def worker_llama_speed(p: dict) -> dict:
     """Prefill p['prompt_tokens'] tokens of the text, then decode p['gen_tokens'] greedy tokens, one per
-    eval(); a warm-up run then p['runs'] timed runs."""
+    eval(); a warm-up run then p['runs'] timed runs. Optional p['n_ubatch'] (default: the whole prompt in one)
+    and p['flash_attn'] (default off)."""
     import llama_cpp
 
-    llm = _llama(p["model"], p["threads"], p["prompt_tokens"] + p["gen_tokens"], logits_all=False)
+    llm = _llama(p["model"], p["threads"], p["prompt_tokens"] + p["gen_tokens"], logits_all=False,
+                 n_ubatch=p.get("n_ubatch"), flash_attn=bool(p.get("flash_attn", False)))
     with open(p["text"], encoding="utf-8") as f:
         prompt = llm.tokenize(f.read(20000).encode("utf-8"), add_bos=True)[: p["prompt_tokens"]]
     assert len(prompt) == p["prompt_tokens"], "text too short for the prompt"
