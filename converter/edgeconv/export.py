@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -222,9 +222,10 @@ def _naming_source(src_path: str):
         raise
 
 
-def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, max_tokens, hessians):
+def _native_stats(src, src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, max_tokens, hessians):
     """(importance, H) from the C++ forward pass (calib_native.py) over a temporary f16 copy of the model,
-    written beside out_path and removed afterwards."""
+    written beside out_path (from the open source src: a GGUF's metadata takes seconds to parse) and removed
+    afterwards."""
     import tempfile
 
     from .calib_native import collect_native
@@ -232,7 +233,7 @@ def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, ma
     fd, tmp = tempfile.mkstemp(suffix=".calib-f16.edge", dir=os.path.dirname(os.path.abspath(out_path)))
     os.close(fd)
     try:
-        export(src_path, tmp, recipe="f16", tokenizer_pre=tokenizer_pre)
+        export(src_path, tmp, recipe="f16", tokenizer_pre=tokenizer_pre, source=src)
         return collect_native(tmp, plan, tokens, ctx=ctx, max_tokens=max_tokens, hessians=hessians, tied=tied)
     finally:
         os.unlink(tmp)
@@ -267,7 +268,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
            calib_auto: bool = False, gptq_mix: bool = True,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
-           log: Callable[[str], None] | None = None) -> ExportResult:
+           log: Callable[[str], None] | None = None, source=None) -> ExportResult:
     """Convert `src_path` (GGUF file, HF folder, .pt/.pth) to the .edge file `out_path`.
 
     tensor_types: ["REGEX=dtype", ...] overrides (llama-quantize --tensor-type style).
@@ -288,6 +289,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     MoE models only: expert_variants "int4,int2" / "q8_0,mxfp4" / ... (moe/variants.py; default from the
     recipe); predictor "fold" | "lsq" (default lsq with calib, else fold); expert_bits: average stored
     bits per expert weight for the per-expert plan (needs calib and two variants).
+    source: an already open Source of src_path (sources.open_source) to read instead of opening it again; it
+    is left open.
     """
     if gptq and calib is None:
         raise ValueError("--gptq needs calibration data: add --calib stdlib (built-in text) or --calib TEXTFILE")
@@ -301,7 +304,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     rec = get_recipe(recipe)
     overrides = parse_overrides(list(tensor_types))
     notes: list[str] = []
-    with _naming_source(src_path), open_source(src_path, tokenizer_pre) as src:
+    opened = nullcontext(source) if source is not None else open_source(src_path, tokenizer_pre)
+    with _naming_source(src_path), opened as src:
         hp = dict(src.hparams)
         plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
         hp["llm.tied_head"] = int(tied)
@@ -365,7 +369,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 imp, hessians = mc.importance, mc.hessians
                 how = "the PyTorch reference"
             else:
-                imp, hessians = _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, calib_ctx,
+                imp, hessians = _native_stats(src, src_path, out_path, tokenizer_pre, plan, tied, tokens, calib_ctx,
                                               calib_tokens, gptq)
                 how = "edgerun's C++ forward pass"
             importance = {**imp, **(importance or {})}

@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import int4, nl4
+from ._blas import blas_threads
 from ._blocks import f16_bytes, f16_from_bytes, f16_round, safe_div, unpack_nibbles
 from .dtypes import dtype_info, row_bytes
 
@@ -50,6 +51,7 @@ __all__ = ["gptq_quantize", "inverse_factor", "output_error"]
 DAMP = 0.1                # λ / mean(diag H), see above
 LAZY = 128                # columns per lazy batch (a multiple of every int4 block size)
 _ROW_CHUNK = 1 << 21      # ~elements per row chunk (W chunk of 2M float32 = 8 MB)
+_REFINE_CHUNK = 1 << 22   # refine_scales: elements of its [nb, rows, cols] product per row chunk (16 MB)
 
 
 def supported(dtype: str) -> bool:
@@ -75,14 +77,15 @@ def inverse_factor(h: np.ndarray, damp: float = DAMP) -> np.ndarray:
     h[dead, dead] = 1.0
     lam = damp * float(np.mean(np.diag(h)))
     eye = np.eye(n)
-    for _ in range(5):
-        try:
-            # Reversed Cholesky: J(H + λI)J = L Lᵀ with J the reversal, so H + λI = R Rᵀ with
-            # R = J L J upper; then (H + λI)⁻¹ = R⁻ᵀ R⁻¹ = UᵀU with U = R⁻¹ upper (one factorisation).
-            lo = np.linalg.cholesky(np.ascontiguousarray((h + lam * eye)[::-1, ::-1]))
-            return np.triu(_upper_inverse(np.ascontiguousarray(lo[::-1, ::-1])))
-        except np.linalg.LinAlgError:
-            lam = lam * 10 if lam > 0 else 1e-6
+    with blas_threads(1):  # small LAPACK steps: one thread (quant/_blas.py says why)
+        for _ in range(5):
+            try:
+                # Reversed Cholesky: J(H + λI)J = L Lᵀ with J the reversal, so H + λI = R Rᵀ with
+                # R = J L J upper; then (H + λI)⁻¹ = R⁻ᵀ R⁻¹ = UᵀU with U = R⁻¹ upper (one factorisation).
+                lo = np.linalg.cholesky(np.ascontiguousarray((h + lam * eye)[::-1, ::-1]))
+                return np.triu(_upper_inverse(np.ascontiguousarray(lo[::-1, ::-1])))
+            except np.linalg.LinAlgError:
+                lam = lam * 10 if lam > 0 else 1e-6
     raise ValueError("gptq: H + λI is not positive definite even with 10⁴× dampening")
 
 
@@ -138,7 +141,7 @@ def gptq_quantize(w: np.ndarray, dtype: str, h: np.ndarray, damp: float = DAMP,
         hd = np.array(h, np.float64)
         hd[np.diag_indices(cols)] += damp * float(np.mean(np.diag(hd)))
         hd = hd.astype(np.float32)
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore", under="ignore"), blas_threads(1):  # one BLAS thread: quant/_blas.py
         for r0 in range(0, rows, step):
             out[r0:r0 + step] = _gptq_rows(w[r0:r0 + step], dtype, t.block, u, sw)
             if hd is not None:
@@ -151,30 +154,38 @@ def refine_scales(w: np.ndarray, packed: np.ndarray, dtype: str, h: np.ndarray) 
     per row, min over d of (w - ŵ) H (w - ŵ)ᵀ with ŵ_j = d_b(j) · v_j (v the code values) is the linear
     least-squares problem G d = c, G[b, b'] = Σ_{j∈b, k∈b'} v_j H_jk v_k, c[b] = Σ_{j∈b} v_j (H w)_j.
     The solution is rounded to f16; a row keeps its old scales unless its objective drops.
-    w [r, cols], packed [r, row_bytes] -> packed with new scales. Cost ~ r · cols² flops."""
+    w [r, cols], packed [r, row_bytes] -> packed with new scales.
+
+    One product per row chunk: T[b, i, k] = Σ_{j∈b} v_ij H_jk ([nb, rows, cols], r · cols² flops). Then
+    G[i, b, b'] = Σ_{k∈b'} T[b, i, k] v_ik, c[i, b] = Σ_k T[b, i, k] w_ik, and the change of the objective
+    from d to d' = d + δ is (e' - e) H (e' + e)ᵀ = -Σ_k (Σ_b δ_b T[b, i, k]) (e' + e)_k (e = w - ŵ): a
+    difference computed as such, not two large objectives subtracted."""
     r, cols = w.shape
     t = dtype_info(dtype)
     B, nb = t.block, cols // t.block
     blocks = packed.reshape(r, nb, -1)
     nibbles = unpack_nibbles(blocks[..., 2:])
     v = nl4.VALUES[nibbles] if dtype == "nl4_32" else nibbles.astype(np.float32) - np.float32(8)
+    v = v.astype(np.float32)                                         # [r, nb, B]
     d_old = f16_from_bytes(blocks[..., 0:2])                        # [r, nb]
-    v = v.reshape(r, cols).astype(np.float32)
-    g = np.empty((r, nb, nb), np.float64)
-    for b in range(nb):
-        pb = v[:, b * B:(b + 1) * B] @ h[b * B:(b + 1) * B]          # [r, cols]
-        g[:, b, :] = (pb * v).reshape(r, nb, B).sum(-1)
-    c = (v * (w @ h)).reshape(r, nb, B).sum(-1).astype(np.float64)
-    ridge = 1e-9 * np.maximum(np.einsum("ibb->i", g), 1e-30)[:, None, None] * np.eye(nb)
-    d_new = f16_round(np.linalg.solve(g + ridge, c[..., None])[..., 0].astype(np.float32))
-
-    def objective(d):
-        e = w - (d[:, :, None] * v.reshape(r, nb, B)).reshape(r, cols)
-        return np.einsum("ij,ij->i", e @ h, e, dtype=np.float64)
-
-    better = np.isfinite(d_new).all(axis=1) & (objective(d_new) < objective(d_old))
+    hb = np.ascontiguousarray(h, dtype=np.float32).reshape(nb, B, cols)
     out = blocks.copy()
-    out[better, :, 0:2] = f16_bytes(d_new[better])
+    step = max(1, _REFINE_CHUNK // (nb * cols))
+    eye = np.eye(nb)
+    for r0 in range(0, r, step):
+        vv, ww, do = v[r0:r0 + step], w[r0:r0 + step], d_old[r0:r0 + step]
+        n = vv.shape[0]
+        tt = np.matmul(vv.transpose(1, 0, 2), hb)                    # [nb, n, cols]
+        g = np.einsum("bicj,icj->ibc", tt.reshape(nb, n, nb, B), vv).astype(np.float64)
+        c = np.einsum("bik,ik->ib", tt, ww).astype(np.float64)
+        ridge = 1e-9 * np.maximum(np.einsum("ibb->i", g), 1e-30)[:, None, None] * eye
+        d_new = f16_round(np.linalg.solve(g + ridge, c[..., None])[..., 0].astype(np.float32))
+        ok = np.isfinite(d_new).all(axis=1)
+        d_new = np.where(ok[:, None], d_new, do)
+        what = np.einsum("ib,bik->ik", d_new - do, tt)                # (ŵ' - ŵ) H
+        e_sum = (2 * ww - ((d_new + do)[:, :, None] * vv).reshape(n, cols))  # e' + e
+        better = ok & (np.einsum("ik,ik->i", what, e_sum, dtype=np.float64) > 0)
+        out[r0:r0 + step][better, :, 0:2] = f16_bytes(d_new[better])
     return out.reshape(r, -1)
 
 
@@ -195,18 +206,27 @@ def _scale_weights(sw, h, cols: int, block: int) -> np.ndarray | None:
 def _gptq_rows(w: np.ndarray, dtype: str, block: int, u: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
     """GPTQ on a row chunk [r, cols] -> packed bytes [r, row_bytes].
 
-    Works on the transpose Wt [cols, r] so a column of W is a contiguous row of Wt (the per-column
-    steps are the inner loop); every step is vectorised over the r rows of W."""
+    Works on the transpose Wt [cols, r] so a column of W is a contiguous row of Wt; every step is vectorised
+    over the r rows of W. Three levels, all the same algebra (column k's current value is its original minus
+    Σ_{i<k} e_i U_ik over the columns i already quantized):
+      within a quantization group (left-looking): column j's current value is computed when it is reached,
+        Wt[j] - Σ_{g0<=i<j} U_ij e_i, one matrix-vector product; nothing else in the group is touched per column;
+      after a group: the rest of its lazy batch gets the group's errors in one product (the next group's scale
+        search needs its current weights);
+      after a lazy batch of LAZY columns: every later column, in one product."""
     r, cols = w.shape
     asym = dtype.startswith("int4a")
     nl = dtype == "nl4_32"
     lo, hi = (0, 15) if asym else (-8, 7)
-    Wt = np.array(w.T, dtype=np.float32, order="C")          # [cols, r], updated in place
+    Wt = np.array(w.T, dtype=np.float32, order="C")          # [cols, r], updated per group / batch
+    ut = np.ascontiguousarray(u.T)                           # ut[j, i] = U_ij: the in-group coefficients, contiguous
     codes = np.empty((cols, r), np.float32)
     nb = cols // block
     d_all = np.empty((nb, r), np.float32)
     m_all = np.zeros((nb, r), np.float32)
     Et = np.empty((cols, r), np.float32)                     # scaled errors e_j = (w_j - ŵ_j) / U_jj
+    col = np.empty(r, np.float32)
+    q = np.empty(r, np.float32)
     for b0 in range(0, cols, LAZY):
         b1 = min(b0 + LAZY, cols)
         for g0 in range(b0, b1, block):
@@ -226,22 +246,29 @@ def _gptq_rows(w: np.ndarray, dtype: str, block: int, u: np.ndarray, sw: np.ndar
             m = m_all[gi]
             inv_d = safe_div(np.float32(1), d)               # as int4_codes / int4a_codes
             for j in range(g0, g1):
-                col = Wt[j]
-                if nl:
-                    q = nl4.nl4_nearest(col, d)
-                    codes[j] = q
-                    col_hat = d * nl4.VALUES[q]
+                if j > g0:
+                    np.subtract(Wt[j], ut[j, g0:j] @ Et[g0:j], out=col)
                 else:
-                    q = (col - m) * inv_d if asym else col * inv_d
+                    col[:] = Wt[j]
+                if nl:
+                    qi = nl4.nl4_nearest(col, d)
+                    codes[j] = qi
+                    col_hat = d * nl4.VALUES[qi]
+                else:
+                    if asym:
+                        np.subtract(col, m, out=q)
+                        q *= inv_d
+                    else:
+                        np.multiply(col, inv_d, out=q)
                     np.rint(q, out=q)
                     np.clip(q, lo, hi, out=q)
                     codes[j] = q
-                    col_hat = d * q + m if asym else d * q
+                    col_hat = d * q
+                    if asym:
+                        col_hat += m
                 e = Et[j]
                 np.subtract(col, col_hat, out=e)
                 e /= u[j, j]
-                if j + 1 < g1:
-                    Wt[j + 1:g1] -= u[j, j + 1:g1, None] * e[None, :]
             if g1 < b1:
                 Wt[g1:b1] -= u[g0:g1, g1:b1].T @ Et[g0:g1]
         if b1 < cols:
