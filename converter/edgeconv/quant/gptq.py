@@ -22,8 +22,15 @@ with error e_j = (w_j - ŵ_j) / U_jj and updating every later column k by -e_j·
     0.3 13.25, 1.0 13.19; 24645 tokens: 0.01 13.19, 0.1 13.19 (chunks 8-15: 14.09 / 13.92 / 13.90).
   * natural column order only: act-order would interleave columns of different quantization blocks,
     and our blocks are contiguous runs of 32/64/128 columns.
-  * lazy batch updates: within a batch of LAZY = 128 columns the update is applied per quantization
-    group, and the batch's accumulated errors reach the later columns in one matrix product.
+  * lazy batch updates: within a batch of LAZY = 128 columns the errors of each quantization group reach
+    the rest of the batch in one product, and the batch's errors reach the later columns in one product;
+    inside a group each column's current value is computed when it is reached (left-looking: one
+    matrix-vector product of the group's earlier errors), so a column step touches one column, not the
+    rest of the group. Same algebra as the textbook per-column update in another summation order
+    (tests/test_gptq_blocked.py checks it against that algorithm).
+  * one BLAS thread (quant/_blas.py): the factorisations and products here are small; with two OpenBLAS
+    threads on a busy 2-core machine they ran 10-50x slower. export.py runs groups of tensors in worker
+    processes instead (gptq_jobs.py).
   * scales: at the start of each quantization block (B columns) the block's scale (int4: d; int4a:
     d and m) is chosen per row by int4.py's error-minimising search applied to the CURRENT weights
     of that block, i.e. with the updates from every earlier column already applied. The search
