@@ -6,7 +6,8 @@ Both do the same algebra in a different summation order, so they agree to float 
 all but a few elements whose value sits on a rounding boundary, and the same output error tr(ΔW H ΔWᵀ) to a
 small tolerance. Sizes are chosen so that the lazy batch (LAZY = 128 columns) does not divide the row
 (cols = 224, 416) and the row chunks do not divide the rows (67 rows).
-Also: refine_scales's one-product form against its definition (least squares on the damped objective).
+Also: refine_scales's one-product form against its definition (least squares on the damped objective), and
+the block-preserving act-order (the default): a permutation of whole blocks, no worse than natural order.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_blocked_gptq_matches_the_per_column_reference(dtype, rows, cols, monkey
     h = x.T @ x / len(x)
     w = rng.standard_normal((rows, cols)).astype(np.float32)
     monkeypatch.setattr(gptq, "_ROW_CHUNK", 20 * cols)  # row chunks of 20: 67 = 3 · 20 + 7
-    b = gptq_quantize(w, dtype, h)
+    b = gptq_quantize(w, dtype, h, order="natural")  # the reference's column order
     ref, ref_d, ref_m = _reference(w, dtype, h)
     # the same codes up to rounding-boundary cases; where a code differs, the rest of its row may follow
     assert np.mean(_codes(b, dtype, w.shape) == ref) > 0.97
@@ -104,7 +105,7 @@ def test_refine_scales_solves_the_least_squares_problem(name, monkeypatch):
     x = _inputs(rng, 1024, cols)
     h = x.T @ x / len(x)
     w = rng.standard_normal((rows, cols)).astype(np.float32)
-    b0 = gptq_quantize(w, name, h)
+    b0 = gptq_quantize(w, name, h, order="natural")
     hd = (h + DAMP * np.mean(np.diag(h)) * np.eye(cols)).astype(np.float32)
     monkeypatch.setattr(gptq, "_REFINE_CHUNK", 11 * cols * (cols // Q.DTYPES[name].block))  # chunks of 11 rows
     b1 = gptq.refine_scales(w, b0.copy(), name, hd)
@@ -127,3 +128,30 @@ def test_refine_scales_solves_the_least_squares_problem(name, monkeypatch):
         else:
             np.testing.assert_allclose(d1[i], np.float16(sol).astype(np.float64), rtol=2e-3, err_msg=str(i))
             assert obj[1] < obj[0], i
+
+
+def test_block_act_order_permutes_whole_blocks():
+    rng = np.random.default_rng(2)
+    dg = rng.gamma(0.5, size=224)
+    perm = gptq.block_act_order(np.diag(dg), 32)
+    assert sorted(perm) == list(range(224))
+    runs = perm.reshape(7, 32)
+    assert all(len(set(r // 32)) == 1 for r in runs)          # each run of 32 is one natural block
+    assert np.all(np.diff(dg[runs], axis=1) <= 0)             # most active inputs first inside a block
+    sums = np.array([dg[r].sum() for r in runs])
+    assert np.all(np.diff(sums) <= 0)                         # and the most active blocks first
+
+
+@pytest.mark.parametrize("dtype", ["int4_32", "int4_64", "int4a_32", "nl4_32"])
+def test_act_order_lowers_the_output_error(dtype):
+    rng = np.random.default_rng(Q.DTYPES[dtype].id)
+    e = {"natural": 0.0, "act": 0.0}
+    for _ in range(3):
+        x = _inputs(rng, 1024, 192)
+        h = x.T @ x / len(x)
+        w = rng.standard_normal((40, 192)).astype(np.float32)
+        for o in e:
+            e[o] += output_error(w, Q.dequantize(gptq_quantize(w, dtype, h, order=o), dtype, w.shape), h)
+    assert e["act"] < 0.97 * e["natural"], e
+    with pytest.raises(ValueError, match="order"):
+        gptq_quantize(w, dtype, h, order="random")

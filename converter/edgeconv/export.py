@@ -249,21 +249,17 @@ def _native_stats(src, src_path, out_path, tokenizer_pre, plan, tied, tokens, ct
         os.unlink(tmp)
 
 
-def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors,
+def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived,
                 refine: bool = False) -> dict[str, np.ndarray]:
     """GPTQ bytes of p and of every tensor that reads the same input (same H object) in the same dtype
     (attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the same
     problem (rows are independent given H) with a third of the per-column Python steps."""
-    from .quant.gptq import gptq_quantize, inverse_factor
+    from .quant.gptq import gptq_quantize
 
     h, dtype = hessians[p.name], dtypes[p.name]
     group = [q for q in plan if gptq_ok(q) and hessians[q.name] is h and dtypes[q.name] == dtype]
-    if id(h) not in factors:
-        factors.clear()  # inputs are shared only by neighbouring tensors of one block
-        factors[id(h)] = inverse_factor(h, damp)
     mats = [(derived[q.name] if q.derived else _load(src, q)).reshape(-1, q.shape[-1]) for q in group]
-    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp,
-                        factor=factors[id(h)], refine=refine)
+    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp, refine=refine)
     res, r0 = {}, 0
     for q, m in zip(group, mats):
         res[q.name] = out[r0:r0 + m.shape[0]]
@@ -387,7 +383,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label} with {how} "
                          f"({time.time() - t_cal:.1f} s, {time.process_time() - c_cal:.1f} s CPU)")
         if gptq:
-            from .quant.gptq import gptq_quantize, inverse_factor, supported
+            from .quant.gptq import gptq_quantize, supported
 
             def gptq_ok(q) -> bool:
                 return supported(dtypes[q.name]) and q.name in hessians and q.name not in copied
@@ -418,7 +414,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             n_jobs = min(default_jobs() if jobs is None else max(1, int(jobs)), len(leaders))
             t_g, c_g, ch_g = time.time(), time.process_time(), os.times()
             pool = GptqJobs(lambda n: _gptq_group(src, plan, by_name[n], dtypes, hessians, gptq_ok, damp, derived,
-                                                  {}, refine), leaders, n_jobs)
+                                                  refine), leaders, n_jobs)
 
         with EdgeWriter(out_path, alignment=alignment) as w, _closing(pool):
             for k, mt, v in meta + moe_meta:
@@ -474,7 +470,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):
                     if gptq and h_e is not None and supported(dt):
-                        return gptq_quantize(wm, dt, h_e, factor=inverse_factor(h_e, damp))
+                        return gptq_quantize(wm, dt, h_e, damp=damp)
                     return quantize(wm, dt, importance=imp_e)
 
                 moe.write_experts(w, quantize_rows, progress)
