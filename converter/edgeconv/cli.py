@@ -1,7 +1,7 @@
 """edgeconv command line.
 
   edgeconv export SRC -o OUT.edge [--quant RECIPE] [--tensor-type REGEX=dtype ...]
-                   [--calib TEXTFILE|builtin|stdlib | --no-calib] [--gptq | --no-gptq] [--gptq-damp F] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
+                   [--calib TEXTFILE|builtin|stdlib | --no-calib] [--gptq | --no-gptq] [--gptq-damp F] [--jobs N] [--name N] [--align 64|4096] [--tokenizer-pre NAME]
                    [--device BOARD [--mem SIZE] [--ctx N]]   (recipe chosen for a board: edgeconv/device.py)
                    MoE models: [--expert-variants int4,int2|q8_0,mxfp4|...] [--predictor fold|lsq]
                    [--expert-bits AVG]   (docs/MOE.md; edgeconv/moe/)
@@ -77,7 +77,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     calib, gptq, auto = calib_choice(recipe, a.calib, a.no_calib, a.gptq, a.no_gptq)
     res = export(a.src, a.output, recipe=recipe, tensor_types=a.tensor_type or [], name=a.name,
                  alignment=a.align, tokenizer_pre=a.tokenizer_pre, calib=calib, calib_tokens=a.calib_tokens,
-                 gptq=gptq, gptq_damp=a.gptq_damp, calib_auto=auto, progress=not a.quiet,
+                 gptq=gptq, gptq_damp=a.gptq_damp, jobs=a.jobs, calib_auto=auto, progress=not a.quiet,
                  expert_variants=a.expert_variants,
                  predictor=a.predictor, expert_bits=a.expert_bits,
                  log=lambda m: print(m, file=sys.stderr))
@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-gptq", action="store_true", help="calibrate the scales only (importance), no GPTQ")
     e.add_argument("--gptq-damp", type=cc.nonneg_float, metavar="F", help="GPTQ dampening: add F × mean(diag H) to H's "
                    "diagonal (default 0.1; more calibration tokens allow less)")
+    e.add_argument("--jobs", "-j", type=cc.positive_int, metavar="N", help="GPTQ worker processes (default: the usable "
+                   "cores, at most 4; the output does not depend on it)")
     e.add_argument("--calib-tokens", type=cc.positive_int, default=8192, help="at most this many calibration tokens")
     e.add_argument("--expert-variants", metavar="V1,V2,...", help="MoE: precisions each expert can be read in, "
                    "best first: int4 (nested int4_32 bit-planes) and int2 (their 2-bit prefix, same blob), or dtypes "

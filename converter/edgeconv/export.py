@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -209,6 +209,16 @@ def _choose_dtypes(src, plan, dtypes, candidates, copied, overrides, importance)
 
 
 @contextmanager
+def _closing(pool):
+    """Close the GPTQ worker pool (when there is one) however the writing ends."""
+    try:
+        yield
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+@contextmanager
 def _naming_source(src_path: str):
     """A plain ValueError raised while converting (a tensor with NaN, a shape the architecture does not
     allow, ...) gets the source's path in front when it does not name it already, so the CLI's one line
@@ -222,9 +232,10 @@ def _naming_source(src_path: str):
         raise
 
 
-def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, max_tokens, hessians):
+def _native_stats(src, src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, max_tokens, hessians):
     """(importance, H) from the C++ forward pass (calib_native.py) over a temporary f16 copy of the model,
-    written beside out_path and removed afterwards."""
+    written beside out_path (from the open source src: a GGUF's metadata takes seconds to parse) and removed
+    afterwards."""
     import tempfile
 
     from .calib_native import collect_native
@@ -232,27 +243,23 @@ def _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, ctx, ma
     fd, tmp = tempfile.mkstemp(suffix=".calib-f16.edge", dir=os.path.dirname(os.path.abspath(out_path)))
     os.close(fd)
     try:
-        export(src_path, tmp, recipe="f16", tokenizer_pre=tokenizer_pre)
+        export(src_path, tmp, recipe="f16", tokenizer_pre=tokenizer_pre, source=src)
         return collect_native(tmp, plan, tokens, ctx=ctx, max_tokens=max_tokens, hessians=hessians, tied=tied)
     finally:
         os.unlink(tmp)
 
 
-def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived, factors,
+def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived,
                 refine: bool = False) -> dict[str, np.ndarray]:
     """GPTQ bytes of p and of every tensor that reads the same input (same H object) in the same dtype
     (attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the same
     problem (rows are independent given H) with a third of the per-column Python steps."""
-    from .quant.gptq import gptq_quantize, inverse_factor
+    from .quant.gptq import gptq_quantize
 
     h, dtype = hessians[p.name], dtypes[p.name]
     group = [q for q in plan if gptq_ok(q) and hessians[q.name] is h and dtypes[q.name] == dtype]
-    if id(h) not in factors:
-        factors.clear()  # inputs are shared only by neighbouring tensors of one block
-        factors[id(h)] = inverse_factor(h, damp)
     mats = [(derived[q.name] if q.derived else _load(src, q)).reshape(-1, q.shape[-1]) for q in group]
-    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp,
-                        factor=factors[id(h)], refine=refine)
+    out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp, refine=refine)
     res, r0 = {}, 0
     for q, m in zip(group, mats):
         res[q.name] = out[r0:r0 + m.shape[0]]
@@ -267,7 +274,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
            calib_auto: bool = False, gptq_mix: bool = True,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
-           log: Callable[[str], None] | None = None) -> ExportResult:
+           log: Callable[[str], None] | None = None, source=None, jobs: int | None = None) -> ExportResult:
     """Convert `src_path` (GGUF file, HF folder, .pt/.pth) to the .edge file `out_path`.
 
     tensor_types: ["REGEX=dtype", ...] overrides (llama-quantize --tensor-type style).
@@ -288,6 +295,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     MoE models only: expert_variants "int4,int2" / "q8_0,mxfp4" / ... (moe/variants.py; default from the
     recipe); predictor "fold" | "lsq" (default lsq with calib, else fold); expert_bits: average stored
     bits per expert weight for the per-expert plan (needs calib and two variants).
+    jobs: GPTQ worker processes (gptq_jobs.py; default: the usable cores, at most 4); the bytes do not depend on it.
+    source: an already open Source of src_path (sources.open_source) to read instead of opening it again; it
+    is left open.
     """
     if gptq and calib is None:
         raise ValueError("--gptq needs calibration data: add --calib stdlib (built-in text) or --calib TEXTFILE")
@@ -301,7 +311,8 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
     rec = get_recipe(recipe)
     overrides = parse_overrides(list(tensor_types))
     notes: list[str] = []
-    with _naming_source(src_path), open_source(src_path, tokenizer_pre) as src:
+    opened = nullcontext(source) if source is not None else open_source(src_path, tokenizer_pre)
+    with _naming_source(src_path), opened as src:
         hp = dict(src.hparams)
         plan, tied = plan_tensors(src.arch, hp, src.shapes, src.naming, src.tie_config)
         hp["llm.tied_head"] = int(tied)
@@ -365,21 +376,19 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 imp, hessians = mc.importance, mc.hessians
                 how = "the PyTorch reference"
             else:
-                imp, hessians = _native_stats(src_path, out_path, tokenizer_pre, plan, tied, tokens, calib_ctx,
+                imp, hessians = _native_stats(src, src_path, out_path, tokenizer_pre, plan, tied, tokens, calib_ctx,
                                               calib_tokens, gptq)
                 how = "edgerun's C++ forward pass"
             importance = {**imp, **(importance or {})}
             notes.append(f"calibrated on {min(len(tokens), calib_tokens)} tokens of {label} with {how} "
                          f"({time.time() - t_cal:.1f} s, {time.process_time() - c_cal:.1f} s CPU)")
         if gptq:
-            from .quant.gptq import gptq_quantize, inverse_factor, supported
+            from .quant.gptq import gptq_quantize, supported
 
-            factors: dict[int, np.ndarray] = {}  # id(H) -> its inverse factor (q/k/v and gate/up share one)
             def gptq_ok(q) -> bool:
                 return supported(dtypes[q.name]) and q.name in hessians and q.name not in copied
 
             gptq_done: dict[str, np.ndarray] = {}  # bytes of a group's tensors not written yet
-            gptq_s = gptq_cpu = 0.0
             n_gptq = sum(1 for p in plan if gptq_ok(p))
             n_nl = sum(1 for p in plan if gptq_ok(p) and dtypes[p.name] == "nl4_32")
             notes.append(f"GPTQ-quantized {n_gptq - n_nl} int4 tensors" + (f" and {n_nl} nl4_32 tensors" if n_nl else "")
@@ -392,7 +401,22 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
             derived = moe.fit_predictor(lambda n: _load(src, next(p for p in plan if p.name == n)))
             moe_meta = [(k, infer_meta_type(k, v), v) for k, v in moe.metadata()]
 
-        with EdgeWriter(out_path, alignment=alignment) as w:
+        pool = None
+        if gptq and n_gptq:  # every GPTQ group (tensors sharing H and dtype), its first tensor's name as key
+            from .gptq_jobs import GptqJobs, default_jobs
+
+            leaders, seen = [], set()
+            for q in plan:
+                if gptq_ok(q) and (id(hessians[q.name]), dtypes[q.name]) not in seen:
+                    seen.add((id(hessians[q.name]), dtypes[q.name]))
+                    leaders.append(q.name)
+            by_name = {q.name: q for q in plan}
+            n_jobs = min(default_jobs() if jobs is None else max(1, int(jobs)), len(leaders))
+            t_g, c_g, ch_g = time.time(), time.process_time(), os.times()
+            pool = GptqJobs(lambda n: _gptq_group(src, plan, by_name[n], dtypes, hessians, gptq_ok, damp, derived,
+                                                  refine), leaders, n_jobs)
+
+        with EdgeWriter(out_path, alignment=alignment) as w, _closing(pool):
             for k, mt, v in meta + moe_meta:
                 w.add_metadata(k, v, mt)
             for p in plan:
@@ -417,12 +441,9 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                     continue
                 use_gptq = gptq and gptq_ok(p)
                 if use_gptq:
-                    if p.name not in gptq_done:
-                        t_g, c_g = time.time(), time.process_time()
-                        gptq_done.update(_gptq_group(src, plan, p, dtypes, hessians, gptq_ok, damp,
-                                                     derived, factors, refine))
-                        gptq_s += time.time() - t_g
-                        gptq_cpu += time.process_time() - c_g
+                    if p.name not in gptq_done:  # p leads its group (plan order)
+                        gptq_done.update(pool.result(p.name))
+                        gptq_s = time.time() - t_g
                     w.write_chunk(p.name, gptq_done.pop(p.name))
                     w.end_tensor(p.name)
                     continue
@@ -440,11 +461,16 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 del arr, rows2d
             bar.close()
             if gptq and n_gptq:
-                notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU)")
+                pool.close()  # reaps the workers: their CPU time is in os.times() from here on
+                ch = os.times()
+                gptq_cpu = (time.process_time() - c_g + ch.children_user - ch_g.children_user
+                            + ch.children_system - ch_g.children_system)
+                notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU, {len(leaders)} groups on "
+                             f"{n_jobs} process{'es' if n_jobs > 1 else ''})")
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):
                     if gptq and h_e is not None and supported(dt):
-                        return gptq_quantize(wm, dt, h_e, factor=inverse_factor(h_e, damp))
+                        return gptq_quantize(wm, dt, h_e, damp=damp)
                     return quantize(wm, dt, importance=imp_e)
 
                 moe.write_experts(w, quantize_rows, progress)
