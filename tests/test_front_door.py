@@ -304,6 +304,22 @@ def _screen_lines(text: str) -> list[str]:
     return lines
 
 
+def test_close_bars_clears_a_bar_interrupted_inside_tqdm(monkeypatch):
+    """A Ctrl-C inside tqdm()'s first drawing leaves a bar without last_print_t, which tqdm's close() skips:
+    cli_common's _close_bars ends its line, so the error line stands alone (CI saw it glued to the bar)."""
+    import io
+
+    from tqdm import tqdm
+
+    from edgerun import cli_common
+    fp = io.StringIO()
+    bar = tqdm(range(75), desc="big.edge", unit="tensor", leave=False, file=fp)
+    del bar.last_print_t  # as if interrupted between the first refresh and the end of __init__
+    cli_common._close_bars()
+    fp.write("edgeconv: interrupted; nothing written\n")
+    assert _screen_lines(fp.getvalue())[-1] == "edgeconv: interrupted; nothing written", fp.getvalue()
+
+
 def _assert_last_line(err: str, line: str) -> None:
     """stderr's last line, as a terminal shows it, is exactly `line`: no progress bar's text left before it."""
     last = _screen_lines(err)[-1] if err.strip() else ""

@@ -196,8 +196,14 @@ def _close_bars() -> None:
     the loop over it), but a Ctrl-C can land between the bar's first drawing and that (inside tqdm())."""
     tqdm = sys.modules.get("tqdm")
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):  # tqdm's registry of open bars
+        # tqdm() interrupted in its first drawing, before it set last_print_t: close() returns without clearing
+        # such a bar (seen in CI: "big.edge: 0%|...|edgeconv: interrupted"), and its printer may not know the
+        # drawn width (the interrupt lands in the write's flush), so end the bar's line instead of clearing it
+        drawn_unfinished = getattr(bar, "sp", None) is not None and not hasattr(bar, "last_print_t")
         try:
             bar.close()
+            if drawn_unfinished:
+                bar.fp.write("\n")
         except Exception:  # a bar whose tqdm() itself was interrupted half-way
             pass
 
