@@ -209,16 +209,6 @@ def _choose_dtypes(src, plan, dtypes, candidates, copied, overrides, importance)
 
 
 @contextmanager
-def _closing(pool):
-    """Close the GPTQ worker pool (when there is one) however the writing ends."""
-    try:
-        yield
-    finally:
-        if pool is not None:
-            pool.close()
-
-
-@contextmanager
 def _naming_source(src_path: str):
     """A plain ValueError raised while converting (a tensor with NaN, a shape the architecture does not
     allow, ...) gets the source's path in front when it does not name it already, so the CLI's one line
@@ -249,15 +239,12 @@ def _native_stats(src, src_path, out_path, tokenizer_pre, plan, tied, tokens, ct
         os.unlink(tmp)
 
 
-def _gptq_group(src, plan, p, dtypes: Mapping[str, str], hessians, gptq_ok, damp: float, derived,
-                refine: bool = False) -> dict[str, np.ndarray]:
-    """GPTQ bytes of p and of every tensor that reads the same input (same H object) in the same dtype
-    (attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the same
-    problem (rows are independent given H) with a third of the per-column Python steps."""
+def _gptq_group(src, group: list, dtype: str, h, damp: float, derived, refine: bool = False) -> dict[str, np.ndarray]:
+    """GPTQ bytes of the tensors of `group` (plan entries that read the same input, the same H object, in the
+    same dtype: attn_q/k/v, ffn_gate/up): one gptq_quantize over their rows stacked, which is row for row the
+    same problem (rows are independent given H) with a third of the per-column Python steps."""
     from .quant.gptq import gptq_quantize
 
-    h, dtype = hessians[p.name], dtypes[p.name]
-    group = [q for q in plan if gptq_ok(q) and hessians[q.name] is h and dtypes[q.name] == dtype]
     mats = [(derived[q.name] if q.derived else _load(src, q)).reshape(-1, q.shape[-1]) for q in group]
     out = gptq_quantize(np.concatenate(mats) if len(mats) > 1 else mats[0], dtype, h, damp=damp, refine=refine)
     res, r0 = {}, 0
@@ -405,18 +392,17 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
         if gptq and n_gptq:  # every GPTQ group (tensors sharing H and dtype), its first tensor's name as key
             from .gptq_jobs import GptqJobs, default_jobs
 
-            leaders, seen = [], set()
+            groups: dict[tuple, list] = {}  # (id(H), dtype) -> its tensors in plan order
             for q in plan:
-                if gptq_ok(q) and (id(hessians[q.name]), dtypes[q.name]) not in seen:
-                    seen.add((id(hessians[q.name]), dtypes[q.name]))
-                    leaders.append(q.name)
-            by_name = {q.name: q for q in plan}
-            n_jobs = min(default_jobs() if jobs is None else max(1, int(jobs)), len(leaders))
+                if gptq_ok(q):
+                    groups.setdefault((id(hessians[q.name]), dtypes[q.name]), []).append(q)
+            by_leader = {g[0].name: g for g in groups.values()}
+            n_jobs = min(default_jobs() if jobs is None else max(1, int(jobs)), len(by_leader))
             t_g, c_g, ch_g = time.time(), time.process_time(), os.times()
-            pool = GptqJobs(lambda n: _gptq_group(src, plan, by_name[n], dtypes, hessians, gptq_ok, damp, derived,
-                                                  refine), leaders, n_jobs)
+            pool = GptqJobs(lambda n: _gptq_group(src, by_leader[n], dtypes[n], hessians[n], damp, derived, refine),
+                            list(by_leader), n_jobs)
 
-        with EdgeWriter(out_path, alignment=alignment) as w, _closing(pool):
+        with EdgeWriter(out_path, alignment=alignment) as w, pool or nullcontext():
             for k, mt, v in meta + moe_meta:
                 w.add_metadata(k, v, mt)
             for p in plan:
@@ -465,7 +451,7 @@ def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: lis
                 ch = os.times()
                 gptq_cpu = (time.process_time() - c_g + ch.children_user - ch_g.children_user
                             + ch.children_system - ch_g.children_system)
-                notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU, {len(leaders)} groups on "
+                notes.append(f"GPTQ took {gptq_s:.1f} s ({gptq_cpu:.1f} s CPU, {len(by_leader)} groups on "
                              f"{n_jobs} process{'es' if n_jobs > 1 else ''})")
             if moe is not None:
                 def quantize_rows(wm, dt, imp_e, h_e):

@@ -3,7 +3,7 @@ one thread each; quant/gptq.py pins BLAS to one thread).
 
     GptqJobs(run, keys, jobs)       run(key) -> {tensor name: bytes}, keys in the order they will be asked for
     .result(key) -> dict            blocks until that key's result is there
-    .close()
+    .close()                        (also on leaving `with GptqJobs(...)`)
 
 Workers are forked (Linux / macOS "fork" start method), so they see the parent's calibration statistics, open
 source and plan without copying or pickling them: the state is the closure `run`, put in a module global
@@ -50,6 +50,12 @@ class GptqJobs:
     def result(self, key: Hashable) -> dict:
         f = self.futures.pop(key, None)
         return self.run(key) if f is None else f.result()
+
+    def __enter__(self) -> "GptqJobs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         global _RUN
