@@ -19,9 +19,9 @@ has no SmallThinker): prefill = one forward of 256 ids, decode = 128 greedy step
 Roofline: weight bytes one decode token reads (every matrix, the tied head, k experts per MoE layer) over the
 copy bandwidth (--bw, 4.2e12 B/s measured on this H200): tok/s at that bound, and the fraction reached.
 --moe-budget F: the 4b shape again with the GPU's expert cache at F of the expert bytes (gpu_mem), with its
-hit rate, beside the fully resident run; then both again sampling at temperature 1 (seed 0): a random model's
-greedy decode repeats one token, so the same k experts serve every step (hit rate 1.0 at any budget), while
-sampled tokens move the routing. The two sampled rows must give the same tokens (streamed = resident).
+hit rate, beside the fully resident run; then both again sampling at temperature 1 (seed 0). The random
+files route about uniformly (cuda/random_edge.py), the worst case for the cache; the two sampled rows must
+give the same tokens (streamed = resident), as must the two greedy ones.
 Numbers are medians over --runs timed rounds after one warm-up round. Output: DIR/bench_cuda.json and
 DIR/bench_cuda.md (the table), also printed.
 """
