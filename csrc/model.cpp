@@ -190,6 +190,11 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
 void Model::dense_ffn(const Layer& L, const LayerWeights& w, int64_t T) {
     Backend& be = *be_;
     const int64_t il = &L - layers_.data();
+    if (!stats_ && !L.bias[AT_GATE] && !L.bias[AT_UP] && !L.bias[AT_DOWN] && !w.ffn_post_norm) {  // the fused forms
+        be.rmsnorm_glu(x_, w.ffn_norm, (float)cfg_.rms_eps, T, xn_, w.gate, w.up, cfg_.ffn_act, gate_, up_, L.lora_ptr + AT_GATE);
+        be.matmul_add(w.down, gate_, T, xn_, x_, L.lora_ptr[AT_DOWN]);
+        return;
+    }
     {
         const Matrix* ws[2] = {&w.gate, &w.up};
         float* ys[2] = {gate_, up_};
@@ -198,10 +203,6 @@ void Model::dense_ffn(const Layer& L, const LayerWeights& w, int64_t T) {
     if (stats_) stats_->add(il, ACT_FFN_IN, -1, xn_, T, cfg_.d_model, *cpu_);
     add_adapter_bias(L, AT_GATE, gate_, T, cfg_.d_ff);
     add_adapter_bias(L, AT_UP, up_, T, cfg_.d_ff);
-    if (!stats_ && !L.bias[AT_DOWN] && !w.ffn_post_norm) {  // x += down·(act(gate)·up), one op
-        be.act_mul_matmul_add(gate_, up_, cfg_.ffn_act, w.down, T, xn_, x_, L.lora_ptr[AT_DOWN]);
-        return;
-    }
     be.act_mul(gate_, up_, T * cfg_.d_ff, cfg_.ffn_act);
     if (stats_) stats_->add(il, ACT_FFN_MID, -1, gate_, T, cfg_.d_ff, *cpu_);
     const Matrix* wd = &w.down;

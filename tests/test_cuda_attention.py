@@ -6,7 +6,7 @@ mapped memory (EDGE_CUDA_MAPPED_WEIGHTS=1, issue 9 §3). Skipped without a GPU.
 Sizes: prompts of 1..130 tokens (the flash kernel takes steps of more than 8 tokens in tiles of 8 queries
 and 32 keys: 9, 17, 40, 130 leave partial tiles), head_dim 16 / 24 / 64 / 128 (24 does not divide the
 split kernel's 128 threads), GQA, a sliding window of 8 (smallthinker's tiny layers 1-3), and decode steps
-that cross the split kernel's 128-position chunks (ctx 300: 3 chunks).
+that cross the split kernel's chunks (ctx 300: 10 chunks of 32 positions, cuda_attention_chunk).
 Bounds: logits vs the CPU within tests/test_cuda.py's TOL (2e-3 · max|logit| for f32; 2e-2 for int-dot
 weights). The older attention kernel (EDGE_CUDA_FLASH=0) computes the same softmax in one piece; the new
 kernels agree with it within 1e-4 · max|logit| on f32 weights (f32 rounding of the split exponentials only).
@@ -88,7 +88,7 @@ def test_prefill_attention_equals_cpu(files, name, n):
 
 @pytest.mark.parametrize("name", ["llama-d16", "qwen3-d24", "llama-d64", "smallthinker-w8"])
 def test_decode_split_attention_across_chunks(files, name):
-    """Prompt of 100, then one-token steps to position 160 (crossing the 128-position chunk), graph on."""
+    """Prompt of 100, then one-token steps to position 160 (crossing two 32-position chunks), graph on."""
     path = files(name, "f32")
     toks = ids(161, seed=1)
     cpu, gpu, old = edgerun.Model(path, ctx=300, kv="f32"), load(path), load(path, EDGE_CUDA_FLASH=0)
@@ -138,7 +138,7 @@ def test_weights_read_in_place_equal_the_device_copy(files, arch, recipe):
 @pytest.mark.parametrize("name", ["llama-d64", "smallthinker-w8"])
 def test_split_combine_in_last_cta_equals_combine_launch(files, name):
     """The split-K decode attention's merge in the last CTA (default) is the combine kernel's arithmetic: the
-    logits of one-token steps (replayed graphs, crossing the 128-position chunks at ctx 300) are bit-equal."""
+    logits of one-token steps (replayed graphs, crossing the 32-position chunks at ctx 300) are bit-equal."""
     path = files(name, "f32")
     fused, separate = load(path), load(path, EDGE_CUDA_SPLIT_COMBINE=0)
     toks = ids(140, seed=11)

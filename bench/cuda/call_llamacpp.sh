@@ -3,7 +3,9 @@
 # so build/ survives): PHASE=1 builds llama.cpp's shared libraries with CUDA (sm_90) from the slimmed
 # llama-cpp-python 0.3.36 source in .lcp/ (see bench/cuda/RESULTS.md "Session s20") beside edgerun's build, then
 # runs the kernel tests and the GPU tests; PHASE=2 runs bench/cuda/llamacpp_cuda.py (llama.cpp CUDA and edgerun on
-# the same GGUF weights) and the 4B MoE budget row of bench/bench_cuda.py. carry: [".whl", ".lcp"]. Files in $OUT.
+# the same GGUF weights) and the 4B MoE budget row of bench/bench_cuda.py (MOE_TIMEOUT=0: skipped). carry: [".whl", ".lcp"].
+# PHASE=1 with OLD_PATCH=.lcp/X.patch also runs call_ab_tree.sh's A/B against the tree before that patch, with PROFILE=1
+# bench/cuda/profile_decode.py. Files in $OUT.
 #   PHASE=1 bash bench/cuda/call_llamacpp.sh; PHASE=2 bash bench/cuda/call_llamacpp.sh
 set -uo pipefail
 LCP=.lcp/llama_cpp_python-0.3.36
@@ -14,12 +16,17 @@ if [ "${PHASE:-1}" = 1 ]; then
       -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF >"$OUT/lcp_build.log" 2>&1 &&
     ninja -C build/lcp -j10 llama >>"$OUT/lcp_build.log" 2>&1; echo "llama.cpp build rc=$?" >>"$OUT/lcp_build.log" ) &
   . "$(dirname "$0")/build_gpu.sh"
+  # OLD_PATCH set: an older tree built beside (call_ab_tree.sh), benchmarked against this one after the tests
+  [ -n "${OLD_PATCH:-}" ] && { . "$(dirname "$0")/call_ab_tree.sh"; ab_build_old & old_pid=$!; }
   [ "${SKIP_TESTS:-0}" = 1 ] || { timeout 100 build/gpu/edge_test_cuda_gemv --quick > /tmp/q.log 2>&1; echo "kernel tests rc=$? $(tail -1 /tmp/q.log)"; grep -E "^FAIL" /tmp/q.log | head -8; } >"$OUT/kernels.md" 2>&1
   [ "${SKIP_TESTS:-0}" = 1 ] || el "kernel tests: $(head -1 "$OUT/kernels.md")"
   if [ "${SKIP_TESTS:-0}" != 1 ]; then
     timeout 240 python3 -m pytest -q -rfE tests/test_cuda.py tests/test_cuda_decode.py tests/test_cuda_attention.py >"$OUT/test_cuda.log" 2>&1
     el "tests rc=$?: $(tail -1 "$OUT/test_cuda.log")"; grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -20
   fi
+  [ -n "${OLD_PATCH:-}" ] && { wait $old_pid; el "$(tail -1 /tmp/old_build.log)"; ab_run; }
+  [ "${PROFILE:-0}" = 1 ] && { timeout 100 python3 bench/cuda/profile_decode.py --shapes 135m,1b --tokens 64 2>&1 | grep -v -i warn >"$OUT/profile.md"
+    el "profile"; grep -E "^(##|tokens)" "$OUT/profile.md"; }
   wait; el "$(tail -1 "$OUT/lcp_build.log")"; ls build/lcp/bin/*.so 2>/dev/null | head
 else
   t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
@@ -31,6 +38,7 @@ else
   timeout ${LC_TIMEOUT:-330} python3 bench/cuda/llamacpp_cuda.py --tok .lcp/tok.gguf --out "$OUT" --shapes ${SHAPES:-135m,1b} \
     --quants q4_0,q8_0 --runs 3 --reps 2 --edgert build/gpu/edgert > "$OUT/llamacpp.log" 2>&1
   el "llamacpp_cuda rc=$?"; tail -8 "$OUT/llamacpp.log"
+  [ "${MOE_TIMEOUT:-200}" = 0 ] && exit 0
   mkdir -p /tmp/bb; timeout ${MOE_TIMEOUT:-200} python3 bench/bench_cuda.py --out /tmp/bb --shapes 4b --recipes int4 --no-hf --runs 2 \
     --moe-budget 0.25 --edgert build/gpu/edgert > "$OUT/bench_4b.log" 2>&1; el "bench 4b rc=$?"
   cp /tmp/bb/bench_cuda.json "$OUT/bench_4b.json" 2>/dev/null; cat /tmp/bb/bench_cuda.md 2>/dev/null; tail -5 "$OUT/bench_4b.log"

@@ -230,11 +230,14 @@ public:
         matmul(&ws, &y, 1, in, T, adapter ? &adapter : nullptr);
         add(x, y, T * w.rows);
     }
-    // g = act(g)·u (g [T, W.cols]; scratch after), then matmul_add(W, g, T, y, x, adapter).
-    virtual void act_mul_matmul_add(float* g, const float* u, Act act, const Matrix& w, int64_t T, float* y, float* x,
-                                    const LowRank* adapter = nullptr) {
-        act_mul(g, u, T * w.cols, act);
-        matmul_add(w, g, T, y, x, adapter);
+    // A gated FFN's first half: xn = rmsnorm(x, w, eps); g = act(gate·xn)·(up·xn) [T, gate.rows] (u: scratch) — i.e.
+    // rmsnorm_matmul({gate, up}, {g, u}) then act_mul(g, u).
+    virtual void rmsnorm_glu(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix& gate,
+                             const Matrix& up, Act act, float* g, float* u, const LowRank* const* adapters = nullptr) {
+        const Matrix* ws[2] = {&gate, &up};
+        float* ys[2] = {g, u};
+        rmsnorm_matmul(x, w, eps, T, xn, ws, ys, 2, adapters);
+        act_mul(g, u, T * gate.rows, act);
     }
 
     // rope(q, T, H, Dh, cos, sin); rope(k, T, Hkv, Dh, cos, sin); kv_append(kv, k, v, T, pos0, Hkv, Dh): one run's

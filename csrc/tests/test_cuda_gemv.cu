@@ -20,6 +20,7 @@
 //             blocks, ties), strided columns, nothing written past the last block.
 //   fused     cuda_gemv_fused (input formed in the kernel, several matrices, residual) bit-exact vs the unfused
 //             kernels, and vs the reference (test_fused).
+//   glu       cuda_gemv_fused_glu (gate·up with act·mul in the epilogue) bit-exact vs fused + act_mul (test_glu).
 //   gemm_mma  cuda_gemm_mma (the tensor-core prefill GEMM) for every int_dot dtype, bn 32 and 64: rows 1, 63,
 //             65, 130; n 1 / 5 / 129 activation blocks (partial K stages); ncols 1, 17, 33, 64, 100 (partial
 //             column tiles); W misaligned, padded strides: BIT-EXACT vs the reference gemm, gaps poisoned.
@@ -558,6 +559,79 @@ void test_fused(Rng& g, bool quick) {
     std::printf("%s refuses: fused gemv of a float dtype / 4 matrices / no input (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
 }
 
+// cuda_gemv_fused_glu vs cuda_gemv_fused({gate, up}) then cuda_act_mul on the same input, BIT FOR BIT (that chain is
+// checked against the reference by test_fused): every fused dtype × input (f32, rmsnorm·w) × act, rows 1..1023,
+// n 1..33 blocks, gate / up misaligned with their own padded strides; g poisoned first.
+void test_glu(Rng& g, bool quick) {
+    const int dts[] = {EDGE_DTYPE_Q8_0, EDGE_DTYPE_INT4_32, EDGE_DTYPE_INT4_64, EDGE_DTYPE_INT4_128,
+                       EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128};
+    const int64_t rows_set[] = {1, 3, 33, 130, 1023};
+    int idx = 0;
+    for (int dt : dts) {
+        const int B = dtype_traits(dt).block;
+        for (int kind : {kCudaInF32, kCudaInRmsnorm})
+            for (int act : {0, 1, 2})
+                for (int64_t nblk : {(int64_t)1, (int64_t)3, (int64_t)33 * 128 / B}) {
+                    if (quick && (++idx % 2) && nblk != 3) continue;
+                    const int64_t n = nblk * B, rows = rows_set[g.range(0, 4)], rb = (int64_t)dtype_row_bytes(dt, n);
+                    std::vector<float> x((size_t)n), nw((size_t)n);
+                    const float amp = (float)std::ldexp(1.0, g.range(-4, 4));
+                    for (int64_t i = 0; i < n; ++i) x[i] = g.sym(amp), nw[i] = g.sym(1.5f);
+                    float *dx = nullptr, *dnw = nullptr, *dgu = nullptr, *dg = nullptr;
+                    CK(cudaMalloc(&dx, n * 4));
+                    CK(cudaMalloc(&dnw, n * 4));
+                    CK(cudaMalloc(&dgu, 2 * rows * 4));
+                    CK(cudaMalloc(&dg, rows * 4));
+                    CK(cudaMemcpyAsync(dx, x.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                    CK(cudaMemcpyAsync(dnw, nw.data(), n * 4, cudaMemcpyHostToDevice, g_st));
+                    CK(cudaMemsetAsync(dg, 0xFF, rows * 4, g_st));
+                    uint8_t* dW[2];
+                    CudaGemvMat mats[2];
+                    for (int m = 0; m < 2; ++m) {
+                        const int64_t ws = rb + g.range(0, 17), wmis = g.range(0, 15);
+                        std::vector<uint8_t> Wh((size_t)(ws * rows), 0);
+                        for (int64_t r = 0; r < rows; ++r) fill_row(g, dt, Wh.data() + r * ws, n, true);
+                        CK(cudaMalloc(&dW[m], Wh.size() + 512));
+                        CK(cudaMemcpy(dW[m] + wmis, Wh.data(), Wh.size(), cudaMemcpyHostToDevice));
+                        mats[m] = CudaGemvMat{dW[m] + wmis, ws, rows, dgu + m * rows, nullptr};
+                    }
+                    CudaGemvInput in;
+                    in.kind = kind;
+                    in.x = dx;
+                    in.eps = 1e-5f;
+                    in.norm_w = kind == kCudaInRmsnorm ? dnw : nullptr;
+                    CK(cuda_gemv_fused(dt, mats, 2, n, in, g_st));
+                    CK(cuda_act_mul(dgu, dgu + rows, rows, act, g_st));
+                    const bool overlap = g.range(0, 1) == 1;
+                    CK(cuda_gemv_fused_glu(dt, mats[0].W, mats[0].w_stride, mats[1].W, mats[1].w_stride, rows, n, in, act, dg, g_st,
+                                           overlap ? kCudaOverlapPrevious : 0));
+                    CK(cudaStreamSynchronize(g_st));
+                    std::vector<float> want((size_t)rows), got((size_t)rows);
+                    CK(cudaMemcpy(want.data(), dgu, rows * 4, cudaMemcpyDeviceToHost));
+                    CK(cudaMemcpy(got.data(), dg, rows * 4, cudaMemcpyDeviceToHost));
+                    int64_t bad = -1;
+                    for (int64_t r = 0; r < rows && bad < 0; ++r)
+                        if (std::memcmp(&want[(size_t)r], &got[(size_t)r], 4) != 0) bad = r;
+                    for (float* p : {dx, dnw, dgu, dg}) CK(cudaFree(p));
+                    for (uint8_t* p : dW) CK(cudaFree(p));
+                    const bool ok = bad < 0;
+                    ok ? ++g_passed : ++g_failed;
+                    std::printf("%s glu   %-9s n=%-5" PRId64 " rows=%-4" PRId64 " in=%s act=%s%s  %s\n", ok ? "ok  " : "FAIL",
+                                dtype_traits(dt).name, n, rows, kind == kCudaInF32 ? "f32" : "rmsnorm·w",
+                                act == 0 ? "silu" : act == 1 ? "relu" : "gelu", overlap ? " overlap" : "",
+                                ok ? "bit-exact vs fused + act_mul" : "");
+                    if (!ok)
+                        std::printf("     g[%" PRId64 "] = %.9g, fused + act_mul %.9g\n", bad, got[(size_t)bad], want[(size_t)bad]);
+                }
+    }
+    CudaGemvInput in;
+    float y = 0;
+    const bool refused = cuda_gemv_fused_glu(EDGE_DTYPE_F32, &y, 4, &y, 4, 1, 32, in, 0, &y, g_st) == cudaErrorInvalidValue &&
+                         cuda_gemv_fused_glu(EDGE_DTYPE_Q8_0, &y, 34, &y, 34, 1, 32, in, 3, &y, g_st) == cudaErrorInvalidValue;
+    refused ? ++g_passed : ++g_failed;
+    std::printf("%s refuses: glu gemv of a float dtype / act 3 / no input (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
+}
+
 // A shape the contract excludes is refused without a launch.
 // cuda_lowrank_add vs CpuBackend::low_rank's up-projection loop (the same f32 operations in the same order:
 // bit-exact). The host loop below uses volatile temporaries so no compiler contracts it into FMAs.
@@ -1073,6 +1147,7 @@ int main(int argc, char** argv) {
     test_gemm_mma(g, quick);
     test_gemv(g, quick);
     test_fused(g, quick);
+    test_glu(g, quick);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

@@ -21,6 +21,7 @@
 // (2) Ks + Vs 2·32·Dh, q 8·Dh, p 8·32 floats (Dh = 256: 73 KB, opted in by cuda_attention_prepare).
 #include <cmath>
 
+#include "../../kernels/cuda/pdl.cuh"
 #include "cuda_backend.h"
 
 namespace edge {
@@ -28,6 +29,8 @@ namespace edge {
 namespace {
 
 constexpr int kSplitThreads = 128, kFlashQ = 8, kFlashKeys = 32, kMaxDhRegs = 8;  // Dh <= 256 in the flash kernel
+constexpr int kSplitChunk = 32;  // chunk granularity (a multiple of kKTile)
+static_assert(kSplitChunk % kKTile == 0, "chunks hold whole K tiles");
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -72,29 +75,35 @@ __device__ __forceinline__ void stage_floats(float* dst, const float* src, int n
 }
 
 // Positions per tile of the split kernel: kSplitThreads, fewer for wide heads so K + V of a tile fit in
-// shared memory (tile_positions · Dh <= 8192 floats each).
-__host__ __device__ constexpr int split_tile_positions(int Dh) {
-    return Dh * kSplitThreads <= 8192 ? kSplitThreads : (8192 / Dh) / kKTile * kKTile;
+// shared memory (tile_positions · Dh <= 8192 floats each), and no more than a chunk (a multiple of kKTile).
+__host__ __device__ constexpr int split_tile_positions(int Dh, int64_t chunk) {
+    const int tp = Dh * kSplitThreads <= 8192 ? kSplitThreads : (8192 / Dh) / kKTile * kKTile;
+    return chunk < tp ? (int)chunk : tp;
 }
 
-// o[t, h] = Σ_c e^(m_c - M)·acc_c / Σ_c e^(m_c - M)·l_c over the S partials of th = t·H + h (empty ones skipped),
-// by the calling CTA; partials read past L1 (other CTAs wrote them).
+// o[t, h] = Σ_c e^(m_c - M)·acc_c / Σ_c e^(m_c - M)·l_c over the S <= kMaxSplits partials of th = t·H + h (empty
+// ones skipped), by the calling CTA (>= 32 threads): warp 0 reads every (m_c, l_c) at once and forms the weights,
+// then each thread sums its dims over c; partials read past L1 (other CTAs wrote them).
 __device__ __forceinline__ void combine_partials(const float* part, int S, int th, int H, int Dh, float* __restrict__ o) {
+    __shared__ float wc[kMaxSplits], inv_l;
     const float* pp = part + (int64_t)th * S * (Dh + 2);
-    float M = -INFINITY;
-    for (int c = 0; c < S; ++c) M = fmaxf(M, __ldcg(pp + c * (Dh + 2) + Dh));
-    float L = 0.f;
-    for (int c = 0; c < S; ++c) {
-        const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
-        if (ms != -INFINITY) L += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + Dh + 1);
+    if (threadIdx.x < 32) {
+        const int c = threadIdx.x;
+        const float ms = c < S ? __ldcg(pp + c * (Dh + 2) + Dh) : -INFINITY;
+        const float ls = c < S ? __ldcg(pp + c * (Dh + 2) + Dh + 1) : 0.f;
+        const float M = warp_max(ms);  // finite: the chunk holding the token's own position is never empty
+        const float e = ms != -INFINITY ? expf(ms - M) : 0.f;
+        if (c < S) wc[c] = e;
+        const float L = warp_sum(e * ls);
+        if (c == 0) inv_l = 1.0f / L;
     }
-    const float inv = 1.0f / L;
+    __syncthreads();
+    const float inv = inv_l;
     for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
         float a = 0.f;
-        for (int c = 0; c < S; ++c) {
-            const float ms = __ldcg(pp + c * (Dh + 2) + Dh);
-            if (ms != -INFINITY) a += expf(ms - M) * __ldcg(pp + c * (Dh + 2) + i);
-        }
+#pragma unroll 4
+        for (int c = 0; c < S; ++c)
+            if (wc[c] != 0.f) a += wc[c] * __ldcg(pp + c * (Dh + 2) + i);
         o[(int64_t)(th / H) * H * Dh + (int64_t)(th % H) * Dh + i] = a * inv;
     }
 }
@@ -112,10 +121,12 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
                              float* __restrict__ part, int* __restrict__ done, float* __restrict__ o,
                              const CudaStepInputs* ds) {
     extern __shared__ __align__(16) float sh[];
+    pdl_launch_dependents();  // PDL-launched (pdl.cuh): the output projection may start streaming its weights
+    pdl_wait();
     if (ds) pos0 = ds->pos;
     const int S = gridDim.y, s = blockIdx.y, th = blockIdx.x, t = th / H, h = th % H, kvh = h / (H / Hkv);
     const int P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1;
-    const int TP = split_tile_positions(Dh);
+    const int TP = split_tile_positions(Dh, chunk);
     float* ks = sh;                              // [(TP + kKTile) · Dh]: kKTile-position tiles, transposed
     float* vs = ks + (TP + kKTile) * Dh;         // [TP][Dh]
     float* qs = vs + TP * Dh;
@@ -270,19 +281,21 @@ __global__ void __launch_bounds__(32 * kFlashQ) attn_flash_k(const float* __rest
     }
 }
 
-int64_t split_smem_bytes(int64_t Dh) {
-    const int64_t P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1, TP = split_tile_positions((int)Dh);
+int64_t split_smem_bytes(int64_t Dh, int64_t chunk = kSplitThreads) {
+    const int64_t P = Dh <= kSplitThreads ? kSplitThreads / Dh : 1, TP = split_tile_positions((int)Dh, chunk);
     return ((2 * TP + kKTile) * Dh + Dh + kSplitThreads + 32 + P * Dh) * (int64_t)sizeof(float);
 }
 int64_t flash_smem_bytes(int64_t Dh) { return (2 * kFlashKeys * Dh + kFlashQ * Dh + kFlashQ * kFlashKeys) * (int64_t)sizeof(float); }
 
 }  // namespace
 
-// The split of ctx positions into chunks: chunk a multiple of 128, at most kMaxSplits chunks.
+// The split of ctx positions into chunks: chunk a multiple of kSplitChunk, at most kMaxSplits chunks. Short
+// contexts get short chunks (ctx 400: 13 of 32 positions; 4096: 32 of 128), so that a decode step has a few
+// hundred CTAs whose serial work is short, not a few dozen walking 128 positions each.
 int64_t cuda_attention_chunk(int64_t ctx) {
     const int64_t per = (ctx + kMaxSplits - 1) / kMaxSplits;
-    const int64_t c = (per + kSplitThreads - 1) / kSplitThreads * kSplitThreads;
-    return c < kSplitThreads ? kSplitThreads : c;
+    const int64_t c = (per + kSplitChunk - 1) / kSplitChunk * kSplitChunk;
+    return c < kSplitChunk ? kSplitChunk : c;
 }
 
 Status cuda_attention_kernels_prepare(int64_t max_dh, int64_t max_smem) {
@@ -298,9 +311,11 @@ Status cuda_attention_kernels_prepare(int64_t max_dh, int64_t max_smem) {
 void CudaBackend::attention_split(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                                   int64_t window, float* out) {
     const int64_t chunk = cuda_attention_chunk(shape_.ctx), S = (shape_.ctx + chunk - 1) / chunk;
-    attn_split_k<<<dim3((unsigned)(T * H), (unsigned)S), kSplitThreads, (size_t)split_smem_bytes(Dh), stream_>>>(
-        q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_,
-        split_combine_ ? attn_done_ : nullptr, out, in_step_ ? step_ : nullptr);
+    note(launch_pdl(attn_split_k, dim3((unsigned)(T * H), (unsigned)S), dim3(kSplitThreads), (size_t)split_smem_bytes(Dh, chunk),
+                    stream_, pdl_, q, (const float*)kv.k, (const float*)kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh,
+                    window, chunk, attn_part_, split_combine_ ? attn_done_ : nullptr, out,
+                    (const CudaStepInputs*)(in_step_ ? step_ : nullptr)),
+         "attention");
     if (!split_combine_)
         attn_combine_k<<<(unsigned)(T * H), Dh < 128 ? 64 : 128, 0, stream_>>>(attn_part_, (int)S, (int)H, (int)Dh, out);
 }

@@ -17,7 +17,7 @@
 // the row's scale; embed (host dequant), add, add_bias, relu, gather / scatter / combine are exact.
 // LowRank terms: A·x by the f32 GEMV, then cuda_lowrank_add (the CPU's up-projection bit for bit).
 // One-token steps (T = 1) on q8_0 / int4* matrices without adapters use the fused GEMV (cuda_fused.cu): the
-// input's norm / act·mul and its quantization inside the GEMV, q/k/v (gate/up) in one launch, the residual in
+// input's norm and its quantization inside the GEMV, q/k/v (gate/up) in one launch, the residual (act·mul) in
 // its epilogue — the same bits as the unfused ops (EDGE_CUDA_FUSE=0).
 // Scratch of its own: q8 activations, A·x of LowRank terms, the split-K attention's partials (cuda_attention.cu;
 // EDGE_CUDA_FLASH=0: the older kernel, scores in shared memory, ctx ≤ the opt-in shared memory / 4 positions), routes / weights staged for the MoE ops, the expert
@@ -95,8 +95,8 @@ public:
     void rmsnorm_matmul(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix* const* ws,
                         float* const* ys, int nw, const LowRank* const* adapters = nullptr) override;
     void matmul_add(const Matrix& w, const float* in, int64_t T, float* y, float* x, const LowRank* adapter = nullptr) override;
-    void act_mul_matmul_add(float* g, const float* u, Act act, const Matrix& w, int64_t T, float* y, float* x,
-                            const LowRank* adapter = nullptr) override;
+    void rmsnorm_glu(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix& gate, const Matrix& up,
+                     Act act, float* g, float* u, const LowRank* const* adapters = nullptr) override;
 
     void moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) override;
     void moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) override;

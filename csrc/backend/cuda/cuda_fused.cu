@@ -1,8 +1,9 @@
 // cuda_fused.cu — the CUDA backend's fused one-token forms (backend.h "fused forms"; cuda_backend.h): a
 // matmul whose input is formed inside the GEMV (kernels/cuda cuda_gemv_fused: f32 → block_q8x per CTA, or
 // RMSNorm / act·mul first) over up to three matrices of one dtype per launch, with the residual added in
-// its epilogue. Per decoder layer this turns rmsnorm, quantize, 3 GEMVs (attention input), quantize, GEMV,
-// add (output), rmsnorm, quantize, 2 GEMVs, act·mul, quantize, GEMV, add (FFN) — 17 launches — into 4 (5 where the FFN is wider than kFusedActMaxN).
+// its epilogue, and the gated FFN's act·mul in the gate·up GEMV's epilogue (rmsnorm_glu: one warp computes gate
+// row r and up row r). Per decoder layer this turns rmsnorm, quantize, 3 GEMVs (attention input), quantize, GEMV,
+// add (output), rmsnorm, quantize, 2 GEMVs, act·mul, quantize, GEMV, add (FFN) — 17 launches — into 4.
 // Results: bit for bit those of the unfused ops (the same device functions; EDGE_CUDA_FUSE=0 runs those),
 // which the GPU tests compare. Other cases (T > 1, adapters, float / MX dtypes) take the unfused path.
 #include "../../kernels/cuda/cuda_kernels.h"
@@ -12,9 +13,6 @@ namespace edge {
 
 namespace {
 bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
-// act·mul inside the down GEMV costs every CTA n activations (expf, a division): up to this width it is cheaper
-// than a launch of its own (the 135M shape: 1536); beyond it (the 1.2B shape: 8192) cuda_act_mul runs first.
-constexpr int64_t kFusedActMaxN = 4096;
 }  // namespace
 
 bool CudaBackend::fusable(const Matrix* const* ws, int nw, int64_t T, const LowRank* const* adapters) const {
@@ -69,24 +67,23 @@ void CudaBackend::matmul_add(const Matrix& w, const float* in_x, int64_t T, floa
     gemv_fused(&ws, &x, &x, 1, in);
 }
 
-void CudaBackend::act_mul_matmul_add(float* g, const float* u, Act act, const Matrix& w, int64_t T, float* y, float* x,
-                                     const LowRank* adapter) {
-    const Matrix* ws = &w;
-    if (g == x || u == x || !aligned16(g) || !aligned16(u) || !fusable(&ws, 1, T, &adapter)) {
-        Backend::act_mul_matmul_add(g, u, act, w, T, y, x, adapter);
-        return;
-    }
-    if (w.cols > kFusedActMaxN) {  // act·mul on its own, then the quantize and the residual in the GEMV
-        act_mul(g, u, T * w.cols, act);
-        matmul_add(w, g, T, y, x, adapter);
+void CudaBackend::rmsnorm_glu(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix& gate, const Matrix& up,
+                              Act act, float* g, float* u, const LowRank* const* adapters) {
+    const Matrix* ws[2] = {&gate, &up};
+    if (xn == x || !aligned16(x) || !aligned16(xn) || !fusable(ws, 2, T, adapters) || gate.dtype != up.dtype ||
+        gate.rows != up.rows) {
+        Backend::rmsnorm_glu(x, w, eps, T, xn, gate, up, act, g, u, adapters);
         return;
     }
     CudaGemvInput in;
-    in.kind = kCudaInActMul;
-    in.x = g;
-    in.u = u;
-    in.act = (int)act;
-    gemv_fused(&ws, &x, &x, 1, in);
+    in.kind = kCudaInRmsnorm;
+    in.x = x;
+    in.norm_w = w;
+    in.eps = eps;
+    in.a_out = xn;
+    note(cuda_gemv_fused_glu(gate.dtype, gate.data, (int64_t)gate.row_bytes, up.data, (int64_t)up.row_bytes, gate.rows, gate.cols,
+                             in, (int)act, g, stream_, pdl_ ? kCudaOverlapPrevious : 0),
+         "gemv_fused_glu");
 }
 
 }  // namespace edge

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "../../kernels/cuda/cuda_kernels.h"
+#include "../../kernels/cuda/pdl.cuh"
 #include "../../kernels/cuda/rowops.cuh"
 #include "../planner.h"
 #include "cuda_backend.h"
@@ -73,6 +74,8 @@ __global__ void rope_kv_k(float* q, float* k, const float* __restrict__ v, int64
                           int64_t pos0, const CudaStepInputs* ds) {
     const int64_t half = Dh / 2, nq = T * H * half, nk = T * Hkv * half, Dkv = Hkv * Dh;
     int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    pdl_launch_dependents();  // PDL-launched (pdl.cuh): the attention may start its prologue
+    pdl_wait();
     if (ds) pos0 = ds->pos;
     if (i < nq + nk) {
         const bool isq = i < nq;
@@ -219,8 +222,9 @@ void CudaBackend::rope_kv_append(float* q, float* k, const float* v, int64_t T, 
     }
     const int64_t n = T * (H + Hkv) * (Dh / 2) + T * Hkv * Dh;
     if (n > 0)
-        rope_kv_k<<<blocks_for(n), kThreads, 0, stream_>>>(q, k, v, T, H, Hkv, Dh, cos, sin, kv.k, kv.v, kv.k_head_stride, pos0,
-                                                           in_step_ ? step_ : nullptr);
+        note(launch_pdl(rope_kv_k, blocks_for(n), kThreads, 0, stream_, pdl_, q, k, v, T, H, Hkv, Dh, cos, sin, kv.k, kv.v,
+                        kv.k_head_stride, pos0, (const CudaStepInputs*)(in_step_ ? step_ : nullptr)),
+             "rope_kv");
 }
 
 void CudaBackend::attention(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,

@@ -102,6 +102,12 @@ struct CudaGemvInput {
 bool cuda_gemv_fused_supported(uint32_t dtype);
 cudaError_t cuda_gemv_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
                             cudaStream_t stream, uint32_t flags = 0);
+// The gate·up pair of a gated FFN with the act·mul in its epilogue: g[r] = act(dot(gate row r, q(a))) · dot(up row
+// r, q(a)), r < rows, a formed from `in` as above (one warp walks gate row r, then up row r). Bit for bit
+// cuda_gemv_fused({gate, up}) then cuda_act_mul (act: 0 SiLU / 1 ReLU / 2 tanh-GELU). Wg, Wu: one dtype, any
+// byte alignment, their own strides; g 4-byte aligned.
+cudaError_t cuda_gemv_fused_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
+                                int64_t n, const CudaGemvInput& in, int act, float* g, cudaStream_t stream, uint32_t flags = 0);
 
 // LowRank (LoRA) up-projection, lowrank.cu: Y[c·ldy + o] += scale · Σ_{j<r} B[o·r + j] · U[c·r + j] for o < rows,
 // c < ncols; B [rows, r], U [ncols, r] f32 (U = A·x by cuda_gemv on the f32 A). The sum in j order without FMA,

@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "cuda_kernels.h"
+#include "pdl.cuh"
 #include "rowops.cuh"
 
 namespace edge {
@@ -65,18 +66,8 @@ __device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
     return v;
 }
 
-// Programmatic dependent launch (sm_90+; no-ops below): let the next kernel of the stream start its
-// prologue now / wait until the previous kernel has finished and its writes are visible.
-__device__ __forceinline__ void pdl_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void pdl_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
+using edge::pdl_launch_dependents;  // pdl.cuh
+using edge::pdl_wait;
 
 __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
     uint32_t d;
@@ -299,13 +290,15 @@ __device__ ActQ8 stage_fused(uint8_t* act, const CudaGemvInput& in, int n) {
 
 // Which weight rows a launch covers and where their results go. RowsOne: one matrix, NC columns of Y (ldy
 // apart). RowsFused: up to kCudaFusedMaxMats matrices one after the other (launch row g: matrix m with
-// end[m-1] <= g < end[m]), one column, an optional residual per matrix.
+// end[m-1] <= g < end[m]), one column, an optional residual per matrix. RowsGlu: kSub = 2 matrix rows per
+// launch row (gate row g, then up row g, walked by one warp), stored as act(gate)·up. kSub = 1 elsewhere.
 struct RowsOne {
+    static constexpr int kSub = 1;
     const uint8_t* W;
     int64_t w_stride;
     float* Y;
     int64_t ldy;
-    __device__ __forceinline__ const uint8_t* row(int g) const { return W + (int64_t)g * w_stride; }
+    __device__ __forceinline__ const uint8_t* row(int g, int) const { return W + (int64_t)g * w_stride; }
     __device__ __forceinline__ void store(int g, int c, float v) const { Y[(int64_t)c * ldy + g] = v; }
 };
 
@@ -316,13 +309,15 @@ struct FusedParams {
     const float* R[kCudaFusedMaxMats];
     int end[kCudaFusedMaxMats];  // cumulative rows; unused matrices repeat the total
     int n;
+    int act;  // RowsGlu
     CudaGemvInput in;
 };
 
 struct RowsFused {
+    static constexpr int kSub = 1;
     const FusedParams& P;
     __device__ __forceinline__ int mat(int g) const { return g < P.end[0] ? 0 : (g < P.end[1] ? 1 : 2); }
-    __device__ __forceinline__ const uint8_t* row(int g) const {
+    __device__ __forceinline__ const uint8_t* row(int g, int) const {
         const int m = mat(g);
         const int r = m == 0 ? g : g - P.end[m - 1];
         const uint8_t* W = m == 0 ? P.W[0] : (m == 1 ? P.W[1] : P.W[2]);
@@ -338,16 +333,30 @@ struct RowsFused {
     }
 };
 
-// The kernel body (gemv.cuh header, point 1): `rows` launch rows of n elements; stage_act() fills the
-// activations in shared memory (after the first weight loads are in flight and the previous kernel is done).
+// cuda_gemv_fused_glu: P.W[0] / P.W[1] = gate / up (P.end[0] rows each), P.Y[0] = g, P.act.
+struct RowsGlu {
+    static constexpr int kSub = 2;
+    const FusedParams& P;
+    __device__ __forceinline__ const uint8_t* row(int g, int sub) const { return P.W[sub] + (int64_t)g * P.w_stride[sub]; }
+    __device__ __forceinline__ void store2(int g, float gate, float up) const {
+        P.Y[0][g] = cuda_rowops::act_apply(gate, up, P.act);
+    }
+};
+
+// The kernel body (gemv.cuh header, point 1): `rows` launch rows of Rows::kSub matrix rows of n elements each
+// (pieces 0 .. np-1 of sub-row 0, then those of sub-row 1); stage_act() fills the activations in shared memory
+// (after the first weight loads are in flight and the previous kernel is done).
 template <class D, int NC, class Rows, class Stage>
 __device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
     extern __shared__ __align__(128) uint8_t smem[];
     constexpr int BB = D::kBB;
     constexpr int BPP = kPieceData / BB;  // blocks per piece
+    constexpr int kSub = Rows::kSub;
+    static_assert(kSub == 1 || NC == 1, "sub-rows have one column");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int nb = n / D::kB;
-    const int np = (nb + BPP - 1) / BPP;
+    const int np = (nb + BPP - 1) / BPP;  // pieces per matrix row
+    const int npr = kSub * np;             // pieces per launch row
     uint8_t* buf = smem + warp * kWarpBuf;
     const int total_warps = gridDim.x * kWarps;
 
@@ -356,9 +365,10 @@ __device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n,
     int ng = 0, nblk = 0;
     uint32_t off0 = 0;
     auto issue = [&](int r, int pp) {
-        const int b0 = pp * BPP;
+        const int sub = kSub == 1 ? 0 : (pp >= np);
+        const int b0 = (pp - sub * np) * BPP;
         nblk = min(BPP, nb - b0);
-        const uint8_t* base = R.row(r) + (int64_t)b0 * BB;
+        const uint8_t* base = R.row(r, sub) + (int64_t)b0 * BB;
         const uintptr_t a0 = (uintptr_t)base & ~(uintptr_t)15;
         const uintptr_t a1 = ((uintptr_t)base + (uintptr_t)nblk * BB + 15) & ~(uintptr_t)15;
         off0 = (uint32_t)((uintptr_t)base - a0);
@@ -379,6 +389,7 @@ __device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n,
     float acc[NC];
 #pragma unroll
     for (int c = 0; c < NC; ++c) acc[c] = 0.0f;
+    float first = 0.0f;  // kSub = 2: lane 0's sum of sub-row 0
     while (row < rows) {
         __syncwarp();  // every lane is done reading the previous piece
 #pragma unroll
@@ -389,22 +400,29 @@ __device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n,
         __syncwarp();
         const int cur_row = row, cur_p = p, cur_nblk = nblk;
         const uint32_t cur_off0 = off0;
-        if (++p == np) {
+        if (++p == npr) {
             p = 0;
             row += total_warps;
         }
         if (row < rows) issue(row, p);  // in flight while this piece is decoded
 
+        const int cur_sub = kSub == 1 ? 0 : (cur_p >= np), cur_pl = cur_p - cur_sub * np;
         for (int j = lane; j < cur_nblk; j += 32)
-            D::template dot<NC>(buf, cur_off0 + (uint32_t)(j * BB), A, (cur_p * BPP + j) * (D::kB / 32), acc);
+            D::template dot<NC>(buf, cur_off0 + (uint32_t)(j * BB), A, (cur_pl * BPP + j) * (D::kB / 32), acc);
 
-        if (cur_p == np - 1) {
+        if (cur_pl == np - 1) {
 #pragma unroll
             for (int c = 0; c < NC; ++c) {
                 float v = acc[c];
 #pragma unroll
                 for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-                if (lane == c) R.store(cur_row, c, v);
+                if constexpr (kSub == 1) {
+                    if (lane == c) R.store(cur_row, c, v);
+                } else if (cur_sub == 0) {
+                    first = v;
+                } else if (lane == 0) {
+                    R.store2(cur_row, first, v);
+                }
                 acc[c] = 0.0f;
             }
         }
@@ -438,6 +456,11 @@ __global__ void EDGE_GEMV_BOUNDS gemv_fused_kernel(const __grid_constant__ Fused
     gemv_blocks_body<D, 1>(RowsFused{P}, P.end[kCudaFusedMaxMats - 1], P.n, StageFused<D>{P.in, P.n});
 }
 
+template <class D>
+__global__ void EDGE_GEMV_BOUNDS gemv_glu_kernel(const __grid_constant__ FusedParams P) {
+    gemv_blocks_body<D, 1>(RowsGlu{P}, P.end[0], P.n, StageFused<D>{P.in, P.n});
+}
+
 // ---------------------------------------------------------------- host side
 
 // Grid of a persistent kernel: enough CTAs to cover `rows` with one warp per row, at most what stays
@@ -456,33 +479,11 @@ inline cudaError_t persistent_grid(K kernel, size_t smem, int64_t rows, int* gri
     return cudaSuccess;
 }
 
-// Launches kernel<<<grid, kThreads, smem, stream>>>(args...), with programmatic stream
-// serialisation when `overlap` (and the device has it: sm_90+).
+// Launches kernel<<<grid, kThreads, smem, stream>>>(args...), PDL-launched when `overlap` (pdl.cuh).
 template <class... P, class... A>
 inline cudaError_t launch_kernel(void (*kernel)(P...), int grid, size_t smem, cudaStream_t stream, bool overlap,
                                  A... args) {
-    if (!overlap) {  // the plain launch
-        kernel<<<grid, kThreads, smem, stream>>>(args...);
-        return cudaGetLastError();
-    }
-    {
-        int dev = 0, major = 0;
-        cudaError_t e = cudaGetDevice(&dev);
-        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-        if (e != cudaSuccess) return e;
-        overlap = major >= 9;
-    }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)grid);
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = overlap ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kernel, args...);
+    return launch_pdl(kernel, dim3((unsigned)grid), dim3(kThreads), smem, stream, overlap, args...);
 }
 
 inline size_t blocks_fixed_smem() { return (size_t)kWarps * kWarpBuf; }
@@ -545,15 +546,38 @@ cudaError_t launch_blocks(const void* W, int64_t w_stride, int64_t rows, int64_t
     return cudaSuccess;
 }
 
+// The fused GEMVs' input (cuda_kernels.h cuda_gemv_fused): n and the pointers `in` reads.
+template <class D>
+bool fused_input_ok(int64_t n, const CudaGemvInput& in) {
+    return n > 0 && n % D::kB == 0 && n % 32 == 0 && n <= INT_MAX / 4 && in.kind >= kCudaInF32 && in.kind <= kCudaInActMul &&
+           in.x != nullptr && ((uintptr_t)in.x & 15) == 0 &&
+           (in.kind != kCudaInActMul || (in.u != nullptr && ((uintptr_t)in.u & 15) == 0 && in.act >= 0 && in.act <= 2)) &&
+           ((uintptr_t)in.norm_w & 3) == 0 && ((uintptr_t)in.a_out & 15) == 0;
+}
+
+// One launch of a fused kernel (gemv_fused_kernel / gemv_glu_kernel) over `rows` launch rows of P.
+template <class D>
+cudaError_t launch_fused_params(void (*kernel)(FusedParams), const FusedParams& P, int64_t rows, uint32_t flags,
+                                cudaStream_t stream) {
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return e;
+    const size_t smem = blocks_fixed_smem() + act_col_bytes<D>((uint32_t)P.n) + kLutBytes;
+    if (smem + 32 * sizeof(float) > (size_t)optin) return cudaErrorInvalidValue;
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    int grid = 0;
+    e = persistent_grid(kernel, smem, rows, &grid);
+    if (e != cudaSuccess) return e;
+    return launch_kernel(kernel, grid, smem, stream, (flags & kCudaOverlapPrevious) != 0, P);
+}
+
 // cuda_gemv_fused for decoder D (cuda_kernels.h): checks, then one launch over the n_mats matrices.
 template <class D>
 cudaError_t launch_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
                          cudaStream_t stream) {
-    if (n_mats < 1 || n_mats > kCudaFusedMaxMats || n <= 0 || n % D::kB != 0 || n % 32 != 0 || n > INT_MAX / 4 ||
-        in.kind < kCudaInF32 || in.kind > kCudaInActMul || in.x == nullptr || ((uintptr_t)in.x & 15) ||
-        (in.kind == kCudaInActMul && (in.u == nullptr || ((uintptr_t)in.u & 15) || in.act < 0 || in.act > 2)) ||
-        ((uintptr_t)in.norm_w & 3) || ((uintptr_t)in.a_out & 15))
-        return cudaErrorInvalidValue;
+    if (n_mats < 1 || n_mats > kCudaFusedMaxMats || !fused_input_ok<D>(n, in)) return cudaErrorInvalidValue;
     FusedParams P = {};
     int64_t total = 0;
     for (int i = 0; i < kCudaFusedMaxMats; ++i) {
@@ -574,19 +598,28 @@ cudaError_t launch_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const C
     P.n = (int)n;
     P.in = in;
     if (total == 0) return cudaSuccess;
-    int dev = 0, optin = 0;
-    cudaError_t e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    if (e != cudaSuccess) return e;
-    const size_t smem = blocks_fixed_smem() + act_col_bytes<D>((uint32_t)n) + kLutBytes;
-    if (smem + 32 * sizeof(float) > (size_t)optin) return cudaErrorInvalidValue;
-    auto kernel = gemv_fused_kernel<D>;
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess) return e;
-    int grid = 0;
-    e = persistent_grid(kernel, smem, total, &grid);
-    if (e != cudaSuccess) return e;
-    return launch_kernel(kernel, grid, smem, stream, (flags & kCudaOverlapPrevious) != 0, P);
+    return launch_fused_params<D>(gemv_fused_kernel<D>, P, total, flags, stream);
+}
+
+// cuda_gemv_fused_glu for decoder D: gate / up of `rows` rows each, g = act(gate)·up.
+template <class D>
+cudaError_t launch_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,
+                       const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream) {
+    if (rows < 0 || rows > INT_MAX || act < 0 || act > 2 || !fused_input_ok<D>(n, in) ||
+        (rows > 0 && (Wg == nullptr || Wu == nullptr || g == nullptr)) || ((uintptr_t)g & 3))
+        return cudaErrorInvalidValue;
+    if (rows == 0) return cudaSuccess;
+    FusedParams P = {};
+    P.W[0] = static_cast<const uint8_t*>(Wg);
+    P.W[1] = static_cast<const uint8_t*>(Wu);
+    P.w_stride[0] = g_stride;
+    P.w_stride[1] = u_stride;
+    P.Y[0] = g;
+    for (int i = 0; i < kCudaFusedMaxMats; ++i) P.end[i] = (int)rows;
+    P.n = (int)n;
+    P.act = act;
+    P.in = in;
+    return launch_fused_params<D>(gemv_glu_kernel<D>, P, rows, flags, stream);
 }
 
 // ---------------------------------------------------------------- per-family entry points
@@ -603,6 +636,10 @@ cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats,
                             uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_q8_0_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
                             cudaStream_t stream);
+cudaError_t gemv_int4_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
+                          int64_t n, const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_q8_0_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,
+                          const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_float(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                        int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
 

@@ -45,4 +45,12 @@ cudaError_t cuda_gemv_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats,
     return cudaErrorInvalidValue;
 }
 
+cudaError_t cuda_gemv_fused_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
+                                int64_t n, const CudaGemvInput& in, int act, float* g, cudaStream_t stream, uint32_t flags) {
+    using namespace cuda_gemv_detail;
+    if (dtype == EDGE_DTYPE_Q8_0) return gemv_q8_0_glu(Wg, g_stride, Wu, u_stride, rows, n, in, act, g, flags, stream);
+    if (cuda_gemv_fused_supported(dtype)) return gemv_int4_glu(dtype, Wg, g_stride, Wu, u_stride, rows, n, in, act, g, flags, stream);
+    return cudaErrorInvalidValue;
+}
+
 }  // namespace edge

@@ -85,17 +85,30 @@ cudaError_t gemv_int4(uint32_t dtype, const void* W, int64_t w_stride, int64_t r
     }
 }
 
-cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
-                            uint32_t flags, cudaStream_t stream) {
+// f(DecInt4<B, Asym>{}) for the decoder of an int4 dtype.
+template <class F>
+cudaError_t with_int4(uint32_t dtype, F f) {
     switch (dtype) {
-        case EDGE_DTYPE_INT4_32: return launch_fused<DecInt4<32, false>>(mats, n_mats, n, in, flags, stream);
-        case EDGE_DTYPE_INT4_64: return launch_fused<DecInt4<64, false>>(mats, n_mats, n, in, flags, stream);
-        case EDGE_DTYPE_INT4_128: return launch_fused<DecInt4<128, false>>(mats, n_mats, n, in, flags, stream);
-        case EDGE_DTYPE_INT4A_32: return launch_fused<DecInt4<32, true>>(mats, n_mats, n, in, flags, stream);
-        case EDGE_DTYPE_INT4A_64: return launch_fused<DecInt4<64, true>>(mats, n_mats, n, in, flags, stream);
-        case EDGE_DTYPE_INT4A_128: return launch_fused<DecInt4<128, true>>(mats, n_mats, n, in, flags, stream);
+        case EDGE_DTYPE_INT4_32: return f(DecInt4<32, false>{});
+        case EDGE_DTYPE_INT4_64: return f(DecInt4<64, false>{});
+        case EDGE_DTYPE_INT4_128: return f(DecInt4<128, false>{});
+        case EDGE_DTYPE_INT4A_32: return f(DecInt4<32, true>{});
+        case EDGE_DTYPE_INT4A_64: return f(DecInt4<64, true>{});
+        case EDGE_DTYPE_INT4A_128: return f(DecInt4<128, true>{});
         default: return cudaErrorInvalidValue;
     }
+}
+
+cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in,
+                            uint32_t flags, cudaStream_t stream) {
+    return with_int4(dtype, [&](auto d) { return launch_fused<decltype(d)>(mats, n_mats, n, in, flags, stream); });
+}
+
+cudaError_t gemv_int4_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
+                          int64_t n, const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream) {
+    return with_int4(dtype, [&](auto d) {
+        return launch_glu<decltype(d)>(Wg, g_stride, Wu, u_stride, rows, n, in, act, g, flags, stream);
+    });
 }
 
 }  // namespace cuda_gemv_detail

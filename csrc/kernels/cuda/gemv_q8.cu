@@ -38,5 +38,10 @@ cudaError_t gemv_q8_0_fused(const CudaGemvMat* mats, int n_mats, int64_t n, cons
     return launch_fused<DecQ8_0>(mats, n_mats, n, in, flags, stream);
 }
 
+cudaError_t gemv_q8_0_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,
+                          const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream) {
+    return launch_glu<DecQ8_0>(Wg, g_stride, Wu, u_stride, rows, n, in, act, g, flags, stream);
+}
+
 }  // namespace cuda_gemv_detail
 }  // namespace edge
