@@ -13,8 +13,8 @@ with the f32 cache's replies; decode tok/s is the median of --decode-tokens one-
 --speed instead: prefill tok/s of a --prefill-tokens (2048) prompt and decode tok/s at position --decode-at
 (1900), edgerun with the blocked prefill attention (the default) and without it (EDGE_ATTN_BLOCK=0), both
 on the f16 cache (with --kv: on each of those caches, blocked only, the forms interleaved within each run), and llama.cpp (llama-cpp-python, bench/workers.py llama_speed: n_batch = the prompt) on the
-GGUF the default model was imported from — twice: n_ubatch = the prompt without flash attention, and
-n_ubatch 512 with flash attention (llama.cpp's micro-batch default, its fast attention) — same threads, same
+GGUF the default model was imported from — three times: n_ubatch = the prompt without and with flash attention,
+and n_ubatch 512 with flash attention (llama.cpp's micro-batch default, its fast attention) — same threads, same
 text (bench/corpus.py), one warm-up run then
 --runs timed runs each (medians); the load average is printed beside (the machine may be shared).
 """
@@ -166,6 +166,7 @@ def speed(a) -> int:
         gguf = default_gguf()
         base = {"model": gguf, "threads": a.threads, "runs": a.runs, "text": text_file}
         for name, cfg in (("n_ubatch = prompt, no flash attention", {}),
+                          ("n_ubatch = prompt, flash attention", {"flash_attn": True}),
                           ("n_ubatch 512, flash attention", {"n_ubatch": 512, "flash_attn": True})):
             pre = run_worker("llama_speed", dict(base, prompt_tokens=a.prefill_tokens, gen_tokens=1, **cfg))
             dec = run_worker("llama_speed", dict(base, prompt_tokens=a.decode_at, gen_tokens=a.gen_tokens, **cfg))

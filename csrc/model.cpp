@@ -97,6 +97,8 @@ Status Model::eval_batch(const int32_t* seqs, const int32_t* tokens, int64_t n, 
 Status Model::eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
                                  bool* done) {
     *done = false;
+    if (in_flight_ > 0)  // its pick would read theirs
+        return status_error(Code::INVALID_ARGUMENT, "eval_sample_device: pipelined steps are in flight; wait for them first");
     if (!device_steps_ || past_[0] + 1 > ctx_ || token < 0 || token >= cfg_.vocab) return Status::ok();  // eval says why
     sampler.penalty_ids(history, &penalty_ids_);
     if (!be_->sample_supported(sampler.params(), cfg_.vocab, (int)penalty_ids_.size())) return Status::ok();
@@ -104,6 +106,33 @@ Status Model::eval_sample_device(int32_t token, Sampler& sampler, const std::vec
     EDGE_TRY(device_step(token, nullptr));
     const float u = sampler.params().temperature > 0.f ? sampler.draw_uniform() : 0.f;
     be_->sample(logits_out_, cfg_.vocab, sampler.params(), penalty_ids_.data(), (int)penalty_ids_.size(), u, next);
+    return be_->take_error();
+}
+
+bool Model::pipelined_sampling(const Sampler& sampler) const {
+    const SamplerParams& p = sampler.params();
+    return device_steps_ && be_->sample_async_supported() && (p.repeat_penalty == 1.0f || p.repeat_last_n == 0) &&
+           be_->sample_supported(p, cfg_.vocab, 0);
+}
+
+Status Model::eval_sample_device_launch(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, bool* launched) {
+    (void)history;  // no penalty (pipelined_sampling): the pick reads no history
+    *launched = false;
+    if (!pipelined_sampling(sampler) || past_[0] + 1 > ctx_ || in_flight_ >= Backend::kMaxPicksInFlight ||
+        (token != kTokenFromPick && (token < 0 || token >= cfg_.vocab)) || (token == kTokenFromPick && in_flight_ == 0))
+        return Status::ok();
+    EDGE_TRY(device_step(token, nullptr));
+    const float u = sampler.params().temperature > 0.f ? sampler.draw_uniform() : 0.f;
+    be_->sample_async(logits_out_, cfg_.vocab, sampler.params(), nullptr, 0, u);
+    ++in_flight_;
+    *launched = true;
+    return be_->take_error();
+}
+
+Status Model::eval_sample_device_wait(int32_t* next) {
+    if (in_flight_ == 0) return status_error(Code::INVALID_ARGUMENT, "eval_sample_device_wait: no step in flight");
+    --in_flight_;
+    be_->sample_wait(next);
     return be_->take_error();
 }
 

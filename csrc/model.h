@@ -147,6 +147,18 @@ public:
     // exp differs in the last bits at a draw's boundary (backend/cuda/cuda_sample.cu).
     Status eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
                               bool* done);
+    // The same split in two, so that a step can be launched before the previous one's token is known (backend.h
+    // pipelined decoding): eval_sample_device_launch enqueues the step of `token` — kTokenFromPick: the token the
+    // previous launch picks, still on the device — and its pick, and returns; eval_sample_device_wait returns the
+    // oldest launched step's token (in launch order; at most Backend::kMaxPicksInFlight launched and not waited
+    // for). n_past counts a step at its launch: a launched step whose token is not wanted is undone by
+    // truncate(n_past() - 1) after its wait. *launched = false, with nothing enqueued, where eval_sample_device
+    // would not run, where the backend has no asynchronous pick, or with a repetition penalty (its ids would
+    // need the pending token): then use eval_sample_device / eval. Same tokens as eval_sample_device.
+    static constexpr int32_t kTokenFromPick = Backend::kStepTokenFromPick;
+    Status eval_sample_device_launch(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, bool* launched);
+    Status eval_sample_device_wait(int32_t* next);
+    bool pipelined_sampling(const Sampler& sampler) const;  // eval_sample_device_launch can run these params
     bool device_steps() const { return device_steps_; }
     // A layer's weights: pointers into the mapping, or into a LayerStream buffer (rebased()).
     struct LayerWeights {
@@ -240,6 +252,7 @@ private:
     AdapterSet adapters_;          // merged on the host at load; copied into adapter_mem_, then dropped
     float* adapter_mem_ = nullptr;  // one planned buffer holding every term
     std::vector<int32_t> penalty_ids_;  // eval_sample_device's scratch
+    int in_flight_ = 0;                 // steps launched by eval_sample_device_launch and not waited for
     ActivationStats* stats_ = nullptr;   // set_activation_stats: matmul inputs observed when non-null
     uint8_t* expert_mirror_ = nullptr;  // the device mirror of the store's slots (Backend::mirror_expert_slots)
     int64_t ctx_ = 0, batch_ = 0;

@@ -14,6 +14,7 @@ import pytest
 import edgerun
 from edgerun import _core
 from edgeconv.export import export
+from edgerun.model import SamplingParams
 from models.tiny import make_tiny
 
 GPU = _core.cuda_info()["available"]
@@ -34,9 +35,9 @@ def files(tmp_path_factory):
     return out
 
 
-def load(path, graph=True, sampler=True, fuse=True):
+def load(path, graph=True, sampler=True, fuse=True, pipeline=True):
     env = {"EDGE_CUDA_GRAPH": "1" if graph else "0", "EDGE_CUDA_SAMPLER": "1" if sampler else "0",
-           "EDGE_CUDA_FUSE": "1" if fuse else "0"}
+           "EDGE_CUDA_FUSE": "1" if fuse else "0", "EDGE_CUDA_PIPELINE": "1" if pipeline else "0"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -122,3 +123,46 @@ def test_gpu_sampler_distribution(files):
     assert set(counts) <= set(int(t) for t in order[:keep + 1])  # + 1: the f32 vs f64 top-p boundary
     top = int(order[0])
     assert abs(counts.get(top, 0) / n - p[0]) < 4 * np.sqrt(p[0] * (1 - p[0]) / n) + 0.02
+
+
+def gen(m, prompt, **kw):
+    out = []
+    text = "".join(m.generate(prompt, tokens_out=out, **kw))
+    return out, text, m.n_past
+
+
+@pytest.mark.parametrize("recipe", ["q8", "int4"])
+def test_pipelined_generate_equals_synchronous(files, recipe):
+    """generate() launches the next step before handing out a token (EDGE_CUDA_PIPELINE, Model.eval_sample_launch):
+    the same tokens, text and n_past as one step at a time, greedy and sampled; stopping at a stop id (the step
+    launched past it is undone), at max_tokens 1..3, at the end of the context, after an early close of the
+    generator; and a later turn that reuses the cached prefix gives the same tokens too."""
+    path = files[("llama", recipe)]
+    a, b = load(path), load(path, pipeline=False)
+    assert a._m.pipelined(SamplingParams(0.0).make()) and not b._m.pipelined(SamplingParams(0.0).make())
+    assert not a._m.pipelined(SamplingParams(0.8, repeat_penalty=1.1).make())  # the penalty needs the token
+    for kw in (dict(temperature=0), dict(temperature=0.9, seed=3), dict(temperature=0.9, repeat_penalty=1.2, seed=1)):
+        ref, _, _ = gen(b, PROMPT, max_tokens=40, **kw)
+        for m in (a, b):
+            m.reset()
+        assert gen(a, PROMPT, max_tokens=40, **kw) == gen(b, PROMPT, max_tokens=40, **kw)
+        stop = ref[len(ref) // 2]  # a stop id met mid-way
+        assert gen(a, PROMPT, max_tokens=40, stop_ids=[stop], **kw) == gen(b, PROMPT, max_tokens=40, stop_ids=[stop], **kw)
+        for n in (1, 2, 3):
+            assert gen(a, PROMPT, max_tokens=n, **kw) == gen(b, PROMPT, max_tokens=n, **kw)
+        # the next turn: the conversation so far plus new tokens (prefix reuse of what the cache holds)
+        turn = PROMPT + ref[:5] + [5, 6, 7]
+        assert gen(a, turn, max_tokens=12, **kw) == gen(b, turn, max_tokens=12, **kw)
+    # the end of the context (ctx 256): the steps launched near it
+    long = PROMPT * 30
+    assert gen(a, long, max_tokens=64, temperature=0) == gen(b, long, max_tokens=64, temperature=0)
+    assert a.n_past <= 256
+    # an early close: what the cache holds is what was committed, and the next call agrees
+    for m in (a, b):
+        m.reset()
+        it = m.generate(PROMPT, max_tokens=30, temperature=0)
+        for _ in range(3):
+            next(it)
+        it.close()
+    assert a.n_past == b.n_past
+    assert gen(a, PROMPT + [9], max_tokens=10, temperature=0) == gen(b, PROMPT + [9], max_tokens=10, temperature=0)

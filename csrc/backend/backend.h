@@ -263,6 +263,7 @@ public:
     // ---- device steps (optional: a backend whose ops are asynchronous, e.g. CUDA) ----
     // A one-token step whose inputs are in device memory, recorded once and replayed with one launch:
     //   step_inputs(token, pos)        the step's token id and position (pos0), written asynchronously
+    //                                  (token kStepTokenFromPick: the last sample_async's pick, below)
     //   if (!step_begin()) { issue the step's ops; step_end(); }   true: a recorded step was launched
     // Between step_begin() and step_end() embed_step reads the token and rope_angles / kv_append /
     // attention read pos0 from the step inputs (their host pos0 must still be passed, equal to it); no op
@@ -290,6 +291,17 @@ public:
     virtual bool sample_supported(const SamplerParams& p, int64_t V, int n_penalty) const { return false; }
     virtual void sample(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u,
                         int32_t* next) {}
+
+    // ---- pipelined decoding (optional; with device steps and sampling) ----
+    // sample_async() is sample() without the wait: it enqueues the pick; sample_wait() returns the oldest
+    // enqueued pick (FIFO, at most kMaxPicksInFlight unread). step_inputs(kStepTokenFromPick, pos) makes the next
+    // step read the token of the last enqueued pick from device memory, so a step can be launched before the
+    // host has seen the token it decodes — the host's per-token work then overlaps the GPU's.
+    static constexpr int32_t kStepTokenFromPick = -1;
+    static constexpr int kMaxPicksInFlight = 2;
+    virtual bool sample_async_supported() const { return false; }
+    virtual void sample_async(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u) {}
+    virtual void sample_wait(int32_t* next) {}
 };
 
 }  // namespace edge

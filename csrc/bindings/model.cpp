@@ -235,6 +235,31 @@ int32_t py_model_eval_sample(PyModel& pm, py::array_t<int32_t, py::array::c_styl
     return next;
 }
 
+// Pipelined decoding (Model::eval_sample_device_launch / _wait): launch the step of `token` (-1: the pending
+// pick's token), or wait for the oldest launched step's token.
+bool py_model_eval_sample_launch(PyModel& pm, int32_t token, Sampler& sampler, const std::vector<int32_t>& history) {
+    bool launched = false;
+    Status st;
+    {
+        py::gil_scoped_release release;
+        st = pm.m->eval_sample_device_launch(token, sampler, history, &launched);
+    }
+    check(st);
+    if (launched) pm.logits_on_device = true;
+    return launched;
+}
+
+int32_t py_model_eval_sample_wait(PyModel& pm) {
+    int32_t next = -1;
+    Status st;
+    {
+        py::gil_scoped_release release;
+        st = pm.m->eval_sample_device_wait(&next);
+    }
+    check(st);
+    return next;
+}
+
 py::dict py_model_config(const PyModel& pm) {
     const LlmConfig& c = pm.m->config();
     py::dict d;
@@ -356,6 +381,9 @@ void bind_model(py::module_& m) {
              "expert_in expert_mid head_in), expert (-1: none), cols, count (tokens), sumsq float64 [cols] (Σ x²), "
              "xtx float32 [cols, cols] (Σ xᵀx, symmetric) or None.")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
+        .def("eval_sample_launch", &py_model_eval_sample_launch, py::arg("token"), py::arg("sampler"), py::arg("history"))
+        .def("eval_sample_wait", &py_model_eval_sample_wait)
+        .def("pipelined", [](const PyModel& pm, const Sampler& s) { return pm.m->pipelined_sampling(s); }, py::arg("sampler"))
         .def("eval_batch", &py_model_eval_batch, py::arg("seq_ids"), py::arg("tokens"),
              "One step over several sequences (each token appended to its sequence; a sequence's tokens consecutive); "
              "returns the logits [runs, vocab] after the last token of each run of equal sequence ids.")

@@ -166,6 +166,25 @@ Status eval_next(Model& m, const std::vector<int32_t>& tokens, Sampler& sampler,
     return Status::ok();
 }
 
+// n one-token steps from *tok (each feeding the last pick), *tok = the last pick. Pipelined where the model can
+// (Model::eval_sample_device_launch: step i + 1 is launched before step i's token is read), else eval_next.
+Status decode_steps(Model& m, int32_t* tok, int n, Sampler& sampler, const std::vector<int32_t>& history,
+                    std::vector<float>& logits) {
+    bool launched = false;
+    if (n > 0 && m.pipelined_sampling(sampler)) EDGE_TRY(m.eval_sample_device_launch(*tok, sampler, history, &launched));
+    if (!launched) {
+        for (int i = 0; i < n; ++i) EDGE_TRY(eval_next(m, {*tok}, sampler, history, logits, tok));
+        return Status::ok();
+    }
+    for (int i = 0; i < n; ++i) {
+        bool more = false;  // the next step, fed by this one's pick on the device
+        if (i + 1 < n) EDGE_TRY(m.eval_sample_device_launch(Model::kTokenFromPick, sampler, history, &more));
+        EDGE_TRY(m.eval_sample_device_wait(tok));
+        if (i + 1 < n && !more) return decode_steps(m, tok, n - i - 1, sampler, history, logits);
+    }
+    return Status::ok();
+}
+
 int cmd_generate(const Args& a) {
     const ModelOptions opt = model_options(a);
     std::unique_ptr<Model> m;
@@ -223,10 +242,8 @@ int cmd_bench(const Args& a) {
         st = eval_next(*m, prompt, greedy, no_history, logits, &tok);
         if (!st.is_ok()) return fail(st);
         double t1 = now_s();
-        for (int i = 0; i < a.gen_tokens; ++i) {
-            st = eval_next(*m, {tok}, greedy, no_history, logits, &tok);
-            if (!st.is_ok()) return fail(st);
-        }
+        st = decode_steps(*m, &tok, a.gen_tokens, greedy, no_history, logits);
+        if (!st.is_ok()) return fail(st);
         prefill.push_back(a.prompt_tokens / (t1 - t0));
         decode.push_back(a.gen_tokens / (now_s() - t1));
     }

@@ -269,20 +269,49 @@ class Model:
         sampler = SamplingParams(temperature, top_k, top_p, min_p, repeat_penalty, 64, seed).make()
         history = list(ids)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for _ in range(max_tokens):
-            if self.n_past + len(feed) > self.ctx:
-                break
+        if max_tokens < 1 or self.n_past + len(feed) > self.ctx:
+            return
+        # Pipelined on a GPU (Model.eval_sample_launch): the step of the next token is launched before this
+        # token's text is handed out, so the host's work per token overlaps the device's. Same tokens.
+        pipe = self._m.pipelined(sampler)
+        inflight = 0
+        try:
             tok = self._m.eval_sample(np.asarray(feed, dtype=np.int32), sampler, history)
             self._cached.extend(feed)
-            if tokens_out is not None:
-                tokens_out.append(tok)
-            history.append(tok)
-            feed = [tok]
-            if tok in stops:
-                break
-            piece = decoder.decode(self._m.token_bytes(tok, False))
-            if piece:
-                yield piece
+            n = 1
+            while True:
+                if tokens_out is not None:
+                    tokens_out.append(tok)
+                history.append(tok)
+                if tok in stops:
+                    break
+                if n >= max_tokens or len(self._cached) + 1 > self.ctx:  # _cached: the steps committed
+                    piece = decoder.decode(self._m.token_bytes(tok, False))
+                    if piece:
+                        yield piece
+                    break
+                if pipe and inflight == 0:
+                    pipe = self._m.eval_sample_launch(tok, sampler, [])
+                    inflight += pipe
+                if pipe:  # a step feeding the pending pick, unless that pick is the last token wanted
+                    if n + 1 < max_tokens and self.n_past + 1 <= self.ctx and self._m.eval_sample_launch(-1, sampler, []):
+                        inflight += 1
+                piece = decoder.decode(self._m.token_bytes(tok, False))
+                if piece:
+                    yield piece
+                if pipe:
+                    nxt = self._m.eval_sample_wait()
+                    inflight -= 1
+                else:
+                    nxt = self._m.eval_sample(np.asarray([tok], dtype=np.int32), sampler, history)
+                self._cached.append(tok)  # the step that fed tok
+                tok, n = nxt, n + 1
+        finally:  # steps launched past the end (a stop token, an early close): waited for, then undone
+            while inflight:
+                inflight -= 1
+                self._m.eval_sample_wait()
+            if self.n_past > len(self._cached):
+                self._m.truncate(len(self._cached))
         tail = decoder.decode(b"", final=True)
         if tail:
             yield tail

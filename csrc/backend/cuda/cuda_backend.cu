@@ -55,10 +55,17 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     cudaDriverGetVersion(&driver);
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,
                            prop.totalGlobalMem / 1073741824.0, driver / 1000, (driver % 1000) / 10);
-    if ((e = cudaStreamCreateWithFlags(&be->stream_, cudaStreamNonBlocking)) != cudaSuccess) {
+    be->pipeline_ = cuda_env_enabled("EDGE_CUDA_PIPELINE");
+    if ((e = cudaStreamCreateWithFlags(&be->stream_, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaHostAlloc(reinterpret_cast<void**>(&be->pinned_), sizeof(Pinned), cudaHostAllocDefault)) != cudaSuccess) {
         delete be;
-        return status_error(Code::UNSUPPORTED, strfmt("CUDA stream: %s", cudaGetErrorString(e)));
+        return status_error(Code::UNSUPPORTED, strfmt("CUDA stream / pinned memory: %s", cudaGetErrorString(e)));
     }
+    for (cudaEvent_t& ev : be->pick_done_)
+        if ((e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)) != cudaSuccess) {
+            delete be;
+            return status_error(Code::UNSUPPORTED, strfmt("CUDA event: %s", cudaGetErrorString(e)));
+        }
     *out = be;
     return Status::ok();
 }
@@ -70,6 +77,9 @@ CudaBackend::~CudaBackend() {
         cudaStreamSynchronize(stream_);
         cudaStreamDestroy(stream_);
     }
+    for (cudaEvent_t e : pick_done_)
+        if (e) cudaEventDestroy(e);
+    if (pinned_) cudaFreeHost(pinned_);
 }
 
 bool CudaBackend::supports(uint32_t dtype) const {
@@ -207,7 +217,6 @@ void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
         p->add("cuda.sample_next", MemKind::SCRATCH, this, 1, &sample_next_);
     }
     p->add("cuda.step_inputs", MemKind::SCRATCH, this, 1, &step_);
-    p->add("cuda.step_inputs (host)", MemKind::SCRATCH, nullptr, 1, &step_host_);
     if (s.stage_bytes > 0) p->add("cuda.expert_stage", MemKind::SCRATCH, this, s.stage_bytes, &stage_, false);
 }
 

@@ -114,6 +114,9 @@ public:
     bool sample_supported(const SamplerParams& p, int64_t V, int n_penalty) const override;
     void sample(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u,
                 int32_t* next) override;
+    bool sample_async_supported() const override { return pipeline_; }
+    void sample_async(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u) override;
+    void sample_wait(int32_t* next) override;
 
     Status take_error() override;
 
@@ -152,7 +155,17 @@ private:
     Status plan_error_;             // what plan_scratch could not provide (reported by take_error)
     // device steps (cuda_step.cu)
     CudaStepInputs* step_ = nullptr;       // device: the current step's token and position
-    CudaStepInputs* step_host_ = nullptr;  // host staging of step_
+    // pinned host memory of the pipelined steps (cuda_step.cu / cuda_sample.cu): rings of kRing slots, a slot
+    // rewritten only after the host has waited for a later pick (at most kMaxPicksInFlight are pending)
+    static constexpr int kRing = 4;
+    struct Pinned {
+        CudaStepInputs step[kRing];  // staging of step_
+        int32_t pick[kRing];         // the picks' tokens, read back
+    };
+    Pinned* pinned_ = nullptr;             // cudaHostAlloc, at create
+    cudaEvent_t pick_done_[kRing] = {};    // recorded after each pick's copy
+    int step_slot_ = 0, pick_head_ = 0, pick_count_ = 0;  // next staging slot; oldest pending pick, pending picks
+    bool pipeline_ = true;                 // sample_async / kStepTokenFromPick (EDGE_CUDA_PIPELINE=0: off)
     bool in_step_ = false;                 // between step_begin and step_end: ops read step_
     bool graphs_ = true;                   // record steps as CUDA graphs (EDGE_CUDA_GRAPH=0: eager)
     bool capturing_ = false;

@@ -9,6 +9,8 @@
 //               thread runs sampler.cpp's scalar chain on them in its order and with the same f32
 //               operations (no FMA): softmax at temperature 1 → top-p → min-p → temperature → the
 //               draw r = u·total. Greedy (temperature <= 0) is K = 1: the arg-max, first index on ties.
+// sample = sample_async (the kernels, then the token's copy into pinned memory and an event) + sample_wait (the
+// event, then the token): a caller may launch the next step before it waits (backend.h pipelined decoding).
 // Sizes: V <= kSampleBlocks · kMaxChunk, top_k in 1..kMaxTopK (sample_supported); else the host samples.
 // Differences from the CPU: expf is CUDA's (≤ 2 ulp) where the host uses libm's, so the survivors'
 // weights can differ in the last bits; the token differs only when u·total falls that close to a
@@ -170,6 +172,12 @@ bool CudaBackend::sample_supported(const SamplerParams& p, int64_t V, int n_pena
 
 void CudaBackend::sample(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u,
                          int32_t* next) {
+    sample_async(logits, V, p, ids, n_ids, u);
+    sample_wait(next);
+}
+
+// The pick's kernels, then its token copied into a pinned ring slot and an event recorded after it.
+void CudaBackend::sample_async(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u) {
     if (n_ids > 0) {
         PenaltyIds pi;
         pi.n = n_ids;
@@ -184,7 +192,28 @@ void CudaBackend::sample(float* logits, int64_t V, const SamplerParams& p, const
     const int n = kSampleBlocks * K;
     topk2_k<<<1, kThreads, (size_t)n * 8, stream_>>>(sample_cv_, sample_ci_, n, cp, sample_cv_ + n, sample_ci_ + n, sample_next_);
     note(cudaGetLastError(), "the sampler's kernels");
-    download(next, sample_next_, sizeof(int32_t));
+    if (pick_count_ == kRing) {  // a caller past kMaxPicksInFlight: drop the oldest (its wait would read a reused slot)
+        pick_head_ = (pick_head_ + 1) % kRing;
+        --pick_count_;
+        note(cudaErrorInvalidValue, "sample_async: too many picks in flight");
+    }
+    const int slot = (pick_head_ + pick_count_) % kRing;
+    ++pick_count_;
+    note(cudaMemcpyAsync(&pinned_->pick[slot], sample_next_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_), "the pick's copy");
+    note(cudaEventRecord(pick_done_[slot], stream_), "the pick's event");
+}
+
+void CudaBackend::sample_wait(int32_t* next) {
+    *next = -1;
+    if (pick_count_ == 0) {
+        note(cudaErrorInvalidValue, "sample_wait: no pick in flight");
+        return;
+    }
+    const int slot = pick_head_;
+    pick_head_ = (pick_head_ + 1) % kRing;
+    --pick_count_;
+    note(cudaEventSynchronize(pick_done_[slot]), "the pick");
+    *next = pinned_->pick[slot];
 }
 
 }  // namespace edge

@@ -1,7 +1,8 @@
 // cuda_step.cu — one-token steps with their inputs in device memory, recorded once as a CUDA graph and
 // replayed with one launch per token (backend.h "device steps"; cuda_backend.h).
 //
-// step_inputs(token, pos) copies {token, pos} from pinned host memory into `step_` (device) on the stream.
+// step_inputs(token, pos) copies {token, pos} from pinned host memory into `step_` (device) on the stream; for
+// token kStepTokenFromPick the token is then copied from the last pick (sample_next_, cuda_sample.cu) on the device.
 // Between step_begin() and step_end() the ops embed_step, rope_angles, kv_append and attention read the
 // token / position from `step_` instead of their host arguments; everything else is unchanged, so the
 // recorded step is the eager one. With graphs on (default; EDGE_CUDA_GRAPH=0 turns them off, for tests
@@ -97,10 +98,14 @@ void CudaBackend::embed_step(const Matrix& table, float* x) {
 }
 
 void CudaBackend::step_inputs(int32_t token, int64_t pos) {
-    // the previous step ended with a download (a sync), so the pinned copy is free to rewrite
-    step_host_->token = token;
-    step_host_->pos = pos;
-    note(cudaMemcpyAsync(step_, step_host_, sizeof(CudaStepInputs), cudaMemcpyHostToDevice, stream_), "step inputs");
+    // a ring slot: its previous copy ran before a pick the host has since waited for (cuda_backend.h Pinned)
+    CudaStepInputs* h = &pinned_->step[step_slot_];
+    step_slot_ = (step_slot_ + 1) % kRing;
+    h->token = token;
+    h->pos = pos;
+    note(cudaMemcpyAsync(step_, h, sizeof(CudaStepInputs), cudaMemcpyHostToDevice, stream_), "step inputs");
+    if (token == kStepTokenFromPick)  // the last pick's token, device to device, in stream order after it
+        note(cudaMemcpyAsync(&step_->token, sample_next_, sizeof(int32_t), cudaMemcpyDeviceToDevice, stream_), "step token");
 }
 
 bool CudaBackend::step_begin() {
