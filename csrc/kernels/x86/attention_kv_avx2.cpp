@@ -1,6 +1,5 @@
 // attention_kv_avx2.cpp — attention_f16_fn and attention_q8_fn (kernels.h) with AVX2+FMA+F16C: the loops
-// of attention_avx2 (a 16-position K tile per step, 8-wide V sums, the polynomial exp; four FMA chains in the score
-// and V loops) with the cache's
+// of attention_avx2 (a 16-position K tile per step, 8-wide V sums, the polynomial exp) with the cache's
 // elements widened to f32 on load (vcvtph2ps for f16, vpmovsxbd + vcvtdq2ps for int8, both exact).
 // Any head_dim (V tails go through a small zero-padded copy).
 #include <immintrin.h>
@@ -54,24 +53,12 @@ void attention_kv(const float* q, const typename E::T* kt, const float* ks, cons
     int64_t p = p_begin & ~(int64_t)15;
     for (; p < n_pos; p += 16) {
         const typename E::T* tile = kt + p * head_dim;
-        // four FMA chains (even / odd i for each half of the tile): two chains left the loop waiting on the FMA
-        // latency (Zen 1: decode at position 1900 spent 40 % here, s22)
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        int64_t i = 0;
-        for (; i + 2 <= head_dim; i += 2) {
-            const __m256 qi = _mm256_set1_ps(q[i]), qj = _mm256_set1_ps(q[i + 1]);
-            a0 = _mm256_fmadd_ps(qi, E::load8(tile + i * 16), a0);
-            a1 = _mm256_fmadd_ps(qi, E::load8(tile + i * 16 + 8), a1);
-            b0 = _mm256_fmadd_ps(qj, E::load8(tile + i * 16 + 16), b0);
-            b1 = _mm256_fmadd_ps(qj, E::load8(tile + i * 16 + 24), b1);
-        }
-        if (i < head_dim) {
-            const __m256 qi = _mm256_set1_ps(q[i]);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        for (int64_t i = 0; i < head_dim; ++i) {
+            __m256 qi = _mm256_set1_ps(q[i]);
             a0 = _mm256_fmadd_ps(qi, E::load8(tile + i * 16), a0);
             a1 = _mm256_fmadd_ps(qi, E::load8(tile + i * 16 + 8), a1);
         }
-        a0 = _mm256_add_ps(a0, b0);
-        a1 = _mm256_add_ps(a1, b1);
         __m256i m0 = tail_mask(n_pos - p);
         if (ks) a0 = _mm256_mul_ps(a0, _mm256_maskload_ps(ks + p, m0));
         _mm256_maskstore_ps(scratch + p, m0, _mm256_mul_ps(a0, vscale));
@@ -94,19 +81,15 @@ void attention_kv(const float* q, const typename E::T* kt, const float* ks, cons
     const __m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
     for (int64_t i = 0; i < head_dim; i += 8) {
         const int64_t left = head_dim - i;
-        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        __m256 o0 = _mm256_setzero_ps(), o1 = o0;
         const typename E::T* vp = v + p_begin * v_stride + i;
-        if (left >= 8) {  // four chains, as the scores above
+        if (left >= 8) {
             int64_t j = p_begin;
-            for (; j + 4 <= n_pos; j += 4, vp += 4 * v_stride) {
+            for (; j + 2 <= n_pos; j += 2, vp += 2 * v_stride) {
                 o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), E::load8(vp), o0);
                 o1 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 1]), E::load8(vp + v_stride), o1);
-                o2 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 2]), E::load8(vp + 2 * v_stride), o2);
-                o3 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j + 3]), E::load8(vp + 3 * v_stride), o3);
             }
-            for (; j < n_pos; ++j, vp += v_stride) o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), E::load8(vp), o0);
-            o0 = _mm256_add_ps(o0, o2);
-            o1 = _mm256_add_ps(o1, o3);
+            if (j < n_pos) o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), E::load8(vp), o0);
         } else {
             for (int64_t j = p_begin; j < n_pos; ++j, vp += v_stride)
                 o0 = _mm256_fmadd_ps(_mm256_set1_ps(scratch[j]), load_tail<E>(vp, left), o0);
