@@ -492,6 +492,11 @@ void ExpertStore::note_prediction(int64_t true_total, int64_t predicted_true) {
     impl_->st.predicted_true += predicted_true;
 }
 
+void ExpertStore::note_hits(int64_t n) {
+    std::lock_guard<std::mutex> lk(impl_->mu);
+    impl_->st.hits += n;
+}
+
 ExpertStats ExpertStore::stats() const {
     std::lock_guard<std::mutex> lk(impl_->mu);
     return impl_->st;

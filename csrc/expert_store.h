@@ -124,6 +124,8 @@ public:
     void release(int layer, int expert);  // unpins one acquisition; a unit not pinned is ignored
 
     void note_prediction(int64_t true_total, int64_t predicted_true);
+    // n uses served without acquire_any, from units the caller keeps resident (device MoE steps: Model)
+    void note_hits(int64_t n);
     ExpertStats stats() const;
     void reset_stats();
 

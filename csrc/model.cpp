@@ -97,7 +97,7 @@ Status Model::eval_batch(const int32_t* seqs, const int32_t* tokens, int64_t n, 
 Status Model::eval_sample_device(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, int32_t* next,
                                  bool* done) {
     *done = false;
-    if (in_flight_ > 0)  // its pick would read theirs
+    if (be_->picks_in_flight() > 0)  // its pick would read theirs
         return status_error(Code::INVALID_ARGUMENT, "eval_sample_device: pipelined steps are in flight; wait for them first");
     if (!device_steps_ || past_[0] + 1 > ctx_ || token < 0 || token >= cfg_.vocab) return Status::ok();  // eval says why
     sampler.penalty_ids(history, &penalty_ids_);
@@ -115,23 +115,20 @@ bool Model::pipelined_sampling(const Sampler& sampler) const {
            be_->sample_supported(p, cfg_.vocab, 0);
 }
 
-Status Model::eval_sample_device_launch(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, bool* launched) {
-    (void)history;  // no penalty (pipelined_sampling): the pick reads no history
-    *launched = false;
-    if (!pipelined_sampling(sampler) || past_[0] + 1 > ctx_ || in_flight_ >= Backend::kMaxPicksInFlight ||
-        (token != kTokenFromPick && (token < 0 || token >= cfg_.vocab)) || (token == kTokenFromPick && in_flight_ == 0))
+Status Model::eval_sample_device_launch(int32_t token, Sampler& sampler, bool* launched) {
+    *launched = false;  // no penalty (pipelined_sampling): the pick reads no history
+    if (!pipelined_sampling(sampler) || past_[0] + 1 > ctx_ || be_->picks_in_flight() >= Backend::kMaxPicksInFlight ||
+        (token != kTokenFromPick && (token < 0 || token >= cfg_.vocab)) || (token == kTokenFromPick && be_->picks_in_flight() == 0))
         return Status::ok();
     EDGE_TRY(device_step(token, nullptr));
     const float u = sampler.params().temperature > 0.f ? sampler.draw_uniform() : 0.f;
     be_->sample_async(logits_out_, cfg_.vocab, sampler.params(), nullptr, 0, u);
-    ++in_flight_;
     *launched = true;
     return be_->take_error();
 }
 
 Status Model::eval_sample_device_wait(int32_t* next) {
-    if (in_flight_ == 0) return status_error(Code::INVALID_ARGUMENT, "eval_sample_device_wait: no step in flight");
-    --in_flight_;
+    if (be_->picks_in_flight() == 0) return status_error(Code::INVALID_ARGUMENT, "eval_sample_device_wait: no step in flight");
     be_->sample_wait(next);
     return be_->take_error();
 }
@@ -307,8 +304,10 @@ void Model::rope_angles(const Run* runs, int64_t n_runs) {
     }
 }
 
-// The decoder layers over x_ for the T tokens of the runs (RoPE angles already in place).
-Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs) {
+// The decoder layers over x_ for the T tokens of the runs (RoPE angles already in place). device_moe (one token, in
+// a device step): the MoE layers route and run their resident experts on the device (Backend::moe_device_ffn), the
+// router on the same input as moe_predict / moe_forward give it; no predictor, nothing read on the host.
+Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs, bool device_moe) {
     const LlmConfig& c = cfg_;
     const int64_t D = c.d_model;
     const float eps = (float)c.rms_eps;
@@ -324,12 +323,22 @@ Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs) {
             w = &streamed;
         }
         Status st;
-        if (L.moe) st = moe_predict(il, *w, T);
+        const Matrix* router = &w->router;
+        if (L.moe && device_moe) {
+            if (moe_.router_on_residual) be.matmul(&router, &logits_, 1, x_, T);
+        } else if (L.moe) {
+            st = moe_predict(il, *w, T);
+        }
         if (st.is_ok()) {
             attention(L, *w, T, runs, n_runs);
             if (L.moe) {
                 be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
-                st = moe_forward(il, *w, T);
+                if (device_moe) {
+                    if (!moe_.router_on_residual) be.matmul(&router, &logits_, 1, xn_, T);
+                    be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, xn_, x_);
+                } else {
+                    st = moe_forward(il, *w, T);
+                }
             } else {
                 dense_ffn(L, *w, T);  // its ffn_norm too
             }
@@ -344,7 +353,7 @@ Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs) {
 }
 
 // One token of sequence 0 (its logits to `logits`, or left in logits_out_ when nullptr), on a backend that
-// records steps (device_steps_: dense, every weight in the device copy): the token and position go to the
+// records steps (device_steps_: every weight in the device copy; MoE with every expert resident there): the token and position go to the
 // device, the recorded step is replayed (or recorded now), and only the logits come back.
 Status Model::device_step(int32_t token, float* logits) {
     const LlmConfig& c = cfg_;
@@ -354,7 +363,7 @@ Status Model::device_step(int32_t token, float* logits) {
         be.embed_step(tok_embd_dev_, x_);
         if (c.embed_scale != 1.f) be.scale(x_, c.embed_scale, c.d_model);
         rope_angles(&run, 1);
-        Status st = forward_layers(1, &run, 1);
+        Status st = forward_layers(1, &run, 1, moe_device_);
         const Matrix* head = &output_;
         be.rmsnorm_matmul(x_, output_norm_, (float)c.rms_eps, 1, xn_, &head, &logits_out_, 1);
         return st;
@@ -371,6 +380,7 @@ Status Model::device_step(int32_t token, float* logits) {
     }
     if (logits) be.download(logits, logits_out_, c.vocab * (int64_t)sizeof(float));  // else they stay (eval_sample_device)
     EDGE_TRY(be.take_error());  // a device fault fails the step: n_past stays
+    if (moe_device_) store_->note_hits(moe_layers_ * moe_.n_used);  // every route served from device memory
     past_[0] += 1;
     return Status::ok();
 }

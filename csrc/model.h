@@ -156,7 +156,7 @@ public:
     // would not run, where the backend has no asynchronous pick, or with a repetition penalty (its ids would
     // need the pending token): then use eval_sample_device / eval. Same tokens as eval_sample_device.
     static constexpr int32_t kTokenFromPick = Backend::kStepTokenFromPick;
-    Status eval_sample_device_launch(int32_t token, Sampler& sampler, const std::vector<int32_t>& history, bool* launched);
+    Status eval_sample_device_launch(int32_t token, Sampler& sampler, bool* launched);
     Status eval_sample_device_wait(int32_t* next);
     bool pipelined_sampling(const Sampler& sampler) const;  // eval_sample_device_launch can run these params
     bool device_steps() const { return device_steps_; }
@@ -223,12 +223,13 @@ private:
     Status choose_ctx(const ModelOptions& opt);
     Status step(const int32_t* tokens, int64_t T, const Run* runs, int64_t n_runs, bool all_logits, float* logits);
     void rope_angles(const Run* runs, int64_t n_runs);
-    Status forward_layers(int64_t T, const Run* runs, int64_t n_runs);
+    Status forward_layers(int64_t T, const Run* runs, int64_t n_runs, bool device_moe = false);
     Status device_step(int32_t token, float* logits);
     void attention(Layer& L, const LayerWeights& w, int64_t T, const Run* runs, int64_t n_runs);
     void dense_ffn(const Layer& L, const LayerWeights& w, int64_t T);
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
     Status moe_forward(int64_t il, const LayerWeights& w, int64_t T);
+    Status moe_make_resident(bool lowbit);  // model_load.cpp
 
     std::unique_ptr<EdgeFile> file_;
     std::unique_ptr<Tokenizer> tok_;
@@ -247,12 +248,16 @@ private:
     Matrix tok_embd_, output_;
     Matrix tok_embd_dev_;        // the embedding table in the backend's copy of the weights (device steps)
     bool device_steps_ = false;  // one-token steps recorded and replayed by the backend (Backend::step_*)
+    // MoE in device steps (Backend::moe_device_*): every expert resident in device memory, each MoE layer's number
+    // among the MoE layers in moe_slot_ (-1: dense)
+    bool moe_device_ = false;
+    std::vector<int> moe_slot_;
+    int64_t moe_layers_ = 0;
     const float* output_norm_ = nullptr;
     std::vector<Layer> layers_;
     AdapterSet adapters_;          // merged on the host at load; copied into adapter_mem_, then dropped
     float* adapter_mem_ = nullptr;  // one planned buffer holding every term
     std::vector<int32_t> penalty_ids_;  // eval_sample_device's scratch
-    int in_flight_ = 0;                 // steps launched by eval_sample_device_launch and not waited for
     ActivationStats* stats_ = nullptr;   // set_activation_stats: matmul inputs observed when non-null
     uint8_t* expert_mirror_ = nullptr;  // the device mirror of the store's slots (Backend::mirror_expert_slots)
     int64_t ctx_ = 0, batch_ = 0;

@@ -423,6 +423,11 @@ Status Model::plan_buffers() {
     }
     shape.n_experts = E;
     shape.n_used = k;
+    if (E > 0 && !be->host_addressable()) {  // MoE in device steps (moe_make_resident)
+        shape.moe_layers = std::count(moe_.is_moe.begin(), moe_.is_moe.end(), (uint8_t)1);
+        shape.d_expert = F;
+        shape.d_model = D;
+    }
     shape.vocab = c.vocab;
     be->plan_scratch(shape, &p);
     return Status::ok();
@@ -567,11 +572,13 @@ Status Model::plan_memory(const ModelOptions& opt) {
         tok_embd_dev_ = tok_embd_;
         tok_embd_dev_.data = static_cast<const uint8_t*>(weights_.data) + (tok_embd_.data - f.data());
         // one-token steps recorded on the device: dense models whose every weight is in the device copy
-        device_steps_ = be_->step_supported() && !moe && stream_opt_.window == 0 && be_->embed_step_supported(tok_embd_.dtype);
+        device_steps_ = be_->step_supported() && stream_opt_.window == 0 && be_->embed_step_supported(tok_embd_.dtype);
     }
     if (moe) EDGE_TRY(ExpertStore::open(f, so, &store_));
     if (store_ && expert_mirror_)  // the store's slots as planned (plan_ is refreshed below)
         be_->mirror_expert_slots(so.slots, expert_mirror_, store_->n_slots() * store_->slot_bytes(), store_->slot_bytes());
+    if (moe && device_steps_) EDGE_TRY(moe_make_resident(so.lowbit));
+    if (moe) device_steps_ = device_steps_ && moe_device_;  // else MoE steps route on the host, eagerly
     if (stream_opt_.window > 0) EDGE_TRY(LayerStream::open(f, stream_opt_, &stream_));
 
     const int64_t slots = plan_.expert_slots, slot = plan_.slot_bytes, window = plan_.layer_window;
@@ -642,6 +649,47 @@ Status Model::plan_layer_stream(const ModelOptions& opt) {
     map_base_ = f.tensors().front().data - f.tensors().front().offset;
     plan_ = planner_.plan();
     plan_.layer_window = w;
+    return Status::ok();
+}
+
+// MoE in device steps (model.h moe_device_): when the store's slots hold every expert in its planned variant and the
+// backend mirrors them, each expert is read once now, staged into its device slot (where it stays: nothing is ever
+// evicted) and each MoE layer's device addresses are handed to Backend::moe_device_experts. Any other case — a budget
+// smaller than the experts, low-bit serving, expert adapters, dtypes or shapes the backend's kernels lack, the experts
+// of a layer in different dtypes — keeps the host-routed MoE (moe_predict / moe_forward) and eager one-token steps.
+Status Model::moe_make_resident(bool lowbit) {
+    moe_device_ = false;
+    const int64_t E = moe_.n_experts, F = moe_.d_expert, D = cfg_.d_model;
+    moe_slot_.assign(layers_.size(), -1);
+    moe_layers_ = 0;
+    bool adapters = false;
+    for (size_t il = 0; il < layers_.size(); ++il) {
+        if (layers_[il].moe) moe_slot_[il] = (int)moe_layers_++;
+        adapters |= !layers_[il].expert_ad.empty();
+    }
+    if (!expert_mirror_ || lowbit || adapters || store_->n_slots() < moe_layers_ * E) return Status::ok();
+    std::vector<Matrix> m((size_t)(3 * E));
+    for (size_t il = 0; il < layers_.size(); ++il) {
+        if (!layers_[il].moe) continue;
+        bool uniform = true;
+        for (int32_t e = 0; e < (int32_t)E; ++e) {
+            int which = 0;
+            ExpertMatrices em;
+            EDGE_TRY(store_->acquire_any((int)il, &e, nullptr, 1, &which, &em));
+            Status st = moe_check_expert(moe_, *be_, D, (int)il, e, em);
+            const Matrix hm[3] = {em.gate, em.up, em.down};
+            if (st.is_ok()) be_->stage_expert((int)il, e, em.variant, hm, 3, &m[(size_t)(3 * e)]);
+            store_->release((int)il, e);
+            EDGE_TRY(st);
+            for (int r = 0; r < 3; ++r)
+                uniform &= m[(size_t)(3 * e + r)].dtype == m[(size_t)r].dtype && m[(size_t)(3 * e + r)].row_bytes == m[(size_t)r].row_bytes;
+        }
+        if (!uniform || m[0].dtype != m[1].dtype || !be_->moe_device_supported(m[0].dtype, m[2].dtype, F, D)) return Status::ok();
+        be_->moe_device_experts(moe_slot_[il], m.data(), E);
+    }
+    be_->sync();
+    EDGE_TRY(be_->take_error());
+    moe_device_ = true;
     return Status::ok();
 }
 

@@ -81,9 +81,7 @@ void MoeBuffers::plan(Planner* p, Backend* be, int64_t T, int64_t D, int64_t E, 
     p->add("moe.wpos", MemKind::SCRATCH, nullptr, E, &g.wpos);
 }
 
-namespace {
-
-Status check_expert(const MoeConfig& c, const Backend& be, int64_t D, int layer, int expert, const ExpertMatrices& m) {
+Status moe_check_expert(const MoeConfig& c, const Backend& be, int64_t D, int layer, int expert, const ExpertMatrices& m) {
     const int64_t F = c.d_expert;
     const Matrix* ms[3] = {&m.gate, &m.up, &m.down};
     const int64_t rows[3] = {F, F, D}, cols[3] = {D, D, F};
@@ -98,8 +96,6 @@ Status check_expert(const MoeConfig& c, const Backend& be, int64_t D, int layer,
     }
     return Status::ok();
 }
-
-}  // namespace
 
 void moe_expert_ffn(Backend* be, Act act, const Matrix* m, const ExpertAdapter* ad, const float* xe, int64_t ne,
                     float* gate, float* up, float* h, float* ye) {
@@ -139,7 +135,7 @@ Status moe_ffn(const MoeConfig& c, ExpertStore* store, Backend* be, int layer, c
         ExpertMatrices em;
         EDGE_TRY(store->acquire_any(layer, g.experts, g.wpos, n, &which, &em));
         const int32_t e = g.experts[which];
-        Status st = check_expert(c, *be, D, layer, e, em);
+        Status st = moe_check_expert(c, *be, D, layer, e, em);
         if (!st.is_ok()) {
             store->release(layer, e);
             return st;

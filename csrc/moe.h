@@ -75,6 +75,10 @@ struct ExpertAdapter {
     const float* bias[3] = {nullptr, nullptr, nullptr};
 };
 
+// The store served expert `expert` of `layer` as three matmul weights of the config's shapes (gate, up [F, D], down
+// [D, F]) in dtypes the backend runs; else a BAD_FILE Status naming them.
+Status moe_check_expert(const MoeConfig& c, const Backend& be, int64_t D, int layer, int expert, const ExpertMatrices& m);
+
 // One expert over ne gathered rows xe [ne, D] (D, F = d_expert from m's shapes):
 //   gate = Wg·xe, up = Wu·xe [ne, F] (one matmul), each + its terms;  h = act(gate)·up [ne, F];
 //   ye = Wd·h [ne, D] + its terms.

@@ -1,42 +1,27 @@
-// moe_route.cpp — routing math of moe.h on the host: top-k, gating weights, predictor overlap, and the
+// moe_route.cpp — routing of moe.h on the host (the arithmetic in moe_route_math.h): top-k, gating weights, predictor overlap, and the
 // grouping of a step's routes by expert.
 #include <algorithm>
 #include <cmath>
 
 #include "moe.h"
+#include "moe_route_math.h"
 
 namespace edge {
 
-void moe_topk(const float* logits, int64_t E, int64_t k, int32_t* idx) {
-    int64_t n = 0;  // idx[0..n) sorted by descending logit, ties in index order
-    for (int64_t e = 0; e < E; ++e) {
-        const float v = logits[e];
-        if (n == k && !(v > logits[idx[k - 1]])) continue;
-        int64_t pos = n < k ? n++ : k - 1;
-        while (pos > 0 && v > logits[idx[pos - 1]]) {
-            idx[pos] = idx[pos - 1];
-            --pos;
-        }
-        idx[pos] = (int32_t)e;
-    }
-}
+void moe_topk(const float* logits, int64_t E, int64_t k, int32_t* idx) { moe_math::topk(logits, E, k, idx); }
 
 void moe_route(const MoeConfig& c, const float* logits, int32_t* idx, float* w) {
     const int64_t E = c.n_experts, k = c.n_used;
-    moe_topk(logits, E, k, idx);
+    moe_math::topk(logits, E, k, idx);
     if (c.gating_softmax) {
-        float mx = logits[idx[0]];
+        const float mx = logits[idx[0]];
         float sum = 0.f;
-        for (int64_t e = 0; e < E; ++e) sum += std::exp(logits[e] - mx);
-        for (int64_t j = 0; j < k; ++j) w[j] = std::exp(logits[idx[j]] - mx) / sum;
+        for (int64_t e = 0; e < E; ++e) sum += moe_math::softmax_term(logits[e], mx);
+        for (int64_t j = 0; j < k; ++j) w[j] = moe_math::softmax_term(logits[idx[j]], mx) / sum;
     } else {
-        for (int64_t j = 0; j < k; ++j) w[j] = 1.0f / (1.0f + std::exp(-logits[idx[j]]));
+        for (int64_t j = 0; j < k; ++j) w[j] = moe_math::sigmoid(logits[idx[j]]);
     }
-    if (c.norm_topk) {
-        float s = 0.f;
-        for (int64_t j = 0; j < k; ++j) s += w[j];
-        for (int64_t j = 0; j < k; ++j) w[j] /= s;
-    }
+    if (c.norm_topk) moe_math::normalize(w, k);
 }
 
 int64_t moe_overlap(const int32_t* true_idx, const int32_t* pred_idx, int64_t T, int64_t k) {

@@ -103,6 +103,15 @@ def test_gpu_equals_cpu(tiny, arch, recipe):
     assert list(cpu.generate(TOKENS[:4], **greedy)) == list(gpu.generate(TOKENS[:4], **greedy))
 
 
+def decode(m, n=12):
+    """The logits of the prompt TOKENS[:4], then of n one-token steps feeding the argmax."""
+    m.reset()
+    out = [m.eval(TOKENS[:4])]
+    for _ in range(n):
+        out.append(m.eval([int(np.argmax(out[-1]))]))
+    return np.stack(out)
+
+
 @needs_gpu
 def test_gpu_moe_streamed_equals_resident(tiny):
     path = tiny("qwen3moe", "int4")
@@ -112,6 +121,44 @@ def test_gpu_moe_streamed_equals_resident(tiny):
     streamed = edgerun.Model(path, device="cuda", mem=tight)
     assert streamed.memory_plan["expert_slots"] < resident.memory_plan["expert_slots"]
     assert np.array_equal(resident.logits(TOKENS), streamed.logits(TOKENS))
+    # decode: the resident model's steps route on the device (recorded), the streamed one's on the host (eager)
+    assert resident._m.device_steps and not streamed._m.device_steps
+    assert np.array_equal(decode(resident), decode(streamed))
+
+
+def load_env(path, **env):
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return edgerun.Model(path, device="cuda")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@needs_gpu
+@pytest.mark.parametrize("recipe", ["q8", "int4"])
+@pytest.mark.parametrize("arch", ["qwen3moe", "mixtral", "olmoe", "smallthinker"])
+def test_gpu_moe_device_steps_equal_host_routed(tiny, arch, recipe):
+    """With every expert resident on the GPU, one-token MoE steps route on the device and run inside the recorded
+    step (backend.h moe_device_*): the same logits, bit for bit, as the host-routed eager steps (EDGE_CUDA_MOE_STEP=0),
+    graph or not; every route counts as a hit and nothing is read from the file after load."""
+    path = tiny(arch, recipe)
+    dev, host = edgerun.Model(path, device="cuda"), load_env(path, EDGE_CUDA_MOE_STEP="0")
+    eager = load_env(path, EDGE_CUDA_GRAPH="0")
+    assert dev._m.device_steps and eager._m.device_steps and not host._m.device_steps
+    dev.moe_reset_stats()
+    a = decode(dev)
+    st = dev.moe_stats
+    assert np.array_equal(a, decode(host))
+    assert np.array_equal(a, decode(eager))
+    cfg = dev.config
+    assert st["reads"] == 0 and st["misses"] == 0 and st["hits"] >= 12 * cfg["n_experts_used"] * cfg["moe_layers"], st
+    greedy = dict(max_tokens=16, temperature=0)
+    assert list(dev.generate(TOKENS[:4], **greedy)) == list(host.generate(TOKENS[:4], **greedy))
 
 
 def test_cuda_kernels_compile_and_skip_without_gpu(tmp_path):

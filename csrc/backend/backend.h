@@ -120,6 +120,7 @@ struct StepShape {
     int64_t max_rank = 0;   // the largest LowRank rank (0: no adapters)
     int64_t stage_bytes = 0;  // the most weight bytes stage_weights() is given at once (an expert slot)
     int64_t n_experts = 0, n_used = 0;  // MoE: E and k (0 for a dense model)
+    int64_t moe_layers = 0, d_expert = 0, d_model = 0;  // MoE: layers with experts, F, D (moe_device_*)
     int64_t vocab = 0;      // V: the head's rows (the device sampler's candidates)
     KvType kv = KvType::F32;  // the KV cache's form (the CPU's blocked KIVI kernels take a dequantized tile of scratch)
 };
@@ -260,6 +261,18 @@ public:
     // x[t] += Σ_j w[t][j] · yk[t·k + j], the k terms summed in rank order j (then added), t < T. w: host.
     virtual void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) = 0;
 
+    // ---- MoE inside device steps (optional): every expert resident in device memory, routed on the device ----
+    // moe_device_supported: moe_device_ffn runs experts whose gate / up have dtype gu and down dtype `down` (F, D: the
+    // expert's width and the model's). moe_device_experts records MoE layer number `slot` (< StepShape::moe_layers):
+    // m[3e], m[3e + 1], m[3e + 2] = expert e's gate, up, down as the device reads them, e < E — addresses that stay
+    // valid (the caller keeps the experts resident), one dtype and row size per role. moe_device_ffn is moe_route +
+    // the routed experts' FFNs + moe_combine of one token (T = 1) with nothing read on the host: x[0] += Σ_j w_j ·
+    // expert_{idx_j}(xn[0]), routed from logits [E] (device); the same values as moe_route / moe_ffn's ops on the
+    // same experts (the backend states its bound). It may be recorded in a device step.
+    virtual bool moe_device_supported(uint32_t gu, uint32_t down, int64_t F, int64_t D) const { return false; }
+    virtual void moe_device_experts(int slot, const Matrix* m, int64_t E) {}
+    virtual void moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* xn, float* x) {}
+
     // ---- device steps (optional: a backend whose ops are asynchronous, e.g. CUDA) ----
     // A one-token step whose inputs are in device memory, recorded once and replayed with one launch:
     //   step_inputs(token, pos)        the step's token id and position (pos0), written asynchronously
@@ -267,8 +280,8 @@ public:
     //   if (!step_begin()) { issue the step's ops; step_end(); }   true: a recorded step was launched
     // Between step_begin() and step_end() embed_step reads the token and rope_angles / kv_append /
     // attention read pos0 from the step inputs (their host pos0 must still be passed, equal to it); no op
-    // in between may read host memory the caller changes per step or synchronise (MoE routing does: MoE
-    // steps are not recorded). step_reset() drops a recording (buffers moved). Results are those of the
+    // in between may read host memory the caller changes per step or synchronise (MoE routing on the host does:
+    // MoE steps are recorded only with moe_device_ffn). step_reset() drops a recording (buffers moved). Results are those of the
     // same ops issued eagerly (the recorded sequence is the eager one).
     virtual bool step_supported() const { return false; }
     // embed_step can read a table of this dtype (the table: a device copy, from map_weights)
@@ -302,6 +315,7 @@ public:
     virtual bool sample_async_supported() const { return false; }
     virtual void sample_async(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u) {}
     virtual void sample_wait(int32_t* next) {}
+    virtual int picks_in_flight() const { return 0; }  // enqueued by sample_async, not yet read by sample_wait
 };
 
 }  // namespace edge

@@ -237,12 +237,12 @@ int32_t py_model_eval_sample(PyModel& pm, py::array_t<int32_t, py::array::c_styl
 
 // Pipelined decoding (Model::eval_sample_device_launch / _wait): launch the step of `token` (-1: the pending
 // pick's token), or wait for the oldest launched step's token.
-bool py_model_eval_sample_launch(PyModel& pm, int32_t token, Sampler& sampler, const std::vector<int32_t>& history) {
+bool py_model_eval_sample_launch(PyModel& pm, int32_t token, Sampler& sampler) {
     bool launched = false;
     Status st;
     {
         py::gil_scoped_release release;
-        st = pm.m->eval_sample_device_launch(token, sampler, history, &launched);
+        st = pm.m->eval_sample_device_launch(token, sampler, &launched);
     }
     check(st);
     if (launched) pm.logits_on_device = true;
@@ -381,7 +381,7 @@ void bind_model(py::module_& m) {
              "expert_in expert_mid head_in), expert (-1: none), cols, count (tokens), sumsq float64 [cols] (Σ x²), "
              "xtx float32 [cols, cols] (Σ xᵀx, symmetric) or None.")
         .def("eval_sample", &py_model_eval_sample, py::arg("tokens"), py::arg("sampler"), py::arg("history"))
-        .def("eval_sample_launch", &py_model_eval_sample_launch, py::arg("token"), py::arg("sampler"), py::arg("history"))
+        .def("eval_sample_launch", &py_model_eval_sample_launch, py::arg("token"), py::arg("sampler"))
         .def("eval_sample_wait", &py_model_eval_sample_wait)
         .def("pipelined", [](const PyModel& pm, const Sampler& s) { return pm.m->pipelined_sampling(s); }, py::arg("sampler"))
         .def("eval_batch", &py_model_eval_batch, py::arg("seq_ids"), py::arg("tokens"),
@@ -409,6 +409,8 @@ void bind_model(py::module_& m) {
         .def_property_readonly("memory_buffers", &py_model_buffers, "Every planned buffer: name, kind, device, bytes, allocated.")
         .def_property_readonly("device", [](const PyModel& pm) { return std::string(pm.m->backend().name()); })
         .def_property_readonly("is_moe", [](const PyModel& pm) { return pm.m->is_moe(); })
+        .def_property_readonly("device_steps", [](const PyModel& pm) { return pm.m->device_steps(); },
+                               "One-token steps are recorded and replayed on the device (a GPU; MoE: every expert resident there).")
         .def_property_readonly("moe_stats", &py_model_moe_stats)
         .def("moe_reset_stats", [](PyModel& pm) { pm.m->moe_reset_stats(); })
         .def_property_readonly("layer_stream_stats", [](const PyModel& pm) -> py::object {

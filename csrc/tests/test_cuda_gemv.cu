@@ -21,6 +21,8 @@
 //   fused     cuda_gemv_fused (input formed in the kernel, several matrices, residual) bit-exact vs the unfused
 //             kernels, and vs the reference (test_fused).
 //   glu       cuda_gemv_fused_glu (gate·up with act·mul in the epilogue) bit-exact vs fused + act_mul (test_glu).
+//   moe       cuda_moe_glu / cuda_moe_down (experts chosen on the device) bit-exact vs the single-expert kernels, and
+//             cuda_moe_route bit-exact vs the host's moe_route (test_moe).
 //   gemm_mma  cuda_gemm_mma (the tensor-core prefill GEMM) for every int_dot dtype, bn 32 and 64: rows 1, 63,
 //             65, 130; n 1 / 5 / 129 activation blocks (partial K stages); ncols 1, 17, 33, 64, 100 (partial
 //             column tiles); W misaligned, padded strides: BIT-EXACT vs the reference gemm, gaps poisoned.
@@ -43,6 +45,7 @@
 #include "common.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/ref/ref.h"
+#include "moe.h"
 #include "quant.h"
 #include "test_util.h"
 
@@ -632,6 +635,141 @@ void test_glu(Rng& g, bool quick) {
     std::printf("%s refuses: glu gemv of a float dtype / act 3 / no input (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
 }
 
+// cuda_moe_glu / cuda_moe_down (the k experts of one token, picked through a device table by device ids) vs
+// cuda_gemv_fused_glu / cuda_gemv_fused on each chosen expert's matrices, BIT FOR BIT: every fused dtype, E experts
+// (1, 5, 33) with their own misaligned copies, k ranks (repeats allowed), F / D from one block to 1030 rows.
+// y poisoned first. Then cuda_moe_route vs the host's moe_route (moe.h), ids and weights bit for bit, over
+// random logits (with ties) for E 1..300, k 1..8, softmax / sigmoid, with / without norm_topk.
+void test_moe(Rng& g, bool quick) {
+    const int dts[] = {EDGE_DTYPE_Q8_0, EDGE_DTYPE_INT4_32, EDGE_DTYPE_INT4_64, EDGE_DTYPE_INT4_128,
+                       EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128};
+    for (int dt : dts)
+        for (int c = 0; c < (quick ? 2 : 4); ++c) {
+            const int B = dtype_traits(dt).block;
+            const int E = c == 0 ? 1 : (c == 1 ? 5 : 33), k = std::min(E, g.range(1, 6));
+            const int64_t D = B * (int64_t)g.range(1, 8), F = B * (int64_t)g.range(1, 9), act = g.range(0, 2);
+            const int64_t rg = (int64_t)dtype_row_bytes(dt, D), rd = (int64_t)dtype_row_bytes(dt, F);
+            const int64_t gs = rg + g.range(0, 9), us = rg + g.range(0, 9), ds = rd + g.range(0, 9);
+            std::vector<CudaMoeExpert> table((size_t)E);
+            std::vector<uint8_t*> bufs;
+            for (int e = 0; e < E; ++e) {
+                const int64_t rows[3] = {F, F, D}, n[3] = {D, D, F}, st[3] = {gs, us, ds};
+                const void* ptr[3];
+                for (int m = 0; m < 3; ++m) {
+                    std::vector<uint8_t> Wh((size_t)(st[m] * rows[m]), 0);
+                    for (int64_t r = 0; r < rows[m]; ++r) fill_row(g, dt, Wh.data() + r * st[m], n[m], true);
+                    uint8_t* d = nullptr;
+                    const int mis = g.range(0, 15);
+                    CK(cudaMalloc(&d, Wh.size() + 64));
+                    CK(cudaMemcpy(d + mis, Wh.data(), Wh.size(), cudaMemcpyHostToDevice));
+                    bufs.push_back(d);
+                    ptr[m] = d + mis;
+                }
+                table[(size_t)e] = CudaMoeExpert{ptr[0], ptr[1], ptr[2]};
+            }
+            std::vector<int32_t> ids((size_t)k);
+            for (int j = 0; j < k; ++j) ids[(size_t)j] = g.range(0, E - 1);
+            std::vector<float> x((size_t)D);
+            for (auto& v : x) v = g.sym((float)std::ldexp(1.0, g.range(-3, 3)));
+            CudaMoeExpert* dt_table = nullptr;
+            int32_t* dids = nullptr;
+            float *dx = nullptr, *dh = nullptr, *dy = nullptr, *wh = nullptr, *wy = nullptr;
+            CK(cudaMalloc(&dt_table, E * sizeof(CudaMoeExpert)));
+            CK(cudaMalloc(&dids, k * 4));
+            CK(cudaMalloc(&dx, D * 4));
+            CK(cudaMalloc(&dh, k * F * 4));
+            CK(cudaMalloc(&dy, k * D * 4));
+            CK(cudaMalloc(&wh, k * F * 4));
+            CK(cudaMalloc(&wy, k * D * 4));
+            CK(cudaMemcpy(dt_table, table.data(), E * sizeof(CudaMoeExpert), cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(dids, ids.data(), k * 4, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(dx, x.data(), D * 4, cudaMemcpyHostToDevice));
+            CK(cudaMemset(dh, 0xFF, k * F * 4));
+            CK(cudaMemset(dy, 0xFF, k * D * 4));
+            // the expected: per rank, the single-expert kernels
+            for (int j = 0; j < k; ++j) {
+                const CudaMoeExpert& ex = table[(size_t)ids[(size_t)j]];
+                CudaGemvInput in;
+                in.x = dx;
+                CK(cuda_gemv_fused_glu(dt, ex.gate, gs, ex.up, us, F, D, in, (int)act, wh + j * F, g_st));
+            }
+            for (int j = 0; j < k; ++j) {
+                const CudaMoeExpert& ex = table[(size_t)ids[(size_t)j]];
+                CudaGemvInput in;
+                in.x = wh + j * F;
+                CudaGemvMat m{ex.down, ds, D, wy + j * D, nullptr};
+                CK(cuda_gemv_fused(dt, &m, 1, F, in, g_st));
+            }
+            const uint32_t fl = g.range(0, 1) ? kCudaOverlapPrevious : 0;
+            CudaMoeGemv P;
+            P.table = dt_table, P.ids = dids, P.k = k, P.rows = F, P.n = D, P.stride0 = gs, P.stride1 = us, P.x = dx, P.y = dh;
+            P.act = (int)act;
+            const cudaError_t e1 = cuda_moe_glu(dt, P, g_st, fl);
+            P.rows = D, P.n = F, P.stride0 = ds, P.stride1 = 0, P.x = dh, P.y = dy;
+            const cudaError_t e2 = cuda_moe_down(dt, P, g_st, fl);
+            CK(cudaStreamSynchronize(g_st));
+            std::vector<float> gh((size_t)(k * F)), gy((size_t)(k * D)), eh(gh.size()), ey(gy.size());
+            CK(cudaMemcpy(gh.data(), dh, gh.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(gy.data(), dy, gy.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(eh.data(), wh, eh.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(ey.data(), wy, ey.size() * 4, cudaMemcpyDeviceToHost));
+            const bool ok = e1 == cudaSuccess && e2 == cudaSuccess && !std::memcmp(gh.data(), eh.data(), gh.size() * 4) &&
+                            !std::memcmp(gy.data(), ey.data(), gy.size() * 4);
+            ok ? ++g_passed : ++g_failed;
+            std::printf("%s moe   %-9s E=%-2d k=%d D=%-4" PRId64 " F=%-4" PRId64 " act=%" PRId64 "%s  %s\n", ok ? "ok  " : "FAIL",
+                        dtype_traits(dt).name, E, k, D, F, act, fl ? " overlap" : "",
+                        ok ? "bit-exact vs the single-expert glu / fused gemv" : cudaGetErrorString(e1 != cudaSuccess ? e1 : e2));
+            for (uint8_t* b : bufs) CK(cudaFree(b));
+            CK(cudaFree(dt_table));
+            CK(cudaFree(dids));
+            for (float* p : {dx, dh, dy, wh, wy}) CK(cudaFree(p));
+        }
+    // the router
+    int bad = 0, cases = 0;
+    for (int c = 0; c < (quick ? 60 : 200); ++c) {
+        MoeConfig mc;
+        mc.n_experts = c < 10 ? c + 1 : g.range(1, 300);
+        mc.n_used = std::min<int64_t>(mc.n_experts, g.range(1, 8));
+        mc.gating_softmax = g.range(0, 1) == 1;
+        mc.norm_topk = g.range(0, 1) == 1;
+        const int64_t E = mc.n_experts, k = mc.n_used;
+        std::vector<float> l((size_t)E);
+        const float amp = (float)std::ldexp(1.0, g.range(-6, 5));
+        for (auto& v : l) v = g.range(0, 7) == 0 && &v != &l[0] ? l[0] : g.sym(amp);  // some ties
+        std::vector<int32_t> hid((size_t)k), did((size_t)k);
+        std::vector<float> hw((size_t)k), dw((size_t)k);
+        moe_route(mc, l.data(), hid.data(), hw.data());
+        float* dl = nullptr;
+        float* dwp = nullptr;
+        int32_t* dip = nullptr;
+        CK(cudaMalloc(&dl, E * 4));
+        CK(cudaMalloc(&dwp, k * 4));
+        CK(cudaMalloc(&dip, k * 4));
+        CK(cudaMemcpy(dl, l.data(), E * 4, cudaMemcpyHostToDevice));
+        CK(cuda_moe_route(dl, E, k, mc.gating_softmax, mc.norm_topk, dip, dwp, g_st));
+        CK(cudaStreamSynchronize(g_st));
+        CK(cudaMemcpy(did.data(), dip, k * 4, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(dw.data(), dwp, k * 4, cudaMemcpyDeviceToHost));
+        for (float* p : {dl, dwp}) CK(cudaFree(p));
+        CK(cudaFree(dip));
+        ++cases;
+        if (hid != did || std::memcmp(hw.data(), dw.data(), k * 4)) {
+            if (!bad) std::printf("     route E=%" PRId64 " k=%" PRId64 " softmax=%d norm=%d: first rank id %d / %d, w %.9g / %.9g\n", E, k,
+                                  (int)mc.gating_softmax, (int)mc.norm_topk, hid[0], did[0], hw[0], dw[0]);
+            ++bad;
+        }
+    }
+    bad ? ++g_failed : ++g_passed;
+    std::printf("%s moe route: %d cases, ids and weights bit-exact vs the host's moe_route (%d differ)\n", bad ? "FAIL" : "ok  ", cases, bad);
+    float y = 0;
+    CudaMoeGemv P;
+    const bool refused = cuda_moe_glu(EDGE_DTYPE_F32, P, g_st) == cudaErrorInvalidValue &&
+                         cuda_moe_route(&y, 0, 1, true, false, nullptr, &y, g_st) == cudaErrorInvalidValue &&
+                         cuda_moe_route(&y, 8, 9, true, false, (int32_t*)&y, &y, g_st) == cudaErrorInvalidValue;
+    refused ? ++g_passed : ++g_failed;
+    std::printf("%s refuses: moe gemv of a float dtype, a route of 0 experts / k > E (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
+}
+
 // A shape the contract excludes is refused without a launch.
 // cuda_lowrank_add vs CpuBackend::low_rank's up-projection loop (the same f32 operations in the same order:
 // bit-exact). The host loop below uses volatile temporaries so no compiler contracts it into FMAs.
@@ -1148,6 +1286,7 @@ int main(int argc, char** argv) {
     test_gemv(g, quick);
     test_fused(g, quick);
     test_glu(g, quick);
+    test_moe(g, quick);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

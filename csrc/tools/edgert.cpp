@@ -171,14 +171,14 @@ Status eval_next(Model& m, const std::vector<int32_t>& tokens, Sampler& sampler,
 Status decode_steps(Model& m, int32_t* tok, int n, Sampler& sampler, const std::vector<int32_t>& history,
                     std::vector<float>& logits) {
     bool launched = false;
-    if (n > 0 && m.pipelined_sampling(sampler)) EDGE_TRY(m.eval_sample_device_launch(*tok, sampler, history, &launched));
+    if (n > 0 && m.pipelined_sampling(sampler)) EDGE_TRY(m.eval_sample_device_launch(*tok, sampler, &launched));
     if (!launched) {
         for (int i = 0; i < n; ++i) EDGE_TRY(eval_next(m, {*tok}, sampler, history, logits, tok));
         return Status::ok();
     }
     for (int i = 0; i < n; ++i) {
         bool more = false;  // the next step, fed by this one's pick on the device
-        if (i + 1 < n) EDGE_TRY(m.eval_sample_device_launch(Model::kTokenFromPick, sampler, history, &more));
+        if (i + 1 < n) EDGE_TRY(m.eval_sample_device_launch(Model::kTokenFromPick, sampler, &more));
         EDGE_TRY(m.eval_sample_device_wait(tok));
         if (i + 1 < n && !more) return decode_steps(m, tok, n - i - 1, sampler, history, logits);
     }

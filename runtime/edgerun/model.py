@@ -291,10 +291,10 @@ class Model:
                         yield piece
                     break
                 if pipe and inflight == 0:
-                    pipe = self._m.eval_sample_launch(tok, sampler, [])
+                    pipe = self._m.eval_sample_launch(tok, sampler)
                     inflight += pipe
                 if pipe:  # a step feeding the pending pick, unless that pick is the last token wanted
-                    if n + 1 < max_tokens and self.n_past + 1 <= self.ctx and self._m.eval_sample_launch(-1, sampler, []):
+                    if n + 1 < max_tokens and self.n_past + 1 <= self.ctx and self._m.eval_sample_launch(-1, sampler):
                         inflight += 1
                 piece = decoder.decode(self._m.token_bytes(tok, False))
                 if piece:

@@ -56,6 +56,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,
                            prop.totalGlobalMem / 1073741824.0, driver / 1000, (driver % 1000) / 10);
     be->pipeline_ = cuda_env_enabled("EDGE_CUDA_PIPELINE");
+    be->moe_step_ = cuda_env_enabled("EDGE_CUDA_MOE_STEP");
     if ((e = cudaStreamCreateWithFlags(&be->stream_, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaHostAlloc(reinterpret_cast<void**>(&be->pinned_), sizeof(Pinned), cudaHostAllocDefault)) != cudaSuccess) {
         delete be;
@@ -215,6 +216,14 @@ void CudaBackend::plan_scratch(const StepShape& s, Planner* p) {
         p->add("cuda.sample_values", MemKind::SCRATCH, this, kSampleBlocks * kMaxTopK + 2 * kMaxTopK, &sample_cv_);
         p->add("cuda.sample_ids", MemKind::SCRATCH, this, kSampleBlocks * kMaxTopK + kMaxTopK, &sample_ci_);
         p->add("cuda.sample_next", MemKind::SCRATCH, this, 1, &sample_next_);
+    }
+    if (s.moe_layers > 0 && moe_step_ && s.n_experts <= kCudaMoeMaxExperts && s.n_used <= kCudaMoeMaxUsed) {  // cuda_experts.cu
+        p->add("cuda.moe_experts", MemKind::SCRATCH, this, s.moe_layers * s.n_experts, &moe_table_);
+        p->add("cuda.moe_ids", MemKind::SCRATCH, this, s.n_used, &moe_ids_);
+        p->add("cuda.moe_weights", MemKind::SCRATCH, this, s.n_used, &moe_w_);
+        p->add("cuda.moe_glu", MemKind::SCRATCH, this, s.n_used * s.d_expert, &moe_h_);
+        p->add("cuda.moe_down", MemKind::SCRATCH, this, s.n_used * s.d_model, &moe_y_);
+        moe_slots_.assign((size_t)s.moe_layers, MoeSlot());
     }
     p->add("cuda.step_inputs", MemKind::SCRATCH, this, 1, &step_);
     if (s.stage_bytes > 0) p->add("cuda.expert_stage", MemKind::SCRATCH, this, s.stage_bytes, &stage_, false);

@@ -34,6 +34,7 @@
 namespace edge {
 
 struct CudaGemvInput;  // kernels/cuda/cuda_kernels.h
+struct CudaMoeExpert;
 
 // The device sampler's limits (cuda_sample.cu): beyond them the host samples.
 // Attention (cuda_attention.cu): steps of at most kSplitMaxT tokens use the split-K kernel over at most
@@ -102,6 +103,9 @@ public:
     void moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) override;
     void moe_scatter(const float* ye, int64_t D, const int32_t* routes, int64_t n, float* yk) override;
     void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) override;
+    bool moe_device_supported(uint32_t gu, uint32_t down, int64_t F, int64_t D) const override;
+    void moe_device_experts(int slot, const Matrix* m, int64_t E) override;
+    void moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* xn, float* x) override;
 
     bool step_supported() const override { return true; }
     bool embed_step_supported(uint32_t dtype) const override;
@@ -117,6 +121,7 @@ public:
     bool sample_async_supported() const override { return pipeline_; }
     void sample_async(float* logits, int64_t V, const SamplerParams& p, const int32_t* ids, int n_ids, float u) override;
     void sample_wait(int32_t* next) override;
+    int picks_in_flight() const override { return pick_count_; }
 
     Status take_error() override;
 
@@ -179,6 +184,20 @@ private:
     bool mirror_pinned_ = false;
     bool expert_mirror_ = true;  // EDGE_CUDA_EXPERT_MIRROR=0: experts staged per use instead
     std::vector<int64_t> mirror_tag_;  // per slot: the unit its device copy holds, -1 none
+    // MoE inside device steps (cuda_experts.cu; EDGE_CUDA_MOE_STEP=0: off): per MoE layer slot the E experts'
+    // device addresses, and each role's dtype / row bytes
+    struct MoeSlot {
+        uint32_t gu = 0, down = 0;
+        int64_t gs = 0, us = 0, ds = 0;
+        bool set = false;
+    };
+    bool moe_step_ = true;
+    CudaMoeExpert* moe_table_ = nullptr;  // [moe_layers · E] device
+    std::vector<MoeSlot> moe_slots_;
+    int32_t* moe_ids_ = nullptr;  // [k] device: the token's experts (cuda_moe_route)
+    float* moe_w_ = nullptr;      // [k] device: their weights
+    float* moe_h_ = nullptr;      // [k · F] device: act(gate)·up per rank
+    float* moe_y_ = nullptr;      // [k · D] device: the experts' outputs (moe_combine's yk)
     // the sampler (cuda_sample.cu; EDGE_CUDA_SAMPLER=0: the host samples)
     bool gpu_sampler_ = true;
     int cc_major_ = 0;           // compute capability (tensor-core prefill GEMM: 8+)

@@ -11,7 +11,14 @@
 // served; refilled with the same unit it holds the same bytes (decode is deterministic).
 // The mirror has as many slots as the store (the plan bounds both by --mem and --gpu-mem), so a fully
 // resident expert set is copied once and then served from device memory.
+//
+// MoE inside device steps (backend.h moe_device_*): with every expert resident (the model checks), the model records
+// each MoE layer's expert addresses once (moe_device_experts: a table in device memory); moe_device_ffn (cuda_ops.cu)
+// then routes on the device and the expert GEMVs read their matrices through the table (cuda_moe_glu / _down).
 #include "cuda_backend.h"
+
+#include "../../kernels/cuda/cuda_kernels.h"
+#include "../../quant.h"
 
 namespace edge {
 
@@ -55,6 +62,23 @@ bool CudaBackend::stage_expert(int layer, int expert, int variant, const Matrix*
         out[i].data = mirror_dev_ + (in[i].data - mirror_host_);
     }
     return copy;
+}
+
+bool CudaBackend::moe_device_supported(uint32_t gu, uint32_t down, int64_t F, int64_t D) const {
+    auto fits = [](uint32_t dt, int64_t n) { return cuda_gemv_fused_supported(dt) && n % 32 == 0 && n % dtype_traits(dt).block == 0; };
+    return moe_table_ && fits(gu, D) && fits(down, F) && F % 4 == 0 && F == shape_.d_expert && D == shape_.d_model;
+}
+
+void CudaBackend::moe_device_experts(int slot, const Matrix* m, int64_t E) {
+    if (!moe_table_ || slot < 0 || slot >= (int)moe_slots_.size() || E != shape_.n_experts) {  // the plan's shape: an invariant
+        note(cudaErrorInvalidValue, "moe_device_experts (a layer or expert count other than planned)");
+        return;
+    }
+    std::vector<CudaMoeExpert> t((size_t)E);
+    for (int64_t e = 0; e < E; ++e) t[(size_t)e] = CudaMoeExpert{m[3 * e].data, m[3 * e + 1].data, m[3 * e + 2].data};
+    upload(moe_table_ + slot * E, t.data(), E * (int64_t)sizeof(CudaMoeExpert));  // pageable: copied before it returns
+    moe_slots_[(size_t)slot] = MoeSlot{m[0].dtype, m[2].dtype, (int64_t)m[0].row_bytes, (int64_t)m[1].row_bytes,
+                                       (int64_t)m[2].row_bytes, true};
 }
 
 }  // namespace edge

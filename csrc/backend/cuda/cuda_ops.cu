@@ -8,6 +8,7 @@
 #include "../../kernels/cuda/cuda_kernels.h"
 #include "../../kernels/cuda/pdl.cuh"
 #include "../../kernels/cuda/rowops.cuh"
+#include "../../moe.h"
 #include "../planner.h"
 #include "cuda_backend.h"
 
@@ -259,6 +260,27 @@ void CudaBackend::moe_combine(const float* yk, const float* w, int64_t T, int64_
     if (T * D <= 0) return;
     upload(weights_, w, T * k * (int64_t)sizeof(float));
     combine_k<<<blocks_for(T * D), kThreads, 0, stream_>>>(yk, weights_, T, k, D, x);
+}
+
+// moe_device_ffn (backend.h): route, the k experts' gate·up with act·mul, their down, combine — the ops moe_ffn issues
+// for one token (cuda_moe_* are bit for bit the fused one-expert GEMVs it uses), with the routes and weights of
+// moe_route_math.h on the device (equal to the host's but for the ~2^-29 case of cuda_moe_route) never leaving it.
+void CudaBackend::moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* xn, float* x) {
+    if (slot < 0 || slot >= (int)moe_slots_.size() || !moe_slots_[(size_t)slot].set) {
+        note(cudaErrorInvalidValue, "moe_device_ffn (a layer without moe_device_experts)");
+        return;
+    }
+    const MoeSlot& s = moe_slots_[(size_t)slot];
+    const int64_t E = c.n_experts, k = c.n_used, F = c.d_expert, D = shape_.d_model;
+    const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0;
+    note(cuda_moe_route(logits, E, k, c.gating_softmax, c.norm_topk, moe_ids_, moe_w_, stream_, fl), "moe route");
+    CudaMoeGemv P;
+    P.table = moe_table_ + slot * E, P.ids = moe_ids_, P.k = (int)k;
+    P.rows = F, P.n = D, P.stride0 = s.gs, P.stride1 = s.us, P.x = xn, P.y = moe_h_, P.act = c.act_relu ? (int)Act::RELU : (int)Act::SILU;
+    note(cuda_moe_glu(s.gu, P, stream_, fl), "moe gate·up");
+    P.rows = D, P.n = F, P.stride0 = s.ds, P.stride1 = 0, P.x = moe_h_, P.y = moe_y_;
+    note(cuda_moe_down(s.down, P, stream_, fl), "moe down");
+    combine_k<<<blocks_for(D), kThreads, 0, stream_>>>(moe_y_, moe_w_, 1, k, D, x);
 }
 
 }  // namespace edge

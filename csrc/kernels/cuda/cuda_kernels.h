@@ -109,6 +109,39 @@ cudaError_t cuda_gemv_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats,
 cudaError_t cuda_gemv_fused_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
                                 int64_t n, const CudaGemvInput& in, int act, float* g, cudaStream_t stream, uint32_t flags = 0);
 
+// The experts of one token's MoE FFN (gemv.cuh), every expert resident in device memory and chosen on the device:
+// expert e's matrices at table[e] (a device array), ids[j] (device, j < k) the expert of rank j (cuda_moe_route).
+//   cuda_moe_glu:  y[j·F + r] = act(dot(gate_{ids[j]} row r, q(x))) · dot(up_{ids[j]} row r, q(x)),  x [D], r < F
+//   cuda_moe_down: y[j·D + r] = dot(down_{ids[j]} row r, q(x + j·F)),  x [k, F], r < D
+// (rows, n) = (F, D) for glu, (D, F) for down; stride0 / stride1 = the gate / up row bytes (glu) or the down row
+// bytes (down). Bit for bit cuda_gemv_fused_glu / cuda_gemv_fused (kCudaInF32) on the chosen expert's matrices. One
+// dtype (cuda_gemv_fused_supported) and stride per matrix role over the whole table; x 16-byte aligned (down: F % 4 == 0),
+// y 4-byte aligned; k <= 65535. flags: as cuda_gemv.
+struct CudaMoeExpert {
+    const void* gate = nullptr;
+    const void* up = nullptr;
+    const void* down = nullptr;
+};
+struct CudaMoeGemv {
+    const CudaMoeExpert* table = nullptr;
+    const int32_t* ids = nullptr;
+    int k = 0;
+    int64_t rows = 0, n = 0;
+    int64_t stride0 = 0, stride1 = 0;
+    const float* x = nullptr;
+    float* y = nullptr;
+    int act = 0;  // glu: 0 SiLU / 1 ReLU / 2 tanh-GELU
+};
+cudaError_t cuda_moe_glu(uint32_t dtype, const CudaMoeGemv& g, cudaStream_t stream, uint32_t flags = 0);
+cudaError_t cuda_moe_down(uint32_t dtype, const CudaMoeGemv& g, cudaStream_t stream, uint32_t flags = 0);
+
+// Routing of one token on the device (moe_route.cu): ids[k], w[k] as moe_route (moe.h) of logits[E] — the same
+// arithmetic (moe_route_math.h), so the same ids and, but for the ~2^-29 inputs where a double exp rounds to another
+// f32 on the two sides, the same weights. One warp; E <= kCudaMoeMaxExperts, 1 <= k <= min(E, kCudaMoeMaxUsed). flags: as cuda_gemv.
+constexpr int kCudaMoeMaxExperts = 4096, kCudaMoeMaxUsed = 64;
+cudaError_t cuda_moe_route(const float* logits, int64_t E, int64_t k, bool softmax, bool norm_topk, int32_t* ids, float* w,
+                           cudaStream_t stream, uint32_t flags = 0);
+
 // LowRank (LoRA) up-projection, lowrank.cu: Y[c·ldy + o] += scale · Σ_{j<r} B[o·r + j] · U[c·r + j] for o < rows,
 // c < ncols; B [rows, r], U [ncols, r] f32 (U = A·x by cuda_gemv on the f32 A). The sum in j order without FMA,
 // then one product and one add: CpuBackend::low_rank's operations, bit for bit for the same U.

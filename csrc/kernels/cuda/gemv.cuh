@@ -28,6 +28,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 
@@ -461,12 +462,52 @@ __global__ void EDGE_GEMV_BOUNDS gemv_glu_kernel(const __grid_constant__ FusedPa
     gemv_blocks_body<D, 1>(RowsGlu{P}, P.end[0], P.n, StageFused<D>{P.in, P.n});
 }
 
+// ---------------------------------------------------------------- the experts of one token (cuda_moe_glu / _down)
+
+// A gate·up pair at explicit addresses (RowsGlu's rows and store for one expert of the table).
+struct RowsPair {
+    static constexpr int kSub = 2;
+    const uint8_t* Wg;
+    const uint8_t* Wu;
+    int64_t gs, us;
+    float* Y;
+    int act;
+    __device__ __forceinline__ const uint8_t* row(int g, int sub) const { return sub ? Wu + (int64_t)g * us : Wg + (int64_t)g * gs; }
+    __device__ __forceinline__ void store2(int g, float gate, float up) const { Y[g] = cuda_rowops::act_apply(gate, up, act); }
+};
+
+// CTA row blockIdx.y serves rank j = blockIdx.y: its expert's matrices come from the table at ids[j], which the
+// predecessor (the router) wrote, so the body's early weight loads wait for it here.
+template <class D>
+__global__ void EDGE_GEMV_BOUNDS moe_glu_kernel(const __grid_constant__ CudaMoeGemv P) {
+    pdl_launch_dependents();
+    pdl_wait();
+    const CudaMoeExpert e = P.table[P.ids[blockIdx.y]];
+    CudaGemvInput in;
+    in.x = P.x;
+    const RowsPair R{static_cast<const uint8_t*>(e.gate), static_cast<const uint8_t*>(e.up), P.stride0, P.stride1,
+                     P.y + (int64_t)blockIdx.y * P.rows, P.act};
+    gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n});
+}
+
+template <class D>
+__global__ void EDGE_GEMV_BOUNDS moe_down_kernel(const __grid_constant__ CudaMoeGemv P) {
+    pdl_launch_dependents();
+    pdl_wait();
+    const CudaMoeExpert e = P.table[P.ids[blockIdx.y]];
+    CudaGemvInput in;
+    in.x = P.x + (int64_t)blockIdx.y * P.n;
+    const RowsOne R{static_cast<const uint8_t*>(e.down), P.stride0, P.y + (int64_t)blockIdx.y * P.rows, P.rows};
+    gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n});
+}
+
 // ---------------------------------------------------------------- host side
 
 // Grid of a persistent kernel: enough CTAs to cover `rows` with one warp per row, at most what stays
 // resident at once.
+// ny > 1: a grid of ny CTA rows (one per expert) sharing what stays resident.
 template <class K>
-inline cudaError_t persistent_grid(K kernel, size_t smem, int64_t rows, int* grid) {
+inline cudaError_t persistent_grid(K kernel, size_t smem, int64_t rows, int* grid, int ny = 1) {
     int dev = 0, sms = 0, per_sm = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
@@ -474,7 +515,7 @@ inline cudaError_t persistent_grid(K kernel, size_t smem, int64_t rows, int* gri
     if (e != cudaSuccess) return e;
     if (per_sm < 1) return cudaErrorInvalidConfiguration;
     const int64_t need = (rows + kWarps - 1) / kWarps;
-    const int64_t cap = (int64_t)sms * per_sm;
+    const int64_t cap = std::max<int64_t>(1, (int64_t)sms * per_sm / ny);
     *grid = (int)(need < cap ? need : cap);
     return cudaSuccess;
 }
@@ -556,9 +597,9 @@ bool fused_input_ok(int64_t n, const CudaGemvInput& in) {
 }
 
 // One launch of a fused kernel (gemv_fused_kernel / gemv_glu_kernel) over `rows` launch rows of P.
-template <class D>
-cudaError_t launch_fused_params(void (*kernel)(FusedParams), const FusedParams& P, int64_t rows, uint32_t flags,
-                                cudaStream_t stream) {
+template <class D, class Params>
+cudaError_t launch_fused_params(void (*kernel)(Params), const Params& P, int64_t rows, uint32_t flags,
+                                cudaStream_t stream, int ny = 1) {
     int dev = 0, optin = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
@@ -568,9 +609,9 @@ cudaError_t launch_fused_params(void (*kernel)(FusedParams), const FusedParams& 
     e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
     int grid = 0;
-    e = persistent_grid(kernel, smem, rows, &grid);
+    e = persistent_grid(kernel, smem, rows, &grid, ny);
     if (e != cudaSuccess) return e;
-    return launch_kernel(kernel, grid, smem, stream, (flags & kCudaOverlapPrevious) != 0, P);
+    return launch_pdl(kernel, dim3((unsigned)grid, (unsigned)ny), dim3(kThreads), smem, stream, (flags & kCudaOverlapPrevious) != 0, P);
 }
 
 // cuda_gemv_fused for decoder D (cuda_kernels.h): checks, then one launch over the n_mats matrices.
@@ -622,6 +663,19 @@ cudaError_t launch_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t
     return launch_fused_params<D>(gemv_glu_kernel<D>, P, rows, flags, stream);
 }
 
+// cuda_moe_glu / cuda_moe_down for decoder D: one launch of k CTA rows.
+template <class D>
+cudaError_t launch_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream) {
+    CudaGemvInput in;
+    in.x = P.x;
+    if (P.k < 1 || P.k > 65535 || P.rows < 0 || P.rows > INT_MAX || !fused_input_ok<D>(P.n, in) || (!glu && P.n % 4) ||
+        !P.table || !P.ids || !P.y || ((uintptr_t)P.y & 3) || (glu && (P.act < 0 || P.act > 2)))
+        return cudaErrorInvalidValue;
+    if (P.rows == 0) return cudaSuccess;
+    return glu ? launch_fused_params<D>(moe_glu_kernel<D>, P, P.rows, flags, stream, P.k)
+               : launch_fused_params<D>(moe_down_kernel<D>, P, P.rows, flags, stream, P.k);
+}
+
 // ---------------------------------------------------------------- per-family entry points
 
 cudaError_t gemv_int4(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
@@ -636,6 +690,8 @@ cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats,
                             uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_q8_0_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
                             cudaStream_t stream);
+cudaError_t gemv_int4_moe(uint32_t dtype, bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_q8_0_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_int4_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
                           int64_t n, const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_q8_0_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,

@@ -53,4 +53,18 @@ cudaError_t cuda_gemv_fused_glu(uint32_t dtype, const void* Wg, int64_t g_stride
     return cudaErrorInvalidValue;
 }
 
+cudaError_t cuda_moe_glu(uint32_t dtype, const CudaMoeGemv& g, cudaStream_t stream, uint32_t flags) {
+    using namespace cuda_gemv_detail;
+    if (dtype == EDGE_DTYPE_Q8_0) return gemv_q8_0_moe(true, g, flags, stream);
+    if (cuda_gemv_fused_supported(dtype)) return gemv_int4_moe(dtype, true, g, flags, stream);
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t cuda_moe_down(uint32_t dtype, const CudaMoeGemv& g, cudaStream_t stream, uint32_t flags) {
+    using namespace cuda_gemv_detail;
+    if (dtype == EDGE_DTYPE_Q8_0) return gemv_q8_0_moe(false, g, flags, stream);
+    if (cuda_gemv_fused_supported(dtype)) return gemv_int4_moe(dtype, false, g, flags, stream);
+    return cudaErrorInvalidValue;
+}
+
 }  // namespace edge

@@ -104,6 +104,10 @@ cudaError_t gemv_int4_fused(uint32_t dtype, const CudaGemvMat* mats, int n_mats,
     return with_int4(dtype, [&](auto d) { return launch_fused<decltype(d)>(mats, n_mats, n, in, flags, stream); });
 }
 
+cudaError_t gemv_int4_moe(uint32_t dtype, bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream) {
+    return with_int4(dtype, [&](auto d) { return launch_moe<decltype(d)>(glu, P, flags, stream); });
+}
+
 cudaError_t gemv_int4_glu(uint32_t dtype, const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows,
                           int64_t n, const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream) {
     return with_int4(dtype, [&](auto d) {

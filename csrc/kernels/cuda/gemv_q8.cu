@@ -43,5 +43,9 @@ cudaError_t gemv_q8_0_glu(const void* Wg, int64_t g_stride, const void* Wu, int6
     return launch_glu<DecQ8_0>(Wg, g_stride, Wu, u_stride, rows, n, in, act, g, flags, stream);
 }
 
+cudaError_t gemv_q8_0_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream) {
+    return launch_moe<DecQ8_0>(glu, P, flags, stream);
+}
+
 }  // namespace cuda_gemv_detail
 }  // namespace edge
