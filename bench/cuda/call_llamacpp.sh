@@ -28,7 +28,7 @@ phase1() {
   for e in ${AB:-}; do
     mkdir -p "$OUT/ab_${e//=/_}"; env $e timeout ${AB_TIMEOUT:-80} python3 bench/bench_cuda.py --out "$OUT/ab_${e//=/_}" \
       --shapes "${AB_SHAPES:-135m,1b}" --recipes int4 --no-hf --runs 2 --moe-budget 0 --edgert build/gpu/edgert >/tmp/ab_$e.log 2>&1
-    el "$e rc=$?"; grep -E "^\| (135m|1b)" "$OUT/ab_${e//=/_}/bench_cuda.md" | cut -d'|' -f2-8
+    el "$e rc=$?"; grep -E "^\| (135m|1b|4b)" "$OUT/ab_${e//=/_}/bench_cuda.md" | cut -d'|' -f2-8
   done
   [ "${PROFILE:-0}" = 1 ] && { timeout 100 python3 bench/cuda/profile_decode.py --shapes 135m,1b --tokens 64 2>&1 | grep -v -i warn >"$OUT/profile.md"
     el "profile"; grep -E "^(##|tokens)" "$OUT/profile.md"; }
