@@ -181,8 +181,9 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
     }
     const float* cs = L.swa ? rope_cos_swa_ : rope_cos_;
     const float* sn = L.swa ? rope_sin_swa_ : rope_sin_;
-    if (L.rope && n_runs == 1 && runs[0].t0 == 0 && runs[0].len == T) {  // one run: RoPE and the K/V append as one op
-        be.rope_kv_append(q_, k_, v_, T, H, Hkv, Dh, cs, sn, L.kv[(size_t)runs[0].seq], runs[0].pos0);
+    const int64_t window = L.swa ? c.swa_window : 0;
+    if (L.rope && n_runs == 1 && runs[0].t0 == 0 && runs[0].len == T) {  // one run: RoPE, the K/V append, attention as one op
+        be.rope_kv_attention(q_, k_, v_, T, H, Hkv, Dh, cs, sn, L.kv[(size_t)runs[0].seq], runs[0].pos0, window, att_);
     } else {
         if (L.rope) {
             be.rope(q_, T, H, Dh, cs, sn);
@@ -193,10 +194,10 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
             const Run& u = runs[r];
             be.kv_append(L.kv[(size_t)u.seq], k_ + u.t0 * Dkv, v_ + u.t0 * Dkv, u.len, u.pos0, Hkv, Dh);
         }
-    }
-    for (int64_t r = 0; r < n_runs; ++r) {
-        const Run& u = runs[r];
-        be.attention(q_ + u.t0 * Dq, L.kv[(size_t)u.seq], u.len, u.pos0, H, Hkv, Dh, L.swa ? c.swa_window : 0, att_ + u.t0 * Dq);
+        for (int64_t r = 0; r < n_runs; ++r) {
+            const Run& u = runs[r];
+            be.attention(q_ + u.t0 * Dq, L.kv[(size_t)u.seq], u.len, u.pos0, H, Hkv, Dh, window, att_ + u.t0 * Dq);
+        }
     }
     if (stats_) stats_->add(il, ACT_ATTN_OUT, -1, att_, T, Dq, *cpu_);
     if (!L.bias[AT_O] && !w.attn_post_norm) {  // x += o·att (one op: the backend may add in the matmul)
@@ -331,11 +332,13 @@ Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs, bool de
         }
         if (st.is_ok()) {
             attention(L, *w, T, runs, n_runs);
-            if (L.moe) {
+            if (L.moe && device_moe && moe_.router_on_residual) {  // the norm inside the experts' GEMV (nothing else reads xn)
+                be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, x_, w->ffn_norm, eps, x_);
+            } else if (L.moe) {
                 be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
                 if (device_moe) {
-                    if (!moe_.router_on_residual) be.matmul(&router, &logits_, 1, xn_, T);
-                    be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, xn_, x_);
+                    be.matmul(&router, &logits_, 1, xn_, T);
+                    be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, xn_, nullptr, 0.f, x_);
                 } else {
                     st = moe_forward(il, *w, T);
                 }

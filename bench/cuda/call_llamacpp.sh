@@ -3,7 +3,7 @@
 # PHASE=1 builds llama.cpp's shared libraries with CUDA (sm_90) from the slimmed llama-cpp-python 0.3.36 source in
 # .lcp/ (bench/cuda/RESULTS.md "Session s20") beside edgerun's build, then runs the kernel tests and the GPU tests;
 # PHASE=2 (a second call while the machine is still warm, so build/ survives) runs bench/cuda/llamacpp_cuda.py and
-# the 4B MoE budget row of bench/bench_cuda.py (MOE_TIMEOUT=0: skipped); PHASE=all does both in one call.
+# the 4B MoE rows of bench/bench_cuda.py (MOE_TIMEOUT=0: skipped; MOE_BUDGET=0: resident only); PHASE=all does both in one call.
 # While llama.cpp compiles, PHASE=1 / all can also run: with OLD_PATCH=.lcp/X.patch call_ab_tree.sh's A/B against
 # the tree before that patch; with AB="ENV=a ENV=b" bench/bench_cuda.py once per setting (AB_SHAPES, 1 round);
 # with PROFILE=1 bench/cuda/profile_decode.py; SKIP_LCP=1: no llama.cpp build. carry: [".whl", ".lcp"]. Files in $OUT. QUANTS: q4_0,q8_0.
@@ -45,7 +45,7 @@ phase2() {
   el "llamacpp_cuda rc=$?"; tail -8 "$OUT/llamacpp.log"
   [ "${MOE_TIMEOUT:-200}" = 0 ] && return
   mkdir -p /tmp/bb; timeout ${MOE_TIMEOUT:-200} python3 bench/bench_cuda.py --out /tmp/bb --shapes 4b --recipes int4 --no-hf --runs 2 \
-    --moe-budget 0.25 --edgert build/gpu/edgert > "$OUT/bench_4b.log" 2>&1; el "bench 4b rc=$?"
+    --moe-budget ${MOE_BUDGET:-0.25} --edgert build/gpu/edgert > "$OUT/bench_4b.log" 2>&1; el "bench 4b rc=$?"
   cp /tmp/bb/bench_cuda.json "$OUT/bench_4b.json" 2>/dev/null; cat /tmp/bb/bench_cuda.md 2>/dev/null; tail -5 "$OUT/bench_4b.log"
 }
 t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }

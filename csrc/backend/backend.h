@@ -249,6 +249,13 @@ public:
         rope(k, T, Hkv, Dh, cos, sin);
         kv_append(kv, k, v, T, pos0, Hkv, Dh);
     }
+    // rope_kv_append, then attention over the same run (window: as attention): a backend may do both in one launch
+    // (q and k need not be left rotated then; the cache and `out` are as the two ops leave them).
+    virtual void rope_kv_attention(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh,
+                                   const float* cos, const float* sin, const KvLayer& kv, int64_t pos0, int64_t window, float* out) {
+        rope_kv_append(q, k, v, T, H, Hkv, Dh, cos, sin, kv, pos0);
+        attention(q, kv, T, pos0, H, Hkv, Dh, window, out);
+    }
 
     // ---- MoE (moe.h) ----
     // Per token t < T: idx[t][0..k) = top-k of logits[t] [E] (descending, ties to the lower index) and,
@@ -267,11 +274,13 @@ public:
     // m[3e], m[3e + 1], m[3e + 2] = expert e's gate, up, down as the device reads them, e < E — addresses that stay
     // valid (the caller keeps the experts resident), one dtype and row size per role. moe_device_ffn is moe_route +
     // the routed experts' FFNs + moe_combine of one token (T = 1) with nothing read on the host: x[0] += Σ_j w_j ·
-    // expert_{idx_j}(xn[0]), routed from logits [E] (device); the same values as moe_route / moe_ffn's ops on the
+    // expert_{idx_j}(xn), routed from logits [E] (device), xn = rmsnorm(in, norm_w, eps) (norm_w != nullptr: the
+    // norm's weight; x may be `in`) or `in` itself; the same values as rmsnorm, moe_route and moe_ffn's ops on the
     // same experts (the backend states its bound). It may be recorded in a device step.
     virtual bool moe_device_supported(uint32_t gu, uint32_t down, int64_t F, int64_t D) const { return false; }
     virtual void moe_device_experts(int slot, const Matrix* m, int64_t E) {}
-    virtual void moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* xn, float* x) {}
+    virtual void moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* in, const float* norm_w,
+                                float eps, float* x) {}
 
     // ---- device steps (optional: a backend whose ops are asynchronous, e.g. CUDA) ----
     // A one-token step whose inputs are in device memory, recorded once and replayed with one launch:

@@ -637,7 +637,8 @@ void test_glu(Rng& g, bool quick) {
 
 // cuda_moe_glu / cuda_moe_down (the k experts of one token, picked through a device table by device ids) vs
 // cuda_gemv_fused_glu / cuda_gemv_fused on each chosen expert's matrices, BIT FOR BIT: every fused dtype, E experts
-// (1, 5, 33) with their own misaligned copies, k ranks (repeats allowed), F / D from one block to 1030 rows.
+// (1, 5, 33) with their own misaligned copies, k ranks (repeats allowed), F / D of 1..9 blocks, the glu's input f32 or
+// rmsnorm·w.
 // y poisoned first. Then cuda_moe_route vs the host's moe_route (moe.h), ids and weights bit for bit, over
 // random logits (with ties) for E 1..300, k 1..8, softmax / sigmoid, with / without norm_topk.
 void test_moe(Rng& g, bool quick) {
@@ -673,7 +674,11 @@ void test_moe(Rng& g, bool quick) {
             for (auto& v : x) v = g.sym((float)std::ldexp(1.0, g.range(-3, 3)));
             CudaMoeExpert* dt_table = nullptr;
             int32_t* dids = nullptr;
-            float *dx = nullptr, *dh = nullptr, *dy = nullptr, *wh = nullptr, *wy = nullptr;
+            float *dx = nullptr, *dnw = nullptr, *dh = nullptr, *dy = nullptr, *wh = nullptr, *wy = nullptr;
+            std::vector<float> nw((size_t)D);
+            for (auto& v : nw) v = g.sym(1.5f);
+            CK(cudaMalloc(&dnw, D * 4));
+            CK(cudaMemcpy(dnw, nw.data(), D * 4, cudaMemcpyHostToDevice));
             CK(cudaMalloc(&dt_table, E * sizeof(CudaMoeExpert)));
             CK(cudaMalloc(&dids, k * 4));
             CK(cudaMalloc(&dx, D * 4));
@@ -686,12 +691,13 @@ void test_moe(Rng& g, bool quick) {
             CK(cudaMemcpy(dx, x.data(), D * 4, cudaMemcpyHostToDevice));
             CK(cudaMemset(dh, 0xFF, k * F * 4));
             CK(cudaMemset(dy, 0xFF, k * D * 4));
-            // the expected: per rank, the single-expert kernels
+            // the expected: per rank, the single-expert kernels; the glu's input f32 or rmsnorm·w (every other case)
+            CudaGemvInput in_glu;
+            in_glu.x = dx;
+            if (c % 2) in_glu.kind = kCudaInRmsnorm, in_glu.norm_w = dnw, in_glu.eps = 1e-5f;
             for (int j = 0; j < k; ++j) {
                 const CudaMoeExpert& ex = table[(size_t)ids[(size_t)j]];
-                CudaGemvInput in;
-                in.x = dx;
-                CK(cuda_gemv_fused_glu(dt, ex.gate, gs, ex.up, us, F, D, in, (int)act, wh + j * F, g_st));
+                CK(cuda_gemv_fused_glu(dt, ex.gate, gs, ex.up, us, F, D, in_glu, (int)act, wh + j * F, g_st));
             }
             for (int j = 0; j < k; ++j) {
                 const CudaMoeExpert& ex = table[(size_t)ids[(size_t)j]];
@@ -702,10 +708,13 @@ void test_moe(Rng& g, bool quick) {
             }
             const uint32_t fl = g.range(0, 1) ? kCudaOverlapPrevious : 0;
             CudaMoeGemv P;
-            P.table = dt_table, P.ids = dids, P.k = k, P.rows = F, P.n = D, P.stride0 = gs, P.stride1 = us, P.x = dx, P.y = dh;
+            P.table = dt_table, P.ids = dids, P.k = k, P.rows = F, P.n = D, P.stride0 = gs, P.stride1 = us, P.y = dh;
+            P.in = in_glu;
             P.act = (int)act;
             const cudaError_t e1 = cuda_moe_glu(dt, P, g_st, fl);
-            P.rows = D, P.n = F, P.stride0 = ds, P.stride1 = 0, P.x = dh, P.y = dy;
+            P.rows = D, P.n = F, P.stride0 = ds, P.stride1 = 0, P.y = dy;
+            P.in = CudaGemvInput();
+            P.in.x = dh;
             const cudaError_t e2 = cuda_moe_down(dt, P, g_st, fl);
             CK(cudaStreamSynchronize(g_st));
             std::vector<float> gh((size_t)(k * F)), gy((size_t)(k * D)), eh(gh.size()), ey(gy.size());
@@ -716,13 +725,13 @@ void test_moe(Rng& g, bool quick) {
             const bool ok = e1 == cudaSuccess && e2 == cudaSuccess && !std::memcmp(gh.data(), eh.data(), gh.size() * 4) &&
                             !std::memcmp(gy.data(), ey.data(), gy.size() * 4);
             ok ? ++g_passed : ++g_failed;
-            std::printf("%s moe   %-9s E=%-2d k=%d D=%-4" PRId64 " F=%-4" PRId64 " act=%" PRId64 "%s  %s\n", ok ? "ok  " : "FAIL",
-                        dtype_traits(dt).name, E, k, D, F, act, fl ? " overlap" : "",
+            std::printf("%s moe   %-9s E=%-2d k=%d D=%-4" PRId64 " F=%-4" PRId64 " act=%" PRId64 " in=%s%s  %s\n", ok ? "ok  " : "FAIL",
+                        dtype_traits(dt).name, E, k, D, F, act, c % 2 ? "rmsnorm·w" : "f32", fl ? " overlap" : "",
                         ok ? "bit-exact vs the single-expert glu / fused gemv" : cudaGetErrorString(e1 != cudaSuccess ? e1 : e2));
             for (uint8_t* b : bufs) CK(cudaFree(b));
             CK(cudaFree(dt_table));
             CK(cudaFree(dids));
-            for (float* p : {dx, dh, dy, wh, wy}) CK(cudaFree(p));
+            for (float* p : {dx, dnw, dh, dy, wh, wy}) CK(cudaFree(p));
         }
     // the router
     int bad = 0, cases = 0;

@@ -9,6 +9,10 @@
 //    unnormalised Σ e^(s-m)·V, m and l to the scratch `part`, and the last of the S CTAs to finish (a
 //    counter per (token, head), reset by it) merges the S partials (weights e^(m_s - M)) and normalises.
 //    Parallelism: T·H·S CTAs instead of T·H.
+//    With RoPE fused (one token, CudaBackend::rope_kv_attention): q and k arrive unrotated; every CTA rotates its
+//    q head itself, the CTA whose chunk holds the token's position puts the rotated k and v into the staged tile
+//    (the cache may not have them yet), and that CTA of the first q head of each kv group writes them to the cache
+//    — rope_kv_k's operations, so the same bits as rope_kv_append then attention, one launch fewer per layer.
 // 2. Flash-style tiles for prefill (more tokens): one CTA of 8 warps per (8 consecutive tokens, head);
 //    the CTA walks the union of their key ranges in tiles of 32 positions, staged once in shared memory
 //    (K as [Dh][32], V as [32][Dh]) for the 8 queries; warp w keeps token w's running max / sum and its
@@ -108,6 +112,13 @@ __device__ __forceinline__ void combine_partials(const float* part, int S, int t
     }
 }
 
+// Element i of head x [Dh] rotated (rope_kv_k's arithmetic): pairs (j, j + Dh/2) by the angle of cos / sin [Dh/2].
+__device__ __forceinline__ float rope_elem(const float* x, int i, int Dh, const float* c, const float* s) {
+    const int half = Dh / 2, j = i < half ? i : i - half;
+    const float a = x[j], b = x[j + half], cs = c[j], sn = s[j];
+    return i < half ? __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn)) : __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+}
+
 // The merge as its own launch (EDGE_CUDA_SPLIT_COMBINE=0: the split kernel is given no counters).
 __global__ void attn_combine_k(const float* __restrict__ part, int S, int H, int Dh, float* __restrict__ o) {
     combine_partials(part, S, blockIdx.x, H, Dh, o);
@@ -116,10 +127,9 @@ __global__ void attn_combine_k(const float* __restrict__ part, int S, int H, int
 // One (token, head, chunk): tiles of TP positions; each tile's K (whole transposed kKTile tiles covering it,
 // one contiguous span) and V rows are copied into shared memory first, then one score per thread, the
 // running max / sum and Σ e·V from shared memory. The arithmetic and its order are the old kernel's.
-__global__ void attn_split_k(const float* __restrict__ q, const float* __restrict__ kc, const float* __restrict__ vc,
-                             int64_t k_head_stride, int64_t pos0, int H, int Hkv, int Dh, int64_t window, int64_t chunk,
-                             float* __restrict__ part, int* __restrict__ done, float* __restrict__ o,
-                             const CudaStepInputs* ds) {
+__global__ void attn_split_k(const float* __restrict__ q, float* kc, float* vc, int64_t k_head_stride, int64_t pos0, int H,
+                             int Hkv, int Dh, int64_t window, int64_t chunk, float* __restrict__ part, int* __restrict__ done,
+                             float* __restrict__ o, const CudaStepInputs* ds, CudaSplitRope rope) {
     extern __shared__ __align__(16) float sh[];
     pdl_launch_dependents();  // PDL-launched (pdl.cuh): the output projection may start streaming its weights
     pdl_wait();
@@ -137,7 +147,16 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
     const int64_t beg = pb + s * chunk, end = beg + chunk < pos + 1 ? beg + chunk : pos + 1;
     const int64_t Dq = (int64_t)H * Dh, Dkv = (int64_t)Hkv * Dh;
     float* out = part + ((int64_t)th * S + s) * (Dh + 2);
-    for (int i = threadIdx.x; i < Dh; i += blockDim.x) qs[i] = q[t * Dq + (int64_t)h * Dh + i];
+    const float* qh = q + t * Dq + (int64_t)h * Dh;
+    for (int i = threadIdx.x; i < Dh; i += blockDim.x) qs[i] = rope.k ? rope_elem(qh, i, Dh, rope.c, rope.s) : qh[i];
+    const bool holds = rope.k && beg <= pos && pos < end;  // RoPE fused (T = 1): this chunk holds the new position
+    const float* kn = holds ? rope.k + (int64_t)kvh * Dh : nullptr;
+    const float* vn = holds ? rope.v + (int64_t)kvh * Dh : nullptr;
+    if (holds && h % (H / Hkv) == 0)
+        for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
+            kc[kvh * k_head_stride + (pos / kKTile) * kKTile * Dh + (int64_t)i * kKTile + pos % kKTile] = rope_elem(kn, i, Dh, rope.c, rope.s);
+            vc[pos * Dkv + (int64_t)kvh * Dh + i] = vn[i];
+        }
     for (int i = threadIdx.x; i < P * Dh; i += blockDim.x) accs[i] = 0.f;
     const float scale = 1.0f / sqrtf((float)Dh);
     const float* kh = kc + kvh * k_head_stride;
@@ -155,6 +174,13 @@ __global__ void attn_split_k(const float* __restrict__ q, const float* __restric
         stage_floats(vs, vh + t0 * Dkv, nt * Dh, Dh, Dkv, vec_v);
         cp_async_wait_all();
         __syncthreads();
+        if (holds && pos < t0 + nt) {  // the new position's k and v, in place of what the cache held when staged
+            for (int i = threadIdx.x; i < Dh; i += blockDim.x) {
+                ks[(pos / kKTile - kt0) * kKTile * Dh + (int64_t)i * kKTile + pos % kKTile] = rope_elem(kn, i, Dh, rope.c, rope.s);
+                vs[(pos - t0) * Dh + i] = vn[i];
+            }
+            __syncthreads();
+        }
         const int64_t p = t0 + threadIdx.x;
         float sc = -INFINITY;
         if (threadIdx.x < nt) {
@@ -309,15 +335,23 @@ Status cuda_attention_kernels_prepare(int64_t max_dh, int64_t max_smem) {
 }
 
 void CudaBackend::attention_split(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
-                                  int64_t window, float* out) {
+                                  int64_t window, float* out, const CudaSplitRope& rope) {
     const int64_t chunk = cuda_attention_chunk(shape_.ctx), S = (shape_.ctx + chunk - 1) / chunk;
     note(launch_pdl(attn_split_k, dim3((unsigned)(T * H), (unsigned)S), dim3(kSplitThreads), (size_t)split_smem_bytes(Dh, chunk),
-                    stream_, pdl_, q, (const float*)kv.k, (const float*)kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh,
-                    window, chunk, attn_part_, split_combine_ ? attn_done_ : nullptr, out,
-                    (const CudaStepInputs*)(in_step_ ? step_ : nullptr)),
+                    stream_, pdl_, q, kv.k, kv.v, kv.k_head_stride, pos0, (int)H, (int)Hkv, (int)Dh, window, chunk, attn_part_,
+                    split_combine_ ? attn_done_ : nullptr, out, (const CudaStepInputs*)(in_step_ ? step_ : nullptr), rope),
          "attention");
     if (!split_combine_)
         attn_combine_k<<<(unsigned)(T * H), Dh < 128 ? 64 : 128, 0, stream_>>>(attn_part_, (int)S, (int)H, (int)Dh, out);
+}
+
+void CudaBackend::rope_kv_attention(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh,
+                                    const float* cos, const float* sin, const KvLayer& kv, int64_t pos0, int64_t window, float* out) {
+    if (T != 1 || !fuse_ || !rope_attn_ || !flash_ || Dh % 2 || kv.type != KvType::F32 || kv.ring) {
+        Backend::rope_kv_attention(q, k, v, T, H, Hkv, Dh, cos, sin, kv, pos0, window, out);
+        return;
+    }
+    attention_split(q, kv, T, pos0, H, Hkv, Dh, window, out, CudaSplitRope{k, v, cos, sin});
 }
 
 void CudaBackend::attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,

@@ -57,6 +57,7 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
                            prop.totalGlobalMem / 1073741824.0, driver / 1000, (driver % 1000) / 10);
     be->pipeline_ = cuda_env_enabled("EDGE_CUDA_PIPELINE");
     be->moe_step_ = cuda_env_enabled("EDGE_CUDA_MOE_STEP");
+    be->rope_attn_ = cuda_env_enabled("EDGE_CUDA_ROPE_ATTN");
     if ((e = cudaStreamCreateWithFlags(&be->stream_, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaHostAlloc(reinterpret_cast<void**>(&be->pinned_), sizeof(Pinned), cudaHostAllocDefault)) != cudaSuccess) {
         delete be;

@@ -44,6 +44,15 @@ int64_t cuda_attention_chunk(int64_t ctx);
 
 constexpr int kSampleBlocks = 64, kMaxChunk = 6144, kMaxTopK = 64, kMaxPenaltyIds = 64;
 
+// RoPE + K/V append fused into the split-K attention of one token (cuda_attention.cu): the unrotated k and v [Dkv]
+// of the step and its cos / sin [Dh/2]; k == nullptr: not fused.
+struct CudaSplitRope {
+    const float* k = nullptr;
+    const float* v = nullptr;
+    const float* c = nullptr;
+    const float* s = nullptr;
+};
+
 // The inputs of a one-token device step (cuda_step.cu), in device memory.
 struct CudaStepInputs {
     int64_t pos = 0;
@@ -93,6 +102,8 @@ public:
     void add(float* x, const float* y, int64_t n) override;
     void rope_kv_append(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh, const float* cos,
                         const float* sin, const KvLayer& kv, int64_t pos0) override;
+    void rope_kv_attention(float* q, float* k, const float* v, int64_t T, int64_t H, int64_t Hkv, int64_t Dh, const float* cos,
+                           const float* sin, const KvLayer& kv, int64_t pos0, int64_t window, float* out) override;
     void rmsnorm_matmul(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix* const* ws,
                         float* const* ys, int nw, const LowRank* const* adapters = nullptr) override;
     void matmul_add(const Matrix& w, const float* in, int64_t T, float* y, float* x, const LowRank* adapter = nullptr) override;
@@ -105,7 +116,8 @@ public:
     void moe_combine(const float* yk, const float* w, int64_t T, int64_t k, int64_t D, float* x) override;
     bool moe_device_supported(uint32_t gu, uint32_t down, int64_t F, int64_t D) const override;
     void moe_device_experts(int slot, const Matrix* m, int64_t E) override;
-    void moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* xn, float* x) override;
+    void moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* in, const float* norm_w, float eps,
+                        float* x) override;
 
     bool step_supported() const override { return true; }
     bool embed_step_supported(uint32_t dtype) const override;
@@ -128,7 +140,7 @@ public:
 private:
     CudaBackend() = default;
     void attention_split(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
-                         int64_t window, float* out);
+                         int64_t window, float* out, const CudaSplitRope& rope = CudaSplitRope());
     void attention_flash(const float* q, const KvLayer& kv, int64_t T, int64_t pos0, int64_t H, int64_t Hkv, int64_t Dh,
                          int64_t window, float* out);
     void note(cudaError_t e, const char* what);
@@ -204,6 +216,7 @@ private:
     int64_t mma_min_tokens_ = 16;  // matmuls of at least this many tokens use cuda_gemm_mma (EDGE_CUDA_MMA_MIN_T; EDGE_CUDA_MMA=0: never)
     bool fuse_ = true;  // one-token matmuls through cuda_gemv_fused (EDGE_CUDA_FUSE=0: quantize + GEMV + separate ops)
     int graph_nodes_ = 0;  // kernel nodes of the recorded step (EDGE_CUDA_GRAPH_REPORT=1 prints them)
+    bool rope_attn_ = true;  // one-token RoPE + K/V append inside the split-K attention (EDGE_CUDA_ROPE_ATTN=0: rope_kv_k first)
     bool split_combine_ = true;  // the split-K attention's last CTA merges (EDGE_CUDA_SPLIT_COMBINE=0: a combine launch)
     bool pdl_ = true;  // GEMVs / quantize launched with programmatic dependent launch (EDGE_CUDA_PDL=0: plain)
     float* sample_cv_ = nullptr;    // [kSampleBlocks·kMaxTopK + 2·kMaxTopK] candidate values, then the survivors'

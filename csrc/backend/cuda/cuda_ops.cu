@@ -262,10 +262,12 @@ void CudaBackend::moe_combine(const float* yk, const float* w, int64_t T, int64_
     combine_k<<<blocks_for(T * D), kThreads, 0, stream_>>>(yk, weights_, T, k, D, x);
 }
 
-// moe_device_ffn (backend.h): route, the k experts' gate·up with act·mul, their down, combine — the ops moe_ffn issues
-// for one token (cuda_moe_* are bit for bit the fused one-expert GEMVs it uses), with the routes and weights of
-// moe_route_math.h on the device (equal to the host's but for the ~2^-29 case of cuda_moe_route) never leaving it.
-void CudaBackend::moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* xn, float* x) {
+// moe_device_ffn (backend.h): route, the k experts' gate·up with act·mul (the norm inside, as the fused GEMVs do), their
+// down, combine — the ops rmsnorm and moe_ffn issue for one token (cuda_moe_* are bit for bit the fused one-expert GEMVs
+// it uses), with the routes and weights of moe_route_math.h on the device (equal to the host's but for the ~2^-29 case
+// of cuda_moe_route) never leaving it.
+void CudaBackend::moe_device_ffn(const MoeConfig& c, int slot, const float* logits, const float* in, const float* norm_w,
+                                 float eps, float* x) {
     if (slot < 0 || slot >= (int)moe_slots_.size() || !moe_slots_[(size_t)slot].set) {
         note(cudaErrorInvalidValue, "moe_device_ffn (a layer without moe_device_experts)");
         return;
@@ -276,9 +278,13 @@ void CudaBackend::moe_device_ffn(const MoeConfig& c, int slot, const float* logi
     note(cuda_moe_route(logits, E, k, c.gating_softmax, c.norm_topk, moe_ids_, moe_w_, stream_, fl), "moe route");
     CudaMoeGemv P;
     P.table = moe_table_ + slot * E, P.ids = moe_ids_, P.k = (int)k;
-    P.rows = F, P.n = D, P.stride0 = s.gs, P.stride1 = s.us, P.x = xn, P.y = moe_h_, P.act = c.act_relu ? (int)Act::RELU : (int)Act::SILU;
+    P.rows = F, P.n = D, P.stride0 = s.gs, P.stride1 = s.us, P.y = moe_h_, P.act = c.act_relu ? (int)Act::RELU : (int)Act::SILU;
+    P.in.x = in;
+    if (norm_w) P.in.kind = kCudaInRmsnorm, P.in.norm_w = norm_w, P.in.eps = eps;
     note(cuda_moe_glu(s.gu, P, stream_, fl), "moe gate·up");
-    P.rows = D, P.n = F, P.stride0 = s.ds, P.stride1 = 0, P.x = moe_h_, P.y = moe_y_;
+    P.rows = D, P.n = F, P.stride0 = s.ds, P.stride1 = 0, P.y = moe_y_;
+    P.in = CudaGemvInput();
+    P.in.x = moe_h_;
     note(cuda_moe_down(s.down, P, stream_, fl), "moe down");
     combine_k<<<blocks_for(D), kThreads, 0, stream_>>>(moe_y_, moe_w_, 1, k, D, x);
 }

@@ -111,11 +111,12 @@ cudaError_t cuda_gemv_fused_glu(uint32_t dtype, const void* Wg, int64_t g_stride
 
 // The experts of one token's MoE FFN (gemv.cuh), every expert resident in device memory and chosen on the device:
 // expert e's matrices at table[e] (a device array), ids[j] (device, j < k) the expert of rank j (cuda_moe_route).
-//   cuda_moe_glu:  y[j·F + r] = act(dot(gate_{ids[j]} row r, q(x))) · dot(up_{ids[j]} row r, q(x)),  x [D], r < F
-//   cuda_moe_down: y[j·D + r] = dot(down_{ids[j]} row r, q(x + j·F)),  x [k, F], r < D
+//   cuda_moe_glu:  y[j·F + r] = act(dot(gate_{ids[j]} row r, q(a))) · dot(up_{ids[j]} row r, q(a)),  r < F, with a [D]
+//                  formed from `in` as cuda_gemv_fused does (f32 or rmsnorm·w; not act·mul)
+//   cuda_moe_down: y[j·D + r] = dot(down_{ids[j]} row r, q(x_j)),  x_j = in.x + j·F (in.kind f32), r < D
 // (rows, n) = (F, D) for glu, (D, F) for down; stride0 / stride1 = the gate / up row bytes (glu) or the down row
-// bytes (down). Bit for bit cuda_gemv_fused_glu / cuda_gemv_fused (kCudaInF32) on the chosen expert's matrices. One
-// dtype (cuda_gemv_fused_supported) and stride per matrix role over the whole table; x 16-byte aligned (down: F % 4 == 0),
+// bytes (down). Bit for bit cuda_gemv_fused_glu / cuda_gemv_fused on the chosen expert's matrices. One dtype
+// (cuda_gemv_fused_supported) and stride per matrix role over the whole table; in.x 16-byte aligned (down: F % 4 == 0),
 // y 4-byte aligned; k <= 65535. flags: as cuda_gemv.
 struct CudaMoeExpert {
     const void* gate = nullptr;
@@ -128,7 +129,7 @@ struct CudaMoeGemv {
     int k = 0;
     int64_t rows = 0, n = 0;
     int64_t stride0 = 0, stride1 = 0;
-    const float* x = nullptr;
+    CudaGemvInput in;
     float* y = nullptr;
     int act = 0;  // glu: 0 SiLU / 1 ReLU / 2 tanh-GELU
 };

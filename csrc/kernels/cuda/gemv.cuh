@@ -483,8 +483,7 @@ __global__ void EDGE_GEMV_BOUNDS moe_glu_kernel(const __grid_constant__ CudaMoeG
     pdl_launch_dependents();
     pdl_wait();
     const CudaMoeExpert e = P.table[P.ids[blockIdx.y]];
-    CudaGemvInput in;
-    in.x = P.x;
+    const CudaGemvInput in = P.in;
     const RowsPair R{static_cast<const uint8_t*>(e.gate), static_cast<const uint8_t*>(e.up), P.stride0, P.stride1,
                      P.y + (int64_t)blockIdx.y * P.rows, P.act};
     gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n});
@@ -495,8 +494,8 @@ __global__ void EDGE_GEMV_BOUNDS moe_down_kernel(const __grid_constant__ CudaMoe
     pdl_launch_dependents();
     pdl_wait();
     const CudaMoeExpert e = P.table[P.ids[blockIdx.y]];
-    CudaGemvInput in;
-    in.x = P.x + (int64_t)blockIdx.y * P.n;
+    CudaGemvInput in = P.in;
+    in.x += (int64_t)blockIdx.y * P.n;
     const RowsOne R{static_cast<const uint8_t*>(e.down), P.stride0, P.y + (int64_t)blockIdx.y * P.rows, P.rows};
     gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n});
 }
@@ -666,9 +665,8 @@ cudaError_t launch_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t
 // cuda_moe_glu / cuda_moe_down for decoder D: one launch of k CTA rows.
 template <class D>
 cudaError_t launch_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream) {
-    CudaGemvInput in;
-    in.x = P.x;
-    if (P.k < 1 || P.k > 65535 || P.rows < 0 || P.rows > INT_MAX || !fused_input_ok<D>(P.n, in) || (!glu && P.n % 4) ||
+    if (P.k < 1 || P.k > 65535 || P.rows < 0 || P.rows > INT_MAX || !fused_input_ok<D>(P.n, P.in) ||
+        P.in.kind == kCudaInActMul || (!glu && (P.n % 4 || P.in.kind != kCudaInF32)) ||
         !P.table || !P.ids || !P.y || ((uintptr_t)P.y & 3) || (glu && (P.act < 0 || P.act > 2)))
         return cudaErrorInvalidValue;
     if (P.rows == 0) return cudaSuccess;
