@@ -18,6 +18,7 @@ import edgerun
 from edgerun import _core
 from edgeconv.export import export
 from models.tiny import make_tiny
+from env_util import cuda_model
 from native_build import native_program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,19 +127,6 @@ def test_gpu_moe_streamed_equals_resident(tiny):
     assert np.array_equal(decode(resident), decode(streamed))
 
 
-def load_env(path, **env):
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return edgerun.Model(path, device="cuda")
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 @needs_gpu
 @pytest.mark.parametrize("recipe", ["q8", "int4"])
 @pytest.mark.parametrize("arch", ["qwen3moe", "mixtral", "olmoe", "smallthinker"])
@@ -147,8 +135,8 @@ def test_gpu_moe_device_steps_equal_host_routed(tiny, arch, recipe):
     step (backend.h moe_device_*): the same logits, bit for bit, as the host-routed eager steps (EDGE_CUDA_MOE_STEP=0),
     graph or not; every route counts as a hit and nothing is read from the file after load."""
     path = tiny(arch, recipe)
-    dev, host = edgerun.Model(path, device="cuda"), load_env(path, EDGE_CUDA_MOE_STEP="0")
-    eager = load_env(path, EDGE_CUDA_GRAPH="0")
+    dev, host = edgerun.Model(path, device="cuda"), cuda_model(path, dict(EDGE_CUDA_MOE_STEP=0))
+    eager = cuda_model(path, dict(EDGE_CUDA_GRAPH=0))
     assert dev._m.device_steps and eager._m.device_steps and not host._m.device_steps
     dev.moe_reset_stats()
     a = decode(dev)

@@ -13,7 +13,6 @@ kernels agree with it within 1e-4 · max|logit| on f32 weights (f32 rounding of 
 The tensor-core GEMM is bit-exact with the reference gemm (csrc/tests/test_cuda_gemv.cu checks that), so
 forcing it on every step of more than one token (EDGE_CUDA_MMA_MIN_T=2) keeps the GPU within TOL and the
 greedy tokens equal to the CPU's."""
-import os
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ import pytest
 import edgerun
 from edgerun import _core
 from edgeconv.export import export
+from env_util import cuda_model
 from greedy_path import assert_greedy_path
 from models.tiny import make_tiny
 
@@ -54,16 +54,7 @@ def files(tmp_path_factory):
 
 def load(path, ctx=300, **env):
     """A GPU model created with the backend switches in env (read when the backend starts)."""
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: str(v) for k, v in env.items()})
-    try:
-        return edgerun.Model(path, device="cuda", ctx=ctx)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return cuda_model(path, env, ctx=ctx)
 
 
 def ids(n, seed=0, vocab=300):

@@ -6,7 +6,6 @@ EDGE_CUDA_GRAPH=0 issues the recorded ops eagerly, EDGE_CUDA_SAMPLER=0 samples o
 downloaded logits (csrc/sampler.cpp). A graph replays the eager kernels, so logits are equal bit for bit;
 the GPU sampler runs the host chain with the host's draws, so tokens are equal — but where CUDA's expf
 and libm's differ in the last bit right at a draw's boundary (chance ~1e-6 per token here)."""
-import os
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import edgerun
 from edgerun import _core
 from edgeconv.export import export
 from edgerun.model import SamplingParams
+from env_util import cuda_model
 from models.tiny import make_tiny
 
 GPU = _core.cuda_info()["available"]
@@ -39,16 +39,7 @@ def load(path, graph=True, sampler=True, fuse=True, pipeline=True, rope_attn=Tru
     env = {"EDGE_CUDA_GRAPH": "1" if graph else "0", "EDGE_CUDA_SAMPLER": "1" if sampler else "0",
            "EDGE_CUDA_FUSE": "1" if fuse else "0", "EDGE_CUDA_PIPELINE": "1" if pipeline else "0",
            "EDGE_CUDA_ROPE_ATTN": "1" if rope_attn else "0"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return edgerun.Model(path, device="cuda", ctx=256)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return cuda_model(path, env, ctx=256)
 
 
 def decode_logits(m, tokens=None, n=24):
