@@ -182,10 +182,6 @@ void Model::attention(Layer& L, const LayerWeights& w, int64_t T, const Run* run
     const float* cs = L.swa ? rope_cos_swa_ : rope_cos_;
     const float* sn = L.swa ? rope_sin_swa_ : rope_sin_;
     const int64_t window = L.swa ? c.swa_window : 0;
-    if (T == 1) {  // while the attention runs (it reads little), the device may fetch what the layer reads after it
-        const Matrix* next[4] = {&w.o, &w.gate, &w.up, &w.down};
-        be.prefetch_weights(next, L.moe ? 1 : 4);
-    }
     if (L.rope && n_runs == 1 && runs[0].t0 == 0 && runs[0].len == T) {  // one run: RoPE, the K/V append, attention as one op
         be.rope_kv_attention(q_, k_, v_, T, H, Hkv, Dh, cs, sn, L.kv[(size_t)runs[0].seq], runs[0].pos0, window, att_);
     } else {

@@ -35,10 +35,10 @@ def files(tmp_path_factory):
     return out
 
 
-def load(path, graph=True, sampler=True, fuse=True, pipeline=True, rope_attn=True, l2=3):
+def load(path, graph=True, sampler=True, fuse=True, pipeline=True, rope_attn=True):
     env = {"EDGE_CUDA_GRAPH": "1" if graph else "0", "EDGE_CUDA_SAMPLER": "1" if sampler else "0",
            "EDGE_CUDA_FUSE": "1" if fuse else "0", "EDGE_CUDA_PIPELINE": "1" if pipeline else "0",
-           "EDGE_CUDA_ROPE_ATTN": "1" if rope_attn else "0", "EDGE_CUDA_L2_PREFETCH": str(l2)}
+           "EDGE_CUDA_ROPE_ATTN": "1" if rope_attn else "0"}
     return cuda_model(path, env, ctx=256)
 
 
@@ -70,13 +70,11 @@ def test_graph_decode_equals_eager(files, arch, recipe):
 def test_fused_decode_equals_unfused(files, arch, recipe):
     """The fused one-token GEMV (norm / act·mul / quantize inside it, q/k/v and gate/up in one launch, the residual
     in its epilogue: cuda_fused.cu) and RoPE + K/V append inside the split-K attention (cuda_attention.cu) compute the
-    unfused ops' bits (EDGE_CUDA_FUSE=0; EDGE_CUDA_ROPE_ATTN=0 for the attention alone), graph and eager alike; the L2
-    prefetch hints (EDGE_CUDA_L2_PREFETCH) change no bit either."""
+    unfused ops' bits (EDGE_CUDA_FUSE=0; EDGE_CUDA_ROPE_ATTN=0 for the attention alone), graph and eager alike."""
     path = files[(arch, recipe)]
     fused = decode_logits(load(path))
     assert np.array_equal(fused, decode_logits(load(path, fuse=False)))
     assert np.array_equal(fused, decode_logits(load(path, rope_attn=False)))
-    assert np.array_equal(fused, decode_logits(load(path, l2=0)))
     assert np.array_equal(fused, decode_logits(load(path, graph=False)))
 
 

@@ -257,10 +257,6 @@ public:
         attention(q, kv, T, pos0, H, Hkv, Dh, window, out);
     }
 
-    // A hint that the next ops read these matrices' bytes (ms[i]: rows · row_bytes from data): a backend may start
-    // fetching them now (the CUDA backend asks its L2 cache for them while the attention runs). No result depends on it.
-    virtual void prefetch_weights(const Matrix* const* ms, int n) {}
-
     // ---- MoE (moe.h) ----
     // Per token t < T: idx[t][0..k) = top-k of logits[t] [E] (descending, ties to the lower index) and,
     // with w != nullptr, the routing weights of c's gating (moe.h). idx, w: host memory.

@@ -480,8 +480,8 @@ void test_fused(Rng& g, bool quick) {
                     mats[m] = CudaGemvMat{dW[m] + wmis, ws, rows, dY[m], dR[m]};
                     CK(cuda_gemv(dt, dW[m] + wmis, ws, rows, n, dq, n / 32, 1, dYu[m], rows, g_st));
                 }
-                const bool overlap = g.range(0, 1) == 1, l2 = g.range(0, 1) == 1;  // l2: a hint, the same bits
-                CK(cuda_gemv_fused(dt, mats, nm, n, in, g_st, (overlap ? kCudaOverlapPrevious : 0) | (l2 ? kCudaPrefetchL2 : 0)));
+                const bool overlap = g.range(0, 1) == 1;
+                CK(cuda_gemv_fused(dt, mats, nm, n, in, g_st, overlap ? kCudaOverlapPrevious : 0));
                 CK(cudaStreamSynchronize(g_st));
                 std::vector<float> a((size_t)n), aout((size_t)n);
                 std::vector<block_q8x> q((size_t)(n / 32));
@@ -605,9 +605,9 @@ void test_glu(Rng& g, bool quick) {
                     in.norm_w = kind == kCudaInRmsnorm ? dnw : nullptr;
                     CK(cuda_gemv_fused(dt, mats, 2, n, in, g_st));
                     CK(cuda_act_mul(dgu, dgu + rows, rows, act, g_st));
-                    const bool overlap = g.range(0, 1) == 1, l2 = g.range(0, 1) == 1;
+                    const bool overlap = g.range(0, 1) == 1;
                     CK(cuda_gemv_fused_glu(dt, mats[0].W, mats[0].w_stride, mats[1].W, mats[1].w_stride, rows, n, in, act, dg, g_st,
-                                           (overlap ? kCudaOverlapPrevious : 0) | (l2 ? kCudaPrefetchL2 : 0)));
+                                           overlap ? kCudaOverlapPrevious : 0));
                     CK(cudaStreamSynchronize(g_st));
                     std::vector<float> want((size_t)rows), got((size_t)rows);
                     CK(cudaMemcpy(want.data(), dgu, rows * 4, cudaMemcpyDeviceToHost));
@@ -619,9 +619,9 @@ void test_glu(Rng& g, bool quick) {
                     for (uint8_t* p : dW) CK(cudaFree(p));
                     const bool ok = bad < 0;
                     ok ? ++g_passed : ++g_failed;
-                    std::printf("%s glu   %-9s n=%-5" PRId64 " rows=%-4" PRId64 " in=%s act=%s%s%s  %s\n", ok ? "ok  " : "FAIL",
+                    std::printf("%s glu   %-9s n=%-5" PRId64 " rows=%-4" PRId64 " in=%s act=%s%s  %s\n", ok ? "ok  " : "FAIL",
                                 dtype_traits(dt).name, n, rows, kind == kCudaInF32 ? "f32" : "rmsnorm·w",
-                                act == 0 ? "silu" : act == 1 ? "relu" : "gelu", overlap ? " overlap" : "", l2 ? " l2" : "",
+                                act == 0 ? "silu" : act == 1 ? "relu" : "gelu", overlap ? " overlap" : "",
                                 ok ? "bit-exact vs fused + act_mul" : "");
                     if (!ok)
                         std::printf("     g[%" PRId64 "] = %.9g, fused + act_mul %.9g\n", bad, got[(size_t)bad], want[(size_t)bad]);
@@ -706,14 +706,13 @@ void test_moe(Rng& g, bool quick) {
                 CudaGemvMat m{ex.down, ds, D, wy + j * D, nullptr};
                 CK(cuda_gemv_fused(dt, &m, 1, F, in, g_st));
             }
-            const uint32_t fl = (g.range(0, 1) ? kCudaOverlapPrevious : 0) | (g.range(0, 1) ? kCudaPrefetchL2 : 0);
+            const uint32_t fl = g.range(0, 1) ? kCudaOverlapPrevious : 0;
             CudaMoeGemv P;
             P.table = dt_table, P.ids = dids, P.k = k, P.rows = F, P.n = D, P.stride0 = gs, P.stride1 = us, P.y = dh;
             P.in = in_glu;
             P.act = (int)act;
-            if (fl & kCudaPrefetchL2) P.next_stride = ds;  // the down matrices asked of L2 too (D rows of ds bytes)
             const cudaError_t e1 = cuda_moe_glu(dt, P, g_st, fl);
-            P.rows = D, P.n = F, P.stride0 = ds, P.stride1 = 0, P.y = dy, P.next_stride = 0;
+            P.rows = D, P.n = F, P.stride0 = ds, P.stride1 = 0, P.y = dy;
             P.in = CudaGemvInput();
             P.in.x = dh;
             const cudaError_t e2 = cuda_moe_down(dt, P, g_st, fl);
@@ -726,9 +725,8 @@ void test_moe(Rng& g, bool quick) {
             const bool ok = e1 == cudaSuccess && e2 == cudaSuccess && !std::memcmp(gh.data(), eh.data(), gh.size() * 4) &&
                             !std::memcmp(gy.data(), ey.data(), gy.size() * 4);
             ok ? ++g_passed : ++g_failed;
-            std::printf("%s moe   %-9s E=%-2d k=%d D=%-4" PRId64 " F=%-4" PRId64 " act=%" PRId64 " in=%s%s%s  %s\n", ok ? "ok  " : "FAIL",
-                        dtype_traits(dt).name, E, k, D, F, act, c % 2 ? "rmsnorm·w" : "f32",
-                        (fl & kCudaOverlapPrevious) ? " overlap" : "", (fl & kCudaPrefetchL2) ? " l2" : "",
+            std::printf("%s moe   %-9s E=%-2d k=%d D=%-4" PRId64 " F=%-4" PRId64 " act=%" PRId64 " in=%s%s  %s\n", ok ? "ok  " : "FAIL",
+                        dtype_traits(dt).name, E, k, D, F, act, c % 2 ? "rmsnorm·w" : "f32", fl ? " overlap" : "",
                         ok ? "bit-exact vs the single-expert glu / fused gemv" : cudaGetErrorString(e1 != cudaSuccess ? e1 : e2));
             for (uint8_t* b : bufs) CK(cudaFree(b));
             CK(cudaFree(dt_table));
@@ -779,55 +777,6 @@ void test_moe(Rng& g, bool quick) {
                          cuda_moe_route(&y, 8, 9, true, false, (int32_t*)&y, &y, g_st) == cudaErrorInvalidValue;
     refused ? ++g_passed : ++g_failed;
     std::printf("%s refuses: moe gemv of a float dtype, a route of 0 experts / k > E (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
-}
-
-// cuda_l2_prefetch: spans at every alignment / size (not multiples of 16, ending at the last byte of an allocation, empty),
-// 1..kCudaL2MaxSpans of them, up to 40 MB (the 64-CTA grid), plain and PDL-launched after a kernel that writes: no
-// error, nothing written (the buffer and the kernel's output unchanged), and bad lists refused.
-void test_l2_prefetch(Rng& g) {
-    const int64_t big = 40ll << 20;
-    uint8_t* d = nullptr;
-    CK(cudaMalloc(&d, big));
-    std::vector<uint8_t> h((size_t)big);
-    for (int64_t i = 0; i < big; i += 4096) h[(size_t)i] = (uint8_t)(i >> 12);
-    CK(cudaMemcpy(d, h.data(), big, cudaMemcpyHostToDevice));
-    float* dx = nullptr;
-    CK(cudaMalloc(&dx, 1024 * 4));
-    CK(cudaMemset(dx, 0, 1024 * 4));
-    int bad = 0, cases = 0;
-    for (int c = 0; c < 40; ++c) {
-        const int n = c == 0 ? 0 : g.range(1, kCudaL2MaxSpans);
-        CudaL2Span sp[kCudaL2MaxSpans];
-        for (int i = 0; i < n; ++i) {
-            const int64_t len = c < 4 ? big - c : (g.range(0, 3) == 0 ? 0 : (int64_t)g.range(1, 1 << 20) * g.range(1, 9));
-            const int64_t off = len >= big ? big - len : (g.range(0, 1) ? big - len : g.range(0, (int)std::min<int64_t>(big - len, 1 << 30)));
-            sp[i] = CudaL2Span{d + off, len};
-        }
-        const bool pdl = c % 2 == 1;
-        CK(cuda_rmsnorm(dx, nullptr, 1e-5f, 1, 1024, dx, g_st));  // a predecessor that writes
-        const cudaError_t e = cuda_l2_prefetch(sp, n, g_st, pdl ? kCudaOverlapPrevious : 0);
-        const cudaError_t s = cudaStreamSynchronize(g_st);
-        ++cases;
-        if (e != cudaSuccess || s != cudaSuccess) {
-            if (!bad) std::printf("     l2 prefetch case %d: %s / %s\n", c, cudaGetErrorString(e), cudaGetErrorString(s));
-            ++bad;
-        }
-    }
-    std::vector<uint8_t> back((size_t)big);
-    CK(cudaMemcpy(back.data(), d, big, cudaMemcpyDeviceToHost));
-    std::vector<float> xs(1024);
-    CK(cudaMemcpy(xs.data(), dx, 1024 * 4, cudaMemcpyDeviceToHost));
-    const bool same = back == h && std::all_of(xs.begin(), xs.end(), [](float v) { return v == 0.f; });
-    CudaL2Span one{d, 16};
-    const bool refused = cuda_l2_prefetch(&one, kCudaL2MaxSpans + 1, g_st) == cudaErrorInvalidValue &&
-                         cuda_l2_prefetch(nullptr, 1, g_st) == cudaErrorInvalidValue &&
-                         (one.bytes = -1, cuda_l2_prefetch(&one, 1, g_st) == cudaErrorInvalidValue);
-    const bool ok = !bad && same && refused;
-    ok ? ++g_passed : ++g_failed;
-    std::printf("%s l2 prefetch: %d span lists (up to 40 MB, odd offsets / sizes, the allocation's last byte), no error, "
-                "nothing written; bad lists refused%s\n", ok ? "ok  " : "FAIL", cases, same ? "" : " — MEMORY CHANGED");
-    CK(cudaFree(d));
-    CK(cudaFree(dx));
 }
 
 // A shape the contract excludes is refused without a launch.
@@ -1347,7 +1296,6 @@ int main(int argc, char** argv) {
     test_fused(g, quick);
     test_glu(g, quick);
     test_moe(g, quick);
-    test_l2_prefetch(g);
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

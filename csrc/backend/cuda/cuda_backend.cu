@@ -51,9 +51,6 @@ Status CudaBackend::create(const KernelTable* host, int device, CudaBackend** ou
     if (const char* mt = std::getenv("EDGE_CUDA_MMA_MIN_T"); mt && std::atoll(mt) > 0) be->mma_min_tokens_ = std::atoll(mt);
     be->pdl_ = cuda_env_enabled("EDGE_CUDA_PDL");
     be->split_combine_ = cuda_env_enabled("EDGE_CUDA_SPLIT_COMBINE");
-    if (const char* l2 = std::getenv("EDGE_CUDA_L2_PREFETCH")) be->l2_prefetch_ = std::atoi(l2) & 3;
-    if (be->weights_in_place_) be->l2_prefetch_ = 0;  // host memory: nothing to gain from the L2 hint
-    be->l2_bytes_ = prop.l2CacheSize;
     int driver = 0;
     cudaDriverGetVersion(&driver);
     be->describe_ = strfmt("%s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major, prop.minor,

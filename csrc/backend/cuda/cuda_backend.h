@@ -110,8 +110,6 @@ public:
     void rmsnorm_glu(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix& gate, const Matrix& up,
                      Act act, float* g, float* u, const LowRank* const* adapters = nullptr) override;
 
-    void prefetch_weights(const Matrix* const* ms, int n) override;
-
     void moe_route(const MoeConfig& c, const float* logits, int64_t T, int64_t k, int32_t* idx, float* w) override;
     void moe_gather(const float* src, int64_t D, const int32_t* routes, int64_t n, int64_t k, float* dst) override;
     void moe_scatter(const float* ye, int64_t D, const int32_t* routes, int64_t n, float* yk) override;
@@ -221,12 +219,6 @@ private:
     bool rope_attn_ = true;  // one-token RoPE + K/V append inside the split-K attention (EDGE_CUDA_ROPE_ATTN=0: rope_kv_k first)
     bool split_combine_ = true;  // the split-K attention's last CTA merges (EDGE_CUDA_SPLIT_COMBINE=0: a combine launch)
     bool pdl_ = true;  // GEMVs / quantize launched with programmatic dependent launch (EDGE_CUDA_PDL=0: plain)
-    // L2 prefetch of weights (kernels/cuda/l2_prefetch.cuh; EDGE_CUDA_L2_PREFETCH = a mask, 0: off): 1 = the fused / MoE
-    // GEMVs ask L2 for their own weights as they start (kCudaPrefetchL2), 2 = prefetch_weights launches
-    // cuda_l2_prefetch. Never with weights read in place (host memory). l2_bytes_: the device's L2 size.
-    int l2_prefetch_ = 3;
-    int64_t l2_bytes_ = 0;
-    uint32_t gemv_flags() const;  // the fused / MoE GEMVs' launch flags (cuda_kernels.h)
     float* sample_cv_ = nullptr;    // [kSampleBlocks·kMaxTopK + 2·kMaxTopK] candidate values, then the survivors'
     int32_t* sample_ci_ = nullptr;  // [kSampleBlocks·kMaxTopK + kMaxTopK] candidate ids
     int32_t* sample_next_ = nullptr;  // [1] the token

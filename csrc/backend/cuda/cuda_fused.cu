@@ -6,10 +6,6 @@
 // add (output), rmsnorm, quantize, 2 GEMVs, act·mul, quantize, GEMV, add (FFN) — 17 launches — into 4.
 // Results: bit for bit those of the unfused ops (the same device functions; EDGE_CUDA_FUSE=0 runs those),
 // which the GPU tests compare. Other cases (T > 1, adapters, float / MX dtypes) take the unfused path.
-// L2 prefetch (gemv_flags, prefetch_weights; EDGE_CUDA_L2_PREFETCH): the fused GEMVs ask L2 for their weights as they
-// start, and prefetch_weights asks for the matrices after the attention while it runs — hints, the same bits.
-#include <algorithm>
-
 #include "../../kernels/cuda/cuda_kernels.h"
 #include "cuda_backend.h"
 
@@ -32,7 +28,7 @@ bool CudaBackend::fusable(const Matrix* const* ws, int nw, int64_t T, const LowR
 // writes in.a_out (the later ones form the same input again).
 void CudaBackend::gemv_fused(const Matrix* const* ws, float* const* ys, float* const* residual, int nw, const CudaGemvInput& in0) {
     CudaGemvInput in = in0;
-    const uint32_t fl = gemv_flags();
+    const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0;
     for (int i = 0; i < nw;) {
         CudaGemvMat m[kCudaFusedMaxMats];
         const uint32_t dt = ws[i]->dtype;
@@ -42,25 +38,6 @@ void CudaBackend::gemv_fused(const Matrix* const* ws, float* const* ys, float* c
         note(cuda_gemv_fused(dt, m, k, ws[0]->cols, in, stream_, fl), "gemv_fused");
         in.a_out = nullptr;
     }
-}
-
-uint32_t CudaBackend::gemv_flags() const {
-    return (pdl_ ? kCudaOverlapPrevious : 0) | ((l2_prefetch_ & 1) ? kCudaPrefetchL2 : 0);
-}
-
-// Up to kCudaL2MaxSpans matrices, at most half the L2 in all (the rest holds what the kernels in between read).
-void CudaBackend::prefetch_weights(const Matrix* const* ms, int n) {
-    if (!(l2_prefetch_ & 2) || n <= 0) return;
-    CudaL2Span sp[kCudaL2MaxSpans];
-    int k = 0;
-    int64_t left = l2_bytes_ / 2;
-    for (int i = 0; i < n && k < kCudaL2MaxSpans && left > 0; ++i) {
-        if (!ms[i] || !ms[i]->data || ms[i]->rows <= 0) continue;
-        const int64_t b = std::min<int64_t>(left, ms[i]->rows * (int64_t)ms[i]->row_bytes);
-        sp[k++] = CudaL2Span{ms[i]->data, b};
-        left -= b;
-    }
-    note(cuda_l2_prefetch(sp, k, stream_, pdl_ ? kCudaOverlapPrevious : 0), "l2 prefetch");
 }
 
 void CudaBackend::rmsnorm_matmul(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix* const* ws,
@@ -105,7 +82,7 @@ void CudaBackend::rmsnorm_glu(const float* x, const float* w, float eps, int64_t
     in.eps = eps;
     in.a_out = xn;
     note(cuda_gemv_fused_glu(gate.dtype, gate.data, (int64_t)gate.row_bytes, up.data, (int64_t)up.row_bytes, gate.rows, gate.cols,
-                             in, (int)act, g, stream_, gemv_flags()),
+                             in, (int)act, g, stream_, pdl_ ? kCudaOverlapPrevious : 0),
          "gemv_fused_glu");
 }
 

@@ -274,16 +274,15 @@ void CudaBackend::moe_device_ffn(const MoeConfig& c, int slot, const float* logi
     }
     const MoeSlot& s = moe_slots_[(size_t)slot];
     const int64_t E = c.n_experts, k = c.n_used, F = c.d_expert, D = shape_.d_model;
-    const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0, gfl = gemv_flags();
+    const uint32_t fl = pdl_ ? kCudaOverlapPrevious : 0;
     note(cuda_moe_route(logits, E, k, c.gating_softmax, c.norm_topk, moe_ids_, moe_w_, stream_, fl), "moe route");
     CudaMoeGemv P;
     P.table = moe_table_ + slot * E, P.ids = moe_ids_, P.k = (int)k;
     P.rows = F, P.n = D, P.stride0 = s.gs, P.stride1 = s.us, P.y = moe_h_, P.act = c.act_relu ? (int)Act::RELU : (int)Act::SILU;
     P.in.x = in;
     if (norm_w) P.in.kind = kCudaInRmsnorm, P.in.norm_w = norm_w, P.in.eps = eps;
-    P.next_stride = (gfl & kCudaPrefetchL2) ? s.ds : 0;  // the gate·up kernel asks L2 for the down matrices too
-    note(cuda_moe_glu(s.gu, P, stream_, gfl), "moe gate·up");
-    P.rows = D, P.n = F, P.stride0 = s.ds, P.stride1 = 0, P.y = moe_y_, P.next_stride = 0;
+    note(cuda_moe_glu(s.gu, P, stream_, fl), "moe gate·up");
+    P.rows = D, P.n = F, P.stride0 = s.ds, P.stride1 = 0, P.y = moe_y_;
     P.in = CudaGemvInput();
     P.in.x = moe_h_;
     note(cuda_moe_down(s.down, P, stream_, fl), "moe down");

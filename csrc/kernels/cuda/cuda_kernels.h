@@ -55,11 +55,6 @@ namespace edge {
 bool cuda_gemv_supported(uint32_t dtype);
 
 constexpr uint32_t kCudaOverlapPrevious = 1;
-// flags bit for the fused / MoE GEMVs: every CTA asks L2 (l2_prefetch.cuh) for its share of the launch's weight bytes
-// (at most kCudaL2PrefetchCap, spread over the matrices in proportion) as it starts, before it waits for the previous
-// kernel — so the HBM stream runs through the kernel's ramp. A hint: the results do not change.
-constexpr uint32_t kCudaPrefetchL2 = 2;
-constexpr uint64_t kCudaL2PrefetchCap = 16ull << 20;
 
 cudaError_t cuda_gemv(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                       int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, cudaStream_t stream,
@@ -137,22 +132,9 @@ struct CudaMoeGemv {
     CudaGemvInput in;
     float* y = nullptr;
     int act = 0;  // glu: 0 SiLU / 1 ReLU / 2 tanh-GELU
-    int64_t next_stride = 0;  // glu with kCudaPrefetchL2: the down matrices' row bytes (n rows each, contiguous); each
-                              // rank's down is asked of L2 for the cuda_moe_down that follows (0: not)
 };
 cudaError_t cuda_moe_glu(uint32_t dtype, const CudaMoeGemv& g, cudaStream_t stream, uint32_t flags = 0);
 cudaError_t cuda_moe_down(uint32_t dtype, const CudaMoeGemv& g, cudaStream_t stream, uint32_t flags = 0);
-
-// L2 prefetch as its own launch (l2_prefetch.cu): asks L2 for the bytes of up to kCudaL2MaxSpans spans (device memory)
-// from a few small CTAs, then waits for the previous kernel of the stream (so a PDL chain through it stays ordered)
-// and ends. A hint: nothing is written. flags: as cuda_gemv (kCudaOverlapPrevious: it starts while the previous kernel
-// runs — the point of it).
-constexpr int kCudaL2MaxSpans = 8;
-struct CudaL2Span {
-    const void* p = nullptr;
-    int64_t bytes = 0;
-};
-cudaError_t cuda_l2_prefetch(const CudaL2Span* spans, int n, cudaStream_t stream, uint32_t flags = 0);
 
 // Routing of one token on the device (moe_route.cu): ids[k], w[k] as moe_route (moe.h) of logits[E] — the same
 // arithmetic (moe_route_math.h), so the same ids and, but for the ~2^-29 inputs where a double exp rounds to another

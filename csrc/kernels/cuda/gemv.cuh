@@ -33,7 +33,6 @@
 #include <cstdint>
 
 #include "cuda_kernels.h"
-#include "l2_prefetch.cuh"
 #include "pdl.cuh"
 #include "rowops.cuh"
 
@@ -302,8 +301,6 @@ struct RowsOne {
     int64_t ldy;
     __device__ __forceinline__ const uint8_t* row(int g, int) const { return W + (int64_t)g * w_stride; }
     __device__ __forceinline__ void store(int g, int c, float v) const { Y[(int64_t)c * ldy + g] = v; }
-    template <class F>
-    __device__ __forceinline__ void each_span(int rows, uint64_t rb, F f) const { f(W, rows, w_stride, rb); }
 };
 
 struct FusedParams {
@@ -315,7 +312,6 @@ struct FusedParams {
     int n;
     int act;  // RowsGlu
     CudaGemvInput in;
-    bool l2;  // kCudaPrefetchL2
 };
 
 struct RowsFused {
@@ -336,10 +332,6 @@ struct RowsFused {
         const float* R = m == 0 ? P.R[0] : (m == 1 ? P.R[1] : P.R[2]);
         Y[r] = R ? __fadd_rn(R[r], v) : v;
     }
-    template <class F>
-    __device__ __forceinline__ void each_span(int, uint64_t rb, F f) const {
-        for (int m = 0; m < kCudaFusedMaxMats; ++m) f(P.W[m], P.end[m] - (m ? P.end[m - 1] : 0), P.w_stride[m], rb);
-    }
 };
 
 // cuda_gemv_fused_glu: P.W[0] / P.W[1] = gate / up (P.end[0] rows each), P.Y[0] = g, P.act.
@@ -350,32 +342,13 @@ struct RowsGlu {
     __device__ __forceinline__ void store2(int g, float gate, float up) const {
         P.Y[0][g] = cuda_rowops::act_apply(gate, up, P.act);
     }
-    template <class F>
-    __device__ __forceinline__ void each_span(int rows, uint64_t rb, F f) const {
-        f(P.W[0], rows, P.w_stride[0], rb);
-        f(P.W[1], rows, P.w_stride[1], rb);
-    }
 };
-
-// Asks L2 for share `part` of `parts` of every matrix span of R (matrix m: rows_m rows of rb bytes, stride apart),
-// at most kCudaL2PrefetchCap bytes in all, cut in proportion to each span (the rows are read in that proportion).
-template <class Rows>
-__device__ __forceinline__ void l2_prefetch_rows(const Rows& R, int rows, uint64_t rb, uint32_t part, uint32_t parts, int lane) {
-    uint64_t total = 0;
-    auto bytes = [](int r, int64_t stride, uint64_t b) { return r > 0 ? (uint64_t)(r - 1) * (uint64_t)stride + b : 0ull; };
-    R.each_span(rows, rb, [&](const uint8_t*, int r, int64_t stride, uint64_t b) { total += bytes(r, stride, b); });
-    const double f = total > kCudaL2PrefetchCap ? (double)kCudaL2PrefetchCap / (double)total : 1.0;
-    R.each_span(rows, rb, [&](const uint8_t* w, int r, int64_t stride, uint64_t b) {
-        l2_prefetch_share(w, (uint64_t)(f * (double)bytes(r, stride, b)), part, parts, lane, 32);
-    });
-}
 
 // The kernel body (gemv.cuh header, point 1): `rows` launch rows of Rows::kSub matrix rows of n elements each
 // (pieces 0 .. np-1 of sub-row 0, then those of sub-row 1); stage_act() fills the activations in shared memory
-// (after the first weight loads are in flight and the previous kernel is done). l2 (kCudaPrefetchL2): the last warp
-// of every CTA first asks L2 for the CTA's share of the launch's rows (l2_prefetch_rows).
+// (after the first weight loads are in flight and the previous kernel is done).
 template <class D, int NC, class Rows, class Stage>
-__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act, bool l2 = false) {
+__device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n, Stage stage_act) {
     extern __shared__ __align__(128) uint8_t smem[];
     constexpr int BB = D::kBB;
     constexpr int BPP = kPieceData / BB;  // blocks per piece
@@ -409,7 +382,6 @@ __device__ __forceinline__ void gemv_blocks_body(const Rows& R, int rows, int n,
     };
     pdl_launch_dependents();
     if (row < rows) issue(row, p);  // weights only: they may be read before the previous kernel ends
-    if (l2 && warp == kWarps - 1) l2_prefetch_rows(R, rows, (uint64_t)nb * BB, blockIdx.x, gridDim.x, lane);
     pdl_wait();                     // X (and Y) belong to the stream order
 
     const typename D::Act A = stage_act(smem + kWarps * kWarpBuf);
@@ -482,12 +454,12 @@ struct StageFused {
 
 template <class D>
 __global__ void EDGE_GEMV_BOUNDS gemv_fused_kernel(const __grid_constant__ FusedParams P) {
-    gemv_blocks_body<D, 1>(RowsFused{P}, P.end[kCudaFusedMaxMats - 1], P.n, StageFused<D>{P.in, P.n}, P.l2);
+    gemv_blocks_body<D, 1>(RowsFused{P}, P.end[kCudaFusedMaxMats - 1], P.n, StageFused<D>{P.in, P.n});
 }
 
 template <class D>
 __global__ void EDGE_GEMV_BOUNDS gemv_glu_kernel(const __grid_constant__ FusedParams P) {
-    gemv_blocks_body<D, 1>(RowsGlu{P}, P.end[0], P.n, StageFused<D>{P.in, P.n}, P.l2);
+    gemv_blocks_body<D, 1>(RowsGlu{P}, P.end[0], P.n, StageFused<D>{P.in, P.n});
 }
 
 // ---------------------------------------------------------------- the experts of one token (cuda_moe_glu / _down)
@@ -502,45 +474,30 @@ struct RowsPair {
     int act;
     __device__ __forceinline__ const uint8_t* row(int g, int sub) const { return sub ? Wu + (int64_t)g * us : Wg + (int64_t)g * gs; }
     __device__ __forceinline__ void store2(int g, float gate, float up) const { Y[g] = cuda_rowops::act_apply(gate, up, act); }
-    template <class F>
-    __device__ __forceinline__ void each_span(int rows, uint64_t rb, F f) const {
-        f(Wg, rows, gs, rb);
-        f(Wu, rows, us, rb);
-    }
 };
 
 // CTA row blockIdx.y serves rank j = blockIdx.y: its expert's matrices come from the table at ids[j], which the
-// predecessor (the router) wrote, so the body's early weight loads wait for it here. With l2 the gate·up kernel also
-// asks L2 for its rank's down matrix (the next kernel's weights, known only now).
-struct MoeParams {
-    CudaMoeGemv g;
-    bool l2;
-};
-
+// predecessor (the router) wrote, so the body's early weight loads wait for it here.
 template <class D>
-__global__ void EDGE_GEMV_BOUNDS moe_glu_kernel(const __grid_constant__ MoeParams M) {
-    const CudaMoeGemv& P = M.g;
+__global__ void EDGE_GEMV_BOUNDS moe_glu_kernel(const __grid_constant__ CudaMoeGemv P) {
     pdl_launch_dependents();
     pdl_wait();
     const CudaMoeExpert e = P.table[P.ids[blockIdx.y]];
-    if (M.l2 && P.next_stride > 0 && (threadIdx.x >> 5) == kWarps - 2)
-        l2_prefetch_share(e.down, (uint64_t)P.n * (uint64_t)P.next_stride, blockIdx.x, gridDim.x, threadIdx.x & 31, 32);
     const CudaGemvInput in = P.in;
     const RowsPair R{static_cast<const uint8_t*>(e.gate), static_cast<const uint8_t*>(e.up), P.stride0, P.stride1,
                      P.y + (int64_t)blockIdx.y * P.rows, P.act};
-    gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n}, M.l2);
+    gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n});
 }
 
 template <class D>
-__global__ void EDGE_GEMV_BOUNDS moe_down_kernel(const __grid_constant__ MoeParams M) {
-    const CudaMoeGemv& P = M.g;
+__global__ void EDGE_GEMV_BOUNDS moe_down_kernel(const __grid_constant__ CudaMoeGemv P) {
     pdl_launch_dependents();
     pdl_wait();
     const CudaMoeExpert e = P.table[P.ids[blockIdx.y]];
     CudaGemvInput in = P.in;
     in.x += (int64_t)blockIdx.y * P.n;
     const RowsOne R{static_cast<const uint8_t*>(e.down), P.stride0, P.y + (int64_t)blockIdx.y * P.rows, P.rows};
-    gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n}, M.l2);
+    gemv_blocks_body<D, 1>(R, (int)P.rows, (int)P.n, StageFused<D>{in, (int)P.n});
 }
 
 // ---------------------------------------------------------------- host side
@@ -640,13 +597,13 @@ bool fused_input_ok(int64_t n, const CudaGemvInput& in) {
 
 // One launch of a fused kernel (gemv_fused_kernel / gemv_glu_kernel) over `rows` launch rows of P.
 template <class D, class Params>
-cudaError_t launch_fused_params(void (*kernel)(Params), const Params& P, int64_t n, int64_t rows, uint32_t flags,
+cudaError_t launch_fused_params(void (*kernel)(Params), const Params& P, int64_t rows, uint32_t flags,
                                 cudaStream_t stream, int ny = 1) {
     int dev = 0, optin = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (e != cudaSuccess) return e;
-    const size_t smem = blocks_fixed_smem() + act_col_bytes<D>((uint32_t)n) + kLutBytes;
+    const size_t smem = blocks_fixed_smem() + act_col_bytes<D>((uint32_t)P.n) + kLutBytes;
     if (smem + 32 * sizeof(float) > (size_t)optin) return cudaErrorInvalidValue;
     e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return e;
@@ -680,9 +637,8 @@ cudaError_t launch_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const C
     }
     P.n = (int)n;
     P.in = in;
-    P.l2 = (flags & kCudaPrefetchL2) != 0;
     if (total == 0) return cudaSuccess;
-    return launch_fused_params<D>(gemv_fused_kernel<D>, P, n, total, flags, stream);
+    return launch_fused_params<D>(gemv_fused_kernel<D>, P, total, flags, stream);
 }
 
 // cuda_gemv_fused_glu for decoder D: gate / up of `rows` rows each, g = act(gate)·up.
@@ -703,8 +659,7 @@ cudaError_t launch_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t
     P.n = (int)n;
     P.act = act;
     P.in = in;
-    P.l2 = (flags & kCudaPrefetchL2) != 0;
-    return launch_fused_params<D>(gemv_glu_kernel<D>, P, n, rows, flags, stream);
+    return launch_fused_params<D>(gemv_glu_kernel<D>, P, rows, flags, stream);
 }
 
 // cuda_moe_glu / cuda_moe_down for decoder D: one launch of k CTA rows.
@@ -715,9 +670,8 @@ cudaError_t launch_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStrea
         !P.table || !P.ids || !P.y || ((uintptr_t)P.y & 3) || (glu && (P.act < 0 || P.act > 2)))
         return cudaErrorInvalidValue;
     if (P.rows == 0) return cudaSuccess;
-    const MoeParams M{P, (flags & kCudaPrefetchL2) != 0};
-    return glu ? launch_fused_params<D>(moe_glu_kernel<D>, M, P.n, P.rows, flags, stream, P.k)
-               : launch_fused_params<D>(moe_down_kernel<D>, M, P.n, P.rows, flags, stream, P.k);
+    return glu ? launch_fused_params<D>(moe_glu_kernel<D>, P, P.rows, flags, stream, P.k)
+               : launch_fused_params<D>(moe_down_kernel<D>, P, P.rows, flags, stream, P.k);
 }
 
 // ---------------------------------------------------------------- per-family entry points
