@@ -101,40 +101,50 @@ void gemm_float(const void* W, int64_t w_stride, int64_t rows, int64_t n, const 
 //   kRows, kCols       rows × columns of a tile; the last ncols % kCols columns take a narrower tile
 //   kChunk             activation blocks per k-chunk (a multiple of 4: a chunk never splits a weight block)
 //   kRowBlockBytes     weights per row block (row_block above; a row is n / kBlock · kBlockBytes bytes)
-template <class Format, int Rows, int Cols, int Chunk, int64_t RowBlockBytes>
+//   kGroups            column groups (of kCols) one act_prep lays out, so that each row group's row_prep (its block
+//                      scales) and its weights, hot in L1, serve all of them; > 1: the tile takes the group's index
+template <class Format, int Rows, int Cols, int Chunk, int64_t RowBlockBytes, int Groups = 1>
 struct Q8xShape {
     using Fmt = Format;
-    static constexpr int kRows = Rows, kCols = Cols, kChunk = Chunk;
+    static constexpr int kRows = Rows, kCols = Cols, kChunk = Chunk, kGroups = Groups;
     static constexpr int64_t kRowBlockBytes = RowBlockBytes;
     static_assert(Chunk % 4 == 0, "a k-chunk must not split a 128-element weight block");
 };
 
 // Tile policy T of gemm_q8x: a Q8xShape and (static)
-//   Act                one k-chunk of up to kCols activation columns in the tile's layout (+ its scratch)
+//   Act                one k-chunk of up to kGroups·kCols activation columns in the tile's layout (+ its scratch)
 //   act_prep(x, x_stride, C, nact, &act)
-//                      columns c < C at x + c·x_stride (block_q8x), blocks [0, nact) of the chunk
+//                      columns c < C (<= kGroups·kCols) at x + c·x_stride (block_q8x), blocks [0, nact) of the chunk
 //   row_prep(act, w, w_stride, R, nact)
 //                      per row group, before its tile (whatever C): e.g. the rows' block scales (or empty)
 //   tile<C>(act, w, w_stride, R, nact, y, ldy, accumulate)
 //                      R <= kRows rows (row r at w + r·w_stride, at the chunk's first weight block) × C
 //                      columns over the chunk: y[c·ldy + r] = (accumulate ? y[c·ldy + r] : 0) + the
 //                      chunk's block terms (accumulate is false for the first chunk)
+//                      (kGroups > 1: tile<C>(act, g, w, ...), the columns g·kCols .. g·kCols + C - 1 of act)
 // The tile of `cols` (1..kCols) columns. A switch, as a hand-written driver has, so that the compiler
 // inlines every tile into gemm_q8x the same way.
+template <class T, int C>
+inline void q8x_tile_c(typename T::Act& act, int g, const uint8_t* w, int64_t w_stride, int R, int nact, float* y,
+                       int64_t ldy, bool accumulate) {
+    if constexpr (T::kGroups == 1) T::template tile<C>(act, w, w_stride, R, nact, y, ldy, accumulate);
+    else T::template tile<C>(act, g, w, w_stride, R, nact, y, ldy, accumulate);
+}
 template <class T>
-inline void q8x_tile(int cols, typename T::Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y,
+inline void q8x_tile(int cols, typename T::Act& act, int g, const uint8_t* w, int64_t w_stride, int R, int nact, float* y,
                      int64_t ldy, bool accumulate) {
     static_assert(T::kCols >= 1 && T::kCols <= 4, "q8x tiles have 1..4 columns");
     switch (cols) {
-        case 1: T::template tile<1>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
-        case 2: if constexpr (T::kCols >= 2) T::template tile<2>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
-        case 3: if constexpr (T::kCols >= 3) T::template tile<3>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
-        default: T::template tile<T::kCols>(act, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 1: q8x_tile_c<T, 1>(act, g, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 2: if constexpr (T::kCols >= 2) q8x_tile_c<T, 2>(act, g, w, w_stride, R, nact, y, ldy, accumulate); break;
+        case 3: if constexpr (T::kCols >= 3) q8x_tile_c<T, 3>(act, g, w, w_stride, R, nact, y, ldy, accumulate); break;
+        default: q8x_tile_c<T, T::kCols>(act, g, w, w_stride, R, nact, y, ldy, accumulate); break;
     }
 }
 
-// The gemm_fn body: per row block, per group of up to kCols columns, per k-chunk: the chunk's
-// activations are laid out once (act_prep), then every kRows rows of the block run one tile over it.
+// The gemm_fn body: per row block, per batch of up to kGroups·kCols columns, per k-chunk: the chunk's
+// activations are laid out once (act_prep), then every kRows rows of the block run one tile per column group over it.
+// Per (row, column) the chunks are summed in k order whatever kGroups is, so it changes no result bit.
 template <class T>
 void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X, int64_t x_stride,
               int64_t ncols, float* Y, int64_t ldy) {
@@ -148,21 +158,25 @@ void gemm_q8x(const void* W, int64_t w_stride, int64_t rows, int64_t n, const vo
     const uint8_t* wb = (const uint8_t*)W;
     const block_q8x* xb = (const block_q8x*)X;
     const int64_t row_bytes = n / F::kBlock * F::kBlockBytes;
-    const int64_t rblk = row_block(rows, ncols, T::kCols, T::kRowBlockBytes, row_bytes, T::kRows);
+    constexpr int64_t kBatch = (int64_t)T::kGroups * T::kCols;
+    const int64_t rblk = row_block(rows, ncols, kBatch, T::kRowBlockBytes, row_bytes, T::kRows);
     typename T::Act act;
     for (int64_t rb0 = 0; rb0 < rows; rb0 += rblk) {
         const int64_t rb1 = rows - rb0 < rblk ? rows : rb0 + rblk;
-        for (int64_t c0 = 0; c0 < ncols; c0 += T::kCols) {
-            const int C = (int)(ncols - c0 < T::kCols ? ncols - c0 : T::kCols);
+        for (int64_t c0 = 0; c0 < ncols; c0 += kBatch) {
+            const int CB = (int)(ncols - c0 < kBatch ? ncols - c0 : kBatch);
             for (int64_t k0 = 0; k0 < nact_total; k0 += T::kChunk) {
                 const int nact = (int)(nact_total - k0 < T::kChunk ? nact_total - k0 : T::kChunk);
-                T::act_prep(xb + c0 * x_stride + k0, x_stride, C, nact, &act);
+                T::act_prep(xb + c0 * x_stride + k0, x_stride, CB, nact, &act);
                 const int64_t wofs = k0 * 32 / F::kBlock * F::kBlockBytes;
                 for (int64_t r0 = rb0; r0 < rb1; r0 += T::kRows) {
                     const int R = (int)(rb1 - r0 < T::kRows ? rb1 - r0 : T::kRows);
                     const uint8_t* w = wb + r0 * w_stride + wofs;
                     T::row_prep(act, w, w_stride, R, nact);
-                    q8x_tile<T>(C, act, w, w_stride, R, nact, Y + c0 * ldy + r0, ldy, k0 > 0);
+                    for (int g = 0; g * T::kCols < CB; ++g) {
+                        const int C = CB - g * T::kCols < T::kCols ? CB - g * T::kCols : T::kCols;
+                        q8x_tile<T>(C, act, g, w, w_stride, R, nact, Y + (c0 + g * T::kCols) * ldy + r0, ldy, k0 > 0);
+                    }
                 }
             }
         }

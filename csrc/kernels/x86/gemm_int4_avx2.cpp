@@ -21,7 +21,7 @@ struct Int4 {
     static constexpr int kData = A ? 4 : 2;  // bytes before the nibbles
     static constexpr int kBlockBytes = kData + B / 2;
     static constexpr bool kAsym = A;
-    static constexpr int kNarrow = 2;  // u ≤ 15: 16 codes' products fit in int16
+    static constexpr int kNarrow = 3;  // u ≤ 15: 16 codes' products fit in int16 (block_sums16)
     static constexpr bool kSign = false;
     static constexpr int kKey = A ? 0 : 8;
 

@@ -8,7 +8,7 @@
 //         spread over byte i by vpshufb, tested against 1 << (i % 8)). Codes u = q are 0..31 and the
 //         "- 16" is the driver's K = 16; 8 products u·q fit in int16 (8·31·127 < 2^15): kNarrow 2.
 //   q4_k  A pair (sub-blocks 2c, 2c + 1 of a super-block) is one 32-byte load: low nibbles = step 0, high
-//         = step 1; u = q ≤ 15 (K = 0, kNarrow 2 as int4). super_scales gives the 8 scales d·sc_j and
+//         = step 1; u = q ≤ 15 (K = 0, kNarrow 3 as int4). super_scales gives the 8 scales d·sc_j and
 //         offsets −dmin·m_j of 4 rows at once (exact f32 products, as the reference; the offsets go
 //         through x.s, kAsym) from q4_k_x86.h's codes of the 4 rows.
 //   q6_k  Pair c of a super-block (activation blocks 2c, 2c + 1 = groups g0 = 2(c % 2), g0 + 1 of half
@@ -50,7 +50,7 @@ struct Q4K {
     static constexpr int kBlockBytes = 144;
     static constexpr bool kAsym = true;
     static constexpr bool kSign = false;
-    static constexpr int kNarrow = 2;
+    static constexpr int kNarrow = 3;
     static constexpr int kKey = 0;
 
     static void load_pair(const uint8_t* row, int64_t j, int, __m256i* w) {

@@ -23,7 +23,9 @@
 // A format policy F provides (all static):
 //   kBlock, kBlockBytes, kAsym, kKey   as in gemm_q8x_avx512vnni.h
 //   kSign                              weights are signed int8 codes: dot by the sign trick
-//   kNarrow                            tree levels (0..2) whose partial sums fit in int16
+//   kNarrow                            tree levels (0..2) whose partial sums fit in int16; 3: a block half's 16
+//                                      products fit (4-bit codes, u ≤ 15), so the tree adds vpmaddubsw's pair
+//                                      sums in int16 without vpmaddwd (block_sums16; needs !kSign, no lane scale)
 //   load_pair(row, j, elems, w)        steps 2j, 2j+1 of a row -> w[0], w[1] (u bytes, or the signed
 //                                      codes when kSign); elems = 64, or 32 at the end of a row
 //   scale(dw), offset(dw)              8 block scales (int4a: offsets) from the first 4 bytes of 8 blocks
@@ -47,6 +49,9 @@ namespace x86 {
 
 constexpr int kChunkPairs2 = 32;  // pairs per k-chunk: 2048 elements
 constexpr int kTileCols2 = 4;
+// Column groups per act_prep (gemm_schedule.h kGroups): each row group's scales (row_scales2: ~10 % of a prefill
+// GEMM when redone per group, s24) and its chunk of weights, hot in L1, then serve 16 columns.
+constexpr int kGroups2 = 4;
 constexpr int64_t kRowBlockBytes2 = 512 << 10;  // weights per row block (L2-resident)
 
 // One column's activations for one k-chunk; per-pair vectors have lane 4g + r (block g, row r).
@@ -154,6 +159,22 @@ inline __m256i block_sums2(const __m256i (&v)[4][2]) {
     return _mm256_add_epi32(_mm256_permute2x128_si256(u[0], u[1], 0x20), _mm256_permute2x128_si256(u[0], u[1], 0x31));
 }
 
+// kNarrow 3: v[r][g] = vpmaddubsw's 16 int16 pair sums of row r, block g (lanes 0-7: elements 0..15, 8-15: 16..31),
+// each |·| ≤ 2·15·128 -> lane 4g + r = Σ of them as int32, exact. Unpack-and-add levels in int16 (rows 0+1 / 2+3,
+// then 32-bit units, then 64-bit halves: 16 products per lane), then one sign extension per 128-bit half and an add.
+// No multiply: on Zen 1 / Zen 2 vpmaddwd shares pipe 0 with vpmaddubsw, which bounded the kNarrow 2 tree (s24).
+inline __m256i block_sums16(const __m256i (&v)[4][2]) {
+    __m256i c[2];
+    for (int g = 0; g < 2; ++g) {
+        const __m256i a01 = _mm256_add_epi16(_mm256_unpacklo_epi16(v[0][g], v[1][g]), _mm256_unpackhi_epi16(v[0][g], v[1][g]));
+        const __m256i a23 = _mm256_add_epi16(_mm256_unpacklo_epi16(v[2][g], v[3][g]), _mm256_unpackhi_epi16(v[2][g], v[3][g]));
+        const __m256i b = _mm256_add_epi16(_mm256_unpacklo_epi32(a01, a23), _mm256_unpackhi_epi32(a01, a23));
+        c[g] = _mm256_add_epi16(b, _mm256_shuffle_epi32(b, 0x4E));  // int16 lane r (and 4 + r): row r's half sum
+    }
+    const __m256i d = _mm256_unpacklo_epi64(c[0], c[1]);  // per half: block 0 rows 0..3, block 1 rows 0..3
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(d)), _mm256_cvtepi16_epi32(_mm256_extracti128_si256(d, 1)));
+}
+
 template <class F, int C>
 void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2* act, const __m256* sw,
            const __m256* m, float* Y, int64_t ldy, bool accumulate) {
@@ -178,9 +199,17 @@ void tile2(const uint8_t* w, int64_t w_stride, int R, int nact, const ActChunk2*
             }
         for (int c = 0; c < C; ++c) {
             __m256i v[4][2];
-            for (int r = 0; r < 4; ++r)
-                for (int g = 0; g < 2; ++g) v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g], f[r][g]);
-            __m256i z = block_sums2<F::kNarrow>(v);
+            __m256i z;
+            if constexpr (F::kNarrow == 3) {
+                static_assert(!F::kSign && !q8x::lane_scaled<F>::value, "block_sums16 takes plain u·q pair sums");
+                for (int r = 0; r < 4; ++r)
+                    for (int g = 0; g < 2; ++g) v[r][g] = _mm256_maddubs_epi16(wv[r][g], act[c].qa[2 * p + g]);
+                z = block_sums16(v);
+            } else {
+                for (int r = 0; r < 4; ++r)
+                    for (int g = 0; g < 2; ++g) v[r][g] = step_dot<F>(wv[r][g], act[c].qa[2 * p + g], f[r][g]);
+                z = block_sums2<F::kNarrow>(v);
+            }
             if (F::kKey) z = _mm256_add_epi32(z, act[c].negk[p]);
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(z), _mm256_mul_ps(sw[p], act[c].d[p]), acc[c]);
             if (F::kAsym) acc[c] = _mm256_fmadd_ps(m[p], act[c].s[p], acc[c]);
@@ -221,11 +250,12 @@ struct F16Block32 {
     static __m256 offset(__m256i) { return _mm256_setzero_ps(); }
 };
 
-// The tile policy of sched::gemm_q8x (gemm_schedule.h): 4 rows × up to 4 columns, k-chunks of 64 blocks.
+// The tile policy of sched::gemm_q8x (gemm_schedule.h): 4 rows × up to 4 columns, k-chunks of 64 blocks, kGroups2
+// column groups per act_prep.
 template <class F>
-struct Tile2 : sched::Q8xShape<F, 4, kTileCols2, 2 * kChunkPairs2, kRowBlockBytes2> {
+struct Tile2 : sched::Q8xShape<F, 4, kTileCols2, 2 * kChunkPairs2, kRowBlockBytes2, kGroups2> {
     struct Act {
-        ActChunk2 col[kTileCols2];
+        ActChunk2 col[kTileCols2 * kGroups2];
         __m256 sw[kChunkPairs2], m[F::kAsym ? kChunkPairs2 : 1];  // one row group's scales (offsets)
     };
     static void act_prep(const block_q8x* x, int64_t x_stride, int C, int nact, Act* act) {
@@ -235,9 +265,9 @@ struct Tile2 : sched::Q8xShape<F, 4, kTileCols2, 2 * kChunkPairs2, kRowBlockByte
         row_scales2<F>(w, w_stride, R, nact, act.sw, act.m);
     }
     template <int C>
-    static void tile(Act& act, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
+    static void tile(Act& act, int g, const uint8_t* w, int64_t w_stride, int R, int nact, float* y, int64_t ldy,
                      bool accumulate) {
-        tile2<F, C>(w, w_stride, R, nact, act.col, act.sw, act.m, y, ldy, accumulate);
+        tile2<F, C>(w, w_stride, R, nact, act.col + g * kTileCols2, act.sw, act.m, y, ldy, accumulate);
     }
 };
 
