@@ -37,9 +37,11 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-for p in (os.path.join(REPO, "runtime"), os.path.join(REPO, "converter"), REPO, os.path.join(BENCH, "cuda")):
+for p in (os.path.join(REPO, "runtime"), os.path.join(REPO, "converter"), REPO, BENCH, os.path.join(BENCH, "cuda")):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+from env_scope import scoped_env  # noqa: E402
 
 SHAPES = {
     "135m": dict(name="smollm2-135m-shape", arch="llama", d_model=576, n_layers=30, n_heads=9, n_kv_heads=3,
@@ -305,20 +307,13 @@ def bench_variants(path: str, vocab: int, runs: int) -> dict:
     out = {}
     for name, env in (("graph_off", {"EDGE_CUDA_GRAPH": "0"}), ("pdl_on", {"EDGE_CUDA_PDL": "1"}),
                       ("host_sampler", {"EDGE_CUDA_SAMPLER": "0"})):
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         try:
-            r = bench_python(path, vocab, runs)
+            with scoped_env(**env):
+                r = bench_python(path, vocab, runs)
             out[name] = {"decode_tok_s": r["decode_tok_s"], "prefill_tok_s": r["prefill_tok_s"],
                          "first_tokens": r["first_tokens"]}
         except Exception as e:
             out[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         log(f"  variant {name}: {out[name]}")
     return out
 

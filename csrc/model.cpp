@@ -294,6 +294,34 @@ Status Model::moe_forward(int64_t il, const LayerWeights& L, int64_t T) {
                    ad.empty() ? nullptr : ad.data(), stats_ ? cpu_.get() : nullptr, stats_);
 }
 
+// Before the attention: on the device only the router when it reads the residual (the layer input); else moe_predict.
+Status Model::moe_pre_attention(int64_t il, const LayerWeights& w, int64_t T, bool device_moe) {
+    if (!device_moe) return moe_predict(il, w, T);
+    if (moe_.router_on_residual) {
+        const Matrix* router = &w.router;
+        be_->matmul(&router, &logits_, 1, x_, T);
+    }
+    return Status::ok();
+}
+
+// After it: x += the routed experts of ffn_norm(x). On the device with the router on the residual the norm is formed
+// inside the experts' GEMV (nothing else reads xn); else xn = ffn_norm(x), then the router on xn and the device's
+// experts, or moe_forward's host routes.
+Status Model::moe_post_attention(int64_t il, const LayerWeights& w, int64_t T, bool device_moe) {
+    Backend& be = *be_;
+    const float eps = (float)cfg_.rms_eps;
+    if (device_moe && moe_.router_on_residual) {
+        be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, x_, w.ffn_norm, eps, x_);
+        return Status::ok();
+    }
+    be.rmsnorm(x_, w.ffn_norm, eps, T, cfg_.d_model, xn_);
+    if (!device_moe) return moe_forward(il, w, T);
+    const Matrix* router = &w.router;
+    be.matmul(&router, &logits_, 1, xn_, T);
+    be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, xn_, nullptr, 0.f, x_);
+    return Status::ok();
+}
+
 // RoPE angles of every run's positions (both bases where the sliding-window layers have their own).
 void Model::rope_angles(const Run* runs, int64_t n_runs) {
     const int64_t half = cfg_.head_dim / 2;
@@ -310,8 +338,6 @@ void Model::rope_angles(const Run* runs, int64_t n_runs) {
 // router on the same input as moe_predict / moe_forward give it; no predictor, nothing read on the host.
 Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs, bool device_moe) {
     const LlmConfig& c = cfg_;
-    const int64_t D = c.d_model;
-    const float eps = (float)c.rms_eps;
     Backend& be = *be_;
     for (int64_t il = 0; il < c.n_layers; ++il) {
         Layer& L = layers_[(size_t)il];
@@ -323,28 +349,13 @@ Status Model::forward_layers(int64_t T, const Run* runs, int64_t n_runs, bool de
             streamed = L.w.rebased(map_base_ + stream_->range_begin((int)il), base);
             w = &streamed;
         }
-        Status st;
-        const Matrix* router = &w->router;
-        if (L.moe && device_moe) {
-            if (moe_.router_on_residual) be.matmul(&router, &logits_, 1, x_, T);
-        } else if (L.moe) {
-            st = moe_predict(il, *w, T);
-        }
+        Status st = L.moe ? moe_pre_attention(il, *w, T, device_moe) : Status::ok();
         if (st.is_ok()) {
             attention(L, *w, T, runs, n_runs);
-            if (L.moe && device_moe && moe_.router_on_residual) {  // the norm inside the experts' GEMV (nothing else reads xn)
-                be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, x_, w->ffn_norm, eps, x_);
-            } else if (L.moe) {
-                be.rmsnorm(x_, w->ffn_norm, eps, T, D, xn_);
-                if (device_moe) {
-                    be.matmul(&router, &logits_, 1, xn_, T);
-                    be.moe_device_ffn(moe_, moe_slot_[(size_t)il], logits_, xn_, nullptr, 0.f, x_);
-                } else {
-                    st = moe_forward(il, *w, T);
-                }
-            } else {
+            if (L.moe)
+                st = moe_post_attention(il, *w, T, device_moe);
+            else
                 dense_ffn(L, *w, T);  // its ffn_norm too
-            }
         }
         if (stream_) {
             be.sync();  // the window buffer is reused once released

@@ -229,6 +229,9 @@ private:
     void dense_ffn(const Layer& L, const LayerWeights& w, int64_t T);
     Status moe_predict(int64_t il, const LayerWeights& w, int64_t T);
     Status moe_forward(int64_t il, const LayerWeights& w, int64_t T);
+    // an MoE layer's FFN around its attention (forward_layers): device_moe = routed on the device (moe_device_ffn)
+    Status moe_pre_attention(int64_t il, const LayerWeights& w, int64_t T, bool device_moe);
+    Status moe_post_attention(int64_t il, const LayerWeights& w, int64_t T, bool device_moe);
     Status moe_make_resident(bool lowbit);  // model_load.cpp
 
     std::unique_ptr<EdgeFile> file_;

@@ -424,7 +424,7 @@ Status Model::plan_buffers() {
     shape.n_experts = E;
     shape.n_used = k;
     if (E > 0 && !be->host_addressable()) {  // MoE in device steps (moe_make_resident)
-        shape.moe_layers = std::count(moe_.is_moe.begin(), moe_.is_moe.end(), (uint8_t)1);
+        shape.moe_layers = moe_.n_moe_layers();
         shape.d_expert = F;
         shape.d_model = D;
     }

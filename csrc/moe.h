@@ -33,6 +33,11 @@ struct MoeConfig {
     bool router_on_residual = false;  // moe.router_input: residual (the layer input) or ffn_norm
     bool predictor_linear = false;    // moe.predictor: linear (W_pred·u + b) or router (the true router)
     std::vector<uint8_t> is_moe;      // moe.layers: per layer, 1 = MoE FFN, 0 = dense FFN
+    int64_t n_moe_layers() const {    // layers with experts
+        int64_t n = 0;
+        for (uint8_t v : is_moe) n += v != 0;
+        return n;
+    }
 };
 
 // Reads and checks the moe.* keys of an MoE file (n_layers from llm.n_layers). Every problem is a

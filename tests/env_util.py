@@ -1,23 +1,11 @@
 """Backend switches for a test: the CUDA backend reads its EDGE_CUDA_* variables when it starts (docs/CUDA.md)."""
-import contextlib
 import os
+import sys
 
 import edgerun
 
-
-@contextlib.contextmanager
-def scoped_env(**env):
-    """os.environ with env set (values as str) inside the block, restored after."""
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: str(v) for k, v in env.items()})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+from env_scope import scoped_env  # noqa: E402,F401  (bench/env_scope.py; tests use it from here)
 
 
 def cuda_model(path, env, **kw):

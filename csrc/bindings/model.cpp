@@ -271,9 +271,7 @@ py::dict py_model_config(const PyModel& pm) {
     const MoeConfig& mc = pm.m->moe_config();
     if (mc.n_experts > 0) {
         d["n_experts"] = mc.n_experts; d["n_experts_used"] = mc.n_used; d["d_expert"] = mc.d_expert;
-        int64_t n = 0;
-        for (uint8_t v : mc.is_moe) n += v;
-        d["moe_layers"] = n;
+        d["moe_layers"] = mc.n_moe_layers();
     }
     return d;
 }
