@@ -3,7 +3,7 @@
 //
 // 1. Block dtypes (q8_0, int4_B, int4a_B, mxint8, mxfp8, mxfp6, mxfp4, nl4_32): gemv_blocks_kernel<D, NC>.
 //    A CTA of 8 warps; each warp owns whole rows (row = global warp id + k * warps in the grid, a
-//    persistent grid sized by occupancy). A row is cut into pieces of whole blocks (<= 2016 bytes);
+//    persistent grid sized by occupancy). A row is cut into pieces of whole blocks (<= 2528 bytes);
 //    the warp loads each piece's 16-byte-aligned span with coalesced 16-byte streaming loads
 //    (ld.global.nc.L1::no_allocate, every weight byte read once from DRAM), parks it in its own
 //    shared-memory buffer, and each lane decodes whole blocks from there (lane j: blocks j, j+32, ...),
@@ -42,8 +42,10 @@ namespace cuda_gemv_detail {
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kMaxCols = 8;
+// 16-byte loads per lane per piece. 5 (s24): a piece holds 2528 bytes of blocks, so a 2048-wide q8_0 row (2176 bytes)
+// is one piece instead of 59 + 5 blocks — 1.2B q8 decode +14 %, int4 within ±1.5 % (bench/cuda/RESULTS.md s24).
 #ifndef EDGE_CUDA_GEMV_GRAN
-#define EDGE_CUDA_GEMV_GRAN 4
+#define EDGE_CUDA_GEMV_GRAN 5
 #endif
 // Tuning experiments only: -DEDGE_CUDA_GEMV_MINB=k adds a min-blocks-per-SM launch bound (register cap).
 #ifdef EDGE_CUDA_GEMV_MINB
@@ -52,7 +54,7 @@ constexpr int kMaxCols = 8;
 #define EDGE_GEMV_BOUNDS __launch_bounds__(kThreads)
 #endif
 constexpr int kGranPerLane = EDGE_CUDA_GEMV_GRAN;   // 16-byte loads in flight per lane per piece
-constexpr int kPieceSpan = 32 * 16 * kGranPerLane;  // aligned bytes a warp loads per piece (2048 at 4)
+constexpr int kPieceSpan = 32 * 16 * kGranPerLane;  // aligned bytes a warp loads per piece (2560 at 5)
 constexpr int kPieceData = kPieceSpan - 32;         // block bytes per piece (room for misalignment)
 constexpr int kWarpBuf = kPieceSpan + 16;           // + slack: decoders read a few bytes past a block
 constexpr int kLutBytes = 64;                       // the E2M3 table (mxfp6)
