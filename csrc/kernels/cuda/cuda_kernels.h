@@ -27,7 +27,7 @@
 //   float dtypes: f32 products and sums in another order (and fused multiply-adds) than
 //   gemm_float_ref.cpp: |Δ| ≤ 1e-5·Σ|w_i·x_i| + 1e-30 vs the reference, the same SIMD bound.
 // Limits: the block kernels keep the activations of one column group in shared memory
-//   (int_dot: 1.25 bytes per element and column; mxfp8: 4 bytes) beside 16.5 KB of weight buffers,
+//   (int_dot: 1.25 bytes per element and column; mxfp8: 4 bytes) beside 20.6 KB of weight buffers (8 warps × 2576 bytes),
 //   so one column must fit the device's opt-in shared memory per block: n up to ~170k (int_dot) /
 //   ~53k (mxfp8) on an H200, ~119k / ~37k on Orin; larger n returns cudaErrorInvalidValue.
 //
