@@ -85,18 +85,31 @@ def _toy_plan(L=6, C=256, F=512, V=2048):
 
 @pytest.mark.parametrize("fixed", [128, 20_000, 60_000])
 def test_gptq_mix_meets_the_budget_and_spends_it(fixed):
+    from edgeconv.format import tensor_nbytes
+    from edgeconv.recipes import _layer_set, fit_dtype
+
     plan, L = _toy_plan()
     rec = get_recipe(RECIPES["int4"].gptq_mix)
     dt = assign_dtypes(plan, rec, (), L, fixed)
     n = sum(p.n_elements for p in plan)
-    bpw = 8 * file_size(plan, dt, fixed) / n
-    assert bpw <= rec.budget_bpw
+    size = file_size(plan, dt, fixed)
+    assert 8 * size / n <= rec.budget_bpw
     assert dt["tok_embd"] == "nl4_32" and all(dt[f"blk.{i}.attn_norm"] == "f32" for i in range(L))
-    assert set(dt.values()) <= {"f32", "int4_64", "nl4_32", "q8_0"} and rec.refine_scales
-    # the same size as int4's mix, tensor for tensor (nl4_32 and int4_32 blocks are 18 bytes)
-    base = assign_dtypes(plan, RECIPES["int4"], (), L, fixed)
-    assert file_size(plan, dt, fixed) == file_size(plan, base, fixed)
-    assert {k for k, v in dt.items() if v == "q8_0"} == {k for k, v in base.items() if v == "q8_0"}
+    assert set(dt.values()) <= {"f32", "int4_64", "nl4_32", "int4a_32", "q8_0"} and rec.refine_scales
+    # spent: no upgrade the greedy pass skipped would still fit what is left of the budget
+    left = rec.budget_bpw * n / 8 - size
+    for up in rec.upgrades:
+        layers = _layer_set(up.layers, L)
+        for p in plan:
+            if p.role in up.roles and (layers is None or p.layer in layers):
+                extra = tensor_nbytes(fit_dtype(up.dtype, p.shape[-1]), p.shape) - tensor_nbytes(dt[p.name], p.shape)
+                assert extra <= 0 or extra > left, (up, p.name, dt[p.name])
+    # bought in order: a later role's upgrade only once every attn_v has its first one
+    if any(dt[f"blk.{i}.attn_k"] != "int4_64" for i in range(L)):
+        assert all(dt[f"blk.{i}.attn_v"] != "int4_64" for i in range(L))
+    if any(dt[f"blk.{i}.ffn_down"] != "int4_64" for i in range(L)):
+        assert all(dt[f"blk.{i}.attn_v"] in ("int4a_32", "q8_0") and dt[f"blk.{i}.attn_k"] == "nl4_32"
+                   for i in range(L))
 
 
 @pytest.fixture(scope="module")

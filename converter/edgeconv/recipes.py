@@ -51,6 +51,20 @@ docs, like the evaluation text). Session 18: with GPTQ the CLI uses int4g (rule 
 head in nl4_32 (GPTQ'd against the non-uniform table; same bytes as int4_32) and refined scales: 13.35 (+11.7 %);
 nl4_32 upgrades of attn_v / ffn_down in place of q8_0 attn_v were worse (13.66). Session 21: act-order GPTQ
 (quant/gptq.py block_act_order) 13.16 (+10.1 %; 13.88 vs 13.89 on 32 chunks), the export in 33 s on 2 cores.
+Session 25: int4g spends the budget per role on the 4-bit form that measured best (_INT4G_UPGRADES). One role of
+all 30 layers GPTQ-quantized, everything else f16 (embedding nl4_32; 8 chunks; 12.168 with no role quantized):
+
+    role      int4_64   nl4_32   int4a_32        role      int4_64   nl4_32   int4a_32
+    attn_q    +0.5 %    +0.9 %   +0.1 %          ffn_gate  +0.7 %    +0.8 %   +1.0 %
+    attn_k    +1.2 %    +0.3 %   -0.0 %          ffn_up    +1.2 %    +0.2 %   +0.5 %
+    attn_v    +6.6 %    +1.9 %   +0.6 %          ffn_down  +2.8 %    +0.4 %
+    attn_o    +0.4 %    +0.6 %   +0.3 %
+
+nl4_32 helps attn_k / attn_v / ffn_up / ffn_down a lot and attn_q / attn_o / ffn_gate not at all, so those stay
+int4_64; by gain per bit: attn_v nl4_32, attn_k nl4_32, attn_v int4a_32, ffn_down nl4_32, ffn_up nl4_32 (llama.cpp's
+more_bits layers first), then int4's q8_0 upgrades. Whole file 4.500 b/w: 12.694 (+6.2 %; was 13.164) on 8 chunks,
+13.279 (+8.8 %; was 13.879) on 32 (f16 11.954 / 12.202); export 34 s. The cost: decode of the 135M file on a
+2-core AVX2 Zen 1 ~9 % slower (nl4_32 and int4a_32 lack int4's int16 sum tree there; bench/README.md).
 bench/README.md has the tables.
 """
 from __future__ import annotations
@@ -99,6 +113,16 @@ _INT4_UPGRADES = (Upgrade(("head",), "all", "q8_0"),
                   Upgrade(("ffn_down",), "edge", "q8_0"),
                   Upgrade(("ffn_down",), "more_bits", "q8_0"))
 
+# int4g (the GPTQ mix): per role the 4-bit form that measured best, bought in order of ppl gained per bit
+# (the table in the module docstring, session 25), then int4's q8_0 upgrades with what is left
+_INT4G_UPGRADES = (Upgrade(("head",), "all", "q8_0"),
+                   Upgrade(("attn_v",), "all", "nl4_32"),
+                   Upgrade(("attn_k",), "all", "nl4_32"),
+                   Upgrade(("attn_v",), "all", "int4a_32"),
+                   Upgrade(("ffn_down",), "all", "nl4_32"),
+                   Upgrade(("ffn_up",), "more_bits", "nl4_32"),
+                   Upgrade(("ffn_up",), "all", "nl4_32")) + _INT4_UPGRADES[1:]
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("f32", "f32", description="everything f32"),
     Recipe("f16", "f16", description="weights f16"),
@@ -114,7 +138,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            description="quality 4-bit mix: int4_64, int4_32 embedding/head, q8_0 for sensitive tensors "
                        "while the file stays <= 4.5 bpw"),
     Recipe("int4g", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
-           upgrades=_INT4_UPGRADES,
+           upgrades=_INT4G_UPGRADES,
            budget_bpw=4.5, refine_scales=True,
            description="the int4 mix for GPTQ: int4's with an nl4_32 embedding/head (same size), block scales "
                        "re-fitted after GPTQ"),
