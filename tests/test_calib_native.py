@@ -207,3 +207,21 @@ def test_builtin_text_is_fixed_and_not_the_benchmark_text():
     shingles = {text[i:i + 48] for i in range(len(text) - 47)}
     for topic in topics.values():
         assert not any(topic[i:i + 48] in shingles for i in range(0, len(topic) - 47, 4))
+
+
+def test_default_calibration_text_is_both_shipped_files_and_not_the_benchmark_text():
+    """--calib builtin = calib_builtin.txt then calib_docs.txt (frozen stdlib docstrings: the same text on every
+    Python); neither holds a 64-character run of the benchmark's evaluation text (pydoc_data.topics)."""
+    from edgeconv.calib import load_text
+    from edgeconv.calib_native import builtin_text, default_text, docs_text
+
+    docs = docs_text()
+    assert 80_000 <= len(docs) <= 120_000 and docs == docs_text()
+    assert default_text() == builtin_text().rstrip("\n") + "\n\n" + docs
+    text, label = load_text("builtin")
+    assert text == default_text() and "calib_builtin.txt + calib_docs.txt" in label
+    from pydoc_data.topics import topics
+
+    shingles = {docs[i:i + 64] for i in range(len(docs) - 63)}
+    for topic in topics.values():
+        assert not any(topic[i:i + 64] in shingles for i in range(0, len(topic) - 63, 4))

@@ -58,15 +58,17 @@ def _imports():
 
 def load_text(calib: str) -> tuple[str, str]:
     """--calib value -> (text, label for notes): "builtin" is the text shipped with edgeconv
-    (calib_builtin.txt), "stdlib" the Python stdlib docstrings (calib_text.py), anything else a UTF-8 file
-    path (a file literally named builtin / stdlib: pass ./stdlib)."""
+    (calib_builtin.txt + calib_docs.txt, calib_native.default_text), "stdlib" the Python stdlib docstrings of the
+    running Python (calib_text.py), anything else a UTF-8 file path (a file literally named builtin / stdlib: pass
+    ./stdlib)."""
     if calib == "builtin":
-        from .calib_native import builtin_text
+        from .calib_native import default_text
 
-        t = builtin_text()
+        t = default_text()
         import hashlib
 
-        return t, f"the built-in calibration text (calib_builtin.txt, sha256 {hashlib.sha256(t.encode()).hexdigest()[:12]})"
+        return t, ("the built-in calibration text (calib_builtin.txt + calib_docs.txt, sha256 "
+                   f"{hashlib.sha256(t.encode()).hexdigest()[:12]})")
     if calib == "stdlib":
         from .calib_text import describe, stdlib_text
 

@@ -12,8 +12,9 @@ functions and classes (names without a leading underscore, defined in that modul
 each as "name\\n<docstring>\\n\\n". Docstrings under 40 characters, and any already used (inherited or
 re-exported docs), are skipped.
 A module contributes whole docstrings until it reaches PER_MODULE characters, so the text is spread
-over 37 modules rather than dominated by the few with the longest docs (the default 8192 calibration
-tokens of SmolLM2 cover the first third, collections .. pathlib; --calib-tokens 25000 covers all).
+over 37 modules rather than dominated by the few with the longest docs (8192 SmolLM2 tokens cover the
+first third, collections .. pathlib; the default 16384 about two thirds; --calib-tokens 25000 covers all).
+calib_docs.txt is this text frozen (CPython 3.11.7): the second part of the default --calib builtin.
 
 What it must never hold: the benchmark's evaluation text, pydoc_data.topics (bench/corpus.py; the
 language-reference topics that `help("keyword")` shows). This module never imports pydoc or

@@ -257,7 +257,7 @@ def _gptq_group(src, group: list, dtype: str, h, damp: float, derived, refine: b
 def export(src_path: str, out_path: str, recipe: str = "int4", tensor_types: list[str] | tuple = (),
            name: str | None = None, alignment: int = 64, tokenizer_pre: str | None = None,
            importance: Mapping[str, np.ndarray] | None = None, calib: str | None = None,
-           calib_tokens: int = 8192, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
+           calib_tokens: int = 16384, calib_ctx: int = 512, gptq: bool = False, gptq_damp: float | None = None,
            calib_auto: bool = False, gptq_mix: bool = True,
            progress: bool = False, expert_variants: str | None = None, predictor: str | None = None,
            expert_bits: float | None = None,
