@@ -143,8 +143,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("int4g", "int4_64", {"embedding": "nl4_32", "head": "nl4_32"},
            upgrades=_INT4G_UPGRADES,
            budget_bpw=4.5, refine_scales=True,
-           description="the int4 mix for GPTQ: int4's with an nl4_32 embedding/head (same size), block scales "
-                       "re-fitted after GPTQ"),
+           description="the int4 mix for GPTQ: int4_64, an nl4_32 embedding/head, then per role the 4-bit form that "
+                       "measured best (attn_v int4a_32; attn_k, ffn_down, ffn_up nl4_32) and q8_0 while the file stays "
+                       "<= 4.5 bpw; block scales re-fitted after GPTQ"),
     Recipe("int4a", "int4a_64", {"embedding": "int4a_32", "head": "int4a_32"},
            description="asymmetric 4-bit: int4a_64, int4a_32 embedding/head"),
     Recipe("nl4", "nl4_32",
