@@ -29,26 +29,13 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - (np.log(np.exp(x - m).sum(axis=1, keepdims=True)) + m)
 
 
-def chunk_ids(model, text: str, ctx: int, chunks: int) -> list[list[int]]:
-    add_bos = bool(model.metadata("tokenizer.add_bos")) and model.bos_id >= 0
-    toks = model.tokenize(text, add_bos=add_bos, special=False)
-    n = min(len(toks) // ctx, chunks)
-    if n < 1:
-        raise SystemExit(f"kl_vs_ref: the text has {len(toks)} tokens, fewer than one chunk of {ctx}")
-    out = []
-    for c in range(n):
-        ch = toks[c * ctx:(c + 1) * ctx]
-        out.append([model.bos_id] + ch[1:] if add_bos else ch)
-    return out
-
-
 def compare(ref_path: str, cand_paths: list[str], text: str, ctx: int, chunks: int, threads: int | None) -> dict:
     from edgerun import Model
 
     kw = {"ctx": ctx} if threads is None else {"ctx": ctx, "threads": threads}
     ref = Model(ref_path, **kw)
     cands = [Model(p, **kw) for p in cand_paths]
-    ids = chunk_ids(ref, text, ctx, chunks)
+    ids = ref.perplexity_chunks(text, ctx, chunks)  # the ids `edgerun perplexity` scores
     first = ctx // 2
     per = [{"kl": [], "kl_pos": [], "top1": 0, "nll": 0.0} for _ in cands]
     count = 0

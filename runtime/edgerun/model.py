@@ -316,11 +316,11 @@ class Model:
         if tail:
             yield tail
 
-    def perplexity(self, text_or_tokens: str | Sequence[int], ctx: int = 512, chunks: int | None = None,
-                   progress: Callable[[int, int, float], None] | None = None) -> dict:
-        """Perplexity with llama.cpp's protocol: consecutive chunks of `ctx` tokens, BOS at each chunk's
-        start when the model adds one, only the second half of every chunk scored.
-        progress(chunks done, chunks in all, running perplexity), if given, is called after each chunk."""
+    def perplexity_chunks(self, text_or_tokens: str | Sequence[int], ctx: int = 512,
+                          chunks: int | None = None) -> list[list[int]]:
+        """The token ids perplexity() runs: consecutive chunks of `ctx` tokens of the text (tokenized whole, as
+        llama-perplexity), at most `chunks` of them, the first token of each replaced by BOS when the model adds one.
+        ValueError on a ctx below 4 or above the model's, or a text shorter than one chunk."""
         add_bos = bool(self.metadata("tokenizer.add_bos")) and self.bos_id >= 0
         if isinstance(text_or_tokens, str):  # as llama-perplexity: the whole text, BOS first if the model adds one
             tokens = self.tokenize(text_or_tokens, add_bos=add_bos, special=False)
@@ -335,12 +335,19 @@ class Model:
             n_chunks = min(n_chunks, chunks)
         if n_chunks < 1:
             raise ValueError(f"need at least {ctx} tokens for one chunk, got {len(tokens)}")
+        out = [tokens[c * ctx:(c + 1) * ctx] for c in range(n_chunks)]
+        return [[self.bos_id] + ch[1:] for ch in out] if add_bos else out
+
+    def perplexity(self, text_or_tokens: str | Sequence[int], ctx: int = 512, chunks: int | None = None,
+                   progress: Callable[[int, int, float], None] | None = None) -> dict:
+        """Perplexity with llama.cpp's protocol: consecutive chunks of `ctx` tokens, BOS at each chunk's
+        start when the model adds one, only the second half of every chunk scored.
+        progress(chunks done, chunks in all, running perplexity), if given, is called after each chunk."""
+        ids = self.perplexity_chunks(text_or_tokens, ctx, chunks)
+        n_chunks = len(ids)
         first = ctx // 2
         nll, count = 0.0, 0
-        for c in range(n_chunks):
-            chunk = tokens[c * ctx:(c + 1) * ctx]
-            if add_bos:
-                chunk = [self.bos_id] + chunk[1:]
+        for c, chunk in enumerate(ids):
             logits = self.logits(chunk).astype(np.float64)
             lg = logits[first:ctx - 1]
             m = lg.max(axis=1, keepdims=True)
