@@ -424,8 +424,9 @@ def main(argv=None) -> int:
                f"run); ppl: {corpus.describe()['name']} (Python {platform.python_version()}), {a.chunks} chunks × "
                f"{a.ctx}, 2nd half scored; roofline = {bw_dram['read_gb_s']:.1f} GB/s read ÷ (weights + f16 KV "
                f"at mean position); llama.cpp {rows[0]['speed_runs'][0]['detail']['llama_cpp_version']} default "
-               f"quant mix (no imatrix); edgerun '+gptq'/'+calib' rows are calibrated on edgeconv's built-in "
-               f"stdlib text (disjoint from the ppl text), plain recipes are not; other load = CPU cores used by "
+               f"quant mix (no imatrix); edgerun '+gptq'/'+calib' rows are calibrated with --calib stdlib (Python's "
+               f"stdlib docstrings, disjoint from the ppl text); plain int4 is the CLI's default, calibrated on "
+               f"its shipped texts with GPTQ, the other plain recipes are not calibrated; other load = CPU cores used by "
                f"other processes during the speed runs (median); * = above {CONTENDED_CORES} cores: contended, "
                f"re-run on an idle machine"
                + (", AMX backend off (llama.cpp #20824)." if LLAMA_NO_AMX else "."))
