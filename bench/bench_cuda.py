@@ -8,7 +8,7 @@ Shapes (random weights, bench/cuda/random_edge.py; written to --work and deleted
   1b    a 1.2B Llama (Llama-3.2-1B's GQA): d 2048, 16 layers, 32 / 8 heads of 64, d_ff 8192, vocab 49152, tied
   4b    SmallThinker-4B-A0.6B: d 1536, 32 layers, 12 / 2 heads of 128, 32 experts top-4 of width 768,
         vocab 151936, tied, sigmoid gating, ReGLU experts
-at the recipes int4 and q8 (the dtypes edgeconv's recipe gives a tiny model's first layer, for every layer).
+at the recipes int4 and q8 (--recipes: any edgeconv recipe, e.g. nl4; the dtypes its export gives a tiny model's first layer, for every layer).
 Each (shape, recipe) is measured
   * through edgerun's Python API: Model(path, device="cuda", ctx=512); prefill = eval(256 prompt ids);
     decode = generate(the same prompt, 128 tokens, temperature 0): the prompt is cached but its last token,
@@ -65,7 +65,7 @@ def prompt_ids(vocab: int, n: int = PROMPT, seed: int = 0) -> list[int]:
     return [int(t) for t in np.random.default_rng(seed).integers(3, min(vocab, 30000), n)]
 
 
-def templates(work: str) -> dict:
+def templates(work: str, recipes=("int4", "q8")) -> dict:
     """Tiny .edge files (models.tiny + edgeconv export) whose keys, dtypes and layouts random_edge copies."""
     from edgeconv.export import export
     from models.tiny import make_tiny
@@ -75,7 +75,7 @@ def templates(work: str) -> dict:
         folder = os.path.join(work, "tiny-" + arch)
         if not os.path.isdir(folder):
             make_tiny(arch, seed=1, dir=folder)
-        for recipe in ("int4", "q8"):
+        for recipe in recipes:
             path = os.path.join(work, f"tiny-{arch}.{recipe}.edge")
             if not os.path.exists(path):
                 export(folder, path, recipe=recipe)
@@ -218,7 +218,7 @@ def main() -> int:
     if not info["available"]:
         print(f"bench_cuda: no GPU: {info['error']}", file=sys.stderr)
         return 1
-    tpl = templates(a.work)
+    tpl = templates(a.work, a.recipes.split(","))
     res = {"device": info["device"], "bw": a.bw, "prompt": PROMPT, "gen": GEN, "rows": [], "hf": {}}
     save = lambda: json.dump(res, open(os.path.join(a.out, "bench_cuda.json"), "w"), indent=1)  # noqa: E731
     for sk in a.shapes.split(","):

@@ -44,7 +44,7 @@ from edgeconv.writer import EdgeWriter  # noqa: E402
 _TYPE_ID = {v: k for k, v in META_TYPE_NAMES.items()}
 # bytes of one block and where its f16 scale sits (int4a: d then m; both set, m = 0)
 _BLOCK = {"int4_32": (18, 32), "int4_64": (34, 64), "int4_128": (66, 128), "q8_0": (34, 32),
-          "int4a_32": (20, 32), "int4a_64": (36, 64), "int4a_128": (68, 128)}
+          "int4a_32": (20, 32), "int4a_64": (36, 64), "int4a_128": (68, 128), "nl4_32": (18, 32)}
 
 
 def _out_rms(base: str, L: int, D: int) -> float:
@@ -54,7 +54,8 @@ def _out_rms(base: str, L: int, D: int) -> float:
     return {"tok_embd": 1.0, "attn_o": 0.7 / math.sqrt(L * D)}.get(base, 0.5)
 
 
-_CODE_STD = {"q8_0": 73.9}  # int8 codes (-128 made 0); int4 codes q - 8 in -7..7, 0 twice as likely: 4.18
+# int8 codes (-128 made 0); nl4_32's table values (quant.h kNl4Values); int4 codes q - 8 in -7..7, 0 twice as likely: 4.18
+_CODE_STD = {"q8_0": 73.9, "nl4_32": 67.4}
 
 
 def _centre_nibbles(b: np.ndarray) -> np.ndarray:
@@ -88,10 +89,14 @@ def random_matrix(rng: np.random.Generator, dtype: str, rows: int, cols: int, rm
     b = np.frombuffer(rng.bytes(nb * bb), dtype=np.uint8).reshape(nb, bb).copy()
     if dtype == "q8_0":
         b[b == 0x80] = 0  # int8 −128 -> 0: zero-mean codes
+    elif dtype == "nl4_32":
+        sign = b[:, 1] & 0x80  # the table's mean is −5.9: a random sign per block scale makes the values zero-mean
     else:
         _centre_nibbles(b[:, 4 if dtype.startswith("int4a") else 2:])
     s = _scale_f16(dtype, cols, rms)
     b[:, 0:2] = s
+    if dtype == "nl4_32":
+        b[:, 1] |= sign
     if dtype.startswith("int4a"):
         b[:, 2:4] = 0
     return b.ravel()

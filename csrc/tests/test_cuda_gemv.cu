@@ -23,7 +23,7 @@
 //   glu       cuda_gemv_fused_glu (gate·up with act·mul in the epilogue) bit-exact vs fused + act_mul (test_glu).
 //   moe       cuda_moe_glu / cuda_moe_down (experts chosen on the device) bit-exact vs the single-expert kernels, and
 //             cuda_moe_route bit-exact vs the host's moe_route (test_moe).
-//   gemm_mma  cuda_gemm_mma (the tensor-core prefill GEMM) for every int_dot dtype, bn 32 and 64: rows 1, 63,
+//   gemm_mma  cuda_gemm_mma (the tensor-core prefill GEMM) for every dtype it supports (int_dot but the K-quants), bn 32 / 64: rows 1, 63,
 //             65, 130; n 1 / 5 / 129 activation blocks (partial K stages); ncols 1, 17, 33, 64, 100 (partial
 //             column tiles); W misaligned, padded strides: BIT-EXACT vs the reference gemm, gaps poisoned.
 //             `--bench-mma`: its time at the 1.2B model's prefill shapes (128 tokens) beside the GEMV's.
@@ -838,9 +838,9 @@ void test_gemm_mma(Rng& g, bool quick) {
     }
     const int64_t rows_list[] = {1, 63, 65, 130}, ncols_list[] = {1, 17, 33, 64, 100}, nblocks[] = {1, 5, 129};
     int idx = 0;
-    for (int dt = 0; dt <= (int)EDGE_DTYPE_MXFP4; ++dt) {
+    for (int dt = 0; dt < (int)EDGE_DTYPE_COUNT; ++dt) {
         const DTypeTraits& tr = dtype_traits(dt);
-        if (!tr.int_dot) continue;
+        if (!cuda_gemm_mma_supported(dt, major)) continue;
         for (int64_t nbk : nblocks)
             for (int64_t rows : rows_list)
                 for (int64_t ncols : ncols_list) {
@@ -1014,7 +1014,7 @@ int run_bench_mma(const std::string& only) {
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
     std::printf("| dtype | rows x n | T | gemv us | mma bn32 us | mma bn64 us | best TOPS | speed-up |\n|---|---|---|---|---|---|---|---|\n");
-    for (int dt : {(int)EDGE_DTYPE_INT4_64, (int)EDGE_DTYPE_INT4_32, (int)EDGE_DTYPE_Q8_0}) {
+    for (int dt : {(int)EDGE_DTYPE_INT4_64, (int)EDGE_DTYPE_INT4_32, (int)EDGE_DTYPE_NL4_32, (int)EDGE_DTYPE_Q8_0}) {
         const DTypeTraits& tr = dtype_traits(dt);
         if (!only.empty() && only.find(tr.name) == std::string::npos) continue;
         for (const auto& sh : shapes) {

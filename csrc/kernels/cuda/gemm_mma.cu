@@ -4,7 +4,7 @@
 //   Y[c * ldy + r] = Σ over the n/32 activation blocks k, in order k = 0, 1, ...:
 //                    sumf += (sw[r,k] · x.d[c,k]) · (float)isum[r,c,k]   (+ m[r,k] · x.s[c,k] for int4a)
 // with isum = Σ_{i<32} wc_i · x.q_i, the integer codes wc and f32 scale sw of gemm_int_ref.cpp's table
-// (q8_0, int4_B, int4a_B, mxint8, mxfp6, mxfp4). One tensor-core mma of k = 32 is exactly one activation
+// (q8_0, int4_B, int4a_B, mxint8, mxfp6, mxfp4, nl4_32: its table values through nl4_lut.cuh). One tensor-core mma of k = 32 is exactly one activation
 // block's isum (|isum| < 2^24: exact in s32 and in f32), and every thread owns its outputs' f32 sums and
 // adds the block terms in k order with the reference's roundings (__fmul_rn / __fadd_rn, no FMA), so the
 // result equals the reference bit for bit — unlike the GEMV, whose lanes split the sum.
@@ -26,6 +26,7 @@
 #include <cstdint>
 
 #include "cuda_kernels.h"
+#include "nl4_lut.cuh"
 
 namespace edge {
 namespace {
@@ -66,7 +67,7 @@ struct Layout {
     static constexpr bool kInt4 = DT >= EDGE_DTYPE_INT4_32 && DT <= EDGE_DTYPE_INT4A_128;
     static constexpr bool kMx = DT == EDGE_DTYPE_MXINT8 || DT == EDGE_DTYPE_MXFP6 || DT == EDGE_DTYPE_MXFP4;
     static constexpr int kBB = DT == EDGE_DTYPE_Q8_0 ? 34 : DT == EDGE_DTYPE_MXINT8 ? 33 : DT == EDGE_DTYPE_MXFP6 ? 25
-                               : DT == EDGE_DTYPE_MXFP4 ? 17 : (kAsym ? 4 : 2) + kB / 2;
+                               : DT == EDGE_DTYPE_MXFP4 ? 17 : (kAsym ? 4 : 2) + kB / 2;  // nl4_32: 18, as int4_32
     static constexpr int hlen = kMx ? 1 : kAsym ? 4 : 2;
     static constexpr int clen = DT == EDGE_DTYPE_Q8_0 || DT == EDGE_DTYPE_MXINT8 ? 32 : DT == EDGE_DTYPE_MXFP6 ? 24
                                 : DT == EDGE_DTYPE_MXFP4 ? 16 : kB == 32 ? 16 : 32;
@@ -163,6 +164,12 @@ __device__ __forceinline__ void decode_w(const WRaw& r, uint32_t (&w)[8], float&
         if constexpr (DT == EDGE_DTYPE_Q8_0) {
 #pragma unroll
             for (int i = 0; i < 8; ++i) w[i] = cw[i];
+        } else if constexpr (DT == EDGE_DTYPE_NL4_32) {  // int4_32's nibble order, codes -> table values
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                w[i] = nl4_lut::lookup4_bytes(cw[i] & 0x0F0F0F0Fu);
+                w[i + 4] = nl4_lut::lookup4_bytes((cw[i] >> 4) & 0x0F0F0F0Fu);
+            }
         } else {
             if constexpr (L::kAsym) m = __half2float(__ushort_as_half((unsigned short)(hw >> 16)));
             if constexpr (L::kB == 32) {  // elements 0..15: low nibbles of the 16 bytes, 16..31: high nibbles
@@ -344,9 +351,9 @@ cudaError_t launch(const void* W, int64_t w_stride, int64_t rows, int64_t n, con
 }  // namespace
 
 bool cuda_gemm_mma_supported(uint32_t dtype, int cc_major) {
-    // the int_dot dtypes Layout<DT> decodes (the switch below); nl4_32 (a table lookup) takes the GEMV path
-    return cc_major >= 8 && dtype < EDGE_DTYPE_COUNT && dtype_traits(dtype).int_dot && dtype != EDGE_DTYPE_NL4_32 &&
-           dtype < EDGE_DTYPE_Q5_0;  // nor the GGML block types q5_0 / q4_k / q6_k (no CUDA kernel yet)
+    // the int_dot dtypes Layout<DT> decodes (the switch below); not the GGML block types q5_0 / q4_k / q6_k
+    // (no CUDA kernel yet)
+    return cc_major >= 8 && dtype < EDGE_DTYPE_COUNT && dtype_traits(dtype).int_dot && dtype < EDGE_DTYPE_Q5_0;
 }
 
 cudaError_t cuda_gemm_mma(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
@@ -368,6 +375,7 @@ cudaError_t cuda_gemm_mma(uint32_t dtype, const void* W, int64_t w_stride, int64
         case EDGE_DTYPE_MXINT8: return launch<EDGE_DTYPE_MXINT8>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, bn, stream);
         case EDGE_DTYPE_MXFP6: return launch<EDGE_DTYPE_MXFP6>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, bn, stream);
         case EDGE_DTYPE_MXFP4: return launch<EDGE_DTYPE_MXFP4>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, bn, stream);
+        case EDGE_DTYPE_NL4_32: return launch<EDGE_DTYPE_NL4_32>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, bn, stream);
         default: return cudaErrorInvalidValue;
     }
 }

@@ -3,31 +3,16 @@
 // Contract: cuda_kernels.h; kernel: gemv.cuh; reference: gemm_int_ref.cpp (dot_nl4):
 //   isum = Σ kNl4Values[q] · x.q (exact, dp4a)   term = (d · x.d) · isum
 //
-// Table lookup without memory: the 16 values are four words T0..T3 (values 4j..4j+3, byte i of Tj =
-// value 4j + i). A 16-bit selector s holds 4 nibble codes; prmt with the low 3 bits of each nibble
-// picks from {T1:T0} (codes 0..7) and from {T3:T2} (codes 8..15), and a third prmt chooses per byte by
-// bit 3 of the code (selector nibble i = i, or i + 4 for the second word). Bit 3 of a selector nibble
-// is prmt's sign-replicate mode, hence the masks. As for mxfp4, the nibbles of qs bytes 2i, 2i+1 are
-// elements 2i, 2i+16, 2i+1, 2i+17, so the activations are staged interleaved (DecNl4::kInterleave).
+// The table lookup: nl4_lut.cuh. As for mxfp4, the nibbles of qs bytes 2i, 2i+1 are elements 2i, 2i+16, 2i+1,
+// 2i+17, so the activations are staged interleaved (DecNl4::kInterleave).
 #include "gemv.cuh"
+#include "nl4_lut.cuh"
 
 namespace edge {
 namespace cuda_gemv_detail {
 namespace {
 
-constexpr uint32_t table_word(int j) {
-    return (uint32_t)(uint8_t)kNl4Values[4 * j] | (uint32_t)(uint8_t)kNl4Values[4 * j + 1] << 8 |
-           (uint32_t)(uint8_t)kNl4Values[4 * j + 2] << 16 | (uint32_t)(uint8_t)kNl4Values[4 * j + 3] << 24;
-}
-constexpr uint32_t kT0 = table_word(0), kT1 = table_word(1), kT2 = table_word(2), kT3 = table_word(3);
-static_assert(kT0 == 0xBFAD9881u && kT3 == 0x71594535u, "kNl4Values packing");
-
-// The 4 int8 values of the 4 nibble codes in the low 16 bits of s (nibble i -> byte i).
-__device__ __forceinline__ uint32_t lookup4(uint32_t s) {
-    const uint32_t lo = prmt(kT0, kT1, s & 0x7777u);
-    const uint32_t hi = prmt(kT2, kT3, s & 0x7777u);
-    return prmt(lo, hi, 0x3210u | ((s >> 1) & 0x4444u));
-}
+using nl4_lut::lookup4;
 
 struct DecNl4 {
     static constexpr int kB = 32, kBB = 18;
