@@ -12,3 +12,10 @@ def cuda_model(path, env, **kw):
     """edgerun.Model(path, device="cuda", **kw) created with the backend switches in env."""
     with scoped_env(**env):
         return edgerun.Model(path, device="cuda", **kw)
+
+
+# What `edgeconv export --quant int4` writes (calibrated, GPTQ, recipe int4g), as the GPU tests build it. A tiny
+# model's 4.5 b/w budget goes to its tokenizer metadata, so the per-role forms a real model gets (SmolLM2-135M:
+# attn_v int4a_32, attn_k / ffn_down / ffn_up nl4_32 beside an int4_64 gate, refined scales) are asked for explicitly.
+INT4G_EXPORT = dict(recipe="int4", calib="builtin", gptq=True,
+                    tensor_types=["attn_v=int4a_32", "attn_k=nl4_32", "ffn_down=nl4_32", "ffn_up=nl4_32"])

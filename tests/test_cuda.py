@@ -18,7 +18,7 @@ import edgerun
 from edgerun import _core
 from edgeconv.export import export
 from models.tiny import make_tiny
-from env_util import cuda_model
+from env_util import INT4G_EXPORT, cuda_model
 from native_build import native_program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,11 +29,7 @@ TOKENS = [1, 17, 33, 250, 7, 99, 3, 12, 200, 5, 64, 128, 31]
 ARCHS = ["llama", "qwen2", "qwen3", "qwen3moe", "mixtral", "olmoe", "smallthinker"]
 MOE_ARCHS = {"qwen3moe", "mixtral", "olmoe", "smallthinker"}
 TOL = {"f32": 2e-3, "f16": 2e-3, "q8": 2e-2, "int4": 2e-2, "int4g": 2e-2}
-# "int4g": what `edgeconv export --quant int4` writes (calibrated, GPTQ, recipe int4g). A tiny model's 4.5 b/w budget
-# goes to its tokenizer metadata, so the per-role forms a real model gets (SmolLM2-135M: attn_v int4a_32, attn_k and
-# ffn_down nl4_32, refined scales) are asked for explicitly.
-EXPORT = {"int4g": dict(recipe="int4", calib="builtin", gptq=True,
-                        tensor_types=["attn_v=int4a_32", "attn_k=nl4_32", "ffn_down=nl4_32"])}
+EXPORT = {"int4g": INT4G_EXPORT}  # the default int4 export (tests/env_util.py)
 
 
 @pytest.fixture(scope="module")

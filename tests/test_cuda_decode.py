@@ -14,7 +14,7 @@ import edgerun
 from edgerun import _core
 from edgeconv.export import export
 from edgerun.model import SamplingParams
-from env_util import cuda_model
+from env_util import INT4G_EXPORT, cuda_model
 from models.tiny import make_tiny
 
 GPU = _core.cuda_info()["available"]
@@ -29,9 +29,10 @@ def files(tmp_path_factory):
     for arch, kw in (("llama", {}), ("qwen3", {}), ("llama-v5000", dict(vocab_size=5000, tie_word_embeddings=True))):
         folder = root / arch
         make_tiny(arch.split("-")[0], seed=5, dir=folder, **kw)
-        for recipe in ("f32", "q8", "int4"):
+        # nl4: the default int4 file's embedding / head form everywhere; int4g: the default int4 export (env_util)
+        for recipe in ("f32", "q8", "int4", "nl4", "int4g"):
             out[(arch, recipe)] = str(root / f"{arch}.{recipe}.edge")
-            export(str(folder), out[(arch, recipe)], recipe=recipe)
+            export(str(folder), out[(arch, recipe)], **(INT4G_EXPORT if recipe == "int4g" else dict(recipe=recipe)))
     return out
 
 
@@ -51,21 +52,23 @@ def decode_logits(m, tokens=None, n=24):
     return np.stack(out)
 
 
-TOL = {"f32": 2e-3, "q8": 2e-2, "int4": 2e-2}  # tests/test_cuda.py's GPU-vs-CPU bounds
+TOL = {"f32": 2e-3, "q8": 2e-2, "int4": 2e-2, "nl4": 2e-2, "int4g": 2e-2}  # tests/test_cuda.py's GPU-vs-CPU bounds
 
 
-@pytest.mark.parametrize("recipe", ["f32", "q8", "int4"])
+@pytest.mark.parametrize("recipe", ["f32", "q8", "int4", "nl4", "int4g"])
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "llama-v5000"])
 def test_graph_decode_equals_eager(files, arch, recipe):
     path = files[(arch, recipe)]
-    a, b = decode_logits(load(path, graph=True)), decode_logits(load(path, graph=False))
+    g = load(path, graph=True)
+    assert g._m.device_steps  # every embedding dtype here is read on the device (cuda_step.cu embed_step)
+    a, b = decode_logits(g), decode_logits(load(path, graph=False))
     assert np.array_equal(a, b)  # same kernels, same bits
     fed = [int(t) for t in a.argmax(1)[:-1]]
     cpu = decode_logits(edgerun.Model(path, kv="f32"), tokens=fed)  # the CPU on the GPU's tokens
     assert float(np.abs(a - cpu).max() / np.abs(cpu).max()) <= TOL[recipe]
 
 
-@pytest.mark.parametrize("recipe", ["q8", "int4"])
+@pytest.mark.parametrize("recipe", ["q8", "int4", "nl4", "int4g"])  # int4g: gate int4_64, up nl4_32
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])
 def test_fused_decode_equals_unfused(files, arch, recipe):
     """The fused one-token GEMV (norm / act·mul / quantize inside it, q/k/v and gate/up in one launch, the residual

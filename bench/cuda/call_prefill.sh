@@ -4,6 +4,7 @@
 # new paths on and, in the same call, off (EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0: the code before them).
 # At most 8 files in $OUT: env_build.log test_cuda.log kernels.md bench.log bench_cuda.{json,md} before.{json,md}.
 #   WHEELS=../.whl bash bench/cuda/call_prefill.sh [SHAPES] [RECIPES]
+# (BEFORE_ENV: the environment of the comparison run, default EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0; BEFORE_SHAPES: its shapes)
 set -uo pipefail
 OUT=${OUT:-bench/out/prefill}; mkdir -p "$OUT"
 SHAPES=${1:-1b,4b}; RECIPES=${2:-int4,q8}
@@ -23,8 +24,8 @@ timeout $left python3 bench/bench_cuda.py --out "$OUT" --shapes "$SHAPES" --reci
 el "bench (new paths) rc=$?"; tail -8 "$OUT/bench.log"
 left=$(( ${DEADLINE_S:-560} - ($(date +%s) - t0) ))
 mkdir -p /tmp/before
-EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0 timeout $left python3 bench/bench_cuda.py --out /tmp/before --shapes "${BEFORE_SHAPES:-1b}" --recipes "$RECIPES" \
+env ${BEFORE_ENV:-EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0} timeout $left python3 bench/bench_cuda.py --out /tmp/before --shapes "${BEFORE_SHAPES:-1b}" --recipes "$RECIPES" \
   --no-hf --runs ${RUNS:-2} --moe-budget 0 --edgert build/gpu/edgert >>"$OUT/bench.log" 2>&1
-el "bench (EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0) rc=$?"; tail -5 "$OUT/bench.log"
+el "bench (${BEFORE_ENV:-EDGE_CUDA_MMA=0 EDGE_CUDA_FLASH=0}) rc=$?"; tail -5 "$OUT/bench.log"
 cp /tmp/before/bench_cuda.json "$OUT/before.json" 2>/dev/null; cp /tmp/before/bench_cuda.md "$OUT/before.md" 2>/dev/null
 ls "$OUT"

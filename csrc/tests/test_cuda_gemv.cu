@@ -391,6 +391,10 @@ void test_quantize(Rng& g) {
     }
 }
 
+// The dtypes of the fused one-token kernels (cuda_gemv_fused_supported; checked against it in test_fused).
+const int kFusedDtypes[] = {EDGE_DTYPE_Q8_0,     EDGE_DTYPE_INT4_32,  EDGE_DTYPE_INT4_64,  EDGE_DTYPE_INT4_128,
+                            EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128, EDGE_DTYPE_NL4_32};
+
 // cuda_gemv_fused (the one-token GEMV forming its own input) vs the unfused kernels on the same inputs, BIT FOR BIT:
 // a = x / cuda_rmsnorm(x) / cuda_act_mul(x, u), cuda_quantize_q8x(a), cuda_gemv per matrix, + R (host add); a_out
 // equal to that a. Then against the scalar reference: the unfused result vs gemm_ref on quantize_q8x_ref(a) (the
@@ -398,14 +402,12 @@ void test_quantize(Rng& g) {
 // cancellation). Every fused dtype × input kind, 1..3 matrices of 1..1023 rows, n 1..33 blocks of the dtype,
 // W misaligned, padded strides, residual on some matrices; Y poisoned first.
 void test_fused(Rng& g, bool quick) {
-    const int dts[] = {EDGE_DTYPE_Q8_0, EDGE_DTYPE_INT4_32, EDGE_DTYPE_INT4_64, EDGE_DTYPE_INT4_128,
-                       EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128};
     // kind, act (kCudaInActMul), norm weight (kCudaInRmsnorm)
     const int kinds[][2] = {{kCudaInF32, 0}, {kCudaInRmsnorm, 1}, {kCudaInRmsnorm, 0}, {kCudaInActMul, 0},
                             {kCudaInActMul, 1}, {kCudaInActMul, 2}};
     const int64_t rows_set[] = {1, 3, 33, 130, 1023};
     int idx = 0;
-    for (int dt : dts) {
+    for (int dt : kFusedDtypes) {
         const int B = dtype_traits(dt).block;
         for (const auto& kd : kinds)
             for (int64_t nblk : {(int64_t)1, (int64_t)3, (int64_t)33 * 128 / B}) {
@@ -560,17 +562,23 @@ void test_fused(Rng& g, bool quick) {
                          cuda_gemv_fused(EDGE_DTYPE_Q8_0, &m, 4, 32, in, g_st) == cudaErrorInvalidValue;
     refused ? ++g_passed : ++g_failed;
     std::printf("%s refuses: fused gemv of a float dtype / 4 matrices / no input (cudaErrorInvalidValue)\n", refused ? "ok  " : "FAIL");
+    int listed = 0;  // the dtypes tested here are exactly the supported ones
+    for (uint32_t dt = 0; dt < EDGE_DTYPE_COUNT; ++dt) {
+        bool in_list = false;
+        for (int f : kFusedDtypes) in_list |= (uint32_t)f == dt;
+        listed += in_list == cuda_gemv_fused_supported(dt);
+    }
+    listed == EDGE_DTYPE_COUNT ? ++g_passed : ++g_failed;
+    std::printf("%s fused dtypes: cuda_gemv_fused_supported is exactly the tested list\n", listed == EDGE_DTYPE_COUNT ? "ok  " : "FAIL");
 }
 
 // cuda_gemv_fused_glu vs cuda_gemv_fused({gate, up}) then cuda_act_mul on the same input, BIT FOR BIT (that chain is
 // checked against the reference by test_fused): every fused dtype × input (f32, rmsnorm·w) × act, rows 1..1023,
 // n 1..33 blocks, gate / up misaligned with their own padded strides; g poisoned first.
 void test_glu(Rng& g, bool quick) {
-    const int dts[] = {EDGE_DTYPE_Q8_0, EDGE_DTYPE_INT4_32, EDGE_DTYPE_INT4_64, EDGE_DTYPE_INT4_128,
-                       EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128};
     const int64_t rows_set[] = {1, 3, 33, 130, 1023};
     int idx = 0;
-    for (int dt : dts) {
+    for (int dt : kFusedDtypes) {
         const int B = dtype_traits(dt).block;
         for (int kind : {kCudaInF32, kCudaInRmsnorm})
             for (int act : {0, 1, 2})
@@ -642,9 +650,7 @@ void test_glu(Rng& g, bool quick) {
 // y poisoned first. Then cuda_moe_route vs the host's moe_route (moe.h), ids and weights bit for bit, over
 // random logits (with ties) for E 1..300, k 1..8, softmax / sigmoid, with / without norm_topk.
 void test_moe(Rng& g, bool quick) {
-    const int dts[] = {EDGE_DTYPE_Q8_0, EDGE_DTYPE_INT4_32, EDGE_DTYPE_INT4_64, EDGE_DTYPE_INT4_128,
-                       EDGE_DTYPE_INT4A_32, EDGE_DTYPE_INT4A_64, EDGE_DTYPE_INT4A_128};
-    for (int dt : dts)
+    for (int dt : kFusedDtypes)
         for (int c = 0; c < (quick ? 2 : 4); ++c) {
             const int B = dtype_traits(dt).block;
             const int E = c == 0 ? 1 : (c == 1 ? 5 : 33), k = std::min(E, g.range(1, 6));

@@ -2,8 +2,9 @@
 // matmul whose input is formed inside the GEMV (kernels/cuda cuda_gemv_fused: f32 → block_q8x per CTA, or
 // RMSNorm / act·mul first) over up to three matrices of one dtype per launch, with the residual added in
 // its epilogue, and the gated FFN's act·mul in the gate·up GEMV's epilogue (rmsnorm_glu: one warp computes gate
-// row r and up row r). Per decoder layer this turns rmsnorm, quantize, 3 GEMVs (attention input), quantize, GEMV,
-// add (output), rmsnorm, quantize, 2 GEMVs, act·mul, quantize, GEMV, add (FFN) — 17 launches — into 4.
+// row r and up row r; gate and up of two dtypes: one fused launch each, then act·mul). Per decoder layer this
+// turns rmsnorm, quantize, 3 GEMVs (attention input), quantize, GEMV, add (output), rmsnorm, quantize, 2 GEMVs,
+// act·mul, quantize, GEMV, add (FFN) — 17 launches — into 4.
 // Results: bit for bit those of the unfused ops (the same device functions; EDGE_CUDA_FUSE=0 runs those),
 // which the GPU tests compare. Other cases (T > 1, adapters, float / MX dtypes) take the unfused path.
 #include "../../kernels/cuda/cuda_kernels.h"
@@ -70,8 +71,7 @@ void CudaBackend::matmul_add(const Matrix& w, const float* in_x, int64_t T, floa
 void CudaBackend::rmsnorm_glu(const float* x, const float* w, float eps, int64_t T, float* xn, const Matrix& gate, const Matrix& up,
                               Act act, float* g, float* u, const LowRank* const* adapters) {
     const Matrix* ws[2] = {&gate, &up};
-    if (xn == x || !aligned16(x) || !aligned16(xn) || !fusable(ws, 2, T, adapters) || gate.dtype != up.dtype ||
-        gate.rows != up.rows) {
+    if (xn == x || !aligned16(x) || !aligned16(xn) || !fusable(ws, 2, T, adapters) || gate.rows != up.rows) {
         Backend::rmsnorm_glu(x, w, eps, T, xn, gate, up, act, g, u, adapters);
         return;
     }
@@ -81,6 +81,12 @@ void CudaBackend::rmsnorm_glu(const float* x, const float* w, float eps, int64_t
     in.norm_w = w;
     in.eps = eps;
     in.a_out = xn;
+    if (gate.dtype != up.dtype) {  // a mixed recipe's layer (gate int4_64, up nl4_32): one launch each, then act·mul
+        float* ys[2] = {g, u};
+        gemv_fused(ws, ys, nullptr, 2, in);
+        note(cuda_act_mul(g, u, gate.rows, (int)act, stream_), "act_mul");
+        return;
+    }
     note(cuda_gemv_fused_glu(gate.dtype, gate.data, (int64_t)gate.row_bytes, up.data, (int64_t)up.row_bytes, gate.rows, gate.cols,
                              in, (int)act, g, stream_, pdl_ ? kCudaOverlapPrevious : 0),
          "gemv_fused_glu");

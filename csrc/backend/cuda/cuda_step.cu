@@ -14,12 +14,13 @@
 // EDGE_CUDA_GRAPH_REPORT=1 prints the recorded step's kernel count to stderr (bench/cuda: kernels per token).
 //
 // embed_step: x[c] = dequant(row token of table), the table a device copy (the weights' mirror), one
-// block per row: exact, the expressions of dequant_ref.cpp (d·q, d·(q−8), d·q + m with one rounding each).
+// block per row: exact, the expressions of dequant_ref.cpp (d·q, d·(q−8), d·q + m, d·kNl4Values[q] with one rounding each).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "../../kernels/cuda/nl4_lut.cuh"
 #include "cuda_backend.h"
 
 namespace edge {
@@ -76,6 +77,13 @@ __global__ void embed_step_k(uint32_t dtype, const uint8_t* __restrict__ table, 
         case EDGE_DTYPE_INT4A_32: dequant_int4_row<32, true>(row, n, x); break;
         case EDGE_DTYPE_INT4A_64: dequant_int4_row<64, true>(row, n, x); break;
         case EDGE_DTYPE_INT4A_128: dequant_int4_row<128, true>(row, n, x); break;
+        case EDGE_DTYPE_NL4_32:
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+                const uint8_t* b = row + (i / 32) * 18;
+                const int j = (int)(i % 32), code = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+                x[i] = __fmul_rn(f16f(b), (float)(int8_t)(nl4_lut::lookup4((uint32_t)code) & 0xFFu));
+            }
+            break;
         default: break;  // excluded by embed_step_supported
     }
 }
@@ -86,7 +94,7 @@ bool CudaBackend::embed_step_supported(uint32_t dtype) const {
     switch (dtype) {
         case EDGE_DTYPE_F32: case EDGE_DTYPE_F16: case EDGE_DTYPE_BF16: case EDGE_DTYPE_Q8_0:
         case EDGE_DTYPE_INT4_32: case EDGE_DTYPE_INT4_64: case EDGE_DTYPE_INT4_128:
-        case EDGE_DTYPE_INT4A_32: case EDGE_DTYPE_INT4A_64: case EDGE_DTYPE_INT4A_128:
+        case EDGE_DTYPE_INT4A_32: case EDGE_DTYPE_INT4A_64: case EDGE_DTYPE_INT4A_128: case EDGE_DTYPE_NL4_32:
             return true;
         default:
             return false;

@@ -696,6 +696,11 @@ cudaError_t gemv_int4_glu(uint32_t dtype, const void* Wg, int64_t g_stride, cons
                           int64_t n, const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_q8_0_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,
                           const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_nl4_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
+                           cudaStream_t stream);
+cudaError_t gemv_nl4_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream);
+cudaError_t gemv_nl4_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,
+                         const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream);
 cudaError_t gemv_float(uint32_t dtype, const void* W, int64_t w_stride, int64_t rows, int64_t n, const void* X,
                        int64_t x_stride, int64_t ncols, float* Y, int64_t ldy, uint32_t flags, cudaStream_t stream);
 

@@ -46,5 +46,19 @@ cudaError_t gemv_nl4(const void* W, int64_t w_stride, int64_t rows, int64_t n, c
     return launch_blocks<DecNl4>(W, w_stride, rows, n, X, x_stride, ncols, Y, ldy, flags, stream);
 }
 
+cudaError_t gemv_nl4_fused(const CudaGemvMat* mats, int n_mats, int64_t n, const CudaGemvInput& in, uint32_t flags,
+                           cudaStream_t stream) {
+    return launch_fused<DecNl4>(mats, n_mats, n, in, flags, stream);
+}
+
+cudaError_t gemv_nl4_glu(const void* Wg, int64_t g_stride, const void* Wu, int64_t u_stride, int64_t rows, int64_t n,
+                         const CudaGemvInput& in, int act, float* g, uint32_t flags, cudaStream_t stream) {
+    return launch_glu<DecNl4>(Wg, g_stride, Wu, u_stride, rows, n, in, act, g, flags, stream);
+}
+
+cudaError_t gemv_nl4_moe(bool glu, const CudaMoeGemv& P, uint32_t flags, cudaStream_t stream) {
+    return launch_moe<DecNl4>(glu, P, flags, stream);
+}
+
 }  // namespace cuda_gemv_detail
 }  // namespace edge
